@@ -1,0 +1,271 @@
+"""Workspace settings: newsletter.toml, overridden by NEWSLETTER_* environment variables.
+
+Secrets never come from the file: the SMTP password is read from NEWSLETTER_SMTP_PASSWORD only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+CONFIG_NAME = "newsletter.toml"
+SECURITY_CHOICES = ("starttls", "tls", "none")
+
+
+@dataclass(frozen=True)
+class NewsletterSettings:
+    name: str = "Our Newsletter"
+    from_: str = "newsletter@example.org"
+    reply_to: str = ""
+    language: str = "en"
+    postal_address: str = ""
+    base_url: str = "http://127.0.0.1:8000"
+    subscribers: str = "subscribers.csv"
+    test_recipients: tuple[str, ...] = ()
+    list_id: str = ""
+    unsubscribe_mailto: str = ""
+
+    @property
+    def from_domain(self) -> str:
+        return self.from_.rpartition("@")[2].strip(" >").lower() or "localhost"
+
+    @property
+    def list_id_value(self) -> str:
+        """The List-Id label (RFC 2919): configured, or the name's slug under the From domain."""
+        if self.list_id:
+            return self.list_id
+        slug = re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-") or "newsletter"
+        return f"{slug}.{self.from_domain}"
+
+
+@dataclass(frozen=True)
+class BrandSettings:
+    logo: str = ""
+    logo_alt: str = ""
+    accent: str = "#1a6fb5"
+
+
+@dataclass(frozen=True)
+class SMTPSettings:
+    host: str = ""
+    port: int = 0
+    security: str = "starttls"
+    username: str = ""
+    password: str = field(default="", repr=False)
+    verify_certificates: bool = True
+    concurrency: int = 4
+    rate: float = 0.0
+    per_hour: int = 0
+    timeout: float = 60.0
+    messages_per_connection: int = 100
+    max_attempts: int = 5
+    retry_max_seconds: float = 600.0
+    max_consecutive_failures: int = 25
+
+    @property
+    def effective_port(self) -> int:
+        if self.port:
+            return self.port
+        return {"tls": 465, "starttls": 587}.get(self.security, 25)
+
+
+@dataclass(frozen=True)
+class DKIMSettings:
+    domain: str = ""
+    selector: str = ""
+    key_file: str = ""
+    key: bytes = field(default=b"", repr=False)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.domain and self.selector and (self.key or self.key_file))
+
+
+@dataclass(frozen=True)
+class Settings:
+    workspace: Path
+    config_path: Path
+    found: bool
+    newsletter: NewsletterSettings = NewsletterSettings()
+    brand: BrandSettings = BrandSettings()
+    smtp: SMTPSettings = SMTPSettings()
+    dkim: DKIMSettings = DKIMSettings()
+
+    def path(self, value: str) -> Path:
+        """A path from the settings, relative to the workspace."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.workspace / p
+
+    @property
+    def state_dir(self) -> Path:
+        return self.workspace / ".newsletter"
+
+    @property
+    def database_path(self) -> Path:
+        return self.state_dir / "newsletter.db"
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "newsletter": NewsletterSettings,
+    "brand": BrandSettings,
+    "smtp": SMTPSettings,
+    "dkim": DKIMSettings,
+}
+_SECRET_KEYS = {("smtp", "password"), ("dkim", "key")}
+
+
+def _toml_name(attr: str) -> str:
+    return attr.rstrip("_")
+
+
+def _key_line(text: str, section: str, key: str | None) -> int | None:
+    """Best-effort line of ``[section] key`` in the TOML text, for error messages."""
+    current = ""
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        header = re.match(r"^\[([^\]]+)\]", line)
+        if header:
+            current = header.group(1).strip()
+            if key is None and current == section:
+                return number
+            continue
+        if key and current == section and re.match(rf"^{re.escape(key)}\s*=", line):
+            return number
+    return None
+
+
+def _coerce(section: str, key: str, value: Any, default: Any, where: tuple[str, int | None]) -> Any:
+    file, line = where
+    label = f"[{section}] {key}"
+    if isinstance(default, bool):
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "0", "false", "no"):
+            return value.lower() in ("1", "true", "yes")
+        if not isinstance(value, bool):
+            raise ConfigError(f"{label} must be true or false, not {value!r}", file=file, line=line)
+        return value
+    if isinstance(default, int):
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{label} must be a whole number, not {value!r}", file=file, line=line) from None
+        if number < 0:
+            raise ConfigError(f"{label} must not be negative", file=file, line=line)
+        return number
+    if isinstance(default, float):
+        try:
+            real = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{label} must be a number, not {value!r}", file=file, line=line) from None
+        if real < 0:
+            raise ConfigError(f"{label} must not be negative", file=file, line=line)
+        return real
+    if isinstance(default, tuple):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{label} must be a list of strings", file=file, line=line)
+        return tuple(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{label} must be a string, not {value!r}", file=file, line=line)
+    return value
+
+
+def _section(
+    name: str, raw: Mapping[str, Any], env: Mapping[str, str], text: str, file: str
+) -> Any:
+    cls = _SECTIONS[name]
+    by_key = {_toml_name(f.name): f for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        line = _key_line(text, name, key)
+        if (name, key) in _SECRET_KEYS:
+            var = f"NEWSLETTER_{name.upper()}_{key.upper()}"
+            raise ConfigError(
+                f"[{name}] {key} must not be written in the file: set the environment variable {var}",
+                file=file, line=line,
+            )
+        if key not in by_key:
+            allowed = ", ".join(k for k in by_key if (name, k) not in _SECRET_KEYS)
+            raise ConfigError(f"unknown key [{name}] {key}; allowed: {allowed}", file=file, line=line)
+        f = by_key[key]
+        values[f.name] = _coerce(name, key, value, f.default, (file, line))
+    for key, f in by_key.items():
+        var = f"NEWSLETTER_{name.upper()}_{key.upper()}"
+        if var in env and name in ("smtp", "dkim"):
+            if (name, key) == ("dkim", "key"):
+                values[f.name] = env[var].encode()
+            else:
+                values[f.name] = _coerce(name, key, env[var], f.default, (var, None))
+    return cls(**values)
+
+
+def load_settings(
+    config: Path | None = None,
+    *,
+    workspace: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read settings. A missing file gives the defaults (``Settings.found`` is False)."""
+    env = os.environ if env is None else env
+    if config is None:
+        workspace = (workspace or Path.cwd()).resolve()
+        config = workspace / CONFIG_NAME
+    else:
+        config = config.resolve()
+        workspace = workspace.resolve() if workspace else config.parent
+    file = str(config)
+    text = ""
+    data: dict[str, Any] = {}
+    found = config.is_file()
+    if found:
+        text = config.read_text(encoding="utf-8")
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            match = re.search(r"line (\d+)", str(exc))
+            raise ConfigError(f"not valid TOML: {exc}", file=file,
+                              line=int(match.group(1)) if match else None) from None
+    elif config.name != CONFIG_NAME or config.parent != workspace:
+        raise ConfigError("settings file not found", file=file)
+    for name, value in data.items():
+        if name not in _SECTIONS:
+            raise ConfigError(
+                f"unknown section [{name}]; allowed: {', '.join(_SECTIONS)}",
+                file=file, line=_key_line(text, name, None),
+            )
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name} must be a [{name}] table", file=file, line=_key_line(text, name, None))
+    sections = {name: _section(name, data.get(name, {}), env, text, file) for name in _SECTIONS}
+    smtp: SMTPSettings = sections["smtp"]
+    if smtp.security not in SECURITY_CHOICES:
+        raise ConfigError(
+            f"[smtp] security must be one of {', '.join(SECURITY_CHOICES)}, not {smtp.security!r}",
+            file=file, line=_key_line(text, "smtp", "security"),
+        )
+    if smtp.concurrency < 1:
+        raise ConfigError("[smtp] concurrency must be at least 1", file=file,
+                          line=_key_line(text, "smtp", "concurrency"))
+    if smtp.max_attempts < 1:
+        raise ConfigError("[smtp] max_attempts must be at least 1", file=file,
+                          line=_key_line(text, "smtp", "max_attempts"))
+    password = env.get("NEWSLETTER_SMTP_PASSWORD", "")
+    if password:
+        smtp = SMTPSettings(**{**{f.name: getattr(smtp, f.name) for f in fields(smtp)}, "password": password})
+    news: NewsletterSettings = sections["newsletter"]
+    if not re.match(r"^https?://[^\s/]+", news.base_url):
+        raise ConfigError("[newsletter] base_url must be an absolute http(s) URL", file=file,
+                          line=_key_line(text, "newsletter", "base_url"))
+    if "@" not in news.from_:
+        raise ConfigError("[newsletter] from must be an email address", file=file,
+                          line=_key_line(text, "newsletter", "from"))
+    return Settings(
+        workspace=workspace, config_path=config, found=found, newsletter=news,
+        brand=sections["brand"], smtp=smtp, dkim=sections["dkim"],
+    )

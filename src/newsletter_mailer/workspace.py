@@ -1,0 +1,41 @@
+"""Where a workspace's files are, and the defaults the package ships (templates, the example).
+
+An installed wheel carries them inside the package; a source checkout reads them from the
+repository root, so there is one hand-kept copy only.
+"""
+
+from __future__ import annotations
+
+import shutil
+from importlib import resources
+from pathlib import Path
+
+SKELETON = ("newsletter.toml", "issues/example.md", "subscribers.csv.example")
+_SOURCE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def shipped(relative: str) -> Path:
+    """A file or folder the package ships: ``templates`` or one of the skeleton's files."""
+    package = Path(str(resources.files("newsletter_mailer")))
+    inside = package / relative if relative == "templates" else package / "skeleton" / relative
+    if inside.exists():
+        return inside
+    return _SOURCE_ROOT / relative
+
+
+def init_workspace(target: Path) -> list[Path]:
+    """Create a new workspace; refuses to overwrite. Returns the files written."""
+    written: list[Path] = []
+    target.mkdir(parents=True, exist_ok=True)
+    wanted = [*SKELETON, "templates"]
+    clashes = [name for name in wanted if (target / name).exists()]
+    if clashes:
+        raise FileExistsError(", ".join(str(target / c) for c in clashes))
+    for name in SKELETON:
+        destination = target / name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shipped(name), destination)
+        written.append(destination)
+    shutil.copytree(shipped("templates"), target / "templates")
+    written.append(target / "templates")
+    return written
