@@ -13,13 +13,14 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from .config import Settings, load_settings
 from .errors import NewsletterError
 from .render import SIZE_WARNING_BYTES
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_FINDINGS = 1
@@ -34,7 +35,7 @@ def friendly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except NewsletterError as exc:
-            err.print(f"[bold red]error:[/] {click.style(str(exc), bold=False)}", markup=True, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}")
             sys.exit(EXIT_USER_ERROR)
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -48,7 +49,7 @@ def settings_from(ctx: click.Context) -> Settings:
     settings = load_settings(config)
     if not settings.found and not ctx.obj.get("said_defaults"):
         err.print(f"note: no {settings.config_path.name} in {settings.workspace}: using defaults "
-                  "(`newsletter init` writes one)")
+                  "(`newsletter init` writes one)", markup=False)
         ctx.obj["said_defaults"] = True
     return settings
 
@@ -114,7 +115,7 @@ def check(ctx: click.Context, issue: Path) -> None:
     findings = check_issue(issue, settings_from(ctx))
     for finding in findings:
         colour = "red" if finding.level == "error" else "yellow"
-        out.print(f"[{colour}]{finding}[/]", soft_wrap=True)
+        out.print(f"[{colour}]{escape(str(finding))}[/]")
     errors = sum(f.level == "error" for f in findings)
     warnings = len(findings) - errors
     out.print(f"{errors} error(s), {warnings} warning(s)")

@@ -12,11 +12,11 @@ import hashlib
 import re
 import secrets
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email import policy
 from email.header import Header
 from email.quoprimime import body_encode
-from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from .config import Settings
@@ -71,7 +71,10 @@ def format_to(name: str, address: str) -> str:
 
 
 def _fold(name: str, value: str) -> bytes:
-    return policy.SMTP.fold(name, value).encode("ascii")
+    """A header line, RFC 2047-encoded where needed and folded, ending in CRLF."""
+    header = policy.SMTP.header_factory(name, value)
+    folded: str = header.fold(policy=policy.SMTP)
+    return folded.encode("ascii")
 
 
 @dataclass(frozen=True)
@@ -207,7 +210,7 @@ class MessageTemplate:
         }
         if self._subject_has_fields:
             subject = clean_value(self._fields.render_plain(self._subject, values))
-            folded = policy.SMTP.fold("Subject", subject).encode("ascii")
+            folded = _fold("Subject", subject)
             filled[("subject", None)] = folded[len(b"Subject: "):-2]
         for key in self._body_keys:
             index, context = key

@@ -172,7 +172,10 @@ def parse_issue_text(text: str, path: Path) -> Issue:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        mark = getattr(exc, "problem_mark", None)
+        context = getattr(exc, "context_mark", None)
+        if context is not None and (mark is None or mark.line >= front.count("\n")):
+            mark = context  # an error at the end of the text belongs where the construct opened
         line = mark.line + 2 if mark is not None else 1
         problem = getattr(exc, "problem", None) or str(exc)
         raise IssueError(f"front matter is not valid YAML: {problem}", file=path, line=line) from None

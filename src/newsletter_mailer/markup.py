@@ -126,7 +126,8 @@ def parse_inline(source: str) -> Token:
 
 def render_inline(source: str) -> str:
     """One line of Markdown (a highlight, an event title) to inline HTML."""
-    return _MD.renderInline(source).strip()
+    rendered: str = _MD.renderInline(source)
+    return rendered.strip()
 
 
 def references(source: str, first_line: int = 1) -> list[LinkRef]:

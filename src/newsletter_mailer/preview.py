@@ -32,8 +32,10 @@ PAGE = """<!doctype html>
 </style></head>
 <body><header>{title} <small id="state"></small></header>
 <main>
- <figure><figcaption>Desktop (640 px)</figcaption><iframe id="desktop" title="Desktop view" src="/html" width="640"></iframe></figure>
- <figure><figcaption>Phone (375 px)</figcaption><iframe id="phone" title="Phone view" src="/html" width="375"></iframe></figure>
+ <figure><figcaption>Desktop (640 px)</figcaption>
+  <iframe id="desktop" title="Desktop view" src="/html" width="640"></iframe></figure>
+ <figure><figcaption>Phone (375 px)</figcaption>
+  <iframe id="phone" title="Phone view" src="/html" width="375"></iframe></figure>
  <figure><figcaption>Text part</figcaption><pre id="text"></pre></figure>
 </main>
 <script>

@@ -1,0 +1,131 @@
+"""Shared fixtures: a fresh workspace per test, fixed signing key, and the real external
+programs (Chromium) the browser tests need."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from newsletter_mailer.config import Settings, load_settings
+from newsletter_mailer.workspace import init_workspace
+
+REPO = Path(__file__).resolve().parents[1]
+ARTEFACTS = REPO / "build" / "test-artefacts"
+TEST_SECRET = "test-secret-for-newsletter-mailer"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("NEWSLETTER_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("NEWSLETTER_SECRET", TEST_SECRET)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A workspace made by `init`, as an editor would start."""
+    root = tmp_path / "ws"
+    init_workspace(root)
+    return root
+
+
+@pytest.fixture
+def settings(workspace: Path) -> Settings:
+    return load_settings(workspace=workspace)
+
+
+def write_issue(folder: Path, front: str, body: str = "", name: str = "issue.md") -> Path:
+    path = folder / name
+    path.write_text(f"---\n{front.strip()}\n---\n{body}", encoding="utf-8")
+    return path
+
+
+_CHROMIUM: tuple[str, str] | str | None = "unknown"
+
+
+def _install_chromium() -> str | None:
+    """Install Debian's chromium and chromium-driver when we may; a reason when we may not."""
+    if shutil.which("chromium") and shutil.which("chromedriver"):
+        return None
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return ("Chromium is not installed and this run is not root: "
+                "install the Debian packages chromium and chromium-driver")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-qq"],
+                    ["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"]):
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+        if result.returncode != 0:
+            return f"installing Chromium failed: {result.stderr.strip()[-300:]}"
+    return None if shutil.which("chromium") and shutil.which("chromedriver") else "Chromium still missing"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> tuple[str, str]:
+    """Paths of chromium and chromedriver, installed on first use when running as root."""
+    global _CHROMIUM
+    if _CHROMIUM == "unknown":
+        reason = _install_chromium()
+        _CHROMIUM = reason if reason else (shutil.which("chromium") or "", shutil.which("chromedriver") or "")
+    if isinstance(_CHROMIUM, str):
+        pytest.skip(f"browser test skipped: {_CHROMIUM}")
+    assert _CHROMIUM is not None
+    return _CHROMIUM
+
+
+@pytest.fixture
+def browser(chromium: tuple[str, str], tmp_path: Path) -> Iterator[object]:
+    """A headless Chromium driven through chromedriver, with a fresh profile."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium[0]
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'chrome'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=chromium[1]), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve_asgi(app: object) -> Iterator[str]:
+    """Run an ASGI app under a real uvicorn server on loopback; yields its base URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",  # type: ignore[arg-type]
+                                           lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -1,0 +1,67 @@
+"""cli.py end to end: the real command in a subprocess, as an editor runs it."""
+
+from __future__ import annotations
+
+import email
+import subprocess
+import sys
+from email import policy
+from pathlib import Path
+
+from conftest import write_issue
+
+
+def run(*args: str, cwd: Path, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "newsletter_mailer", *args], cwd=cwd, input=input,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_init_render_check_on_a_fresh_workspace(tmp_path: Path) -> None:
+    result = run("init", "ws", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    ws = tmp_path / "ws"
+    assert (ws / "newsletter.toml").is_file() and (ws / "templates" / "newsletter.mjml").is_file()
+    result = run("render", "issues/example.md", cwd=ws)
+    assert result.returncode == 0, result.stderr
+    assert "HTML size:" in result.stdout
+    for suffix in ("html", "txt", "eml"):
+        assert (ws / "build" / f"example.{suffix}").stat().st_size > 1000
+    message = email.message_from_bytes((ws / "build" / "example.eml").read_bytes(), policy=policy.default)
+    assert message.get_content_type() == "multipart/alternative"
+    result = run("check", "issues/example.md", cwd=ws)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 error(s)" in result.stdout
+
+
+def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
+    assert run("init", "ws", cwd=tmp_path).returncode == 0
+    result = run("init", "ws", cwd=tmp_path)
+    assert result.returncode == 2 and "would overwrite" in result.stderr
+
+
+def test_check_reports_each_problem_with_its_line_and_exits_1(tmp_path: Path) -> None:
+    write_issue(tmp_path, "subject: S", "Intro\n\n## One\n\n![](https://example.org/a.png)\n\n"
+                "[relative](/page) and [fine](https://example.org/)\n")
+    result = run("check", "issue.md", cwd=tmp_path)
+    assert result.returncode == 1
+    expected = "issue.md:8: error: image https://example.org/a.png has no alt text: write ![what it shows](url)"
+    assert expected in result.stdout
+    assert "issue.md:10: error: link '/page' is not an absolute URL" in result.stdout
+
+
+def test_user_errors_print_one_line_and_no_traceback(tmp_path: Path) -> None:
+    write_issue(tmp_path, "subject: S\nauthor: me")
+    for args in (["render", "issue.md"], ["render", "missing.md"], ["--config", "nope.toml", "render", "issue.md"]):
+        result = run(*args, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        assert result.stderr.startswith("error:") or "error:" in result.stderr
+    result = run("render", "issue.md", cwd=tmp_path)
+    assert "issue.md:3: unknown key 'author'" in result.stderr
+
+
+def test_missing_settings_are_said_once(tmp_path: Path) -> None:
+    write_issue(tmp_path, "subject: S", "Hello\n")
+    result = run("render", "issue.md", cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stderr.count("using defaults") == 1

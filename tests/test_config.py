@@ -1,0 +1,79 @@
+"""config.py: newsletter.toml, environment overrides, and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from newsletter_mailer.config import load_settings
+from newsletter_mailer.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "newsletter.toml"
+    path.write_text(text)
+    return path
+
+
+def test_missing_file_gives_defaults(tmp_path: Path) -> None:
+    settings = load_settings(workspace=tmp_path, env={})
+    assert not settings.found
+    assert settings.smtp.host == "" and settings.smtp.concurrency == 4
+    assert settings.newsletter.language == "en"
+
+
+def test_example_settings_load(tmp_path: Path) -> None:
+    write(tmp_path, '[newsletter]\nname = "N"\nfrom = "n@example.org"\ntest_recipients = ["e@example.org"]\n'
+                    '[smtp]\nhost = "smtp.example.org"\nsecurity = "tls"\nrate = 5\n')
+    settings = load_settings(workspace=tmp_path, env={})
+    assert settings.found and settings.smtp.effective_port == 465
+    assert settings.smtp.rate == 5.0
+    assert settings.newsletter.test_recipients == ("e@example.org",)
+    assert settings.newsletter.list_id_value == "n.example.org"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ('[newsletter]\nname = "N"\ncolour = "red"\n', 3, "unknown key [newsletter] colour"),
+        ("[mail]\nx = 1\n", 1, "unknown section [mail]"),
+        ('[smtp]\nsecurity = "ssl"\n', 2, "security must be one of"),
+        ('[smtp]\nport = "twenty"\n', 2, "[smtp] port must be a whole number"),
+        ('[smtp]\npassword = "hunter2"\n', 2, "NEWSLETTER_SMTP_PASSWORD"),
+        ("[smtp]\nconcurrency = 0\n", 2, "concurrency must be at least 1"),
+        ('[newsletter]\nbase_url = "example.org"\n', 2, "base_url must be an absolute"),
+        ("[newsletter\nname = 1\n", 1, "not valid TOML"),
+    ],
+)
+def test_invalid_settings_name_the_key_and_line(tmp_path: Path, text: str, line: int, fragment: str) -> None:
+    write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(workspace=tmp_path, env={})
+    assert fragment in caught.value.message
+    assert caught.value.line == line
+    assert "hunter2" not in str(caught.value)
+
+
+def test_environment_overrides_every_smtp_key_and_supplies_the_password(tmp_path: Path) -> None:
+    write(tmp_path, '[smtp]\nhost = "file.example.org"\nport = 25\n')
+    env = {"NEWSLETTER_SMTP_HOST": "env.example.org", "NEWSLETTER_SMTP_PORT": "2525",
+           "NEWSLETTER_SMTP_SECURITY": "none", "NEWSLETTER_SMTP_USERNAME": "u",
+           "NEWSLETTER_SMTP_CONCURRENCY": "8", "NEWSLETTER_SMTP_RATE": "2.5",
+           "NEWSLETTER_SMTP_VERIFY_CERTIFICATES": "false", "NEWSLETTER_SMTP_PASSWORD": "s3cret"}
+    smtp = load_settings(workspace=tmp_path, env=env).smtp
+    assert (smtp.host, smtp.port, smtp.security, smtp.username) == ("env.example.org", 2525, "none", "u")
+    assert (smtp.concurrency, smtp.rate, smtp.verify_certificates) == (8, 2.5, False)
+    assert smtp.password == "s3cret"
+    assert "s3cret" not in repr(smtp)
+
+
+def test_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(workspace=tmp_path, env={"NEWSLETTER_SMTP_PORT": "abc"})
+    assert str(caught.value).startswith("NEWSLETTER_SMTP_PORT:")
+
+
+def test_explicit_config_path_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "other.toml", env={})
