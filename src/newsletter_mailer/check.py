@@ -114,3 +114,8 @@ def check_issue(path: Path, settings: Settings) -> list[Finding]:
 
 def has_errors(findings: list[Finding]) -> bool:
     return any(f.level == "error" for f in findings)
+
+
+def run_check(path: Path, settings: Settings) -> list[Finding]:
+    """The check ``send`` runs before it sends."""
+    return check_issue(path, settings)

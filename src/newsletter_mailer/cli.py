@@ -137,3 +137,187 @@ def preview(ctx: click.Context, issue: Path, host: str, port: int) -> None:
     settings_from(ctx)
     out.print(f"preview of {issue} at http://{host}:{port}/ (Ctrl+C to stop)")
     uvicorn.run(create_app(issue, ctx.obj.get("config")), host=host, port=port, log_level="warning")
+
+
+class RichProgress:
+    """Shows a dispatch as it goes: sent, failed, rate, time left."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.sent = self.failed = self.skipped = 0
+        self.started_at = 0.0
+        self.bar = Progress(
+            TextColumn("[bold]sending[/]"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=err, transient=False,
+        )
+        self.task = self.bar.add_task("send", total=0, detail="")
+
+    def started(self, total: int) -> None:
+        import time
+
+        self.started_at = time.monotonic()
+        self.bar.update(self.task, total=total)
+        self.bar.start()
+
+    def finished_one(self, address: str, result: Any) -> None:
+        import time
+
+        from .transport import Kind
+
+        if result is None:
+            self.skipped += 1
+        elif result.kind is Kind.SENT:
+            self.sent += 1
+        else:
+            self.failed += 1
+            self.bar.console.print(f"[red]failed[/] {escape(address)}: {escape(str(result))}")
+        rate = self.sent / max(time.monotonic() - self.started_at, 1e-6)
+        self.bar.update(self.task, advance=1,
+                        detail=f"sent {self.sent}, failed {self.failed}, {rate:.0f}/s")
+
+    def retrying(self, address: str, result: Any, delay: float) -> None:
+        self.bar.console.print(f"[yellow]will retry[/] {escape(address)} in {delay:.0f}s: {escape(str(result))}")
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+def _print_preflight(p: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Pre-flight: {p.issue} to {p.subscribers}", show_header=False, title_justify="left")
+    table.add_row("to send now", f"[bold]{p.to_send}[/]")
+    table.add_row("skipped: invalid address", str(p.invalid))
+    table.add_row("skipped: duplicate", str(p.duplicates))
+    table.add_row("skipped: unsubscribed or bounced", str(p.suppressed))
+    table.add_row("already sent", str(p.already_sent))
+    if p.failed:
+        table.add_row("failed earlier (--retry-failed to try again)", str(p.failed))
+    if p.resumed_in_flight:
+        table.add_row("in flight when the last run stopped (will be resent)", str(p.resumed_in_flight))
+    out.print(table)
+    for problem in p.problems[:20]:
+        err.print(problem, markup=False)
+    hidden = len(p.problems) - 20 + p.more_problems
+    if hidden > 0:
+        err.print(f"... and {hidden} more skipped rows (`newsletter subscribers check` lists them)")
+
+
+@main.command()
+@click.argument("issue", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--test", "test", is_flag=True, help="Send a test copy to the test recipients (or --to).")
+@click.option("--to", "to", multiple=True, help="With --test: any address, repeatable.")
+@click.option("--subscribers", type=click.Path(path_type=Path, dir_okay=False),
+              help="Subscriber CSV (default: [newsletter] subscribers).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Build every message, send nothing.")
+@click.option("--retry-failed", is_flag=True, help="Try the recipients that failed before again.")
+@click.option("--concurrency", type=click.IntRange(1, 200), help="Parallel SMTP connections.")
+@click.option("--rate", type=click.FloatRange(0), help="Messages per second (0: no limit).")
+@click.option("--force", is_flag=True, help="Send even if the pre-send check finds errors.")
+@click.pass_context
+@friendly
+def send(ctx: click.Context, issue: Path, test: bool, to: tuple[str, ...], subscribers: Path | None, yes: bool,
+         dry_run: bool, retry_failed: bool, concurrency: int | None, rate: float | None, force: bool) -> None:
+    """Send ISSUE: a test with --test, otherwise to every subscriber, resumably."""
+    from dataclasses import replace
+
+    from . import dispatch
+    from .check import has_errors, run_check
+
+    settings = settings_from(ctx)
+    if concurrency is not None or rate is not None:
+        smtp = replace(settings.smtp, concurrency=concurrency or settings.smtp.concurrency,
+                       rate=settings.smtp.rate if rate is None else rate)
+        settings = replace(settings, smtp=smtp)
+    if to and not test:
+        raise click.UsageError("--to goes with --test")
+    findings = run_check(issue, settings)
+    for finding in findings:
+        err.print(f"[{'red' if finding.level == 'error' else 'yellow'}]{escape(str(finding))}[/]")
+    if has_errors(findings):
+        if not force:
+            from .errors import CheckFailed
+
+            raise CheckFailed("the pre-send check found errors (listed above); fix them, or send with --force")
+        err.print("[yellow]sending despite errors (--force)[/]")
+    if test:
+        result = dispatch.send_test(issue, settings, to)
+        failed = False
+        for address, outcome in result.results:
+            ok = outcome.kind.value == "sent"
+            failed |= not ok
+            out.print(f"{'sent' if ok else '[red]failed[/]'} test to {escape(address)}: {escape(str(outcome))}")
+        if result.outbox:
+            out.print(f"no SMTP host is configured: the test went to the local outbox {result.outbox}/new/ "
+                      "(open the files with a mail client)")
+        sys.exit(EXIT_FINDINGS if failed else 0)
+    if dry_run:
+        report = dispatch.dry_run(issue, settings, subscribers)
+        for problem in report.problems[:20]:
+            err.print(problem, markup=False)
+        out.print(f"dry run: built {report.built} messages ({report.octets / 1e6:.1f} MB), sent none; "
+                  f"skipped {report.invalid} invalid, {report.duplicates} duplicate, "
+                  f"{report.suppressed} unsubscribed, {report.already_sent} already sent")
+        return
+    with dispatch.open_campaign(issue, settings, subscribers, retry_failed) as campaign:
+        _print_preflight(campaign.preflight)
+        if campaign.preflight.to_send == 0:
+            out.print("nothing to send")
+            sys.exit(EXIT_FINDINGS if campaign.preflight.failed else 0)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise click.UsageError("not asking for confirmation without a terminal: add --yes to send")
+            click.confirm(f"Send {campaign.issue} to {campaign.preflight.to_send} recipients?", abort=True)
+        if not settings.smtp.host:
+            out.print(f"no SMTP host is configured: delivering through a built-in SMTP server on loopback "
+                      f"into {settings.workspace / 'outbox'}/new/")
+        progress = RichProgress()
+        try:
+            summary = campaign.run(progress)
+        finally:
+            progress.stop()
+    out.print(f"sent {summary.sent}, failed {summary.failed}, skipped as unsubscribed {summary.suppressed}, "
+              f"in {summary.elapsed:.1f}s")
+    if summary.possibly_duplicated:
+        out.print(f"[yellow]possibly duplicated: {summary.possibly_duplicated}[/] (in flight when an earlier run "
+                  "stopped, or the connection dropped after the message was sent; same Message-ID)")
+    if summary.left_pending:
+        out.print(f"[yellow]{summary.left_pending} still to send[/]: run the same command again to resume")
+    if summary.failed:
+        out.print(f"`newsletter status {issue}` lists the failures; `--retry-failed` tries them again")
+    sys.exit(EXIT_FINDINGS if summary.failed or summary.left_pending else 0)
+
+
+@main.command()
+@click.argument("issue", type=click.Path(path_type=Path, dir_okay=False))
+@click.pass_context
+@friendly
+def status(ctx: click.Context, issue: Path) -> None:
+    """Journal counts for ISSUE and each failed recipient with its last SMTP reply."""
+    from .journal import SQLiteJournal
+
+    settings = settings_from(ctx)
+    if not settings.database_path.exists():
+        out.print(f"{issue.stem}: nothing sent yet")
+        return
+    journal = SQLiteJournal.open(settings.database_path)
+    try:
+        counts = journal.counts(issue.stem)
+        failures = journal.failures(issue.stem)
+    finally:
+        journal.close()
+    out.print(f"{issue.stem}: sent {counts['sent']}, pending {counts['pending']}, failed {counts['failed']}, "
+              f"skipped as unsubscribed {counts['suppressed']}, in flight {counts['sending']}, "
+              f"possibly duplicated {counts['resent']}")
+    for address, attempts, reply in failures:
+        out.print(f"failed {escape(address)} after {attempts} attempt(s): {escape(reply)}")

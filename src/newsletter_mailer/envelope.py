@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from email import policy
 from email.header import Header
 from email.quoprimime import body_encode
-from typing import Protocol
 
 from .config import Settings
 from .links import TokenSigner
@@ -40,8 +39,7 @@ class Envelope:
     message_id: str
 
 
-class Signer(Protocol):
-    def __call__(self, message: bytes) -> bytes: ...
+Signer = Callable[[bytes], bytes]  # adds a DKIM-Signature to a finished message
 
 
 def qp(text: str) -> bytes:

@@ -1,0 +1,251 @@
+"""The send journal: one row per (issue, recipient) with its state, written in small
+transactions, so a crash never skips anyone and resends at most the messages in flight.
+
+States: pending -> sending -> sent | failed | suppressed; a temporary failure puts the row back
+to pending. A row found in ``sending`` when a run starts was in flight at a crash: it is sent
+again and counted as possibly duplicated.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from .errors import AlreadySending
+from .subscribers import Subscriber
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    id           INTEGER PRIMARY KEY,
+    issue        TEXT    NOT NULL,
+    address      TEXT    NOT NULL,
+    name         TEXT    NOT NULL DEFAULT '',
+    fields       TEXT    NOT NULL DEFAULT '',
+    line         INTEGER NOT NULL DEFAULT 0,
+    state        TEXT    NOT NULL DEFAULT 'pending',
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    last_reply   TEXT    NOT NULL DEFAULT '',
+    message_id   TEXT    NOT NULL DEFAULT '',
+    resent       INTEGER NOT NULL DEFAULT 0,
+    created      REAL    NOT NULL,
+    updated      REAL    NOT NULL,
+    sent_at      REAL,
+    UNIQUE (issue, address)
+);
+CREATE INDEX IF NOT EXISTS deliveries_by_state ON deliveries (issue, state, id);
+CREATE TABLE IF NOT EXISTS suppressions (
+    address  TEXT PRIMARY KEY COLLATE NOCASE,
+    reason   TEXT NOT NULL,
+    source   TEXT NOT NULL DEFAULT '',
+    created  REAL NOT NULL
+);
+"""
+
+STATES = ("pending", "sending", "sent", "failed", "suppressed")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    address: str
+    name: str
+    fields: tuple[tuple[str, str], ...]
+    attempts: int = 0
+    last_reply: str = ""
+    resent: bool = False
+
+    def subscriber(self) -> Subscriber:
+        return Subscriber(email=self.address, name=self.name, fields=self.fields)
+
+
+class Journal(Protocol):
+    """What a dispatch needs from its journal; SQLite here, another database later."""
+
+    def add_recipients(self, issue: str, subscribers: Iterable[Subscriber]) -> int: ...
+    def recover_in_flight(self, issue: str) -> int: ...
+    def pending(self, issue: str, batch: int = 500) -> Iterator[Delivery]: ...
+    def claim(self, delivery: Delivery) -> bool: ...
+    def mark_sent(self, delivery: Delivery, message_id: str, reply: str) -> None: ...
+    def mark_deferred(self, delivery: Delivery, reply: str, *, uncertain: bool) -> None: ...
+    def mark_failed(self, delivery: Delivery, reply: str) -> None: ...
+    def counts(self, issue: str) -> dict[str, int]: ...
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """The workspace database, shared by send, serve and the suppression commands."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    # WAL + NORMAL survives a killed process (what we guard against); only an OS crash may lose
+    # the last commits, and then the Message-ID still lets receivers fold a duplicate.
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA busy_timeout=30000")
+    db.executescript(SCHEMA)
+    return db
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _fields_json(fields: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")) if fields else ""
+
+
+class SQLiteJournal:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    @classmethod
+    def open(cls, path: Path) -> SQLiteJournal:
+        return cls(connect(path))
+
+    def close(self) -> None:
+        self.db.close()
+
+    def add_recipients(self, issue: str, subscribers: Iterable[Subscriber]) -> int:
+        """Insert new recipients as pending, in batches; returns how many were new."""
+        added = 0
+        now = time.time()
+        batch: list[tuple[object, ...]] = []
+
+        def flush() -> int:
+            with transaction(self.db):
+                before = self.db.total_changes
+                self.db.executemany(
+                    "INSERT OR IGNORE INTO deliveries (issue, address, name, fields, line, created, updated)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)", batch)
+                count = self.db.total_changes - before
+            batch.clear()
+            return count
+
+        for sub in subscribers:
+            batch.append((issue, sub.email, sub.name, _fields_json(sub.fields), sub.line, now, now))
+            if len(batch) >= 2000:
+                added += flush()
+        if batch:
+            added += flush()
+        return added
+
+    def recover_in_flight(self, issue: str) -> int:
+        """Rows left in ``sending`` by a killed run go back to pending, flagged as resent."""
+        with transaction(self.db):
+            cursor = self.db.execute(
+                "UPDATE deliveries SET state = 'pending', resent = 1, updated = ?,"
+                " last_reply = 'in flight when an earlier run stopped' WHERE issue = ? AND state = 'sending'",
+                (time.time(), issue))
+        return cursor.rowcount
+
+    def pending(self, issue: str, batch: int = 500) -> Iterator[Delivery]:
+        """Pending rows in list order, read a page at a time."""
+        last = 0
+        while True:
+            rows = self.db.execute(
+                "SELECT id, address, name, fields, attempts, last_reply, resent FROM deliveries"
+                " WHERE issue = ? AND state = 'pending' AND id > ? ORDER BY id LIMIT ?",
+                (issue, last, batch)).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                fields = tuple(tuple(pair) for pair in json.loads(row[3])) if row[3] else ()
+                yield Delivery(row[0], row[1], row[2], fields, row[4], row[5], bool(row[6]))
+            last = rows[-1][0]
+
+    def claim(self, delivery: Delivery) -> bool:
+        """Mark a row in flight; False (and the row marked suppressed) if the address has
+        unsubscribed or bounced meanwhile."""
+        now = time.time()
+        with transaction(self.db):
+            if self.db.execute("SELECT 1 FROM suppressions WHERE address = ?", (delivery.address,)).fetchone():
+                self.db.execute("UPDATE deliveries SET state = 'suppressed', updated = ? WHERE id = ?",
+                                (now, delivery.id))
+                return False
+            self.db.execute("UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated = ?"
+                            " WHERE id = ? AND state = 'pending'", (now, delivery.id))
+        return True
+
+    def mark_sent(self, delivery: Delivery, message_id: str, reply: str) -> None:
+        now = time.time()
+        self.db.execute("UPDATE deliveries SET state = 'sent', message_id = ?, last_reply = ?, updated = ?,"
+                        " sent_at = ? WHERE id = ?", (message_id, reply, now, now, delivery.id))
+
+    def mark_deferred(self, delivery: Delivery, reply: str, *, uncertain: bool) -> None:
+        self.db.execute("UPDATE deliveries SET state = 'pending', last_reply = ?, updated = ?,"
+                        " resent = resent OR ? WHERE id = ?", (reply, time.time(), int(uncertain), delivery.id))
+
+    def mark_failed(self, delivery: Delivery, reply: str) -> None:
+        self.db.execute("UPDATE deliveries SET state = 'failed', last_reply = ?, updated = ? WHERE id = ?",
+                        (reply, time.time(), delivery.id))
+
+    def release(self, delivery: Delivery) -> None:
+        """A claimed row that was never handed to the server goes back to pending as it was."""
+        self.db.execute("UPDATE deliveries SET state = 'pending', attempts = MAX(attempts - 1, 0),"
+                        " updated = ? WHERE id = ? AND state = 'sending'", (time.time(), delivery.id))
+
+    def counts(self, issue: str) -> dict[str, int]:
+        counts = dict.fromkeys(STATES, 0)
+        for state, n in self.db.execute(
+                "SELECT state, COUNT(*) FROM deliveries WHERE issue = ? GROUP BY state", (issue,)):
+            counts[state] = n
+        counts["resent"] = self.db.execute(
+            "SELECT COUNT(*) FROM deliveries WHERE issue = ? AND resent = 1", (issue,)).fetchone()[0]
+        return counts
+
+    def pending_suppressed(self, issue: str) -> int:
+        """Pending rows whose address is on the suppression list (they will be skipped)."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM deliveries d JOIN suppressions s ON s.address = d.address"
+            " WHERE d.issue = ? AND d.state = 'pending'", (issue,)).fetchone()
+        return int(row[0])
+
+    def state_of(self, issue: str, address: str) -> str | None:
+        row = self.db.execute("SELECT state FROM deliveries WHERE issue = ? AND address = ?",
+                              (issue, address)).fetchone()
+        return str(row[0]) if row else None
+
+    def failures(self, issue: str) -> list[tuple[str, int, str]]:
+        return [(r[0], r[1], r[2]) for r in self.db.execute(
+            "SELECT address, attempts, last_reply FROM deliveries WHERE issue = ? AND state = 'failed'"
+            " ORDER BY id", (issue,))]
+
+    def retry_failed(self, issue: str) -> int:
+        with transaction(self.db):
+            cursor = self.db.execute("UPDATE deliveries SET state = 'pending', updated = ?"
+                                     " WHERE issue = ? AND state = 'failed'", (time.time(), issue))
+        return cursor.rowcount
+
+
+@contextmanager
+def send_lock(state_dir: Path, issue: str) -> Iterator[None]:
+    """Only one send of an issue at a time; the OS drops the lock if the process dies."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / f"send-{issue}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip()
+            raise AlreadySending(
+                f"another `newsletter send` of {issue} is running{f' (pid {holder})' if holder else ''}; "
+                "wait for it to finish or stop it first") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(fd)
