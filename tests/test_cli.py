@@ -65,3 +65,50 @@ def test_missing_settings_are_said_once(tmp_path: Path) -> None:
     result = run("render", "issue.md", cwd=tmp_path)
     assert result.returncode == 0
     assert result.stderr.count("using defaults") == 1
+
+
+def test_send_refuses_without_a_terminal_unless_yes_then_sends_and_reports(tmp_path: Path) -> None:
+    from smtpd import SMTPTestServer
+
+    from test_dispatch import make_workspace
+
+    with SMTPTestServer() as server:
+        root = make_workspace(tmp_path / "ws", server.port, 5)
+        refused = run("send", "issue.md", cwd=root)
+        assert refused.returncode == 2 and "--yes" in refused.stderr
+        assert server.handler.messages == []
+        sent = run("send", "issue.md", "--yes", cwd=root)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert "to send now" in sent.stdout and "sent 5, failed 0" in sent.stdout
+        assert len(server.handler.messages) == 5
+        status = run("status", "issue.md", cwd=root)
+        assert "sent 5, pending 0, failed 0" in status.stdout
+        test = run("send", "issue.md", "--test", "--to", "anyone@example.net", cwd=root)
+        assert test.returncode == 0 and "sent test to anyone@example.net" in test.stdout
+        assert server.handler.messages[-1].rcpt_tos == ("anyone@example.net",)
+        dry = run("send", "issue.md", "--dry-run", cwd=root)
+        assert "built 0 messages" in dry.stdout and "5 already sent" in dry.stdout
+        assert len(server.handler.messages) == 6
+
+
+def test_status_lists_failures_with_their_reply(tmp_path: Path) -> None:
+    from smtpd import Faults, SMTPTestServer
+
+    from test_dispatch import make_workspace
+
+    with SMTPTestServer(Faults(reject=frozenset({"user1@example.org"}))) as server:
+        root = make_workspace(tmp_path / "ws", server.port, 3)
+        result = run("send", "issue.md", "--yes", cwd=root)
+    assert result.returncode == 1 and "sent 2, failed 1" in result.stdout
+    status = run("status", "issue.md", cwd=root)
+    assert "failed user1@example.org after 1 attempt(s): 550 5.1.1" in status.stdout
+
+
+def test_send_with_unreachable_relay_is_one_clear_line(tmp_path: Path) -> None:
+    from conftest import free_port
+    from test_dispatch import make_workspace
+
+    root = make_workspace(tmp_path / "ws", free_port(), 2)
+    result = run("send", "issue.md", "--yes", cwd=root)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "cannot connect to the SMTP server" in result.stderr

@@ -66,6 +66,7 @@ class SMTPSettings:
     timeout: float = 60.0
     messages_per_connection: int = 100
     max_attempts: int = 5
+    retry_delay: float = 2.0
     retry_max_seconds: float = 600.0
     max_consecutive_failures: int = 25
 

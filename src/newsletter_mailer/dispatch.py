@@ -126,17 +126,14 @@ class Campaign:
         return MessageTemplate(self.rendered, self.settings, signer_for(self.settings),
                                dkim=dkim_signer(self.settings))
 
-    def run(self, progress: Progress | None = None, transport: Transport | None = None,
-            retry_base: float = 2.0) -> Summary:
+    def run(self, progress: Progress | None = None, transport: Transport | None = None) -> Summary:
         progress = progress or NoProgress()
         if transport is not None:
-            return asyncio.run(self._run(transport, self.settings.smtp, progress, retry_base))
+            return asyncio.run(self._run(transport, self.settings.smtp, progress))
         with delivery_route(self.settings) as route:
-            smtp = route.smtp
-            return asyncio.run(self._run(SMTPTransport(smtp), smtp, progress, retry_base))
+            return asyncio.run(self._run(SMTPTransport(route.smtp), route.smtp, progress))
 
-    async def _run(self, transport: Transport, smtp: SMTPSettings, progress: Progress,
-                   retry_base: float) -> Summary:
+    async def _run(self, transport: Transport, smtp: SMTPSettings, progress: Progress) -> Summary:
         await transport.probe()  # a refused connection or login stops here, before any claim
         template = self.template()
         journal = self.journal
@@ -182,7 +179,7 @@ class Campaign:
             if result.kind is Kind.TEMPORARY:
                 elapsed = time.monotonic() - first_try.setdefault(job.id, time.monotonic())
                 if attempts < smtp.max_attempts and elapsed < smtp.retry_max_seconds:
-                    delay = backoff(attempts, retry_base)
+                    delay = backoff(attempts, smtp.retry_delay)
                     journal.mark_deferred(job, str(result), uncertain=result.uncertain)
                     heapq.heappush(retries, (time.monotonic() + delay, next(sequence),
                                              replace(job, attempts=attempts,
@@ -199,7 +196,7 @@ class Campaign:
             summary.failed += 1
             summary.failures.append((job.address, reply))
             progress.finished_one(job.address, result)
-            return backoff(1, retry_base) if result.reset_connection else 0.0
+            return backoff(1, smtp.retry_delay) if result.reset_connection else 0.0
 
         async def worker() -> None:
             connection = transport.connection()
