@@ -321,3 +321,131 @@ def status(ctx: click.Context, issue: Path) -> None:
               f"possibly duplicated {counts['resent']}")
     for address, attempts, reply in failures:
         out.print(f"failed {escape(address)} after {attempts} attempt(s): {escape(reply)}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.pass_context
+@friendly
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Run the unsubscribe endpoint (GET confirm page, POST one-click unsubscribe, /healthz)."""
+    import uvicorn
+
+    from .web import create_app
+
+    settings = settings_from(ctx)
+    out.print(f"unsubscribe endpoint for {settings.newsletter.name} on http://{host}:{port}/ "
+              f"(links point to {settings.newsletter.base_url})", markup=False)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", proxy_headers=True)
+
+
+@main.command()
+@click.argument("address")
+@click.option("--reason", type=click.Choice(["unsubscribed", "bounced", "complained", "manual"]),
+              default="unsubscribed", show_default=True)
+@click.pass_context
+@friendly
+def unsubscribe(ctx: click.Context, address: str, reason: str) -> None:
+    """Put ADDRESS on the suppression list: no send mails it again."""
+    from email_validator import EmailNotValidError
+
+    from .errors import UserInputError
+    from .journal import connect
+    from .subscribers import normalise_address
+    from .suppressions import SuppressionList
+
+    settings = settings_from(ctx)
+    try:
+        normalised = normalise_address(address)
+    except EmailNotValidError as exc:
+        raise UserInputError(f"{address!r} is not a valid address: {exc}") from None
+    db = connect(settings.database_path)
+    try:
+        added = SuppressionList(db).add(normalised, reason, "cli")
+    finally:
+        db.close()
+    out.print(f"{normalised} {'suppressed' if added else 'was already suppressed'} ({reason})", markup=False)
+
+
+@main.group()
+def suppressions() -> None:
+    """Export or import the suppression list."""
+
+
+@suppressions.command("export")
+@click.argument("csv_path", type=click.Path(path_type=Path, dir_okay=False), default="-")
+@click.pass_context
+@friendly
+def suppressions_export(ctx: click.Context, csv_path: Path) -> None:
+    """Write the suppression list as CSV (email, reason, source, created) to CSV_PATH or stdout."""
+    from .journal import connect
+    from .suppressions import SuppressionList
+
+    db = connect(settings_from(ctx).database_path)
+    try:
+        if str(csv_path) == "-":
+            count = SuppressionList(db).export_csv(sys.stdout)
+        else:
+            with csv_path.open("w", encoding="utf-8", newline="") as handle:
+                count = SuppressionList(db).export_csv(handle)
+    finally:
+        db.close()
+    err.print(f"exported {count} suppressed addresses")
+
+
+@suppressions.command("import")
+@click.argument("csv_path", type=click.Path(path_type=Path, dir_okay=False))
+@click.pass_context
+@friendly
+def suppressions_import(ctx: click.Context, csv_path: Path) -> None:
+    """Add every address in CSV_PATH (an email column, optional reason) to the suppression list."""
+    from .journal import connect
+    from .suppressions import SuppressionList
+
+    db = connect(settings_from(ctx).database_path)
+    try:
+        added, problems = SuppressionList(db).import_csv(csv_path)
+    finally:
+        db.close()
+    for problem in problems:
+        err.print(problem, markup=False)
+    out.print(f"imported {added} new suppressed addresses")
+
+
+@main.group()
+def subscribers() -> None:
+    """Inspect a subscriber list."""
+
+
+@subscribers.command("check")
+@click.argument("csv_path", type=click.Path(path_type=Path, dir_okay=False), required=False)
+@click.pass_context
+@friendly
+def subscribers_check(ctx: click.Context, csv_path: Path | None) -> None:
+    """Report invalid and duplicate rows of CSV_PATH and how many addresses would be mailed."""
+    from .journal import connect
+    from .subscribers import ListReport, read_subscribers
+    from .suppressions import SuppressionList
+
+    settings = settings_from(ctx)
+    path = csv_path or settings.path(settings.newsletter.subscribers)
+    report = ListReport(path)
+    db = connect(settings.database_path) if settings.database_path.exists() else None
+    suppressed = 0
+    try:
+        lst = SuppressionList(db) if db else None
+        for subscriber in read_subscribers(path, report):
+            if lst is not None and subscriber.email in lst:
+                suppressed += 1
+    finally:
+        if db:
+            db.close()
+    for problem in report.problems:
+        out.print(problem, markup=False)
+    if report.more_problems:
+        out.print(f"... and {report.more_problems} more")
+    out.print(f"{report.valid} valid addresses: {report.valid - suppressed} would be mailed, "
+              f"{suppressed} are unsubscribed or bounced; skipped {report.invalid} invalid and "
+              f"{report.duplicates} duplicate rows")
+    sys.exit(EXIT_FINDINGS if report.invalid or report.duplicates else 0)

@@ -1,0 +1,106 @@
+"""The whole unsubscribe loop against real parts: an issue goes out through a real SMTP server,
+the link is taken from the received message, the one-click POST goes to the endpoint under
+uvicorn, and the next send skips the address. Then a person does it in Chromium."""
+
+from __future__ import annotations
+
+import email
+import re
+import subprocess
+import sys
+from email import policy
+from pathlib import Path
+from smtpd import SMTPTestServer
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import ARTEFACTS, serve_asgi
+from newsletter_mailer import dispatch
+from newsletter_mailer.config import load_settings
+from newsletter_mailer.web import create_app
+from test_dispatch import make_workspace
+
+
+def unsubscribe_link(data: bytes) -> str:
+    message = email.message_from_bytes(data, policy=policy.default)
+    match = re.search(r"<(https?://[^>]+/unsubscribe/[\w-]+)>", message["List-Unsubscribe"])
+    assert match is not None
+    body_links = re.findall(r'href="([^"]+/unsubscribe/[^"]+)"', message.get_body(("html",)).get_content())
+    assert body_links == [match.group(1)]  # the visible link is the same as the header's
+    return match.group(1)
+
+
+def test_one_click_from_a_received_message_stops_the_next_send(tmp_path: Path) -> None:
+    with SMTPTestServer() as server:
+        root = make_workspace(tmp_path / "ws", server.port, 5)
+        settings = load_settings(workspace=root)
+        with serve_asgi(create_app(settings)) as base:
+            text = (root / "newsletter.toml").read_text().replace("https://lists.example.org", base)
+            (root / "newsletter.toml").write_text(text)
+            settings = load_settings(workspace=root)
+            with dispatch.open_campaign(root / "issue.md", settings) as campaign:
+                campaign.run()
+            received = next(m for m in server.handler.messages if m.rcpt_tos == ("user2@example.org",))
+            link = unsubscribe_link(received.data)
+            assert link.startswith(base)
+            response = httpx.post(link, content="List-Unsubscribe=One-Click",
+                                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+            assert response.status_code == 200
+        (root / "second.md").write_text("---\nsubject: Second issue\n---\nHello again\n")
+        with dispatch.open_campaign(root / "second.md", settings) as campaign:
+            assert campaign.preflight.suppressed == 1 and campaign.preflight.to_send == 4
+            summary = campaign.run()
+    assert summary.sent == 4
+    second = [m.rcpt_tos[0] for m in server.handler.messages[5:]]
+    assert sorted(second) == ["user0@example.org", "user1@example.org", "user3@example.org", "user4@example.org"]
+    result = subprocess.run([sys.executable, "-m", "newsletter_mailer", "suppressions", "export"], cwd=root,
+                            capture_output=True, text=True, timeout=60)
+    assert "user2@example.org,unsubscribed,one-click," in result.stdout
+
+
+def heading_becomes(browser: Any, text: str) -> None:
+    """Wait for the page after a form post to show ``text`` in its h1."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def shows(driver: Any) -> bool:
+        try:
+            return text in driver.find_element(By.TAG_NAME, "h1").text
+        except StaleElementReferenceException:
+            return False
+
+    WebDriverWait(browser, 15).until(shows)
+
+
+@pytest.mark.browser
+def test_a_person_confirms_in_chromium_and_undoes_it(browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    with SMTPTestServer() as server:
+        root = make_workspace(tmp_path / "ws", server.port, 1)
+        settings = load_settings(workspace=root)
+        with serve_asgi(create_app(settings)) as base:
+            text = (root / "newsletter.toml").read_text().replace("https://lists.example.org", base)
+            (root / "newsletter.toml").write_text(text)
+            settings = load_settings(workspace=root)
+            dispatch.send_test(root / "issue.md", settings, ("reader@example.org",))
+            link = unsubscribe_link(server.handler.messages[-1].data)
+            browser.get(link)
+            assert "Unsubscribe from Test List?" in browser.find_element(By.TAG_NAME, "h1").text
+            assert "re****@example.org" in browser.page_source
+            ARTEFACTS.mkdir(parents=True, exist_ok=True)
+            browser.save_screenshot(str(ARTEFACTS / "unsubscribe-confirm.png"))
+            browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+            heading_becomes(browser, "You are unsubscribed")
+            browser.save_screenshot(str(ARTEFACTS / "unsubscribe-done.png"))
+            assert httpx.get(base + "/healthz").text == "ok"
+            result = subprocess.run([sys.executable, "-m", "newsletter_mailer", "suppressions", "export"],
+                                    cwd=root, capture_output=True, text=True, timeout=60)
+            assert "reader@example.org,unsubscribed,web page," in result.stdout
+            browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+            heading_becomes(browser, "subscribed to Test List again")
+            browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+            heading_becomes(browser, "You are unsubscribed")
