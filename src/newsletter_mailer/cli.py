@@ -449,3 +449,36 @@ def subscribers_check(ctx: click.Context, csv_path: Path | None) -> None:
               f"{suppressed} are unsubscribed or bounced; skipped {report.invalid} invalid and "
               f"{report.duplicates} duplicate rows")
     sys.exit(EXIT_FINDINGS if report.invalid or report.duplicates else 0)
+
+
+@main.group()
+def dkim() -> None:
+    """DKIM keys for signing."""
+
+
+@dkim.command("keygen")
+@click.option("--selector", default="newsletter", show_default=True)
+@click.option("--domain", help="Signing domain (default: the From address's domain).")
+@click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Private key file (default: .newsletter/dkim-SELECTOR.pem, mode 0600).")
+@click.option("--bits", type=click.Choice(["2048", "3072", "4096"]), default="2048", show_default=True)
+@click.pass_context
+@friendly
+def dkim_keygen(ctx: click.Context, selector: str, domain: str | None, out_path: Path | None, bits: str) -> None:
+    """Write a DKIM key pair and print the DNS TXT record to publish."""
+    from .dkim import generate_key, write_key
+    from .errors import UserInputError
+
+    settings = settings_from(ctx)
+    domain = domain or settings.newsletter.from_domain
+    path = out_path or settings.state_dir / f"dkim-{selector}.pem"
+    if path.exists():
+        raise UserInputError("a key already exists there; choose another --out or --selector", file=path)
+    pair = generate_key(selector, domain, int(bits))
+    write_key(pair, path)
+    out.print(f"wrote the private key to {path} (mode 0600; keep it out of version control)", markup=False)
+    out.print("\nPublish this TXT record in DNS:\n", markup=False)
+    out.print(f"{pair.dns_name}. IN TXT \"{pair.dns_value}\"", markup=False)
+    out.print("\nThen add to newsletter.toml:\n", markup=False)
+    relative = path.relative_to(settings.workspace) if path.is_relative_to(settings.workspace) else path
+    out.print(f'[dkim]\ndomain = "{domain}"\nselector = "{selector}"\nkey_file = "{relative}"', markup=False)

@@ -126,7 +126,7 @@ def _toml_name(attr: str) -> str:
     return attr.rstrip("_")
 
 
-def _key_line(text: str, section: str, key: str | None) -> int | None:
+def key_line(text: str, section: str, key: str | None) -> int | None:
     """Best-effort line of ``[section] key`` in the TOML text, for error messages."""
     current = ""
     for number, raw in enumerate(text.splitlines(), 1):
@@ -185,7 +185,7 @@ def _section(
     by_key = {_toml_name(f.name): f for f in fields(cls)}
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        line = _key_line(text, name, key)
+        line = key_line(text, name, key)
         if (name, key) in _SECRET_KEYS:
             var = f"NEWSLETTER_{name.upper()}_{key.upper()}"
             raise ConfigError(
@@ -239,33 +239,33 @@ def load_settings(
         if name not in _SECTIONS:
             raise ConfigError(
                 f"unknown section [{name}]; allowed: {', '.join(_SECTIONS)}",
-                file=file, line=_key_line(text, name, None),
+                file=file, line=key_line(text, name, None),
             )
         if not isinstance(value, dict):
-            raise ConfigError(f"{name} must be a [{name}] table", file=file, line=_key_line(text, name, None))
+            raise ConfigError(f"{name} must be a [{name}] table", file=file, line=key_line(text, name, None))
     sections = {name: _section(name, data.get(name, {}), env, text, file) for name in _SECTIONS}
     smtp: SMTPSettings = sections["smtp"]
     if smtp.security not in SECURITY_CHOICES:
         raise ConfigError(
             f"[smtp] security must be one of {', '.join(SECURITY_CHOICES)}, not {smtp.security!r}",
-            file=file, line=_key_line(text, "smtp", "security"),
+            file=file, line=key_line(text, "smtp", "security"),
         )
     if smtp.concurrency < 1:
         raise ConfigError("[smtp] concurrency must be at least 1", file=file,
-                          line=_key_line(text, "smtp", "concurrency"))
+                          line=key_line(text, "smtp", "concurrency"))
     if smtp.max_attempts < 1:
         raise ConfigError("[smtp] max_attempts must be at least 1", file=file,
-                          line=_key_line(text, "smtp", "max_attempts"))
+                          line=key_line(text, "smtp", "max_attempts"))
     password = env.get("NEWSLETTER_SMTP_PASSWORD", "")
     if password:
         smtp = SMTPSettings(**{**{f.name: getattr(smtp, f.name) for f in fields(smtp)}, "password": password})
     news: NewsletterSettings = sections["newsletter"]
     if not re.match(r"^https?://[^\s/]+", news.base_url):
         raise ConfigError("[newsletter] base_url must be an absolute http(s) URL", file=file,
-                          line=_key_line(text, "newsletter", "base_url"))
+                          line=key_line(text, "newsletter", "base_url"))
     if "@" not in news.from_:
         raise ConfigError("[newsletter] from must be an email address", file=file,
-                          line=_key_line(text, "newsletter", "from"))
+                          line=key_line(text, "newsletter", "from"))
     return Settings(
         workspace=workspace, config_path=config, found=found, newsletter=news,
         brand=sections["brand"], smtp=smtp, dkim=sections["dkim"],
