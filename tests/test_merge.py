@@ -90,3 +90,23 @@ def test_merge_fields_in_the_subject_are_filled_per_recipient(tmp_path: Path) ->
     from email import policy
 
     assert email.message_from_bytes(data, policy=policy.default)["Subject"] == "News for Zoë"
+
+
+@pytest.mark.parametrize("source", ['subscriber.name', 'subscriber.branch | default("none")',
+                                    "subscriber.branch|default('x y')", 'subscriber.missing'])
+@pytest.mark.parametrize("subscriber", [{}, {"name": "Ada", "branch": "East"}, {"name": "", "branch": ""}])
+def test_fast_path_gives_what_jinja_gives(source: str, subscriber: dict[str, str]) -> None:
+    from jinja2.sandbox import SandboxedEnvironment
+
+    from newsletter_mailer.merge import _fast_path
+
+    fast = _fast_path(source)
+    assert fast is not None
+    jinja = SandboxedEnvironment().compile_expression(source, undefined_to_none=False)
+    present = {k: v for k, v in subscriber.items() if v}
+    assert fast(subscriber=present) == str(jinja(subscriber=present))
+
+
+def test_other_expressions_still_go_through_jinja(tmp_path: Path) -> None:
+    _, text = fill(tmp_path, Subscriber("a@example.org", "ada"), "Hi {{ subscriber.name | upper }}!\n")
+    assert "Hi ADA!" in text

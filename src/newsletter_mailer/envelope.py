@@ -25,7 +25,6 @@ from .render import RenderedIssue
 from .subscribers import Subscriber, clean_value
 
 ContextFinder = Callable[[str, "re.Pattern[str]"], Iterable[tuple["re.Match[str]", Context]]]
-_SAFE_QP = re.compile(r"^[\x21-\x3c\x3e-\x7e ]{0,70}$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9 !#$%&'*+\-/=?^_`{|}~.]*$")
 
 
@@ -43,15 +42,25 @@ Signer = Callable[[bytes], bytes]  # adds a DKIM-Signature to a finished message
 
 
 def qp(text: str) -> bytes:
-    """UTF-8 text as quoted-printable with CRLF line ends and lines of at most 76 octets."""
+    """UTF-8 text as quoted-printable with CRLF line ends and lines of at most 76 octets.
+
+    A period that starts a line is written =2E, so no line of a message ever needs SMTP
+    dot-stuffing (the transport then skips a pass over every message).
+    """
     latin = text.encode("utf-8").decode("latin-1")  # body_encode works on octets held in a str
-    return body_encode(latin, maxlinelen=76, eol="\r\n").encode("ascii")
+    encoded = body_encode(latin, maxlinelen=74, eol="\r\n").encode("ascii")
+    encoded = encoded.replace(b"\r\n.", b"\r\n=2E")
+    return b"=2E" + encoded[1:] if encoded.startswith(b".") else encoded
 
 
 def qp_value(value: str) -> bytes:
     """A value as quoted-printable, safe between two soft line breaks."""
-    if _SAFE_QP.match(value):
-        return value.encode("ascii")
+    if value.isascii() and value.isprintable() and "=" not in value:  # QP leaves such text as it is
+        if len(value) <= 73 and not value.startswith("."):
+            return value.encode("ascii")
+        chunks = (value[i:i + 73] for i in range(0, len(value), 73))
+        return b"=\r\n".join(b"=2E" + c[1:].encode("ascii") if c.startswith(".") else c.encode("ascii")
+                               for c in chunks)
     return qp(value.replace("\r", " ").replace("\n", " "))
 
 
@@ -73,6 +82,9 @@ def _fold(name: str, value: str) -> bytes:
     header = policy.SMTP.header_factory(name, value)
     folded: str = header.fold(policy=policy.SMTP)
     return folded.encode("ascii")
+
+
+_HEADER_SLOTS = ("to", "date", "message_id", "unsubscribe_url", "subject")
 
 
 @dataclass(frozen=True)
@@ -164,12 +176,20 @@ class MessageTemplate:
             literal(qp(body[position:]))
             literal(b"\r\n")
         literal(f"--{boundary}--\r\n".encode("ascii"))
-        self._parts, self._keys = self._merge(parts)
-        self._body_keys = tuple(sorted({k for k in self._keys if k[1] is not None},
-                                       key=lambda k: (k[0], k[1].value if k[1] else "")))
+        literals, keys = self._merge(parts)
+        self._frame: list[bytes] = [b""] * (2 * len(keys) + 1)
+        self._frame[0::2] = literals  # the odd places take each recipient's values
+        # Each slot becomes an index into the list ``envelope`` fills per recipient: the header
+        # values first, then one entry per distinct (field, context) of the bodies.
+        self._body_keys = tuple(dict.fromkeys(k for k in keys if k[1] is not None))
+        self._body_plan = tuple((int(name), ESCAPERS[context]) for name, context in self._body_keys
+                                if context is not None)
+        order: dict[tuple[str, Context | None], int] = {(h, None): i for i, h in enumerate(_HEADER_SLOTS)}
+        order.update({k: len(_HEADER_SLOTS) + i for i, k in enumerate(self._body_keys)})
+        self._refs = tuple(order[k] for k in keys)
 
     @staticmethod
-    def _merge(parts: list[_Part]) -> tuple[tuple[bytes, ...], tuple[tuple[str, Context | None], ...]]:
+    def _merge(parts: list[_Part]) -> tuple[list[bytes], list[tuple[str, Context | None]]]:
         literals: list[bytes] = [b""]
         keys: list[tuple[str, Context | None]] = []
         for part in parts:
@@ -178,7 +198,7 @@ class MessageTemplate:
             else:
                 keys.append(part.key)
                 literals.append(b"")
-        return tuple(literals), tuple(keys)
+        return literals, keys
 
     def message_id(self, address: str) -> str:
         """Stable per (issue, recipient), so a resent copy carries the same Message-ID and
@@ -200,24 +220,15 @@ class MessageTemplate:
         url = self.signer.unsubscribe_url(self._base_url, address)
         values = self._fields.values(subscriber.merge_values(), url)
         message_id = self.message_id(address)
-        filled: dict[tuple[str, Context | None], bytes] = {
-            ("to", None): format_to(subscriber.name, address).encode("utf-8"),
-            ("date", None): self._now().encode("ascii"),
-            ("message_id", None): message_id.encode("ascii"),
-            ("unsubscribe_url", None): url.encode("ascii"),
-        }
+        subject = b""
         if self._subject_has_fields:
-            subject = clean_value(self._fields.render_plain(self._subject, values))
-            folded = _fold("Subject", subject)
-            filled[("subject", None)] = folded[len(b"Subject: "):-2]
-        for key in self._body_keys:
-            index, context = key
-            assert context is not None
-            filled[key] = qp_value(ESCAPERS[context](values[int(index)]))
-        pieces = [self._parts[0]]
-        for key, literal in zip(self._keys, self._parts[1:], strict=True):
-            pieces.append(filled[key])
-            pieces.append(literal)
+            text = clean_value(self._fields.render_plain(self._subject, values))
+            subject = _fold("Subject", text)[len(b"Subject: "):-2]
+        filled = [format_to(subscriber.name, address).encode("utf-8"), self._now().encode("ascii"),
+                  message_id.encode("ascii"), url.encode("ascii"), subject]
+        filled += [qp_value(escape(values[index])) for index, escape in self._body_plan]
+        pieces = self._frame.copy()
+        pieces[1::2] = [filled[i] for i in self._refs]
         data = b"".join(pieces)
         if self.dkim is not None:
             data = self.dkim(data)

@@ -168,16 +168,17 @@ class SQLiteJournal:
 
     def claim(self, delivery: Delivery) -> bool:
         """Mark a row in flight; False (and the row marked suppressed) if the address has
-        unsubscribed or bounced meanwhile."""
+        unsubscribed or bounced meanwhile. One statement: this runs for every recipient."""
         now = time.time()
-        with transaction(self.db):
-            if self.db.execute("SELECT 1 FROM suppressions WHERE address = ?", (delivery.address,)).fetchone():
-                self.db.execute("UPDATE deliveries SET state = 'suppressed', updated = ? WHERE id = ?",
-                                (now, delivery.id))
-                return False
-            self.db.execute("UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated = ?"
-                            " WHERE id = ? AND state = 'pending'", (now, delivery.id))
-        return True
+        claimed = self.db.execute(
+            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated = ?"
+            " WHERE id = ? AND state = 'pending' AND NOT EXISTS (SELECT 1 FROM suppressions WHERE address = ?)",
+            (now, delivery.id, delivery.address)).rowcount
+        if claimed:
+            return True
+        self.db.execute("UPDATE deliveries SET state = 'suppressed', updated = ? WHERE id = ? AND state = 'pending'",
+                        (now, delivery.id))
+        return False
 
     def mark_sent(self, delivery: Delivery, message_id: str, reply: str) -> None:
         now = time.time()

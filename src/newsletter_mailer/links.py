@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import os
 import secrets
@@ -39,6 +40,10 @@ def _unb64(text: str) -> bytes:
         raise TokenError("token is not valid base64url") from None
 
 
+def _xor(data: bytes, stream: bytes) -> bytes:
+    return (int.from_bytes(data, "big") ^ int.from_bytes(stream, "big")).to_bytes(len(data), "big")
+
+
 def _prf(key: bytes, message: bytes) -> bytes:
     return hmac.digest(key, message, "sha256")
 
@@ -51,37 +56,41 @@ class TokenSigner:
     list_id: str
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_enc", _prf(self.secret, b"newsletter-mailer/enc"))
-        object.__setattr__(self, "_mac", _prf(self.secret, b"newsletter-mailer/mac"))
+        # Keyed HMAC states, copied per use: a token is made for every recipient of every send.
+        enc = hmac.new(_prf(self.secret, b"newsletter-mailer/enc"), digestmod=hashlib.sha256)
+        mac = hmac.new(_prf(self.secret, b"newsletter-mailer/mac"), digestmod=hashlib.sha256)
+        object.__setattr__(self, "_enc", enc)
+        object.__setattr__(self, "_mac", mac)
         object.__setattr__(self, "_list", self.list_id.encode("utf-8") + b"\x00")
 
+    def _prf(self, keyed: hmac.HMAC, message: bytes) -> bytes:
+        state = keyed.copy()
+        state.update(message)
+        return state.digest()
+
     def _keystream(self, iv: bytes, length: int) -> bytes:
-        enc: bytes = self._enc  # type: ignore[attr-defined]
-        blocks = [_prf(enc, iv + i.to_bytes(4, "big")) for i in range((length + 31) // 32)]
+        enc: hmac.HMAC = self._enc  # type: ignore[attr-defined]
+        blocks = [self._prf(enc, iv + i.to_bytes(4, "big")) for i in range((length + 31) // 32)]
         return b"".join(blocks)[:length]
 
+    def _tag(self, iv: bytes, cipher: bytes) -> bytes:
+        return self._prf(self._mac, b"tag" + VERSION + self._list + iv + cipher)[:TAG_BYTES]  # type: ignore[attr-defined]
+
     def token(self, address: str) -> str:
-        mac: bytes = self._mac  # type: ignore[attr-defined]
-        lst: bytes = self._list  # type: ignore[attr-defined]
         plain = address.encode("utf-8")
-        iv = _prf(mac, b"iv" + lst + plain)[:IV_BYTES]
-        stream = self._keystream(iv, len(plain))
-        cipher = bytes(a ^ b for a, b in zip(plain, stream, strict=True))
-        tag = _prf(mac, b"tag" + VERSION + lst + iv + cipher)[:TAG_BYTES]
-        return _b64(VERSION + iv + cipher + tag)
+        iv = self._prf(self._mac, b"iv" + self._list + plain)[:IV_BYTES]  # type: ignore[attr-defined]
+        cipher = _xor(plain, self._keystream(iv, len(plain)))
+        return _b64(VERSION + iv + cipher + self._tag(iv, cipher))
 
     def verify(self, token: str) -> str:
         """The address a token names; TokenError if it was not made by this key for this list."""
         raw = _unb64(token)
         if len(raw) < 1 + IV_BYTES + 1 + TAG_BYTES or raw[:1] != VERSION:
             raise TokenError("token is malformed")
-        mac: bytes = self._mac  # type: ignore[attr-defined]
-        lst: bytes = self._list  # type: ignore[attr-defined]
         iv, cipher, tag = raw[1:1 + IV_BYTES], raw[1 + IV_BYTES:-TAG_BYTES], raw[-TAG_BYTES:]
-        expected = _prf(mac, b"tag" + VERSION + lst + iv + cipher)[:TAG_BYTES]
-        if not hmac.compare_digest(tag, expected):
+        if not hmac.compare_digest(tag, self._tag(iv, cipher)):
             raise TokenError("token signature does not match")
-        plain = bytes(a ^ b for a, b in zip(cipher, self._keystream(iv, len(cipher)), strict=True))
+        plain = _xor(cipher, self._keystream(iv, len(cipher)))
         try:
             return plain.decode("utf-8")
         except UnicodeDecodeError:
