@@ -107,3 +107,16 @@ def test_keygen_writes_a_private_key_and_prints_the_txt_record(tmp_path: Path) -
     again = subprocess.run([sys.executable, "-m", "newsletter_mailer", "dkim", "keygen", "--selector", "s1"],
                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_openssl_signing_step_gives_dkimpys_exact_bytes() -> None:
+    import hashlib
+
+    from dkim.crypto import RSASSA_PKCS1_v1_5_sign, parse_pem_private_key
+
+    from newsletter_mailer.dkim import _openssl_rsa_sign
+
+    key = parse_pem_private_key(PAIR.private_pem)
+    for payload in (b"", b"header hash input", b"x" * 5000):
+        digest = hashlib.sha256(payload)
+        assert _openssl_rsa_sign(digest.copy(), key) == RSASSA_PKCS1_v1_5_sign(digest.copy(), key)

@@ -6,14 +6,41 @@ signed after its values are filled in.
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dkim as dkimpy
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
 from .config import Settings
 from .errors import ConfigError
+
+
+def _openssl_rsa_sign(hash_object: Any, private_key: dict[str, int]) -> bytes:
+    """dkimpy's RSASSA-PKCS1-v1_5 signing step done by OpenSSL: the same signature, but ~0.5 ms
+    instead of ~6 ms of pure-Python modular exponentiation per message."""
+    key = _openssl_key(tuple(private_key[k] for k in _KEY_FIELDS))
+    algorithm = {"sha256": hashes.SHA256(), "sha1": hashes.SHA1()}[hash_object.name]
+    signature: bytes = key.sign(hash_object.digest(), padding.PKCS1v15(), utils.Prehashed(algorithm))
+    return signature
+
+
+_KEY_FIELDS = ("prime1", "prime2", "privateExponent", "exponent1", "exponent2", "coefficient",
+               "publicExponent", "modulus")
+
+
+@functools.lru_cache(maxsize=8)
+def _openssl_key(values: tuple[int, ...]) -> rsa.RSAPrivateKey:
+    p, q, d, dmp1, dmq1, iqmp, e, n = values
+    return rsa.RSAPrivateNumbers(p, q, d, dmp1, dmq1, iqmp, rsa.RSAPublicNumbers(e, n)).private_key()
+
+
+dkimpy.RSASSA_PKCS1_v1_5_sign = _openssl_rsa_sign
+
 
 SIGNED_HEADERS = (b"From", b"To", b"Subject", b"Date", b"Message-ID", b"Reply-To", b"List-Id",
                   b"List-Unsubscribe", b"List-Unsubscribe-Post", b"MIME-Version", b"Content-Type")
@@ -63,9 +90,6 @@ class KeyPair:
 
 def generate_key(selector: str, domain: str, bits: int = 2048) -> KeyPair:
     """An RSA key pair and the TXT record that publishes its public half."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
                                 serialization.NoEncryption())
