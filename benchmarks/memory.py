@@ -35,7 +35,6 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="100000,300000,1000000")
     args = parser.parse_args()
-    del resource
     for size in (int(s) for s in args.sizes.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
             root = make_workspace(Path(tmp) / "ws", size)
