@@ -164,10 +164,10 @@ class Campaign:
                     await asyncio.wait_for(stop.wait(), timeout=max(0.0, retries[0][0] - now))
             return None
 
-        def settle(job: Delivery, result: Result) -> float:
+        def settle(job: Delivery, message_id: str, result: Result) -> float:
             """Record a result; returns how long this connection should back off."""
             if result.kind is Kind.SENT:
-                journal.mark_sent(job, template.message_id(job.address), str(result))
+                journal.mark_sent(job, message_id, str(result))
                 summary.sent += 1
                 if job.resent:
                     summary.possibly_duplicated += 1
@@ -222,7 +222,7 @@ class Campaign:
                     except BaseException:
                         journal.release(job)
                         raise
-                    pause = settle(job, result)
+                    pause = settle(job, envelope.message_id, result)
                     if state["consecutive"] >= smtp.max_consecutive_failures:
                         summary.paused = (f"{state['consecutive']} deliveries in a row failed "
                                           f"(last: {result}); paused")
