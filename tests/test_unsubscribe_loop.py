@@ -4,6 +4,7 @@ uvicorn, and the next send skips the address. Then a person does it in Chromium.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import re
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 
 from conftest import ARTEFACTS, serve_asgi
 from newsletter_mailer import dispatch
-from newsletter_mailer.config import load_settings
+from newsletter_mailer.config import Settings, load_settings
 from newsletter_mailer.web import create_app
 from test_dispatch import make_workspace
 
@@ -32,22 +33,28 @@ def unsubscribe_link(data: bytes) -> str:
     return match.group(1)
 
 
-def test_one_click_from_a_received_message_stops_the_next_send(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def list_with_endpoint(tmp_path: Path, subscribers: int) -> Iterator[tuple[SMTPTestServer, Path, Settings, str]]:
+    """A real SMTP server, a workspace sending to it, and its unsubscribe endpoint under uvicorn,
+    with base_url pointing at the endpoint."""
     with SMTPTestServer() as server:
-        root = make_workspace(tmp_path / "ws", server.port, 5)
-        settings = load_settings(workspace=root)
-        with serve_asgi(create_app(settings)) as base:
+        root = make_workspace(tmp_path / "ws", server.port, subscribers)
+        with serve_asgi(create_app(load_settings(workspace=root))) as base:
             text = (root / "newsletter.toml").read_text().replace("https://lists.example.org", base)
             (root / "newsletter.toml").write_text(text)
-            settings = load_settings(workspace=root)
-            with dispatch.open_campaign(root / "issue.md", settings) as campaign:
-                campaign.run()
-            received = next(m for m in server.handler.messages if m.rcpt_tos == ("user2@example.org",))
-            link = unsubscribe_link(received.data)
-            assert link.startswith(base)
-            response = httpx.post(link, content="List-Unsubscribe=One-Click",
-                                  headers={"Content-Type": "application/x-www-form-urlencoded"})
-            assert response.status_code == 200
+            yield server, root, load_settings(workspace=root), base
+
+
+def test_one_click_from_a_received_message_stops_the_next_send(tmp_path: Path) -> None:
+    with list_with_endpoint(tmp_path, 5) as (server, root, settings, base):
+        with dispatch.open_campaign(root / "issue.md", settings) as campaign:
+            campaign.run()
+        received = next(m for m in server.handler.messages if m.rcpt_tos == ("user2@example.org",))
+        link = unsubscribe_link(received.data)
+        assert link.startswith(base)
+        response = httpx.post(link, content="List-Unsubscribe=One-Click",
+                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert response.status_code == 200
         (root / "second.md").write_text("---\nsubject: Second issue\n---\nHello again\n")
         with dispatch.open_campaign(root / "second.md", settings) as campaign:
             assert campaign.preflight.suppressed == 1 and campaign.preflight.to_send == 4
@@ -79,28 +86,22 @@ def heading_becomes(browser: Any, text: str) -> None:
 def test_a_person_confirms_in_chromium_and_undoes_it(browser: Any, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
-    with SMTPTestServer() as server:
-        root = make_workspace(tmp_path / "ws", server.port, 1)
-        settings = load_settings(workspace=root)
-        with serve_asgi(create_app(settings)) as base:
-            text = (root / "newsletter.toml").read_text().replace("https://lists.example.org", base)
-            (root / "newsletter.toml").write_text(text)
-            settings = load_settings(workspace=root)
-            dispatch.send_test(root / "issue.md", settings, ("reader@example.org",))
-            link = unsubscribe_link(server.handler.messages[-1].data)
-            browser.get(link)
-            assert "Unsubscribe from Test List?" in browser.find_element(By.TAG_NAME, "h1").text
-            assert "re****@example.org" in browser.page_source
-            ARTEFACTS.mkdir(parents=True, exist_ok=True)
-            browser.save_screenshot(str(ARTEFACTS / "unsubscribe-confirm.png"))
-            browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-            heading_becomes(browser, "You are unsubscribed")
-            browser.save_screenshot(str(ARTEFACTS / "unsubscribe-done.png"))
-            assert httpx.get(base + "/healthz").text == "ok"
-            result = subprocess.run([sys.executable, "-m", "newsletter_mailer", "suppressions", "export"],
-                                    cwd=root, capture_output=True, text=True, timeout=60)
-            assert "reader@example.org,unsubscribed,web page," in result.stdout
-            browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-            heading_becomes(browser, "subscribed to Test List again")
-            browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-            heading_becomes(browser, "You are unsubscribed")
+    with list_with_endpoint(tmp_path, 1) as (server, root, settings, base):
+        dispatch.send_test(root / "issue.md", settings, ("reader@example.org",))
+        link = unsubscribe_link(server.handler.messages[-1].data)
+        browser.get(link)
+        assert "Unsubscribe from Test List?" in browser.find_element(By.TAG_NAME, "h1").text
+        assert "re****@example.org" in browser.page_source
+        ARTEFACTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(ARTEFACTS / "unsubscribe-confirm.png"))
+        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        heading_becomes(browser, "You are unsubscribed")
+        browser.save_screenshot(str(ARTEFACTS / "unsubscribe-done.png"))
+        assert httpx.get(base + "/healthz").text == "ok"
+        result = subprocess.run([sys.executable, "-m", "newsletter_mailer", "suppressions", "export"],
+                                cwd=root, capture_output=True, text=True, timeout=60)
+        assert "reader@example.org,unsubscribed,web page," in result.stdout
+        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        heading_becomes(browser, "subscribed to Test List again")
+        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        heading_becomes(browser, "You are unsubscribed")
