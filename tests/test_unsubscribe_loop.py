@@ -9,6 +9,7 @@ import email
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from email import policy
 from pathlib import Path
 from smtpd import SMTPTestServer
