@@ -23,7 +23,7 @@ from newsletter_mailer.transport import Result
 
 def make_workspace(root: Path, port: int, count: int, *, smtp_extra: str = "", bad_rows: str = "") -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    smtp = {"concurrency": "4", "retry_delay": "0.01", "max_attempts": "12"}
+    smtp = {"security": '"none"', "concurrency": "4", "retry_delay": "0.01", "max_attempts": "12"}
     for line in smtp_extra.splitlines():
         key, _, value = line.partition("=")
         smtp[key.strip()] = value.strip()
@@ -38,7 +38,6 @@ test_recipients = ["editor@example.org"]
 [smtp]
 host = "127.0.0.1"
 port = {port}
-security = "none"
 {smtp_lines}
 """)
     rows = "\n".join(f"user{i}@example.org,User {i}" for i in range(count))
