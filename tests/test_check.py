@@ -173,3 +173,12 @@ def test_finding_format_and_error_detection() -> None:
     assert str(finding) == "a.md:3: error: bad"
     assert str(Finding("a.md", None, "warning", "meh")) == "a.md: warning: meh"
     assert has_errors([finding]) and not has_errors([Finding("a", 1, "warning", "w")])
+
+
+@pytest.mark.parametrize(("front", "line"), [
+    ('subject: S\nsignoff: "Bye, see [the page](/rel)"', 3),
+    ("subject: S\nsignoff: |\n  Bye.\n\n  See [the page](/rel).", 6),
+])
+def test_findings_in_the_signoff_point_at_its_line(tmp_path: Path, front: str, line: int) -> None:
+    found = findings(tmp_path, "Hi\n", front=front)
+    assert any(f.startswith(f"{tmp_path / 'issue.md'}:{line}: error: link '/rel'") for f in found), found

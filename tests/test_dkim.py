@@ -13,12 +13,12 @@ import dkim as dkimpy
 import pytest
 
 from newsletter_mailer import dispatch
-from newsletter_mailer.artifacts import signer_for
 from newsletter_mailer.config import load_settings
 from newsletter_mailer.dkim import SIGNED_HEADERS, dkim_signer, generate_key, write_key
 from newsletter_mailer.envelope import MessageTemplate
 from newsletter_mailer.errors import ConfigError
 from newsletter_mailer.issue import read_issue
+from newsletter_mailer.links import signer_for
 from newsletter_mailer.render import render_issue
 from newsletter_mailer.subscribers import Subscriber
 from test_dispatch import make_workspace

@@ -10,10 +10,10 @@ from email.message import EmailMessage
 import pytest
 
 from conftest import REPO
-from newsletter_mailer.artifacts import signer_for
 from newsletter_mailer.config import Settings, load_settings
 from newsletter_mailer.envelope import MessageTemplate, format_to
 from newsletter_mailer.issue import read_issue
+from newsletter_mailer.links import signer_for
 from newsletter_mailer.render import render_issue
 from newsletter_mailer.subscribers import Subscriber, clean_value
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from conftest import write_issue
-from newsletter_mailer.artifacts import signer_for
 from newsletter_mailer.config import load_settings
 from newsletter_mailer.envelope import fill_preview
 from newsletter_mailer.errors import IssueError
 from newsletter_mailer.issue import read_issue
+from newsletter_mailer.links import signer_for
 from newsletter_mailer.merge import MergeFields
 from newsletter_mailer.render import render_issue
 from newsletter_mailer.subscribers import Subscriber

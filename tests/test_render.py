@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, write_issue
-from newsletter_mailer.artifacts import signer_for
 from newsletter_mailer.config import Settings, load_settings
 from newsletter_mailer.envelope import fill_preview, preview_subscriber
 from newsletter_mailer.issue import read_issue
+from newsletter_mailer.links import signer_for
 from newsletter_mailer.render import SIZE_WARNING_BYTES, inline_css, render_issue
 
 GOLDEN = Path(__file__).parent / "golden"

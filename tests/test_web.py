@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from conftest import serve_asgi
-from newsletter_mailer.artifacts import signer_for
 from newsletter_mailer.config import Settings, load_settings
 from newsletter_mailer.journal import connect
+from newsletter_mailer.links import signer_for
 from newsletter_mailer.suppressions import SuppressionList
 from newsletter_mailer.web import create_app, mask
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .config import Settings
 from .envelope import MessageTemplate, fill_preview, preview_subscriber
-from .links import TokenSigner, load_secret
+from .links import signer_for
 from .render import RenderedIssue
 
 
@@ -18,10 +18,6 @@ class RenderedFiles:
     text: Path
     eml: Path
     html_bytes: int
-
-
-def signer_for(settings: Settings) -> TokenSigner:
-    return TokenSigner(load_secret(settings.state_dir), settings.newsletter.list_id_value)
 
 
 def write_files(rendered: RenderedIssue, settings: Settings, out_dir: Path) -> RenderedFiles:

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Literal
 
 from . import markup
-from .artifacts import signer_for
 from .config import Settings, key_line
 from .envelope import MessageTemplate, preview_subscriber
 from .errors import IssueError
 from .issue import Issue, read_issue
+from .links import signer_for
 from .render import GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES, RenderedIssue, render_issue
 
 Level = Literal["error", "warning"]
@@ -48,15 +48,8 @@ def markdown_sources(issue: Issue) -> list[Source]:
     sources += [Source(h.text, h.line) for h in issue.highlights]
     sources += [Source(e.title, e.line) for e in issue.events]
     if issue.signoff:
-        sources.append(Source(issue.signoff, _front_line(issue, "signoff")))
+        sources.append(Source(issue.signoff, issue.signoff_line))
     return sources
-
-
-def _front_line(issue: Issue, key: str) -> int:
-    for number, line in enumerate(issue.source.splitlines(), 1):
-        if re.match(rf"^{key}\s*:", line):
-            return number
-    return 1
 
 
 _ABSOLUTE = re.compile(r"^(https?://[^\s/]+|mailto:[^\s@]+@[^\s@]+)", re.IGNORECASE)
@@ -116,7 +109,7 @@ def link_text_findings(issue: Issue) -> list[Finding]:
 
 
 def subject_findings(issue: Issue) -> list[Finding]:
-    file, line = str(issue.path), _front_line(issue, "subject")
+    file, line = str(issue.path), issue.line_of("subject")
     subject = issue.subject
     letters = [c for c in subject if c.isalpha()]
     found = []

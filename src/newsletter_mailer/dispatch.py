@@ -21,13 +21,13 @@ from typing import Protocol
 
 from email_validator import EmailNotValidError
 
-from .artifacts import signer_for
 from .config import Settings, SMTPSettings
 from .dkim import dkim_signer
 from .envelope import MessageTemplate
 from .errors import ConfigError, SendPaused, SMTPStartError
 from .issue import read_issue
 from .journal import Delivery, SQLiteJournal, connect, send_lock
+from .links import signer_for
 from .outbox import LocalOutbox
 from .ratelimit import RateLimiter
 from .render import RenderedIssue, render_issue

@@ -60,6 +60,12 @@ class Issue:
     intro_line: int
     sections: tuple[Section, ...]
     source: str
+    key_lines: tuple[tuple[str, int], ...] = ()
+    signoff_line: int = 2
+
+    def line_of(self, key: str) -> int:
+        """The file line of a front-matter key (line 2, the first key, when absent)."""
+        return dict(self.key_lines).get(key, 2)
 
     @property
     def key(self) -> str:
@@ -220,7 +226,16 @@ def parse_issue_text(text: str, path: Path) -> Issue:
         intro_line=body_line,
         sections=tuple(sections),
         source=text,
+        key_lines=tuple(key_lines.items()),
+        signoff_line=_first_text_line(value_nodes.get("signoff")),
     )
+
+
+def _first_text_line(node: yaml.Node | None) -> int:
+    """The file line where a scalar's text starts: a block scalar (| or >) starts a line down."""
+    if not isinstance(node, yaml.ScalarNode):
+        return 2
+    return node.start_mark.line + 2 + (1 if node.style in ("|", ">") else 0)
 
 
 def _highlights(value: Any, sections: list[Section], file: Path, line: int) -> tuple[Highlight, ...]:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import Settings
 from .errors import TokenError
 
 VERSION = b"\x01"
@@ -118,3 +119,8 @@ def load_secret(state_dir: Path, env: Mapping[str, str] | None = None) -> bytes:
     with os.fdopen(fd, "wb") as handle:
         handle.write(key + b"\n")
     return key
+
+
+def signer_for(settings: Settings) -> TokenSigner:
+    """The workspace's signer: its secret, its list."""
+    return TokenSigner(load_secret(settings.state_dir), settings.newsletter.list_id_value)

@@ -11,11 +11,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from .artifacts import signer_for
 from .config import Settings, load_settings
 from .envelope import fill_preview, preview_subscriber
 from .errors import NewsletterError
 from .issue import read_issue
+from .links import signer_for
 from .render import render_issue, template_dirs
 
 PAGE = """<!doctype html>

@@ -117,8 +117,8 @@ def build_context(issue: Issue, settings: Settings, fields: MergeFields) -> dict
         "newsletter": settings.newsletter,
         "brand": settings.brand,
         "issue": {
-            "subject": fields.substitute(issue.subject, file=file, line=2),
-            "preheader": fields.substitute(issue.preheader, file=file, line=2),
+            "subject": fields.substitute(issue.subject, file=file, line=issue.line_of("subject")),
+            "preheader": fields.substitute(issue.preheader, file=file, line=issue.line_of("preheader")),
             "date_label": date_label(issue.date) if issue.date else "",
         },
         "intro": blocks(issue.intro, issue.intro_line),
@@ -128,7 +128,7 @@ def build_context(issue: Issue, settings: Settings, fields: MergeFields) -> dict
             for s in issue.sections
         ],
         "events": events,
-        "signoff": blocks(issue.signoff, 2) if issue.signoff else [],
+        "signoff": blocks(issue.signoff, issue.signoff_line) if issue.signoff else [],
         "unsubscribe_url": fields.unsubscribe_url,
     }
 
@@ -184,7 +184,8 @@ def render_text(issue: Issue, settings: Settings, fields: MergeFields) -> str:
     file = issue.path
     writer = TextWriter()
     news = settings.newsletter
-    out: list[str] = [news.name, "", underline(fields.substitute(issue.subject, file=file, line=2), "=")]
+    subject = fields.substitute(issue.subject, file=file, line=issue.line_of("subject"))
+    out: list[str] = [news.name, "", underline(subject, "=")]
     if issue.date:
         out.append(date_label(issue.date))
     out.append("")
@@ -218,7 +219,8 @@ def render_text(issue: Issue, settings: Settings, fields: MergeFields) -> str:
         if refs:
             out += [refs, ""]
     if issue.signoff:
-        out += ["", writer.blocks(fields.substitute(issue.signoff, file=file, line=2)), ""]
+        signoff = fields.substitute(issue.signoff, file=file, line=issue.signoff_line)
+        out += ["", writer.blocks(signoff), ""]
     footer = ["--", news.name]
     if news.postal_address:
         footer.append(news.postal_address)
@@ -237,5 +239,5 @@ def render_issue(issue: Issue, settings: Settings) -> RenderedIssue:
     fields = MergeFields()
     html = render_html(issue, settings, fields)
     text = render_text(issue, settings, fields)
-    subject = fields.substitute(issue.subject, file=issue.path, line=2)
+    subject = fields.substitute(issue.subject, file=issue.path, line=issue.line_of("subject"))
     return RenderedIssue(issue=issue, subject=subject, html=html, text=text, fields=fields)

@@ -75,11 +75,17 @@ def dedupe_key(address: str) -> str:
     return f"{local}@{domain.lower()}"
 
 
+def email_column(header: list[str]) -> int:
+    """Index of the email column (header matched case-insensitively), or -1."""
+    return next((i for i, h in enumerate(header) if h.strip().lower() in EMAIL_HEADERS), -1)
+
+
 def _column_key(header: str) -> str:
     return re.sub(r"[^\w]+", "_", header.strip().lower()).strip("_")
 
 
-def _sniff_delimiter(header_line: str) -> str:
+def sniff_delimiter(header_line: str) -> str:
+    """Spreadsheets in many locales export with semicolons."""
     return ";" if header_line.count(";") > header_line.count(",") else ","
 
 
@@ -124,7 +130,7 @@ def read_subscribers(path: Path, report: ListReport | None = None) -> Iterator[S
             raise SubscriberListError("the list is empty: it needs a header row with an email column",
                                       file=path, line=1)
         handle.seek(0)
-        reader = csv.reader(handle, delimiter=_sniff_delimiter(first), skipinitialspace=True)
+        reader = csv.reader(handle, delimiter=sniff_delimiter(first), skipinitialspace=True)
         header: list[str] | None = None
         email_col = name_col = -1
         try:
@@ -135,7 +141,7 @@ def read_subscribers(path: Path, report: ListReport | None = None) -> Iterator[S
                 if header is None:
                     header = [h.strip() for h in row]
                     lowered = [h.lower() for h in header]
-                    email_col = next((i for i, h in enumerate(lowered) if h in EMAIL_HEADERS), -1)
+                    email_col = email_column(header)
                     if email_col < 0:
                         raise SubscriberListError(
                             f"no email column in the header ({', '.join(header) or 'empty'}); "

@@ -17,7 +17,7 @@ from typing import TextIO
 from email_validator import EmailNotValidError
 
 from .errors import SubscriberListError
-from .subscribers import clean_value, normalise_address
+from .subscribers import clean_value, email_column, normalise_address, sniff_delimiter
 
 REASONS = ("unsubscribed", "bounced", "complained", "manual")
 
@@ -82,12 +82,13 @@ class SuppressionList:
         with handle:
             sample = handle.readline()
             handle.seek(0)
-            reader = csv.DictReader(handle, delimiter=";" if sample.count(";") > sample.count(",") else ",")
-            columns = {c.strip().lower(): c for c in reader.fieldnames or []}
-            email_col = next((columns[c] for c in ("email", "e-mail", "email address") if c in columns), None)
-            if email_col is None:
+            reader = csv.DictReader(handle, delimiter=sniff_delimiter(sample))
+            names = list(reader.fieldnames or [])
+            index = email_column(names)
+            if index < 0:
                 raise SubscriberListError("no email column in the header", file=path, line=1)
-            reason_col = columns.get("reason")
+            email_col = names[index]
+            reason_col = next((c for c in names if c.strip().lower() == "reason"), None)
             for row in reader:
                 raw = clean_value(row.get(email_col))
                 if not raw:

@@ -17,10 +17,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from .artifacts import signer_for
 from .config import Settings
 from .errors import TokenError
 from .journal import connect
+from .links import signer_for
 from .suppressions import SuppressionList
 
 PAGE = """<!doctype html>
