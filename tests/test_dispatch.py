@@ -260,3 +260,35 @@ def test_without_an_smtp_host_mail_goes_through_the_local_outbox(tmp_path: Path)
     assert len(files) == 4
     message = email.message_from_bytes(files[0].read_bytes(), policy=policy.default)
     assert message["Delivered-To"].startswith("user") and message["List-Unsubscribe"]
+
+
+def test_an_address_removed_from_the_list_before_resuming_is_not_mailed(tmp_path: Path) -> None:
+    with SMTPTestServer(Faults(vanish_after=2)) as first:
+        root = make_workspace(tmp_path / "ws", first.port, 10,
+                              smtp_extra="concurrency = 1\nmax_consecutive_failures = 2")
+        with pytest.raises(SendPaused):
+            run_send(root)
+    sent_before = set(first.handler.copies())
+    csv = root / "subscribers.csv"
+    with SMTPTestServer() as second:
+        make_workspace(root, second.port, 0)  # points the workspace at the new server
+        csv.write_text("email,name\n" + "\n".join(f"user{i}@example.org,User {i}" for i in range(10) if i != 7))
+        preflight, summary = run_send(root)
+        assert preflight.removed == 1 and "user7@example.org" not in second.handler.copies()
+        assert set(second.handler.copies()) | sent_before == {f"user{i}@example.org" for i in range(10)} - {
+            "user7@example.org"}
+        csv.write_text(csv.read_text() + "\nuser7@example.org,User 7\n")
+        preflight, summary = run_send(root)
+    assert preflight.removed == 0 and preflight.to_send == 1 and summary.sent == 1
+    assert second.handler.copies()["user7@example.org"] == 1
+
+
+def test_a_list_without_an_email_column_stops_before_anything_is_sent(tmp_path: Path) -> None:
+    from newsletter_mailer.errors import SubscriberListError
+
+    with SMTPTestServer() as server:
+        root = make_workspace(tmp_path / "ws", server.port, 3)
+        (root / "subscribers.csv").write_text("name,phone\nAda,1\n")
+        with pytest.raises(SubscriberListError, match="no email column"):
+            run_send(root)
+    assert server.handler.messages == []

@@ -202,6 +202,8 @@ def _print_preflight(p: Any) -> None:
     table.add_row("already sent", str(p.already_sent))
     if p.failed:
         table.add_row("failed earlier (--retry-failed to try again)", str(p.failed))
+    if p.removed:
+        table.add_row("no longer in the list (not sent)", str(p.removed))
     if p.resumed_in_flight:
         table.add_row("in flight when the last run stopped (will be resent)", str(p.resumed_in_flight))
     out.print(table)

@@ -48,6 +48,7 @@ class Preflight:
     suppressed: int
     already_sent: int
     failed: int
+    removed: int
     resumed_in_flight: int
     problems: tuple[str, ...]
     more_problems: int
@@ -257,7 +258,7 @@ def _preflight(journal: SQLiteJournal, issue: str, subscribers: Path, retry_fail
         issue=issue, subscribers=subscribers, to_send=counts["pending"] - suppressed,
         invalid=report.invalid, duplicates=report.duplicates,
         suppressed=suppressed + counts["suppressed"], already_sent=counts["sent"],
-        failed=counts["failed"], resumed_in_flight=recovered,
+        failed=counts["failed"], removed=counts["removed"], resumed_in_flight=recovered,
         problems=tuple(report.problems), more_problems=report.more_problems,
     )
 

@@ -2,7 +2,7 @@
 transactions, so a crash never skips anyone and resends at most the messages in flight.
 
 States: pending -> sending -> sent | failed | suppressed; a temporary failure puts the row back
-to pending. A row found in ``sending`` when a run starts was in flight at a crash: it is sent
+to pending; a pending row whose address is no longer in the list is ``removed``. A row found in ``sending`` when a run starts was in flight at a crash: it is sent
 again and counted as possibly duplicated.
 """
 
@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     last_reply   TEXT    NOT NULL DEFAULT '',
     message_id   TEXT    NOT NULL DEFAULT '',
     resent       INTEGER NOT NULL DEFAULT 0,
+    listed       REAL    NOT NULL DEFAULT 0,
     created      REAL    NOT NULL,
     updated      REAL    NOT NULL,
     sent_at      REAL,
@@ -49,7 +50,7 @@ CREATE TABLE IF NOT EXISTS suppressions (
 );
 """
 
-STATES = ("pending", "sending", "sent", "failed", "suppressed")
+STATES = ("pending", "sending", "sent", "failed", "suppressed", "removed")
 
 
 @dataclass(frozen=True)
@@ -119,28 +120,34 @@ class SQLiteJournal:
         self.db.close()
 
     def add_recipients(self, issue: str, subscribers: Iterable[Subscriber]) -> int:
-        """Insert new recipients as pending, in batches; returns how many were new."""
-        added = 0
-        now = time.time()
+        """Load the list as it is now: new addresses become pending rows; pending rows whose
+        address has left the list become ``removed`` (and pending again if it comes back).
+        Returns how many addresses were new."""
+        stamp = time.time()
+        before = self.db.execute("SELECT COUNT(*) FROM deliveries WHERE issue = ?", (issue,)).fetchone()[0]
         batch: list[tuple[object, ...]] = []
 
-        def flush() -> int:
+        def flush() -> None:
             with transaction(self.db):
-                before = self.db.total_changes
                 self.db.executemany(
-                    "INSERT OR IGNORE INTO deliveries (issue, address, name, fields, line, created, updated)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)", batch)
-                count = self.db.total_changes - before
+                    "INSERT INTO deliveries (issue, address, name, fields, line, listed, created, updated)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (issue, address) DO UPDATE SET"
+                    " listed = excluded.listed, name = excluded.name, fields = excluded.fields,"
+                    " line = excluded.line, state = CASE state WHEN 'removed' THEN 'pending' ELSE state END",
+                    batch)
             batch.clear()
-            return count
 
         for sub in subscribers:
-            batch.append((issue, sub.email, sub.name, _fields_json(sub.fields), sub.line, now, now))
+            batch.append((issue, sub.email, sub.name, _fields_json(sub.fields), sub.line, stamp, stamp, stamp))
             if len(batch) >= 2000:
-                added += flush()
+                flush()
         if batch:
-            added += flush()
-        return added
+            flush()
+        with transaction(self.db):
+            self.db.execute("UPDATE deliveries SET state = 'removed', updated = ? WHERE issue = ?"
+                            " AND state = 'pending' AND listed < ?", (stamp, issue, stamp))
+        after = self.db.execute("SELECT COUNT(*) FROM deliveries WHERE issue = ?", (issue,)).fetchone()[0]
+        return int(after - before)
 
     def recover_in_flight(self, issue: str) -> int:
         """Rows left in ``sending`` by a killed run go back to pending, flagged as resent."""
