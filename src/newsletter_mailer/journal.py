@@ -2,8 +2,9 @@
 transactions, so a crash never skips anyone and resends at most the messages in flight.
 
 States: pending -> sending -> sent | failed | suppressed; a temporary failure puts the row back
-to pending; a pending row whose address is no longer in the list is ``removed``. A row found in ``sending`` when a run starts was in flight at a crash: it is sent
-again and counted as possibly duplicated.
+to pending; a pending row whose address is no longer in the list is ``removed``. A row found in
+``sending`` when a run starts was in flight at a crash: it is sent again and counted as possibly
+duplicated.
 """
 
 from __future__ import annotations
