@@ -159,7 +159,7 @@ def test_send_refuses_on_errors_unless_forced(tmp_path: Path) -> None:
             return subprocess.run([sys.executable, "-m", "newsletter_mailer", "send", "issue.md", *args],
                                   cwd=root, capture_output=True, text=True, timeout=120)
         refused = run("--yes")
-        assert refused.returncode == 2 and "pre-send check found errors" in refused.stderr
+        assert refused.returncode == 1 and "pre-send check found errors" in refused.stderr
         assert "issue.md:4: error: image" in refused.stderr and server.handler.messages == []
         forced = run("--yes", "--force")
         assert forced.returncode == 0 and len(server.handler.messages) == 2

@@ -110,5 +110,5 @@ def test_send_with_unreachable_relay_is_one_clear_line(tmp_path: Path) -> None:
 
     root = make_workspace(tmp_path / "ws", free_port(), 2)
     result = run("send", "issue.md", "--yes", cwd=root)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "cannot connect to the SMTP server" in result.stderr

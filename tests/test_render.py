@@ -129,3 +129,23 @@ def test_workspace_template_overrides_the_shipped_one(tmp_path: Path) -> None:
     settings = load_settings(workspace=tmp_path)
     html = render_issue(read_issue(write_issue(tmp_path, "subject: Mine")), settings).html
     assert "Custom Mine" in html
+
+
+def test_a_full_monthly_issue_stays_clear_of_gmail_clipping(tmp_path: Path) -> None:
+    """The shape of a real monthly issue: many highlights, twenty sections, a long diary."""
+    highlights = "\n".join(f"  - take part in activity number {i} this month" for i in range(18))
+    events = "\n".join(f"  - date: 2026-12-{i + 1:02d}\n    time: \"19:30\"\n    title: \"Event {i}\"\n"
+                       f"    where: \"Hall {i}, Long Street, Riverton\"\n    contact: \"person{i}@example.org\""
+                       for i in range(10))
+    paragraph = ("Our group met again this month and planned the next steps of the campaign, with "
+                 "thanks to everyone who came along and helped. ") * 3
+    sections = "".join(
+        f"## Section {i}: a heading of ordinary length\n\n{paragraph}\n\n"
+        f"Email [the organiser of item {i}](mailto:organiser{i}@example.org) to join in.\n\n"
+        + (f"[Sign up for item {i}](https://example.org/sign/{i}){{.button}}\n\n" if i % 3 == 0 else "")
+        for i in range(20))
+    path = write_issue(tmp_path, f"subject: Monthly newsletter\nhighlights:\n{highlights}\nevents:\n{events}",
+                       "Welcome to this month's newsletter.\n\n" + sections)
+    rendered = render_issue(read_issue(path), load_settings(workspace=tmp_path))
+    assert rendered.html.count("<h2") == 22  # highlights box, twenty sections, diary
+    assert rendered.html_bytes < SIZE_WARNING_BYTES, f"{rendered.html_bytes / 1024:.0f} KB"

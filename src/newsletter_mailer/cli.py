@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from .config import Settings, load_settings
-from .errors import NewsletterError
+from .errors import NewsletterError, UserInputError
 from .render import SIZE_WARNING_BYTES
 
 out = Console(highlight=False, soft_wrap=True)
@@ -36,7 +36,7 @@ def friendly(func: F) -> F:
             return func(*args, **kwargs)
         except NewsletterError as exc:
             err.print(f"[bold red]error:[/] {escape(str(exc))}")
-            sys.exit(EXIT_USER_ERROR)
+            sys.exit(EXIT_USER_ERROR if isinstance(exc, UserInputError) else EXIT_FINDINGS)
         except KeyboardInterrupt:
             err.print("interrupted")
             sys.exit(130)
@@ -319,8 +319,8 @@ def status(ctx: click.Context, issue: Path) -> None:
     finally:
         journal.close()
     out.print(f"{issue.stem}: sent {counts['sent']}, pending {counts['pending']}, failed {counts['failed']}, "
-              f"skipped as unsubscribed {counts['suppressed']}, in flight {counts['sending']}, "
-              f"possibly duplicated {counts['resent']}")
+              f"skipped as unsubscribed {counts['suppressed']}, no longer in the list {counts['removed']}, "
+              f"in flight {counts['sending']}, possibly duplicated {counts['resent']}")
     for address, attempts, reply in failures:
         out.print(f"failed {escape(address)} after {attempts} attempt(s): {escape(reply)}")
 
