@@ -70,3 +70,25 @@ def test_sigkill_at_random_moments_never_skips_and_bounds_duplicates(tmp_path: P
     assert counts["resent"] == sum(reported)
     if sum(reported):
         assert "possibly duplicated" in "".join(outputs[1:])
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_run_finishes_the_list(tmp_path: Path) -> None:
+    with SMTPTestServer(Faults(delay=0.004)) as server:
+        root = make_workspace(tmp_path / "ws", server.port, 120, smtp_extra=f"concurrency = {CONCURRENCY}")
+        process = start_send(root)
+        deadline = time.monotonic() + 60
+        while len(server.handler.messages) < 20:
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.002)
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=60)[0]
+        assert process.returncode == 130, output
+        assert "interrupted" in output and "Traceback" not in output
+        final = start_send(root)
+        rest = final.communicate(timeout=120)[0]
+        assert final.returncode == 0, rest
+    copies = server.handler.copies()
+    assert set(copies) == {f"user{i}@example.org" for i in range(120)}
+    duplicated = {a for a, n in copies.items() if n > 1}
+    flagged = re.search(r"in flight when the last run stopped.*?(\d+)", rest)
+    assert len(duplicated) <= (int(flagged.group(1)) if flagged else 0) <= CONCURRENCY

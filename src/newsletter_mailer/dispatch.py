@@ -215,14 +215,13 @@ class Campaign:
                     envelope = template.envelope(job.subscriber())
                     try:
                         result = await connection.send(envelope)
-                    except SMTPStartError as exc:
+                    except SMTPStartError as exc:  # the login was refused: nothing was handed over
                         journal.release(job)
                         fatal.append(exc)
                         stop.set()
                         break
-                    except BaseException:
-                        journal.release(job)
-                        raise
+                    # Anything else (Ctrl+C, a crash) leaves the row "sending": the server may have the
+                    # message, so the next run resends it and counts it as possibly duplicated.
                     pause = settle(job, envelope.message_id, result)
                     if state["consecutive"] >= smtp.max_consecutive_failures:
                         summary.paused = (f"{state['consecutive']} deliveries in a row failed "
