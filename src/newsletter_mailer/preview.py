@@ -23,7 +23,7 @@ PAGE = """<!doctype html>
 <style>
  body {{ font-family: system-ui, sans-serif; margin: 0; background: #eef0f3; }}
  header {{ padding: 8px 16px; background: #24292f; color: #fff; }}
- main {{ display: flex; gap: 16px; padding: 16px; align-items: flex-start; }}
+ main {{ display: flex; flex-wrap: wrap; gap: 16px; padding: 16px; align-items: flex-start; }}
  figure {{ margin: 0; }} figcaption {{ font-size: 13px; color: #57606a; margin-bottom: 4px; }}
  iframe {{ border: 1px solid #d0d7de; background: #fff; height: 85vh; }}
  pre {{ background: #fff; border: 1px solid #d0d7de; padding: 12px; height: 85vh; overflow: auto;
