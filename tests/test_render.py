@@ -149,3 +149,14 @@ def test_a_full_monthly_issue_stays_clear_of_gmail_clipping(tmp_path: Path) -> N
     rendered = render_issue(read_issue(path), load_settings(workspace=tmp_path))
     assert rendered.html.count("<h2") == 22  # highlights box, twenty sections, diary
     assert rendered.html_bytes < SIZE_WARNING_BYTES, f"{rendered.html_bytes / 1024:.0f} KB"
+
+
+def test_broken_mjml_in_a_workspace_template_is_a_clear_error(tmp_path: Path) -> None:
+    from newsletter_mailer.errors import IssueError
+
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "newsletter.mjml").write_text("<mjml><mj-body><mj-nonsense></mj-body></mjml>")
+    settings = load_settings(workspace=tmp_path)
+    with pytest.raises(IssueError) as caught:
+        render_issue(read_issue(write_issue(tmp_path, "subject: S")), settings)
+    assert str(caught.value).startswith(f"{tmp_path / 'templates' / 'newsletter.mjml'}: the MJML template is not valid")

@@ -176,7 +176,11 @@ def render_html(issue: Issue, settings: Settings, fields: MergeFields) -> str:
     except TemplateError as exc:
         name = getattr(exc, "filename", None) or TEMPLATE
         raise IssueError(f"template error: {exc}", file=name, line=getattr(exc, "lineno", None)) from None
-    html = mjml.mjml2html(source, fonts={}, disable_comments=False)
+    try:
+        html = mjml.mjml2html(source, fonts={}, disable_comments=False)
+    except ValueError as exc:  # MRML reports a position in the rendered template source
+        where = next((d / TEMPLATE for d in template_dirs(settings) if (d / TEMPLATE).is_file()), TEMPLATE)
+        raise IssueError(f"the MJML template is not valid MJML: {exc}", file=where) from None
     return inline_css(html)
 
 
