@@ -292,3 +292,22 @@ def test_a_list_without_an_email_column_stops_before_anything_is_sent(tmp_path: 
         with pytest.raises(SubscriberListError, match="no email column"):
             run_send(root)
     assert server.handler.messages == []
+
+
+def test_dispatch_logic_with_the_in_memory_transport(tmp_path: Path) -> None:
+    """No socket: the journal, suppression and envelope logic of a run, on their own."""
+    from newsletter_mailer.transport import MemoryTransport
+
+    root = make_workspace(tmp_path / "ws", 1, 12)
+    settings = settings_for(root)
+    db = connect(settings.database_path)
+    SuppressionList(db).add("user5@example.org", "manual")
+    db.close()
+    memory = MemoryTransport()
+    with dispatch.open_campaign(root / "issue.md", settings) as campaign:
+        summary = campaign.run(transport=memory)
+    assert summary.sent == 11 and summary.suppressed == 1
+    assert sorted(e.recipient for e in memory.sent) == sorted(f"user{i}@example.org" for i in range(12) if i != 5)
+    assert len({e.message_id for e in memory.sent}) == 11
+    counts = journal_counts(root)
+    assert counts["sent"] == 11 and counts["suppressed"] == 1 and counts["pending"] == 0

@@ -86,10 +86,6 @@ class MergeFields:
         return self.placeholder(0)
 
     @property
-    def email(self) -> str:
-        return self.placeholder(1)
-
-    @property
     def pattern(self) -> re.Pattern[str]:
         return self._pattern
 
