@@ -54,6 +54,13 @@ def settings_from(ctx: click.Context) -> Settings:
     return settings
 
 
+def print_findings(findings: list[Any], console: Console) -> None:
+    """Each finding as file:line: level: message, errors in red, warnings in yellow."""
+    for finding in findings:
+        colour = "red" if finding.level == "error" else "yellow"
+        console.print(f"[{colour}]{escape(str(finding))}[/]")
+
+
 @click.group()
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False),
               help="Settings file (default: ./newsletter.toml).")
@@ -113,9 +120,7 @@ def check(ctx: click.Context, issue: Path) -> None:
     from .check import check_issue, has_errors
 
     findings = check_issue(issue, settings_from(ctx))
-    for finding in findings:
-        colour = "red" if finding.level == "error" else "yellow"
-        out.print(f"[{colour}]{escape(str(finding))}[/]")
+    print_findings(findings, out)
     errors = sum(f.level == "error" for f in findings)
     warnings = len(findings) - errors
     out.print(f"{errors} error(s), {warnings} warning(s)")
@@ -244,8 +249,7 @@ def send(ctx: click.Context, issue: Path, test: bool, to: tuple[str, ...], subsc
     if to and not test:
         raise click.UsageError("--to goes with --test")
     findings = run_check(issue, settings)
-    for finding in findings:
-        err.print(f"[{'red' if finding.level == 'error' else 'yellow'}]{escape(str(finding))}[/]")
+    print_findings(findings, err)
     if has_errors(findings):
         if not force:
             from .errors import CheckFailed

@@ -138,13 +138,13 @@ class Campaign:
         await transport.probe()  # a refused connection or login stops here, before any claim
         template = self.template()
         journal = self.journal
-        summary = Summary(possibly_duplicated=0)
+        summary = Summary()
         limiter = RateLimiter(smtp.rate, smtp.per_hour)
         pending = journal.pending(self.issue)
         retries: list[tuple[float, int, Delivery]] = []
         sequence = itertools.count()
         first_try: dict[int, float] = {}
-        state = {"consecutive": 0, "active": 0}
+        state = {"consecutive": 0}
         stop = asyncio.Event()
         fatal: list[BaseException] = []
         counts = journal.counts(self.issue)
@@ -178,7 +178,7 @@ class Campaign:
             state["consecutive"] += 1
             attempts = job.attempts + 1
             if result.kind is Kind.TEMPORARY:
-                elapsed = time.monotonic() - first_try.setdefault(job.id, time.monotonic())
+                elapsed = time.monotonic() - first_try[job.id]  # set when the worker first claimed it
                 if attempts < smtp.max_attempts and elapsed < smtp.retry_max_seconds:
                     delay = backoff(attempts, smtp.retry_delay)
                     journal.mark_deferred(job, str(result), uncertain=result.uncertain)
