@@ -22,18 +22,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def make_workspace(root: Path, subscribers: int, *, port: int = 0, concurrency: int = 8,
-                   extra_sections: int = 2) -> Path:
+def make_workspace(
+    root: Path, subscribers: int, *, port: int = 0, concurrency: int = 8, extra_sections: int = 2
+) -> Path:
     """The example issue (about 40 KB as sent) to ``subscribers`` generated addresses."""
     root.mkdir(parents=True, exist_ok=True)
     host = f'host = "127.0.0.1"\nport = {port}\nsecurity = "none"\n' if port else ""
     (root / "newsletter.toml").write_text(
-        (REPO / "newsletter.toml").read_text().replace('subscribers = "subscribers.csv.example"',
-                                                       'subscribers = "subscribers.csv"')
-        .replace("concurrency = 4", f"concurrency = {concurrency}\nmessages_per_connection = 0\n{host}"))
+        (REPO / "newsletter.toml")
+        .read_text()
+        .replace('subscribers = "subscribers.csv.example"', 'subscribers = "subscribers.csv"')
+        .replace("concurrency = 4", f"concurrency = {concurrency}\nmessages_per_connection = 0\n{host}")
+    )
     issue = (REPO / "issues" / "example.md").read_text()
-    filler = "".join(f"\n## More news {i}\n\n" + "Volunteers kept busy with many useful things this month. " * 12
-                     + "\n" for i in range(extra_sections))
+    filler = "".join(
+        f"\n## More news {i}\n\n" + "Volunteers kept busy with many useful things this month. " * 12 + "\n"
+        for i in range(extra_sections)
+    )
     (root / "issue.md").write_text(issue + filler)
     with (root / "subscribers.csv").open("w") as handle:
         handle.write("email,name,branch\n")
@@ -65,7 +70,23 @@ def smtp_sink(delay: int = 0) -> Iterator[int]:
 def smtp_source_seconds(port: int, sessions: int, messages: int, size: int) -> float:
     binary = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
     started = time.perf_counter()
-    subprocess.run([binary, "-d", "-s", str(sessions), "-m", str(messages), "-l", str(size),
-                    "-f", "news@example.org", "-t", "member@example.org", f"127.0.0.1:{port}"],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            binary,
+            "-d",
+            "-s",
+            str(sessions),
+            "-m",
+            str(messages),
+            "-l",
+            str(size),
+            "-f",
+            "news@example.org",
+            "-t",
+            "member@example.org",
+            f"127.0.0.1:{port}",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return time.perf_counter() - started

@@ -49,8 +49,10 @@ def main() -> None:
         rendered = render_issue(read_issue(root / "issue.md"), settings)
         signer = signer_for(settings)
         template = MessageTemplate(rendered, settings, signer)
-        people = [Subscriber(f"member{i}@example.org", f"Member {i}", (("branch", f"B{i % 7}"),))
-                  for i in range(args.recipients)]
+        people = [
+            Subscriber(f"member{i}@example.org", f"Member {i}", (("branch", f"B{i % 7}"),))
+            for i in range(args.recipients)
+        ]
         size = len(template.envelope(people[0]).data)
 
         def naive(subscriber: Subscriber) -> bytes:

@@ -20,12 +20,19 @@ from common import REPO, make_workspace
 
 
 def peak_mb(root: Path) -> tuple[float, float, str]:
-    script = ("import resource, sys; from newsletter_mailer.cli import main\n"
-              "try:\n    main(['send', 'issue.md', '--dry-run'])\nexcept SystemExit:\n    pass\n"
-              "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
+    script = (
+        "import resource, sys; from newsletter_mailer.cli import main\n"
+        "try:\n    main(['send', 'issue.md', '--dry-run'])\nexcept SystemExit:\n    pass\n"
+        "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)"
+    )
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True,
-                            env={**os.environ, "NEWSLETTER_SECRET": "benchmark", "PYTHONPATH": str(REPO / "src")})
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NEWSLETTER_SECRET": "benchmark", "PYTHONPATH": str(REPO / "src")},
+    )
     elapsed = time.perf_counter() - started
     peak = next(line for line in result.stderr.splitlines() if line.startswith("PEAK"))
     return int(peak.split()[1]) / 1024, elapsed, result.stdout.strip().splitlines()[-1]

@@ -34,16 +34,17 @@ def main() -> None:
         root = make_workspace(Path(tmp) / "ws", args.subscribers, port=port, concurrency=args.concurrency)
         settings = load_settings(workspace=root)
         with dispatch.open_campaign(root / "issue.md", settings) as campaign:
-            size = len(campaign.template().envelope(
-                Subscriber("member0@example.org", "Member 0")).data)
+            size = len(campaign.template().envelope(Subscriber("member0@example.org", "Member 0")).data)
             started = time.perf_counter()
             summary = campaign.run()
             ours = time.perf_counter() - started
         assert summary.sent == args.subscribers, summary
         reference = smtp_source_seconds(port, args.concurrency, args.subscribers, size)
     ours_rate, ref_rate = args.subscribers / ours, args.subscribers / reference
-    print(f"messages: {args.subscribers} of {size / 1024:.1f} KB, {args.concurrency} connections, "
-          f"sink delay {args.delay}s, journal on")
+    print(
+        f"messages: {args.subscribers} of {size / 1024:.1f} KB, {args.concurrency} connections, "
+        f"sink delay {args.delay}s, journal on"
+    )
     print(f"newsletter send: {ours:.1f}s = {ours_rate:.0f} msg/s")
     print(f"smtp-source:     {reference:.1f}s = {ref_rate:.0f} msg/s")
     print(f"ratio: {ours_rate / ref_rate:.2f} of smtp-source")

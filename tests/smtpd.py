@@ -68,8 +68,11 @@ class RecordingHandler:
             asyncio.get_running_loop().call_soon(server.transport.close)
             return "421 4.3.2 closing connection, too many messages"
         with self._lock:
-            self.messages.append(Received(envelope.mail_from, tuple(envelope.rcpt_tos),
-                                          bytes(envelope.original_content or envelope.content)))
+            self.messages.append(
+                Received(
+                    envelope.mail_from, tuple(envelope.rcpt_tos), bytes(envelope.original_content or envelope.content)
+                )
+            )
             accepted = len(self.messages)
         if self.faults.vanish_after and accepted == self.faults.vanish_after and self.on_vanish:
             threading.Thread(target=self.on_vanish, daemon=True).start()
@@ -90,6 +93,7 @@ class SMTPTestServer:
         self.port = free_port()
         kwargs: dict[str, Any] = {}
         if credentials:
+
             def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
                 ok = isinstance(data, LoginPassword) and (data.login.decode(), data.password.decode()) == credentials
                 return AuthResult(success=ok, handled=False)

@@ -27,8 +27,10 @@ def example_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def set_width(driver: Any, width: int) -> None:
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                           {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 500})
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 500},
+    )
 
 
 @pytest.mark.parametrize("width", [375, 640])
@@ -39,7 +41,8 @@ def test_example_renders_without_horizontal_scrolling(browser: Any, example_html
         "return {scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth,"
         " inner: window.innerWidth, h1: document.querySelector('h1').getBoundingClientRect().width,"
         " buttons: Array.from(document.querySelectorAll('a')).filter(a => a.textContent.includes('drop-off'))"
-        ".map(a => a.getBoundingClientRect().right)}")
+        ".map(a => a.getBoundingClientRect().right)}"
+    )
     assert metrics["inner"] == width
     assert metrics["scroll"] <= metrics["client"], f"horizontal scrolling at {width}px: {metrics}"
     assert all(right <= width for right in metrics["buttons"])
@@ -49,9 +52,10 @@ def test_example_renders_without_horizontal_scrolling(browser: Any, example_html
         assert metrics["h1"] <= 600  # and stays at 600 px on a desktop
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                            {"width": width, "height": min(height, 6000), "deviceScaleFactor": 1,
-                             "mobile": width < 500})
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": min(height, 6000), "deviceScaleFactor": 1, "mobile": width < 500},
+    )
     shot = ARTEFACTS / f"example-{width}px.png"
     browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000
@@ -73,7 +77,8 @@ def test_preview_page_shows_both_views_and_reloads_on_save(browser: Any, tmp_pat
             assert time.monotonic() < deadline, "text part never appeared"
             time.sleep(0.2)
         frames = browser.execute_script(
-            "return Array.from(document.querySelectorAll('iframe')).map(f => f.clientWidth)")
+            "return Array.from(document.querySelectorAll('iframe')).map(f => f.clientWidth)"
+        )
         assert sorted(round(w) for w in frames) == [375, 640]
         time.sleep(0.05)
         write_issue(tmp_path, "subject: Second subject", "Changed text\n")

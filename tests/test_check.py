@@ -35,8 +35,9 @@ def setup(tmp_path: Path, settings_text: str = CLEAN_SETTINGS) -> Settings:
     return load_settings(workspace=tmp_path)
 
 
-def findings(tmp_path: Path, body: str = "Hello\n", front: str = "subject: Walk news",
-             settings: Settings | None = None) -> list[str]:
+def findings(
+    tmp_path: Path, body: str = "Hello\n", front: str = "subject: Walk news", settings: Settings | None = None
+) -> list[str]:
     settings = settings or setup(tmp_path)
     return [str(f) for f in check_issue(write_issue(tmp_path, front, body), settings)]
 
@@ -46,8 +47,14 @@ def has(found: list[str], level: str, fragment: str) -> bool:
 
 
 def test_a_clean_issue_with_good_settings_has_no_findings(tmp_path: Path) -> None:
-    assert findings(tmp_path, "Hi\n\n## Walk\n\nSee [the route map](https://example.org/map).\n"
-                              "\n![The ridge at dawn](https://example.org/r.jpg)\n") == []
+    assert (
+        findings(
+            tmp_path,
+            "Hi\n\n## Walk\n\nSee [the route map](https://example.org/map).\n"
+            "\n![The ridge at dawn](https://example.org/r.jpg)\n",
+        )
+        == []
+    )
 
 
 def test_image_without_alt_is_an_error_at_its_line(tmp_path: Path) -> None:
@@ -94,7 +101,7 @@ def test_missing_dkim_and_misaligned_dkim(tmp_path: Path) -> None:
 
 
 def test_list_id_outside_the_from_domain(tmp_path: Path) -> None:
-    text = CLEAN_SETTINGS.replace('postal_address', 'list_id = "walkers.lists.example.net"\npostal_address')
+    text = CLEAN_SETTINGS.replace("postal_address", 'list_id = "walkers.lists.example.net"\npostal_address')
     found = findings(tmp_path, settings=setup(tmp_path, text))
     assert has(found, "warning", "List-Id walkers.lists.example.net is not under the From domain")
     assert any(":5: warning: List-Id" in f for f in found)
@@ -107,8 +114,10 @@ def test_missing_postal_address(tmp_path: Path) -> None:
 
 def test_size_warning_from_90kb_and_error_from_102kb(tmp_path: Path) -> None:
     paragraph = "Walkers met on the hill and talked about the weather for a long time. " * 14
+
     def body(n: int) -> str:
         return "".join(f"## Part {i}\n\n{paragraph}\n\n" for i in range(n))
+
     small = findings(tmp_path, body(10))
     assert not any("KB" in f for f in small)
     assert has(findings(tmp_path, body(32)), "warning", "close to Gmail's 102 KB clipping limit")
@@ -120,7 +129,8 @@ def test_template_without_unsubscribe_link_or_with_images_lacking_alt(tmp_path: 
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates" / "newsletter.mjml").write_text(
         '<mjml lang="en"><mj-body><mj-section><mj-column><mj-text>{{ issue.subject }}</mj-text>'
-        '<mj-image src="http://example.org/logo.png" alt="" /></mj-column></mj-section></mj-body></mjml>')
+        '<mj-image src="http://example.org/logo.png" alt="" /></mj-column></mj-section></mj-body></mjml>'
+    )
     found = findings(tmp_path, settings=settings)
     assert "templates/newsletter.mjml: error: the HTML has no unsubscribe link" in "\n".join(found)
     assert has(found, "error", "image http://example.org/logo.png in the template has no alt text")
@@ -133,8 +143,7 @@ def test_missing_headers_and_foreign_message_id_in_a_finished_message(tmp_path: 
     data, url = sample_message(rendered, settings)
     assert message_findings(data, url, rendered, settings) == []
     headers, body = data.split(b"\r\n\r\n", 1)
-    kept = [line for line in headers.split(b"\r\n")
-            if not line.startswith((b"List-Unsubscribe", b" <http"))]
+    kept = [line for line in headers.split(b"\r\n") if not line.startswith((b"List-Unsubscribe", b" <http"))]
     stripped = b"\r\n".join(kept).replace(b"@walkers.example.org>", b"@elsewhere.example.net>") + b"\r\n\r\n" + body
     found = [str(f) for f in message_findings(stripped, url, rendered, settings)]
     assert has(found, "error", "the List-Unsubscribe header is missing")
@@ -155,9 +164,16 @@ def test_send_refuses_on_errors_unless_forced(tmp_path: Path) -> None:
     with SMTPTestServer() as server:
         root = make_workspace(tmp_path / "ws", server.port, 2)
         (root / "issue.md").write_text("---\nsubject: S\n---\n![](https://example.org/a.png)\n")
+
         def run(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run([sys.executable, "-m", "newsletter_mailer", "send", "issue.md", *args],
-                                  cwd=root, capture_output=True, text=True, timeout=120)
+            return subprocess.run(
+                [sys.executable, "-m", "newsletter_mailer", "send", "issue.md", *args],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+
         refused = run("--yes")
         assert refused.returncode == 1 and "pre-send check found errors" in refused.stderr
         assert "issue.md:4: error: image" in refused.stderr and server.handler.messages == []
@@ -175,10 +191,13 @@ def test_finding_format_and_error_detection() -> None:
     assert has_errors([finding]) and not has_errors([Finding("a", 1, "warning", "w")])
 
 
-@pytest.mark.parametrize(("front", "line"), [
-    ('subject: S\nsignoff: "Bye, see [the page](/rel)"', 3),
-    ("subject: S\nsignoff: |\n  Bye.\n\n  See [the page](/rel).", 6),
-])
+@pytest.mark.parametrize(
+    ("front", "line"),
+    [
+        ('subject: S\nsignoff: "Bye, see [the page](/rel)"', 3),
+        ("subject: S\nsignoff: |\n  Bye.\n\n  See [the page](/rel).", 6),
+    ],
+)
 def test_findings_in_the_signoff_point_at_its_line(tmp_path: Path, front: str, line: int) -> None:
     found = findings(tmp_path, "Hi\n", front=front)
     assert any(f.startswith(f"{tmp_path / 'issue.md'}:{line}: error: link '/rel'") for f in found), found

@@ -12,8 +12,14 @@ from conftest import write_issue
 
 
 def run(*args: str, cwd: Path, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "newsletter_mailer", *args], cwd=cwd, input=input,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "newsletter_mailer", *args],
+        cwd=cwd,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_init_render_check_on_a_fresh_workspace(tmp_path: Path) -> None:
@@ -40,8 +46,11 @@ def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
 
 
 def test_check_reports_each_problem_with_its_line_and_exits_1(tmp_path: Path) -> None:
-    write_issue(tmp_path, "subject: S", "Intro\n\n## One\n\n![](https://example.org/a.png)\n\n"
-                "[relative](/page) and [fine](https://example.org/)\n")
+    write_issue(
+        tmp_path,
+        "subject: S",
+        "Intro\n\n## One\n\n![](https://example.org/a.png)\n\n[relative](/page) and [fine](https://example.org/)\n",
+    )
     result = run("check", "issue.md", cwd=tmp_path)
     assert result.returncode == 1
     expected = "issue.md:8: error: image https://example.org/a.png has no alt text: write ![what it shows](url)"

@@ -24,8 +24,11 @@ def test_missing_file_gives_defaults(tmp_path: Path) -> None:
 
 
 def test_example_settings_load(tmp_path: Path) -> None:
-    write(tmp_path, '[newsletter]\nname = "N"\nfrom = "n@example.org"\ntest_recipients = ["e@example.org"]\n'
-                    '[smtp]\nhost = "smtp.example.org"\nsecurity = "tls"\nrate = 5\n')
+    write(
+        tmp_path,
+        '[newsletter]\nname = "N"\nfrom = "n@example.org"\ntest_recipients = ["e@example.org"]\n'
+        '[smtp]\nhost = "smtp.example.org"\nsecurity = "tls"\nrate = 5\n',
+    )
     settings = load_settings(workspace=tmp_path, env={})
     assert settings.found and settings.smtp.effective_port == 465
     assert settings.smtp.rate == 5.0
@@ -57,10 +60,16 @@ def test_invalid_settings_name_the_key_and_line(tmp_path: Path, text: str, line:
 
 def test_environment_overrides_every_smtp_key_and_supplies_the_password(tmp_path: Path) -> None:
     write(tmp_path, '[smtp]\nhost = "file.example.org"\nport = 25\n')
-    env = {"NEWSLETTER_SMTP_HOST": "env.example.org", "NEWSLETTER_SMTP_PORT": "2525",
-           "NEWSLETTER_SMTP_SECURITY": "none", "NEWSLETTER_SMTP_USERNAME": "u",
-           "NEWSLETTER_SMTP_CONCURRENCY": "8", "NEWSLETTER_SMTP_RATE": "2.5",
-           "NEWSLETTER_SMTP_VERIFY_CERTIFICATES": "false", "NEWSLETTER_SMTP_PASSWORD": "s3cret"}
+    env = {
+        "NEWSLETTER_SMTP_HOST": "env.example.org",
+        "NEWSLETTER_SMTP_PORT": "2525",
+        "NEWSLETTER_SMTP_SECURITY": "none",
+        "NEWSLETTER_SMTP_USERNAME": "u",
+        "NEWSLETTER_SMTP_CONCURRENCY": "8",
+        "NEWSLETTER_SMTP_RATE": "2.5",
+        "NEWSLETTER_SMTP_VERIFY_CERTIFICATES": "false",
+        "NEWSLETTER_SMTP_PASSWORD": "s3cret",
+    }
     smtp = load_settings(workspace=tmp_path, env=env).smtp
     assert (smtp.host, smtp.port, smtp.security, smtp.username) == ("env.example.org", 2525, "none", "u")
     assert (smtp.concurrency, smtp.rate, smtp.verify_certificates) == (8, 2.5, False)

@@ -23,9 +23,14 @@ RECIPIENTS = 240
 
 
 def start_send(root: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "newsletter_mailer", "send", "issue.md", "--yes"], cwd=root,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "COLUMNS": "200"})
+    return subprocess.Popen(
+        [sys.executable, "-m", "newsletter_mailer", "send", "issue.md", "--yes"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
 
 
 def test_sigkill_at_random_moments_never_skips_and_bounds_duplicates(tmp_path: Path) -> None:

@@ -42,8 +42,10 @@ port = {port}
 """)
     rows = "\n".join(f"user{i}@example.org,User {i}" for i in range(count))
     (root / "subscribers.csv").write_text(f"email,name\n{rows}\n{bad_rows}")
-    (root / "issue.md").write_text("---\nsubject: Hello {{ subscriber.name }}\n---\nDear {{ subscriber.name }},\n\n"
-                                   "## News\n\nSomething [happened](https://example.org/n).\n")
+    (root / "issue.md").write_text(
+        "---\nsubject: Hello {{ subscriber.name }}\n---\nDear {{ subscriber.name }},\n\n"
+        "## News\n\nSomething [happened](https://example.org/n).\n"
+    )
     return root
 
 
@@ -116,8 +118,9 @@ def test_faults_are_retried_and_accounted_exactly(tmp_path: Path) -> None:
 
 def test_temporary_errors_until_the_attempt_limit_fail_and_can_be_retried(tmp_path: Path) -> None:
     with SMTPTestServer(Faults(rcpt_451=1.0)) as server:
-        root = make_workspace(tmp_path / "ws", server.port, 3,
-                              smtp_extra="max_attempts = 3\nmax_consecutive_failures = 100")
+        root = make_workspace(
+            tmp_path / "ws", server.port, 3, smtp_extra="max_attempts = 3\nmax_consecutive_failures = 100"
+        )
         _, summary = run_send(root)
     assert summary.sent == 0 and summary.failed == 3
     assert all("gave up after 3 attempts" in reply for _, reply in summary.failures)
@@ -204,8 +207,12 @@ def test_unsubscribe_during_a_run_is_honoured_at_the_next_recipient(tmp_path: Pa
 
 def test_invalid_and_duplicate_rows_are_reported_and_skipped(tmp_path: Path) -> None:
     with SMTPTestServer() as server:
-        root = make_workspace(tmp_path / "ws", server.port, 5,
-                              bad_rows="not-an-address,X\nUSER1@EXAMPLE.ORG,Dup\nuser1@Example.org,Dup2\n")
+        root = make_workspace(
+            tmp_path / "ws",
+            server.port,
+            5,
+            bad_rows="not-an-address,X\nUSER1@EXAMPLE.ORG,Dup\nuser1@Example.org,Dup2\n",
+        )
         preflight, summary = run_send(root)
     assert preflight.invalid == 1 and preflight.duplicates == 1
     assert any(":7: 'not-an-address' is not a valid address" in p for p in preflight.problems)
@@ -216,8 +223,11 @@ def test_invalid_and_duplicate_rows_are_reported_and_skipped(tmp_path: Path) -> 
 def test_second_send_of_the_same_issue_is_refused(tmp_path: Path) -> None:
     root = make_workspace(tmp_path / "ws", 1, 1)
     settings = settings_for(root)
-    with (send_lock(settings.state_dir, "issue"), pytest.raises(AlreadySending, match="another"),
-          dispatch.open_campaign(root / "issue.md", settings)):
+    with (
+        send_lock(settings.state_dir, "issue"),
+        pytest.raises(AlreadySending, match="another"),
+        dispatch.open_campaign(root / "issue.md", settings),
+    ):
         pass
 
 
@@ -264,8 +274,9 @@ def test_without_an_smtp_host_mail_goes_through_the_local_outbox(tmp_path: Path)
 
 def test_an_address_removed_from_the_list_before_resuming_is_not_mailed(tmp_path: Path) -> None:
     with SMTPTestServer(Faults(vanish_after=2)) as first:
-        root = make_workspace(tmp_path / "ws", first.port, 10,
-                              smtp_extra="concurrency = 1\nmax_consecutive_failures = 2")
+        root = make_workspace(
+            tmp_path / "ws", first.port, 10, smtp_extra="concurrency = 1\nmax_consecutive_failures = 2"
+        )
         with pytest.raises(SendPaused):
             run_send(root)
     sent_before = set(first.handler.copies())
@@ -276,7 +287,8 @@ def test_an_address_removed_from_the_list_before_resuming_is_not_mailed(tmp_path
         preflight, summary = run_send(root)
         assert preflight.removed == 1 and "user7@example.org" not in second.handler.copies()
         assert set(second.handler.copies()) | sent_before == {f"user{i}@example.org" for i in range(10)} - {
-            "user7@example.org"}
+            "user7@example.org"
+        }
         csv.write_text(csv.read_text() + "\nuser7@example.org,User 7\n")
         preflight, summary = run_send(root)
     assert preflight.removed == 0 and preflight.to_send == 1 and summary.sent == 1

@@ -41,16 +41,28 @@ def test_signed_message_verifies_and_covers_the_unsubscribe_headers(tmp_path: Pa
     root = make_workspace(tmp_path / "ws", 1, 1)
     add_dkim(root)
     settings = load_settings(workspace=root)
-    template = MessageTemplate(render_issue(read_issue(root / "issue.md"), settings), settings,
-                               signer_for(settings), dkim=dkim_signer(settings))
+    template = MessageTemplate(
+        render_issue(read_issue(root / "issue.md"), settings),
+        settings,
+        signer_for(settings),
+        dkim=dkim_signer(settings),
+    )
     data = template.envelope(Subscriber("zoë@example.org", "Zoë")).data
     assert data.startswith(b"DKIM-Signature: ")
     assert dkimpy.verify(data, dnsfunc=dns)
     header = data.split(b"\r\n\r\n", 1)[0].decode()
     signed = re.search(r"h=([^;]+);", header.replace("\r\n ", "").replace("\r\n\t", "")).group(1)  # type: ignore[union-attr]
     names = {n.strip().lower() for n in signed.split(":")}
-    for required in ("from", "to", "subject", "date", "message-id", "list-id", "list-unsubscribe",
-                     "list-unsubscribe-post"):
+    for required in (
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "list-id",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+    ):
         assert required in names
     assert "c=relaxed/relaxed" in header.replace("\r\n ", "")
     tampered = data.replace(b"Dear", b"Deer", 1)
@@ -92,20 +104,31 @@ def test_key_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_keygen_writes_a_private_key_and_prints_the_txt_record(tmp_path: Path) -> None:
     (tmp_path / "newsletter.toml").write_text('[newsletter]\nfrom = "news@lists.example.org"\n')
-    result = subprocess.run([sys.executable, "-m", "newsletter_mailer", "dkim", "keygen", "--selector", "s1"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "newsletter_mailer", "dkim", "keygen", "--selector", "s1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     key = tmp_path / ".newsletter" / "dkim-s1.pem"
     assert key.stat().st_mode & 0o777 == 0o600
-    record = re.search(r'^s1\._domainkey\.lists\.example\.org\. IN TXT "(v=DKIM1; k=rsa; p=[A-Za-z0-9+/=]+)"$',
-                       result.stdout, re.M)
+    record = re.search(
+        r'^s1\._domainkey\.lists\.example\.org\. IN TXT "(v=DKIM1; k=rsa; p=[A-Za-z0-9+/=]+)"$', result.stdout, re.M
+    )
     assert record is not None
     assert 'key_file = ".newsletter/dkim-s1.pem"' in result.stdout
     message = b"From: a@lists.example.org\r\nSubject: x\r\n\r\nbody\r\n"
     signed = dkimpy.sign(message, b"s1", b"lists.example.org", key.read_bytes()) + message
     assert dkimpy.verify(signed, dnsfunc=lambda name, timeout=5: record.group(1).encode())
-    again = subprocess.run([sys.executable, "-m", "newsletter_mailer", "dkim", "keygen", "--selector", "s1"],
-                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        [sys.executable, "-m", "newsletter_mailer", "dkim", "keygen", "--selector", "s1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode == 2 and "already exists" in again.stderr
 
 

@@ -41,13 +41,11 @@ def test_heading_inside_code_block_does_not_start_a_section(tmp_path: Path) -> N
 def test_highlights_auto_lists_section_headings_with_anchors(tmp_path: Path) -> None:
     path = write_issue(tmp_path, "subject: S\nhighlights: auto", "## One thing\n\nx\n\n## Another\n\ny\n")
     issue = read_issue(path)
-    assert [(h.text, h.anchor) for h in issue.highlights] == [
-        ("One thing", "one-thing"), ("Another", "another")]
+    assert [(h.text, h.anchor) for h in issue.highlights] == [("One thing", "one-thing"), ("Another", "another")]
 
 
 def test_highlight_links_to_section_only_when_heading_matches(tmp_path: Path) -> None:
-    path = write_issue(tmp_path, "subject: S\nhighlights:\n  - Coat drive\n  - something else",
-                       "## Coat drive\n\nx\n")
+    path = write_issue(tmp_path, "subject: S\nhighlights:\n  - Coat drive\n  - something else", "## Coat drive\n\nx\n")
     anchors = [h.anchor for h in read_issue(path).highlights]
     assert anchors == ["coat-drive", ""]
 

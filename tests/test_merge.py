@@ -92,8 +92,15 @@ def test_merge_fields_in_the_subject_are_filled_per_recipient(tmp_path: Path) ->
     assert email.message_from_bytes(data, policy=policy.default)["Subject"] == "News for Zoë"
 
 
-@pytest.mark.parametrize("source", ['subscriber.name', 'subscriber.branch | default("none")',
-                                    "subscriber.branch|default('x y')", 'subscriber.missing'])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "subscriber.name",
+        'subscriber.branch | default("none")',
+        "subscriber.branch|default('x y')",
+        "subscriber.missing",
+    ],
+)
 @pytest.mark.parametrize("subscriber", [{}, {"name": "Ada", "branch": "East"}, {"name": "", "branch": ""}])
 def test_fast_path_gives_what_jinja_gives(source: str, subscriber: dict[str, str]) -> None:
     from jinja2.sandbox import SandboxedEnvironment

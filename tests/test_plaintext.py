@@ -40,8 +40,9 @@ def test_mailto_and_bare_links_are_not_repeated_as_references() -> None:
 def test_lists_buttons_images_and_quotes() -> None:
     out = TextWriter().blocks(
         "- one\n- " + "long " * 30 + "\n\n1. first\n2. second\n\n"
-        "[Sign it](https://example.org/s){.button}\n\n![A river](https://example.org/r.jpg \"Caption\")\n\n"
-        "> quoted words\n")
+        '[Sign it](https://example.org/s){.button}\n\n![A river](https://example.org/r.jpg "Caption")\n\n'
+        "> quoted words\n"
+    )
     lines = out.splitlines()
     assert lines[0] == "- one"
     assert lines[1].startswith("- long") and lines[2].startswith("  long")

@@ -39,7 +39,8 @@ def test_example_matches_golden_file(repo_settings: Settings, suffix: str) -> No
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(actual, encoding="utf-8")
     assert actual == golden.read_text(encoding="utf-8"), (
-        f"rendering changed; inspect the difference, then UPDATE_GOLDEN=1 pytest {__file__}")
+        f"rendering changed; inspect the difference, then UPDATE_GOLDEN=1 pytest {__file__}"
+    )
 
 
 def test_html_structure_for_mail_clients(repo_settings: Settings) -> None:
@@ -115,7 +116,8 @@ def test_premailer_never_fetches_remote_stylesheets() -> None:
 
 def test_logo_gets_alt_text_from_the_name(tmp_path: Path) -> None:
     (tmp_path / "newsletter.toml").write_text(
-        '[newsletter]\nname = "Hill Walkers"\n[brand]\nlogo = "https://example.org/logo.png"\n')
+        '[newsletter]\nname = "Hill Walkers"\n[brand]\nlogo = "https://example.org/logo.png"\n'
+    )
     settings = load_settings(workspace=tmp_path)
     html = render_issue(read_issue(write_issue(tmp_path, "subject: S", "Hi\n")), settings).html
     assert re.search(r'<img alt="Hill Walkers"[^>]*src="https://example.org/logo.png"', html)
@@ -125,7 +127,8 @@ def test_workspace_template_overrides_the_shipped_one(tmp_path: Path) -> None:
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates" / "newsletter.mjml").write_text(
         '<mjml lang="{{ newsletter.language }}"><mj-body><mj-section><mj-column>'
-        "<mj-text>Custom {{ issue.subject }}</mj-text></mj-column></mj-section></mj-body></mjml>")
+        "<mj-text>Custom {{ issue.subject }}</mj-text></mj-column></mj-section></mj-body></mjml>"
+    )
     settings = load_settings(workspace=tmp_path)
     html = render_issue(read_issue(write_issue(tmp_path, "subject: Mine")), settings).html
     assert "Custom Mine" in html
@@ -134,18 +137,26 @@ def test_workspace_template_overrides_the_shipped_one(tmp_path: Path) -> None:
 def test_a_full_monthly_issue_stays_clear_of_gmail_clipping(tmp_path: Path) -> None:
     """The shape of a real monthly issue: many highlights, twenty sections, a long diary."""
     highlights = "\n".join(f"  - take part in activity number {i} this month" for i in range(18))
-    events = "\n".join(f"  - date: 2026-12-{i + 1:02d}\n    time: \"19:30\"\n    title: \"Event {i}\"\n"
-                       f"    where: \"Hall {i}, Long Street, Riverton\"\n    contact: \"person{i}@example.org\""
-                       for i in range(10))
-    paragraph = ("Our group met again this month and planned the next steps of the campaign, with "
-                 "thanks to everyone who came along and helped. ") * 3
+    events = "\n".join(
+        f'  - date: 2026-12-{i + 1:02d}\n    time: "19:30"\n    title: "Event {i}"\n'
+        f'    where: "Hall {i}, Long Street, Riverton"\n    contact: "person{i}@example.org"'
+        for i in range(10)
+    )
+    paragraph = (
+        "Our group met again this month and planned the next steps of the campaign, with "
+        "thanks to everyone who came along and helped. "
+    ) * 3
     sections = "".join(
         f"## Section {i}: a heading of ordinary length\n\n{paragraph}\n\n"
         f"Email [the organiser of item {i}](mailto:organiser{i}@example.org) to join in.\n\n"
         + (f"[Sign up for item {i}](https://example.org/sign/{i}){{.button}}\n\n" if i % 3 == 0 else "")
-        for i in range(20))
-    path = write_issue(tmp_path, f"subject: Monthly newsletter\nhighlights:\n{highlights}\nevents:\n{events}",
-                       "Welcome to this month's newsletter.\n\n" + sections)
+        for i in range(20)
+    )
+    path = write_issue(
+        tmp_path,
+        f"subject: Monthly newsletter\nhighlights:\n{highlights}\nevents:\n{events}",
+        "Welcome to this month's newsletter.\n\n" + sections,
+    )
     rendered = render_issue(read_issue(path), load_settings(workspace=tmp_path))
     assert rendered.html.count("<h2") == 22  # highlights box, twenty sections, diary
     assert rendered.html_bytes < SIZE_WARNING_BYTES, f"{rendered.html_bytes / 1024:.0f} KB"

@@ -23,8 +23,10 @@ def read(tmp_path: Path, content: str | bytes) -> tuple[list[tuple[str, str, dic
 def test_bom_semicolons_quotes_whitespace_and_blank_lines(tmp_path: Path) -> None:
     content = '\ufeff"E-mail" ; Name ;Branch\n\n  ada@example.org ; "Lovelace; Ada" ; East \n\r\nbob@example.org;Bob;\n'
     rows, report = read(tmp_path, content)
-    assert rows == [("ada@example.org", "Lovelace; Ada", {"branch": "East"}),
-                    ("bob@example.org", "Bob", {"branch": ""})]
+    assert rows == [
+        ("ada@example.org", "Lovelace; Ada", {"branch": "East"}),
+        ("bob@example.org", "Bob", {"branch": ""}),
+    ]
     assert report.valid == 2 and report.problems == []
 
 
@@ -35,8 +37,9 @@ def test_email_header_variants(tmp_path: Path, header: str) -> None:
 
 
 def test_invalid_and_duplicate_rows_are_reported_by_line(tmp_path: Path) -> None:
-    rows, report = read(tmp_path, "email,name\nada@example.org,A\nnot an address,B\n,C\n"
-                                  "ada@EXAMPLE.org,A2\nbob@example.org,Bob\n")
+    rows, report = read(
+        tmp_path, "email,name\nada@example.org,A\nnot an address,B\n,C\nada@EXAMPLE.org,A2\nbob@example.org,Bob\n"
+    )
     assert [r[0] for r in rows] == ["ada@example.org", "bob@example.org"]
     assert report.invalid == 2 and report.duplicates == 1
     path = tmp_path / "list.csv"
@@ -51,8 +54,10 @@ def test_internationalised_domain_is_converted_for_smtp(tmp_path: Path) -> None:
 
 
 def test_cr_lf_in_name_or_address_is_neutralised_or_rejected(tmp_path: Path) -> None:
-    rows, report = read(tmp_path, 'email,name\nada@example.org,"Ada\r\nBcc: x@example.org"\n'
-                                  '"eve@example.org\r\nBcc: y@example.org",Eve\n')
+    rows, report = read(
+        tmp_path,
+        'email,name\nada@example.org,"Ada\r\nBcc: x@example.org"\n"eve@example.org\r\nBcc: y@example.org",Eve\n',
+    )
     assert rows == [("ada@example.org", "Ada Bcc: x@example.org", {})]
     assert report.invalid == 1 and "\r" not in rows[0][1] and "\n" not in rows[0][1]
 

@@ -40,8 +40,9 @@ def test_unsubscribe_and_subscribers_check_commands(tmp_path: Path) -> None:
     (tmp_path / "subscribers.csv").write_text("email,name\na@example.org,A\nb@example.org,B\nbad,C\n")
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "newsletter_mailer", *args], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "newsletter_mailer", *args], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
 
     result = run("unsubscribe", "A@example.org")
     assert result.returncode == 0 and "A@example.org suppressed (unsubscribed)" in result.stdout

@@ -26,17 +26,23 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = folder / "cert.pem", folder / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 
@@ -59,8 +65,9 @@ def tls_server(context: ssl.SSLContext, implicit: bool) -> tuple[Controller, Rec
 
 
 @pytest.mark.parametrize("security", ["starttls", "tls"])
-def test_self_signed_relay_is_refused_by_default(tmp_path: Path, certificate: tuple[Path, ssl.SSLContext],
-                                                 security: str) -> None:
+def test_self_signed_relay_is_refused_by_default(
+    tmp_path: Path, certificate: tuple[Path, ssl.SSLContext], security: str
+) -> None:
     controller, handler, port = tls_server(certificate[1], implicit=security == "tls")
     controller.start()
     try:
@@ -75,8 +82,8 @@ def test_self_signed_relay_is_refused_by_default(tmp_path: Path, certificate: tu
 
 @pytest.mark.parametrize("security", ["starttls", "tls"])
 def test_trusted_certificate_or_verification_off_sends_over_tls(
-        tmp_path: Path, certificate: tuple[Path, ssl.SSLContext], security: str,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, certificate: tuple[Path, ssl.SSLContext], security: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     controller, handler, port = tls_server(certificate[1], implicit=security == "tls")
     controller.start()
     try:
@@ -84,8 +91,9 @@ def test_trusted_certificate_or_verification_off_sends_over_tls(
         monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
         assert run_send(root)[1].sent == 3
         monkeypatch.delenv("SSL_CERT_FILE")
-        second = make_workspace(tmp_path / "ws2", port, 2,
-                                smtp_extra=f'security = "{security}"\nverify_certificates = false')
+        second = make_workspace(
+            tmp_path / "ws2", port, 2, smtp_extra=f'security = "{security}"\nverify_certificates = false'
+        )
         assert load_settings(workspace=second).smtp.verify_certificates is False
         assert run_send(second)[1].sent == 2
     finally:

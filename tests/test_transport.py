@@ -17,8 +17,18 @@ from newsletter_mailer.transport import (
 )
 
 SAMPLES = [
-    b"a\r\nb\r\n", b"a\nb\n", b"a\rb", b"a\r\n.b\r\n", b".start\r\n", b"x\r\r\n", b"no end", b"",
-    b"mixed\r\nlone\nlone\r.dot\r\n", b"\r\n.\r\n..\r\n", b"tail.\r\n", b"a\n.b",
+    b"a\r\nb\r\n",
+    b"a\nb\n",
+    b"a\rb",
+    b"a\r\n.b\r\n",
+    b".start\r\n",
+    b"x\r\r\n",
+    b"no end",
+    b"",
+    b"mixed\r\nlone\nlone\r.dot\r\n",
+    b"\r\n.\r\n..\r\n",
+    b"tail.\r\n",
+    b"a\n.b",
 ]
 
 
@@ -31,18 +41,32 @@ def test_fast_paths_match_aiosmtplib(message: bytes) -> None:
 
 @pytest.mark.parametrize(
     ("code", "kind", "reset"),
-    [(250, Kind.SENT, False), (421, Kind.TEMPORARY, True), (451, Kind.TEMPORARY, False),
-     (452, Kind.TEMPORARY, False), (550, Kind.PERMANENT, False), (554, Kind.PERMANENT, False)],
+    [
+        (250, Kind.SENT, False),
+        (421, Kind.TEMPORARY, True),
+        (451, Kind.TEMPORARY, False),
+        (452, Kind.TEMPORARY, False),
+        (550, Kind.PERMANENT, False),
+        (554, Kind.PERMANENT, False),
+    ],
 )
 def test_classify_follows_rfc_5321(code: int, kind: Kind, reset: bool) -> None:
     result = classify(code, "reply")
     assert result.kind is kind and result.reset_connection is reset
 
 
-@pytest.mark.parametrize(("code", "message", "hard"), [
-    (550, "5.1.1 no such user", True), (551, "user not local", True), (553, "bad mailbox", True),
-    (554, "5.1.2 bad destination", True), (552, "5.2.2 mailbox full", False), (554, "5.7.1 spam", False),
-    (451, "4.1.1 try later", False)])
+@pytest.mark.parametrize(
+    ("code", "message", "hard"),
+    [
+        (550, "5.1.1 no such user", True),
+        (551, "user not local", True),
+        (553, "bad mailbox", True),
+        (554, "5.1.2 bad destination", True),
+        (552, "5.2.2 mailbox full", False),
+        (554, "5.7.1 spam", False),
+        (451, "4.1.1 try later", False),
+    ],
+)
 def test_hard_bounces(code: int, message: str, hard: bool) -> None:
     assert classify(code, message).hard_bounce is hard
 

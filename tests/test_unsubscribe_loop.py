@@ -53,8 +53,9 @@ def test_one_click_from_a_received_message_stops_the_next_send(tmp_path: Path) -
         received = next(m for m in server.handler.messages if m.rcpt_tos == ("user2@example.org",))
         link = unsubscribe_link(received.data)
         assert link.startswith(base)
-        response = httpx.post(link, content="List-Unsubscribe=One-Click",
-                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+        response = httpx.post(
+            link, content="List-Unsubscribe=One-Click", headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
         assert response.status_code == 200
         (root / "second.md").write_text("---\nsubject: Second issue\n---\nHello again\n")
         with dispatch.open_campaign(root / "second.md", settings) as campaign:
@@ -63,8 +64,13 @@ def test_one_click_from_a_received_message_stops_the_next_send(tmp_path: Path) -
     assert summary.sent == 4
     second = [m.rcpt_tos[0] for m in server.handler.messages[5:]]
     assert sorted(second) == ["user0@example.org", "user1@example.org", "user3@example.org", "user4@example.org"]
-    result = subprocess.run([sys.executable, "-m", "newsletter_mailer", "suppressions", "export"], cwd=root,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "newsletter_mailer", "suppressions", "export"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "user2@example.org,unsubscribed,one-click," in result.stdout
 
 
@@ -99,8 +105,13 @@ def test_a_person_confirms_in_chromium_and_undoes_it(browser: Any, tmp_path: Pat
         heading_becomes(browser, "You are unsubscribed")
         browser.save_screenshot(str(ARTEFACTS / "unsubscribe-done.png"))
         assert httpx.get(base + "/healthz").text == "ok"
-        result = subprocess.run([sys.executable, "-m", "newsletter_mailer", "suppressions", "export"],
-                                cwd=root, capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "newsletter_mailer", "suppressions", "export"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert "reader@example.org,unsubscribed,web page," in result.stdout
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         heading_becomes(browser, "subscribed to Test List again")

@@ -19,7 +19,8 @@ from newsletter_mailer.web import create_app, mask
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[str, Settings]]:
     (tmp_path / "newsletter.toml").write_text(
-        '[newsletter]\nname = "Les Randonneurs"\nlanguage = "fr"\n[brand]\naccent = "#aa3300"\n')
+        '[newsletter]\nname = "Les Randonneurs"\nlanguage = "fr"\n[brand]\naccent = "#aa3300"\n'
+    )
     settings = load_settings(workspace=tmp_path)
     with serve_asgi(create_app(settings)) as base:
         yield base, settings
@@ -51,8 +52,11 @@ def test_one_click_post_unsubscribes_at_once_and_repeating_is_harmless(site: tup
     base, settings = site
     token = signer_for(settings).token("bob@example.org")
     for _ in range(2):
-        response = httpx.post(f"{base}/unsubscribe/{token}", content="List-Unsubscribe=One-Click",
-                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+        response = httpx.post(
+            f"{base}/unsubscribe/{token}",
+            content="List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         assert response.status_code == 200 and "You are unsubscribed" in response.text
         assert f'action="/resubscribe/{token}"' in response.text
     assert suppression(settings, "bob@example.org") == ("unsubscribed", "one-click")
@@ -95,8 +99,13 @@ def test_healthz(site: tuple[str, Settings]) -> None:
     assert response.status_code == 200 and response.text == "ok"
 
 
-@pytest.mark.parametrize(("address", "masked"), [("ada@example.org", "a***@example.org"),
-                                                 ("ab@example.org", "a***@example.org"),
-                                                 ("margaret@example.org", "ma******@example.org")])
+@pytest.mark.parametrize(
+    ("address", "masked"),
+    [
+        ("ada@example.org", "a***@example.org"),
+        ("ab@example.org", "a***@example.org"),
+        ("margaret@example.org", "ma******@example.org"),
+    ],
+)
 def test_mask(address: str, masked: str) -> None:
     assert mask(address) == masked

@@ -26,8 +26,9 @@ def write_files(rendered: RenderedIssue, settings: Settings, out_dir: Path) -> R
     signer = signer_for(settings)
     subscriber = preview_subscriber(settings)
     html, text = fill_preview(rendered, settings, signer, subscriber)
-    paths = RenderedFiles(out_dir / f"{stem}.html", out_dir / f"{stem}.txt", out_dir / f"{stem}.eml",
-                          len(html.encode("utf-8")))
+    paths = RenderedFiles(
+        out_dir / f"{stem}.html", out_dir / f"{stem}.txt", out_dir / f"{stem}.eml", len(html.encode("utf-8"))
+    )
     paths.html.write_text(html, encoding="utf-8")
     paths.text.write_text(text, encoding="utf-8")
     envelope = MessageTemplate(rendered, settings, signer).envelope(subscriber)

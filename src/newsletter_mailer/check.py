@@ -62,39 +62,61 @@ def link_findings(issue: Issue) -> list[Finding]:
         for ref in markup.references(source.text, source.line):
             if ref.kind == "image":
                 if not ref.text:
-                    found.append(Finding(file, ref.line, "error",
-                                         f"image {ref.url} has no alt text: write ![what it shows](url)"))
+                    found.append(
+                        Finding(
+                            file, ref.line, "error", f"image {ref.url} has no alt text: write ![what it shows](url)"
+                        )
+                    )
                 if ref.url.lower().startswith("http://"):
-                    found.append(Finding(file, ref.line, "warning",
-                                         f"image {ref.url} is served over http: use https"))
+                    found.append(Finding(file, ref.line, "warning", f"image {ref.url} is served over http: use https"))
                 elif not _ABSOLUTE.match(ref.url):
-                    found.append(Finding(file, ref.line, "error",
-                                         f"image {ref.url!r} is not an absolute https URL"))
+                    found.append(Finding(file, ref.line, "error", f"image {ref.url!r} is not an absolute https URL"))
             elif ref.url.startswith("#"):
                 continue
             elif not _ABSOLUTE.match(ref.url) and "nlm" not in ref.url:
-                found.append(Finding(file, ref.line, "error",
-                                     f"link {ref.url!r} is not an absolute URL or mailto: address"))
+                found.append(
+                    Finding(file, ref.line, "error", f"link {ref.url!r} is not an absolute URL or mailto: address")
+                )
     for event in issue.events:
         if event.link and not _ABSOLUTE.match(event.link):
-            found.append(Finding(file, event.line, "error",
-                                 f"event link {event.link!r} is not an absolute URL"))
+            found.append(Finding(file, event.line, "error", f"event link {event.link!r} is not an absolute URL"))
     return found
 
 
 def size_findings(issue: Issue, html_bytes: int) -> list[Finding]:
     kb = html_bytes / 1024
     if html_bytes >= GMAIL_CLIP_BYTES:
-        return [Finding(str(issue.path), None, "error",
-                        f"HTML is {kb:.0f} KB: Gmail clips messages from 102 KB; shorten the issue")]
+        return [
+            Finding(
+                str(issue.path),
+                None,
+                "error",
+                f"HTML is {kb:.0f} KB: Gmail clips messages from 102 KB; shorten the issue",
+            )
+        ]
     if html_bytes >= SIZE_WARNING_BYTES:
-        return [Finding(str(issue.path), None, "warning",
-                        f"HTML is {kb:.0f} KB, close to Gmail's 102 KB clipping limit")]
+        return [
+            Finding(str(issue.path), None, "warning", f"HTML is {kb:.0f} KB, close to Gmail's 102 KB clipping limit")
+        ]
     return []
 
 
-VAGUE_LINK_TEXT = {"here", "click here", "this link", "link", "read more", "more", "click", "this", "go",
-                   "here.", "click here.", "more info", "find out more", "learn more"}
+VAGUE_LINK_TEXT = {
+    "here",
+    "click here",
+    "this link",
+    "link",
+    "read more",
+    "more",
+    "click",
+    "this",
+    "go",
+    "here.",
+    "click here.",
+    "more info",
+    "find out more",
+    "learn more",
+}
 
 
 def link_text_findings(issue: Issue) -> list[Finding]:
@@ -103,8 +125,14 @@ def link_text_findings(issue: Issue) -> list[Finding]:
     for source in markdown_sources(issue):
         for ref in markup.references(source.text, source.line):
             if ref.kind != "image" and ref.text.strip().lower() in VAGUE_LINK_TEXT:
-                found.append(Finding(str(issue.path), ref.line, "warning",
-                                     f"link text {ref.text!r} says nothing out of context; name where it goes"))
+                found.append(
+                    Finding(
+                        str(issue.path),
+                        ref.line,
+                        "warning",
+                        f"link text {ref.text!r} says nothing out of context; name where it goes",
+                    )
+                )
     return found
 
 
@@ -114,8 +142,14 @@ def subject_findings(issue: Issue) -> list[Finding]:
     letters = [c for c in subject if c.isalpha()]
     found = []
     if len(subject) > 150:
-        found.append(Finding(file, line, "warning", f"subject is {len(subject)} characters; inboxes show about 60, "
-                                                    "filters distrust more than 150"))
+        found.append(
+            Finding(
+                file,
+                line,
+                "warning",
+                f"subject is {len(subject)} characters; inboxes show about 60, filters distrust more than 150",
+            )
+        )
     if len(letters) >= 4 and all(c.isupper() for c in letters):
         found.append(Finding(file, line, "warning", "subject is all capitals, which spam filters punish"))
     return found
@@ -139,29 +173,63 @@ def settings_findings(settings: Settings) -> list[Finding]:
     found = []
     from_domain = news.from_domain
     if not settings.dkim.enabled:
-        found.append(Finding(file, _setting_line(settings, "dkim", "domain"), "warning",
-                             "DKIM is not configured: unsigned bulk mail is filtered by Gmail and Yahoo "
-                             "([dkim] domain, selector, key_file; `newsletter dkim keygen`)"))
+        found.append(
+            Finding(
+                file,
+                _setting_line(settings, "dkim", "domain"),
+                "warning",
+                "DKIM is not configured: unsigned bulk mail is filtered by Gmail and Yahoo "
+                "([dkim] domain, selector, key_file; `newsletter dkim keygen`)",
+            )
+        )
     elif not _aligned(settings.dkim.domain, from_domain):
-        found.append(Finding(file, _setting_line(settings, "dkim", "domain"), "warning",
-                             f"DKIM domain {settings.dkim.domain} is not aligned with the From domain "
-                             f"{from_domain}: DMARC will not pass on it"))
+        found.append(
+            Finding(
+                file,
+                _setting_line(settings, "dkim", "domain"),
+                "warning",
+                f"DKIM domain {settings.dkim.domain} is not aligned with the From domain "
+                f"{from_domain}: DMARC will not pass on it",
+            )
+        )
     list_domain = news.list_id_value.rsplit(".", 2)
     if len(list_domain) < 2 or not _aligned(".".join(list_domain[-2:]), from_domain):
-        found.append(Finding(file, _setting_line(settings, "newsletter", "list_id"), "warning",
-                             f"List-Id {news.list_id_value} is not under the From domain {from_domain}"))
+        found.append(
+            Finding(
+                file,
+                _setting_line(settings, "newsletter", "list_id"),
+                "warning",
+                f"List-Id {news.list_id_value} is not under the From domain {from_domain}",
+            )
+        )
     if not news.postal_address:
-        found.append(Finding(file, _setting_line(settings, "newsletter", "postal_address"), "warning",
-                             "no postal address: the footer should carry one (CAN-SPAM, and filters look for it)"))
+        found.append(
+            Finding(
+                file,
+                _setting_line(settings, "newsletter", "postal_address"),
+                "warning",
+                "no postal address: the footer should carry one (CAN-SPAM, and filters look for it)",
+            )
+        )
     if from_domain in ("localhost", "example.org", "example.com") and settings.smtp.host:
-        found.append(Finding(file, _setting_line(settings, "newsletter", "from"), "warning",
-                             f"From domain {from_domain} is a placeholder; mail from it will not be delivered"))
+        found.append(
+            Finding(
+                file,
+                _setting_line(settings, "newsletter", "from"),
+                "warning",
+                f"From domain {from_domain} is a placeholder; mail from it will not be delivered",
+            )
+        )
     return found
 
 
 def issue_images(issue: Issue) -> set[str]:
-    return {ref.url for source in markdown_sources(issue) for ref in markup.references(source.text, source.line)
-            if ref.kind == "image"}
+    return {
+        ref.url
+        for source in markdown_sources(issue)
+        for ref in markup.references(source.text, source.line)
+        if ref.kind == "image"
+    }
 
 
 def sample_message(rendered: RenderedIssue, settings: Settings) -> tuple[bytes, str]:
@@ -188,8 +256,14 @@ def message_findings(data: bytes, url: str, rendered: RenderedIssue, settings: S
     html = html_part.get_content() if html_part is not None else ""
     text = text_part.get_content() if text_part is not None else ""
     if url not in html:
-        found.append(Finding(template_file, None, "error",
-                             "the HTML has no unsubscribe link: the template must use {{ unsubscribe_url }}"))
+        found.append(
+            Finding(
+                template_file,
+                None,
+                "error",
+                "the HTML has no unsubscribe link: the template must use {{ unsubscribe_url }}",
+            )
+        )
     if url not in text:
         found.append(Finding(file, None, "error", "the text part has no unsubscribe link"))
     message_id = message.get("Message-ID") or ""

@@ -48,8 +48,11 @@ def settings_from(ctx: click.Context) -> Settings:
     config: Path | None = ctx.obj.get("config")
     settings = load_settings(config)
     if not settings.found and not ctx.obj.get("said_defaults"):
-        err.print(f"note: no {settings.config_path.name} in {settings.workspace}: using defaults "
-                  "(`newsletter init` writes one)", markup=False)
+        err.print(
+            f"note: no {settings.config_path.name} in {settings.workspace}: using defaults "
+            "(`newsletter init` writes one)",
+            markup=False,
+        )
         ctx.obj["said_defaults"] = True
     return settings
 
@@ -62,8 +65,9 @@ def print_findings(findings: list[Any], console: Console) -> None:
 
 
 @click.group()
-@click.option("--config", type=click.Path(path_type=Path, dir_okay=False),
-              help="Settings file (default: ./newsletter.toml).")
+@click.option(
+    "--config", type=click.Path(path_type=Path, dir_okay=False), help="Settings file (default: ./newsletter.toml)."
+)
 @click.pass_context
 def main(ctx: click.Context, config: Path | None) -> None:
     """Compose and send an email newsletter from one Markdown issue file."""
@@ -90,8 +94,15 @@ def init(directory: Path) -> None:
 
 @main.command()
 @click.argument("issue", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
-              default=Path("build"), show_default=True, help="Where to write .html, .txt and .eml.")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("build"),
+    show_default=True,
+    help="Where to write .html, .txt and .eml.",
+)
 @click.pass_context
 @friendly
 def render(ctx: click.Context, issue: Path, out_dir: Path) -> None:
@@ -160,9 +171,15 @@ class RichProgress:
         self.sent = self.failed = self.skipped = 0
         self.started_at = 0.0
         self.bar = Progress(
-            TextColumn("[bold]sending[/]"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=err, transient=False,
+            TextColumn("[bold]sending[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=False,
         )
         self.task = self.bar.add_task("send", total=0, detail="")
 
@@ -186,8 +203,7 @@ class RichProgress:
             self.failed += 1
             self.bar.console.print(f"[red]failed[/] {escape(address)}: {escape(str(result))}")
         rate = self.sent / max(time.monotonic() - self.started_at, 1e-6)
-        self.bar.update(self.task, advance=1,
-                        detail=f"sent {self.sent}, failed {self.failed}, {rate:.0f}/s")
+        self.bar.update(self.task, advance=1, detail=f"sent {self.sent}, failed {self.failed}, {rate:.0f}/s")
 
     def retrying(self, address: str, result: Any, delay: float) -> None:
         self.bar.console.print(f"[yellow]will retry[/] {escape(address)} in {delay:.0f}s: {escape(str(result))}")
@@ -223,8 +239,11 @@ def _print_preflight(p: Any) -> None:
 @click.argument("issue", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--test", "test", is_flag=True, help="Send a test copy to the test recipients (or --to).")
 @click.option("--to", "to", multiple=True, help="With --test: any address, repeatable.")
-@click.option("--subscribers", type=click.Path(path_type=Path, dir_okay=False),
-              help="Subscriber CSV (default: [newsletter] subscribers).")
+@click.option(
+    "--subscribers",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Subscriber CSV (default: [newsletter] subscribers).",
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Build every message, send nothing.")
 @click.option("--retry-failed", is_flag=True, help="Try the recipients that failed before again.")
@@ -233,8 +252,19 @@ def _print_preflight(p: Any) -> None:
 @click.option("--force", is_flag=True, help="Send even if the pre-send check finds errors.")
 @click.pass_context
 @friendly
-def send(ctx: click.Context, issue: Path, test: bool, to: tuple[str, ...], subscribers: Path | None, yes: bool,
-         dry_run: bool, retry_failed: bool, concurrency: int | None, rate: float | None, force: bool) -> None:
+def send(
+    ctx: click.Context,
+    issue: Path,
+    test: bool,
+    to: tuple[str, ...],
+    subscribers: Path | None,
+    yes: bool,
+    dry_run: bool,
+    retry_failed: bool,
+    concurrency: int | None,
+    rate: float | None,
+    force: bool,
+) -> None:
     """Send ISSUE: a test with --test, otherwise to every subscriber, resumably."""
     from dataclasses import replace
 
@@ -243,8 +273,11 @@ def send(ctx: click.Context, issue: Path, test: bool, to: tuple[str, ...], subsc
 
     settings = settings_from(ctx)
     if concurrency is not None or rate is not None:
-        smtp = replace(settings.smtp, concurrency=concurrency or settings.smtp.concurrency,
-                       rate=settings.smtp.rate if rate is None else rate)
+        smtp = replace(
+            settings.smtp,
+            concurrency=concurrency or settings.smtp.concurrency,
+            rate=settings.smtp.rate if rate is None else rate,
+        )
         settings = replace(settings, smtp=smtp)
     if to and not test:
         raise click.UsageError("--to goes with --test")
@@ -264,16 +297,20 @@ def send(ctx: click.Context, issue: Path, test: bool, to: tuple[str, ...], subsc
             failed |= not ok
             out.print(f"{'sent' if ok else '[red]failed[/]'} test to {escape(address)}: {escape(str(outcome))}")
         if result.outbox:
-            out.print(f"no SMTP host is configured: the test went to the local outbox {result.outbox}/new/ "
-                      "(open the files with a mail client)")
+            out.print(
+                f"no SMTP host is configured: the test went to the local outbox {result.outbox}/new/ "
+                "(open the files with a mail client)"
+            )
         sys.exit(EXIT_FINDINGS if failed else 0)
     if dry_run:
         report = dispatch.dry_run(issue, settings, subscribers)
         for problem in report.problems[:20]:
             err.print(problem, markup=False)
-        out.print(f"dry run: built {report.built} messages ({report.octets / 1e6:.1f} MB), sent none; "
-                  f"skipped {report.invalid} invalid, {report.duplicates} duplicate, "
-                  f"{report.suppressed} unsubscribed, {report.already_sent} already sent")
+        out.print(
+            f"dry run: built {report.built} messages ({report.octets / 1e6:.1f} MB), sent none; "
+            f"skipped {report.invalid} invalid, {report.duplicates} duplicate, "
+            f"{report.suppressed} unsubscribed, {report.already_sent} already sent"
+        )
         return
     with dispatch.open_campaign(issue, settings, subscribers, retry_failed) as campaign:
         _print_preflight(campaign.preflight)
@@ -285,18 +322,24 @@ def send(ctx: click.Context, issue: Path, test: bool, to: tuple[str, ...], subsc
                 raise click.UsageError("not asking for confirmation without a terminal: add --yes to send")
             click.confirm(f"Send {campaign.issue} to {campaign.preflight.to_send} recipients?", abort=True)
         if not settings.smtp.host:
-            out.print(f"no SMTP host is configured: delivering through a built-in SMTP server on loopback "
-                      f"into {settings.workspace / 'outbox'}/new/")
+            out.print(
+                f"no SMTP host is configured: delivering through a built-in SMTP server on loopback "
+                f"into {settings.workspace / 'outbox'}/new/"
+            )
         progress = RichProgress()
         try:
             summary = campaign.run(progress)
         finally:
             progress.stop()
-    out.print(f"sent {summary.sent}, failed {summary.failed}, skipped as unsubscribed {summary.suppressed}, "
-              f"in {summary.elapsed:.1f}s")
+    out.print(
+        f"sent {summary.sent}, failed {summary.failed}, skipped as unsubscribed {summary.suppressed}, "
+        f"in {summary.elapsed:.1f}s"
+    )
     if summary.possibly_duplicated:
-        out.print(f"[yellow]possibly duplicated: {summary.possibly_duplicated}[/] (in flight when an earlier run "
-                  "stopped, or the connection dropped after the message was sent; same Message-ID)")
+        out.print(
+            f"[yellow]possibly duplicated: {summary.possibly_duplicated}[/] (in flight when an earlier run "
+            "stopped, or the connection dropped after the message was sent; same Message-ID)"
+        )
     if summary.left_pending:
         out.print(f"[yellow]{summary.left_pending} still to send[/]: run the same command again to resume")
     if summary.failed:
@@ -322,9 +365,11 @@ def status(ctx: click.Context, issue: Path) -> None:
         failures = journal.failures(issue.stem)
     finally:
         journal.close()
-    out.print(f"{issue.stem}: sent {counts['sent']}, pending {counts['pending']}, failed {counts['failed']}, "
-              f"skipped as unsubscribed {counts['suppressed']}, no longer in the list {counts['removed']}, "
-              f"in flight {counts['sending']}, possibly duplicated {counts['resent']}")
+    out.print(
+        f"{issue.stem}: sent {counts['sent']}, pending {counts['pending']}, failed {counts['failed']}, "
+        f"skipped as unsubscribed {counts['suppressed']}, no longer in the list {counts['removed']}, "
+        f"in flight {counts['sending']}, possibly duplicated {counts['resent']}"
+    )
     for address, attempts, reply in failures:
         out.print(f"failed {escape(address)} after {attempts} attempt(s): {escape(reply)}")
 
@@ -341,15 +386,22 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     from .web import create_app
 
     settings = settings_from(ctx)
-    out.print(f"unsubscribe endpoint for {settings.newsletter.name} on http://{host}:{port}/ "
-              f"(links point to {settings.newsletter.base_url})", markup=False)
+    out.print(
+        f"unsubscribe endpoint for {settings.newsletter.name} on http://{host}:{port}/ "
+        f"(links point to {settings.newsletter.base_url})",
+        markup=False,
+    )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info", proxy_headers=True)
 
 
 @main.command()
 @click.argument("address")
-@click.option("--reason", type=click.Choice(["unsubscribed", "bounced", "complained", "manual"]),
-              default="unsubscribed", show_default=True)
+@click.option(
+    "--reason",
+    type=click.Choice(["unsubscribed", "bounced", "complained", "manual"]),
+    default="unsubscribed",
+    show_default=True,
+)
 @click.pass_context
 @friendly
 def unsubscribe(ctx: click.Context, address: str, reason: str) -> None:
@@ -451,9 +503,11 @@ def subscribers_check(ctx: click.Context, csv_path: Path | None) -> None:
         out.print(problem, markup=False)
     if report.more_problems:
         out.print(f"... and {report.more_problems} more")
-    out.print(f"{report.valid} valid addresses: {report.valid - suppressed} would be mailed, "
-              f"{suppressed} are unsubscribed or bounced; skipped {report.invalid} invalid and "
-              f"{report.duplicates} duplicate rows")
+    out.print(
+        f"{report.valid} valid addresses: {report.valid - suppressed} would be mailed, "
+        f"{suppressed} are unsubscribed or bounced; skipped {report.invalid} invalid and "
+        f"{report.duplicates} duplicate rows"
+    )
     sys.exit(EXIT_FINDINGS if report.invalid or report.duplicates else 0)
 
 
@@ -465,8 +519,12 @@ def dkim() -> None:
 @dkim.command("keygen")
 @click.option("--selector", default="newsletter", show_default=True)
 @click.option("--domain", help="Signing domain (default: the From address's domain).")
-@click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="Private key file (default: .newsletter/dkim-SELECTOR.pem, mode 0600).")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Private key file (default: .newsletter/dkim-SELECTOR.pem, mode 0600).",
+)
 @click.option("--bits", type=click.Choice(["2048", "3072", "4096"]), default="2048", show_default=True)
 @click.pass_context
 @friendly
@@ -484,7 +542,7 @@ def dkim_keygen(ctx: click.Context, selector: str, domain: str | None, out_path:
     write_key(pair, path)
     out.print(f"wrote the private key to {path} (mode 0600; keep it out of version control)", markup=False)
     out.print("\nPublish this TXT record in DNS:\n", markup=False)
-    out.print(f"{pair.dns_name}. IN TXT \"{pair.dns_value}\"", markup=False)
+    out.print(f'{pair.dns_name}. IN TXT "{pair.dns_value}"', markup=False)
     out.print("\nThen add to newsletter.toml:\n", markup=False)
     relative = path.relative_to(settings.workspace) if path.is_relative_to(settings.workspace) else path
     out.print(f'[dkim]\ndomain = "{domain}"\nselector = "{selector}"\nkey_file = "{relative}"', markup=False)

@@ -178,9 +178,7 @@ def _coerce(section: str, key: str, value: Any, default: Any, where: tuple[str, 
     return value
 
 
-def _section(
-    name: str, raw: Mapping[str, Any], env: Mapping[str, str], text: str, file: str
-) -> Any:
+def _section(name: str, raw: Mapping[str, Any], env: Mapping[str, str], text: str, file: str) -> Any:
     cls = _SECTIONS[name]
     by_key = {_toml_name(f.name): f for f in fields(cls)}
     values: dict[str, Any] = {}
@@ -190,7 +188,8 @@ def _section(
             var = f"NEWSLETTER_{name.upper()}_{key.upper()}"
             raise ConfigError(
                 f"[{name}] {key} must not be written in the file: set the environment variable {var}",
-                file=file, line=line,
+                file=file,
+                line=line,
             )
         if key not in by_key:
             allowed = ", ".join(k for k in by_key if (name, k) not in _SECRET_KEYS)
@@ -231,15 +230,17 @@ def load_settings(
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             match = re.search(r"line (\d+)", str(exc))
-            raise ConfigError(f"not valid TOML: {exc}", file=file,
-                              line=int(match.group(1)) if match else None) from None
+            raise ConfigError(
+                f"not valid TOML: {exc}", file=file, line=int(match.group(1)) if match else None
+            ) from None
     elif config.name != CONFIG_NAME or config.parent != workspace:
         raise ConfigError("settings file not found", file=file)
     for name, value in data.items():
         if name not in _SECTIONS:
             raise ConfigError(
                 f"unknown section [{name}]; allowed: {', '.join(_SECTIONS)}",
-                file=file, line=key_line(text, name, None),
+                file=file,
+                line=key_line(text, name, None),
             )
         if not isinstance(value, dict):
             raise ConfigError(f"{name} must be a [{name}] table", file=file, line=key_line(text, name, None))
@@ -248,25 +249,37 @@ def load_settings(
     if smtp.security not in SECURITY_CHOICES:
         raise ConfigError(
             f"[smtp] security must be one of {', '.join(SECURITY_CHOICES)}, not {smtp.security!r}",
-            file=file, line=key_line(text, "smtp", "security"),
+            file=file,
+            line=key_line(text, "smtp", "security"),
         )
     if smtp.concurrency < 1:
-        raise ConfigError("[smtp] concurrency must be at least 1", file=file,
-                          line=key_line(text, "smtp", "concurrency"))
+        raise ConfigError(
+            "[smtp] concurrency must be at least 1", file=file, line=key_line(text, "smtp", "concurrency")
+        )
     if smtp.max_attempts < 1:
-        raise ConfigError("[smtp] max_attempts must be at least 1", file=file,
-                          line=key_line(text, "smtp", "max_attempts"))
+        raise ConfigError(
+            "[smtp] max_attempts must be at least 1", file=file, line=key_line(text, "smtp", "max_attempts")
+        )
     password = env.get("NEWSLETTER_SMTP_PASSWORD", "")
     if password:
         smtp = SMTPSettings(**{**{f.name: getattr(smtp, f.name) for f in fields(smtp)}, "password": password})
     news: NewsletterSettings = sections["newsletter"]
     if not re.match(r"^https?://[^\s/]+", news.base_url):
-        raise ConfigError("[newsletter] base_url must be an absolute http(s) URL", file=file,
-                          line=key_line(text, "newsletter", "base_url"))
+        raise ConfigError(
+            "[newsletter] base_url must be an absolute http(s) URL",
+            file=file,
+            line=key_line(text, "newsletter", "base_url"),
+        )
     if "@" not in news.from_:
-        raise ConfigError("[newsletter] from must be an email address", file=file,
-                          line=key_line(text, "newsletter", "from"))
+        raise ConfigError(
+            "[newsletter] from must be an email address", file=file, line=key_line(text, "newsletter", "from")
+        )
     return Settings(
-        workspace=workspace, config_path=config, found=found, newsletter=news,
-        brand=sections["brand"], smtp=smtp, dkim=sections["dkim"],
+        workspace=workspace,
+        config_path=config,
+        found=found,
+        newsletter=news,
+        brand=sections["brand"],
+        smtp=smtp,
+        dkim=sections["dkim"],
     )

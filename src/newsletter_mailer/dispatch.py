@@ -71,6 +71,7 @@ class Progress(Protocol):
     def started(self, total: int) -> None: ...
     def finished_one(self, address: str, result: Result | None) -> None:
         """A recipient reached a final state: sent, failed, or (result None) suppressed."""
+
     def retrying(self, address: str, result: Result, delay: float) -> None: ...
 
 
@@ -114,8 +115,9 @@ def backoff(attempt: int, base: float, cap: float = 300.0) -> float:
 class Campaign:
     """One issue's dispatch to its list. Open with ``open_campaign``, which holds the send lock."""
 
-    def __init__(self, settings: Settings, rendered: RenderedIssue, journal: SQLiteJournal,
-                 preflight: Preflight) -> None:
+    def __init__(
+        self, settings: Settings, rendered: RenderedIssue, journal: SQLiteJournal, preflight: Preflight
+    ) -> None:
         self.settings = settings
         self.rendered = rendered
         self.journal = journal
@@ -124,8 +126,7 @@ class Campaign:
         self.issue = rendered.issue.key
 
     def template(self) -> MessageTemplate:
-        return MessageTemplate(self.rendered, self.settings, signer_for(self.settings),
-                               dkim=dkim_signer(self.settings))
+        return MessageTemplate(self.rendered, self.settings, signer_for(self.settings), dkim=dkim_signer(self.settings))
 
     def run(self, progress: Progress | None = None, transport: Transport | None = None) -> Summary:
         progress = progress or NoProgress()
@@ -182,9 +183,14 @@ class Campaign:
                 if attempts < smtp.max_attempts and elapsed < smtp.retry_max_seconds:
                     delay = backoff(attempts, smtp.retry_delay)
                     journal.mark_deferred(job, str(result), uncertain=result.uncertain)
-                    heapq.heappush(retries, (time.monotonic() + delay, next(sequence),
-                                             replace(job, attempts=attempts,
-                                                     resent=job.resent or result.uncertain)))
+                    heapq.heappush(
+                        retries,
+                        (
+                            time.monotonic() + delay,
+                            next(sequence),
+                            replace(job, attempts=attempts, resent=job.resent or result.uncertain),
+                        ),
+                    )
                     summary.retried += 1
                     progress.retrying(job.address, result, delay)
                     return delay if result.reset_connection else 0.0
@@ -224,8 +230,7 @@ class Campaign:
                     # message, so the next run resends it and counts it as possibly duplicated.
                     pause = settle(job, envelope.message_id, result)
                     if state["consecutive"] >= smtp.max_consecutive_failures:
-                        summary.paused = (f"{state['consecutive']} deliveries in a row failed "
-                                          f"(last: {result}); paused")
+                        summary.paused = f"{state['consecutive']} deliveries in a row failed (last: {result}); paused"
                         stop.set()
                     elif pause:
                         await asyncio.sleep(pause)
@@ -240,8 +245,10 @@ class Campaign:
         if fatal:
             raise fatal[0]
         if summary.paused:
-            raise SendPaused(f"{summary.paused}. {summary.sent} sent this run, {summary.left_pending} still "
-                             "to send: fix the cause, then run the same `newsletter send` again to resume")
+            raise SendPaused(
+                f"{summary.paused}. {summary.sent} sent this run, {summary.left_pending} still "
+                "to send: fix the cause, then run the same `newsletter send` again to resume"
+            )
         return summary
 
 
@@ -254,17 +261,25 @@ def _preflight(journal: SQLiteJournal, issue: str, subscribers: Path, retry_fail
     counts = journal.counts(issue)
     suppressed = journal.pending_suppressed(issue)
     return Preflight(
-        issue=issue, subscribers=subscribers, to_send=counts["pending"] - suppressed,
-        invalid=report.invalid, duplicates=report.duplicates,
-        suppressed=suppressed + counts["suppressed"], already_sent=counts["sent"],
-        failed=counts["failed"], removed=counts["removed"], resumed_in_flight=recovered,
-        problems=tuple(report.problems), more_problems=report.more_problems,
+        issue=issue,
+        subscribers=subscribers,
+        to_send=counts["pending"] - suppressed,
+        invalid=report.invalid,
+        duplicates=report.duplicates,
+        suppressed=suppressed + counts["suppressed"],
+        already_sent=counts["sent"],
+        failed=counts["failed"],
+        removed=counts["removed"],
+        resumed_in_flight=recovered,
+        problems=tuple(report.problems),
+        more_problems=report.more_problems,
     )
 
 
 @contextmanager
-def open_campaign(issue_path: Path, settings: Settings, subscribers: Path | None = None,
-                  retry_failed: bool = False) -> Iterator[Campaign]:
+def open_campaign(
+    issue_path: Path, settings: Settings, subscribers: Path | None = None, retry_failed: bool = False
+) -> Iterator[Campaign]:
     """Render the issue, take the send lock, load the list into the journal."""
     rendered = render_issue(read_issue(issue_path), settings)
     subscribers = subscribers or settings.path(settings.newsletter.subscribers)
@@ -318,8 +333,9 @@ class TestSend:
     outbox: Path | None
 
 
-def send_test(issue_path: Path, settings: Settings, to: tuple[str, ...] = (),
-              transport: Transport | None = None) -> TestSend:
+def send_test(
+    issue_path: Path, settings: Settings, to: tuple[str, ...] = (), transport: Transport | None = None
+) -> TestSend:
     """Send the issue to the test recipients (or any addresses given), subject prefixed [TEST].
 
     Nothing is recorded in the journal; each copy gets a fresh Message-ID so mail clients
@@ -327,18 +343,26 @@ def send_test(issue_path: Path, settings: Settings, to: tuple[str, ...] = (),
     """
     addresses = to or settings.newsletter.test_recipients
     if not addresses:
-        raise ConfigError("no test recipients: give --to ADDRESS or set [newsletter] test_recipients",
-                          file=settings.config_path)
+        raise ConfigError(
+            "no test recipients: give --to ADDRESS or set [newsletter] test_recipients", file=settings.config_path
+        )
     recipients = []
     for raw in addresses:
         try:
             recipients.append(normalise_address(raw))
         except EmailNotValidError as exc:
-            raise ConfigError(f"test recipient {raw!r} is not a valid address: {exc}",
-                              file=settings.config_path) from None
+            raise ConfigError(
+                f"test recipient {raw!r} is not a valid address: {exc}", file=settings.config_path
+            ) from None
     rendered = render_issue(read_issue(issue_path), settings)
-    template = MessageTemplate(rendered, settings, signer_for(settings), subject_prefix=TEST_PREFIX,
-                               unique_ids=True, dkim=dkim_signer(settings))
+    template = MessageTemplate(
+        rendered,
+        settings,
+        signer_for(settings),
+        subject_prefix=TEST_PREFIX,
+        unique_ids=True,
+        dkim=dkim_signer(settings),
+    )
 
     async def deliver(chosen: Transport) -> list[tuple[str, Result]]:
         await chosen.probe()
@@ -361,4 +385,3 @@ def send_test(issue_path: Path, settings: Settings, to: tuple[str, ...] = (),
     with delivery_route(settings) as route:
         results = asyncio.run(deliver(SMTPTransport(route.smtp)))
         return TestSend(tuple(recipients), tuple(results), route.outbox)
-

@@ -29,8 +29,16 @@ def _openssl_rsa_sign(hash_object: Any, private_key: dict[str, int]) -> bytes:
     return signature
 
 
-_KEY_FIELDS = ("prime1", "prime2", "privateExponent", "exponent1", "exponent2", "coefficient",
-               "publicExponent", "modulus")
+_KEY_FIELDS = (
+    "prime1",
+    "prime2",
+    "privateExponent",
+    "exponent1",
+    "exponent2",
+    "coefficient",
+    "publicExponent",
+    "modulus",
+)
 
 
 @functools.lru_cache(maxsize=8)
@@ -42,8 +50,19 @@ def _openssl_key(values: tuple[int, ...]) -> rsa.RSAPrivateKey:
 dkimpy.RSASSA_PKCS1_v1_5_sign = _openssl_rsa_sign
 
 
-SIGNED_HEADERS = (b"From", b"To", b"Subject", b"Date", b"Message-ID", b"Reply-To", b"List-Id",
-                  b"List-Unsubscribe", b"List-Unsubscribe-Post", b"MIME-Version", b"Content-Type")
+SIGNED_HEADERS = (
+    b"From",
+    b"To",
+    b"Subject",
+    b"Date",
+    b"Message-ID",
+    b"Reply-To",
+    b"List-Id",
+    b"List-Unsubscribe",
+    b"List-Unsubscribe-Post",
+    b"MIME-Version",
+    b"Content-Type",
+)
 
 
 def load_key(settings: Settings) -> bytes:
@@ -69,15 +88,18 @@ def dkim_signer(settings: Settings) -> Callable[[bytes], bytes] | None:
     selector, domain = config.selector.encode("ascii"), config.domain.encode("ascii")
 
     def sign(message: bytes) -> bytes:
-        signature: bytes = dkimpy.sign(message, selector, domain, key, canonicalize=(b"relaxed", b"relaxed"),
-                                       include_headers=list(SIGNED_HEADERS))
+        signature: bytes = dkimpy.sign(
+            message, selector, domain, key, canonicalize=(b"relaxed", b"relaxed"), include_headers=list(SIGNED_HEADERS)
+        )
         return signature + message
 
     try:
         sign(b"From: a@example.org\r\nSubject: probe\r\n\r\nprobe\r\n")
     except dkimpy.DKIMException as exc:
-        raise ConfigError(f"the DKIM key cannot sign: {exc}", file=settings.path(config.key_file or "."),
-                          ) from None
+        raise ConfigError(
+            f"the DKIM key cannot sign: {exc}",
+            file=settings.path(config.key_file or "."),
+        ) from None
     return sign
 
 
@@ -91,10 +113,10 @@ class KeyPair:
 def generate_key(selector: str, domain: str, bits: int = 2048) -> KeyPair:
     """An RSA key pair and the TXT record that publishes its public half."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-    public = key.public_key().public_bytes(serialization.Encoding.DER,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     value = f"v=DKIM1; k=rsa; p={base64.b64encode(public).decode('ascii')}"
     return KeyPair(private, f"{selector}._domainkey.{domain}", value)
 

@@ -58,9 +58,8 @@ def qp_value(value: str) -> bytes:
     if value.isascii() and value.isprintable() and "=" not in value:  # QP leaves such text as it is
         if len(value) <= 73 and not value.startswith("."):
             return value.encode("ascii")
-        chunks = (value[i:i + 73] for i in range(0, len(value), 73))
-        return b"=\r\n".join(b"=2E" + c[1:].encode("ascii") if c.startswith(".") else c.encode("ascii")
-                               for c in chunks)
+        chunks = (value[i : i + 73] for i in range(0, len(value), 73))
+        return b"=\r\n".join(b"=2E" + c[1:].encode("ascii") if c.startswith(".") else c.encode("ascii") for c in chunks)
     return qp(value.replace("\r", " ").replace("\n", " "))
 
 
@@ -162,13 +161,13 @@ class MessageTemplate:
             ("html", rendered.html, html_contexts),
         ):
             literal(
-                f"--{boundary}\r\nContent-Type: text/{subtype}; charset=\"utf-8\"\r\n"
+                f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
                 "Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode("ascii")
             )
             body = body.replace("\r\n", "\n")
             position = 0
             for match, context in contexts(body, self._fields.pattern):
-                literal(qp(body[position:match.start()]))
+                literal(qp(body[position : match.start()]))
                 literal(b"=\r\n")
                 slot(match.group(1), context)
                 literal(b"=\r\n")
@@ -182,8 +181,9 @@ class MessageTemplate:
         # Each slot becomes an index into the list ``envelope`` fills per recipient: the header
         # values first, then one entry per distinct (field, context) of the bodies.
         self._body_keys = tuple(dict.fromkeys(k for k in keys if k[1] is not None))
-        self._body_plan = tuple((int(name), ESCAPERS[context]) for name, context in self._body_keys
-                                if context is not None)
+        self._body_plan = tuple(
+            (int(name), ESCAPERS[context]) for name, context in self._body_keys if context is not None
+        )
         order: dict[tuple[str, Context | None], int] = {(h, None): i for i, h in enumerate(_HEADER_SLOTS)}
         order.update({k: len(_HEADER_SLOTS) + i for i, k in enumerate(self._body_keys)})
         self._refs = tuple(order[k] for k in keys)
@@ -223,9 +223,14 @@ class MessageTemplate:
         subject = b""
         if self._subject_has_fields:
             text = clean_value(self._fields.render_plain(self._subject, values))
-            subject = _fold("Subject", text)[len(b"Subject: "):-2]
-        filled = [format_to(subscriber.name, address).encode("utf-8"), self._now().encode("ascii"),
-                  message_id.encode("ascii"), url.encode("ascii"), subject]
+            subject = _fold("Subject", text)[len(b"Subject: ") : -2]
+        filled = [
+            format_to(subscriber.name, address).encode("utf-8"),
+            self._now().encode("ascii"),
+            message_id.encode("ascii"),
+            url.encode("ascii"),
+            subject,
+        ]
         filled += [qp_value(escape(values[index])) for index, escape in self._body_plan]
         pieces = self._frame.copy()
         pieces[1::2] = [filled[i] for i in self._refs]
@@ -241,8 +246,9 @@ def preview_subscriber(settings: Settings) -> Subscriber:
     return Subscriber(email=address, name="Sam Example")
 
 
-def fill_preview(rendered: RenderedIssue, settings: Settings, signer: TokenSigner,
-                 subscriber: Subscriber) -> tuple[str, str]:
+def fill_preview(
+    rendered: RenderedIssue, settings: Settings, signer: TokenSigner, subscriber: Subscriber
+) -> tuple[str, str]:
     """HTML and text with one recipient's values, for previews and the rendered files."""
     url = signer.unsubscribe_url(settings.newsletter.base_url, subscriber.email)
     values = rendered.fields.values(subscriber.merge_values(), url)
@@ -250,10 +256,9 @@ def fill_preview(rendered: RenderedIssue, settings: Settings, signer: TokenSigne
     def fill(body: str, contexts: ContextFinder) -> str:
         out, position = [], 0
         for match, context in contexts(body, rendered.fields.pattern):
-            out += [body[position:match.start()], ESCAPERS[context](values[int(match.group(1))])]
+            out += [body[position : match.start()], ESCAPERS[context](values[int(match.group(1))])]
             position = match.end()
         out.append(body[position:])
         return "".join(out)
 
     return fill(rendered.html, html_contexts), fill(rendered.text, text_contexts)
-

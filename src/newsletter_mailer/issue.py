@@ -82,11 +82,12 @@ def _split_front_matter(text: str, file: Path) -> tuple[str, str, int]:
     """Return (yaml text, body, line number where the body starts)."""
     lines = text.splitlines(keepends=True)
     if not lines or lines[0].strip() != "---":
-        raise IssueError("the file must start with YAML front matter between '---' lines "
-                         "(at least a subject)", file=file, line=1)
+        raise IssueError(
+            "the file must start with YAML front matter between '---' lines (at least a subject)", file=file, line=1
+        )
     for index in range(1, len(lines)):
         if lines[index].strip() in ("---", "..."):
-            return "".join(lines[1:index]), "".join(lines[index + 1:]), index + 2
+            return "".join(lines[1:index]), "".join(lines[index + 1 :]), index + 2
     raise IssueError("the front matter opened on line 1 is never closed with '---'", file=file, line=1)
 
 
@@ -104,8 +105,7 @@ def _parse_date(value: Any, label: str, file: Path, line: int) -> dt.date:
     try:
         return dt.date.fromisoformat(str(value).strip())
     except ValueError:
-        raise IssueError(f"{label} must be an ISO date like 2026-11-18, not {value!r}",
-                         file=file, line=line) from None
+        raise IssueError(f"{label} must be an ISO date like 2026-11-18, not {value!r}", file=file, line=line) from None
 
 
 def _text(value: Any, label: str, file: Path, line: int) -> str:
@@ -120,35 +120,43 @@ def _events(value: Any, node: yaml.Node | None, file: Path, line: int) -> tuple[
     if value is None:
         return ()
     if not isinstance(value, list) or not isinstance(node, yaml.SequenceNode):
-        raise IssueError("events must be a list of events, each with at least date and title",
-                         file=file, line=line)
+        raise IssueError("events must be a list of events, each with at least date and title", file=file, line=line)
     events = []
     for item, item_node in zip(value, node.value, strict=True):
         at = item_node.start_mark.line + 2
         if not isinstance(item, dict):
-            raise IssueError("each event must be a mapping with date, title and optional "
-                             f"{', '.join(EVENT_KEYS[2:])}", file=file, line=at)
+            raise IssueError(
+                f"each event must be a mapping with date, title and optional {', '.join(EVENT_KEYS[2:])}",
+                file=file,
+                line=at,
+            )
         lines = _mapping_lines(item_node)
         for key in item:
             if key not in EVENT_KEYS:
-                raise IssueError(f"unknown event key {key!r}; allowed: {', '.join(EVENT_KEYS)}",
-                                 file=file, line=lines.get(str(key), at))
+                raise IssueError(
+                    f"unknown event key {key!r}; allowed: {', '.join(EVENT_KEYS)}",
+                    file=file,
+                    line=lines.get(str(key), at),
+                )
         for required in ("date", "title"):
             if not item.get(required):
                 raise IssueError(f"event is missing {required!r}", file=file, line=at)
         time = _text(item.get("time"), "event time", file, lines.get("time", at))
         if time and not _TIME.match(time):
-            raise IssueError(f"event time must look like 19:30 or 18:00-19:30, not {time!r}",
-                             file=file, line=lines.get("time", at))
-        events.append(Event(
-            date=_parse_date(item["date"], "event date", file, lines.get("date", at)),
-            title=_text(item["title"], "event title", file, lines.get("title", at)),
-            time=time.replace(".", ":"),
-            where=_text(item.get("where"), "event where", file, lines.get("where", at)),
-            contact=_text(item.get("contact"), "event contact", file, lines.get("contact", at)),
-            link=_text(item.get("link"), "event link", file, lines.get("link", at)),
-            line=at,
-        ))
+            raise IssueError(
+                f"event time must look like 19:30 or 18:00-19:30, not {time!r}", file=file, line=lines.get("time", at)
+            )
+        events.append(
+            Event(
+                date=_parse_date(item["date"], "event date", file, lines.get("date", at)),
+                title=_text(item["title"], "event title", file, lines.get("title", at)),
+                time=time.replace(".", ":"),
+                where=_text(item.get("where"), "event where", file, lines.get("where", at)),
+                contact=_text(item.get("contact"), "event contact", file, lines.get("contact", at)),
+                link=_text(item.get("link"), "event link", file, lines.get("link", at)),
+                line=at,
+            )
+        )
     return tuple(sorted(events, key=lambda e: (e.date, e.time)))
 
 
@@ -166,7 +174,7 @@ def _split_sections(body: str, body_line: int) -> tuple[str, int, list[tuple[str
     sections = []
     for n, (start, title) in enumerate(starts):
         end = starts[n + 1][0] if n + 1 < len(starts) else len(lines)
-        sections.append((title, "".join(lines[start + 1:end]), body_line + start))
+        sections.append((title, "".join(lines[start + 1 : end]), body_line + start))
     return intro, body_line, sections
 
 
@@ -194,13 +202,15 @@ def parse_issue_text(text: str, path: Path) -> Issue:
     key_lines = _mapping_lines(node) if node is not None else {}
     for key in data:
         if key not in ALLOWED_KEYS:
-            raise IssueError(f"unknown key {key!r}; allowed keys: {', '.join(ALLOWED_KEYS)}",
-                             file=path, line=key_lines.get(str(key), 2))
+            raise IssueError(
+                f"unknown key {key!r}; allowed keys: {', '.join(ALLOWED_KEYS)}",
+                file=path,
+                line=key_lines.get(str(key), 2),
+            )
     line_of = key_lines.get
     subject = _text(data.get("subject"), "subject", path, line_of("subject", 2))
     if not subject:
-        raise IssueError("subject is required (the email's subject line)", file=path,
-                         line=line_of("subject", 2))
+        raise IssueError("subject is required (the email's subject line)", file=path, line=line_of("subject", 2))
     intro, _, raw_sections = _split_sections(body, body_line)
     sections: list[Section] = []
     used: set[str] = set()
@@ -244,12 +254,10 @@ def _highlights(value: Any, sections: list[Section], file: Path, line: int) -> t
     if value == "auto":
         return tuple(Highlight(s.title, s.anchor, line) for s in sections)
     if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
-        raise IssueError("highlights must be a list of short Markdown lines, or the word auto",
-                         file=file, line=line)
+        raise IssueError("highlights must be a list of short Markdown lines, or the word auto", file=file, line=line)
     by_title = {slugify(s.title): s.anchor for s in sections}
     return tuple(
-        Highlight(str(v).strip(), by_title.get(slugify(str(v)), ""), line + 1 + i)
-        for i, v in enumerate(value)
+        Highlight(str(v).strip(), by_title.get(slugify(str(v)), ""), line + 1 + i) for i, v in enumerate(value)
     )
 
 

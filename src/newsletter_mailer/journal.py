@@ -140,7 +140,8 @@ class SQLiteJournal:
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (issue, address) DO UPDATE SET"
                     " listed = excluded.listed, name = excluded.name, fields = excluded.fields,"
                     " line = excluded.line, state = CASE state WHEN 'removed' THEN 'pending' ELSE state END",
-                    batch)
+                    batch,
+                )
             batch.clear()
 
         for sub in subscribers:
@@ -150,8 +151,11 @@ class SQLiteJournal:
         if batch:
             flush()
         with transaction(self.db):
-            self.db.execute("UPDATE deliveries SET state = 'removed', updated = ? WHERE issue = ?"
-                            " AND state = 'pending' AND listed < ?", (stamp, issue, stamp))
+            self.db.execute(
+                "UPDATE deliveries SET state = 'removed', updated = ? WHERE issue = ?"
+                " AND state = 'pending' AND listed < ?",
+                (stamp, issue, stamp),
+            )
         after = self.db.execute("SELECT COUNT(*) FROM deliveries WHERE issue = ?", (issue,)).fetchone()[0]
         return int(after - before)
 
@@ -161,7 +165,8 @@ class SQLiteJournal:
             cursor = self.db.execute(
                 "UPDATE deliveries SET state = 'pending', resent = 1, updated = ?,"
                 " last_reply = 'in flight when an earlier run stopped' WHERE issue = ? AND state = 'sending'",
-                (time.time(), issue))
+                (time.time(), issue),
+            )
         return cursor.rowcount
 
     def pending(self, issue: str, batch: int = 500) -> Iterator[Delivery]:
@@ -171,7 +176,8 @@ class SQLiteJournal:
             rows = self.db.execute(
                 "SELECT id, address, name, fields, attempts, last_reply, resent FROM deliveries"
                 " WHERE issue = ? AND state = 'pending' AND id > ? ORDER BY id LIMIT ?",
-                (issue, last, batch)).fetchall()
+                (issue, last, batch),
+            ).fetchall()
             if not rows:
                 return
             for row in rows:
@@ -186,61 +192,85 @@ class SQLiteJournal:
         claimed = self.db.execute(
             "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated = ?"
             " WHERE id = ? AND state = 'pending' AND NOT EXISTS (SELECT 1 FROM suppressions WHERE address = ?)",
-            (now, delivery.id, delivery.address)).rowcount
+            (now, delivery.id, delivery.address),
+        ).rowcount
         if claimed:
             return True
-        self.db.execute("UPDATE deliveries SET state = 'suppressed', updated = ? WHERE id = ? AND state = 'pending'",
-                        (now, delivery.id))
+        self.db.execute(
+            "UPDATE deliveries SET state = 'suppressed', updated = ? WHERE id = ? AND state = 'pending'",
+            (now, delivery.id),
+        )
         return False
 
     def mark_sent(self, delivery: Delivery, message_id: str, reply: str) -> None:
         now = time.time()
-        self.db.execute("UPDATE deliveries SET state = 'sent', message_id = ?, last_reply = ?, updated = ?,"
-                        " sent_at = ? WHERE id = ?", (message_id, reply, now, now, delivery.id))
+        self.db.execute(
+            "UPDATE deliveries SET state = 'sent', message_id = ?, last_reply = ?, updated = ?,"
+            " sent_at = ? WHERE id = ?",
+            (message_id, reply, now, now, delivery.id),
+        )
 
     def mark_deferred(self, delivery: Delivery, reply: str, *, uncertain: bool) -> None:
-        self.db.execute("UPDATE deliveries SET state = 'pending', last_reply = ?, updated = ?,"
-                        " resent = resent OR ? WHERE id = ?", (reply, time.time(), int(uncertain), delivery.id))
+        self.db.execute(
+            "UPDATE deliveries SET state = 'pending', last_reply = ?, updated = ?, resent = resent OR ? WHERE id = ?",
+            (reply, time.time(), int(uncertain), delivery.id),
+        )
 
     def mark_failed(self, delivery: Delivery, reply: str) -> None:
-        self.db.execute("UPDATE deliveries SET state = 'failed', last_reply = ?, updated = ? WHERE id = ?",
-                        (reply, time.time(), delivery.id))
+        self.db.execute(
+            "UPDATE deliveries SET state = 'failed', last_reply = ?, updated = ? WHERE id = ?",
+            (reply, time.time(), delivery.id),
+        )
 
     def release(self, delivery: Delivery) -> None:
         """A claimed row that was never handed to the server goes back to pending as it was."""
-        self.db.execute("UPDATE deliveries SET state = 'pending', attempts = MAX(attempts - 1, 0),"
-                        " updated = ? WHERE id = ? AND state = 'sending'", (time.time(), delivery.id))
+        self.db.execute(
+            "UPDATE deliveries SET state = 'pending', attempts = MAX(attempts - 1, 0),"
+            " updated = ? WHERE id = ? AND state = 'sending'",
+            (time.time(), delivery.id),
+        )
 
     def counts(self, issue: str) -> dict[str, int]:
         counts = dict.fromkeys(STATES, 0)
         for state, n in self.db.execute(
-                "SELECT state, COUNT(*) FROM deliveries WHERE issue = ? GROUP BY state", (issue,)):
+            "SELECT state, COUNT(*) FROM deliveries WHERE issue = ? GROUP BY state", (issue,)
+        ):
             counts[state] = n
         counts["resent"] = self.db.execute(
-            "SELECT COUNT(*) FROM deliveries WHERE issue = ? AND resent = 1", (issue,)).fetchone()[0]
+            "SELECT COUNT(*) FROM deliveries WHERE issue = ? AND resent = 1", (issue,)
+        ).fetchone()[0]
         return counts
 
     def pending_suppressed(self, issue: str) -> int:
         """Pending rows whose address is on the suppression list (they will be skipped)."""
         row = self.db.execute(
             "SELECT COUNT(*) FROM deliveries d JOIN suppressions s ON s.address = d.address"
-            " WHERE d.issue = ? AND d.state = 'pending'", (issue,)).fetchone()
+            " WHERE d.issue = ? AND d.state = 'pending'",
+            (issue,),
+        ).fetchone()
         return int(row[0])
 
     def state_of(self, issue: str, address: str) -> str | None:
-        row = self.db.execute("SELECT state FROM deliveries WHERE issue = ? AND address = ?",
-                              (issue, address)).fetchone()
+        row = self.db.execute(
+            "SELECT state FROM deliveries WHERE issue = ? AND address = ?", (issue, address)
+        ).fetchone()
         return str(row[0]) if row else None
 
     def failures(self, issue: str) -> list[tuple[str, int, str]]:
-        return [(r[0], r[1], r[2]) for r in self.db.execute(
-            "SELECT address, attempts, last_reply FROM deliveries WHERE issue = ? AND state = 'failed'"
-            " ORDER BY id", (issue,))]
+        return [
+            (r[0], r[1], r[2])
+            for r in self.db.execute(
+                "SELECT address, attempts, last_reply FROM deliveries WHERE issue = ? AND state = 'failed' ORDER BY id",
+                (issue,),
+            )
+        ]
 
     def retry_failed(self, issue: str) -> int:
         with transaction(self.db):
-            cursor = self.db.execute("UPDATE deliveries SET state = 'pending', updated = ?"
-                                     " WHERE issue = ? AND state = 'failed'", (time.time(), issue))
+            cursor = self.db.execute(
+                "UPDATE deliveries SET state = 'pending', updated = ? WHERE issue = ? AND state = 'failed'",
+                (time.time(), issue),
+            )
         return cursor.rowcount
 
 
@@ -257,7 +287,8 @@ def send_lock(state_dir: Path, issue: str) -> Iterator[None]:
             holder = os.read(fd, 64).decode(errors="replace").strip()
             raise AlreadySending(
                 f"another `newsletter send` of {issue} is running{f' (pid {holder})' if holder else ''}; "
-                "wait for it to finish or stop it first") from None
+                "wait for it to finish or stop it first"
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         yield

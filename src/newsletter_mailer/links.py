@@ -88,7 +88,7 @@ class TokenSigner:
         raw = _unb64(token)
         if len(raw) < 1 + IV_BYTES + 1 + TAG_BYTES or raw[:1] != VERSION:
             raise TokenError("token is malformed")
-        iv, cipher, tag = raw[1:1 + IV_BYTES], raw[1 + IV_BYTES:-TAG_BYTES], raw[-TAG_BYTES:]
+        iv, cipher, tag = raw[1 : 1 + IV_BYTES], raw[1 + IV_BYTES : -TAG_BYTES], raw[-TAG_BYTES:]
         if not hmac.compare_digest(tag, self._tag(iv, cipher)):
             raise TokenError("token signature does not match")
         plain = _xor(cipher, self._keystream(iv, len(cipher)))

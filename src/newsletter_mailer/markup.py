@@ -60,15 +60,23 @@ def parse(source: str) -> list[Token]:
 
 
 def _meaningful(children: list[Token]) -> list[Token]:
-    return [c for c in children if not (c.type in ("softbreak", "hardbreak")
-                                        or (c.type == "text" and not c.content.strip()))]
+    return [
+        c
+        for c in children
+        if not (c.type in ("softbreak", "hardbreak") or (c.type == "text" and not c.content.strip()))
+    ]
 
 
 def as_button(inline: Token) -> ButtonBlock | None:
     children = inline.children or []
     kids = _meaningful(children)
-    if (len(kids) >= 3 and kids[0].type == "link_open" and kids[-2].type == "link_close"
-            and kids[-1].type == "text" and _BUTTON_MARK.match(kids[-1].content)):
+    if (
+        len(kids) >= 3
+        and kids[0].type == "link_open"
+        and kids[-2].type == "link_close"
+        and kids[-1].type == "text"
+        and _BUTTON_MARK.match(kids[-1].content)
+    ):
         label = "".join(c.content for c in kids[1:-2] if c.type in ("text", "code_inline"))
         return ButtonBlock(href=str(kids[0].attrs.get("href", "")), label=label.strip())
     return None
@@ -103,8 +111,12 @@ def to_blocks(source: str, first_line: int = 1) -> list[Block]:
     i = 0
     while i < len(tokens):
         token = tokens[i]
-        if (token.type == "paragraph_open" and token.level == 0 and i + 2 < len(tokens)
-                and tokens[i + 1].type == "inline"):
+        if (
+            token.type == "paragraph_open"
+            and token.level == 0
+            and i + 2 < len(tokens)
+            and tokens[i + 1].type == "inline"
+        ):
             inline = tokens[i + 1]
             line = first_line + (token.map[0] if token.map else 0)
             special: Block | None = as_button(inline) or as_image(inline, line)
@@ -142,15 +154,17 @@ def references(source: str, first_line: int = 1) -> list[LinkRef]:
         for n, child in enumerate(children):
             if child.type == "link_open":
                 label = []
-                for after in children[n + 1:]:
+                for after in children[n + 1 :]:
                     if after.type == "link_close":
                         break
                     if after.type in ("text", "code_inline"):
                         label.append(after.content)
-                found.append(LinkRef(str(child.attrs.get("href", "")), "".join(label).strip(),
-                                     line, "button" if button else "link"))
+                found.append(
+                    LinkRef(
+                        str(child.attrs.get("href", "")), "".join(label).strip(), line, "button" if button else "link"
+                    )
+                )
             elif child.type == "image":
-                found.append(LinkRef(str(child.attrs.get("src", "")), child.content.strip(),
-                                     line, "image"))
+                found.append(LinkRef(str(child.attrs.get("src", "")), child.content.strip(), line, "image"))
             line += child.type in ("softbreak", "hardbreak")
     return found

@@ -94,16 +94,18 @@ class MergeFields:
         statement = _STATEMENT.search(text)
         if statement:
             at = line + text.count("\n", 0, statement.start())
-            raise IssueError(f"only {{{{ ... }}}} merge fields are allowed, not {statement.group(0)!r}",
-                             file=file, line=at)
+            raise IssueError(
+                f"only {{{{ ... }}}} merge fields are allowed, not {statement.group(0)!r}", file=file, line=at
+            )
 
         def replace(match: re.Match[str]) -> str:
             try:
                 return self.placeholder(self._add(match.group(1)))
             except TemplateSyntaxError as exc:
                 at = line + text.count("\n", 0, match.start())
-                raise IssueError(f"merge field {match.group(0)!r} is not valid: {exc.message}",
-                                 file=file, line=at) from None
+                raise IssueError(
+                    f"merge field {match.group(0)!r} is not valid: {exc.message}", file=file, line=at
+                ) from None
 
         return _EXPRESSION.sub(replace, text)
 
@@ -144,7 +146,7 @@ def html_contexts(markup: str, pattern: re.Pattern[str]) -> Iterable[tuple[re.Ma
     for match in pattern.finditer(markup):
         start = match.start()
         if markup.rfind("<", 0, start) > markup.rfind(">", 0, start):
-            tag = markup[markup.rfind("<", 0, start):start]
+            tag = markup[markup.rfind("<", 0, start) : start]
             attr = re.search(r"([\w:-]+)\s*=\s*([\"']?)([^\"']*)$", tag)
             if attr and attr.group(1).lower() in ("href", "src", "action", "background"):
                 whole = attr.group(3) == ""
@@ -157,6 +159,6 @@ def text_contexts(text: str, pattern: re.Pattern[str]) -> Iterable[tuple[re.Matc
     """Each placeholder in the plain-text part: inside a URL it is percent-encoded."""
     for match in pattern.finditer(text):
         word_start = max(text.rfind(c, 0, match.start()) for c in " \n\t<") + 1
-        word = text[word_start:match.start()]
+        word = text[word_start : match.start()]
         in_url = bool(re.match(r"^(https?:|mailto:)\S", word))
         yield match, Context.TEXT_URL_PART if in_url else Context.TEXT

@@ -42,8 +42,9 @@ class LocalOutbox:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = int(sock.getsockname()[1])
-        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
-                                      data_size_limit=50 * 1024 * 1024)
+        self._controller = Controller(
+            self.handler, hostname="127.0.0.1", port=self.port, data_size_limit=50 * 1024 * 1024
+        )
         self._controller.start()
         return self
 

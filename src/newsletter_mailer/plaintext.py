@@ -19,9 +19,11 @@ WIDTH = 76
 def wrap(text: str, indent: str = "", hanging: str | None = None, width: int = WIDTH) -> str:
     """Wrap a paragraph; words longer than the width (URLs) stay whole on their own line."""
     wrapper = textwrap.TextWrapper(
-        width=width, initial_indent=indent,
+        width=width,
+        initial_indent=indent,
         subsequent_indent=indent if hanging is None else hanging,
-        break_long_words=False, break_on_hyphens=False,
+        break_long_words=False,
+        break_on_hyphens=False,
     )
     return "\n".join(wrapper.fill(line) if line.strip() else "" for line in text.split("\n"))
 

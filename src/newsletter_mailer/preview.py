@@ -83,8 +83,9 @@ class PreviewState:
             try:
                 settings = load_settings(self.config)
                 rendered = render_issue(read_issue(self.issue_path), settings)
-                self._html, self._text = fill_preview(rendered, settings, signer_for(settings),
-                                                      preview_subscriber(settings))
+                self._html, self._text = fill_preview(
+                    rendered, settings, signer_for(settings), preview_subscriber(settings)
+                )
             except NewsletterError as exc:
                 message = html.escape(str(exc))
                 self._html = f'<!doctype html><div class="error" style="color:#82071e">{message}</div>'
@@ -108,7 +109,11 @@ def create_app(issue_path: Path, config: Path | None = None) -> Starlette:
     async def version(request: Request) -> Response:
         return JSONResponse({"version": state.version()})
 
-    return Starlette(routes=[
-        Route("/", page), Route("/html", rendered_html), Route("/text", rendered_text),
-        Route("/version", version),
-    ])
+    return Starlette(
+        routes=[
+            Route("/", page),
+            Route("/html", rendered_html),
+            Route("/text", rendered_text),
+            Route("/version", version),
+        ]
+    )

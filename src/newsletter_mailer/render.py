@@ -104,15 +104,17 @@ def build_context(issue: Issue, settings: Settings, fields: MergeFields) -> dict
 
     events = []
     for event in issue.events:
-        events.append({
-            "when": event_when(event),
-            "title_html": inline(event.title, event.line),
-            "title_text": _inline_text(event.title),
-            "where": event.where,
-            "contact": event.contact,
-            "contact_href": contact_href(event.contact),
-            "link": event.link,
-        })
+        events.append(
+            {
+                "when": event_when(event),
+                "title_html": inline(event.title, event.line),
+                "title_text": _inline_text(event.title),
+                "where": event.where,
+                "contact": event.contact,
+                "contact_href": contact_href(event.contact),
+                "link": event.link,
+            }
+        )
     return {
         "newsletter": settings.newsletter,
         "brand": settings.brand,
@@ -198,8 +200,10 @@ def render_text(issue: Issue, settings: Settings, fields: MergeFields) -> str:
     if issue.highlights:
         out += ["IN THIS ISSUE", ""]
         out += [
-            wrap(f"- {writer.inline(markup.parse_inline(fields.substitute(h.text, file=file, line=h.line)))}",
-                 hanging="  ")
+            wrap(
+                f"- {writer.inline(markup.parse_inline(fields.substitute(h.text, file=file, line=h.line)))}",
+                hanging="  ",
+            )
             for h in issue.highlights
         ]
         refs = writer.take_references()

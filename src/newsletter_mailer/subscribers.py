@@ -127,8 +127,9 @@ def read_subscribers(path: Path, report: ListReport | None = None) -> Iterator[S
         except UnicodeDecodeError as exc:
             raise SubscriberListError(f"not UTF-8 text ({exc.reason})", file=path, line=1) from None
         if not first:
-            raise SubscriberListError("the list is empty: it needs a header row with an email column",
-                                      file=path, line=1)
+            raise SubscriberListError(
+                "the list is empty: it needs a header row with an email column", file=path, line=1
+            )
         handle.seek(0)
         reader = csv.reader(handle, delimiter=sniff_delimiter(first), skipinitialspace=True)
         header: list[str] | None = None
@@ -145,7 +146,10 @@ def read_subscribers(path: Path, report: ListReport | None = None) -> Iterator[S
                     if email_col < 0:
                         raise SubscriberListError(
                             f"no email column in the header ({', '.join(header) or 'empty'}); "
-                            "name one 'email', 'e-mail' or 'email address'", file=path, line=line)
+                            "name one 'email', 'e-mail' or 'email address'",
+                            file=path,
+                            line=line,
+                        )
                     name_col = next((i for i, h in enumerate(lowered) if h in NAME_HEADERS), -1)
                     continue
                 raw = clean_value(row[email_col]) if email_col < len(row) else ""
@@ -175,10 +179,10 @@ def read_subscribers(path: Path, report: ListReport | None = None) -> Iterator[S
         except csv.Error as exc:
             raise SubscriberListError(f"cannot read CSV: {exc}", file=path, line=reader.line_num) from None
         except UnicodeDecodeError as exc:
-            raise SubscriberListError(f"not UTF-8 text ({exc.reason})", file=path,
-                                      line=reader.line_num + 1) from None
+            raise SubscriberListError(f"not UTF-8 text ({exc.reason})", file=path, line=reader.line_num + 1) from None
         finally:
             seen.close()
         if header is None:
-            raise SubscriberListError("the list is empty: it needs a header row with an email column",
-                                      file=path, line=1)
+            raise SubscriberListError(
+                "the list is empty: it needs a header row with an email column", file=path, line=1
+            )

@@ -40,15 +40,17 @@ class SuppressionList:
             raise ValueError(f"reason must be one of {', '.join(REASONS)}")
         cursor = self.db.execute(
             "INSERT OR IGNORE INTO suppressions (address, reason, source, created) VALUES (?, ?, ?, ?)",
-            (address, reason, source, time.time()))
+            (address, reason, source, time.time()),
+        )
         return cursor.rowcount == 1
 
     def remove(self, address: str) -> bool:
         return self.db.execute("DELETE FROM suppressions WHERE address = ?", (address,)).rowcount == 1
 
     def get(self, address: str) -> Suppression | None:
-        row = self.db.execute("SELECT address, reason, source, created FROM suppressions WHERE address = ?",
-                              (address,)).fetchone()
+        row = self.db.execute(
+            "SELECT address, reason, source, created FROM suppressions WHERE address = ?", (address,)
+        ).fetchone()
         return Suppression(*row) if row else None
 
     def __contains__(self, address: object) -> bool:

@@ -69,7 +69,8 @@ class Result:
     def hard_bounce(self) -> bool:
         """A permanent failure that says the mailbox does not exist (550/551/553 or 5.1.x)."""
         return self.kind is Kind.PERMANENT and (
-            self.code in (550, 551, 553) or bool(re.match(r"^5\.1\.\d", self.reply)))
+            self.code in (550, 551, 553) or bool(re.match(r"^5\.1\.\d", self.reply))
+        )
 
     def __str__(self) -> str:
         return f"{self.code} {self.reply}".strip() if self.code else self.reply
@@ -110,9 +111,13 @@ class SMTPTransport:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         return aiosmtplib.SMTP(
-            hostname=s.host, port=s.effective_port, timeout=s.timeout,
-            use_tls=s.security == "tls", start_tls=s.security == "starttls",
-            validate_certs=s.verify_certificates, tls_context=context,
+            hostname=s.host,
+            port=s.effective_port,
+            timeout=s.timeout,
+            use_tls=s.security == "tls",
+            start_tls=s.security == "starttls",
+            validate_certs=s.verify_certificates,
+            tls_context=context,
             local_hostname=self.local_hostname or socket.getfqdn(),
         )
 
@@ -128,7 +133,9 @@ class SMTPTransport:
                 client.close()
                 raise SMTPStartError(
                     f"the SMTP server refused the login for {s.username!r}: {exc.code} {exc.message} "
-                    "(check NEWSLETTER_SMTP_PASSWORD)", code=exc.code) from None
+                    "(check NEWSLETTER_SMTP_PASSWORD)",
+                    code=exc.code,
+                ) from None
         return client
 
     async def probe(self) -> None:
@@ -139,7 +146,8 @@ class SMTPTransport:
             raise
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise SMTPStartError(
-                f"cannot connect to the SMTP server {s.host}:{s.effective_port} ({s.security}): {exc}") from None
+                f"cannot connect to the SMTP server {s.host}:{s.effective_port} ({s.security}): {exc}"
+            ) from None
         try:
             await client.quit()
         except (aiosmtplib.SMTPException, OSError):
@@ -185,12 +193,14 @@ class SMTPConnection:
             response = await client.data(envelope.data)
         except aiosmtplib.SMTPAuthenticationError as exc:
             await self.close()
-            raise SMTPStartError(f"the SMTP server refused the login: {exc.code} {exc.message}",
-                                 code=exc.code) from None
+            raise SMTPStartError(
+                f"the SMTP server refused the login: {exc.code} {exc.message}", code=exc.code
+            ) from None
         except aiosmtplib.SMTPServerDisconnected as exc:
             await self.close()
-            return Result(Kind.TEMPORARY, 0, f"connection lost: {exc}", uncertain=phase == "data",
-                          reset_connection=True)
+            return Result(
+                Kind.TEMPORARY, 0, f"connection lost: {exc}", uncertain=phase == "data", reset_connection=True
+            )
         except aiosmtplib.SMTPResponseException as exc:
             result = classify(exc.code, exc.message)
             if result.reset_connection or not client.is_connected:
@@ -203,8 +213,9 @@ class SMTPConnection:
             return Result(Kind.TEMPORARY, 0, f"timed out: {exc}", uncertain=phase == "data", reset_connection=True)
         except (aiosmtplib.SMTPException, OSError) as exc:
             await self.close()
-            return Result(Kind.TEMPORARY, 0, f"connection error: {exc}", uncertain=phase == "data",
-                          reset_connection=True)
+            return Result(
+                Kind.TEMPORARY, 0, f"connection error: {exc}", uncertain=phase == "data", reset_connection=True
+            )
         self.sent_on_connection += 1
         return classify(response.code, response.message)
 

@@ -72,18 +72,30 @@ def create_app(settings: Settings) -> Starlette:
             db.close()
 
     def page(title: str, body: str, status: int = 200) -> HTMLResponse:
-        return HTMLResponse(PAGE.format(lang=html.escape(news.language), title=html.escape(title), body=body,
-                                        accent=html.escape(settings.brand.accent)), status_code=status)
+        return HTMLResponse(
+            PAGE.format(
+                lang=html.escape(news.language),
+                title=html.escape(title),
+                body=body,
+                accent=html.escape(settings.brand.accent),
+            ),
+            status_code=status,
+        )
 
     def invalid() -> HTMLResponse:
-        return page("This link is not valid",
-                    "<p>This unsubscribe link is not valid. If you copied it from an email, check that the whole "
-                    "link was copied, or reply to the newsletter and ask to be removed.</p>", 400)
+        return page(
+            "This link is not valid",
+            "<p>This unsubscribe link is not valid. If you copied it from an email, check that the whole "
+            "link was copied, or reply to the newsletter and ask to be removed.</p>",
+            400,
+        )
 
     def form(action: str, label: str, css: str = "") -> str:
         cls = f' class="{css}"' if css else ""
-        return (f'<form method="post" action="{html.escape(action)}">'
-                f"<button type=\"submit\"{cls}>{html.escape(label)}</button></form>")
+        return (
+            f'<form method="post" action="{html.escape(action)}">'
+            f'<button type="submit"{cls}>{html.escape(label)}</button></form>'
+        )
 
     def address_of(request: Request) -> str | None:
         try:
@@ -99,12 +111,15 @@ def create_app(settings: Settings) -> Starlette:
             current = lst.get(address)
         who = html.escape(mask(address))
         if current is not None:
-            return page(f"You are unsubscribed from {news.name}",
-                        f"<p><strong>{who}</strong> no longer receives {name}.</p>"
-                        + form(f"/resubscribe/{request.path_params['token']}", "Subscribe again", "secondary"))
-        return page(f"Unsubscribe from {news.name}?",
-                    f"<p>Stop sending {name} to <strong>{who}</strong>?</p>"
-                    + form(str(request.url.path), "Unsubscribe"))
+            return page(
+                f"You are unsubscribed from {news.name}",
+                f"<p><strong>{who}</strong> no longer receives {name}.</p>"
+                + form(f"/resubscribe/{request.path_params['token']}", "Subscribe again", "secondary"),
+            )
+        return page(
+            f"Unsubscribe from {news.name}?",
+            f"<p>Stop sending {name} to <strong>{who}</strong>?</p>" + form(str(request.url.path), "Unsubscribe"),
+        )
 
     async def unsubscribe(request: Request) -> Response:
         address = address_of(request)
@@ -114,11 +129,13 @@ def create_app(settings: Settings) -> Starlette:
         source = "one-click" if "List-Unsubscribe=One-Click" in body else "web page"
         with suppressions() as lst:
             lst.add(address, "unsubscribed", source)
-        return page(f"You are unsubscribed from {news.name}",
-                    f"<p><strong>{html.escape(mask(address))}</strong> will not receive {name} any more. "
-                    "This takes effect at once, including for an issue that is being sent now.</p>"
-                    "<p>Unsubscribed by mistake?</p>"
-                    + form(f"/resubscribe/{request.path_params['token']}", "Subscribe again", "secondary"))
+        return page(
+            f"You are unsubscribed from {news.name}",
+            f"<p><strong>{html.escape(mask(address))}</strong> will not receive {name} any more. "
+            "This takes effect at once, including for an issue that is being sent now.</p>"
+            "<p>Unsubscribed by mistake?</p>"
+            + form(f"/resubscribe/{request.path_params['token']}", "Subscribe again", "secondary"),
+        )
 
     def resubscribe(request: Request) -> Response:
         address = address_of(request)
@@ -127,13 +144,17 @@ def create_app(settings: Settings) -> Starlette:
         with suppressions() as lst:
             current = lst.get(address)
             if current is not None and current.reason != "unsubscribed":
-                return page("Cannot subscribe this address again here",
-                            f"<p>{html.escape(mask(address))} was removed because mail to it could not be "
-                            "delivered or at the organiser's request. Reply to the newsletter to be added again.</p>")
+                return page(
+                    "Cannot subscribe this address again here",
+                    f"<p>{html.escape(mask(address))} was removed because mail to it could not be "
+                    "delivered or at the organiser's request. Reply to the newsletter to be added again.</p>",
+                )
             lst.remove(address)
-        return page(f"You are subscribed to {news.name} again",
-                    f"<p><strong>{html.escape(mask(address))}</strong> will receive {name} again.</p>"
-                    + form(f"/unsubscribe/{request.path_params['token']}", "Unsubscribe", "secondary"))
+        return page(
+            f"You are subscribed to {news.name} again",
+            f"<p><strong>{html.escape(mask(address))}</strong> will receive {name} again.</p>"
+            + form(f"/unsubscribe/{request.path_params['token']}", "Unsubscribe", "secondary"),
+        )
 
     def healthz(request: Request) -> Response:
         try:
@@ -143,9 +164,11 @@ def create_app(settings: Settings) -> Starlette:
             return PlainTextResponse("database unavailable", status_code=503)
         return PlainTextResponse("ok")
 
-    return Starlette(routes=[
-        Route("/unsubscribe/{token}", confirm, methods=["GET"]),
-        Route("/unsubscribe/{token}", unsubscribe, methods=["POST"]),
-        Route("/resubscribe/{token}", resubscribe, methods=["POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/unsubscribe/{token}", confirm, methods=["GET"]),
+            Route("/unsubscribe/{token}", unsubscribe, methods=["POST"]),
+            Route("/resubscribe/{token}", resubscribe, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
