@@ -18,13 +18,13 @@ from pathlib import Path
 
 from common import make_workspace
 
+from newsletter_mailer.audience.links import signer_for
+from newsletter_mailer.audience.subscribers import Subscriber
+from newsletter_mailer.compose.dkim import dkim_signer, generate_key, write_key
+from newsletter_mailer.compose.envelope import MessageTemplate, fill_preview
+from newsletter_mailer.compose.issue import read_issue
+from newsletter_mailer.compose.render import render_issue
 from newsletter_mailer.config import load_settings
-from newsletter_mailer.dkim import dkim_signer, generate_key, write_key
-from newsletter_mailer.envelope import MessageTemplate, fill_preview
-from newsletter_mailer.issue import read_issue
-from newsletter_mailer.links import signer_for
-from newsletter_mailer.render import render_issue
-from newsletter_mailer.subscribers import Subscriber
 
 
 def per_item(func: object, items: list[Subscriber], repeats: int = 5) -> float:

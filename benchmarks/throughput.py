@@ -18,9 +18,9 @@ from pathlib import Path
 
 from common import make_workspace, smtp_sink, smtp_source_seconds
 
-from newsletter_mailer import dispatch
+from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.config import load_settings
-from newsletter_mailer.subscribers import Subscriber
+from newsletter_mailer.send import dispatch
 
 
 def main() -> None:

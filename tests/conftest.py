@@ -7,17 +7,39 @@ import contextlib
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from newsletter_mailer.config import Settings, load_settings
+from newsletter_mailer.send import dispatch
+from newsletter_mailer.store.journal import SQLiteJournal
 from newsletter_mailer.workspace import init_workspace
 
 REPO = Path(__file__).resolve().parents[1]
 ARTEFACTS = REPO / "build" / "test-artefacts"
 TEST_SECRET = "test-secret-for-newsletter-mailer"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _repository_stays_clean() -> Iterator[None]:
+    """No test writes state into the checkout: everything goes under its temporary directory."""
+    os.environ["NEWSLETTER_SECRET"] = TEST_SECRET  # for module-scoped fixtures, set up before _isolated_env
+    watched = [REPO / ".newsletter", REPO / "outbox", REPO / "subscribers.csv"]
+    before = {path for path in watched if path.exists()}
+    yield
+    created = [str(path) for path in watched if path.exists() and path not in before]
+    assert not created, f"the tests wrote into the repository: {', '.join(created)}"
+
+
+@pytest.fixture(scope="session")
+def example_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The repository's example settings, in a workspace of the test session's own."""
+    root = tmp_path_factory.mktemp("example")
+    shutil.copyfile(REPO / "newsletter.toml", root / "newsletter.toml")
+    return load_settings(workspace=root, env={"NEWSLETTER_SECRET": TEST_SECRET})
 
 
 @pytest.fixture(autouse=True)
@@ -117,7 +139,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_asgi(app: object) -> Iterator[str]:
+def serve_asgi(app: Callable[..., Any]) -> Iterator[str]:
     """Run an ASGI app under a real uvicorn server on loopback; yields its base URL."""
     import threading
     import time
@@ -130,7 +152,7 @@ def serve_asgi(app: object) -> Iterator[str]:
             app,
             host="127.0.0.1",
             port=port,
-            log_level="warning",  # type: ignore[arg-type]
+            log_level="warning",
             lifespan="off",
         )
     )
@@ -146,3 +168,53 @@ def serve_asgi(app: object) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+# A workspace wired to a test SMTP server, and a whole send through it: shared by the send,
+# compose, CLI and end-to-end tests.
+
+
+def make_workspace(root: Path, port: int, count: int, *, smtp_extra: str = "", bad_rows: str = "") -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    smtp = {"security": '"none"', "concurrency": "4", "retry_delay": "0.01", "max_attempts": "12"}
+    for line in smtp_extra.splitlines():
+        key, _, value = line.partition("=")
+        smtp[key.strip()] = value.strip()
+    smtp_lines = "\n".join(f"{k} = {v}" for k, v in smtp.items())
+    (root / "newsletter.toml").write_text(f"""
+[newsletter]
+name = "Test List"
+from = "news@example.org"
+base_url = "https://lists.example.org"
+subscribers = "subscribers.csv"
+test_recipients = ["editor@example.org"]
+[smtp]
+host = "127.0.0.1"
+port = {port}
+{smtp_lines}
+""")
+    rows = "\n".join(f"user{i}@example.org,User {i}" for i in range(count))
+    (root / "subscribers.csv").write_text(f"email,name\n{rows}\n{bad_rows}")
+    (root / "issue.md").write_text(
+        "---\nsubject: Hello {{ subscriber.name }}\n---\nDear {{ subscriber.name }},\n\n"
+        "## News\n\nSomething [happened](https://example.org/n).\n"
+    )
+    return root
+
+
+def settings_for(root: Path) -> Settings:
+    return load_settings(workspace=root)
+
+
+def run_send(root: Path, retry_failed: bool = False) -> tuple[dispatch.Preflight, dispatch.Summary]:
+    settings = settings_for(root)
+    with dispatch.open_campaign(root / "issue.md", settings, retry_failed=retry_failed) as campaign:
+        return campaign.preflight, campaign.run()
+
+
+def journal_counts(root: Path) -> dict[str, int]:
+    journal = SQLiteJournal.open(settings_for(root).database_path)
+    try:
+        return journal.counts("issue")
+    finally:
+        journal.close()

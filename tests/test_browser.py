@@ -11,17 +11,17 @@ from typing import Any
 import pytest
 
 from conftest import ARTEFACTS, REPO
-from newsletter_mailer.artifacts import write_files
-from newsletter_mailer.config import load_settings
-from newsletter_mailer.issue import read_issue
-from newsletter_mailer.render import render_issue
+from newsletter_mailer.compose.artifacts import write_files
+from newsletter_mailer.compose.issue import read_issue
+from newsletter_mailer.compose.render import render_issue
+from newsletter_mailer.config import Settings
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def example_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    settings = load_settings(workspace=REPO)
+def example_html(tmp_path_factory: pytest.TempPathFactory, example_settings: Settings) -> Path:
+    settings = example_settings
     out = tmp_path_factory.mktemp("render")
     return write_files(render_issue(read_issue(REPO / "issues" / "example.md"), settings), settings, out).html
 
@@ -63,7 +63,7 @@ def test_example_renders_without_horizontal_scrolling(browser: Any, example_html
 
 def test_preview_page_shows_both_views_and_reloads_on_save(browser: Any, tmp_path: Path) -> None:
     from conftest import serve_asgi, write_issue
-    from newsletter_mailer.preview import create_app
+    from newsletter_mailer.web.preview import create_app
 
     issue = write_issue(tmp_path, "subject: First subject", "Hello there\n")
     (tmp_path / "newsletter.toml").write_text('[newsletter]\nname = "Preview Test"\n')

@@ -77,9 +77,8 @@ def test_missing_settings_are_said_once(tmp_path: Path) -> None:
 
 
 def test_send_refuses_without_a_terminal_unless_yes_then_sends_and_reports(tmp_path: Path) -> None:
-    from smtpd import SMTPTestServer
-
-    from test_dispatch import make_workspace
+    from conftest import make_workspace
+    from smtp_servers import SMTPTestServer
 
     with SMTPTestServer() as server:
         root = make_workspace(tmp_path / "ws", server.port, 5)
@@ -101,9 +100,8 @@ def test_send_refuses_without_a_terminal_unless_yes_then_sends_and_reports(tmp_p
 
 
 def test_status_lists_failures_with_their_reply(tmp_path: Path) -> None:
-    from smtpd import Faults, SMTPTestServer
-
-    from test_dispatch import make_workspace
+    from conftest import make_workspace
+    from smtp_servers import Faults, SMTPTestServer
 
     with SMTPTestServer(Faults(reject=frozenset({"user1@example.org"}))) as server:
         root = make_workspace(tmp_path / "ws", server.port, 3)
@@ -114,8 +112,7 @@ def test_status_lists_failures_with_their_reply(tmp_path: Path) -> None:
 
 
 def test_send_with_unreachable_relay_is_one_clear_line(tmp_path: Path) -> None:
-    from conftest import free_port
-    from test_dispatch import make_workspace
+    from conftest import free_port, make_workspace
 
     root = make_workspace(tmp_path / "ws", free_port(), 2)
     result = run("send", "issue.md", "--yes", cwd=root)

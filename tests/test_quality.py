@@ -1,26 +1,97 @@
-"""The code stays typed and linted: ruff and mypy --strict over the package, as CI runs them."""
+"""The gates CI relies on: ruff (lint and format) and mypy --strict over src, tests and
+benchmarks, and the wings importing only downwards, as the README's architecture draws them."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from conftest import REPO
 
+TREES = ["src", "tests", "benchmarks"]
+PACKAGE = REPO / "src" / "newsletter_mailer"
+# Top to bottom: a module may import from its own wing and from the wings below it.
+WINGS = ["cli", "web", "publish", "send", "compose", "store", "audience", "config", "errors", "workspace"]
+BOTTOM = {"config", "errors", "workspace"}  # the shared base: each may import only the ones after it
+
 
 @pytest.mark.parametrize(
     "command",
     [
-        [sys.executable, "-m", "ruff", "check", "src", "tests", "benchmarks"],
-        [sys.executable, "-m", "mypy", "src"],
+        ["ruff", "check", *TREES],
+        ["ruff", "format", "--check", *TREES],
+        ["mypy", "--strict", *TREES],
     ],
-    ids=["ruff", "mypy"],
+    ids=["ruff-check", "ruff-format", "mypy-strict"],
 )
 def test_static_checks_pass(command: list[str]) -> None:
-    if importlib.util.find_spec(command[2]) is None:
-        pytest.skip(f"{command[2]} is not installed (pip install -e '.[test]')")
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    if importlib.util.find_spec(command[0]) is None:
+        pytest.skip(f"{command[0]} is not installed (pip install -e '.[test]')")
+    result = subprocess.run([sys.executable, "-m", *command], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def wing_of(module: str) -> str:
+    """``newsletter_mailer.send.dispatch`` -> ``send``; ``newsletter_mailer.config`` -> ``config``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def imported_modules(path: Path, root: Path) -> set[str]:
+    """Every newsletter_mailer module that a source file under ``root`` imports, as an absolute name."""
+    package = ".".join(path.relative_to(root.parent).with_suffix("").parts[:-1])
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join([*base, node.module] if node.module else base)
+                names = [f"{target}.{alias.name}" for alias in node.names] if not node.module else [target]
+                found.update(names)
+            elif node.module and node.module.startswith("newsletter_mailer"):
+                found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("newsletter_mailer"))
+    return found
+
+
+def layering_violations(root: Path = PACKAGE) -> list[str]:
+    problems = []
+    for path in sorted(root.rglob("*.py")):
+        own = wing_of(".".join(path.relative_to(root.parent).with_suffix("").parts))
+        if own not in WINGS:
+            continue
+        for module in imported_modules(path, root):
+            other = wing_of(module)
+            if other in WINGS and WINGS.index(other) < WINGS.index(own):
+                problems.append(f"{path.relative_to(root.parent)} ({own}) imports {module} ({other}), a wing above it")
+    return problems
+
+
+def test_every_module_sits_in_a_known_wing() -> None:
+    tops = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir() if not p.name.startswith("_")}
+    assert tops - {"py"} <= set(WINGS) | {"py.typed"}, tops - set(WINGS)
+
+
+def test_wings_import_only_from_the_wings_below() -> None:
+    assert layering_violations() == []
+
+
+def test_the_layering_check_catches_an_upward_import(tmp_path: Path) -> None:
+    root = tmp_path / "newsletter_mailer"
+    (root / "audience").mkdir(parents=True)
+    (root / "audience" / "lists.py").write_text("from ..send import dispatch\nfrom ..config import Settings\n")
+    (root / "send").mkdir()
+    (root / "send" / "dispatch.py").write_text("from ..audience.lists import x\nfrom newsletter_mailer.web import y\n")
+    found = layering_violations(root)
+    assert [problem.split(" (")[0] for problem in found] == [
+        "newsletter_mailer/audience/lists.py",
+        "newsletter_mailer/send/dispatch.py",
+    ]
+    assert "imports newsletter_mailer.send (send)" in found[0]
+    assert "imports newsletter_mailer.web (web)" in found[1]

@@ -12,24 +12,25 @@ import sys
 from collections.abc import Iterator
 from email import policy
 from pathlib import Path
-from smtpd import SMTPTestServer
 from typing import Any
 
 import httpx
 import pytest
 
-from conftest import ARTEFACTS, serve_asgi
-from newsletter_mailer import dispatch
+from conftest import ARTEFACTS, make_workspace, serve_asgi
 from newsletter_mailer.config import Settings, load_settings
-from newsletter_mailer.web import create_app
-from test_dispatch import make_workspace
+from newsletter_mailer.send import dispatch
+from newsletter_mailer.web.unsubscribe import create_app
+from smtp_servers import SMTPTestServer
 
 
 def unsubscribe_link(data: bytes) -> str:
     message = email.message_from_bytes(data, policy=policy.default)
     match = re.search(r"<(https?://[^>]+/unsubscribe/[\w-]+)>", message["List-Unsubscribe"])
     assert match is not None
-    body_links = re.findall(r'href="([^"]+/unsubscribe/[^"]+)"', message.get_body(("html",)).get_content())
+    html = message.get_body(("html",))
+    assert html is not None
+    body_links = re.findall(r'href="([^"]+/unsubscribe/[^"]+)"', html.get_content())
     assert body_links == [match.group(1)]  # the visible link is the same as the header's
     return match.group(1)
 

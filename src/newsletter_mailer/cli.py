@@ -15,9 +15,9 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from .compose.render import SIZE_WARNING_BYTES
 from .config import Settings, load_settings
 from .errors import NewsletterError, UserInputError
-from .render import SIZE_WARNING_BYTES
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -107,9 +107,9 @@ def init(directory: Path) -> None:
 @friendly
 def render(ctx: click.Context, issue: Path, out_dir: Path) -> None:
     """Render ISSUE to HTML, plain text and a complete .eml message."""
-    from .artifacts import write_files
-    from .issue import read_issue
-    from .render import render_issue
+    from .compose.artifacts import write_files
+    from .compose.issue import read_issue
+    from .compose.render import render_issue
 
     settings = settings_from(ctx)
     files = write_files(render_issue(read_issue(issue), settings), settings, out_dir)
@@ -128,7 +128,7 @@ def render(ctx: click.Context, issue: Path, out_dir: Path) -> None:
 @friendly
 def check(ctx: click.Context, issue: Path) -> None:
     """List every problem in ISSUE as file:line: level: message; exit 1 on any error."""
-    from .check import check_issue, has_errors
+    from .compose.check import check_issue, has_errors
 
     findings = check_issue(issue, settings_from(ctx))
     print_findings(findings, out)
@@ -148,7 +148,7 @@ def preview(ctx: click.Context, issue: Path, host: str, port: int) -> None:
     """Serve a page with ISSUE at desktop and phone widths and its text part; reloads on save."""
     import uvicorn
 
-    from .preview import create_app
+    from .web.preview import create_app
 
     settings_from(ctx)
     out.print(f"preview of {issue} at http://{host}:{port}/ (Ctrl+C to stop)")
@@ -193,7 +193,7 @@ class RichProgress:
     def finished_one(self, address: str, result: Any) -> None:
         import time
 
-        from .transport import Kind
+        from .send.transport import Kind
 
         if result is None:
             self.skipped += 1
@@ -268,8 +268,8 @@ def send(
     """Send ISSUE: a test with --test, otherwise to every subscriber, resumably."""
     from dataclasses import replace
 
-    from . import dispatch
-    from .check import has_errors, run_check
+    from .compose.check import has_errors, run_check
+    from .send import dispatch
 
     settings = settings_from(ctx)
     if concurrency is not None or rate is not None:
@@ -353,7 +353,7 @@ def send(
 @friendly
 def status(ctx: click.Context, issue: Path) -> None:
     """Journal counts for ISSUE and each failed recipient with its last SMTP reply."""
-    from .journal import SQLiteJournal
+    from .store.journal import SQLiteJournal
 
     settings = settings_from(ctx)
     if not settings.database_path.exists():
@@ -383,7 +383,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     """Run the unsubscribe endpoint (GET confirm page, POST one-click unsubscribe, /healthz)."""
     import uvicorn
 
-    from .web import create_app
+    from .web.unsubscribe import create_app
 
     settings = settings_from(ctx)
     out.print(
@@ -408,10 +408,10 @@ def unsubscribe(ctx: click.Context, address: str, reason: str) -> None:
     """Put ADDRESS on the suppression list: no send mails it again."""
     from email_validator import EmailNotValidError
 
+    from .audience.subscribers import normalise_address
+    from .audience.suppressions import SuppressionList
     from .errors import UserInputError
-    from .journal import connect
-    from .subscribers import normalise_address
-    from .suppressions import SuppressionList
+    from .store.database import connect
 
     settings = settings_from(ctx)
     try:
@@ -437,8 +437,8 @@ def suppressions() -> None:
 @friendly
 def suppressions_export(ctx: click.Context, csv_path: Path) -> None:
     """Write the suppression list as CSV (email, reason, source, created) to CSV_PATH or stdout."""
-    from .journal import connect
-    from .suppressions import SuppressionList
+    from .audience.suppressions import SuppressionList
+    from .store.database import connect
 
     db = connect(settings_from(ctx).database_path)
     try:
@@ -458,8 +458,8 @@ def suppressions_export(ctx: click.Context, csv_path: Path) -> None:
 @friendly
 def suppressions_import(ctx: click.Context, csv_path: Path) -> None:
     """Add every address in CSV_PATH (an email column, optional reason) to the suppression list."""
-    from .journal import connect
-    from .suppressions import SuppressionList
+    from .audience.suppressions import SuppressionList
+    from .store.database import connect
 
     db = connect(settings_from(ctx).database_path)
     try:
@@ -482,9 +482,9 @@ def subscribers() -> None:
 @friendly
 def subscribers_check(ctx: click.Context, csv_path: Path | None) -> None:
     """Report invalid and duplicate rows of CSV_PATH and how many addresses would be mailed."""
-    from .journal import connect
-    from .subscribers import ListReport, read_subscribers
-    from .suppressions import SuppressionList
+    from .audience.subscribers import ListReport, read_subscribers
+    from .audience.suppressions import SuppressionList
+    from .store.database import connect
 
     settings = settings_from(ctx)
     path = csv_path or settings.path(settings.newsletter.subscribers)
@@ -530,7 +530,7 @@ def dkim() -> None:
 @friendly
 def dkim_keygen(ctx: click.Context, selector: str, domain: str | None, out_path: Path | None, bits: str) -> None:
     """Write a DKIM key pair and print the DNS TXT record to publish."""
-    from .dkim import generate_key, write_key
+    from .compose.dkim import generate_key, write_key
     from .errors import UserInputError
 
     settings = settings_from(ctx)

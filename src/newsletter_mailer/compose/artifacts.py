@@ -1,0 +1,36 @@
+"""Write a rendered issue to files a person can open: the HTML, the text part and a complete
+.eml message, all filled in for the preview recipient."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..audience.links import signer_for
+from ..config import Settings
+from .envelope import MessageTemplate, fill_preview, preview_subscriber
+from .render import RenderedIssue
+
+
+@dataclass(frozen=True)
+class RenderedFiles:
+    html: Path
+    text: Path
+    eml: Path
+    html_bytes: int
+
+
+def write_files(rendered: RenderedIssue, settings: Settings, out_dir: Path) -> RenderedFiles:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = rendered.issue.key
+    signer = signer_for(settings)
+    subscriber = preview_subscriber(settings)
+    html, text = fill_preview(rendered, settings, signer, subscriber)
+    paths = RenderedFiles(
+        out_dir / f"{stem}.html", out_dir / f"{stem}.txt", out_dir / f"{stem}.eml", len(html.encode("utf-8"))
+    )
+    paths.html.write_text(html, encoding="utf-8")
+    paths.text.write_text(text, encoding="utf-8")
+    envelope = MessageTemplate(rendered, settings, signer).envelope(subscriber)
+    paths.eml.write_bytes(envelope.data)
+    return paths

@@ -1,0 +1,310 @@
+"""The pre-send check: every problem in an issue (and, for deliverability, in the settings) as
+``file:line: level: message``. Errors stop ``send``; warnings are shown and do not.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Literal
+
+from ..audience.links import signer_for
+from ..config import Settings, key_line
+from ..errors import IssueError
+from . import markup
+from .envelope import MessageTemplate, preview_subscriber
+from .issue import Issue, read_issue
+from .render import GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES, RenderedIssue, render_issue
+
+Level = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    file: str
+    line: int | None
+    level: Level
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.level}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One piece of Markdown in the issue file and the line it starts on."""
+
+    text: str
+    line: int
+
+
+def markdown_sources(issue: Issue) -> list[Source]:
+    sources = [Source(issue.intro, issue.intro_line)]
+    sources += [Source(s.body, s.line + 1) for s in issue.sections]
+    sources += [Source(s.title, s.line) for s in issue.sections]
+    sources += [Source(h.text, h.line) for h in issue.highlights]
+    sources += [Source(e.title, e.line) for e in issue.events]
+    if issue.signoff:
+        sources.append(Source(issue.signoff, issue.signoff_line))
+    return sources
+
+
+_ABSOLUTE = re.compile(r"^(https?://[^\s/]+|mailto:[^\s@]+@[^\s@]+)", re.IGNORECASE)
+
+
+def link_findings(issue: Issue) -> list[Finding]:
+    file = str(issue.path)
+    found: list[Finding] = []
+    for source in markdown_sources(issue):
+        for ref in markup.references(source.text, source.line):
+            if ref.kind == "image":
+                if not ref.text:
+                    found.append(
+                        Finding(
+                            file, ref.line, "error", f"image {ref.url} has no alt text: write ![what it shows](url)"
+                        )
+                    )
+                if ref.url.lower().startswith("http://"):
+                    found.append(Finding(file, ref.line, "warning", f"image {ref.url} is served over http: use https"))
+                elif not _ABSOLUTE.match(ref.url):
+                    found.append(Finding(file, ref.line, "error", f"image {ref.url!r} is not an absolute https URL"))
+            elif ref.url.startswith("#"):
+                continue
+            elif not _ABSOLUTE.match(ref.url) and "nlm" not in ref.url:
+                found.append(
+                    Finding(file, ref.line, "error", f"link {ref.url!r} is not an absolute URL or mailto: address")
+                )
+    for event in issue.events:
+        if event.link and not _ABSOLUTE.match(event.link):
+            found.append(Finding(file, event.line, "error", f"event link {event.link!r} is not an absolute URL"))
+    return found
+
+
+def size_findings(issue: Issue, html_bytes: int) -> list[Finding]:
+    kb = html_bytes / 1024
+    if html_bytes >= GMAIL_CLIP_BYTES:
+        return [
+            Finding(
+                str(issue.path),
+                None,
+                "error",
+                f"HTML is {kb:.0f} KB: Gmail clips messages from 102 KB; shorten the issue",
+            )
+        ]
+    if html_bytes >= SIZE_WARNING_BYTES:
+        return [
+            Finding(str(issue.path), None, "warning", f"HTML is {kb:.0f} KB, close to Gmail's 102 KB clipping limit")
+        ]
+    return []
+
+
+VAGUE_LINK_TEXT = {
+    "here",
+    "click here",
+    "this link",
+    "link",
+    "read more",
+    "more",
+    "click",
+    "this",
+    "go",
+    "here.",
+    "click here.",
+    "more info",
+    "find out more",
+    "learn more",
+}
+
+
+def link_text_findings(issue: Issue) -> list[Finding]:
+    """Links whose text says nothing out of context: screen readers list links on their own."""
+    found = []
+    for source in markdown_sources(issue):
+        for ref in markup.references(source.text, source.line):
+            if ref.kind != "image" and ref.text.strip().lower() in VAGUE_LINK_TEXT:
+                found.append(
+                    Finding(
+                        str(issue.path),
+                        ref.line,
+                        "warning",
+                        f"link text {ref.text!r} says nothing out of context; name where it goes",
+                    )
+                )
+    return found
+
+
+def subject_findings(issue: Issue) -> list[Finding]:
+    file, line = str(issue.path), issue.line_of("subject")
+    subject = issue.subject
+    letters = [c for c in subject if c.isalpha()]
+    found = []
+    if len(subject) > 150:
+        found.append(
+            Finding(
+                file,
+                line,
+                "warning",
+                f"subject is {len(subject)} characters; inboxes show about 60, filters distrust more than 150",
+            )
+        )
+    if len(letters) >= 4 and all(c.isupper() for c in letters):
+        found.append(Finding(file, line, "warning", "subject is all capitals, which spam filters punish"))
+    return found
+
+
+def _aligned(domain: str, from_domain: str) -> bool:
+    """Relaxed alignment (DMARC): the same domain, or one a subdomain of the other."""
+    domain, from_domain = domain.lower().rstrip("."), from_domain.lower().rstrip(".")
+    return domain == from_domain or domain.endswith("." + from_domain) or from_domain.endswith("." + domain)
+
+
+def _setting_line(settings: Settings, section: str, key: str) -> int | None:
+    if not settings.found:
+        return None
+    return key_line(settings.config_path.read_text(encoding="utf-8"), section, key)
+
+
+def settings_findings(settings: Settings) -> list[Finding]:
+    file = str(settings.config_path)
+    news = settings.newsletter
+    found = []
+    from_domain = news.from_domain
+    if not settings.dkim.enabled:
+        found.append(
+            Finding(
+                file,
+                _setting_line(settings, "dkim", "domain"),
+                "warning",
+                "DKIM is not configured: unsigned bulk mail is filtered by Gmail and Yahoo "
+                "([dkim] domain, selector, key_file; `newsletter dkim keygen`)",
+            )
+        )
+    elif not _aligned(settings.dkim.domain, from_domain):
+        found.append(
+            Finding(
+                file,
+                _setting_line(settings, "dkim", "domain"),
+                "warning",
+                f"DKIM domain {settings.dkim.domain} is not aligned with the From domain "
+                f"{from_domain}: DMARC will not pass on it",
+            )
+        )
+    list_domain = news.list_id_value.rsplit(".", 2)
+    if len(list_domain) < 2 or not _aligned(".".join(list_domain[-2:]), from_domain):
+        found.append(
+            Finding(
+                file,
+                _setting_line(settings, "newsletter", "list_id"),
+                "warning",
+                f"List-Id {news.list_id_value} is not under the From domain {from_domain}",
+            )
+        )
+    if not news.postal_address:
+        found.append(
+            Finding(
+                file,
+                _setting_line(settings, "newsletter", "postal_address"),
+                "warning",
+                "no postal address: the footer should carry one (CAN-SPAM, and filters look for it)",
+            )
+        )
+    if from_domain in ("localhost", "example.org", "example.com") and settings.smtp.host:
+        found.append(
+            Finding(
+                file,
+                _setting_line(settings, "newsletter", "from"),
+                "warning",
+                f"From domain {from_domain} is a placeholder; mail from it will not be delivered",
+            )
+        )
+    return found
+
+
+def issue_images(issue: Issue) -> set[str]:
+    return {
+        ref.url
+        for source in markdown_sources(issue)
+        for ref in markup.references(source.text, source.line)
+        if ref.kind == "image"
+    }
+
+
+def sample_message(rendered: RenderedIssue, settings: Settings) -> tuple[bytes, str]:
+    """One real message, for the preview recipient, and the unsubscribe URL it must carry."""
+    signer = signer_for(settings)
+    subscriber = preview_subscriber(settings)
+    url = signer.unsubscribe_url(settings.newsletter.base_url, subscriber.email)
+    return MessageTemplate(rendered, settings, signer).envelope(subscriber).data, url
+
+
+def message_findings(data: bytes, url: str, rendered: RenderedIssue, settings: Settings) -> list[Finding]:
+    """Look at a finished message as a mailbox provider would. Images from the issue are checked
+    at their line by ``link_findings``; this looks at the template's."""
+    file = str(rendered.issue.path)
+    template_file = "templates/newsletter.mjml"
+    message = message_from_bytes(data, policy=policy.default)
+    found = []
+    if url not in (message.get("List-Unsubscribe") or ""):
+        found.append(Finding(file, None, "error", "the List-Unsubscribe header is missing"))
+    if message.get("List-Unsubscribe-Post") != "List-Unsubscribe=One-Click":
+        found.append(Finding(file, None, "error", "the List-Unsubscribe-Post (one-click) header is missing"))
+    html_part = message.get_body(("html",))
+    text_part = message.get_body(("plain",))
+    html = html_part.get_content() if html_part is not None else ""
+    text = text_part.get_content() if text_part is not None else ""
+    if url not in html:
+        found.append(
+            Finding(
+                template_file,
+                None,
+                "error",
+                "the HTML has no unsubscribe link: the template must use {{ unsubscribe_url }}",
+            )
+        )
+    if url not in text:
+        found.append(Finding(file, None, "error", "the text part has no unsubscribe link"))
+    message_id = message.get("Message-ID") or ""
+    if not _aligned(message_id.rpartition("@")[2].strip(">"), settings.newsletter.from_domain):
+        found.append(Finding(file, None, "warning", f"Message-ID {message_id} is not under the From domain"))
+    from_issue = issue_images(rendered.issue)
+    for img in re.findall(r"<img\b[^>]*>", rendered.html):
+        src = re.search(r'\bsrc="([^"]*)"', img)
+        alt = re.search(r'\balt="([^"]*)"', img)
+        where = src.group(1) if src else "(no src)"
+        if where in from_issue:
+            continue
+        if alt is None or not alt.group(1).strip():
+            found.append(Finding(template_file, None, "error", f"image {where} in the template has no alt text"))
+        if where.startswith("http://"):
+            found.append(Finding(template_file, None, "warning", f"image {where} is served over http"))
+    return found
+
+
+def check_issue(path: Path, settings: Settings) -> list[Finding]:
+    """Every finding for one issue and the settings it is sent with; a file that cannot be parsed
+    gives its one error."""
+    try:
+        issue = read_issue(path)
+    except IssueError as exc:
+        return [Finding(exc.file or str(path), exc.line, "error", exc.message)]
+    findings = link_findings(issue) + link_text_findings(issue) + subject_findings(issue)
+    findings += settings_findings(settings)
+    try:
+        rendered = render_issue(issue, settings)
+    except IssueError as exc:
+        return [*findings, Finding(exc.file or str(path), exc.line, "error", exc.message)]
+    findings += size_findings(issue, rendered.html_bytes)
+    findings += message_findings(*sample_message(rendered, settings), rendered, settings)
+    return findings
+
+
+def has_errors(findings: list[Finding]) -> bool:
+    return any(f.level == "error" for f in findings)
+
+
+def run_check(path: Path, settings: Settings) -> list[Finding]:
+    """The check ``send`` runs before it sends."""
+    return check_issue(path, settings)

@@ -1,0 +1,264 @@
+"""Per-recipient messages: the MIME message is encoded once per issue, with slots where each
+recipient's values go; filling it is a join over bytes, not a new EmailMessage.
+
+Bodies are quoted-printable (no line over 76 octets); each slot sits between soft line breaks so
+a value of any length never makes a line too long.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from email import policy
+from email.header import Header
+from email.quoprimime import body_encode
+
+from ..audience.links import TokenSigner
+from ..audience.subscribers import Subscriber, clean_value
+from ..config import Settings
+from .merge import ESCAPERS, Context, html_contexts, text_contexts
+from .render import RenderedIssue
+
+ContextFinder = Callable[[str, "re.Pattern[str]"], Iterable[tuple["re.Match[str]", Context]]]
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9 !#$%&'*+\-/=?^_`{|}~.]*$")
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One message for one recipient, ready for the transport."""
+
+    sender: str
+    recipient: str
+    data: bytes
+    message_id: str
+
+
+Signer = Callable[[bytes], bytes]  # adds a DKIM-Signature to a finished message
+
+
+def qp(text: str) -> bytes:
+    """UTF-8 text as quoted-printable with CRLF line ends and lines of at most 76 octets.
+
+    A period that starts a line is written =2E, so no line of a message ever needs SMTP
+    dot-stuffing (the transport then skips a pass over every message).
+    """
+    latin = text.encode("utf-8").decode("latin-1")  # body_encode works on octets held in a str
+    encoded = body_encode(latin, maxlinelen=74, eol="\r\n").encode("ascii")
+    encoded = encoded.replace(b"\r\n.", b"\r\n=2E")
+    return b"=2E" + encoded[1:] if encoded.startswith(b".") else encoded
+
+
+def qp_value(value: str) -> bytes:
+    """A value as quoted-printable, safe between two soft line breaks."""
+    if value.isascii() and value.isprintable() and "=" not in value:  # QP leaves such text as it is
+        if len(value) <= 73 and not value.startswith("."):
+            return value.encode("ascii")
+        chunks = (value[i : i + 73] for i in range(0, len(value), 73))
+        return b"=\r\n".join(b"=2E" + c[1:].encode("ascii") if c.startswith(".") else c.encode("ascii") for c in chunks)
+    return qp(value.replace("\r", " ").replace("\n", " "))
+
+
+def format_to(name: str, address: str) -> str:
+    name = clean_value(name)
+    if not name:
+        return f"<{address}>"
+    if _SAFE_NAME.match(name):
+        return f"{name} <{address}>" if "." not in name else f'"{name}" <{address}>'
+    if name.isascii():
+        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{quoted}" <{address}>'
+    encoded = Header(name, "utf-8").encode(linesep="\r\n")
+    return f"{encoded} <{address}>"
+
+
+def _fold(name: str, value: str) -> bytes:
+    """A header line, RFC 2047-encoded where needed and folded, ending in CRLF."""
+    header = policy.SMTP.header_factory(name, value)
+    folded: str = header.fold(policy=policy.SMTP)
+    return folded.encode("ascii")
+
+
+_HEADER_SLOTS = ("to", "date", "message_id", "unsubscribe_url", "subject")
+
+
+@dataclass(frozen=True)
+class _Part:
+    literal: bytes
+    key: tuple[str, Context | None] | None  # the slot after the literal
+
+
+class MessageTemplate:
+    """An issue's message for every recipient: built once, filled per recipient."""
+
+    def __init__(
+        self,
+        rendered: RenderedIssue,
+        settings: Settings,
+        signer: TokenSigner,
+        *,
+        subject_prefix: str = "",
+        unique_ids: bool = False,
+        dkim: Signer | None = None,
+    ) -> None:
+        self.rendered = rendered
+        self.settings = settings
+        self.signer = signer
+        self.dkim = dkim
+        self.unique_ids = unique_ids
+        news = settings.newsletter
+        self.sender = news.from_
+        self._base_url = news.base_url
+        self._domain = news.from_domain
+        self._issue_key = rendered.issue.key.encode("utf-8")
+        self._fields = rendered.fields
+        self._date = ("", 0)
+        subject = subject_prefix + rendered.subject
+        self._subject_has_fields = bool(self._fields.pattern.search(subject))
+        self._subject = subject
+        boundary = f"=_nlm_{secrets.token_hex(12)}"
+        parts: list[_Part] = []
+
+        def literal(data: bytes) -> None:
+            parts.append(_Part(data, None))
+
+        def slot(name: str, context: Context | None = None) -> None:
+            parts.append(_Part(b"", (name, context)))
+
+        literal(_fold("From", email.utils.formataddr((news.name, news.from_))))
+        literal(b"To: ")
+        slot("to")
+        literal(b"\r\n")
+        if self._subject_has_fields:
+            literal(b"Subject: ")
+            slot("subject")
+            literal(b"\r\n")
+        else:
+            literal(_fold("Subject", subject))
+        literal(b"Date: ")
+        slot("date")
+        literal(b"\r\nMessage-ID: ")
+        slot("message_id")
+        literal(b"\r\n")
+        if news.reply_to:
+            literal(_fold("Reply-To", news.reply_to))
+        literal(_fold("List-Id", f"{news.name} <{news.list_id_value}>"))
+        literal(b"List-Unsubscribe: ")
+        if news.unsubscribe_mailto:
+            literal(f"<mailto:{news.unsubscribe_mailto}?subject=unsubscribe>,\r\n ".encode("ascii"))
+        literal(b"<")
+        slot("unsubscribe_url")
+        literal(b">\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+        literal(b"MIME-Version: 1.0\r\n")
+        literal(f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n\r\n'.encode("ascii"))
+        literal(b"This is a multi-part message in MIME format.\r\n")
+        for subtype, body, contexts in (
+            ("plain", rendered.text, text_contexts),
+            ("html", rendered.html, html_contexts),
+        ):
+            literal(
+                f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
+                "Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode("ascii")
+            )
+            body = body.replace("\r\n", "\n")
+            position = 0
+            for match, context in contexts(body, self._fields.pattern):
+                literal(qp(body[position : match.start()]))
+                literal(b"=\r\n")
+                slot(match.group(1), context)
+                literal(b"=\r\n")
+                position = match.end()
+            literal(qp(body[position:]))
+            literal(b"\r\n")
+        literal(f"--{boundary}--\r\n".encode("ascii"))
+        literals, keys = self._merge(parts)
+        self._frame: list[bytes] = [b""] * (2 * len(keys) + 1)
+        self._frame[0::2] = literals  # the odd places take each recipient's values
+        # Each slot becomes an index into the list ``envelope`` fills per recipient: the header
+        # values first, then one entry per distinct (field, context) of the bodies.
+        self._body_keys = tuple(dict.fromkeys(k for k in keys if k[1] is not None))
+        self._body_plan = tuple(
+            (int(name), ESCAPERS[context]) for name, context in self._body_keys if context is not None
+        )
+        order: dict[tuple[str, Context | None], int] = {(h, None): i for i, h in enumerate(_HEADER_SLOTS)}
+        order.update({k: len(_HEADER_SLOTS) + i for i, k in enumerate(self._body_keys)})
+        self._refs = tuple(order[k] for k in keys)
+
+    @staticmethod
+    def _merge(parts: list[_Part]) -> tuple[list[bytes], list[tuple[str, Context | None]]]:
+        literals: list[bytes] = [b""]
+        keys: list[tuple[str, Context | None]] = []
+        for part in parts:
+            if part.key is None:
+                literals[-1] += part.literal
+            else:
+                keys.append(part.key)
+                literals.append(b"")
+        return literals, keys
+
+    def message_id(self, address: str) -> str:
+        """Stable per (issue, recipient), so a resent copy carries the same Message-ID and
+        receiving systems can fold the duplicate; test sends get a fresh one each time."""
+        seed = self._issue_key + b"\x00" + address.encode("utf-8")
+        if self.unique_ids:
+            seed += secrets.token_bytes(8)
+        digest = hashlib.blake2b(seed, digest_size=15).hexdigest()
+        return f"<{digest}@{self._domain}>"
+
+    def _now(self) -> str:
+        second = int(time.time())
+        if self._date[1] != second:
+            self._date = (email.utils.formatdate(second, localtime=True), second)
+        return self._date[0]
+
+    def envelope(self, subscriber: Subscriber) -> Envelope:
+        address = subscriber.email
+        url = self.signer.unsubscribe_url(self._base_url, address)
+        values = self._fields.values(subscriber.merge_values(), url)
+        message_id = self.message_id(address)
+        subject = b""
+        if self._subject_has_fields:
+            text = clean_value(self._fields.render_plain(self._subject, values))
+            subject = _fold("Subject", text)[len(b"Subject: ") : -2]
+        filled = [
+            format_to(subscriber.name, address).encode("utf-8"),
+            self._now().encode("ascii"),
+            message_id.encode("ascii"),
+            url.encode("ascii"),
+            subject,
+        ]
+        filled += [qp_value(escape(values[index])) for index, escape in self._body_plan]
+        pieces = self._frame.copy()
+        pieces[1::2] = [filled[i] for i in self._refs]
+        data = b"".join(pieces)
+        if self.dkim is not None:
+            data = self.dkim(data)
+        return Envelope(sender=self.sender, recipient=address, data=data, message_id=message_id)
+
+
+def preview_subscriber(settings: Settings) -> Subscriber:
+    """The recipient shown in previews and in the rendered .eml."""
+    address = settings.newsletter.test_recipients[0] if settings.newsletter.test_recipients else "reader@example.org"
+    return Subscriber(email=address, name="Sam Example")
+
+
+def fill_preview(
+    rendered: RenderedIssue, settings: Settings, signer: TokenSigner, subscriber: Subscriber
+) -> tuple[str, str]:
+    """HTML and text with one recipient's values, for previews and the rendered files."""
+    url = signer.unsubscribe_url(settings.newsletter.base_url, subscriber.email)
+    values = rendered.fields.values(subscriber.merge_values(), url)
+
+    def fill(body: str, contexts: ContextFinder) -> str:
+        out, position = [], 0
+        for match, context in contexts(body, rendered.fields.pattern):
+            out += [body[position : match.start()], ESCAPERS[context](values[int(match.group(1))])]
+            position = match.end()
+        out.append(body[position:])
+        return "".join(out)
+
+    return fill(rendered.html, html_contexts), fill(rendered.text, text_contexts)

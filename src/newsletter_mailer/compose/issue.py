@@ -1,0 +1,273 @@
+"""Read an issue file (YAML front matter + CommonMark body) into a plain ``Issue``.
+
+Every error names the file and the line: editors fix what they can find.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from markdown_it import MarkdownIt
+
+from ..errors import IssueError
+
+ALLOWED_KEYS = ("subject", "preheader", "date", "highlights", "events", "signoff")
+EVENT_KEYS = ("date", "time", "title", "where", "contact", "link")
+_TIME = re.compile(r"^([01]?\d|2[0-3])[:.][0-5]\d(\s*[-–]\s*([01]?\d|2[0-3])[:.][0-5]\d)?$")
+
+
+@dataclass(frozen=True)
+class Event:
+    date: dt.date
+    title: str
+    time: str = ""
+    where: str = ""
+    contact: str = ""
+    link: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Highlight:
+    text: str
+    anchor: str  # the id of the section it links to, or ""
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    anchor: str
+    body: str
+    line: int  # line of the heading in the file
+
+
+@dataclass(frozen=True)
+class Issue:
+    path: Path
+    subject: str
+    preheader: str
+    date: dt.date | None
+    highlights: tuple[Highlight, ...]
+    events: tuple[Event, ...]
+    signoff: str
+    intro: str
+    intro_line: int
+    sections: tuple[Section, ...]
+    source: str
+    key_lines: tuple[tuple[str, int], ...] = ()
+    signoff_line: int = 2
+
+    def line_of(self, key: str) -> int:
+        """The file line of a front-matter key (line 2, the first key, when absent)."""
+        return dict(self.key_lines).get(key, 2)
+
+    @property
+    def key(self) -> str:
+        """Names this issue in the journal: the file's stem."""
+        return self.path.stem
+
+
+def slugify(text: str) -> str:
+    plain = re.sub(r"[*_`\[\]()!]", "", text).lower()
+    return re.sub(r"[^\w]+", "-", plain, flags=re.UNICODE).strip("-") or "section"
+
+
+def _split_front_matter(text: str, file: Path) -> tuple[str, str, int]:
+    """Return (yaml text, body, line number where the body starts)."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != "---":
+        raise IssueError(
+            "the file must start with YAML front matter between '---' lines (at least a subject)", file=file, line=1
+        )
+    for index in range(1, len(lines)):
+        if lines[index].strip() in ("---", "..."):
+            return "".join(lines[1:index]), "".join(lines[index + 1 :]), index + 2
+    raise IssueError("the front matter opened on line 1 is never closed with '---'", file=file, line=1)
+
+
+def _mapping_lines(node: yaml.Node) -> dict[str, int]:
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {str(k.value): k.start_mark.line + 2 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+
+
+def _parse_date(value: Any, label: str, file: Path, line: int) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise IssueError(f"{label} must be an ISO date like 2026-11-18, not {value!r}", file=file, line=line) from None
+
+
+def _text(value: Any, label: str, file: Path, line: int) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value).strip()
+    raise IssueError(f"{label} must be text, not {type(value).__name__}", file=file, line=line)
+
+
+def _events(value: Any, node: yaml.Node | None, file: Path, line: int) -> tuple[Event, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not isinstance(node, yaml.SequenceNode):
+        raise IssueError("events must be a list of events, each with at least date and title", file=file, line=line)
+    events = []
+    for item, item_node in zip(value, node.value, strict=True):
+        at = item_node.start_mark.line + 2
+        if not isinstance(item, dict):
+            raise IssueError(
+                f"each event must be a mapping with date, title and optional {', '.join(EVENT_KEYS[2:])}",
+                file=file,
+                line=at,
+            )
+        lines = _mapping_lines(item_node)
+        for key in item:
+            if key not in EVENT_KEYS:
+                raise IssueError(
+                    f"unknown event key {key!r}; allowed: {', '.join(EVENT_KEYS)}",
+                    file=file,
+                    line=lines.get(str(key), at),
+                )
+        for required in ("date", "title"):
+            if not item.get(required):
+                raise IssueError(f"event is missing {required!r}", file=file, line=at)
+        time = _text(item.get("time"), "event time", file, lines.get("time", at))
+        if time and not _TIME.match(time):
+            raise IssueError(
+                f"event time must look like 19:30 or 18:00-19:30, not {time!r}", file=file, line=lines.get("time", at)
+            )
+        events.append(
+            Event(
+                date=_parse_date(item["date"], "event date", file, lines.get("date", at)),
+                title=_text(item["title"], "event title", file, lines.get("title", at)),
+                time=time.replace(".", ":"),
+                where=_text(item.get("where"), "event where", file, lines.get("where", at)),
+                contact=_text(item.get("contact"), "event contact", file, lines.get("contact", at)),
+                link=_text(item.get("link"), "event link", file, lines.get("link", at)),
+                line=at,
+            )
+        )
+    return tuple(sorted(events, key=lambda e: (e.date, e.time)))
+
+
+def _split_sections(body: str, body_line: int) -> tuple[str, int, list[tuple[str, str, int]]]:
+    """Split on level-2 headings as CommonMark sees them (not inside code blocks)."""
+    md = MarkdownIt("commonmark")
+    tokens = md.parse(body)
+    lines = body.splitlines(keepends=True)
+    starts: list[tuple[int, str]] = []
+    for i, token in enumerate(tokens):
+        if token.type == "heading_open" and token.tag == "h2" and token.map:
+            starts.append((token.map[0], tokens[i + 1].content.strip()))
+    intro_end = starts[0][0] if starts else len(lines)
+    intro = "".join(lines[:intro_end])
+    sections = []
+    for n, (start, title) in enumerate(starts):
+        end = starts[n + 1][0] if n + 1 < len(starts) else len(lines)
+        sections.append((title, "".join(lines[start + 1 : end]), body_line + start))
+    return intro, body_line, sections
+
+
+def parse_issue_text(text: str, path: Path) -> Issue:
+    """Parse an issue's text; ``path`` names it in errors and gives its key."""
+    front, body, body_line = _split_front_matter(text.replace("\r\n", "\n"), path)
+    loader = yaml.SafeLoader(front)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        context = getattr(exc, "context_mark", None)
+        if context is not None and (mark is None or mark.line >= front.count("\n")):
+            mark = context  # an error at the end of the text belongs where the construct opened
+        line = mark.line + 2 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise IssueError(f"front matter is not valid YAML: {problem}", file=path, line=line) from None
+    finally:
+        loader.dispose()
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise IssueError("front matter must be a mapping of keys (subject: ...)", file=path, line=2)
+    key_lines = _mapping_lines(node) if node is not None else {}
+    for key in data:
+        if key not in ALLOWED_KEYS:
+            raise IssueError(
+                f"unknown key {key!r}; allowed keys: {', '.join(ALLOWED_KEYS)}",
+                file=path,
+                line=key_lines.get(str(key), 2),
+            )
+    line_of = key_lines.get
+    subject = _text(data.get("subject"), "subject", path, line_of("subject", 2))
+    if not subject:
+        raise IssueError("subject is required (the email's subject line)", file=path, line=line_of("subject", 2))
+    intro, _, raw_sections = _split_sections(body, body_line)
+    sections: list[Section] = []
+    used: set[str] = set()
+    for title, section_body, line in raw_sections:
+        anchor = base = slugify(title)
+        n = 2
+        while anchor in used:
+            anchor, n = f"{base}-{n}", n + 1
+        used.add(anchor)
+        sections.append(Section(title=title, anchor=anchor, body=section_body, line=line))
+    highlights = _highlights(data.get("highlights"), sections, path, line_of("highlights", 2))
+    date = data.get("date")
+    value_nodes = {str(k.value): v for k, v in node.value} if isinstance(node, yaml.MappingNode) else {}
+    return Issue(
+        path=path,
+        subject=subject,
+        preheader=_text(data.get("preheader"), "preheader", path, line_of("preheader", 2)),
+        date=_parse_date(date, "date", path, line_of("date", 2)) if date else None,
+        highlights=highlights,
+        events=_events(data.get("events"), value_nodes.get("events"), path, line_of("events", 2)),
+        signoff=_text(data.get("signoff"), "signoff", path, line_of("signoff", 2)),
+        intro=intro,
+        intro_line=body_line,
+        sections=tuple(sections),
+        source=text,
+        key_lines=tuple(key_lines.items()),
+        signoff_line=_first_text_line(value_nodes.get("signoff")),
+    )
+
+
+def _first_text_line(node: yaml.Node | None) -> int:
+    """The file line where a scalar's text starts: a block scalar (| or >) starts a line down."""
+    if not isinstance(node, yaml.ScalarNode):
+        return 2
+    return node.start_mark.line + 2 + (1 if node.style in ("|", ">") else 0)
+
+
+def _highlights(value: Any, sections: list[Section], file: Path, line: int) -> tuple[Highlight, ...]:
+    if value is None:
+        return ()
+    if value == "auto":
+        return tuple(Highlight(s.title, s.anchor, line) for s in sections)
+    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
+        raise IssueError("highlights must be a list of short Markdown lines, or the word auto", file=file, line=line)
+    by_title = {slugify(s.title): s.anchor for s in sections}
+    return tuple(
+        Highlight(str(v).strip(), by_title.get(slugify(str(v)), ""), line + 1 + i) for i, v in enumerate(value)
+    )
+
+
+def read_issue(path: Path) -> Issue:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise IssueError("issue file not found", file=path) from None
+    except UnicodeDecodeError as exc:
+        raise IssueError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=path) from None
+    except IsADirectoryError:
+        raise IssueError("is a directory, not an issue file", file=path) from None
+    return parse_issue_text(text, path)

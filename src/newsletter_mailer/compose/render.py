@@ -1,0 +1,251 @@
+"""Render an issue once: Jinja2 fills the MJML template, MRML turns it into HTML, premailer
+inlines our CSS; the plain-text part is written from the same source.
+
+The result still holds merge-field placeholders; ``envelope`` fills them per recipient.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mjml
+import premailer
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+from markupsafe import Markup
+
+from ..config import Settings
+from ..errors import IssueError
+from ..workspace import shipped
+from . import markup
+from .issue import Event, Issue
+from .merge import MergeFields
+from .plaintext import TextWriter, underline, wrap
+
+TEMPLATE = "newsletter.mjml"
+GMAIL_CLIP_BYTES = 102 * 1024
+SIZE_WARNING_BYTES = 90 * 1024
+
+
+@dataclass(frozen=True)
+class RenderedIssue:
+    """One issue, rendered once, with placeholders where per-recipient values go."""
+
+    issue: Issue
+    subject: str
+    html: str
+    text: str
+    fields: MergeFields
+
+    @property
+    def html_bytes(self) -> int:
+        return len(self.html.encode("utf-8"))
+
+
+def template_dirs(settings: Settings) -> list[Path]:
+    """The workspace's templates/ first (an override), then the ones the package ships."""
+    dirs = [settings.workspace / "templates", shipped("templates")]
+    return [d for d in dirs if d.is_dir()]
+
+
+def _environment(settings: Settings) -> Environment:
+    return Environment(
+        loader=FileSystemLoader([str(d) for d in template_dirs(settings)]),
+        autoescape=select_autoescape(["mjml", "html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def date_label(day: dt.date) -> str:
+    return f"{day.day} {day:%B %Y}"
+
+
+def event_when(event: Event) -> str:
+    when = f"{event.date:%a} {event.date.day} {event.date:%b %Y}"
+    return f"{when}, {event.time.replace('-', '–')}" if event.time else when
+
+
+def contact_href(contact: str) -> str:
+    if re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", contact):
+        return f"mailto:{contact}"
+    if re.match(r"^https?://", contact):
+        return contact
+    digits = re.sub(r"[^\d+]", "", contact)
+    return f"tel:{digits}" if len(digits) >= 6 else ""
+
+
+def _block_context(block: markup.Block) -> dict[str, Any]:
+    if isinstance(block, markup.HtmlBlock):
+        return {"kind": "html", "html": Markup(block.html)}
+    if isinstance(block, markup.ButtonBlock):
+        return {"kind": "button", "href": block.href, "label": block.label}
+    return {"kind": "image", "src": block.src, "alt": block.alt, "caption": block.caption}
+
+
+def _inline_text(source: str) -> str:
+    return re.sub(r"<[^>]+>", "", markup.render_inline(source))
+
+
+def build_context(issue: Issue, settings: Settings, fields: MergeFields) -> dict[str, Any]:
+    """What the MJML template sees, with merge fields already turned into placeholders."""
+    file = issue.path
+
+    def blocks(source: str, line: int) -> list[dict[str, Any]]:
+        return [_block_context(b) for b in markup.to_blocks(fields.substitute(source, file=file, line=line), line)]
+
+    def inline(source: str, line: int) -> Markup:
+        return Markup(markup.render_inline(fields.substitute(source, file=file, line=line)))
+
+    events = []
+    for event in issue.events:
+        events.append(
+            {
+                "when": event_when(event),
+                "title_html": inline(event.title, event.line),
+                "title_text": _inline_text(event.title),
+                "where": event.where,
+                "contact": event.contact,
+                "contact_href": contact_href(event.contact),
+                "link": event.link,
+            }
+        )
+    return {
+        "newsletter": settings.newsletter,
+        "brand": settings.brand,
+        "issue": {
+            "subject": fields.substitute(issue.subject, file=file, line=issue.line_of("subject")),
+            "preheader": fields.substitute(issue.preheader, file=file, line=issue.line_of("preheader")),
+            "date_label": date_label(issue.date) if issue.date else "",
+        },
+        "intro": blocks(issue.intro, issue.intro_line),
+        "highlights": [{"html": inline(h.text, h.line), "anchor": h.anchor} for h in issue.highlights],
+        "sections": [
+            {"title_html": inline(s.title, s.line), "anchor": s.anchor, "blocks": blocks(s.body, s.line + 1)}
+            for s in issue.sections
+        ],
+        "events": events,
+        "signoff": blocks(issue.signoff, issue.signoff_line) if issue.signoff else [],
+        "unsubscribe_url": fields.unsubscribe_url,
+    }
+
+
+_STYLE_TAG = re.compile(r"<style([^>]*)>(.*?)</style>", re.DOTALL)
+
+
+def _mark_style_blocks(html: str) -> str:
+    """Let premailer inline only our own CSS; MJML's media queries and resets must stay in <head>."""
+
+    def mark(match: re.Match[str]) -> str:
+        attrs, css = match.group(1), match.group(2)
+        if "nlm-inline" in css:
+            return match.group(0)
+        return f'<style{attrs} data-premailer="ignore">{css}</style>'
+
+    return _STYLE_TAG.sub(mark, html)
+
+
+def inline_css(html: str) -> str:
+    """premailer with the settings an MJML email needs; no network, doctype restored."""
+    logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
+    inliner = premailer.Premailer(
+        _mark_style_blocks(html),
+        strip_important=False,  # the desktop-column media queries depend on !important
+        keep_style_tags=False,
+        allow_network=False,
+        allow_loading_external_files=False,
+        disable_validation=True,
+        remove_classes=False,
+        cssutils_logging_level=logging.CRITICAL,
+        disable_leftover_css=True,
+    )
+    out: str = inliner.transform(pretty_print=False)
+    out = out.replace(' data-premailer="ignore"', "")
+    if not out.lstrip().lower().startswith("<!doctype"):
+        out = "<!doctype html>\n" + out
+    return out
+
+
+def render_html(issue: Issue, settings: Settings, fields: MergeFields) -> str:
+    env = _environment(settings)
+    try:
+        source = env.get_template(TEMPLATE).render(build_context(issue, settings, fields))
+    except TemplateError as exc:
+        name = getattr(exc, "filename", None) or TEMPLATE
+        raise IssueError(f"template error: {exc}", file=name, line=getattr(exc, "lineno", None)) from None
+    try:
+        html = mjml.mjml2html(source, fonts={}, disable_comments=False)
+    except ValueError as exc:  # MRML reports a position in the rendered template source
+        where = next((d / TEMPLATE for d in template_dirs(settings) if (d / TEMPLATE).is_file()), TEMPLATE)
+        raise IssueError(f"the MJML template is not valid MJML: {exc}", file=where) from None
+    return inline_css(html)
+
+
+def render_text(issue: Issue, settings: Settings, fields: MergeFields) -> str:
+    file = issue.path
+    writer = TextWriter()
+    news = settings.newsletter
+    subject = fields.substitute(issue.subject, file=file, line=issue.line_of("subject"))
+    out: list[str] = [news.name, "", underline(subject, "=")]
+    if issue.date:
+        out.append(date_label(issue.date))
+    out.append("")
+    if issue.intro.strip():
+        out += [writer.blocks(fields.substitute(issue.intro, file=file, line=issue.intro_line)), ""]
+    if issue.highlights:
+        out += ["IN THIS ISSUE", ""]
+        out += [
+            wrap(
+                f"- {writer.inline(markup.parse_inline(fields.substitute(h.text, file=file, line=h.line)))}",
+                hanging="  ",
+            )
+            for h in issue.highlights
+        ]
+        refs = writer.take_references()
+        out += ["", refs, ""] if refs else [""]
+    for section in issue.sections:
+        body = writer.blocks(fields.substitute(section.body, file=file, line=section.line + 1))
+        out += ["", underline(section.title.upper(), "-"), "", body, ""]
+    if issue.events:
+        out += ["", underline("DIARY", "-"), ""]
+        for event in issue.events:
+            title = writer.inline(markup.parse_inline(fields.substitute(event.title, file=file, line=event.line)))
+            lines = [event_when(event), wrap(title, "  ", "  ")]
+            if event.where:
+                lines.append(wrap(f"Where: {event.where}", "  ", "    "))
+            if event.contact:
+                lines.append(wrap(f"Contact: {event.contact}", "  ", "    "))
+            if event.link:
+                lines.append(f"  Details: {event.link}")
+            out += ["\n".join(lines), ""]
+        refs = writer.take_references()
+        if refs:
+            out += [refs, ""]
+    if issue.signoff:
+        signoff = fields.substitute(issue.signoff, file=file, line=issue.signoff_line)
+        out += ["", writer.blocks(signoff), ""]
+    footer = ["--", news.name]
+    if news.postal_address:
+        footer.append(news.postal_address)
+    footer += [
+        f"You are receiving this because you subscribed to {news.name}.",
+        f"Unsubscribe: {fields.unsubscribe_url}",
+    ]
+    out += ["", "\n".join(footer)]
+    text = "\n".join(out)
+    text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+    return "\n".join(line.rstrip() for line in text.split("\n"))
+
+
+def render_issue(issue: Issue, settings: Settings) -> RenderedIssue:
+    """Render an issue once, for every recipient."""
+    fields = MergeFields()
+    html = render_html(issue, settings, fields)
+    text = render_text(issue, settings, fields)
+    subject = fields.substitute(issue.subject, file=issue.path, line=issue.line_of("subject"))
+    return RenderedIssue(issue=issue, subject=subject, html=html, text=text, fields=fields)

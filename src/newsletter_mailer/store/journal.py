@@ -1,0 +1,219 @@
+"""The send journal: one row per (issue, recipient) with its state, written in small
+transactions, so a crash never skips anyone and resends at most the messages in flight.
+
+States: pending -> sending -> sent | failed | suppressed; a temporary failure puts the row back
+to pending; a pending row whose address is no longer in the list is ``removed``. A row found in
+``sending`` when a run starts was in flight at a crash: it is sent again and counted as possibly
+duplicated.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ..audience.subscribers import Subscriber
+from .database import connect, transaction
+
+STATES = ("pending", "sending", "sent", "failed", "suppressed", "removed")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    address: str
+    name: str
+    fields: tuple[tuple[str, str], ...]
+    attempts: int = 0
+    last_reply: str = ""
+    resent: bool = False
+
+    def subscriber(self) -> Subscriber:
+        return Subscriber(email=self.address, name=self.name, fields=self.fields)
+
+
+class Journal(Protocol):
+    """What a dispatch needs from its journal; SQLite here, another database later."""
+
+    def add_recipients(self, issue: str, subscribers: Iterable[Subscriber]) -> int: ...
+    def recover_in_flight(self, issue: str) -> int: ...
+    def pending(self, issue: str, batch: int = 500) -> Iterator[Delivery]: ...
+    def claim(self, delivery: Delivery) -> bool: ...
+    def mark_sent(self, delivery: Delivery, message_id: str, reply: str) -> None: ...
+    def mark_deferred(self, delivery: Delivery, reply: str, *, uncertain: bool) -> None: ...
+    def mark_failed(self, delivery: Delivery, reply: str) -> None: ...
+    def release(self, delivery: Delivery) -> None: ...
+    def counts(self, issue: str) -> dict[str, int]: ...
+    def pending_suppressed(self, issue: str) -> int: ...
+    def state_of(self, issue: str, address: str) -> str | None: ...
+    def failures(self, issue: str) -> list[tuple[str, int, str]]: ...
+    def retry_failed(self, issue: str) -> int: ...
+
+
+def _fields_json(fields: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")) if fields else ""
+
+
+class SQLiteJournal:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    @classmethod
+    def open(cls, path: Path) -> SQLiteJournal:
+        return cls(connect(path))
+
+    def close(self) -> None:
+        self.db.close()
+
+    def add_recipients(self, issue: str, subscribers: Iterable[Subscriber]) -> int:
+        """Load the list as it is now: new addresses become pending rows; pending rows whose
+        address has left the list become ``removed`` (and pending again if it comes back).
+        Returns how many addresses were new."""
+        stamp = time.time()
+        before = self.db.execute("SELECT COUNT(*) FROM deliveries WHERE issue = ?", (issue,)).fetchone()[0]
+        batch: list[tuple[object, ...]] = []
+
+        def flush() -> None:
+            with transaction(self.db):
+                self.db.executemany(
+                    "INSERT INTO deliveries (issue, address, name, fields, line, listed, created, updated)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (issue, address) DO UPDATE SET"
+                    " listed = excluded.listed, name = excluded.name, fields = excluded.fields,"
+                    " line = excluded.line, state = CASE state WHEN 'removed' THEN 'pending' ELSE state END",
+                    batch,
+                )
+            batch.clear()
+
+        for sub in subscribers:
+            batch.append((issue, sub.email, sub.name, _fields_json(sub.fields), sub.line, stamp, stamp, stamp))
+            if len(batch) >= 2000:
+                flush()
+        if batch:
+            flush()
+        with transaction(self.db):
+            self.db.execute(
+                "UPDATE deliveries SET state = 'removed', updated = ? WHERE issue = ?"
+                " AND state = 'pending' AND listed < ?",
+                (stamp, issue, stamp),
+            )
+        after = self.db.execute("SELECT COUNT(*) FROM deliveries WHERE issue = ?", (issue,)).fetchone()[0]
+        return int(after - before)
+
+    def recover_in_flight(self, issue: str) -> int:
+        """Rows left in ``sending`` by a killed run go back to pending, flagged as resent."""
+        with transaction(self.db):
+            cursor = self.db.execute(
+                "UPDATE deliveries SET state = 'pending', resent = 1, updated = ?,"
+                " last_reply = 'in flight when an earlier run stopped' WHERE issue = ? AND state = 'sending'",
+                (time.time(), issue),
+            )
+        return cursor.rowcount
+
+    def pending(self, issue: str, batch: int = 500) -> Iterator[Delivery]:
+        """Pending rows in list order, read a page at a time."""
+        last = 0
+        while True:
+            rows = self.db.execute(
+                "SELECT id, address, name, fields, attempts, last_reply, resent FROM deliveries"
+                " WHERE issue = ? AND state = 'pending' AND id > ? ORDER BY id LIMIT ?",
+                (issue, last, batch),
+            ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                fields = tuple(tuple(pair) for pair in json.loads(row[3])) if row[3] else ()
+                yield Delivery(row[0], row[1], row[2], fields, row[4], row[5], bool(row[6]))
+            last = rows[-1][0]
+
+    def claim(self, delivery: Delivery) -> bool:
+        """Mark a row in flight; False (and the row marked suppressed) if the address has
+        unsubscribed or bounced meanwhile. One statement: this runs for every recipient."""
+        now = time.time()
+        claimed = self.db.execute(
+            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated = ?"
+            " WHERE id = ? AND state = 'pending' AND NOT EXISTS (SELECT 1 FROM suppressions WHERE address = ?)",
+            (now, delivery.id, delivery.address),
+        ).rowcount
+        if claimed:
+            return True
+        self.db.execute(
+            "UPDATE deliveries SET state = 'suppressed', updated = ? WHERE id = ? AND state = 'pending'",
+            (now, delivery.id),
+        )
+        return False
+
+    def mark_sent(self, delivery: Delivery, message_id: str, reply: str) -> None:
+        now = time.time()
+        self.db.execute(
+            "UPDATE deliveries SET state = 'sent', message_id = ?, last_reply = ?, updated = ?,"
+            " sent_at = ? WHERE id = ?",
+            (message_id, reply, now, now, delivery.id),
+        )
+
+    def mark_deferred(self, delivery: Delivery, reply: str, *, uncertain: bool) -> None:
+        self.db.execute(
+            "UPDATE deliveries SET state = 'pending', last_reply = ?, updated = ?, resent = resent OR ? WHERE id = ?",
+            (reply, time.time(), int(uncertain), delivery.id),
+        )
+
+    def mark_failed(self, delivery: Delivery, reply: str) -> None:
+        self.db.execute(
+            "UPDATE deliveries SET state = 'failed', last_reply = ?, updated = ? WHERE id = ?",
+            (reply, time.time(), delivery.id),
+        )
+
+    def release(self, delivery: Delivery) -> None:
+        """A claimed row that was never handed to the server goes back to pending as it was."""
+        self.db.execute(
+            "UPDATE deliveries SET state = 'pending', attempts = MAX(attempts - 1, 0),"
+            " updated = ? WHERE id = ? AND state = 'sending'",
+            (time.time(), delivery.id),
+        )
+
+    def counts(self, issue: str) -> dict[str, int]:
+        counts = dict.fromkeys(STATES, 0)
+        for state, n in self.db.execute(
+            "SELECT state, COUNT(*) FROM deliveries WHERE issue = ? GROUP BY state", (issue,)
+        ):
+            counts[state] = n
+        counts["resent"] = self.db.execute(
+            "SELECT COUNT(*) FROM deliveries WHERE issue = ? AND resent = 1", (issue,)
+        ).fetchone()[0]
+        return counts
+
+    def pending_suppressed(self, issue: str) -> int:
+        """Pending rows whose address is on the suppression list (they will be skipped)."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM deliveries d JOIN suppressions s ON s.address = d.address"
+            " WHERE d.issue = ? AND d.state = 'pending'",
+            (issue,),
+        ).fetchone()
+        return int(row[0])
+
+    def state_of(self, issue: str, address: str) -> str | None:
+        row = self.db.execute(
+            "SELECT state FROM deliveries WHERE issue = ? AND address = ?", (issue, address)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def failures(self, issue: str) -> list[tuple[str, int, str]]:
+        return [
+            (r[0], r[1], r[2])
+            for r in self.db.execute(
+                "SELECT address, attempts, last_reply FROM deliveries WHERE issue = ? AND state = 'failed' ORDER BY id",
+                (issue,),
+            )
+        ]
+
+    def retry_failed(self, issue: str) -> int:
+        with transaction(self.db):
+            cursor = self.db.execute(
+                "UPDATE deliveries SET state = 'pending', updated = ? WHERE issue = ? AND state = 'failed'",
+                (time.time(), issue),
+            )
+        return cursor.rowcount

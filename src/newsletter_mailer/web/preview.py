@@ -1,0 +1,119 @@
+"""A local page showing an issue at desktop and phone widths beside its text part, reloading
+when the issue, the settings or a template is saved."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from ..audience.links import signer_for
+from ..compose.envelope import fill_preview, preview_subscriber
+from ..compose.issue import read_issue
+from ..compose.render import render_issue, template_dirs
+from ..config import Settings, load_settings
+from ..errors import NewsletterError
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Preview: {title}</title>
+<style>
+ body {{ font-family: system-ui, sans-serif; margin: 0; background: #eef0f3; }}
+ header {{ padding: 8px 16px; background: #24292f; color: #fff; }}
+ main {{ display: flex; flex-wrap: wrap; gap: 16px; padding: 16px; align-items: flex-start; }}
+ figure {{ margin: 0; }} figcaption {{ font-size: 13px; color: #57606a; margin-bottom: 4px; }}
+ iframe {{ border: 1px solid #d0d7de; background: #fff; height: 85vh; }}
+ pre {{ background: #fff; border: 1px solid #d0d7de; padding: 12px; height: 85vh; overflow: auto;
+       width: 80ch; margin: 0; white-space: pre; font-size: 12px; }}
+ .error {{ background: #ffebe9; color: #82071e; padding: 12px 16px; white-space: pre-wrap; }}
+</style></head>
+<body><header>{title} <small id="state"></small></header>
+<main>
+ <figure><figcaption>Desktop (640 px)</figcaption>
+  <iframe id="desktop" title="Desktop view" src="/html" width="640"></iframe></figure>
+ <figure><figcaption>Phone (375 px)</figcaption>
+  <iframe id="phone" title="Phone view" src="/html" width="375"></iframe></figure>
+ <figure><figcaption>Text part</figcaption><pre id="text"></pre></figure>
+</main>
+<script>
+let version = null;
+async function refresh() {{
+  try {{
+    const v = await (await fetch('/version')).json();
+    if (v.version !== version) {{
+      version = v.version;
+      for (const id of ['desktop', 'phone']) document.getElementById(id).src = '/html?v=' + version;
+      document.getElementById('text').textContent = await (await fetch('/text')).text();
+      document.getElementById('state').textContent = 'updated ' + new Date().toLocaleTimeString();
+    }}
+  }} catch (e) {{ document.getElementById('state').textContent = 'preview server stopped'; }}
+}}
+refresh(); setInterval(refresh, 1000);
+</script></body></html>"""
+
+
+class PreviewState:
+    def __init__(self, issue_path: Path, config: Path | None) -> None:
+        self.issue_path = issue_path
+        self.config = config
+        self._version = ""
+        self._html = ""
+        self._text = ""
+
+    def watched(self, settings: Settings) -> list[Path]:
+        files = [self.issue_path, settings.config_path]
+        for folder in template_dirs(settings):
+            files += sorted(folder.glob("*"))
+        return files
+
+    def version(self) -> str:
+        try:
+            settings = load_settings(self.config)
+            stamps = [f"{p}:{p.stat().st_mtime_ns}" for p in self.watched(settings) if p.exists()]
+        except NewsletterError as exc:
+            return f"error:{exc}"
+        return str(hash(tuple(stamps)))
+
+    def render(self) -> tuple[str, str]:
+        version = self.version()
+        if version != self._version:
+            try:
+                settings = load_settings(self.config)
+                rendered = render_issue(read_issue(self.issue_path), settings)
+                self._html, self._text = fill_preview(
+                    rendered, settings, signer_for(settings), preview_subscriber(settings)
+                )
+            except NewsletterError as exc:
+                message = html.escape(str(exc))
+                self._html = f'<!doctype html><div class="error" style="color:#82071e">{message}</div>'
+                self._text = str(exc)
+            self._version = version
+        return self._html, self._text
+
+
+def create_app(issue_path: Path, config: Path | None = None) -> Starlette:
+    state = PreviewState(issue_path, config)
+
+    async def page(request: Request) -> Response:
+        return HTMLResponse(PAGE.format(title=html.escape(issue_path.name)))
+
+    async def rendered_html(request: Request) -> Response:
+        return HTMLResponse(state.render()[0])
+
+    async def rendered_text(request: Request) -> Response:
+        return PlainTextResponse(state.render()[1])
+
+    async def version(request: Request) -> Response:
+        return JSONResponse({"version": state.version()})
+
+    return Starlette(
+        routes=[
+            Route("/", page),
+            Route("/html", rendered_html),
+            Route("/text", rendered_text),
+            Route("/version", version),
+        ]
+    )

@@ -1,0 +1,174 @@
+"""The unsubscribe endpoint (Starlette, served by uvicorn): a confirmation page on GET, an
+immediate unsubscribe on POST (the page's button and RFC 8058 one-click), an undo, a health check.
+
+A GET never unsubscribes, because mail scanners follow links. A bad token gets a 400 that says
+nothing about why. Pages are plain HTML with no JavaScript, in the newsletter's language.
+"""
+
+from __future__ import annotations
+
+import html
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from ..audience.links import signer_for
+from ..audience.suppressions import SuppressionList
+from ..config import Settings
+from ..errors import TokenError
+from ..store.database import connect
+
+PAGE = """<!doctype html>
+<html lang="{lang}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>{title}</title>
+<style>
+ body {{ font-family: system-ui, -apple-system, "Segoe UI", Arial, sans-serif; margin: 0; background: #f2f4f7;
+        color: #1f2328; }}
+ main {{ max-width: 32rem; margin: 3rem auto; background: #fff; padding: 2rem; border-radius: 8px; }}
+ h1 {{ font-size: 1.4rem; margin-top: 0; }}
+ button {{ font: inherit; font-weight: bold; color: #fff; background: {accent}; border: 0; border-radius: 4px;
+          padding: .75rem 1.5rem; cursor: pointer; }}
+ button:focus-visible {{ outline: 3px solid #1f2328; outline-offset: 2px; }}
+ .secondary {{ background: #57606a; }}
+</style>
+</head>
+<body>
+<main>
+<h1>{title}</h1>
+{body}
+</main>
+</body>
+</html>
+"""
+
+
+def mask(address: str) -> str:
+    """``ada.lovelace@example.org`` -> ``ad**********@example.org``: recognisable, not readable."""
+    local, _, domain = address.rpartition("@")
+    shown = local[:2] if len(local) > 3 else local[:1]
+    return f"{shown}{'*' * max(len(local) - len(shown), 3)}@{domain}"
+
+
+def create_app(settings: Settings) -> Starlette:
+    signer = signer_for(settings)
+    news = settings.newsletter
+    name = html.escape(news.name)
+
+    @contextmanager
+    def suppressions() -> Iterator[SuppressionList]:
+        db = connect(settings.database_path)
+        try:
+            yield SuppressionList(db)
+        finally:
+            db.close()
+
+    def page(title: str, body: str, status: int = 200) -> HTMLResponse:
+        return HTMLResponse(
+            PAGE.format(
+                lang=html.escape(news.language),
+                title=html.escape(title),
+                body=body,
+                accent=html.escape(settings.brand.accent),
+            ),
+            status_code=status,
+        )
+
+    def invalid() -> HTMLResponse:
+        return page(
+            "This link is not valid",
+            "<p>This unsubscribe link is not valid. If you copied it from an email, check that the whole "
+            "link was copied, or reply to the newsletter and ask to be removed.</p>",
+            400,
+        )
+
+    def form(action: str, label: str, css: str = "") -> str:
+        cls = f' class="{css}"' if css else ""
+        return (
+            f'<form method="post" action="{html.escape(action)}">'
+            f'<button type="submit"{cls}>{html.escape(label)}</button></form>'
+        )
+
+    def address_of(request: Request) -> str | None:
+        try:
+            return signer.verify(request.path_params["token"])
+        except TokenError:
+            return None
+
+    def confirm(request: Request) -> Response:
+        address = address_of(request)
+        if address is None:
+            return invalid()
+        with suppressions() as lst:
+            current = lst.get(address)
+        who = html.escape(mask(address))
+        if current is not None:
+            return page(
+                f"You are unsubscribed from {news.name}",
+                f"<p><strong>{who}</strong> no longer receives {name}.</p>"
+                + form(f"/resubscribe/{request.path_params['token']}", "Subscribe again", "secondary"),
+            )
+        return page(
+            f"Unsubscribe from {news.name}?",
+            f"<p>Stop sending {name} to <strong>{who}</strong>?</p>" + form(str(request.url.path), "Unsubscribe"),
+        )
+
+    async def unsubscribe(request: Request) -> Response:
+        address = address_of(request)
+        if address is None:
+            return invalid()
+        body = (await request.body()).decode("utf-8", "replace")
+        source = "one-click" if "List-Unsubscribe=One-Click" in body else "web page"
+        with suppressions() as lst:
+            lst.add(address, "unsubscribed", source)
+        return page(
+            f"You are unsubscribed from {news.name}",
+            f"<p><strong>{html.escape(mask(address))}</strong> will not receive {name} any more. "
+            "This takes effect at once, including for an issue that is being sent now.</p>"
+            "<p>Unsubscribed by mistake?</p>"
+            + form(f"/resubscribe/{request.path_params['token']}", "Subscribe again", "secondary"),
+        )
+
+    def resubscribe(request: Request) -> Response:
+        address = address_of(request)
+        if address is None:
+            return invalid()
+        with suppressions() as lst:
+            current = lst.get(address)
+            if current is not None and current.reason != "unsubscribed":
+                return page(
+                    "Cannot subscribe this address again here",
+                    f"<p>{html.escape(mask(address))} was removed because mail to it could not be "
+                    "delivered or at the organiser's request. Reply to the newsletter to be added again.</p>",
+                )
+            lst.remove(address)
+        return page(
+            f"You are subscribed to {news.name} again",
+            f"<p><strong>{html.escape(mask(address))}</strong> will receive {name} again.</p>"
+            + form(f"/unsubscribe/{request.path_params['token']}", "Unsubscribe", "secondary"),
+        )
+
+    def healthz(request: Request) -> Response:
+        try:
+            with suppressions() as lst:
+                len(lst)
+        except sqlite3.Error:
+            return PlainTextResponse("database unavailable", status_code=503)
+        return PlainTextResponse("ok")
+
+    return Starlette(
+        routes=[
+            Route("/unsubscribe/{token}", confirm, methods=["GET"]),
+            Route("/unsubscribe/{token}", unsubscribe, methods=["POST"]),
+            Route("/resubscribe/{token}", resubscribe, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )

@@ -1,0 +1,95 @@
+"""subscribers.py: spreadsheet exports as they come, every skipped row reported by line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from newsletter_mailer.audience.subscribers import ListReport, read_subscribers
+from newsletter_mailer.errors import SubscriberListError
+
+
+def read(tmp_path: Path, content: str | bytes) -> tuple[list[tuple[str, str, dict[str, str]]], ListReport]:
+    path = tmp_path / "list.csv"
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    path.write_bytes(content)
+    report = ListReport(path)
+    rows = [(s.email, s.name, dict(s.fields)) for s in read_subscribers(path, report)]
+    return rows, report
+
+
+def test_bom_semicolons_quotes_whitespace_and_blank_lines(tmp_path: Path) -> None:
+    content = '\ufeff"E-mail" ; Name ;Branch\n\n  ada@example.org ; "Lovelace; Ada" ; East \n\r\nbob@example.org;Bob;\n'
+    rows, report = read(tmp_path, content)
+    assert rows == [
+        ("ada@example.org", "Lovelace; Ada", {"branch": "East"}),
+        ("bob@example.org", "Bob", {"branch": ""}),
+    ]
+    assert report.valid == 2 and report.problems == []
+
+
+@pytest.mark.parametrize("header", ["email", "Email", "E-mail", "Email address", "EMAIL ADDRESS"])
+def test_email_header_variants(tmp_path: Path, header: str) -> None:
+    rows, _ = read(tmp_path, f"{header},name\nada@example.org,Ada\n")
+    assert rows[0][0] == "ada@example.org"
+
+
+def test_invalid_and_duplicate_rows_are_reported_by_line(tmp_path: Path) -> None:
+    rows, report = read(
+        tmp_path, "email,name\nada@example.org,A\nnot an address,B\n,C\nada@EXAMPLE.org,A2\nbob@example.org,Bob\n"
+    )
+    assert [r[0] for r in rows] == ["ada@example.org", "bob@example.org"]
+    assert report.invalid == 2 and report.duplicates == 1
+    path = tmp_path / "list.csv"
+    assert report.problems[0].startswith(f"{path}:3: 'not an address' is not a valid address")
+    assert report.problems[1] == f"{path}:4: no email address"
+    assert report.problems[2] == f"{path}:5: ada@example.org is a duplicate of line 2; skipped"
+
+
+def test_internationalised_domain_is_converted_for_smtp(tmp_path: Path) -> None:
+    rows, _ = read(tmp_path, "email\nmaria@bücher.example\n")
+    assert rows[0][0] == "maria@xn--bcher-kva.example"
+
+
+def test_cr_lf_in_name_or_address_is_neutralised_or_rejected(tmp_path: Path) -> None:
+    rows, report = read(
+        tmp_path,
+        'email,name\nada@example.org,"Ada\r\nBcc: x@example.org"\n"eve@example.org\r\nBcc: y@example.org",Eve\n',
+    )
+    assert rows == [("ada@example.org", "Ada Bcc: x@example.org", {})]
+    assert report.invalid == 1 and "\r" not in rows[0][1] and "\n" not in rows[0][1]
+
+
+def test_empty_file_and_header_only(tmp_path: Path) -> None:
+    with pytest.raises(SubscriberListError, match="empty"):
+        read(tmp_path, "")
+    with pytest.raises(SubscriberListError, match="empty"):
+        read(tmp_path, "\n\n")
+    rows, report = read(tmp_path, "email,name\n")
+    assert rows == [] and report.valid == 0
+
+
+def test_file_without_an_email_column_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SubscriberListError) as caught:
+        read(tmp_path, "name,phone\nAda,123\n")
+    assert "no email column" in str(caught.value) and ":1:" in str(caught.value)
+
+
+def test_missing_and_non_utf8_files(tmp_path: Path) -> None:
+    with pytest.raises(SubscriberListError, match="not found"):
+        list(read_subscribers(tmp_path / "none.csv"))
+    with pytest.raises(SubscriberListError, match="UTF-8"):
+        read(tmp_path, "email,name\nada@example.org,Zo\xeb\n".encode("latin-1"))
+
+
+def test_reading_is_a_stream(tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    with path.open("w") as handle:
+        handle.write("email\n")
+        for i in range(50_000):
+            handle.write(f"user{i}@example.org\n")
+    stream = read_subscribers(path)
+    assert next(stream).email == "user0@example.org"  # yielded before the rest is read
+    assert sum(1 for _ in stream) == 49_999

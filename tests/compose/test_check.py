@@ -1,0 +1,202 @@
+"""check.py: every finding has a test that triggers it and one that does not."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import write_issue
+from newsletter_mailer.compose.check import Finding, check_issue, has_errors, message_findings, sample_message
+from newsletter_mailer.compose.dkim import generate_key, write_key
+from newsletter_mailer.compose.issue import read_issue
+from newsletter_mailer.compose.render import render_issue
+from newsletter_mailer.config import Settings, load_settings
+
+CLEAN_SETTINGS = """
+[newsletter]
+name = "Walkers"
+from = "news@walkers.example.org"
+postal_address = "1 Hill Road, Dale"
+[dkim]
+domain = "walkers.example.org"
+selector = "s"
+key_file = "dkim.pem"
+"""
+KEY = generate_key("s", "walkers.example.org")
+
+
+def setup(tmp_path: Path, settings_text: str = CLEAN_SETTINGS) -> Settings:
+    (tmp_path / "newsletter.toml").write_text(settings_text)
+    if not (tmp_path / "dkim.pem").exists():
+        write_key(KEY, tmp_path / "dkim.pem")
+    return load_settings(workspace=tmp_path)
+
+
+def findings(
+    tmp_path: Path, body: str = "Hello\n", front: str = "subject: Walk news", settings: Settings | None = None
+) -> list[str]:
+    settings = settings or setup(tmp_path)
+    return [str(f) for f in check_issue(write_issue(tmp_path, front, body), settings)]
+
+
+def has(found: list[str], level: str, fragment: str) -> bool:
+    return any(f": {level}: " in f and fragment in f for f in found)
+
+
+def test_a_clean_issue_with_good_settings_has_no_findings(tmp_path: Path) -> None:
+    assert (
+        findings(
+            tmp_path,
+            "Hi\n\n## Walk\n\nSee [the route map](https://example.org/map).\n"
+            "\n![The ridge at dawn](https://example.org/r.jpg)\n",
+        )
+        == []
+    )
+
+
+def test_image_without_alt_is_an_error_at_its_line(tmp_path: Path) -> None:
+    found = findings(tmp_path, "Hi\n\n![](https://example.org/a.png)\n")
+    assert f"{tmp_path / 'issue.md'}:6: error: image https://example.org/a.png has no alt text" in found[0]
+
+
+def test_image_over_http_is_a_warning(tmp_path: Path) -> None:
+    assert has(findings(tmp_path, "![A view](http://example.org/a.png)\n"), "warning", "served over http")
+    assert not has(findings(tmp_path, "![A view](https://example.org/a.png)\n"), "warning", "over http")
+
+
+def test_relative_link_is_an_error(tmp_path: Path) -> None:
+    assert has(findings(tmp_path, "[the map](/map)\n"), "error", "'/map' is not an absolute URL")
+    assert findings(tmp_path, "[the map](https://example.org/map) [mail us](mailto:a@example.org)\n") == []
+
+
+@pytest.mark.parametrize("text", ["here", "Click here", "this link", "read more"])
+def test_link_text_that_says_nothing_is_a_warning(tmp_path: Path, text: str) -> None:
+    found = findings(tmp_path, f"Hi\n\nFor details click [{text}](https://example.org/x).\n")
+    assert has(found, "warning", f"link text {text!r} says nothing out of context")
+    assert f"{tmp_path / 'issue.md'}:6:" in found[0]
+
+
+def test_descriptive_link_text_is_fine(tmp_path: Path) -> None:
+    assert findings(tmp_path, "Read [the October clean-up report](https://example.org/x).\n") == []
+
+
+def test_subject_rules(tmp_path: Path) -> None:
+    assert has(findings(tmp_path, front="subject: " + "word " * 40), "warning", "characters")
+    assert has(findings(tmp_path, front="subject: BIG NEWS FOR ALL"), "warning", "all capitals")
+    assert findings(tmp_path, front="subject: Big news from the NHS trust") == []
+    found = findings(tmp_path, front='subject: ""')
+    assert has(found, "error", "subject is required")
+
+
+def test_missing_dkim_and_misaligned_dkim(tmp_path: Path) -> None:
+    no_dkim = CLEAN_SETTINGS.split("[dkim]")[0]
+    assert has(findings(tmp_path, settings=setup(tmp_path, no_dkim)), "warning", "DKIM is not configured")
+    other = CLEAN_SETTINGS.replace('domain = "walkers.example.org"', 'domain = "mailer.example.net"')
+    assert has(findings(tmp_path, settings=setup(tmp_path, other)), "warning", "not aligned")
+    sub = CLEAN_SETTINGS.replace('domain = "walkers.example.org"', 'domain = "example.org"')
+    assert findings(tmp_path, settings=setup(tmp_path, sub)) == []  # relaxed alignment
+
+
+def test_list_id_outside_the_from_domain(tmp_path: Path) -> None:
+    text = CLEAN_SETTINGS.replace("postal_address", 'list_id = "walkers.lists.example.net"\npostal_address')
+    found = findings(tmp_path, settings=setup(tmp_path, text))
+    assert has(found, "warning", "List-Id walkers.lists.example.net is not under the From domain")
+    assert any(":5: warning: List-Id" in f for f in found)
+
+
+def test_missing_postal_address(tmp_path: Path) -> None:
+    text = CLEAN_SETTINGS.replace('postal_address = "1 Hill Road, Dale"\n', "")
+    assert has(findings(tmp_path, settings=setup(tmp_path, text)), "warning", "no postal address")
+
+
+def test_size_warning_from_90kb_and_error_from_102kb(tmp_path: Path) -> None:
+    paragraph = "Walkers met on the hill and talked about the weather for a long time. " * 14
+
+    def body(n: int) -> str:
+        return "".join(f"## Part {i}\n\n{paragraph}\n\n" for i in range(n))
+
+    small = findings(tmp_path, body(10))
+    assert not any("KB" in f for f in small)
+    assert has(findings(tmp_path, body(32)), "warning", "close to Gmail's 102 KB clipping limit")
+    assert has(findings(tmp_path, body(37)), "error", "Gmail clips messages from 102 KB")
+
+
+def test_template_without_unsubscribe_link_or_with_images_lacking_alt(tmp_path: Path) -> None:
+    settings = setup(tmp_path)
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "newsletter.mjml").write_text(
+        '<mjml lang="en"><mj-body><mj-section><mj-column><mj-text>{{ issue.subject }}</mj-text>'
+        '<mj-image src="http://example.org/logo.png" alt="" /></mj-column></mj-section></mj-body></mjml>'
+    )
+    found = findings(tmp_path, settings=settings)
+    assert "templates/newsletter.mjml: error: the HTML has no unsubscribe link" in "\n".join(found)
+    assert has(found, "error", "image http://example.org/logo.png in the template has no alt text")
+    assert has(found, "warning", "image http://example.org/logo.png is served over http")
+
+
+def test_missing_headers_and_foreign_message_id_in_a_finished_message(tmp_path: Path) -> None:
+    settings = setup(tmp_path)
+    rendered = render_issue(read_issue(write_issue(tmp_path, "subject: S", "Hi\n")), settings)
+    data, url = sample_message(rendered, settings)
+    assert message_findings(data, url, rendered, settings) == []
+    headers, body = data.split(b"\r\n\r\n", 1)
+    kept = [line for line in headers.split(b"\r\n") if not line.startswith((b"List-Unsubscribe", b" <http"))]
+    stripped = b"\r\n".join(kept).replace(b"@walkers.example.org>", b"@elsewhere.example.net>") + b"\r\n\r\n" + body
+    found = [str(f) for f in message_findings(stripped, url, rendered, settings)]
+    assert has(found, "error", "the List-Unsubscribe header is missing")
+    assert has(found, "error", "List-Unsubscribe-Post (one-click) header is missing")
+    assert has(found, "warning", "Message-ID")
+
+
+def test_placeholder_from_domain_with_a_real_relay(tmp_path: Path) -> None:
+    text = CLEAN_SETTINGS.replace("walkers.example.org", "example.org") + '[smtp]\nhost = "smtp.example.net"\n'
+    assert has(findings(tmp_path, settings=setup(tmp_path, text)), "warning", "placeholder")
+
+
+def test_send_refuses_on_errors_unless_forced(tmp_path: Path) -> None:
+    from conftest import make_workspace
+    from smtp_servers import SMTPTestServer
+
+    with SMTPTestServer() as server:
+        root = make_workspace(tmp_path / "ws", server.port, 2)
+        (root / "issue.md").write_text("---\nsubject: S\n---\n![](https://example.org/a.png)\n")
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "newsletter_mailer", "send", "issue.md", *args],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+
+        refused = run("--yes")
+        assert refused.returncode == 1 and "pre-send check found errors" in refused.stderr
+        assert "issue.md:4: error: image" in refused.stderr and server.handler.messages == []
+        forced = run("--yes", "--force")
+        assert forced.returncode == 0 and len(server.handler.messages) == 2
+        (root / "issue.md").write_text("---\nsubject: S\n---\nSee [here](https://example.org/).\n")
+        warned = run("--test")
+        assert warned.returncode == 0 and "warning: link text 'here'" in warned.stderr
+
+
+def test_finding_format_and_error_detection() -> None:
+    finding = Finding("a.md", 3, "error", "bad")
+    assert str(finding) == "a.md:3: error: bad"
+    assert str(Finding("a.md", None, "warning", "meh")) == "a.md: warning: meh"
+    assert has_errors([finding]) and not has_errors([Finding("a", 1, "warning", "w")])
+
+
+@pytest.mark.parametrize(
+    ("front", "line"),
+    [
+        ('subject: S\nsignoff: "Bye, see [the page](/rel)"', 3),
+        ("subject: S\nsignoff: |\n  Bye.\n\n  See [the page](/rel).", 6),
+    ],
+)
+def test_findings_in_the_signoff_point_at_its_line(tmp_path: Path, front: str, line: int) -> None:
+    found = findings(tmp_path, "Hi\n", front=front)
+    assert any(f.startswith(f"{tmp_path / 'issue.md'}:{line}: error: link '/rel'") for f in found), found

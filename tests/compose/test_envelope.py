@@ -1,0 +1,114 @@
+"""envelope.py: one message per recipient, filled on bytes already encoded."""
+
+from __future__ import annotations
+
+import email
+import re
+from email import policy
+from email.message import EmailMessage
+
+import pytest
+
+from conftest import REPO
+from newsletter_mailer.audience.links import signer_for
+from newsletter_mailer.audience.subscribers import Subscriber, clean_value
+from newsletter_mailer.compose.envelope import MessageTemplate, format_to
+from newsletter_mailer.compose.issue import read_issue
+from newsletter_mailer.compose.render import render_issue
+from newsletter_mailer.config import Settings
+
+
+@pytest.fixture(scope="module")
+def template(example_settings: Settings) -> MessageTemplate:
+    settings = example_settings
+    rendered = render_issue(read_issue(REPO / "issues" / "example.md"), settings)
+    return MessageTemplate(rendered, settings, signer_for(settings))
+
+
+def parse(data: bytes) -> EmailMessage:
+    message = email.message_from_bytes(data, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def test_message_has_every_header_and_both_parts(template: MessageTemplate) -> None:
+    envelope = template.envelope(Subscriber("ada@example.org", "Ada Lovelace"))
+    message = parse(envelope.data)
+    assert message["From"] == "Riverside Volunteers <news@example.org>"
+    assert message["To"] == "Ada Lovelace <ada@example.org>"
+    assert message["Reply-To"] == "coordinator@example.org"
+    assert message["Subject"] == "Riverside Volunteers: December 2026"
+    assert message["Date"] and message["MIME-Version"] == "1.0"
+    assert message["Message-ID"] == envelope.message_id
+    assert re.fullmatch(r"<[0-9a-f]{30}@example\.org>", envelope.message_id)
+    assert message["List-Id"] == "Riverside Volunteers <riverside-volunteers.example.org>"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    unsubscribe = message["List-Unsubscribe"]
+    assert "<mailto:unsubscribe@example.org?subject=unsubscribe>" in unsubscribe
+    assert re.search(r"<http://127\.0\.0\.1:8000/unsubscribe/[\w-]+>", unsubscribe)
+    assert message.get_content_type() == "multipart/alternative"
+    parts = list(message.iter_parts())
+    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+    for part in parts:
+        assert part["Content-Transfer-Encoding"] == "quoted-printable"
+        assert part.get_content_charset() == "utf-8"
+    assert "Dear Ada Lovelace," in parts[0].get_content()
+    assert "Dear Ada Lovelace," in parts[1].get_content()
+
+
+def test_no_line_exceeds_998_octets_and_line_ends_are_crlf(template: MessageTemplate) -> None:
+    long_name = "Ü" * 400
+    data = template.envelope(Subscriber("ada@example.org", long_name)).data
+    assert b"\n" not in data.replace(b"\r\n", b"")
+    assert max(len(line) for line in data.split(b"\r\n")) <= 998
+    body = data.split(b"\r\n\r\n", 1)[1]
+    assert max(len(line) for line in body.split(b"\r\n")) <= 78
+    assert "Dear " + long_name + "," in parse(data).get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+def test_each_recipient_gets_own_token_and_message_id(template: MessageTemplate) -> None:
+    a = parse(template.envelope(Subscriber("a@example.org")).data)
+    b = parse(template.envelope(Subscriber("b@example.org")).data)
+    assert a["Message-ID"] != b["Message-ID"]
+    assert a["List-Unsubscribe"] != b["List-Unsubscribe"]
+    token_a = re.search(r"/unsubscribe/([\w-]+)", a["List-Unsubscribe"]).group(1)  # type: ignore[union-attr]
+    assert token_a in a.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert token_a in a.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "a@example.org" not in token_a
+
+
+def test_resent_copy_keeps_its_message_id(template: MessageTemplate) -> None:
+    first = template.envelope(Subscriber("a@example.org")).message_id
+    assert template.envelope(Subscriber("a@example.org")).message_id == first
+
+
+@pytest.mark.parametrize("name", ["Eve\r\nBcc: victim@example.org", "Eve\nX-Evil: 1", "Eve\rX: y"])
+def test_cr_lf_in_a_name_cannot_inject_a_header(template: MessageTemplate, name: str) -> None:
+    data = template.envelope(Subscriber("eve@example.org", clean_value(name))).data
+    headers = data.split(b"\r\n\r\n", 1)[0]
+    assert b"\r\nBcc:" not in headers and b"\r\nX-Evil" not in headers and b"\r\nX:" not in headers
+    message = parse(data)
+    assert message["Bcc"] is None and message["X-Evil"] is None
+    assert message["To"].addresses[0].addr_spec == "eve@example.org"
+    # the envelope neutralises control characters itself too, whatever the caller passed
+    raw = template.envelope(Subscriber("eve@example.org", name)).data.split(b"\r\n\r\n", 1)[0]
+    assert b"\r\nBcc:" not in raw and b"\r\nX-Evil" not in raw
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("", "<a@example.org>"),
+        ("Ada", "Ada <a@example.org>"),
+        ('Bob "B" & Co', '"Bob \\"B\\" & Co" <a@example.org>'),
+        ("J. Smith", '"J. Smith" <a@example.org>'),
+    ],
+)
+def test_format_to(name: str, expected: str) -> None:
+    assert format_to(name, "a@example.org") == expected
+
+
+def test_non_ascii_name_is_rfc2047_encoded(template: MessageTemplate) -> None:
+    data = template.envelope(Subscriber("zoe@example.org", "Zoë Åström")).data
+    assert data.split(b"\r\n\r\n")[0].isascii()
+    assert parse(data)["To"].addresses[0].display_name == "Zoë Åström"

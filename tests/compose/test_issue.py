@@ -1,0 +1,125 @@
+"""issue.py: front matter, sections, events and every error an editor can make."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, write_issue
+from newsletter_mailer.compose.issue import ALLOWED_KEYS, read_issue
+from newsletter_mailer.errors import IssueError
+
+
+def test_example_issue_parses_into_sections_highlights_and_sorted_diary() -> None:
+    issue = read_issue(REPO / "issues" / "example.md")
+    assert issue.subject.startswith("Riverside Volunteers")
+    assert issue.date == dt.date(2026, 12, 1)
+    assert len(issue.sections) == 6
+    assert issue.sections[0].title.startswith("Members' meeting")
+    assert [e.date for e in issue.events] == sorted(e.date for e in issue.events)
+    assert "Dear" in issue.intro and "##" not in issue.intro
+    assert issue.key == "example"
+
+
+def test_heading_lines_point_into_the_file(tmp_path: Path) -> None:
+    path = write_issue(tmp_path, "subject: S", "Intro\n\n## First\n\nText\n\n## Second\nMore\n")
+    issue = read_issue(path)
+    lines = path.read_text().splitlines()
+    for section in issue.sections:
+        assert lines[section.line - 1] == f"## {section.title}"
+
+
+def test_heading_inside_code_block_does_not_start_a_section(tmp_path: Path) -> None:
+    path = write_issue(tmp_path, "subject: S", "## Real\n\n```\n## not a heading\n```\n")
+    issue = read_issue(path)
+    assert [s.title for s in issue.sections] == ["Real"]
+    assert "## not a heading" in issue.sections[0].body
+
+
+def test_highlights_auto_lists_section_headings_with_anchors(tmp_path: Path) -> None:
+    path = write_issue(tmp_path, "subject: S\nhighlights: auto", "## One thing\n\nx\n\n## Another\n\ny\n")
+    issue = read_issue(path)
+    assert [(h.text, h.anchor) for h in issue.highlights] == [("One thing", "one-thing"), ("Another", "another")]
+
+
+def test_highlight_links_to_section_only_when_heading_matches(tmp_path: Path) -> None:
+    path = write_issue(tmp_path, "subject: S\nhighlights:\n  - Coat drive\n  - something else", "## Coat drive\n\nx\n")
+    anchors = [h.anchor for h in read_issue(path).highlights]
+    assert anchors == ["coat-drive", ""]
+
+
+def test_duplicate_headings_get_distinct_anchors(tmp_path: Path) -> None:
+    path = write_issue(tmp_path, "subject: S", "## News\n\na\n\n## News\n\nb\n")
+    assert [s.anchor for s in read_issue(path).sections] == ["news", "news-2"]
+
+
+def test_event_fields_and_time_range(tmp_path: Path) -> None:
+    front = """subject: S
+events:
+  - date: 2026-12-08
+    time: "18:00-19:30"
+    title: "Meeting"
+    where: Library
+    contact: a@example.org
+    link: https://example.org/m
+  - date: "2026-12-01"
+    title: Earlier
+"""
+    events = read_issue(write_issue(tmp_path, front)).events
+    assert [e.title for e in events] == ["Earlier", "Meeting"]
+    assert events[1].time == "18:00-19:30" and events[1].where == "Library"
+
+
+@pytest.mark.parametrize(
+    ("front", "line", "fragment"),
+    [
+        ("subject: [unclosed", 2, "not valid YAML"),
+        ("subject: S\ncolour: red", 3, "unknown key 'colour'"),
+        ("preheader: P", 2, "subject is required"),
+        ('subject: ""', 2, "subject is required"),
+        ("subject: S\ndate: 31/12/2026", 3, "ISO date"),
+        ("subject: S\nevents:\n  - title: No date", 4, "missing 'date'"),
+        ("subject: S\nevents:\n  - date: 2026-12-01", 4, "missing 'title'"),
+        ("subject: S\nevents:\n  - date: 2026-12-01\n    title: T\n    venue: X", 6, "unknown event key 'venue'"),
+        ("subject: S\nevents:\n  - date: 2026-12-01\n    title: T\n    time: 7pm", 6, "19:30"),
+        ("subject: S\nevents: tomorrow", 3, "events must be a list"),
+        ("subject: S\nhighlights: 3", 3, "highlights must be a list"),
+        ("- a list", 2, "must be a mapping"),
+    ],
+)
+def test_front_matter_errors_name_file_and_line(tmp_path: Path, front: str, line: int, fragment: str) -> None:
+    path = write_issue(tmp_path, front)
+    with pytest.raises(IssueError) as caught:
+        read_issue(path)
+    assert caught.value.line == line
+    assert fragment in caught.value.message
+    assert str(caught.value).startswith(f"{path}:{line}: ")
+
+
+def test_unknown_key_error_lists_the_allowed_keys(tmp_path: Path) -> None:
+    with pytest.raises(IssueError) as caught:
+        read_issue(write_issue(tmp_path, "subject: S\nauthor: me"))
+    for key in ALLOWED_KEYS:
+        assert key in caught.value.message
+
+
+def test_missing_front_matter_and_unclosed_front_matter(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.md"
+    plain.write_text("# Just markdown\n")
+    with pytest.raises(IssueError, match="must start with YAML front matter"):
+        read_issue(plain)
+    unclosed = tmp_path / "unclosed.md"
+    unclosed.write_text("---\nsubject: S\n\nbody\n")
+    with pytest.raises(IssueError, match="never closed"):
+        read_issue(unclosed)
+
+
+def test_missing_and_non_utf8_files(tmp_path: Path) -> None:
+    with pytest.raises(IssueError, match="not found"):
+        read_issue(tmp_path / "nope.md")
+    latin = tmp_path / "latin.md"
+    latin.write_bytes("---\nsubject: caf\xe9\n---\n".encode("latin-1"))
+    with pytest.raises(IssueError, match="not UTF-8"):
+        read_issue(latin)

@@ -1,0 +1,99 @@
+"""The journal's promise, tested the hard way: `newsletter send` is killed with SIGKILL at random
+moments and run again. Every recipient ends with exactly one copy, except the messages in flight
+at a kill (at most `concurrency` per kill), which are resent and reported as possibly duplicated."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import make_workspace
+from newsletter_mailer.config import load_settings
+from newsletter_mailer.store.journal import SQLiteJournal
+from smtp_servers import Faults, SMTPTestServer
+
+CONCURRENCY = 4
+RECIPIENTS = 240
+
+
+def start_send(root: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "newsletter_mailer", "send", "issue.md", "--yes"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def test_sigkill_at_random_moments_never_skips_and_bounds_duplicates(tmp_path: Path) -> None:
+    seed = int(os.environ.get("CRASH_SEED", random.randrange(1 << 30)))
+    rng = random.Random(seed)
+    kills = 3
+    with SMTPTestServer(Faults(delay=0.004)) as server:
+        root = make_workspace(tmp_path / "ws", server.port, RECIPIENTS, smtp_extra=f"concurrency = {CONCURRENCY}")
+        outputs = []
+        for n in range(kills):
+            before = len(server.handler.messages)
+            process = start_send(root)
+            target = before + rng.randint(5, 40)
+            deadline = time.monotonic() + 60
+            while len(server.handler.messages) < target and process.poll() is None:
+                assert time.monotonic() < deadline, f"send made no progress (seed {seed})"
+                time.sleep(0.002)
+            time.sleep(rng.uniform(0, 0.05))
+            process.send_signal(signal.SIGKILL)
+            outputs.append(process.communicate(timeout=30)[0])
+            assert process.returncode == -signal.SIGKILL, f"run {n} ended before the kill (seed {seed})"
+        final = start_send(root)
+        outputs.append(final.communicate(timeout=300)[0])
+        assert final.returncode == 0, outputs[-1]
+    copies = server.handler.copies()
+    assert set(copies) == {f"user{i}@example.org" for i in range(RECIPIENTS)}, f"someone was skipped (seed {seed})"
+    duplicated = {address for address, count in copies.items() if count > 1}
+    print(f"seed={seed} duplicated={len(duplicated)}")
+    assert all(count <= 1 + kills for count in copies.values())
+    reported = [int(m) for out in outputs[1:] for m in re.findall(r"in flight when the last run stopped.*?(\d+)", out)]
+    assert all(n <= CONCURRENCY for n in reported), (reported, seed)
+    print(f"reported={reported}")
+    assert len(duplicated) <= sum(reported) <= kills * CONCURRENCY, (duplicated, reported, seed)
+    journal = SQLiteJournal.open(load_settings(workspace=root).database_path)
+    try:
+        counts = journal.counts("issue")
+        flagged = {row[0] for row in journal.db.execute("SELECT address FROM deliveries WHERE resent = 1")}
+    finally:
+        journal.close()
+    assert counts["sent"] == RECIPIENTS and counts["sending"] == 0 and counts["pending"] == 0
+    assert duplicated <= flagged, f"a duplicate was not reported as possibly duplicated (seed {seed})"
+    assert counts["resent"] == sum(reported)
+    if sum(reported):
+        assert "possibly duplicated" in "".join(outputs[1:])
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_run_finishes_the_list(tmp_path: Path) -> None:
+    with SMTPTestServer(Faults(delay=0.004)) as server:
+        root = make_workspace(tmp_path / "ws", server.port, 120, smtp_extra=f"concurrency = {CONCURRENCY}")
+        process = start_send(root)
+        deadline = time.monotonic() + 60
+        while len(server.handler.messages) < 20:
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.002)
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=60)[0]
+        assert process.returncode == 130, output
+        assert "interrupted" in output and "Traceback" not in output
+        final = start_send(root)
+        rest = final.communicate(timeout=120)[0]
+        assert final.returncode == 0, rest
+    copies = server.handler.copies()
+    assert set(copies) == {f"user{i}@example.org" for i in range(120)}
+    duplicated = {a for a, n in copies.items() if n > 1}
+    flagged = re.search(r"in flight when the last run stopped.*?(\d+)", rest)
+    assert len(duplicated) <= (int(flagged.group(1)) if flagged else 0) <= CONCURRENCY

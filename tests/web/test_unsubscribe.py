@@ -1,0 +1,111 @@
+"""web.py under a real uvicorn server: confirm page, one-click POST, undo, bad tokens, health."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import serve_asgi
+from newsletter_mailer.audience.links import signer_for
+from newsletter_mailer.audience.suppressions import SuppressionList
+from newsletter_mailer.config import Settings, load_settings
+from newsletter_mailer.store.database import connect
+from newsletter_mailer.web.unsubscribe import create_app, mask
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[str, Settings]]:
+    (tmp_path / "newsletter.toml").write_text(
+        '[newsletter]\nname = "Les Randonneurs"\nlanguage = "fr"\n[brand]\naccent = "#aa3300"\n'
+    )
+    settings = load_settings(workspace=tmp_path)
+    with serve_asgi(create_app(settings)) as base:
+        yield base, settings
+
+
+def suppression(settings: Settings, address: str) -> tuple[str, str] | None:
+    db = connect(settings.database_path)
+    try:
+        entry = SuppressionList(db).get(address)
+        return (entry.reason, entry.source) if entry else None
+    finally:
+        db.close()
+
+
+def test_get_shows_a_confirmation_page_and_never_unsubscribes(site: tuple[str, Settings]) -> None:
+    base, settings = site
+    token = signer_for(settings).token("ada.lovelace@example.org")
+    for _ in range(3):
+        response = httpx.get(f"{base}/unsubscribe/{token}")
+    assert response.status_code == 200
+    assert '<html lang="fr">' in response.text and "Les Randonneurs" in response.text
+    assert "ad**********@example.org" in response.text and "ada.lovelace" not in response.text
+    assert f'<form method="post" action="/unsubscribe/{token}">' in response.text
+    assert "#aa3300" in response.text and "<script" not in response.text
+    assert suppression(settings, "ada.lovelace@example.org") is None
+
+
+def test_one_click_post_unsubscribes_at_once_and_repeating_is_harmless(site: tuple[str, Settings]) -> None:
+    base, settings = site
+    token = signer_for(settings).token("bob@example.org")
+    for _ in range(2):
+        response = httpx.post(
+            f"{base}/unsubscribe/{token}",
+            content="List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status_code == 200 and "You are unsubscribed" in response.text
+        assert f'action="/resubscribe/{token}"' in response.text
+    assert suppression(settings, "bob@example.org") == ("unsubscribed", "one-click")
+    page = httpx.get(f"{base}/unsubscribe/{token}")
+    assert "You are unsubscribed" in page.text and "Subscribe again" in page.text
+
+
+def test_undo_resubscribes_but_not_a_bounced_address(site: tuple[str, Settings]) -> None:
+    base, settings = site
+    signer = signer_for(settings)
+    token = signer.token("carol@example.org")
+    httpx.post(f"{base}/unsubscribe/{token}")
+    assert suppression(settings, "carol@example.org") == ("unsubscribed", "web page")
+    response = httpx.post(f"{base}/resubscribe/{token}")
+    assert response.status_code == 200 and "subscribed to Les Randonneurs again" in response.text
+    assert suppression(settings, "carol@example.org") is None
+    db = connect(settings.database_path)
+    SuppressionList(db).add("dead@example.org", "bounced", "test")
+    db.close()
+    response = httpx.post(f"{base}/resubscribe/{signer.token('dead@example.org')}")
+    assert "Cannot subscribe" in response.text
+    assert suppression(settings, "dead@example.org") == ("bounced", "test")
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_bad_tokens_get_400_and_leak_nothing(site: tuple[str, Settings], method: str) -> None:
+    base, settings = site
+    good = signer_for(settings).token("dave@example.org")
+    for token in (good[:-3], good[:-1] + ("A" if good[-1] != "A" else "B"), "nonsense", "x" * 200):
+        response = httpx.request(method, f"{base}/unsubscribe/{token}")
+        assert response.status_code == 400
+        assert "not valid" in response.text
+        assert "dave" not in response.text and "signature" not in response.text
+    assert suppression(settings, "dave@example.org") is None
+
+
+def test_healthz(site: tuple[str, Settings]) -> None:
+    base, _ = site
+    response = httpx.get(f"{base}/healthz")
+    assert response.status_code == 200 and response.text == "ok"
+
+
+@pytest.mark.parametrize(
+    ("address", "masked"),
+    [
+        ("ada@example.org", "a***@example.org"),
+        ("ab@example.org", "a***@example.org"),
+        ("margaret@example.org", "ma******@example.org"),
+    ],
+)
+def test_mask(address: str, masked: str) -> None:
+    assert mask(address) == masked
