@@ -9,7 +9,8 @@
     ├── SendError                 a dispatch cannot go on
     │   ├── SMTPStartError        the relay refused the connection or the login at start (ConnectionError)
     │   ├── SendPaused            too many consecutive failures: the run paused itself
-    │   └── AlreadySending        another `send` of the same issue holds the lock
+    │   ├── AlreadySending        another `send` of the same issue holds the lock
+    │   └── SendInterrupted       Ctrl+C stopped a dispatch; says what was sent and what is in flight
     └── TokenError                an unsubscribe token is altered, truncated or foreign (ValueError)
 
 The CLI turns every NewsletterError into a message and an exit code; anything else is a bug
@@ -78,6 +79,17 @@ class SendPaused(SendError):
 
 class AlreadySending(SendError):
     """Raised when another ``send`` of the same issue is running in this workspace."""
+
+
+class SendInterrupted(SendError):
+    """Raised when Ctrl+C stops a dispatch: ``sent`` this run, ``in_flight`` (may have arrived,
+    resent next run), ``pending`` (not sent yet). Running ``send`` again resumes."""
+
+    def __init__(self, message: str, *, sent: int, in_flight: int, pending: int):
+        super().__init__(message)
+        self.sent = sent
+        self.in_flight = in_flight
+        self.pending = pending
 
 
 class TokenError(NewsletterError, ValueError):
