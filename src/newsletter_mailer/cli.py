@@ -156,8 +156,10 @@ def preview(ctx: click.Context, issue: Path, host: str, port: int) -> None:
     """Serve a page with ISSUE at desktop and phone widths and its text part; reloads on save."""
     import uvicorn
 
+    from .compose.issue import issue_key
     from .web.preview import create_app
 
+    issue_key(issue)  # a missing file stops here; a broken one is shown on the page until fixed
     settings_from(ctx)
     out.print(f"preview of {issue} at http://{host}:{port}/ (Ctrl+C to stop)")
     uvicorn.run(create_app(issue, ctx.obj.get("config")), host=host, port=port, log_level="warning")
@@ -374,11 +376,13 @@ def resume_command(ctx: click.Context, issue: Path, subscribers: Path | None) ->
 @friendly
 def status(ctx: click.Context, issue: Path) -> None:
     """Journal counts for ISSUE and each failed recipient with its last SMTP reply."""
+    from .compose.issue import issue_key
     from .store.journal import issue_status
     from .store.workspace_store import existing_store
 
+    key = issue_key(issue)
     with existing_store(settings_from(ctx)) as store:
-        report = issue_status(store.journal if store else None, issue.stem)
+        report = issue_status(store.journal if store else None, key)
     counts = report.counts
     if not any(counts.values()):
         out.print(f"{report.issue}: nothing sent yet")

@@ -4,6 +4,7 @@
     ├── UserInputError            a file the user wrote is wrong; carries file and line
     │   ├── ConfigError           newsletter.toml or a NEWSLETTER_* variable
     │   ├── IssueError            the issue file (front matter or body)
+    │   │   └── IssueNotFound     the issue file named on the command line is not there
     │   └── SubscriberListError   the subscriber CSV as a whole (no email column, unreadable)
     ├── CheckFailed               `check` found errors and a send was refused
     ├── SendError                 a dispatch cannot go on
@@ -48,6 +49,14 @@ class ConfigError(UserInputError):
 
 class IssueError(UserInputError):
     """Raised when an issue file cannot be read: bad YAML, unknown key, missing subject."""
+
+
+class IssueNotFound(IssueError):
+    """Raised when the issue file given to a command is missing, a directory, or unreadable.
+
+    Every command that takes an issue raises it before doing anything else (``check`` too: a
+    missing file is a mistake on the command line, not a finding in the issue).
+    """
 
 
 class SubscriberListError(UserInputError):

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from ..audience.links import signer_for
 from ..config import Settings, key_line
-from ..errors import IssueError
+from ..errors import IssueError, IssueNotFound
 from . import markup
 from .envelope import MessageTemplate, preview_subscriber
 from .issue import Issue, read_issue
@@ -343,9 +343,11 @@ def message_findings(data: bytes, url: str, rendered: RenderedIssue, settings: S
 
 def check_issue(path: Path, settings: Settings) -> list[Finding]:
     """Every finding for one issue and the settings it is sent with; a file that cannot be parsed
-    gives its one error."""
+    gives its errors. A missing file raises IssueNotFound."""
     try:
         issue = read_issue(path)
+    except IssueNotFound:
+        raise  # a mistake on the command line, not a finding in the issue
     except IssueError as exc:
         return [Finding(exc.file or str(path), exc.line, "error", exc.message)]
     findings = link_findings(issue) + link_text_findings(issue) + subject_findings(issue)

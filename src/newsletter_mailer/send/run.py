@@ -102,6 +102,8 @@ def with_overrides(settings: Settings, concurrency: int | None, rate: float | No
 def send_issue(request: SendRequest, settings: Settings, ui: SendUI) -> SendResult:
     """Check the issue, then send a test, build a dry run, or send to the list."""
     settings = with_overrides(settings, request.concurrency, request.rate)
+    if request.test:
+        dispatch.test_recipients(settings, request.to)  # a mistyped address fails before anything else
     findings = run_check(request.issue, settings)
     ui.findings(findings, forced=request.force and has_errors(findings))
     if has_errors(findings) and not request.force:
