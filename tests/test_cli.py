@@ -118,3 +118,42 @@ def test_send_with_unreachable_relay_is_one_clear_line(tmp_path: Path) -> None:
     result = run("send", "issue.md", "--yes", cwd=root)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "cannot connect to the SMTP server" in result.stderr
+
+
+def test_a_missing_issue_file_is_one_line_and_exit_2_for_every_command(tmp_path: Path) -> None:
+    from conftest import make_workspace
+
+    root = make_workspace(tmp_path / "ws", 9, 1)
+    for command in (
+        ["send", "nope.md"],
+        ["send", "nope.md", "--force", "--yes"],
+        ["send", "nope.md", "--test"],
+        ["send", "nope.md", "--dry-run"],
+        ["render", "nope.md"],
+        ["check", "nope.md"],
+        ["status", "nope.md"],
+        ["preview", "nope.md", "--port", "9"],
+    ):
+        result = run(*command, cwd=root)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (command, result.stderr)
+        assert lines[0] == "error: nope.md: issue file not found"
+        assert "--force" not in result.stderr and "preview of" not in result.stdout
+    assert not (root / ".newsletter" / "newsletter.db").exists()
+
+
+def test_a_bad_to_address_blames_the_command_line(tmp_path: Path) -> None:
+    from conftest import make_workspace
+
+    root = make_workspace(tmp_path / "ws", 9, 1)
+    result = run("send", "issue.md", "--test", "--to", "not-an-address", cwd=root)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: --to 'not-an-address' is not a valid address")
+    assert "newsletter.toml" not in result.stderr
+    (root / "newsletter.toml").write_text(
+        (root / "newsletter.toml").read_text().replace('["editor@example.org"]', '["editor at example"]')
+    )
+    result = run("send", "issue.md", "--test", cwd=root)
+    assert result.returncode == 2
+    assert "newsletter.toml: [newsletter] test_recipients: 'editor at example' is not a valid" in result.stderr

@@ -75,6 +75,40 @@ def test_one_click_from_a_received_message_stops_the_next_send(tmp_path: Path) -
     assert "user2@example.org,unsubscribed,one-click," in result.stdout
 
 
+def newsletter(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "newsletter_mailer", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_test_copys_links_show_the_pages_and_change_nothing(tmp_path: Path) -> None:
+    with list_with_endpoint(tmp_path, 1) as (server, root, settings, base):
+        # --force: base_url is this machine (the endpoint under test), an error with a relay
+        sent = newsletter("send", "issue.md", "--test", "--to", "tester@example.org", "--force", cwd=root)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        link = unsubscribe_link(server.handler.messages[-1].data)
+        token = link.rsplit("/", 1)[1]
+        page = httpx.get(link)
+        assert page.status_code == 200 and "Unsubscribe from Test List?" in page.text
+        assert "This link is from a test copy" in page.text
+        done = httpx.post(
+            link, content="List-Unsubscribe=One-Click", headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        assert done.status_code == 200 and "You are unsubscribed" in done.text
+        assert "nothing you do here changes any subscription" in done.text
+        again = httpx.post(f"{base}/resubscribe/{token}")
+        assert again.status_code == 200 and "This link is from a test copy" in again.text
+        exported = newsletter("suppressions", "export", cwd=root)
+        assert "tester@example.org" not in exported.stdout
+        assert exported.stderr.strip().startswith("exported 0 ")
+        with dispatch.open_campaign(root / "issue.md", settings) as campaign:
+            campaign.run()
+        real = unsubscribe_link(server.handler.messages[-1].data)
+        assert "This link is from a test copy" not in httpx.get(real).text
+        assert httpx.post(real).status_code == 200
+        assert "user0@example.org,unsubscribed" in newsletter("suppressions", "export", cwd=root).stdout
+
+
 def heading_becomes(browser: Any, text: str) -> None:
     """Wait for the page after a form post to show ``text`` in its h1."""
     from selenium.common.exceptions import StaleElementReferenceException
@@ -95,7 +129,9 @@ def test_a_person_confirms_in_chromium_and_undoes_it(browser: Any, tmp_path: Pat
     from selenium.webdriver.common.by import By
 
     with list_with_endpoint(tmp_path, 1) as (server, root, settings, base):
-        dispatch.send_test(root / "issue.md", settings, ("reader@example.org",))
+        (root / "subscribers.csv").write_text("email\nreader@example.org\n")
+        with dispatch.open_campaign(root / "issue.md", settings) as campaign:
+            campaign.run()
         link = unsubscribe_link(server.handler.messages[-1].data)
         browser.get(link)
         assert "Unsubscribe from Test List?" in browser.find_element(By.TAG_NAME, "h1").text

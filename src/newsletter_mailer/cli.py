@@ -6,10 +6,11 @@ Every NewsletterError becomes a one-line message and an exit code, never a trace
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
@@ -17,7 +18,13 @@ from rich.markup import escape
 
 from .compose.render import SIZE_WARNING_BYTES
 from .config import Settings, load_settings
-from .errors import NewsletterError, UserInputError
+from .errors import NewsletterError, SendInterrupted, UserInputError
+
+if TYPE_CHECKING:  # the sending machinery is imported when a command needs it: --help stays quick
+    from .compose.check import Finding
+    from .send.dispatch import DryRun, Preflight, TestSend
+    from .send.run import CampaignOutcome, Confirmation, SendResult
+    from .send.transport import Result
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -25,6 +32,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_FINDINGS = 1
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
 
 
 def friendly(func: F) -> F:
@@ -39,7 +47,7 @@ def friendly(func: F) -> F:
             sys.exit(EXIT_USER_ERROR if isinstance(exc, UserInputError) else EXIT_FINDINGS)
         except KeyboardInterrupt:
             err.print("interrupted")
-            sys.exit(130)
+            sys.exit(EXIT_INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
 
@@ -57,7 +65,7 @@ def settings_from(ctx: click.Context) -> Settings:
     return settings
 
 
-def print_findings(findings: list[Any], console: Console) -> None:
+def print_findings(findings: Sequence[Finding], console: Console) -> None:
     """Each finding as file:line: level: message, errors in red, warnings in yellow."""
     for finding in findings:
         colour = "red" if finding.level == "error" else "yellow"
@@ -148,17 +156,19 @@ def preview(ctx: click.Context, issue: Path, host: str, port: int) -> None:
     """Serve a page with ISSUE at desktop and phone widths and its text part; reloads on save."""
     import uvicorn
 
+    from .compose.issue import issue_key
     from .web.preview import create_app
 
+    issue_key(issue)  # a missing file stops here; a broken one is shown on the page until fixed
     settings_from(ctx)
     out.print(f"preview of {issue} at http://{host}:{port}/ (Ctrl+C to stop)")
     uvicorn.run(create_app(issue, ctx.obj.get("config")), host=host, port=port, log_level="warning")
 
 
-class RichProgress:
-    """Shows a dispatch as it goes: sent, failed, rate, time left."""
+class ConsoleSendUI:
+    """What a send shows on the terminal: findings, the pre-flight, a confirmation, a progress bar."""
 
-    def __init__(self) -> None:
+    def __init__(self, yes: bool) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -168,6 +178,7 @@ class RichProgress:
             TimeRemainingColumn,
         )
 
+        self.yes = yes
         self.sent = self.failed = self.skipped = 0
         self.started_at = 0.0
         self.bar = Progress(
@@ -183,21 +194,34 @@ class RichProgress:
         )
         self.task = self.bar.add_task("send", total=0, detail="")
 
-    def started(self, total: int) -> None:
-        import time
+    def findings(self, findings: Sequence[Finding], forced: bool) -> None:
+        print_findings(findings, err)
+        if forced:
+            err.print("[yellow]sending despite errors (--force)[/]")
 
+    def preflight(self, preflight: Preflight) -> None:
+        print_preflight(preflight)
+
+    def confirm(self, confirmation: Confirmation) -> None:
+        if not self.yes:
+            if not sys.stdin.isatty():
+                raise click.UsageError("not asking for confirmation without a terminal: add --yes to send")
+            click.confirm(f"Send {confirmation.issue} to {confirmation.recipients} recipients?", abort=True)
+        if confirmation.outbox is not None:
+            out.print(
+                f"no SMTP host is configured: delivering through a built-in SMTP server on loopback "
+                f"into {confirmation.outbox}/new/"
+            )
+
+    def started(self, total: int) -> None:
         self.started_at = time.monotonic()
         self.bar.update(self.task, total=total)
         self.bar.start()
 
-    def finished_one(self, address: str, result: Any) -> None:
-        import time
-
-        from .send.transport import Kind
-
+    def finished_one(self, address: str, result: Result | None) -> None:
         if result is None:
             self.skipped += 1
-        elif result.kind is Kind.SENT:
+        elif result.kind.value == "sent":
             self.sent += 1
         else:
             self.failed += 1
@@ -205,14 +229,14 @@ class RichProgress:
         rate = self.sent / max(time.monotonic() - self.started_at, 1e-6)
         self.bar.update(self.task, advance=1, detail=f"sent {self.sent}, failed {self.failed}, {rate:.0f}/s")
 
-    def retrying(self, address: str, result: Any, delay: float) -> None:
+    def retrying(self, address: str, result: Result, delay: float) -> None:
         self.bar.console.print(f"[yellow]will retry[/] {escape(address)} in {delay:.0f}s: {escape(str(result))}")
 
     def stop(self) -> None:
         self.bar.stop()
 
 
-def _print_preflight(p: Any) -> None:
+def print_preflight(p: Preflight) -> None:
     from rich.table import Table
 
     table = Table(title=f"Pre-flight: {p.issue} to {p.subscribers}", show_header=False, title_justify="left")
@@ -233,6 +257,63 @@ def _print_preflight(p: Any) -> None:
     hidden = len(p.problems) - 20 + p.more_problems
     if hidden > 0:
         err.print(f"... and {hidden} more skipped rows (`newsletter subscribers check` lists them)")
+
+
+def print_test_send(result: TestSend) -> int:
+    failed = False
+    for address, outcome in result.results:
+        ok = outcome.kind.value == "sent"
+        failed |= not ok
+        out.print(f"{'sent' if ok else '[red]failed[/]'} test to {escape(address)}: {escape(str(outcome))}")
+    if result.outbox:
+        out.print(
+            f"no SMTP host is configured: the test went to the local outbox {result.outbox}/new/ "
+            "(open the files with a mail client)"
+        )
+    return EXIT_FINDINGS if failed else 0
+
+
+def print_dry_run(report: DryRun) -> int:
+    for problem in report.problems[:20]:
+        err.print(problem, markup=False)
+    out.print(
+        f"dry run: built {report.built} messages ({report.octets / 1e6:.1f} MB), sent none; "
+        f"skipped {report.invalid} invalid, {report.duplicates} duplicate, "
+        f"{report.suppressed} unsubscribed, {report.already_sent} already sent"
+    )
+    return 0
+
+
+def print_campaign(outcome: CampaignOutcome, issue: Path) -> int:
+    summary = outcome.summary
+    if summary is None:
+        out.print("nothing to send")
+        return EXIT_FINDINGS if outcome.preflight.failed else 0
+    out.print(
+        f"sent {summary.sent}, failed {summary.failed}, skipped as unsubscribed {summary.suppressed}, "
+        f"in {summary.elapsed:.1f}s"
+    )
+    if summary.possibly_duplicated:
+        out.print(
+            f"[yellow]possibly duplicated: {summary.possibly_duplicated}[/] (in flight when an earlier run "
+            "stopped, or the connection dropped after the message was sent; same Message-ID)"
+        )
+    if summary.left_pending:
+        out.print(f"[yellow]{summary.left_pending} still to send[/]: run the same command again to resume")
+    if summary.failed:
+        out.print(f"`newsletter status {issue}` lists the failures; `--retry-failed` tries them again")
+    return EXIT_FINDINGS if summary.failed or summary.left_pending else 0
+
+
+def print_send_result(result: SendResult, issue: Path) -> int:
+    """Print what a send did; returns the exit code."""
+    from .send.dispatch import DryRun, TestSend
+
+    if isinstance(result, TestSend):
+        return print_test_send(result)
+    if isinstance(result, DryRun):
+        return print_dry_run(result)
+    return print_campaign(result, issue)
 
 
 @main.command()
@@ -266,85 +347,27 @@ def send(
     force: bool,
 ) -> None:
     """Send ISSUE: a test with --test, otherwise to every subscriber, resumably."""
-    from dataclasses import replace
+    from .send.run import SendRequest, send_issue
 
-    from .compose.check import has_errors, run_check
-    from .send import dispatch
-
-    settings = settings_from(ctx)
-    if concurrency is not None or rate is not None:
-        smtp = replace(
-            settings.smtp,
-            concurrency=concurrency or settings.smtp.concurrency,
-            rate=settings.smtp.rate if rate is None else rate,
-        )
-        settings = replace(settings, smtp=smtp)
     if to and not test:
         raise click.UsageError("--to goes with --test")
-    findings = run_check(issue, settings)
-    print_findings(findings, err)
-    if has_errors(findings):
-        if not force:
-            from .errors import CheckFailed
+    request = SendRequest(issue, test, to, dry_run, subscribers, retry_failed, force, concurrency, rate)
+    try:
+        result = send_issue(request, settings_from(ctx), ConsoleSendUI(yes))
+    except SendInterrupted as exc:
+        err.print(f"{exc}\nresume with: {resume_command(ctx, issue, subscribers)}", markup=False)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(print_send_result(result, issue))
 
-            raise CheckFailed("the pre-send check found errors (listed above); fix them, or send with --force")
-        err.print("[yellow]sending despite errors (--force)[/]")
-    if test:
-        result = dispatch.send_test(issue, settings, to)
-        failed = False
-        for address, outcome in result.results:
-            ok = outcome.kind.value == "sent"
-            failed |= not ok
-            out.print(f"{'sent' if ok else '[red]failed[/]'} test to {escape(address)}: {escape(str(outcome))}")
-        if result.outbox:
-            out.print(
-                f"no SMTP host is configured: the test went to the local outbox {result.outbox}/new/ "
-                "(open the files with a mail client)"
-            )
-        sys.exit(EXIT_FINDINGS if failed else 0)
-    if dry_run:
-        report = dispatch.dry_run(issue, settings, subscribers)
-        for problem in report.problems[:20]:
-            err.print(problem, markup=False)
-        out.print(
-            f"dry run: built {report.built} messages ({report.octets / 1e6:.1f} MB), sent none; "
-            f"skipped {report.invalid} invalid, {report.duplicates} duplicate, "
-            f"{report.suppressed} unsubscribed, {report.already_sent} already sent"
-        )
-        return
-    with dispatch.open_campaign(issue, settings, subscribers, retry_failed) as campaign:
-        _print_preflight(campaign.preflight)
-        if campaign.preflight.to_send == 0:
-            out.print("nothing to send")
-            sys.exit(EXIT_FINDINGS if campaign.preflight.failed else 0)
-        if not yes:
-            if not sys.stdin.isatty():
-                raise click.UsageError("not asking for confirmation without a terminal: add --yes to send")
-            click.confirm(f"Send {campaign.issue} to {campaign.preflight.to_send} recipients?", abort=True)
-        if not settings.smtp.host:
-            out.print(
-                f"no SMTP host is configured: delivering through a built-in SMTP server on loopback "
-                f"into {settings.workspace / 'outbox'}/new/"
-            )
-        progress = RichProgress()
-        try:
-            summary = campaign.run(progress)
-        finally:
-            progress.stop()
-    out.print(
-        f"sent {summary.sent}, failed {summary.failed}, skipped as unsubscribed {summary.suppressed}, "
-        f"in {summary.elapsed:.1f}s"
-    )
-    if summary.possibly_duplicated:
-        out.print(
-            f"[yellow]possibly duplicated: {summary.possibly_duplicated}[/] (in flight when an earlier run "
-            "stopped, or the connection dropped after the message was sent; same Message-ID)"
-        )
-    if summary.left_pending:
-        out.print(f"[yellow]{summary.left_pending} still to send[/]: run the same command again to resume")
-    if summary.failed:
-        out.print(f"`newsletter status {issue}` lists the failures; `--retry-failed` tries them again")
-    sys.exit(EXIT_FINDINGS if summary.failed or summary.left_pending else 0)
+
+def resume_command(ctx: click.Context, issue: Path, subscribers: Path | None) -> str:
+    """The command line that picks up an interrupted send where it stopped."""
+    import shlex
+
+    config: Path | None = ctx.obj.get("config")
+    words = ["newsletter", *(["--config", str(config)] if config else []), "send", str(issue)]
+    words += ["--subscribers", str(subscribers)] if subscribers else []
+    return shlex.join(words)
 
 
 @main.command()
@@ -353,25 +376,24 @@ def send(
 @friendly
 def status(ctx: click.Context, issue: Path) -> None:
     """Journal counts for ISSUE and each failed recipient with its last SMTP reply."""
-    from .store.journal import SQLiteJournal
+    from .compose.issue import issue_key
+    from .store.journal import issue_status
+    from .store.workspace_store import existing_store
 
-    settings = settings_from(ctx)
-    if not settings.database_path.exists():
-        out.print(f"{issue.stem}: nothing sent yet")
+    key = issue_key(issue)
+    with existing_store(settings_from(ctx)) as store:
+        report = issue_status(store.journal if store else None, key)
+    counts = report.counts
+    if not any(counts.values()):
+        out.print(f"{report.issue}: nothing sent yet")
         return
-    journal = SQLiteJournal.open(settings.database_path)
-    try:
-        counts = journal.counts(issue.stem)
-        failures = journal.failures(issue.stem)
-    finally:
-        journal.close()
     out.print(
-        f"{issue.stem}: sent {counts['sent']}, pending {counts['pending']}, failed {counts['failed']}, "
+        f"{report.issue}: sent {counts['sent']}, pending {counts['pending']}, failed {counts['failed']}, "
         f"skipped as unsubscribed {counts['suppressed']}, no longer in the list {counts['removed']}, "
         f"in flight {counts['sending']}, possibly duplicated {counts['resent']}"
     )
-    for address, attempts, reply in failures:
-        out.print(f"failed {escape(address)} after {attempts} attempt(s): {escape(reply)}")
+    for failure in report.failures:
+        out.print(f"failed {escape(failure.address)} after {failure.attempts} attempt(s): {escape(failure.reply)}")
 
 
 @main.command()
@@ -406,24 +428,13 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 @friendly
 def unsubscribe(ctx: click.Context, address: str, reason: str) -> None:
     """Put ADDRESS on the suppression list: no send mails it again."""
-    from email_validator import EmailNotValidError
+    from .store.workspace_store import open_store
 
-    from .audience.subscribers import normalise_address
-    from .audience.suppressions import SuppressionList
-    from .errors import UserInputError
-    from .store.database import connect
-
-    settings = settings_from(ctx)
-    try:
-        normalised = normalise_address(address)
-    except EmailNotValidError as exc:
-        raise UserInputError(f"{address!r} is not a valid address: {exc}") from None
-    db = connect(settings.database_path)
-    try:
-        added = SuppressionList(db).add(normalised, reason, "cli")
-    finally:
-        db.close()
-    out.print(f"{normalised} {'suppressed' if added else 'was already suppressed'} ({reason})", markup=False)
+    with open_store(settings_from(ctx)) as store:
+        done = store.suppressions.suppress(address, reason, "cli")
+    out.print(
+        f"{done.address} {'suppressed' if done.added else 'was already suppressed'} ({done.reason})", markup=False
+    )
 
 
 @main.group()
@@ -437,18 +448,14 @@ def suppressions() -> None:
 @friendly
 def suppressions_export(ctx: click.Context, csv_path: Path) -> None:
     """Write the suppression list as CSV (email, reason, source, created) to CSV_PATH or stdout."""
-    from .audience.suppressions import SuppressionList
-    from .store.database import connect
+    from .store.workspace_store import open_store
 
-    db = connect(settings_from(ctx).database_path)
-    try:
+    with open_store(settings_from(ctx)) as store:
         if str(csv_path) == "-":
-            count = SuppressionList(db).export_csv(sys.stdout)
+            count = store.suppressions.export_csv(sys.stdout)
         else:
             with csv_path.open("w", encoding="utf-8", newline="") as handle:
-                count = SuppressionList(db).export_csv(handle)
-    finally:
-        db.close()
+                count = store.suppressions.export_csv(handle)
     err.print(f"exported {count} suppressed addresses")
 
 
@@ -458,14 +465,10 @@ def suppressions_export(ctx: click.Context, csv_path: Path) -> None:
 @friendly
 def suppressions_import(ctx: click.Context, csv_path: Path) -> None:
     """Add every address in CSV_PATH (an email column, optional reason) to the suppression list."""
-    from .audience.suppressions import SuppressionList
-    from .store.database import connect
+    from .store.workspace_store import open_store
 
-    db = connect(settings_from(ctx).database_path)
-    try:
-        added, problems = SuppressionList(db).import_csv(csv_path)
-    finally:
-        db.close()
+    with open_store(settings_from(ctx)) as store:
+        added, problems = store.suppressions.import_csv(csv_path)
     for problem in problems:
         err.print(problem, markup=False)
     out.print(f"imported {added} new suppressed addresses")
@@ -482,30 +485,21 @@ def subscribers() -> None:
 @friendly
 def subscribers_check(ctx: click.Context, csv_path: Path | None) -> None:
     """Report invalid and duplicate rows of CSV_PATH and how many addresses would be mailed."""
-    from .audience.subscribers import ListReport, read_subscribers
-    from .audience.suppressions import SuppressionList
-    from .store.database import connect
+    from .audience.subscribers import check_list
+    from .store.workspace_store import existing_store
 
     settings = settings_from(ctx)
     path = csv_path or settings.path(settings.newsletter.subscribers)
-    report = ListReport(path)
-    db = connect(settings.database_path) if settings.database_path.exists() else None
-    suppressed = 0
-    try:
-        lst = SuppressionList(db) if db else None
-        for subscriber in read_subscribers(path, report):
-            if lst is not None and subscriber.email in lst:
-                suppressed += 1
-    finally:
-        if db:
-            db.close()
+    with existing_store(settings) as store:
+        result = check_list(path, store.suppressions if store else frozenset())
+    report = result.report
     for problem in report.problems:
         out.print(problem, markup=False)
     if report.more_problems:
         out.print(f"... and {report.more_problems} more")
     out.print(
-        f"{report.valid} valid addresses: {report.valid - suppressed} would be mailed, "
-        f"{suppressed} are unsubscribed or bounced; skipped {report.invalid} invalid and "
+        f"{report.valid} valid addresses: {result.would_mail} would be mailed, "
+        f"{result.suppressed} are unsubscribed or bounced; skipped {report.invalid} invalid and "
         f"{report.duplicates} duplicate rows"
     )
     sys.exit(EXIT_FINDINGS if report.invalid or report.duplicates else 0)

@@ -4,12 +4,14 @@
     ├── UserInputError            a file the user wrote is wrong; carries file and line
     │   ├── ConfigError           newsletter.toml or a NEWSLETTER_* variable
     │   ├── IssueError            the issue file (front matter or body)
+    │   │   └── IssueNotFound     the issue file named on the command line is not there
     │   └── SubscriberListError   the subscriber CSV as a whole (no email column, unreadable)
     ├── CheckFailed               `check` found errors and a send was refused
     ├── SendError                 a dispatch cannot go on
     │   ├── SMTPStartError        the relay refused the connection or the login at start (ConnectionError)
     │   ├── SendPaused            too many consecutive failures: the run paused itself
-    │   └── AlreadySending        another `send` of the same issue holds the lock
+    │   ├── AlreadySending        another `send` of the same issue holds the lock
+    │   └── SendInterrupted       Ctrl+C stopped a dispatch; says what was sent and what is in flight
     └── TokenError                an unsubscribe token is altered, truncated or foreign (ValueError)
 
 The CLI turns every NewsletterError into a message and an exit code; anything else is a bug
@@ -49,6 +51,14 @@ class IssueError(UserInputError):
     """Raised when an issue file cannot be read: bad YAML, unknown key, missing subject."""
 
 
+class IssueNotFound(IssueError):
+    """Raised when the issue file given to a command is missing, a directory, or unreadable.
+
+    Every command that takes an issue raises it before doing anything else (``check`` too: a
+    missing file is a mistake on the command line, not a finding in the issue).
+    """
+
+
 class SubscriberListError(UserInputError):
     """Raised when a subscriber CSV cannot be used at all (missing, empty, no email column).
 
@@ -78,6 +88,17 @@ class SendPaused(SendError):
 
 class AlreadySending(SendError):
     """Raised when another ``send`` of the same issue is running in this workspace."""
+
+
+class SendInterrupted(SendError):
+    """Raised when Ctrl+C stops a dispatch: ``sent`` this run, ``in_flight`` (may have arrived,
+    resent next run), ``pending`` (not sent yet). Running ``send`` again resumes."""
+
+    def __init__(self, message: str, *, sent: int, in_flight: int, pending: int):
+        super().__init__(message)
+        self.sent = sent
+        self.in_flight = in_flight
+        self.pending = pending
 
 
 class TokenError(NewsletterError, ValueError):

@@ -67,3 +67,40 @@ def test_generated_secret_is_kept_with_mode_0600(tmp_path: Path) -> None:
     assert load_secret(state, env={}) == first and len(first) == 64
     assert stat.S_IMODE((state / "secret.key").stat().st_mode) == 0o600
     assert load_secret(state, env={"NEWSLETTER_SECRET": "from-env"}) == b"from-env"
+
+
+TEST_SIGNER = TokenSigner(b"k" * 32, "news.example.org", test=True)
+
+
+def _with_version(token: str, version: int) -> str:
+    raw = bytearray(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    raw[0] = version
+    return base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
+
+
+def test_a_test_copys_token_is_read_as_a_test_and_never_verifies() -> None:
+    token = TEST_SIGNER.token(ADDRESS)
+    assert token != SIGNER.token(ADDRESS)
+    subject = SIGNER.read(token)
+    assert (subject.address, subject.test) == (ADDRESS, True)
+    assert SIGNER.read(SIGNER.token(ADDRESS)).test is False
+    with pytest.raises(TokenError):
+        SIGNER.verify(token)
+    with pytest.raises(TokenError):
+        TEST_SIGNER.verify(token)
+
+
+def test_a_real_token_cannot_be_downgraded_nor_a_test_token_upgraded() -> None:
+    real, test = SIGNER.token(ADDRESS), TEST_SIGNER.token(ADDRESS)
+    with pytest.raises(TokenError):
+        SIGNER.read(_with_version(real, 2))
+    with pytest.raises(TokenError):
+        SIGNER.read(_with_version(test, 1))
+    with pytest.raises(TokenError):
+        SIGNER.read(_with_version(real, 3))
+
+
+def test_a_forged_test_token_is_refused() -> None:
+    forged = TokenSigner(b"j" * 32, "news.example.org", test=True).token(ADDRESS)
+    with pytest.raises(TokenError):
+        SIGNER.read(forged)

@@ -91,13 +91,72 @@ def test_subject_rules(tmp_path: Path) -> None:
     assert has(found, "error", "subject is required")
 
 
-def test_missing_dkim_and_misaligned_dkim(tmp_path: Path) -> None:
-    no_dkim = CLEAN_SETTINGS.split("[dkim]")[0]
+RELAY = '[smtp]\nhost = "smtp.walkers.example.org"\n'
+PUBLIC = 'base_url = "https://walkers.example.org/news"\n'
+
+
+def test_missing_dkim_and_misaligned_dkim_when_mail_goes_to_a_relay(tmp_path: Path) -> None:
+    relayed = CLEAN_SETTINGS.replace("postal_address", PUBLIC + "postal_address") + RELAY
+    no_dkim = relayed.split("[dkim]")[0] + RELAY
     assert has(findings(tmp_path, settings=setup(tmp_path, no_dkim)), "warning", "DKIM is not configured")
-    other = CLEAN_SETTINGS.replace('domain = "walkers.example.org"', 'domain = "mailer.example.net"')
+    other = relayed.replace('domain = "walkers.example.org"', 'domain = "mailer.example.net"')
     assert has(findings(tmp_path, settings=setup(tmp_path, other)), "warning", "not aligned")
-    sub = CLEAN_SETTINGS.replace('domain = "walkers.example.org"', 'domain = "example.org"')
+    sub = relayed.replace('domain = "walkers.example.org"', 'domain = "example.org"')
     assert findings(tmp_path, settings=setup(tmp_path, sub)) == []  # relaxed alignment
+
+
+def newsletter(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "newsletter_mailer", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_no_dkim_warning_for_the_local_outbox(tmp_path: Path) -> None:
+    setup(tmp_path, CLEAN_SETTINGS.split("[dkim]")[0])
+    write_issue(tmp_path, "subject: Walk news", "Hello\n")
+    result = newsletter("check", "issue.md", cwd=tmp_path)
+    assert result.returncode == 0 and "DKIM" not in result.stdout, result.stdout
+
+
+def test_outside_a_workspace_warnings_name_no_missing_file(tmp_path: Path) -> None:
+    write_issue(tmp_path, "subject: Walk news", "Hello\n")
+    result = newsletter("check", "issue.md", cwd=tmp_path, env={"NEWSLETTER_SMTP_HOST": "smtp.example.net"})
+    assert "newsletter.toml:" not in result.stdout and str(tmp_path / "newsletter.toml") not in result.stdout
+    assert "defaults (no newsletter.toml): warning: no postal address" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("base_url", "problems"),
+    [
+        ("http://127.0.0.1:8000", ["is on this machine or its private network", "is plain http"]),
+        ("https://localhost/news", ["is on this machine or its private network"]),
+        ("https://192.168.1.20", ["is on this machine or its private network"]),
+        ("https://[::1]:8443", ["is on this machine or its private network"]),
+        ("http://walkers.example.org", ["is plain http: the one-click unsubscribe header (RFC 8058) needs https"]),
+        ("https://walkers.example.org", []),
+    ],
+)
+def test_base_url_that_recipients_cannot_use_is_an_error_with_a_relay(
+    tmp_path: Path, base_url: str, problems: list[str]
+) -> None:
+    text = CLEAN_SETTINGS.replace("postal_address", f'base_url = "{base_url}"\npostal_address')
+    setup(tmp_path, text)
+    write_issue(tmp_path, "subject: Walk news", "Hello\n")
+    relayed = newsletter("check", "issue.md", cwd=tmp_path, env={"NEWSLETTER_SMTP_HOST": "smtp.walkers.example.org"})
+    errors = [line for line in relayed.stdout.splitlines() if ": error: " in line]
+    assert len(errors) == len(problems), relayed.stdout
+    for line, problem in zip(errors, problems, strict=True):
+        assert line.startswith(f"{tmp_path / 'newsletter.toml'}:5: error: base_url") and problem in line
+    assert relayed.returncode == (1 if problems else 0)
+    local = newsletter("check", "issue.md", cwd=tmp_path)
+    assert local.returncode == 0 and "base_url" not in local.stdout
 
 
 def test_list_id_outside_the_from_domain(tmp_path: Path) -> None:

@@ -5,6 +5,10 @@ with an HMAC-SHA256 keystream under a synthetic IV (deterministic, so a recipien
 same in every issue), and the whole token is authenticated with HMAC-SHA256 over the list id.
 Altered, truncated, foreign-key and other-list tokens are refused; tags are compared in
 constant time.
+
+A ``[TEST]`` copy carries test tokens: a different version byte, which the tag covers, so a real
+token cannot be turned into a test one (or back) without the key. ``verify`` refuses test tokens;
+only ``read`` accepts them, for pages that show what would happen and change nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from ..config import Settings
 from ..errors import TokenError
 
 VERSION = b"\x01"
+TEST_VERSION = b"\x02"
 IV_BYTES = 12
 TAG_BYTES = 16
 SECRET_ENV = "NEWSLETTER_SECRET"
@@ -50,11 +55,20 @@ def _prf(key: bytes, message: bytes) -> bytes:
 
 
 @dataclass(frozen=True)
+class TokenSubject:
+    """Whom a verified token names, and whether it came from a test copy."""
+
+    address: str
+    test: bool
+
+
+@dataclass(frozen=True)
 class TokenSigner:
-    """Makes and checks unsubscribe tokens for one list."""
+    """Makes and checks unsubscribe tokens for one list; ``test=True`` makes a test copy's tokens."""
 
     secret: bytes
     list_id: str
+    test: bool = False
 
     def __post_init__(self) -> None:
         # Keyed HMAC states, copied per use: a token is made for every recipient of every send.
@@ -74,28 +88,37 @@ class TokenSigner:
         blocks = [self._prf(enc, iv + i.to_bytes(4, "big")) for i in range((length + 31) // 32)]
         return b"".join(blocks)[:length]
 
-    def _tag(self, iv: bytes, cipher: bytes) -> bytes:
-        return self._prf(self._mac, b"tag" + VERSION + self._list + iv + cipher)[:TAG_BYTES]  # type: ignore[attr-defined]
+    def _tag(self, version: bytes, iv: bytes, cipher: bytes) -> bytes:
+        return self._prf(self._mac, b"tag" + version + self._list + iv + cipher)[:TAG_BYTES]  # type: ignore[attr-defined]
 
     def token(self, address: str) -> str:
         plain = address.encode("utf-8")
+        version = TEST_VERSION if self.test else VERSION
         iv = self._prf(self._mac, b"iv" + self._list + plain)[:IV_BYTES]  # type: ignore[attr-defined]
         cipher = _xor(plain, self._keystream(iv, len(plain)))
-        return _b64(VERSION + iv + cipher + self._tag(iv, cipher))
+        return _b64(version + iv + cipher + self._tag(version, iv, cipher))
 
-    def verify(self, token: str) -> str:
-        """The address a token names; TokenError if it was not made by this key for this list."""
+    def read(self, token: str) -> TokenSubject:
+        """Whom a real or test token names; TokenError if this key did not make it for this list."""
         raw = _unb64(token)
-        if len(raw) < 1 + IV_BYTES + 1 + TAG_BYTES or raw[:1] != VERSION:
+        version = raw[:1]
+        if len(raw) < 1 + IV_BYTES + 1 + TAG_BYTES or version not in (VERSION, TEST_VERSION):
             raise TokenError("token is malformed")
         iv, cipher, tag = raw[1 : 1 + IV_BYTES], raw[1 + IV_BYTES : -TAG_BYTES], raw[-TAG_BYTES:]
-        if not hmac.compare_digest(tag, self._tag(iv, cipher)):
+        if not hmac.compare_digest(tag, self._tag(version, iv, cipher)):
             raise TokenError("token signature does not match")
         plain = _xor(cipher, self._keystream(iv, len(cipher)))
         try:
-            return plain.decode("utf-8")
+            return TokenSubject(plain.decode("utf-8"), test=version == TEST_VERSION)
         except UnicodeDecodeError:
             raise TokenError("token is malformed") from None
+
+    def verify(self, token: str) -> str:
+        """The address a real token names; TokenError for a test copy's token or a forgery."""
+        subject = self.read(token)
+        if subject.test:
+            raise TokenError("a test copy's token changes nothing")
+        return subject.address
 
     def unsubscribe_url(self, base_url: str, address: str) -> str:
         return unsubscribe_url(base_url, self.token(address))
@@ -121,6 +144,6 @@ def load_secret(state_dir: Path, env: Mapping[str, str] | None = None) -> bytes:
     return key
 
 
-def signer_for(settings: Settings) -> TokenSigner:
-    """The workspace's signer: its secret, its list."""
-    return TokenSigner(load_secret(settings.state_dir), settings.newsletter.list_id_value)
+def signer_for(settings: Settings, *, test: bool = False) -> TokenSigner:
+    """The workspace's signer: its secret, its list; ``test`` for a [TEST] copy's links."""
+    return TokenSigner(load_secret(settings.state_dir), settings.newsletter.list_id_value, test)

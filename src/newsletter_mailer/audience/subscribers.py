@@ -11,7 +11,7 @@ import csv
 import hashlib
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,3 +186,22 @@ def read_subscribers(path: Path, report: ListReport | None = None) -> Iterator[S
             raise SubscriberListError(
                 "the list is empty: it needs a header row with an email column", file=path, line=1
             )
+
+
+@dataclass(frozen=True)
+class ListCheck:
+    """What ``subscribers check`` reports: the list's problems and how many are suppressed."""
+
+    report: ListReport
+    suppressed: int
+
+    @property
+    def would_mail(self) -> int:
+        return self.report.valid - self.suppressed
+
+
+def check_list(path: Path, suppressed: Container[str]) -> ListCheck:
+    """Read the whole list; count the valid addresses that are on the suppression list."""
+    report = ListReport(path)
+    count = sum(1 for subscriber in read_subscribers(path, report) if subscriber.email in suppressed)
+    return ListCheck(report, count)

@@ -16,7 +16,7 @@ from typing import TextIO
 
 from email_validator import EmailNotValidError
 
-from ..errors import SubscriberListError
+from ..errors import SubscriberListError, UserInputError
 from .subscribers import clean_value, email_column, normalise_address, sniff_delimiter
 
 REASONS = ("unsubscribed", "bounced", "complained", "manual")
@@ -28,6 +28,15 @@ class Suppression:
     reason: str
     source: str
     created: float
+
+
+@dataclass(frozen=True)
+class Suppressed:
+    """The outcome of suppressing one address: ``added`` False if it already was, for ``reason``."""
+
+    address: str
+    added: bool
+    reason: str
 
 
 class SuppressionList:
@@ -43,6 +52,16 @@ class SuppressionList:
             (address, reason, source, time.time()),
         )
         return cursor.rowcount == 1
+
+    def suppress(self, raw: str, reason: str, source: str) -> Suppressed:
+        """Suppress an address as typed by a person; the reason shown is the one on record."""
+        try:
+            address = normalise_address(raw)
+        except EmailNotValidError as exc:
+            raise UserInputError(f"{raw!r} is not a valid address: {exc}") from None
+        added = self.add(address, reason, source)
+        current = self.get(address)
+        return Suppressed(address, added, current.reason if current else reason)
 
     def remove(self, address: str) -> bool:
         return self.db.execute("DELETE FROM suppressions WHERE address = ?", (address,)).rowcount == 1

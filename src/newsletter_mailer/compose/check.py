@@ -4,15 +4,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from ..audience.links import signer_for
 from ..config import Settings, key_line
-from ..errors import IssueError
+from ..errors import IssueError, IssueNotFound
 from . import markup
 from .envelope import MessageTemplate, preview_subscriber
 from .issue import Issue, read_issue
@@ -167,31 +169,87 @@ def _setting_line(settings: Settings, section: str, key: str) -> int | None:
     return key_line(settings.config_path.read_text(encoding="utf-8"), section, key)
 
 
-def settings_findings(settings: Settings) -> list[Finding]:
-    file = str(settings.config_path)
-    news = settings.newsletter
+def settings_label(settings: Settings) -> str:
+    """Where settings findings point: the file, or the defaults when there is no file to name."""
+    return str(settings.config_path) if settings.found else f"defaults (no {settings.config_path.name})"
+
+
+def _unreachable(host: str) -> bool:
+    """A host that only the sender's own machine or network can reach."""
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith((".localhost", ".local")):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private or address.is_link_local or address.is_unspecified
+
+
+def base_url_findings(settings: Settings) -> list[Finding]:
+    """Through a real relay, every recipient's unsubscribe link must reach ``serve`` over https."""
+    if not settings.smtp.host:
+        return []  # the local outbox: links to this machine are what a trial run wants
+    file, line = settings_label(settings), _setting_line(settings, "newsletter", "base_url")
+    url = settings.newsletter.base_url
+    parts = urlsplit(url)
     found = []
-    from_domain = news.from_domain
-    if not settings.dkim.enabled:
+    if _unreachable(parts.hostname or ""):
         found.append(
             Finding(
                 file,
-                _setting_line(settings, "dkim", "domain"),
+                line,
+                "error",
+                f"base_url {url} is on this machine or its private network: every recipient's unsubscribe "
+                "link would point there; set [newsletter] base_url to where `newsletter serve` is public",
+            )
+        )
+    if parts.scheme != "https":
+        found.append(
+            Finding(
+                file,
+                line,
+                "error",
+                f"base_url {url} is plain http: the one-click unsubscribe header (RFC 8058) needs https",
+            )
+        )
+    return found
+
+
+def dkim_findings(settings: Settings) -> list[Finding]:
+    """DKIM matters only for mail that leaves this machine: none for the local outbox."""
+    if not settings.smtp.host:
+        return []
+    file, line = settings_label(settings), _setting_line(settings, "dkim", "domain")
+    from_domain = settings.newsletter.from_domain
+    if not settings.dkim.enabled:
+        return [
+            Finding(
+                file,
+                line,
                 "warning",
                 "DKIM is not configured: unsigned bulk mail is filtered by Gmail and Yahoo "
                 "([dkim] domain, selector, key_file; `newsletter dkim keygen`)",
             )
-        )
-    elif not _aligned(settings.dkim.domain, from_domain):
-        found.append(
+        ]
+    if not _aligned(settings.dkim.domain, from_domain):
+        return [
             Finding(
                 file,
-                _setting_line(settings, "dkim", "domain"),
+                line,
                 "warning",
                 f"DKIM domain {settings.dkim.domain} is not aligned with the From domain "
                 f"{from_domain}: DMARC will not pass on it",
             )
-        )
+        ]
+    return []
+
+
+def settings_findings(settings: Settings) -> list[Finding]:
+    file = settings_label(settings)
+    news = settings.newsletter
+    found = base_url_findings(settings) + dkim_findings(settings)
+    from_domain = news.from_domain
     list_domain = news.list_id_value.rsplit(".", 2)
     if len(list_domain) < 2 or not _aligned(".".join(list_domain[-2:]), from_domain):
         found.append(
@@ -285,9 +343,11 @@ def message_findings(data: bytes, url: str, rendered: RenderedIssue, settings: S
 
 def check_issue(path: Path, settings: Settings) -> list[Finding]:
     """Every finding for one issue and the settings it is sent with; a file that cannot be parsed
-    gives its one error."""
+    gives its errors. A missing file raises IssueNotFound."""
     try:
         issue = read_issue(path)
+    except IssueNotFound:
+        raise  # a mistake on the command line, not a finding in the issue
     except IssueError as exc:
         return [Finding(exc.file or str(path), exc.line, "error", exc.message)]
     findings = link_findings(issue) + link_text_findings(issue) + subject_findings(issue)

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from markdown_it import MarkdownIt
 
-from ..errors import IssueError
+from ..errors import IssueError, IssueNotFound
 
 ALLOWED_KEYS = ("subject", "preheader", "date", "highlights", "events", "signoff")
 EVENT_KEYS = ("date", "time", "title", "where", "contact", "link")
@@ -261,13 +261,23 @@ def _highlights(value: Any, sections: list[Section], file: Path, line: int) -> t
     )
 
 
+def issue_key(path: Path) -> str:
+    """The journal's name for an issue file, once the file is known to be there."""
+    if path.is_dir():
+        raise IssueNotFound("is a directory, not an issue file", file=path)
+    if not path.is_file():
+        raise IssueNotFound("issue file not found", file=path)
+    return path.stem
+
+
 def read_issue(path: Path) -> Issue:
+    issue_key(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise IssueError("issue file not found", file=path) from None
+        raise IssueNotFound("issue file not found", file=path) from None
+    except PermissionError:
+        raise IssueNotFound("cannot read the issue file (permission denied)", file=path) from None
     except UnicodeDecodeError as exc:
         raise IssueError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=path) from None
-    except IsADirectoryError:
-        raise IssueError("is a directory, not an issue file", file=path) from None
     return parse_issue_text(text, path)

@@ -29,7 +29,7 @@ from ..compose.envelope import MessageTemplate
 from ..compose.issue import read_issue
 from ..compose.render import RenderedIssue, render_issue
 from ..config import Settings, SMTPSettings
-from ..errors import ConfigError, SendPaused, SMTPStartError
+from ..errors import ConfigError, SendPaused, SMTPStartError, UserInputError
 from ..store.database import connect, send_lock
 from ..store.journal import Delivery, SQLiteJournal
 from .outbox import LocalOutbox
@@ -334,6 +334,30 @@ class TestSend:
     outbox: Path | None
 
 
+def test_recipients(settings: Settings, to: tuple[str, ...]) -> list[str]:
+    """The addresses a test goes to; a bad one is blamed where it was written: --to or the settings."""
+    if to:
+        return [_address(raw, f"--to {raw!r} is not a valid address", None) for raw in to]
+    if not settings.newsletter.test_recipients:
+        raise ConfigError(
+            "no test recipients: give --to ADDRESS or set [newsletter] test_recipients",
+            file=settings.config_path if settings.found else None,
+        )
+    where = settings.config_path if settings.found else None
+    return [
+        _address(raw, f"[newsletter] test_recipients: {raw!r} is not a valid address", where)
+        for raw in settings.newsletter.test_recipients
+    ]
+
+
+def _address(raw: str, message: str, file: Path | None) -> str:
+    try:
+        return normalise_address(raw)
+    except EmailNotValidError as exc:
+        error = ConfigError if file else UserInputError
+        raise error(f"{message}: {exc}", file=file) from None
+
+
 def send_test(
     issue_path: Path, settings: Settings, to: tuple[str, ...] = (), transport: Transport | None = None
 ) -> TestSend:
@@ -342,24 +366,12 @@ def send_test(
     Nothing is recorded in the journal; each copy gets a fresh Message-ID so mail clients
     show every test instead of folding them together.
     """
-    addresses = to or settings.newsletter.test_recipients
-    if not addresses:
-        raise ConfigError(
-            "no test recipients: give --to ADDRESS or set [newsletter] test_recipients", file=settings.config_path
-        )
-    recipients = []
-    for raw in addresses:
-        try:
-            recipients.append(normalise_address(raw))
-        except EmailNotValidError as exc:
-            raise ConfigError(
-                f"test recipient {raw!r} is not a valid address: {exc}", file=settings.config_path
-            ) from None
+    recipients = test_recipients(settings, to)
     rendered = render_issue(read_issue(issue_path), settings)
     template = MessageTemplate(
         rendered,
         settings,
-        signer_for(settings),
+        signer_for(settings, test=True),  # its links show the pages and change nothing
         subject_prefix=TEST_PREFIX,
         unique_ids=True,
         dkim=dkim_signer(settings),

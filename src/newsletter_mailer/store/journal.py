@@ -24,6 +24,22 @@ STATES = ("pending", "sending", "sent", "failed", "suppressed", "removed")
 
 
 @dataclass(frozen=True)
+class Failure:
+    address: str
+    attempts: int
+    reply: str
+
+
+@dataclass(frozen=True)
+class IssueStatus:
+    """What ``status`` shows: rows per state (plus ``resent``) and each failure."""
+
+    issue: str
+    counts: dict[str, int]
+    failures: tuple[Failure, ...]
+
+
+@dataclass(frozen=True)
 class Delivery:
     id: int
     address: str
@@ -217,3 +233,11 @@ class SQLiteJournal:
                 (time.time(), issue),
             )
         return cursor.rowcount
+
+
+def issue_status(journal: SQLiteJournal | None, issue: str) -> IssueStatus:
+    """The journal's view of one issue; all zeros when nothing was ever stored."""
+    if journal is None:
+        return IssueStatus(issue, {**dict.fromkeys(STATES, 0), "resent": 0}, ())
+    failures = tuple(Failure(*row) for row in journal.failures(issue))
+    return IssueStatus(issue, journal.counts(issue), failures)

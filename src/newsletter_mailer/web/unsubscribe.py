@@ -2,7 +2,8 @@
 immediate unsubscribe on POST (the page's button and RFC 8058 one-click), an undo, a health check.
 
 A GET never unsubscribes, because mail scanners follow links. A bad token gets a 400 that says
-nothing about why. Pages are plain HTML with no JavaScript, in the newsletter's language.
+nothing about why. Pages are plain HTML with no JavaScript, in the newsletter's language. A link
+from a [TEST] copy shows the same pages, changes nothing, and says so.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ..audience.links import signer_for
+from ..audience.links import TokenSubject, signer_for
 from ..audience.suppressions import SuppressionList
 from ..config import Settings
 from ..errors import TokenError
@@ -39,6 +40,7 @@ PAGE = """<!doctype html>
           padding: .75rem 1.5rem; cursor: pointer; }}
  button:focus-visible {{ outline: 3px solid #1f2328; outline-offset: 2px; }}
  .secondary {{ background: #57606a; }}
+ .test {{ background: #fff8c5; border: 1px solid #d4a72c; padding: .75rem; border-radius: 4px; }}
 </style>
 </head>
 <body>
@@ -49,6 +51,12 @@ PAGE = """<!doctype html>
 </body>
 </html>
 """
+
+
+TEST_NOTICE = (
+    '<p class="test"><strong>This link is from a test copy.</strong> The pages are the real ones, '
+    "but nothing you do here changes any subscription.</p>"
+)
 
 
 def mask(address: str) -> str:
@@ -71,12 +79,12 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             db.close()
 
-    def page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    def page(title: str, body: str, status: int = 200, test: bool = False) -> HTMLResponse:
         return HTMLResponse(
             PAGE.format(
                 lang=html.escape(news.language),
                 title=html.escape(title),
-                body=body,
+                body=(TEST_NOTICE if test else "") + body,
                 accent=html.escape(settings.brand.accent),
             ),
             status_code=status,
@@ -97,20 +105,20 @@ def create_app(settings: Settings) -> Starlette:
             f'<button type="submit"{cls}>{html.escape(label)}</button></form>'
         )
 
-    def address_of(request: Request) -> str | None:
+    def subject_of(request: Request) -> TokenSubject | None:
         try:
-            return signer.verify(request.path_params["token"])
+            return signer.read(request.path_params["token"])
         except TokenError:
             return None
 
     def confirm(request: Request) -> Response:
-        address = address_of(request)
-        if address is None:
+        subject = subject_of(request)
+        if subject is None:
             return invalid()
         with suppressions() as lst:
-            current = lst.get(address)
-        who = html.escape(mask(address))
-        if current is not None:
+            current = lst.get(subject.address)
+        who = html.escape(mask(subject.address))
+        if current is not None and not subject.test:
             return page(
                 f"You are unsubscribed from {news.name}",
                 f"<p><strong>{who}</strong> no longer receives {name}.</p>"
@@ -119,41 +127,47 @@ def create_app(settings: Settings) -> Starlette:
         return page(
             f"Unsubscribe from {news.name}?",
             f"<p>Stop sending {name} to <strong>{who}</strong>?</p>" + form(str(request.url.path), "Unsubscribe"),
+            test=subject.test,
         )
 
     async def unsubscribe(request: Request) -> Response:
-        address = address_of(request)
-        if address is None:
+        subject = subject_of(request)
+        if subject is None:
             return invalid()
         body = (await request.body()).decode("utf-8", "replace")
         source = "one-click" if "List-Unsubscribe=One-Click" in body else "web page"
-        with suppressions() as lst:
-            lst.add(address, "unsubscribed", source)
+        if not subject.test:
+            with suppressions() as lst:
+                lst.add(subject.address, "unsubscribed", source)
         return page(
             f"You are unsubscribed from {news.name}",
-            f"<p><strong>{html.escape(mask(address))}</strong> will not receive {name} any more. "
+            f"<p><strong>{html.escape(mask(subject.address))}</strong> will not receive {name} any more. "
             "This takes effect at once, including for an issue that is being sent now.</p>"
             "<p>Unsubscribed by mistake?</p>"
             + form(f"/resubscribe/{request.path_params['token']}", "Subscribe again", "secondary"),
+            test=subject.test,
         )
 
     def resubscribe(request: Request) -> Response:
-        address = address_of(request)
-        if address is None:
+        subject = subject_of(request)
+        if subject is None:
             return invalid()
-        with suppressions() as lst:
-            current = lst.get(address)
-            if current is not None and current.reason != "unsubscribed":
-                return page(
-                    "Cannot subscribe this address again here",
-                    f"<p>{html.escape(mask(address))} was removed because mail to it could not be "
-                    "delivered or at the organiser's request. Reply to the newsletter to be added again.</p>",
-                )
-            lst.remove(address)
+        who = html.escape(mask(subject.address))
+        if not subject.test:
+            with suppressions() as lst:
+                current = lst.get(subject.address)
+                if current is not None and current.reason != "unsubscribed":
+                    return page(
+                        "Cannot subscribe this address again here",
+                        f"<p>{who} was removed because mail to it could not be delivered or at the "
+                        "organiser's request. Reply to the newsletter to be added again.</p>",
+                    )
+                lst.remove(subject.address)
         return page(
             f"You are subscribed to {news.name} again",
-            f"<p><strong>{html.escape(mask(address))}</strong> will receive {name} again.</p>"
+            f"<p><strong>{who}</strong> will receive {name} again.</p>"
             + form(f"/unsubscribe/{request.path_params['token']}", "Unsubscribe", "secondary"),
+            test=subject.test,
         )
 
     def healthz(request: Request) -> Response:
