@@ -7,7 +7,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_ACCENT", "MIN_CONTRAST", "Palette", "contrast", "palette_for", "parse_colour"]
+__all__ = [
+    "DARK_SURFACES",
+    "DEFAULT_ACCENT",
+    "LIGHT_SURFACES",
+    "MIN_CONTRAST",
+    "Palette",
+    "contrast",
+    "palette_for",
+    "parse_colour",
+]
 
 DEFAULT_ACCENT = "#1a6fb5"
 MIN_CONTRAST = 4.5
