@@ -130,6 +130,23 @@ def browser(chromium: tuple[str, str], tmp_path: Path) -> Iterator[object]:
         driver.quit()
 
 
+NODE_PREFIX = REPO / "build" / "node"
+
+
+def node_package(name: str) -> Path:
+    """The folder of an npm package that `.ci/run` installs under build/node; skips, saying how
+    to get it, when node or the package is missing."""
+    if shutil.which("node") is None:
+        pytest.skip(f"test skipped: node is not installed, and it runs the npm package {name} (Debian: nodejs npm)")
+    folder = NODE_PREFIX / "node_modules" / name
+    if not (folder / "package.json").is_file():
+        pytest.skip(
+            f"test skipped: the npm package {name} is not in {NODE_PREFIX}; run .ci/run, "
+            f"or npm install --prefix build/node {name}"
+        )
+    return folder
+
+
 def free_port() -> int:
     import socket
 

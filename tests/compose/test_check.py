@@ -72,15 +72,70 @@ def test_relative_link_is_an_error(tmp_path: Path) -> None:
     assert findings(tmp_path, "[the map](https://example.org/map) [mail us](mailto:a@example.org)\n") == []
 
 
-@pytest.mark.parametrize("text", ["here", "Click here", "this link", "read more"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "here",
+        "Click here",
+        "this link",
+        "read more",
+        "Read more...",
+        "Sign it here",
+        "available here",
+        "Register HERE!",
+        "more info",
+        "this page",
+        "link",
+        "Learn more",
+        "see more",
+    ],
+)
 def test_link_text_that_says_nothing_is_a_warning(tmp_path: Path, text: str) -> None:
     found = findings(tmp_path, f"Hi\n\nFor details click [{text}](https://example.org/x).\n")
     assert has(found, "warning", f"link text {text!r} says nothing out of context")
     assert f"{tmp_path / 'issue.md'}:6:" in found[0]
 
 
-def test_descriptive_link_text_is_fine(tmp_path: Path) -> None:
-    assert findings(tmp_path, "Read [the October clean-up report](https://example.org/x).\n") == []
+@pytest.mark.parametrize(
+    "text", ["the October clean-up report", "where we meet", "there", "here is the route map", "more walks in May"]
+)
+def test_descriptive_link_text_is_fine(tmp_path: Path, text: str) -> None:
+    assert findings(tmp_path, f"Read [{text}](https://example.org/x).\n") == []
+
+
+def test_vague_button_and_highlight_texts_are_found_at_their_lines(tmp_path: Path) -> None:
+    found = findings(
+        tmp_path,
+        "Hi\n\n[Book here](https://example.org/book){.button}\n",
+        front="subject: Walk news\nhighlights:\n  - see [more info](https://example.org/i)",
+    )
+    issue = tmp_path / "issue.md"
+    assert f"{issue}:4: warning: link text 'more info' says nothing out of context; name where it goes" in found
+    assert f"{issue}:8: warning: link text 'Book here' says nothing out of context; name where it goes" in found
+
+
+@pytest.mark.parametrize(
+    ("accent", "fragment"),
+    [
+        ("#ffcc00", "[brand] accent #ffcc00 on white has contrast 1.5:1, under 4.5:1: headings and links use #866b00"),
+        ("#2da44e", "buttons keep #2da44e with #1f2328 text"),
+        ("tomato", "[brand] accent 'tomato' is not a colour like #1a6fb5; using #1a6fb5"),
+        ("red; } body { display:none", "is not a colour like #1a6fb5"),
+    ],
+)
+def test_an_accent_that_cannot_be_used_as_text_is_a_warning_at_its_line(
+    tmp_path: Path, accent: str, fragment: str
+) -> None:
+    settings = setup(tmp_path, CLEAN_SETTINGS + f"[brand]\naccent = {accent!r}\n".replace("'", '"'))
+    found = findings(tmp_path, settings=settings)
+    assert len(found) == 1 and has(found, "warning", fragment)
+    assert found[0].startswith(f"{tmp_path / 'newsletter.toml'}:11: ")
+
+
+@pytest.mark.parametrize("accent", ["#1a6fb5", "#000", "#b35900"])
+def test_an_accent_readable_on_white_gives_no_warning(tmp_path: Path, accent: str) -> None:
+    settings = setup(tmp_path, CLEAN_SETTINGS + f'[brand]\naccent = "{accent}"\n')
+    assert findings(tmp_path, settings=settings) == []
 
 
 def test_subject_rules(tmp_path: Path) -> None:

@@ -50,6 +50,22 @@ def test_highlight_links_to_section_only_when_heading_matches(tmp_path: Path) ->
     assert anchors == ["coat-drive", ""]
 
 
+@pytest.mark.parametrize(
+    ("title", "anchor"),
+    [
+        ("A repair café for Riverton", "a-repair-cafe-for-riverton"),
+        ("Bénévoles **wanted**", "benevoles-wanted"),
+        ("Members' meeting: 8 December", "members-meeting-8-december"),
+        ("Ελληνικά", "section"),
+        ("日本語 news", "news"),
+    ],
+)
+def test_anchors_are_ascii_for_clients_that_compare_bytes(tmp_path: Path, title: str, anchor: str) -> None:
+    path = write_issue(tmp_path, "subject: S\nhighlights: auto", f"## {title}\n\nx\n")
+    issue = read_issue(path)
+    assert [s.anchor for s in issue.sections] == [h.anchor for h in issue.highlights] == [anchor]
+
+
 def test_duplicate_headings_get_distinct_anchors(tmp_path: Path) -> None:
     path = write_issue(tmp_path, "subject: S", "## News\n\na\n\n## News\n\nb\n")
     assert [s.anchor for s in read_issue(path).sections] == ["news", "news-2"]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import re
 import threading
+from html import unescape
+from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -171,3 +173,145 @@ def test_broken_mjml_in_a_workspace_template_is_a_clear_error(tmp_path: Path) ->
     with pytest.raises(IssueError) as caught:
         render_issue(read_issue(write_issue(tmp_path, "subject: S")), settings)
     assert str(caught.value).startswith(f"{tmp_path / 'templates' / 'newsletter.mjml'}: the MJML template is not valid")
+
+
+# What mail clients depend on in the final HTML, over the example and a large issue.
+EXAMPLE = REPO / "issues" / "example.md"
+LARGE = REPO / "tests" / "fixtures" / "large-issue.md"
+
+
+def final_html(settings: Settings, path: Path) -> str:
+    rendered = render_issue(read_issue(path), settings)
+    return fill_preview(rendered, settings, signer_for(settings), preview_subscriber(settings))[0]
+
+
+@pytest.mark.parametrize("path", [EXAMPLE, LARGE], ids=["example", "large"])
+def test_every_image_keeps_a_pixel_width_attribute(repo_settings: Settings, path: Path) -> None:
+    """Outlook for Windows sizes width="100%" against the image file, not the column."""
+    images = re.findall(r"<img\b[^>]*>", final_html(repo_settings, path))
+    assert len(images) >= (1 if path == EXAMPLE else 4)
+    assert [img for img in images if not re.search(r'\swidth="552"', img)] == []
+
+
+def test_the_logo_keeps_its_pixel_width(tmp_path: Path) -> None:
+    (tmp_path / "newsletter.toml").write_text('[brand]\nlogo = "https://example.org/logo.png"\n')
+    settings = load_settings(workspace=tmp_path)
+    html = render_issue(read_issue(write_issue(tmp_path, "subject: S", "Hi\n")), settings).html
+    (logo,) = re.findall(r"<img\b[^>]*>", html)
+    assert ' width="180"' in logo and 'width="100%"' not in logo
+
+
+@pytest.mark.parametrize("path", [EXAMPLE, LARGE], ids=["example", "large"])
+def test_every_in_issue_link_has_a_named_ascii_anchor(repo_settings: Settings, path: Path) -> None:
+    """Gmail, Outlook for Windows and Yahoo follow only <a name>, compared byte for byte."""
+    html = final_html(repo_settings, path)
+    targets = re.findall(r'href="#([^"]*)"', html)
+    names = re.findall(r'<a name="([^"]*)"></a>', html)
+    assert targets and set(targets) <= set(names)
+    assert len(names) == len(set(names)) == len(read_issue(path).sections) + 1  # the sections and the diary
+    assert [n for n in names if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", n)] == []
+    if path == EXAMPLE:
+        assert '<a href="#a-repair-cafe-for-riverton"' not in html  # not a highlight there
+        assert '<a name="a-repair-cafe-for-riverton"></a>' in html
+    else:
+        assert '<a href="#benevoles-wanted-for-the-french-conversation-table"' in html
+
+
+class _TableNesting(HTMLParser):
+    """Checks that table, tbody, tr and td open and close in order."""
+
+    TAGS = ("table", "tbody", "tr", "td")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.tables = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.TAGS:
+            self.stack.append(tag)
+            self.tables += tag == "table"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.TAGS:
+            if not self.stack or self.stack[-1] != tag:
+                self.errors.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'} at {self.getpos()}")
+            else:
+                self.stack.pop()
+
+
+def _as_seen_by(html: str, outlook: bool) -> str:
+    """Outlook for Windows reads what is inside its conditional comments and skips what is
+    marked [if !mso]; every other client does the opposite."""
+    if outlook:
+        html = re.sub(r"<!--\[if !mso\]><!-->.*?<!--<!\[endif\]-->", "", html, flags=re.S)
+        html = re.sub(r"<!--\[if [^\]]*mso[^\]]*\]>(.*?)<!\[endif\]-->", r"\1", html, flags=re.S)
+    return re.sub(r"<!--.*?-->", "", html, flags=re.S)
+
+
+@pytest.mark.parametrize("path", [EXAMPLE, LARGE], ids=["example", "large"])
+def test_outlook_conditional_tables_are_intact(repo_settings: Settings, path: Path) -> None:
+    html = final_html(repo_settings, path)
+    body = html[html.index("<body") :]
+    assert body.count("<!--[if mso | IE]>") == len(re.findall(r"<!--\[if mso \| IE\]>.*?<!\[endif\]-->", body, re.S))
+    for outlook in (True, False):
+        checker = _TableNesting()
+        checker.feed(_as_seen_by(body, outlook))
+        assert checker.errors == [] and checker.stack == [], f"outlook={outlook}"
+    issue = read_issue(path)
+    sections = 3 + len(issue.sections) + bool(issue.highlights) + bool(issue.events) + bool(issue.signoff)
+    outlook_tables = re.findall(r'<!--\[if mso \| IE\]><table [^>]*width="600"', body)
+    assert len(outlook_tables) == sections  # header, intro, highlights, sections, diary, signoff, footer
+
+
+@pytest.mark.parametrize("path", [EXAMPLE, LARGE], ids=["example", "large"])
+def test_the_inbox_preview_shows_the_preheader_alone(repo_settings: Settings, path: Path) -> None:
+    """A client's preview is the body's first text, hidden or not; after the preheader come only
+    invisible characters for longer than any client's preview."""
+    html = final_html(repo_settings, path)
+    body = re.sub(r"<!--.*?-->", "", html[html.index("<body") :], flags=re.S)
+    text = re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", "", body))).strip()
+    preheader = read_issue(path).preheader
+    assert text.startswith(preheader)
+    after = text[len(preheader) : len(preheader) + 250]
+    assert len(after) == 250 and not any(c.isalnum() for c in after), after[:80]
+
+
+def test_lists_and_quotes_indent_the_way_outlook_keeps(repo_settings: Settings) -> None:
+    """Outlook for Windows honours padding only on table cells, and margins on blocks."""
+    html = final_html(repo_settings, LARGE)
+    lists = re.findall(r"<(?:ul|ol)\b[^>]*>", html)
+    assert lists and all(re.search(r'style="margin:0 0 (?:12px|0) 24px; padding:0"', tag) for tag in lists)
+    quotes = re.findall(r'<td class="quote-bar" style="([^"]*)"><blockquote style="([^"]*)">', html)
+    assert quotes == [("border-left:3px solid #d0d7de; padding:0 0 0 12px", "margin:0; color:#57606a")]
+
+
+def test_broken_images_show_their_alt_text_in_the_body_font(repo_settings: Settings) -> None:
+    images = re.findall(r"<img\b[^>]*>", final_html(repo_settings, LARGE))
+    assert images and all("font-family:Helvetica, Arial, sans-serif" in img for img in images)
+
+
+def test_dark_mode_covers_buttons_headings_highlights_header_and_footer(repo_settings: Settings) -> None:
+    html = final_html(repo_settings, EXAMPLE)
+    head = html[: html.index("</head>")]
+    for scope in ("", "[data-ogsc] ", "[data-ogsb] "):
+        rule = "background" if scope != "[data-ogsc] " else "color"
+        wanted = {
+            "background": [".nl-card .nl-button td", ".nl-card .highlights td", ".nl-frame td", "body"],
+            "color": [".nl-card .nl-button a", ".nl-card h2", ".nl-frame a", ".nl-card .muted"],
+        }
+        for selector in wanted[rule] if scope else wanted["background"] + wanted["color"]:
+            assert f"{scope}{selector}" in head, f"{scope}{selector}"
+    assert ".nl-card .nl-button a { color: #ffffff !important; }" in head
+    assert ".nl-card h2, .nl-card a { color: #5393c8 !important; }" in head
+
+
+def test_an_accent_is_made_readable_and_never_lands_raw(tmp_path: Path) -> None:
+    for accent, heading, label in [("#ffcc00", "#866b00", "#1f2328"), ("red;}</style><script>x", "#1a6fb5", "#fff")]:
+        (tmp_path / "newsletter.toml").write_text(f"[brand]\naccent = {accent!r}\n".replace("'", '"'))
+        settings = load_settings(workspace=tmp_path)
+        html = render_issue(read_issue(write_issue(tmp_path, "subject: S", "## Title\n\nHi\n")), settings).html
+        assert "<script" not in html and "red;}" not in html
+        assert re.search(rf'<h2 id="title" style="[^"]*color:{heading}"', html)
+        assert f"color:{label}" in html

@@ -18,6 +18,7 @@ from ..errors import IssueError, IssueNotFound
 from . import markup
 from .envelope import MessageTemplate, preview_subscriber
 from .issue import Issue, read_issue
+from .palette import DEFAULT_ACCENT, MIN_CONTRAST, contrast, palette_for, parse_colour
 from .render import GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES, RenderedIssue, render_issue
 
 Level = Literal["error", "warning"]
@@ -103,22 +104,40 @@ def size_findings(issue: Issue, html_bytes: int) -> list[Finding]:
     return []
 
 
-VAGUE_LINK_TEXT = {
-    "here",
-    "click here",
-    "this link",
-    "link",
-    "read more",
-    "more",
-    "click",
-    "this",
-    "go",
-    "here.",
-    "click here.",
-    "more info",
-    "find out more",
-    "learn more",
-}
+# Lighthouse's list of link texts that do not describe their target (its link-text audit),
+# with the ones real issues write: "link", "this page", "click". Any text ending in "here"
+# ("Sign it here", "Register here") is vague as well.
+VAGUE_LINK_TEXT = frozenset(
+    {
+        "click here",
+        "click this",
+        "go",
+        "here",
+        "information",
+        "learn more",
+        "more",
+        "more info",
+        "more information",
+        "right here",
+        "read more",
+        "see more",
+        "start",
+        "this",
+        "click",
+        "link",
+        "this link",
+        "this page",
+        "find out more",
+        "details",
+        "continue",
+    }
+)
+
+
+def is_vague_link_text(text: str) -> bool:
+    words = re.sub(r"[^\w\s]", " ", text.lower()).split()
+    plain = " ".join(words)
+    return plain in VAGUE_LINK_TEXT or (bool(words) and words[-1] == "here")
 
 
 def link_text_findings(issue: Issue) -> list[Finding]:
@@ -126,7 +145,7 @@ def link_text_findings(issue: Issue) -> list[Finding]:
     found = []
     for source in markdown_sources(issue):
         for ref in markup.references(source.text, source.line):
-            if ref.kind != "image" and ref.text.strip().lower() in VAGUE_LINK_TEXT:
+            if ref.kind != "image" and is_vague_link_text(ref.text):
                 found.append(
                     Finding(
                         str(issue.path),
@@ -136,6 +155,34 @@ def link_text_findings(issue: Issue) -> list[Finding]:
                     )
                 )
     return found
+
+
+def accent_findings(settings: Settings) -> list[Finding]:
+    """The accent colour is used for headings, links and buttons in light and dark mode."""
+    accent = settings.brand.accent
+    line = _setting_line(settings, "brand", "accent")
+    file = str(settings.config_path)
+    rgb = parse_colour(accent)
+    if rgb is None:
+        return [
+            Finding(
+                file, line, "warning", f"[brand] accent {accent!r} is not a colour like #1a6fb5; using {DEFAULT_ACCENT}"
+            )
+        ]
+    palette = palette_for(accent)
+    if not palette.adjusted:
+        return []
+    ratio = contrast(rgb, (255, 255, 255))
+    return [
+        Finding(
+            file,
+            line,
+            "warning",
+            f"[brand] accent {accent} on white has contrast {ratio:.1f}:1, under {MIN_CONTRAST}:1: "
+            f"headings and links use {palette.text_light} instead; buttons keep {accent} with "
+            f"{palette.button_text} text",
+        )
+    ]
 
 
 def subject_findings(issue: Issue) -> list[Finding]:
@@ -351,7 +398,7 @@ def check_issue(path: Path, settings: Settings) -> list[Finding]:
     except IssueError as exc:
         return [Finding(exc.file or str(path), exc.line, "error", exc.message)]
     findings = link_findings(issue) + link_text_findings(issue) + subject_findings(issue)
-    findings += settings_findings(settings)
+    findings += settings_findings(settings) + accent_findings(settings)
     try:
         rendered = render_issue(issue, settings)
     except IssueError as exc:

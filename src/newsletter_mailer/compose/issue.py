@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,8 +75,11 @@ class Issue:
 
 
 def slugify(text: str) -> str:
+    """An ASCII anchor name: Outlook and Gmail compare ``<a name>`` byte for byte with the
+    link's fragment, which they may have percent-encoded, so accents are dropped (café -> cafe)."""
     plain = re.sub(r"[*_`\[\]()!]", "", text).lower()
-    return re.sub(r"[^\w]+", "-", plain, flags=re.UNICODE).strip("-") or "section"
+    ascii_text = unicodedata.normalize("NFKD", plain).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-") or "section"
 
 
 def _split_front_matter(text: str, file: Path) -> tuple[str, str, int]:

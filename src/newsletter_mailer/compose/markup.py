@@ -48,8 +48,28 @@ class LinkRef:
     kind: str  # "link", "image", "button"
 
 
+# Outlook for Windows honours padding only on table cells, so a quote's indent and bar live on
+# a cell around the <blockquote> (classes the template styles and premailer inlines).
+_QUOTE_OPEN = (
+    '<table class="quote" role="presentation" border="0" cellpadding="0" cellspacing="0" width="100%">'
+    '<tr><td class="quote-bar"><blockquote>\n'
+)
+_QUOTE_CLOSE = "</blockquote></td></tr></table>\n"
+
+
+def _quote_open(*_: Any) -> str:
+    return _QUOTE_OPEN
+
+
+def _quote_close(*_: Any) -> str:
+    return _QUOTE_CLOSE
+
+
 def new_parser() -> MarkdownIt:
-    return MarkdownIt("commonmark", {"typographer": False})
+    md = MarkdownIt("commonmark", {"typographer": False})
+    md.add_render_rule("blockquote_open", _quote_open)
+    md.add_render_rule("blockquote_close", _quote_close)
+    return md
 
 
 _MD = new_parser()

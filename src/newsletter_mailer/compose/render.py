@@ -24,11 +24,16 @@ from ..workspace import shipped
 from . import markup
 from .issue import Event, Issue
 from .merge import MergeFields
+from .palette import palette_for
 from .plaintext import TextWriter, underline, wrap
 
 TEMPLATE = "newsletter.mjml"
 GMAIL_CLIP_BYTES = 102 * 1024
 SIZE_WARNING_BYTES = 90 * 1024
+# Inbox previews show the first 90-200 characters of the body. After the preheader come
+# invisible characters (combining grapheme joiner, zero-width non-joiner, no-break space), so
+# the preview does not run on into the header and the subject.
+PREHEADER_PADDING = Markup("&#847;&zwnj;&nbsp;" * 120)
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,8 @@ def build_context(issue: Issue, settings: Settings, fields: MergeFields) -> dict
     return {
         "newsletter": settings.newsletter,
         "brand": settings.brand,
+        "palette": palette_for(settings.brand.accent),
+        "preheader_padding": PREHEADER_PADDING,
         "issue": {
             "subject": fields.substitute(issue.subject, file=file, line=issue.line_of("subject")),
             "preheader": fields.substitute(issue.preheader, file=file, line=issue.line_of("preheader")),
@@ -163,6 +170,9 @@ def inline_css(html: str) -> str:
         remove_classes=False,
         cssutils_logging_level=logging.CRITICAL,
         disable_leftover_css=True,
+        # premailer copies CSS widths into attributes, turning MJML's width="552" on an image
+        # into width="100%", which Outlook for Windows reads against the image file's own size.
+        disable_basic_attributes=["width", "height"],
     )
     out: str = inliner.transform(pretty_print=False)
     out = out.replace(' data-premailer="ignore"', "")
