@@ -352,7 +352,8 @@ def send(
 @click.pass_context
 @friendly
 def status(ctx: click.Context, issue: Path) -> None:
-    """Journal counts for ISSUE and each failed recipient with its last SMTP reply."""
+    """Journal counts for ISSUE, each failed recipient with its last SMTP reply, and its bounce reports."""
+    from .store.bounce_log import BounceLog
     from .store.journal import SQLiteJournal
 
     settings = settings_from(ctx)
@@ -363,6 +364,7 @@ def status(ctx: click.Context, issue: Path) -> None:
     try:
         counts = journal.counts(issue.stem)
         failures = journal.failures(issue.stem)
+        bounced = BounceLog(journal.db).for_issue(issue.stem)
     finally:
         journal.close()
     out.print(
@@ -372,6 +374,9 @@ def status(ctx: click.Context, issue: Path) -> None:
     )
     for address, attempts, reply in failures:
         out.print(f"failed {escape(address)} after {attempts} attempt(s): {escape(reply)}")
+    for b in bounced:
+        detail = " ".join(p for p in (b.status, b.diagnostic) if p)
+        out.print(f"bounce report: {b.category} for {b.address}, {b.action}; {detail}".rstrip("; "), markup=False)
 
 
 @main.command()
@@ -546,3 +551,26 @@ def dkim_keygen(ctx: click.Context, selector: str, domain: str | None, out_path:
     out.print("\nThen add to newsletter.toml:\n", markup=False)
     relative = path.relative_to(settings.workspace) if path.is_relative_to(settings.workspace) else path
     out.print(f'[dkim]\ndomain = "{domain}"\nselector = "{selector}"\nkey_file = "{relative}"', markup=False)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.pass_context
+@friendly
+def bounces(ctx: click.Context, paths: tuple[Path, ...]) -> None:
+    """Process delivery reports from PATHS (files, mbox, Maildir) or, with none, the [bounces] IMAP folder."""
+    from .store.bounce_log import process_imap, process_paths
+
+    settings = settings_from(ctx)
+    outcomes = process_paths(settings, paths) if paths else process_imap(settings)
+    for o in outcomes:
+        who = f"{o.address} ({o.issue or 'issue unknown'})" if o.address else "no recipient of ours"
+        detail = " ".join(p for p in (o.report.status, o.report.diagnostic) if p)
+        out.print(
+            f"{o.source}: {o.report.category.value}, {who}: {o.action.value}; {detail}".rstrip("; "), markup=False
+        )
+    counts = {
+        a: sum(o.action.value == a for o in outcomes)
+        for a in ("suppressed", "counted", "ignored", "unrecognised", "duplicate")
+    }
+    out.print(f"{len(outcomes)} message(s): " + ", ".join(f"{n} {a}" for a, n in counts.items()), markup=False)

@@ -10,6 +10,7 @@
     │   ├── SMTPStartError        the relay refused the connection or the login at start (ConnectionError)
     │   ├── SendPaused            too many consecutive failures: the run paused itself
     │   └── AlreadySending        another `send` of the same issue holds the lock
+    ├── MailboxError              the bounce mailbox cannot be reached or refused the login (ConnectionError)
     └── TokenError                an unsubscribe token is altered, truncated or foreign (ValueError)
 
 The CLI turns every NewsletterError into a message and an exit code; anything else is a bug
@@ -78,6 +79,11 @@ class SendPaused(SendError):
 
 class AlreadySending(SendError):
     """Raised when another ``send`` of the same issue is running in this workspace."""
+
+
+class MailboxError(NewsletterError, ConnectionError):
+    """Raised when the IMAP mailbox in [bounces] cannot be reached, refuses TLS or the login, or
+    lacks the folder; nothing is marked or moved then."""
 
 
 class TokenError(NewsletterError, ValueError):

@@ -219,7 +219,7 @@ class Campaign:
                         progress.finished_one(job.address, None)
                         continue
                     first_try.setdefault(job.id, time.monotonic())
-                    envelope = template.envelope(job.subscriber())
+                    envelope = template.envelope(job.subscriber(), job.id)
                     try:
                         result = await connection.send(envelope)
                     except SMTPStartError as exc:  # the login was refused: nothing was handed over
