@@ -140,14 +140,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_asgi(app: Callable[..., Any]) -> Iterator[str]:
-    """Run an ASGI app under a real uvicorn server on loopback; yields its base URL."""
+def serve_asgi(app: Callable[..., Any], port: int = 0) -> Iterator[str]:
+    """Run an ASGI app under a real uvicorn server on loopback (on ``port``, or a free one);
+    yields its base URL."""
     import threading
     import time
 
     import uvicorn
 
-    port = free_port()
+    port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             app,

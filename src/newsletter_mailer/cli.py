@@ -217,6 +217,8 @@ def _print_preflight(p: Any) -> None:
 
     table = Table(title=f"Pre-flight: {p.issue} to {p.subscribers}", show_header=False, title_justify="left")
     table.add_row("to send now", f"[bold]{p.to_send}[/]")
+    table.add_row("in the list: from the CSV", str(p.from_csv))
+    table.add_row("in the list: confirmed signups (not in the CSV)", str(p.from_signups))
     table.add_row("skipped: invalid address", str(p.invalid))
     table.add_row("skipped: duplicate", str(p.duplicates))
     table.add_row("skipped: unsubscribed or bounced", str(p.suppressed))
@@ -574,3 +576,42 @@ def bounces(ctx: click.Context, paths: tuple[Path, ...]) -> None:
         for a in ("suppressed", "counted", "ignored", "unrecognised", "duplicate")
     }
     out.print(f"{len(outcomes)} message(s): " + ", ".join(f"{n} {a}" for a, n in counts.items()), markup=False)
+
+
+@subscribers.command("export")
+@click.option(
+    "-o", "--out", "out_path", type=click.Path(path_type=Path, dir_okay=False), help="CSV file (default: stdout)."
+)
+@click.pass_context
+@friendly
+def subscribers_export(ctx: click.Context, out_path: Path | None) -> None:
+    """Write the list a send would use: the CSV plus confirmed signups, minus suppressions, with consent columns."""
+    from .audience.subscribers import ListReport, read_subscribers
+    from .store.database import connect
+    from .store.signup_log import export_list
+
+    settings = settings_from(ctx)
+    path = settings.path(settings.newsletter.subscribers)
+    rows = read_subscribers(path, ListReport(path))
+    db = connect(settings.database_path)
+    try:
+        if out_path is None:
+            count = export_list(db, rows, sys.stdout, settings.signup.fields)
+        else:
+            with out_path.open("w", encoding="utf-8", newline="") as handle:
+                count = export_list(db, rows, handle, settings.signup.fields)
+    finally:
+        db.close()
+    err.print(f"exported {count} subscribers", markup=False)
+
+
+@main.command("signup-form")
+@click.pass_context
+@friendly
+def signup_form(ctx: click.Context) -> None:
+    """Print an HTML signup form for your own website; it posts to the signup page of `serve`."""
+    from .audience.signup import form_html
+
+    settings = settings_from(ctx)
+    action = f"{settings.newsletter.base_url.rstrip('/')}/subscribe"
+    out.print(form_html(action, settings.signup.fields), markup=False, highlight=False)
