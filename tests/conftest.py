@@ -4,6 +4,7 @@ programs (Chromium) the browser tests need."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -156,14 +157,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_asgi(app: Callable[..., Any]) -> Iterator[str]:
-    """Run an ASGI app under a real uvicorn server on loopback; yields its base URL."""
+def serve_asgi(app: Callable[..., Any], port: int = 0) -> Iterator[str]:
+    """Run an ASGI app under a real uvicorn server on loopback (on ``port``, or a free one);
+    yields its base URL."""
     import threading
     import time
 
     import uvicorn
 
-    port = free_port()
+    port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -235,3 +237,130 @@ def journal_counts(root: Path) -> dict[str, int]:
         return journal.counts("issue")
     finally:
         journal.close()
+
+
+# A real IMAP server for the bounce mailbox: Dovecot on loopback with a temporary mail home.
+
+DOVECOT = "/usr/sbin/dovecot"
+DOVECOT_CONF = """
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+instance_name = nlm-test-{port}
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+# Plaintext logins over loopback only, for the test.
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:{root}/mail/%u
+first_valid_uid = {uid}
+default_internal_user = {internal}
+default_internal_group = {internal_group}
+default_login_user = {login}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service stats {{
+  unix_listener stats-reader {{
+    mode = 0600
+  }}
+  unix_listener stats-writer {{
+    mode = 0600
+  }}
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={root}/mail/%u
+}}
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Dovecot:
+    port: int
+    username: str
+    password: str
+    root: Path
+
+    def client(self) -> Any:
+        import imaplib
+
+        imap = imaplib.IMAP4("127.0.0.1", self.port, timeout=10)
+        imap.login(self.username, self.password)
+        return imap
+
+    def deliver(self, data: bytes, folder: str = "INBOX") -> None:
+        imap = self.client()
+        try:
+            imap.append(folder, None, None, data)
+        finally:
+            imap.logout()
+
+
+def _dovecot_users() -> tuple[str, str, str, int, int] | str:
+    """(internal user, its group, login user, mail uid, mail gid), or why Dovecot cannot run."""
+    import grp
+    import pwd
+
+    if os.geteuid() != 0:
+        me = pwd.getpwuid(os.getuid())
+        return me.pw_name, grp.getgrgid(os.getgid()).gr_name, me.pw_name, os.getuid(), os.getgid()
+    try:
+        internal, login = pwd.getpwnam("dovecot"), pwd.getpwnam("dovenull")
+    except KeyError:
+        return "the users dovecot and dovenull are missing (install the Debian package dovecot-imapd)"
+    return internal.pw_name, grp.getgrgid(internal.pw_gid).gr_name, login.pw_name, internal.pw_uid, internal.pw_gid
+
+
+@pytest.fixture
+def dovecot() -> Iterator[Dovecot]:
+    """Dovecot on 127.0.0.1 with a temporary config, mail home and one user; stopped after."""
+    import socket
+    import tempfile
+    import time
+
+    if not os.path.exists(DOVECOT):
+        pytest.skip(f"IMAP test skipped: {DOVECOT} is not installed (Debian package dovecot-imapd)")
+    users = _dovecot_users()
+    if isinstance(users, str):
+        pytest.skip(f"IMAP test skipped: {users}")
+    internal, internal_group, login, uid, gid = users
+    # Its own directory under /tmp: Dovecot's mail processes run as another user and must be
+    # able to reach the mail home, which pytest's private (0700) tmp_path does not allow.
+    with tempfile.TemporaryDirectory(prefix="nlm-dovecot-") as temp:
+        root = Path(temp)
+        root.chmod(0o711)
+        (root / "mail").mkdir()
+        os.chown(root / "mail", uid, gid)
+        (root / "passwd").write_text("bounces@news.example.org:{PLAIN}imap-test-password\n")
+        port = free_port()
+        conf = DOVECOT_CONF.format(
+            root=root, port=port, internal=internal, internal_group=internal_group, login=login, uid=uid, gid=gid
+        )
+        (root / "dovecot.conf").write_text(conf)
+        process = subprocess.Popen([DOVECOT, "-F", "-c", str(root / "dovecot.conf")], stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 15
+            while True:
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                    if sock.recv(100).startswith(b"* OK"):
+                        break
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log = (root / "dovecot.log").read_text() if (root / "dovecot.log").exists() else ""
+                    pytest.skip(f"IMAP test skipped: Dovecot did not start: {log.strip()[-300:]}")
+                time.sleep(0.05)
+            yield Dovecot(port, "bounces@news.example.org", "imap-test-password", root)
+        finally:
+            process.terminate()
+            process.wait(timeout=15)

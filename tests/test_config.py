@@ -86,3 +86,25 @@ def test_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
 def test_explicit_config_path_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "other.toml", env={})
+
+
+def test_bounces_section_password_from_the_environment_only(tmp_path: Path) -> None:
+    write(tmp_path, '[bounces]\naddress = "bounces@news.example.org"\nhost = "imap.example.org"\nsoft_threshold = 2\n')
+    settings = load_settings(workspace=tmp_path, env={"NEWSLETTER_BOUNCES_PASSWORD": "s3cret"})
+    assert settings.bounces.password == "s3cret" and settings.bounces.effective_port == 993
+    assert settings.bounces.soft_threshold == 2 and "s3cret" not in repr(settings)
+    write(tmp_path, '[bounces]\npassword = "oops"\n')
+    with pytest.raises(ConfigError, match="NEWSLETTER_BOUNCES_PASSWORD") as caught:
+        load_settings(workspace=tmp_path, env={})
+    assert caught.value.line == 2
+
+
+@pytest.mark.parametrize(
+    "line",
+    ['address = "bounces+tag@news.example.org"', 'address = "no-at-sign"', "soft_threshold = 0"],
+)
+def test_bad_bounces_settings_name_the_key(tmp_path: Path, line: str) -> None:
+    write(tmp_path, f"[bounces]\n{line}\n")
+    with pytest.raises(ConfigError, match=r"\[bounces\]") as caught:
+        load_settings(workspace=tmp_path, env={})
+    assert caught.value.line == 2

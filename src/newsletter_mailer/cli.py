@@ -241,6 +241,8 @@ def print_preflight(p: Preflight) -> None:
 
     table = Table(title=f"Pre-flight: {p.issue} to {p.subscribers}", show_header=False, title_justify="left")
     table.add_row("to send now", f"[bold]{p.to_send}[/]")
+    table.add_row("in the list: from the CSV", str(p.from_csv))
+    table.add_row("in the list: confirmed signups (not in the CSV)", str(p.from_signups))
     table.add_row("skipped: invalid address", str(p.invalid))
     table.add_row("skipped: duplicate", str(p.duplicates))
     table.add_row("skipped: unsubscribed or bounced", str(p.suppressed))
@@ -375,14 +377,16 @@ def resume_command(ctx: click.Context, issue: Path, subscribers: Path | None) ->
 @click.pass_context
 @friendly
 def status(ctx: click.Context, issue: Path) -> None:
-    """Journal counts for ISSUE and each failed recipient with its last SMTP reply."""
+    """Journal counts for ISSUE, each failed recipient with its last SMTP reply, and its bounce reports."""
     from .compose.issue import issue_key
+    from .store.bounce_log import BounceLog
     from .store.journal import issue_status
     from .store.workspace_store import existing_store
 
     key = issue_key(issue)
     with existing_store(settings_from(ctx)) as store:
         report = issue_status(store.journal if store else None, key)
+        bounced = BounceLog(store.journal.db).for_issue(key) if store else []
     counts = report.counts
     if not any(counts.values()):
         out.print(f"{report.issue}: nothing sent yet")
@@ -394,6 +398,9 @@ def status(ctx: click.Context, issue: Path) -> None:
     )
     for failure in report.failures:
         out.print(f"failed {escape(failure.address)} after {failure.attempts} attempt(s): {escape(failure.reply)}")
+    for b in bounced:
+        detail = " ".join(p for p in (b.status, b.diagnostic) if p)
+        out.print(f"bounce report: {b.category} for {b.address}, {b.action}; {detail}".rstrip("; "), markup=False)
 
 
 @main.command()
@@ -540,3 +547,65 @@ def dkim_keygen(ctx: click.Context, selector: str, domain: str | None, out_path:
     out.print("\nThen add to newsletter.toml:\n", markup=False)
     relative = path.relative_to(settings.workspace) if path.is_relative_to(settings.workspace) else path
     out.print(f'[dkim]\ndomain = "{domain}"\nselector = "{selector}"\nkey_file = "{relative}"', markup=False)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.pass_context
+@friendly
+def bounces(ctx: click.Context, paths: tuple[Path, ...]) -> None:
+    """Process delivery reports from PATHS (files, mbox, Maildir) or, with none, the [bounces] IMAP folder."""
+    from .store.bounce_log import process_imap, process_paths
+
+    settings = settings_from(ctx)
+    outcomes = process_paths(settings, paths) if paths else process_imap(settings)
+    for o in outcomes:
+        who = f"{o.address} ({o.issue or 'issue unknown'})" if o.address else "no recipient of ours"
+        detail = " ".join(p for p in (o.report.status, o.report.diagnostic) if p)
+        out.print(
+            f"{o.source}: {o.report.category.value}, {who}: {o.action.value}; {detail}".rstrip("; "), markup=False
+        )
+    counts = {
+        a: sum(o.action.value == a for o in outcomes)
+        for a in ("suppressed", "counted", "ignored", "unrecognised", "duplicate")
+    }
+    out.print(f"{len(outcomes)} message(s): " + ", ".join(f"{n} {a}" for a, n in counts.items()), markup=False)
+
+
+@subscribers.command("export")
+@click.option(
+    "-o", "--out", "out_path", type=click.Path(path_type=Path, dir_okay=False), help="CSV file (default: stdout)."
+)
+@click.pass_context
+@friendly
+def subscribers_export(ctx: click.Context, out_path: Path | None) -> None:
+    """Write the list a send would use: the CSV plus confirmed signups, minus suppressions, with consent columns."""
+    from .audience.subscribers import ListReport, read_subscribers
+    from .store.database import connect
+    from .store.signup_log import export_list
+
+    settings = settings_from(ctx)
+    path = settings.path(settings.newsletter.subscribers)
+    rows = read_subscribers(path, ListReport(path))
+    db = connect(settings.database_path)
+    try:
+        if out_path is None:
+            count = export_list(db, rows, sys.stdout, settings.signup.fields)
+        else:
+            with out_path.open("w", encoding="utf-8", newline="") as handle:
+                count = export_list(db, rows, handle, settings.signup.fields)
+    finally:
+        db.close()
+    err.print(f"exported {count} subscribers", markup=False)
+
+
+@main.command("signup-form")
+@click.pass_context
+@friendly
+def signup_form(ctx: click.Context) -> None:
+    """Print an HTML signup form for your own website; it posts to the signup page of `serve`."""
+    from .audience.signup import form_html
+
+    settings = settings_from(ctx)
+    action = f"{settings.newsletter.base_url.rstrip('/')}/subscribe"
+    out.print(form_html(action, settings.signup.fields), markup=False, highlight=False)

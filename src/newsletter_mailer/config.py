@@ -9,7 +9,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,38 @@ class DKIMSettings:
 
 
 @dataclass(frozen=True)
+class BouncesSettings:
+    """Where delivery reports go (the VERP envelope sender) and the mailbox they are read from."""
+
+    address: str = ""
+    host: str = ""
+    port: int = 0
+    tls: bool = True
+    verify_certificates: bool = True
+    username: str = ""
+    password: str = field(default="", repr=False)
+    folder: str = "INBOX"
+    processed_folder: str = "Processed"
+    soft_threshold: int = 3
+    soft_window_days: float = 30.0
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (993 if self.tls else 143)
+
+
+@dataclass(frozen=True)
+class SignupSettings:
+    """The double opt-in signup form served by ``newsletter serve``."""
+
+    fields: tuple[str, ...] = ()
+    wording_version: str = "1"
+    confirm_hours: float = 48.0
+    per_address_per_day: int = 3
+    per_ip_per_hour: int = 10
+
+
+@dataclass(frozen=True)
 class Settings:
     workspace: Path
     config_path: Path
@@ -98,6 +130,8 @@ class Settings:
     brand: BrandSettings = BrandSettings()
     smtp: SMTPSettings = SMTPSettings()
     dkim: DKIMSettings = DKIMSettings()
+    bounces: BouncesSettings = BouncesSettings()
+    signup: SignupSettings = SignupSettings()
 
     def path(self, value: str) -> Path:
         """A path from the settings, relative to the workspace."""
@@ -118,8 +152,10 @@ _SECTIONS: dict[str, type[Any]] = {
     "brand": BrandSettings,
     "smtp": SMTPSettings,
     "dkim": DKIMSettings,
+    "bounces": BouncesSettings,
+    "signup": SignupSettings,
 }
-_SECRET_KEYS = {("smtp", "password"), ("dkim", "key")}
+_SECRET_KEYS = {("smtp", "password"), ("dkim", "key"), ("bounces", "password")}
 
 
 def _toml_name(attr: str) -> str:
@@ -282,4 +318,26 @@ def load_settings(
         brand=sections["brand"],
         smtp=smtp,
         dkim=sections["dkim"],
+        bounces=_bounces(sections["bounces"], env, text, file),
+        signup=sections["signup"],
     )
+
+
+def _bounces(bounces: BouncesSettings, env: Mapping[str, str], text: str, file: str) -> BouncesSettings:
+    """The bounce address must be a plain address we can put a +TOKEN into; the IMAP password
+    comes from NEWSLETTER_BOUNCES_PASSWORD only."""
+    local, at, domain = bounces.address.rpartition("@")
+    if bounces.address and (not at or not local or "+" in local or not re.match(r"^[A-Za-z0-9.-]+$", domain)):
+        raise ConfigError(
+            "[bounces] address must be a plain address such as bounces@news.example.org (no +tag)",
+            file=file,
+            line=key_line(text, "bounces", "address"),
+        )
+    if bounces.soft_threshold < 1:
+        raise ConfigError(
+            "[bounces] soft_threshold must be at least 1", file=file, line=key_line(text, "bounces", "soft_threshold")
+        )
+    password = env.get("NEWSLETTER_BOUNCES_PASSWORD", "")
+    if password:
+        bounces = replace(bounces, password=password)
+    return bounces

@@ -12,6 +12,7 @@
     │   ├── SendPaused            too many consecutive failures: the run paused itself
     │   ├── AlreadySending        another `send` of the same issue holds the lock
     │   └── SendInterrupted       Ctrl+C stopped a dispatch; says what was sent and what is in flight
+    ├── MailboxError              the bounce mailbox cannot be reached or refused the login (ConnectionError)
     └── TokenError                an unsubscribe token is altered, truncated or foreign (ValueError)
 
 The CLI turns every NewsletterError into a message and an exit code; anything else is a bug
@@ -99,6 +100,11 @@ class SendInterrupted(SendError):
         self.sent = sent
         self.in_flight = in_flight
         self.pending = pending
+
+
+class MailboxError(NewsletterError, ConnectionError):
+    """Raised when the IMAP mailbox in [bounces] cannot be reached, refuses TLS or the login, or
+    lacks the folder; nothing is marked or moved then."""
 
 
 class TokenError(NewsletterError, ValueError):

@@ -20,6 +20,7 @@ from email.quoprimime import body_encode
 
 from ..audience.links import TokenSigner
 from ..audience.subscribers import Subscriber, clean_value
+from ..audience.verp import VerpCodec
 from ..config import Settings
 from .merge import ESCAPERS, Context, html_contexts, text_contexts
 from .render import RenderedIssue
@@ -112,6 +113,9 @@ class MessageTemplate:
         self.unique_ids = unique_ids
         news = settings.newsletter
         self.sender = news.from_
+        # With [bounces] address, each journal row gets its own envelope sender (VERP).
+        bounce_to = settings.bounces.address
+        self._verp = VerpCodec.from_signer(signer, bounce_to) if bounce_to else None
         self._base_url = news.base_url
         self._domain = news.from_domain
         self._issue_key = rendered.issue.key.encode("utf-8")
@@ -215,7 +219,8 @@ class MessageTemplate:
             self._date = (email.utils.formatdate(second, localtime=True), second)
         return self._date[0]
 
-    def envelope(self, subscriber: Subscriber) -> Envelope:
+    def envelope(self, subscriber: Subscriber, row: int = 0) -> Envelope:
+        """The message for one recipient; ``row`` is its journal row, named by the VERP sender."""
         address = subscriber.email
         url = self.signer.unsubscribe_url(self._base_url, address)
         values = self._fields.values(subscriber.merge_values(), url)
@@ -237,7 +242,8 @@ class MessageTemplate:
         data = b"".join(pieces)
         if self.dkim is not None:
             data = self.dkim(data)
-        return Envelope(sender=self.sender, recipient=address, data=data, message_id=message_id)
+        sender = self._verp.sender(row) if self._verp and row else (self.settings.bounces.address or self.sender)
+        return Envelope(sender=sender, recipient=address, data=data, message_id=message_id)
 
 
 def preview_subscriber(settings: Settings) -> Subscriber:

@@ -22,6 +22,7 @@ from typing import Protocol
 from email_validator import EmailNotValidError
 
 from ..audience.links import signer_for
+from ..audience.signup import Tally, merge_lists
 from ..audience.subscribers import ListReport, Subscriber, normalise_address, read_subscribers
 from ..audience.suppressions import SuppressionList
 from ..compose.dkim import dkim_signer
@@ -32,6 +33,7 @@ from ..config import Settings, SMTPSettings
 from ..errors import ConfigError, SendPaused, SMTPStartError, UserInputError
 from ..store.database import connect, send_lock
 from ..store.journal import Delivery, SQLiteJournal
+from ..store.signup_log import SignupLog
 from .outbox import LocalOutbox
 from .ratelimit import RateLimiter
 from .transport import Kind, Result, SMTPTransport, Transport
@@ -53,6 +55,8 @@ class Preflight:
     resumed_in_flight: int
     problems: tuple[str, ...]
     more_problems: int
+    from_csv: int = 0
+    from_signups: int = 0
 
 
 @dataclass
@@ -219,7 +223,7 @@ class Campaign:
                         progress.finished_one(job.address, None)
                         continue
                     first_try.setdefault(job.id, time.monotonic())
-                    envelope = template.envelope(job.subscriber())
+                    envelope = template.envelope(job.subscriber(), job.id)
                     try:
                         result = await connection.send(envelope)
                     except SMTPStartError as exc:  # the login was refused: nothing was handed over
@@ -256,7 +260,9 @@ class Campaign:
 def _preflight(journal: SQLiteJournal, issue: str, subscribers: Path, retry_failed: bool) -> Preflight:
     report = ListReport(subscribers)
     recovered = journal.recover_in_flight(issue)
-    journal.add_recipients(issue, read_subscribers(subscribers, report))
+    tally = Tally()  # the list at send time: the CSV plus confirmed signups
+    signups = [c.subscriber for c in SignupLog(journal.db).confirmed()]
+    journal.add_recipients(issue, merge_lists(read_subscribers(subscribers, report), signups, tally))
     if retry_failed:
         journal.retry_failed(issue)
     counts = journal.counts(issue)
@@ -274,6 +280,8 @@ def _preflight(journal: SQLiteJournal, issue: str, subscribers: Path, retry_fail
         resumed_in_flight=recovered,
         problems=tuple(report.problems),
         more_problems=report.more_problems,
+        from_csv=tally.from_csv,
+        from_signups=tally.from_signups,
     )
 
 
@@ -313,7 +321,8 @@ def dry_run(issue_path: Path, settings: Settings, subscribers: Path | None = Non
     report = ListReport(subscribers)
     built = octets = suppressed = already = 0
     try:
-        for subscriber in read_subscribers(subscribers, report):
+        signups = [c.subscriber for c in SignupLog(db).confirmed()]
+        for subscriber in merge_lists(read_subscribers(subscribers, report), signups, Tally()):
             if subscriber.email in suppressions:
                 suppressed += 1
                 continue

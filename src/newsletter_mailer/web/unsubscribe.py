@@ -67,6 +67,8 @@ def mask(address: str) -> str:
 
 
 def create_app(settings: Settings) -> Starlette:
+    from .subscribe import signup_routes  # the signup pages share this app and its page style
+
     signer = signer_for(settings)
     news = settings.newsletter
     name = html.escape(news.name)
@@ -184,5 +186,6 @@ def create_app(settings: Settings) -> Starlette:
             Route("/unsubscribe/{token}", unsubscribe, methods=["POST"]),
             Route("/resubscribe/{token}", resubscribe, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            *signup_routes(settings, page, mask),
         ]
     )

@@ -1,0 +1,217 @@
+"""Reading delivery reports: what a returned message says happened, and what to do about it.
+
+RFC 3464 delivery-status reports and RFC 5965 (ARF) complaints are read field by field; the
+non-standard formats some servers still send are left to flufl.bounce's detectors (from
+Mailman). Auto-replies are recognised (RFC 3834 headers and the usual subjects) and ignored.
+The policy is Mailman's in spirit: a hard bounce or a complaint suppresses at once; soft
+bounces suppress after ``threshold`` of them on different issues within a window.
+"""
+
+from __future__ import annotations
+
+import email
+import email.message
+import enum
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.message import Message
+
+from flufl.bounce import all_failures
+
+__all__ = ["Action", "Category", "Policy", "Report", "classify_status", "parse_report"]
+
+_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+_AUTO_SUBJECT = re.compile(
+    r"^\s*(out of (the )?office|automatic reply|auto(matic)?[- ]?(reply|response)|auto:|vacation|"
+    r"away from my (e-?mail|desk)|abwesenheit|r[ée]ponse automatique|absence)",
+    re.IGNORECASE,
+)
+_UNKNOWN_USER = re.compile(
+    r"user unknown|unknown user|no such (user|mailbox|recipient)|does not exist|mailbox unavailable|"
+    r"recipient (address )?rejected|address rejected|not found|invalid recipient|unrouteable",
+    re.IGNORECASE,
+)
+_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]+")
+MAX_DIAGNOSTIC = 300
+
+
+class Category(enum.Enum):
+    HARD = "hard"  # the address does not exist or is disabled (5.1.x, 5.2.1)
+    SOFT = "soft"  # full mailbox (5.2.2), temporary (4.x.x) or another permanent refusal
+    COMPLAINT = "complaint"  # the recipient marked the message as spam (ARF)
+    AUTO_REPLY = "auto-reply"  # vacation or out-of-office: ignored
+    DELAYED = "delayed"  # a warning that delivery is still being tried: ignored
+    UNKNOWN = "unknown"  # not a report this reader understands: left for a person
+
+
+class Action(enum.Enum):
+    SUPPRESSED = "suppressed"
+    COUNTED = "counted"  # a soft bounce below the threshold
+    IGNORED = "ignored"  # auto-reply, delay warning, or no recipient found
+    UNRECOGNISED = "unrecognised"
+    DUPLICATE = "duplicate"  # this report was processed before
+
+
+@dataclass(frozen=True)
+class Report:
+    """What one returned message says."""
+
+    category: Category
+    recipients: tuple[str, ...] = ()  # as the report names them (lower-cased domain not assumed)
+    status: str = ""  # enhanced status code, e.g. 5.1.1
+    diagnostic: str = ""  # the remote server's words, cleaned of control characters
+
+
+@dataclass(frozen=True)
+class Policy:
+    soft_threshold: int = 3
+    window_days: float = 30.0
+
+    def decide(self, category: Category, soft_issues_in_window: int) -> Action:
+        """``soft_issues_in_window`` counts distinct issues with a soft bounce, this one included."""
+        if category in (Category.HARD, Category.COMPLAINT):
+            return Action.SUPPRESSED
+        if category is Category.SOFT:
+            return Action.SUPPRESSED if soft_issues_in_window >= self.soft_threshold else Action.COUNTED
+        return Action.IGNORED if category in (Category.AUTO_REPLY, Category.DELAYED) else Action.UNRECOGNISED
+
+
+def classify_status(status: str, diagnostic: str = "") -> Category:
+    """Hard for 5.1.x and 5.2.1; soft for 4.x.x, 5.2.2 and other permanent refusals, which are
+    often about the sender (5.7.x policy) rather than the address; without a status, the words."""
+    match = _STATUS.search(status) or _STATUS.search(diagnostic)
+    if match is None:
+        return Category.HARD if _UNKNOWN_USER.search(diagnostic) else Category.SOFT
+    klass, subject, detail = match.groups()
+    if klass == "5" and (subject == "1" or (subject, detail) == ("2", "1")):
+        return Category.HARD
+    return Category.SOFT
+
+
+def clean(text: str | None, limit: int = MAX_DIAGNOSTIC) -> str:
+    return _CONTROL.sub(" ", str(text or "")).strip()[:limit]
+
+
+def _address(field: str | None) -> str:
+    """``rfc822; Ada@Example.org`` -> ``Ada@Example.org``."""
+    value = clean(field).rpartition(";")[2].strip().strip("<>").strip()
+    return value if "@" in value and " " not in value else ""
+
+
+def _parts(msg: Message) -> Iterator[Message]:
+    yield from msg.walk()
+
+
+def _field_blocks(part: Message) -> list[Message]:
+    """The per-message and per-recipient blocks of a delivery-status or feedback part."""
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        return [block for block in payload if isinstance(block, Message)]
+    text = payload if isinstance(payload, str) else ""
+    return [email.message_from_string(chunk.strip() + "\n") for chunk in re.split(r"\n\s*\n", text) if chunk.strip()]
+
+
+def _from_dsn(part: Message) -> Report:
+    failed: list[tuple[str, str, str]] = []
+    delayed = False
+    for block in _field_blocks(part)[1:]:
+        action = clean(block.get("Action")).lower()
+        recipient = _address(block.get("Original-Recipient")) or _address(block.get("Final-Recipient"))
+        status = clean(block.get("Status"), 20)
+        diagnostic = clean(block.get("Diagnostic-Code")).partition(";")[2].strip() or clean(
+            block.get("Diagnostic-Code")
+        )
+        if action == "failed":  # even with an unreadable recipient: the VERP token may name it
+            failed.append((recipient, status, diagnostic))
+        elif action == "delayed":
+            delayed = True
+    if not failed:
+        return Report(Category.DELAYED if delayed else Category.UNKNOWN)
+    recipient, status, diagnostic = failed[0]
+    category = classify_status(status, diagnostic)
+    return Report(category, tuple(r for r, _, _ in failed if r), status, diagnostic)
+
+
+def _from_arf(msg: Message, part: Message) -> Report:
+    blocks = _field_blocks(part)
+    fields = blocks[0] if blocks else Message()
+    recipients = [_address(v) for v in fields.get_all("Original-Rcpt-To", [])]
+    if not any(recipients):
+        for inner in _parts(msg):
+            if inner.get_content_type() in ("message/rfc822", "text/rfc822-headers") and inner is not part:
+                original = _original_headers(inner)
+                recipients = [_address(original.get("To"))] if original is not None else []
+    feedback = clean(fields.get("Feedback-Type"), 40) or "abuse"
+    agent = clean(fields.get("User-Agent"), 80)
+    diagnostic = f"feedback report: {feedback}" + (f" ({agent})" if agent else "")
+    return Report(Category.COMPLAINT, tuple(r for r in recipients if r), "", diagnostic)
+
+
+def _original_headers(part: Message) -> Message | None:
+    payload = part.get_payload()
+    if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+        return payload[0]
+    if isinstance(payload, str):
+        return email.message_from_string(payload)
+    return None
+
+
+def _has_auto_reply_headers(msg: Message) -> bool:
+    """RFC 3834 and its forerunners. Exim marks its own bounces this way too, so these headers
+    only decide once the bounce detectors have found nothing."""
+    auto = clean(msg.get("Auto-Submitted")).lower()
+    if auto.startswith("auto-replied") or msg.get("X-Autoreply") or msg.get("X-Autorespond"):
+        return True
+    return clean(msg.get("Precedence")).lower() == "auto_reply"
+
+
+def _from_heuristics(msg: Message) -> Report | None:
+    try:
+        temporary, permanent = all_failures(msg)
+    except Exception:  # a detector choking on hostile input must not stop the whole run
+        return None
+    found = [r.decode("utf-8", "replace") for r in sorted(permanent or temporary)]
+    recipients = tuple(a for a in (_address(r) for r in found) if a)
+    if not recipients:
+        return None
+    body = _text_of(msg)
+    lines = body.splitlines()
+    line = next((ln for ln in lines if _STATUS.search(ln)), "") or next(
+        (ln for ln in lines if re.search(r"\b[45]\d\d\b", ln)), ""
+    )
+    status_match = _STATUS.search(line)
+    status = ".".join(status_match.groups()) if status_match else ""
+    category = Category.SOFT
+    if permanent:
+        category = classify_status(status, line) if status else Category.HARD
+    return Report(category, recipients, status, clean(line))
+
+
+def _text_of(msg: Message) -> str:
+    chunks = []
+    for part in _parts(msg):
+        if part.get_content_maintype() == "text":
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes):
+                chunks.append(payload.decode(part.get_content_charset() or "utf-8", "replace"))
+    return "\n".join(chunks)
+
+
+def parse_report(data: bytes) -> Report:
+    """What a returned message says. Never raises: anything unreadable is UNKNOWN."""
+    msg = email.message_from_bytes(data)
+    for part in _parts(msg):
+        kind = part.get_content_type()
+        if kind == "message/feedback-report":
+            return _from_arf(msg, part)
+        if kind in ("message/delivery-status", "message/global-delivery-status"):
+            report = _from_dsn(part)
+            if report.category is not Category.UNKNOWN:
+                return report
+    if _AUTO_SUBJECT.match(clean(msg.get("Subject"))):
+        return Report(Category.AUTO_REPLY)
+    guessed = _from_heuristics(msg)
+    if guessed is not None:
+        return guessed
+    return Report(Category.AUTO_REPLY if _has_auto_reply_headers(msg) else Category.UNKNOWN)

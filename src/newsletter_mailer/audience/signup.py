@@ -1,0 +1,174 @@
+"""Double opt-in signups: the form, its validation, the signed expiring confirmation link, the
+confirmation mail, and the list at send time (the CSV plus confirmed signups).
+
+Every value a visitor types is hostile: it is length-capped, stripped of control characters,
+escaped for HTML where it is shown, and encoded by the email package where it is a header.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from email_validator import EmailNotValidError
+
+from ..config import Settings
+from ..errors import TokenError
+from .links import TokenSigner
+from .subscribers import Subscriber, clean_value, dedupe_key, normalise_address
+
+__all__ = [
+    "HONEYPOT",
+    "ConfirmCodec",
+    "FormError",
+    "Tally",
+    "confirmation_message",
+    "field_key",
+    "form_html",
+    "merge_lists",
+    "read_form",
+]
+
+HONEYPOT = "website"  # hidden from people; bots that fill every field fill it
+MAX_VALUE = 200
+_KEY = re.compile(r"[^\w]+")
+
+
+class FormError(ValueError):
+    """A form that cannot be accepted; the message is safe to show to the visitor."""
+
+
+def field_key(label: str) -> str:
+    """``"Home town"`` -> ``home_town``, the column and merge-field name of an extra field."""
+    return _KEY.sub("_", label.strip().lower()).strip("_")
+
+
+@dataclass(frozen=True)
+class SignupForm:
+    subscriber: Subscriber
+    bot: bool  # the honeypot was filled: answer as usual, send nothing
+
+
+def read_form(values: Mapping[str, list[str]], extra_fields: Iterable[str]) -> SignupForm:
+    """Validate a posted form; FormError for an address that cannot be one."""
+    first = {key: clean_value(items[0] if items else "")[: MAX_VALUE + 1] for key, items in values.items()}
+    raw = first.get("email", "")
+    if not raw or len(raw) > MAX_VALUE:
+        raise FormError("Please enter your email address.")
+    try:
+        address = normalise_address(raw)
+    except EmailNotValidError:
+        raise FormError("That does not look like an email address; please check it.") from None
+    extras = tuple((field_key(label), first.get(field_key(label), "")[:MAX_VALUE]) for label in extra_fields)
+    subscriber = Subscriber(email=address, name=first.get("name", "")[:MAX_VALUE], fields=extras)
+    return SignupForm(subscriber, bot=bool(first.get(HONEYPOT)))
+
+
+@dataclass(frozen=True)
+class ConfirmCodec:
+    """Signed confirmation tokens naming a signup request; they expire after ``hours``."""
+
+    signer: TokenSigner
+    hours: float
+
+    @classmethod
+    def for_list(cls, secret: bytes, list_id: str, hours: float) -> ConfirmCodec:
+        # Its own list label, so no unsubscribe token is ever accepted as a confirmation.
+        return cls(TokenSigner(secret, f"{list_id}#signup"), hours)
+
+    def token(self, request_id: int, requested: float) -> str:
+        return self.signer.token(f"{request_id}.{int(requested)}")
+
+    def verify(self, token: str, now: float | None = None) -> int:
+        """The request id a token names; TokenError if altered, foreign or expired."""
+        number, _, stamp = self.signer.verify(token).partition(".")
+        if not (number.isdigit() and stamp.isdigit()):
+            raise TokenError("confirmation token is malformed")
+        if (now if now is not None else time.time()) > int(stamp) + self.hours * 3600:
+            raise TokenError("confirmation token has expired")
+        return int(number)
+
+
+def confirmation_message(settings: Settings, subscriber: Subscriber, url: str) -> EmailMessage:
+    """The mail with the confirmation link: plain text and a simple HTML part."""
+    news = settings.newsletter
+    message = EmailMessage()
+    message["From"] = Address(news.name, addr_spec=news.from_)
+    local, _, domain = subscriber.email.rpartition("@")
+    message["To"] = Address(subscriber.name, local, domain)
+    message["Subject"] = f"Please confirm your subscription to {news.name}"
+    message["Date"] = formatdate(localtime=True)
+    message["Message-ID"] = make_msgid(domain=news.from_domain)
+    message["Auto-Submitted"] = "auto-generated"
+    hours = settings.signup.confirm_hours
+    text = (
+        f"Someone, probably you, asked to receive {news.name} at this address.\n\n"
+        f"To confirm, open this link and press the button:\n\n{url}\n\n"
+        f"The link works for {hours:g} hours. If you did not ask, ignore this message: "
+        "you will not be subscribed and will not hear from us again.\n"
+    )
+    message.set_content(text)
+    name = html.escape(news.name)
+    message.add_alternative(
+        f'<!doctype html><html lang="{html.escape(news.language)}"><body style="font-family:sans-serif">'
+        f"<p>Someone, probably you, asked to receive {name} at this address.</p>"
+        f'<p><a href="{html.escape(url)}">Confirm your subscription</a></p>'
+        f"<p>The link works for {hours:g} hours. If you did not ask, ignore this message: you will not be "
+        "subscribed and will not hear from us again.</p></body></html>",
+        subtype="html",
+    )
+    return message
+
+
+def form_html(action: str, extra_fields: Iterable[str], *, error: str = "", email: str = "") -> str:
+    """The signup form: email, name, the extra fields, and the hidden honeypot."""
+    rows = [f'<p class="error" role="alert">{html.escape(error)}</p>'] if error else []
+    rows.append(
+        '<p><label for="nl-email">Email address</label><br>'
+        f'<input id="nl-email" name="email" type="email" required maxlength="{MAX_VALUE}" '
+        f'autocomplete="email" value="{html.escape(email)}"></p>'
+    )
+    rows.append(
+        '<p><label for="nl-name">Name (optional)</label><br>'
+        f'<input id="nl-name" name="name" type="text" maxlength="{MAX_VALUE}" autocomplete="name"></p>'
+    )
+    for label in extra_fields:
+        key = html.escape(field_key(label))
+        rows.append(
+            f'<p><label for="nl-{key}">{html.escape(label)} (optional)</label><br>'
+            f'<input id="nl-{key}" name="{key}" type="text" maxlength="{MAX_VALUE}"></p>'
+        )
+    rows.append(
+        f'<p style="position:absolute;left:-9999px" aria-hidden="true"><label for="nl-{HONEYPOT}">'
+        f'Leave this empty</label><input id="nl-{HONEYPOT}" name="{HONEYPOT}" type="text" tabindex="-1" '
+        'autocomplete="off"></p>'
+    )
+    rows.append('<p><button type="submit">Subscribe</button></p>')
+    return f'<form method="post" action="{html.escape(action)}">\n' + "\n".join(rows) + "\n</form>"
+
+
+@dataclass
+class Tally:
+    """Where the list at send time came from."""
+
+    from_csv: int = 0
+    from_signups: int = 0
+
+
+def merge_lists(csv_rows: Iterable[Subscriber], signups: Iterable[Subscriber], tally: Tally) -> Iterator[Subscriber]:
+    """The CSV rows, then each confirmed signup the CSV does not already hold. Only the signups
+    are kept in memory (the CSV may have a million rows; the signups are few)."""
+    waiting = {dedupe_key(s.email): s for s in signups}
+    for subscriber in csv_rows:
+        waiting.pop(dedupe_key(subscriber.email), None)
+        tally.from_csv += 1
+        yield subscriber
+    for subscriber in waiting.values():
+        tally.from_signups += 1
+        yield subscriber
