@@ -353,18 +353,15 @@ def send(
 @friendly
 def status(ctx: click.Context, issue: Path) -> None:
     """Journal counts for ISSUE and each failed recipient with its last SMTP reply."""
-    from .store.journal import SQLiteJournal
+    from .store import open_store
 
     settings = settings_from(ctx)
-    if not settings.database_path.exists():
+    if not settings.store.url and not settings.database_path.exists():
         out.print(f"{issue.stem}: nothing sent yet")
         return
-    journal = SQLiteJournal.open(settings.database_path)
-    try:
+    with open_store(settings) as journal:
         counts = journal.counts(issue.stem)
         failures = journal.failures(issue.stem)
-    finally:
-        journal.close()
     out.print(
         f"{issue.stem}: sent {counts['sent']}, pending {counts['pending']}, failed {counts['failed']}, "
         f"skipped as unsubscribed {counts['suppressed']}, no longer in the list {counts['removed']}, "
@@ -411,18 +408,15 @@ def unsubscribe(ctx: click.Context, address: str, reason: str) -> None:
     from .audience.subscribers import normalise_address
     from .audience.suppressions import SuppressionList
     from .errors import UserInputError
-    from .store.database import connect
+    from .store import open_store
 
     settings = settings_from(ctx)
     try:
         normalised = normalise_address(address)
     except EmailNotValidError as exc:
         raise UserInputError(f"{address!r} is not a valid address: {exc}") from None
-    db = connect(settings.database_path)
-    try:
-        added = SuppressionList(db).add(normalised, reason, "cli")
-    finally:
-        db.close()
+    with open_store(settings) as store:
+        added = SuppressionList(store).add(normalised, reason, "cli")
     out.print(f"{normalised} {'suppressed' if added else 'was already suppressed'} ({reason})", markup=False)
 
 
@@ -438,17 +432,14 @@ def suppressions() -> None:
 def suppressions_export(ctx: click.Context, csv_path: Path) -> None:
     """Write the suppression list as CSV (email, reason, source, created) to CSV_PATH or stdout."""
     from .audience.suppressions import SuppressionList
-    from .store.database import connect
+    from .store import open_store
 
-    db = connect(settings_from(ctx).database_path)
-    try:
+    with open_store(settings_from(ctx)) as store:
         if str(csv_path) == "-":
-            count = SuppressionList(db).export_csv(sys.stdout)
+            count = SuppressionList(store).export_csv(sys.stdout)
         else:
             with csv_path.open("w", encoding="utf-8", newline="") as handle:
-                count = SuppressionList(db).export_csv(handle)
-    finally:
-        db.close()
+                count = SuppressionList(store).export_csv(handle)
     err.print(f"exported {count} suppressed addresses")
 
 
@@ -459,13 +450,10 @@ def suppressions_export(ctx: click.Context, csv_path: Path) -> None:
 def suppressions_import(ctx: click.Context, csv_path: Path) -> None:
     """Add every address in CSV_PATH (an email column, optional reason) to the suppression list."""
     from .audience.suppressions import SuppressionList
-    from .store.database import connect
+    from .store import open_store
 
-    db = connect(settings_from(ctx).database_path)
-    try:
-        added, problems = SuppressionList(db).import_csv(csv_path)
-    finally:
-        db.close()
+    with open_store(settings_from(ctx)) as store:
+        added, problems = SuppressionList(store).import_csv(csv_path)
     for problem in problems:
         err.print(problem, markup=False)
     out.print(f"imported {added} new suppressed addresses")
@@ -484,21 +472,18 @@ def subscribers_check(ctx: click.Context, csv_path: Path | None) -> None:
     """Report invalid and duplicate rows of CSV_PATH and how many addresses would be mailed."""
     from .audience.subscribers import ListReport, read_subscribers
     from .audience.suppressions import SuppressionList
-    from .store.database import connect
+    from .store import open_store
 
     settings = settings_from(ctx)
     path = csv_path or settings.path(settings.newsletter.subscribers)
     report = ListReport(path)
-    db = connect(settings.database_path) if settings.database_path.exists() else None
     suppressed = 0
-    try:
-        lst = SuppressionList(db) if db else None
-        for subscriber in read_subscribers(path, report):
-            if lst is not None and subscriber.email in lst:
-                suppressed += 1
-    finally:
-        if db:
-            db.close()
+    if settings.store.url or settings.database_path.exists():
+        with open_store(settings) as store:
+            lst = SuppressionList(store)
+            suppressed = sum(subscriber.email in lst for subscriber in read_subscribers(path, report))
+    else:
+        sum(1 for _ in read_subscribers(path, report))
     for problem in report.problems:
         out.print(problem, markup=False)
     if report.more_problems:
@@ -546,3 +531,64 @@ def dkim_keygen(ctx: click.Context, selector: str, domain: str | None, out_path:
     out.print("\nThen add to newsletter.toml:\n", markup=False)
     relative = path.relative_to(settings.workspace) if path.is_relative_to(settings.workspace) else path
     out.print(f'[dkim]\ndomain = "{domain}"\nselector = "{selector}"\nkey_file = "{relative}"', markup=False)
+
+
+@main.group()
+def store() -> None:
+    """The store that holds the journal and the suppression list (SQLite or PostgreSQL)."""
+
+
+@store.command("migrate")
+@click.pass_context
+@friendly
+def store_migrate(ctx: click.Context) -> None:
+    """Bring the store's schema up to this version of newsletter-mailer."""
+    from .store import open_store
+
+    with open_store(settings_from(ctx), check=False) as opened:
+        before, after = opened.migrate()
+    what = "already at" if before == after else f"migrated from version {before} to"
+    out.print(f"store {opened.where}: {what} schema version {after}", markup=False)
+
+
+@store.command("copy")
+@click.option(
+    "--to", "to", required=True, help="postgresql://user@host/database (password: NEWSLETTER_STORE_PASSWORD)."
+)
+@click.pass_context
+@friendly
+def store_copy(ctx: click.Context, to: str) -> None:
+    """Copy this workspace's SQLite journal and suppression list into the store at --to."""
+    import os
+
+    from .config import STORE_SCHEMES
+    from .errors import UserInputError
+    from .store.copy import copy_store
+    from .store.factory import open_url
+    from .store.sqlite import SQLiteStore
+
+    settings = settings_from(ctx)
+    if not to.startswith(STORE_SCHEMES):
+        raise UserInputError("--to must be a postgresql://user@host/database URL")
+    if not settings.database_path.exists():
+        raise UserInputError("no SQLite store in this workspace to copy", file=settings.database_path)
+    source = SQLiteStore.open(settings.database_path)
+    try:
+        target = open_url(to, os.environ.get("NEWSLETTER_STORE_PASSWORD", ""), check=False)
+        try:
+            before, after = target.migrate()
+            report = copy_store(source, target)
+        finally:
+            target.close()
+    finally:
+        source.close()
+    if before != after:
+        out.print(f"{target.where}: schema migrated from version {before} to {after}", markup=False)
+    out.print(
+        f"copied to {target.where}: {report.journal_rows} journal rows of {len(report.issues)} issue(s)"
+        f"{' (' + ', '.join(report.issues) + ')' if report.issues else ''}, "
+        f"{report.suppressions} suppressed addresses; already there and left as they were: "
+        f"{report.journal_skipped} journal rows, {report.suppressions_skipped} suppressed addresses",
+        markup=False,
+    )
+    out.print(f'to use it, set in newsletter.toml:\n[store]\nurl = "{target.where}"', markup=False)

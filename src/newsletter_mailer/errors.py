@@ -10,6 +10,8 @@
     │   ├── SMTPStartError        the relay refused the connection or the login at start (ConnectionError)
     │   ├── SendPaused            too many consecutive failures: the run paused itself
     │   └── AlreadySending        another `send` of the same issue holds the lock
+    ├── StoreError                the store (SQLite file or PostgreSQL server) cannot be used
+    │   └── SchemaMismatch        the store's schema is older or newer than this code
     └── TokenError                an unsubscribe token is altered, truncated or foreign (ValueError)
 
 The CLI turns every NewsletterError into a message and an exit code; anything else is a bug
@@ -78,6 +80,16 @@ class SendPaused(SendError):
 
 class AlreadySending(SendError):
     """Raised when another ``send`` of the same issue is running in this workspace."""
+
+
+class StoreError(NewsletterError):
+    """Raised when the store cannot be opened or used: PostgreSQL unreachable, login refused,
+    psycopg missing. The message names the store by its URL without a password."""
+
+
+class SchemaMismatch(StoreError):
+    """Raised at start when the store's schema version is not the code's: older (run
+    ``newsletter store migrate``) or newer (a newer newsletter-mailer wrote it)."""
 
 
 class TokenError(NewsletterError, ValueError):

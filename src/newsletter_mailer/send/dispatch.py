@@ -30,8 +30,9 @@ from ..compose.issue import read_issue
 from ..compose.render import RenderedIssue, render_issue
 from ..config import Settings, SMTPSettings
 from ..errors import ConfigError, SendPaused, SMTPStartError
-from ..store.database import connect, send_lock
-from ..store.journal import Delivery, SQLiteJournal
+from ..store.base import Store
+from ..store.factory import open_store
+from ..store.journal import Delivery
 from .outbox import LocalOutbox
 from .ratelimit import RateLimiter
 from .transport import Kind, Result, SMTPTransport, Transport
@@ -116,13 +117,11 @@ def backoff(attempt: int, base: float, cap: float = 300.0) -> float:
 class Campaign:
     """One issue's dispatch to its list. Open with ``open_campaign``, which holds the send lock."""
 
-    def __init__(
-        self, settings: Settings, rendered: RenderedIssue, journal: SQLiteJournal, preflight: Preflight
-    ) -> None:
+    def __init__(self, settings: Settings, rendered: RenderedIssue, journal: Store, preflight: Preflight) -> None:
         self.settings = settings
         self.rendered = rendered
         self.journal = journal
-        self.suppressions = SuppressionList(journal.db)
+        self.suppressions = SuppressionList(journal)
         self.preflight = preflight
         self.issue = rendered.issue.key
 
@@ -253,7 +252,7 @@ class Campaign:
         return summary
 
 
-def _preflight(journal: SQLiteJournal, issue: str, subscribers: Path, retry_failed: bool) -> Preflight:
+def _preflight(journal: Store, issue: str, subscribers: Path, retry_failed: bool) -> Preflight:
     report = ListReport(subscribers)
     recovered = journal.recover_in_flight(issue)
     journal.add_recipients(issue, read_subscribers(subscribers, report))
@@ -285,9 +284,8 @@ def open_campaign(
     rendered = render_issue(read_issue(issue_path), settings)
     subscribers = subscribers or settings.path(settings.newsletter.subscribers)
     with ExitStack() as stack:
-        stack.enter_context(send_lock(settings.state_dir, rendered.issue.key))
-        journal = SQLiteJournal.open(settings.database_path)
-        stack.callback(journal.close)
+        journal = stack.enter_context(open_store(settings))
+        stack.enter_context(journal.send_lock(rendered.issue.key))
         preflight = _preflight(journal, rendered.issue.key, subscribers, retry_failed)
         yield Campaign(settings, rendered, journal, preflight)
 
@@ -308,11 +306,10 @@ def dry_run(issue_path: Path, settings: Settings, subscribers: Path | None = Non
     rendered = render_issue(read_issue(issue_path), settings)
     subscribers = subscribers or settings.path(settings.newsletter.subscribers)
     template = MessageTemplate(rendered, settings, signer_for(settings), dkim=dkim_signer(settings))
-    db = connect(settings.database_path)
-    journal, suppressions = SQLiteJournal(db), SuppressionList(db)
     report = ListReport(subscribers)
     built = octets = suppressed = already = 0
-    try:
+    with open_store(settings) as journal:
+        suppressions = SuppressionList(journal)
         for subscriber in read_subscribers(subscribers, report):
             if subscriber.email in suppressions:
                 suppressed += 1
@@ -322,8 +319,6 @@ def dry_run(issue_path: Path, settings: Settings, subscribers: Path | None = Non
                 continue
             octets += len(template.envelope(subscriber).data)
             built += 1
-    finally:
-        db.close()
     return DryRun(built, octets, report.invalid, report.duplicates, suppressed, already, tuple(report.problems))
 
 

@@ -10,9 +10,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import AlreadySending
+from ..errors import AlreadySending, SchemaMismatch
 
-__all__ = ["SCHEMA", "connect", "send_lock", "transaction"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "connect", "send_lock", "transaction"]
+
+# SCHEMA is idempotent and runs at every open; a change to an existing table goes in MIGRATIONS
+# (version N+1 is MIGRATIONS[N]) with SCHEMA_VERSION raised, and the same in postgres.py.
+SCHEMA_VERSION = 1
+MIGRATIONS: tuple[str, ...] = ("",)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -53,7 +58,27 @@ def connect(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA busy_timeout=30000")
     db.executescript(SCHEMA)
+    _migrate(db, path)
     return db
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    """The workspace file is one editor's: it is brought up to date on open (as it always was),
+    but a file written by newer code is refused rather than misread."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        db.close()
+        raise SchemaMismatch(
+            f"{path}: the store's schema is version {version}, newer than this newsletter-mailer's "
+            f"{SCHEMA_VERSION}: upgrade newsletter-mailer"
+        )
+    if version == SCHEMA_VERSION:
+        return
+    with transaction(db):
+        for script in MIGRATIONS[version:]:
+            for statement in filter(str.strip, script.split(";")):
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 @contextmanager

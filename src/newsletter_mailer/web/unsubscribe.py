@@ -20,8 +20,8 @@ from starlette.routing import Route
 from ..audience.links import signer_for
 from ..audience.suppressions import SuppressionList
 from ..config import Settings
-from ..errors import TokenError
-from ..store.database import connect
+from ..errors import StoreError, TokenError
+from ..store.factory import open_store
 
 PAGE = """<!doctype html>
 <html lang="{lang}">
@@ -65,11 +65,8 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextmanager
     def suppressions() -> Iterator[SuppressionList]:
-        db = connect(settings.database_path)
-        try:
-            yield SuppressionList(db)
-        finally:
-            db.close()
+        with open_store(settings) as store:
+            yield SuppressionList(store)
 
     def page(title: str, body: str, status: int = 200) -> HTMLResponse:
         return HTMLResponse(
@@ -160,7 +157,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             with suppressions() as lst:
                 len(lst)
-        except sqlite3.Error:
+        except (sqlite3.Error, StoreError):
             return PlainTextResponse("database unavailable", status_code=503)
         return PlainTextResponse("ok")
 

@@ -1,0 +1,39 @@
+"""Open the store the settings name: the workspace's SQLite file by default, or PostgreSQL when
+``[store] url`` or NEWSLETTER_STORE_URL gives a ``postgresql://`` URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ..config import Settings
+from ..errors import StoreError
+from .base import Store
+from .sqlite import SQLiteStore
+
+__all__ = ["open_store", "open_url"]
+
+
+def open_url(url: str, password: str = "", *, check: bool = True) -> Store:
+    """A PostgreSQL store; ``check`` refuses a schema that is not the code's."""
+    try:
+        from .postgres import PostgresStore
+    except ImportError:
+        raise StoreError(
+            "a postgresql:// store needs psycopg 3 and libpq: pip install 'newsletter-mailer[postgres]'"
+        ) from None
+    return PostgresStore.open(url, password, check=check)
+
+
+@contextmanager
+def open_store(settings: Settings, *, check: bool = True) -> Iterator[Store]:
+    """The workspace's store, closed on leaving."""
+    store: Store
+    if settings.store.url:
+        store = open_url(settings.store.url, settings.store.password, check=check)
+    else:
+        store = SQLiteStore.open(settings.database_path)
+    try:
+        yield store
+    finally:
+        store.close()
