@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..audience.suppressions import SuppressionStore
-from .journal import Journal
+from .journal import Delivery, Journal
 
-__all__ = ["JournalRow", "Store", "redact_url"]
+__all__ = ["TAKEN_OVER", "Claimed", "JournalRow", "SharedSend", "Store", "WorkerInfo", "redact_url"]
+
+TAKEN_OVER = "claimed by a worker that stopped (its lease expired)"
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,52 @@ class JournalRow:
     sent_at: float | None
 
 
-class Store(Journal, SuppressionStore, Protocol):
+@dataclass(frozen=True)
+class WorkerInfo:
+    """One sender process on a send, as `status` shows it."""
+
+    worker: str
+    host: str
+    pid: int
+    sent: int
+    started: float
+    last_seen: float
+
+    @property
+    def rate(self) -> float:
+        """Messages per second since the worker started."""
+        return self.sent / max(self.last_seen - self.started, 1e-9)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A batch of rows claimed by one worker, and how many it found suppressed (and marked so)."""
+
+    deliveries: tuple[Delivery, ...]
+    suppressed: int
+
+
+class SharedSend(Protocol):
+    """What several workers on one send share through the store. Leases and pacing use the
+    database's clock where it has one, so workers on machines with skewed clocks agree."""
+
+    def record_send(self, issue: str, content_hash: str) -> str:
+        """Record the issue file's hash for a send unless one is recorded; returns the recorded one."""
+
+    def claim_batch(self, issue: str, worker: str, size: int, lease: float) -> Claimed:
+        """Claim up to ``size`` rows in list order: pending ones, and rows of a worker whose lease
+        expired (flagged as possibly duplicated). Two workers never get the same row."""
+
+    def heartbeat(self, issue: str, worker: str, host: str, pid: int, sent: int, lease: float) -> None:
+        """The worker is alive: extend the lease on its rows in flight and record its progress."""
+
+    def workers(self, issue: str) -> list[WorkerInfo]: ...
+    def pace(self, name: str, interval: float) -> float:
+        """Take the next slot of a shared pace (one per ``interval`` seconds across every
+        worker and machine); returns how long to wait before using it."""
+
+
+class Store(Journal, SuppressionStore, SharedSend, Protocol):
     """The journal and the suppression list in one database, with its send lock."""
 
     @property

@@ -16,8 +16,22 @@ __all__ = ["SCHEMA", "SCHEMA_VERSION", "connect", "send_lock", "transaction"]
 
 # SCHEMA is idempotent and runs at every open; a change to an existing table goes in MIGRATIONS
 # (version N+1 is MIGRATIONS[N]) with SCHEMA_VERSION raised, and the same in postgres.py.
-SCHEMA_VERSION = 1
-MIGRATIONS: tuple[str, ...] = ("",)
+MIGRATIONS: tuple[str, ...] = (
+    "",
+    # 2: several workers on one send (store/sqlite_pool.py)
+    """
+    ALTER TABLE deliveries ADD COLUMN worker TEXT NOT NULL DEFAULT '';
+    ALTER TABLE deliveries ADD COLUMN lease_until REAL NOT NULL DEFAULT 0;
+    CREATE TABLE IF NOT EXISTS sends (issue TEXT PRIMARY KEY, content_hash TEXT NOT NULL, started REAL NOT NULL);
+    CREATE TABLE IF NOT EXISTS workers (
+        issue TEXT NOT NULL, worker TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
+        sent INTEGER NOT NULL DEFAULT 0, started REAL NOT NULL, last_seen REAL NOT NULL,
+        PRIMARY KEY (issue, worker)
+    );
+    CREATE TABLE IF NOT EXISTS pacing (name TEXT PRIMARY KEY, next_at REAL NOT NULL);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (

@@ -24,6 +24,7 @@ from ..audience.suppressions import Suppression
 from ..errors import AlreadySending, SchemaMismatch, StoreError
 from .base import JournalRow, redact_url
 from .journal import STATES, Delivery
+from .postgres_pool import PostgresPool
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStore"]
 
@@ -57,6 +58,18 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE UNIQUE INDEX suppressions_by_address ON suppressions (lower(address));
     """,
+    # 2: several workers on one send (store/postgres_pool.py)
+    """
+    ALTER TABLE deliveries ADD COLUMN worker text NOT NULL DEFAULT '',
+                           ADD COLUMN lease_until double precision NOT NULL DEFAULT 0;
+    CREATE TABLE sends (issue text PRIMARY KEY, content_hash text NOT NULL, started double precision NOT NULL);
+    CREATE TABLE workers (
+        issue text NOT NULL, worker text NOT NULL, host text NOT NULL, pid integer NOT NULL,
+        sent integer NOT NULL DEFAULT 0, started double precision NOT NULL, last_seen double precision NOT NULL,
+        PRIMARY KEY (issue, worker)
+    );
+    CREATE TABLE pacing (name text PRIMARY KEY, next_at double precision NOT NULL);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _MIGRATE_LOCK = 0x6E6C5F6D  # one `store migrate` at a time, whoever runs it
@@ -80,7 +93,7 @@ def connect(url: str, password: str = "") -> Conn:
         raise StoreError(f"cannot open the store {redact_url(url)}: {reason}") from None
 
 
-class PostgresStore:
+class PostgresStore(PostgresPool):
     def __init__(self, db: Conn, url: str) -> None:
         self.db = db
         self.url = url

@@ -13,6 +13,7 @@ from ..audience.suppressions import Suppression
 from .base import JournalRow
 from .database import SCHEMA_VERSION, connect, send_lock, transaction
 from .journal import SQLiteJournal
+from .sqlite_pool import SQLitePool
 
 __all__ = ["SQLiteStore"]
 
@@ -22,7 +23,7 @@ _ROW_COLUMNS = (
 )
 
 
-class SQLiteStore(SQLiteJournal):
+class SQLiteStore(SQLiteJournal, SQLitePool):
     def __init__(self, db: sqlite3.Connection, path: Path) -> None:
         super().__init__(db)
         self.path = path
