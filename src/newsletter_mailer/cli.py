@@ -6,6 +6,7 @@ Every NewsletterError becomes a one-line message and an exit code, never a trace
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -362,6 +363,7 @@ def status(ctx: click.Context, issue: Path) -> None:
     with open_store(settings) as journal:
         counts = journal.counts(issue.stem)
         failures = journal.failures(issue.stem)
+        workers = journal.workers(issue.stem)
     out.print(
         f"{issue.stem}: sent {counts['sent']}, pending {counts['pending']}, failed {counts['failed']}, "
         f"skipped as unsubscribed {counts['suppressed']}, no longer in the list {counts['removed']}, "
@@ -369,6 +371,12 @@ def status(ctx: click.Context, issue: Path) -> None:
     )
     for address, attempts, reply in failures:
         out.print(f"failed {escape(address)} after {attempts} attempt(s): {escape(reply)}")
+    for w in workers:
+        seen = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(w.last_seen))
+        out.print(
+            f"worker {w.worker} on {w.host} (pid {w.pid}): sent {w.sent}, {w.rate:.1f} msg/s, last seen {seen}",
+            markup=False,
+        )
 
 
 @main.command()

@@ -166,3 +166,15 @@ def test_the_environment_names_the_store(migrated_pg_url: str, tmp_path: Path) -
     with PostgresStore.open(migrated_pg_url, PG_PASSWORD) as store:
         assert [entry.address for entry in SuppressionList(store)] == ["ann@example.org"]
     assert not (root / ".newsletter" / "newsletter.db").exists()  # nothing went to SQLite
+
+
+def test_status_shows_each_worker(migrated_pg_url: str, tmp_path: Path) -> None:
+    with PostgresStore.open(migrated_pg_url, PG_PASSWORD) as store:
+        store.heartbeat("issue", "w1", "laptop.example", 4242, sent=12, lease=60)
+        store.heartbeat("issue", "w2", "server.example", 77, sent=0, lease=60)
+    root = make_workspace(tmp_path / "ws", 1, 1)
+    use_store(root, migrated_pg_url)
+    code, output = cli(root, "status", "issue.md")
+    assert code == 0
+    assert "worker w1 on laptop.example (pid 4242): sent 12," in output
+    assert "worker w2 on server.example (pid 77): sent 0, 0.0 msg/s, last seen 20" in output
