@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import glob
+import itertools
 import os
 import shutil
+import signal
 import subprocess
+import tempfile
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +22,9 @@ import pytest
 
 from newsletter_mailer.config import Settings, load_settings
 from newsletter_mailer.send import dispatch
+from newsletter_mailer.store.base import Store
 from newsletter_mailer.store.journal import SQLiteJournal
+from newsletter_mailer.store.sqlite import SQLiteStore
 from newsletter_mailer.workspace import init_workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -161,7 +169,6 @@ def serve_asgi(app: Callable[..., Any], port: int = 0) -> Iterator[str]:
     """Run an ASGI app under a real uvicorn server on loopback (on ``port``, or a free one);
     yields its base URL."""
     import threading
-    import time
 
     import uvicorn
 
@@ -364,3 +371,154 @@ def dovecot() -> Iterator[Dovecot]:
         finally:
             process.terminate()
             process.wait(timeout=15)
+
+
+# A real PostgreSQL server for the store tests: a temporary cluster made with initdb and run with
+# pg_ctl on a free loopback port under the session's temporary directory, stopped at the end.
+
+PG_USER = "newsletter"
+PG_PASSWORD = "pg-test-password"
+
+
+@dataclass(frozen=True)
+class PostgresCluster:
+    host: str
+    port: int
+
+    def url(self, database: str = "postgres") -> str:
+        """A URL without the password: it comes from NEWSLETTER_STORE_PASSWORD, as in real use."""
+        return f"postgresql://{PG_USER}@{self.host}:{self.port}/{database}"
+
+
+def _postgres_bin(name: str) -> str | None:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(Path(p).parts[-3]))
+    return found[-1] if found else shutil.which(name)
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    """initdb and postgres refuse to run as root: run them as the postgres user then."""
+    if os.geteuid() != 0:
+        return command
+    return ["runuser", "-u", "postgres", "--", *command]
+
+
+def _start_cluster(root: Path) -> tuple[PostgresCluster, Callable[[], None]] | str:
+    initdb, pg_ctl = _postgres_bin("initdb"), _postgres_bin("pg_ctl")
+    if not initdb or not pg_ctl:
+        return "PostgreSQL is not installed (initdb and pg_ctl not found): install Debian's postgresql package"
+    if os.geteuid() == 0 and not shutil.which("runuser"):
+        return "running as root without runuser, and initdb refuses root"
+    data = root / "data"
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pwfile").write_text(PG_PASSWORD + "\n")
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(root / "pwfile", "postgres")
+    init = subprocess.run(
+        _as_postgres([initdb, "-D", str(data), "-U", PG_USER, "--auth=scram-sha-256", f"--pwfile={root / 'pwfile'}"]),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    if init.returncode != 0:
+        return f"initdb failed: {init.stderr.strip()[-300:]}"
+    port = free_port()
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -F -c max_connections=200"
+    start = subprocess.run(
+        _as_postgres([pg_ctl, "-D", str(data), "-l", str(root / "log"), "-o", options, "-w", "-t", "60", "start"]),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if start.returncode != 0:
+        log = (root / "log").read_text() if (root / "log").exists() else ""
+        return f"pg_ctl could not start PostgreSQL: {(start.stderr + log).strip()[-300:]}"
+
+    postmaster = int((data / "postmaster.pid").read_text().split()[0])
+
+    def stop() -> None:
+        # A signal, not `pg_ctl stop`: another pytest session may have made the temporary root
+        # private again meanwhile, and the postgres user could no longer reach the data directory.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(postmaster, signal.SIGQUIT)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                os.kill(postmaster, 0)
+                time.sleep(0.05)
+
+    return PostgresCluster("127.0.0.1", port), stop
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
+    """A temporary PostgreSQL cluster for the session, or a skip that says why there is none."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("PostgreSQL tests skipped: psycopg is not installed (pip install -e '.[test]')")
+    # As root the server runs as the postgres user, who cannot reach pytest's private (0700)
+    # temporary root, which any other pytest session makes private again at its start: the
+    # cluster then gets a temporary directory of its own under the system's, removed after.
+    root = Path(tempfile.mkdtemp(prefix="newsletter-pg-")) if os.geteuid() == 0 else tmp_path_factory.mktemp("pg")
+    started = _start_cluster(root)
+    try:
+        if isinstance(started, str):
+            pytest.skip(f"PostgreSQL tests skipped: {started}")
+        cluster, stop = started
+        try:
+            yield cluster
+        finally:
+            stop()
+    finally:
+        if os.geteuid() == 0:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+_databases = itertools.count()
+
+
+@pytest.fixture
+def pg_url(postgres_cluster: PostgresCluster, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, empty database in the session's cluster; its password in NEWSLETTER_STORE_PASSWORD."""
+    import psycopg
+
+    name = f"t{os.getpid()}_{next(_databases)}"
+    with psycopg.connect(postgres_cluster.url(), password=PG_PASSWORD, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}".encode())
+    monkeypatch.setenv("NEWSLETTER_STORE_PASSWORD", PG_PASSWORD)
+    return postgres_cluster.url(name)
+
+
+@pytest.fixture
+def migrated_pg_url(pg_url: str) -> str:
+    """A fresh database with the schema in place, as after `newsletter store migrate`."""
+    from newsletter_mailer.store.factory import open_url
+
+    store = open_url(pg_url, PG_PASSWORD, check=False)
+    try:
+        store.migrate()
+    finally:
+        store.close()
+    return pg_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Each store the settings can name: every journal and suppression test runs on both."""
+    from newsletter_mailer.store.factory import open_url
+
+    opened: Store
+    if request.param == "sqlite":
+        opened = SQLiteStore.open(tmp_path / "state" / "newsletter.db")
+    else:
+        opened = open_url(request.getfixturevalue("migrated_pg_url"), PG_PASSWORD)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def use_store(root: Path, url: str) -> None:
+    """Point a workspace's settings at a PostgreSQL store."""
+    text = (root / "newsletter.toml").read_text()
+    (root / "newsletter.toml").write_text(text.replace("[smtp]", f'[store]\nurl = "{url}"\n[smtp]', 1))

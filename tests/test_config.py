@@ -108,3 +108,36 @@ def test_bad_bounces_settings_name_the_key(tmp_path: Path, line: str) -> None:
     with pytest.raises(ConfigError, match=r"\[bounces\]") as caught:
         load_settings(workspace=tmp_path, env={})
     assert caught.value.line == 2
+
+
+def test_the_store_url_from_the_file_or_the_environment(tmp_path: Path) -> None:
+    write(tmp_path, '[store]\nurl = "postgresql://news@db.internal/newsletter"\n')
+    settings = load_settings(workspace=tmp_path, env={"NEWSLETTER_STORE_PASSWORD": "s3cret"})
+    assert settings.store.url == "postgresql://news@db.internal/newsletter"
+    assert settings.store.password == "s3cret" and "s3cret" not in repr(settings)
+    url = "postgresql://news:pw@127.0.0.1:5433/other"  # a password may come with a URL from the environment
+    assert load_settings(workspace=tmp_path, env={"NEWSLETTER_STORE_URL": url}).store.url == url
+    assert load_settings(workspace=tmp_path / "none", env={}).store.url == ""  # the SQLite file
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('[store]\nurl = "postgresql://news:hunter2@db/n"\n', "must not hold a password in the file"),
+        ('[store]\nurl = "postgresql://news@db/n?sslmode=require&password=hunter2"\n', "must not hold a password"),
+        ('[store]\npassword = "hunter2"\n', "set the environment variable NEWSLETTER_STORE_PASSWORD"),
+        ('[store]\nurl = "mysql://news@db/n"\n', "must be a postgresql://user@host/database URL"),
+        ('[store]\nhost = "db"\n', "unknown key [store] host; allowed: url"),
+    ],
+)
+def test_bad_store_settings_name_the_line(tmp_path: Path, text: str, fragment: str) -> None:
+    path = write(tmp_path, "# shared state\n" + text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(workspace=tmp_path, env={})
+    assert f"{path}:3: " in str(caught.value) and fragment in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_a_bad_store_url_in_the_environment_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^NEWSLETTER_STORE_URL: .*postgresql://"):
+        load_settings(workspace=tmp_path, env={"NEWSLETTER_STORE_URL": "sqlite:///x.db"})

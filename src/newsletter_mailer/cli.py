@@ -379,14 +379,15 @@ def resume_command(ctx: click.Context, issue: Path, subscribers: Path | None) ->
 def status(ctx: click.Context, issue: Path) -> None:
     """Journal counts for ISSUE, each failed recipient with its last SMTP reply, and its bounce reports."""
     from .compose.issue import issue_key
-    from .store.bounce_log import BounceLog
+    from .store.factory import bounce_reports
     from .store.journal import issue_status
     from .store.workspace_store import existing_store
 
     key = issue_key(issue)
     with existing_store(settings_from(ctx)) as store:
         report = issue_status(store.journal if store else None, key)
-        bounced = BounceLog(store.journal.db).for_issue(key) if store else []
+        bounced = bounce_reports(store.journal, key) if store else []
+        workers = store.journal.workers(key) if store else []
     counts = report.counts
     if not any(counts.values()):
         out.print(f"{report.issue}: nothing sent yet")
@@ -401,6 +402,12 @@ def status(ctx: click.Context, issue: Path) -> None:
     for b in bounced:
         detail = " ".join(p for p in (b.status, b.diagnostic) if p)
         out.print(f"bounce report: {b.category} for {b.address}, {b.action}; {detail}".rstrip("; "), markup=False)
+    for w in workers:
+        seen = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(w.last_seen))
+        out.print(
+            f"worker {w.worker} on {w.host} (pid {w.pid}): sent {w.sent}, {w.rate:.1f} msg/s, last seen {seen}",
+            markup=False,
+        )
 
 
 @main.command()

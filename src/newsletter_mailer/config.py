@@ -122,6 +122,14 @@ class SignupSettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """Where state lives: empty for the workspace's SQLite file, or a ``postgresql://`` URL."""
+
+    url: str = ""
+    password: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
 class Settings:
     workspace: Path
     config_path: Path
@@ -132,6 +140,7 @@ class Settings:
     dkim: DKIMSettings = DKIMSettings()
     bounces: BouncesSettings = BouncesSettings()
     signup: SignupSettings = SignupSettings()
+    store: StoreSettings = StoreSettings()
 
     def path(self, value: str) -> Path:
         """A path from the settings, relative to the workspace."""
@@ -154,8 +163,10 @@ _SECTIONS: dict[str, type[Any]] = {
     "dkim": DKIMSettings,
     "bounces": BouncesSettings,
     "signup": SignupSettings,
+    "store": StoreSettings,
 }
-_SECRET_KEYS = {("smtp", "password"), ("dkim", "key"), ("bounces", "password")}
+_SECRET_KEYS = {("smtp", "password"), ("dkim", "key"), ("bounces", "password"), ("store", "password")}
+STORE_SCHEMES = ("postgresql://", "postgres://")
 
 
 def _toml_name(attr: str) -> str:
@@ -234,7 +245,7 @@ def _section(name: str, raw: Mapping[str, Any], env: Mapping[str, str], text: st
         values[f.name] = _coerce(name, key, value, f.default, (file, line))
     for key, f in by_key.items():
         var = f"NEWSLETTER_{name.upper()}_{key.upper()}"
-        if var in env and name in ("smtp", "dkim"):
+        if var in env and name in ("smtp", "dkim", "store"):
             if (name, key) == ("dkim", "key"):
                 values[f.name] = env[var].encode()
             else:
@@ -299,6 +310,7 @@ def load_settings(
     password = env.get("NEWSLETTER_SMTP_PASSWORD", "")
     if password:
         smtp = SMTPSettings(**{**{f.name: getattr(smtp, f.name) for f in fields(smtp)}, "password": password})
+    store = _store(sections["store"], env, text, file)
     news: NewsletterSettings = sections["newsletter"]
     if not re.match(r"^https?://[^\s/]+", news.base_url):
         raise ConfigError(
@@ -320,6 +332,7 @@ def load_settings(
         dkim=sections["dkim"],
         bounces=_bounces(sections["bounces"], env, text, file),
         signup=sections["signup"],
+        store=store,
     )
 
 
@@ -341,3 +354,25 @@ def _bounces(bounces: BouncesSettings, env: Mapping[str, str], text: str, file: 
     if password:
         bounces = replace(bounces, password=password)
     return bounces
+
+
+def _store(store: StoreSettings, env: Mapping[str, str], text: str, file: str) -> StoreSettings:
+    """A store URL must be PostgreSQL's; a password may come with a URL from the environment,
+    never with one written in the file."""
+    from_env = "NEWSLETTER_STORE_URL" in env
+    where = ("NEWSLETTER_STORE_URL", None) if from_env else (file, key_line(text, "store", "url"))
+    if store.url and not store.url.startswith(STORE_SCHEMES):
+        raise ConfigError(
+            "[store] url must be a postgresql://user@host/database URL (leave it out for the workspace's SQLite file)",
+            file=where[0],
+            line=where[1],
+        )
+    userinfo = store.url.partition("://")[2].partition("/")[0].rpartition("@")[0]
+    in_query = "password=" in store.url.partition("?")[2].lower()
+    if (":" in userinfo or in_query) and not from_env:
+        raise ConfigError(
+            "[store] url must not hold a password in the file: set NEWSLETTER_STORE_PASSWORD (or PGPASSWORD)",
+            file=where[0],
+            line=where[1],
+        )
+    return StoreSettings(url=store.url, password=env.get("NEWSLETTER_STORE_PASSWORD", ""))

@@ -13,6 +13,8 @@
     │   ├── AlreadySending        another `send` of the same issue holds the lock
     │   └── SendInterrupted       Ctrl+C stopped a dispatch; says what was sent and what is in flight
     ├── MailboxError              the bounce mailbox cannot be reached or refused the login (ConnectionError)
+    ├── StoreError                the store (SQLite file or PostgreSQL server) cannot be used
+    │   └── SchemaMismatch        the store's schema is older or newer than this code
     └── TokenError                an unsubscribe token is altered, truncated or foreign (ValueError)
 
 The CLI turns every NewsletterError into a message and an exit code; anything else is a bug
@@ -105,6 +107,16 @@ class SendInterrupted(SendError):
 class MailboxError(NewsletterError, ConnectionError):
     """Raised when the IMAP mailbox in [bounces] cannot be reached, refuses TLS or the login, or
     lacks the folder; nothing is marked or moved then."""
+
+
+class StoreError(NewsletterError):
+    """Raised when the store cannot be opened or used: PostgreSQL unreachable, login refused,
+    psycopg missing. The message names the store by its URL without a password."""
+
+
+class SchemaMismatch(StoreError):
+    """Raised at start when the store's schema version is not the code's: older (run
+    ``newsletter store migrate``) or newer (a newer newsletter-mailer wrote it)."""
 
 
 class TokenError(NewsletterError, ValueError):

@@ -1,4 +1,5 @@
-"""suppressions.py and its commands: add, export, import, and `newsletter unsubscribe`."""
+"""suppressions.py and its commands: add, export, import, and `newsletter unsubscribe`.
+The list's rules are checked on every store (SQLite and a real PostgreSQL server)."""
 
 from __future__ import annotations
 
@@ -7,27 +8,46 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from newsletter_mailer.audience.suppressions import SuppressionList
-from newsletter_mailer.store.database import connect
+from newsletter_mailer.store.base import Store
+from newsletter_mailer.store.sqlite import SQLiteStore
 
 
-def test_add_is_idempotent_and_case_insensitive(tmp_path: Path) -> None:
-    lst = SuppressionList(connect(tmp_path / "db.sqlite"))
+def test_add_is_idempotent_and_case_insensitive(store: Store) -> None:
+    lst = SuppressionList(store)
     assert lst.add("Ada@example.org", "unsubscribed", "web")
     assert not lst.add("ada@example.org", "bounced", "again")
     assert "ADA@EXAMPLE.ORG" in lst and len(lst) == 1
     assert lst.get("ada@example.org").reason == "unsubscribed"  # type: ignore[union-attr]
+    assert "other@example.org" not in lst and lst.get("other@example.org") is None
 
 
-def test_export_then_import_round_trips(tmp_path: Path) -> None:
-    first = SuppressionList(connect(tmp_path / "a.sqlite"))
+def test_remove_and_list_in_order(store: Store) -> None:
+    lst = SuppressionList(store)
+    lst.add("a@example.org", "unsubscribed", "web")
+    lst.add("b@example.org", "bounced", "issue-1")
+    assert [entry.address for entry in lst] == ["a@example.org", "b@example.org"]
+    assert lst.remove("A@EXAMPLE.ORG") and not lst.remove("a@example.org")
+    assert [entry.address for entry in lst] == ["b@example.org"] and len(lst) == 1
+
+
+def test_an_unknown_reason_is_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="reason must be one of"):
+        SuppressionList(store).add("a@example.org", "annoyed")
+    assert store.count_suppressions() == 0
+
+
+def test_export_then_import_round_trips(store: Store, tmp_path: Path) -> None:
+    first = SuppressionList(SQLiteStore.open(tmp_path / "a" / "newsletter.db"))
     first.add("a@example.org", "unsubscribed", "web")
     first.add("b@example.org", "bounced", "issue-1")
     buffer = io.StringIO()
     assert first.export_csv(buffer) == 2
     path = tmp_path / "export.csv"
     path.write_text(buffer.getvalue() + "not-an-address,manual,x,y\nc@example.org,weird,x,y\n")
-    second = SuppressionList(connect(tmp_path / "b.sqlite"))
+    second = SuppressionList(store)
     added, problems = second.import_csv(path)
     assert added == 3
     assert second.get("b@example.org").reason == "bounced"  # type: ignore[union-attr]

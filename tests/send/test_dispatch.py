@@ -16,8 +16,8 @@ from newsletter_mailer.audience.suppressions import SuppressionList
 from newsletter_mailer.errors import AlreadySending, ConfigError, SendPaused, SMTPStartError
 from newsletter_mailer.send import dispatch
 from newsletter_mailer.send.transport import Result
-from newsletter_mailer.store.database import connect, send_lock
-from newsletter_mailer.store.journal import SQLiteJournal
+from newsletter_mailer.store.database import send_lock
+from newsletter_mailer.store.sqlite import SQLiteStore
 from smtp_servers import Faults, SMTPTestServer
 
 
@@ -59,10 +59,10 @@ def test_faults_are_retried_and_accounted_exactly(tmp_path: Path) -> None:
     assert summary.sent == 57 and summary.failed == 3 and summary.retried > 0
     counts = journal_counts(root)
     assert counts["sent"] == 57 and counts["failed"] == 3 and counts["pending"] == 0
-    journal = SQLiteJournal.open(settings_for(root).database_path)
+    journal = SQLiteStore.open(settings_for(root).database_path)
     try:
         failures = {address: reply for address, _, reply in journal.failures("issue")}
-        suppressions = SuppressionList(journal.db)
+        suppressions = SuppressionList(journal)
         assert set(failures) == bad
         assert all(reply.startswith("550 5.1.1") for reply in failures.values())
         assert all(suppressions.get(address).reason == "bounced" for address in bad)  # type: ignore[union-attr]
@@ -141,11 +141,10 @@ def test_unsubscribe_during_a_run_is_honoured_at_the_next_recipient(tmp_path: Pa
     with SMTPTestServer() as server:
         root = make_workspace(tmp_path / "ws", server.port, 20, smtp_extra="concurrency = 1")
         settings = settings_for(root)
-        db = connect(settings.database_path)
-        SuppressionList(db).add("user0@example.org", "unsubscribed", "before")
-        db.close()
+        with SQLiteStore.open(settings.database_path) as store:
+            SuppressionList(store).add("user0@example.org", "unsubscribed", "before")
         with dispatch.open_campaign(root / "issue.md", settings) as campaign:
-            suppressions = SuppressionList(campaign.journal.db)
+            suppressions = SuppressionList(campaign.journal)
             assert campaign.preflight.suppressed == 1 and campaign.preflight.to_send == 19
 
             class Unsubscriber(dispatch.NoProgress):
@@ -266,9 +265,8 @@ def test_dispatch_logic_with_the_in_memory_transport(tmp_path: Path) -> None:
 
     root = make_workspace(tmp_path / "ws", 1, 12)
     settings = settings_for(root)
-    db = connect(settings.database_path)
-    SuppressionList(db).add("user5@example.org", "manual")
-    db.close()
+    with SQLiteStore.open(settings.database_path) as store:
+        SuppressionList(store).add("user5@example.org", "manual")
     memory = MemoryTransport()
     with dispatch.open_campaign(root / "issue.md", settings) as campaign:
         summary = campaign.run(transport=memory)

@@ -20,6 +20,7 @@ from newsletter_mailer.send import dispatch
 from newsletter_mailer.store.bounce_log import BounceLog
 from newsletter_mailer.store.database import connect
 from newsletter_mailer.store.journal import SQLiteJournal
+from newsletter_mailer.store.sqlite import SQLiteSuppressionRows
 from smtp_servers import SMTPTestServer
 
 REPORTS = Path(__file__).parents[1] / "audience" / "bounce_reports"
@@ -68,7 +69,7 @@ def test_a_send_with_a_bounce_address_uses_one_verp_sender_per_recipient_and_a_b
         db = connect(settings_for(root).database_path)
         try:
             outcome = BounceLog(db, verp=CODEC).process("report.eml", data)
-            entry = SuppressionList(db).get("user2@example.org")
+            entry = SuppressionList(SQLiteSuppressionRows(db)).get("user2@example.org")
         finally:
             db.close()
         assert (outcome.address, outcome.issue, outcome.action) == ("user2@example.org", "issue", Action.SUPPRESSED)
@@ -107,7 +108,7 @@ def test_soft_bounces_suppress_on_the_third_different_issue_not_the_third_report
         "june", report("soft", "x@example.org", to=CODEC.sender(row_of(db, "2024-06", "ada@example.org")))
     )
     assert (last.address, last.action) == ("ada@example.org", Action.SUPPRESSED)
-    assert SuppressionList(db).get("ada@example.org") is not None
+    assert SuppressionList(SQLiteSuppressionRows(db)).get("ada@example.org") is not None
 
 
 def test_soft_bounces_older_than_the_window_do_not_count(db: sqlite3.Connection) -> None:
@@ -124,7 +125,7 @@ def test_without_a_token_the_report_is_believed_only_for_an_address_we_mailed(db
     log = BounceLog(db, verp=CODEC)
     stranger = log.process("s", report("hard", "stranger@example.org"))
     assert (stranger.address, stranger.action) == ("", Action.IGNORED)
-    assert SuppressionList(db).get("stranger@example.org") is None
+    assert SuppressionList(SQLiteSuppressionRows(db)).get("stranger@example.org") is None
     known = log.process("k", report("hard", "bob@example.org"))
     assert (known.address, known.action) == ("bob@example.org", Action.SUPPRESSED)
 
@@ -149,6 +150,6 @@ def test_a_message_id_of_ours_names_the_issue_when_there_is_no_token(db: sqlite3
 def test_a_complaint_suppresses_as_complained(db: sqlite3.Connection) -> None:
     data = (REPORTS / "arf-complaint.eml").read_bytes().replace(b"annoyed@example.org", b"ada@example.org")
     outcome = BounceLog(db).process("arf", data)
-    entry = SuppressionList(db).get("ada@example.org")
+    entry = SuppressionList(SQLiteSuppressionRows(db)).get("ada@example.org")
     assert outcome.action is Action.SUPPRESSED and entry is not None and entry.reason == "complained"
     assert email.message_from_bytes(data).get_content_type() == "multipart/report"

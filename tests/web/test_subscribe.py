@@ -24,6 +24,7 @@ from newsletter_mailer.audience.suppressions import SuppressionList
 from newsletter_mailer.config import Settings, load_settings
 from newsletter_mailer.store.database import connect
 from newsletter_mailer.store.signup_log import Consent, SignupLog
+from newsletter_mailer.store.sqlite import SQLiteSuppressionRows
 from newsletter_mailer.web.unsubscribe import create_app
 from smtp_servers import SMTPTestServer
 
@@ -161,14 +162,14 @@ def test_altered_expired_and_foreign_tokens_confirm_nothing(site: Site) -> None:
 
 def test_a_suppressed_address_comes_back_only_through_the_confirmed_link(site: Site) -> None:
     db = connect(site.settings.database_path)
-    SuppressionList(db).add("user1@example.org", "bounced", "test")
+    SuppressionList(SQLiteSuppressionRows(db)).add("user1@example.org", "bounced", "test")
     site.post(email="user1@example.org")
     link = site.link_in(site.mails_to("user1@example.org")[0])
-    assert "user1@example.org" in SuppressionList(db)
+    assert "user1@example.org" in SuppressionList(SQLiteSuppressionRows(db))
     httpx.get(link)
-    assert "user1@example.org" in SuppressionList(db)
+    assert "user1@example.org" in SuppressionList(SQLiteSuppressionRows(db))
     httpx.post(link)
-    assert "user1@example.org" not in SuppressionList(db)
+    assert "user1@example.org" not in SuppressionList(SQLiteSuppressionRows(db))
     db.close()
 
 
@@ -229,7 +230,7 @@ def test_a_confirmed_signup_gets_the_next_issue_and_is_exported_with_consent(sit
     assert joiner["request_ip"] == joiner["confirm_ip"] == "127.0.0.1"
     assert joiner["requested"] <= joiner["confirmed"] and joiner["confirmed"].endswith("Z")
     db = connect(site.settings.database_path)
-    SuppressionList(db).add("joiner@example.org", "unsubscribed", "test")
+    SuppressionList(SQLiteSuppressionRows(db)).add("joiner@example.org", "unsubscribed", "test")
     db.close()
     again = newsletter("subscribers", "export", cwd=root)
     assert "joiner@example.org" not in again.stdout and "exported 2 subscribers" in again.stderr

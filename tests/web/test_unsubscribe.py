@@ -12,7 +12,7 @@ from conftest import serve_asgi
 from newsletter_mailer.audience.links import signer_for
 from newsletter_mailer.audience.suppressions import SuppressionList
 from newsletter_mailer.config import Settings, load_settings
-from newsletter_mailer.store.database import connect
+from newsletter_mailer.store.sqlite import SQLiteStore
 from newsletter_mailer.web.unsubscribe import create_app, mask
 
 
@@ -27,12 +27,12 @@ def site(tmp_path: Path) -> Iterator[tuple[str, Settings]]:
 
 
 def suppression(settings: Settings, address: str) -> tuple[str, str] | None:
-    db = connect(settings.database_path)
+    store = SQLiteStore.open(settings.database_path)
     try:
-        entry = SuppressionList(db).get(address)
+        entry = SuppressionList(store).get(address)
         return (entry.reason, entry.source) if entry else None
     finally:
-        db.close()
+        store.close()
 
 
 def test_get_shows_a_confirmation_page_and_never_unsubscribes(site: tuple[str, Settings]) -> None:
@@ -73,9 +73,9 @@ def test_undo_resubscribes_but_not_a_bounced_address(site: tuple[str, Settings])
     response = httpx.post(f"{base}/resubscribe/{token}")
     assert response.status_code == 200 and "subscribed to Les Randonneurs again" in response.text
     assert suppression(settings, "carol@example.org") is None
-    db = connect(settings.database_path)
-    SuppressionList(db).add("dead@example.org", "bounced", "test")
-    db.close()
+    store = SQLiteStore.open(settings.database_path)
+    SuppressionList(store).add("dead@example.org", "bounced", "test")
+    store.close()
     response = httpx.post(f"{base}/resubscribe/{signer.token('dead@example.org')}")
     assert "Cannot subscribe" in response.text
     assert suppression(settings, "dead@example.org") == ("bounced", "test")

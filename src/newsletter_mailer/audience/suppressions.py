@@ -1,18 +1,19 @@
 """The suppression list: addresses never to mail again, whatever the subscriber CSV says.
 
-Kept in the workspace database beside the journal, so an unsubscribe recorded by ``serve`` is
-seen by a ``send`` that is already running, at its next recipient.
+The rules (reasons, CSV import and export) live here; the rows live in the store beside the
+journal (SQLite or PostgreSQL), so an unsubscribe recorded by ``serve`` is seen by a ``send``
+that is already running, at its next recipient. The store is reached through the small
+``SuppressionStore`` protocol, because store/ sits above audience/ and implements it.
 """
 
 from __future__ import annotations
 
 import csv
-import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from email_validator import EmailNotValidError
 
@@ -39,19 +40,29 @@ class Suppressed:
     reason: str
 
 
+class SuppressionStore(Protocol):
+    """The rows of the suppression list; addresses compare without regard to case."""
+
+    def add_suppression(self, entry: Suppression) -> bool:
+        """Insert unless the address is there already; True if it was inserted."""
+
+    def remove_suppression(self, address: str) -> bool: ...
+    def get_suppression(self, address: str) -> Suppression | None: ...
+    def iter_suppressions(self) -> Iterator[Suppression]:
+        """Every entry, oldest first."""
+
+    def count_suppressions(self) -> int: ...
+
+
 class SuppressionList:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
+    def __init__(self, store: SuppressionStore) -> None:
+        self.store = store
 
     def add(self, address: str, reason: str, source: str = "") -> bool:
         """Suppress an address; True if it was not suppressed before. Repeating is harmless."""
         if reason not in REASONS:
             raise ValueError(f"reason must be one of {', '.join(REASONS)}")
-        cursor = self.db.execute(
-            "INSERT OR IGNORE INTO suppressions (address, reason, source, created) VALUES (?, ?, ?, ?)",
-            (address, reason, source, time.time()),
-        )
-        return cursor.rowcount == 1
+        return self.store.add_suppression(Suppression(address, reason, source, time.time()))
 
     def suppress(self, raw: str, reason: str, source: str) -> Suppressed:
         """Suppress an address as typed by a person; the reason shown is the one on record."""
@@ -64,23 +75,19 @@ class SuppressionList:
         return Suppressed(address, added, current.reason if current else reason)
 
     def remove(self, address: str) -> bool:
-        return self.db.execute("DELETE FROM suppressions WHERE address = ?", (address,)).rowcount == 1
+        return self.store.remove_suppression(address)
 
     def get(self, address: str) -> Suppression | None:
-        row = self.db.execute(
-            "SELECT address, reason, source, created FROM suppressions WHERE address = ?", (address,)
-        ).fetchone()
-        return Suppression(*row) if row else None
+        return self.store.get_suppression(address)
 
     def __contains__(self, address: object) -> bool:
         return isinstance(address, str) and self.get(address) is not None
 
     def __iter__(self) -> Iterator[Suppression]:
-        for row in self.db.execute("SELECT address, reason, source, created FROM suppressions ORDER BY created"):
-            yield Suppression(*row)
+        return self.store.iter_suppressions()
 
     def __len__(self) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM suppressions").fetchone()[0])
+        return self.store.count_suppressions()
 
     def export_csv(self, out: TextIO) -> int:
         writer = csv.writer(out)

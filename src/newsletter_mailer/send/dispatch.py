@@ -31,9 +31,9 @@ from ..compose.issue import read_issue
 from ..compose.render import RenderedIssue, render_issue
 from ..config import Settings, SMTPSettings
 from ..errors import ConfigError, SendPaused, SMTPStartError, UserInputError
-from ..store.database import connect, send_lock
-from ..store.journal import Delivery, SQLiteJournal
-from ..store.signup_log import SignupLog
+from ..store.base import Store
+from ..store.factory import confirmed_signups, open_store
+from ..store.journal import Delivery
 from .outbox import LocalOutbox
 from .ratelimit import RateLimiter
 from .transport import Kind, Result, SMTPTransport, Transport
@@ -120,13 +120,11 @@ def backoff(attempt: int, base: float, cap: float = 300.0) -> float:
 class Campaign:
     """One issue's dispatch to its list. Open with ``open_campaign``, which holds the send lock."""
 
-    def __init__(
-        self, settings: Settings, rendered: RenderedIssue, journal: SQLiteJournal, preflight: Preflight
-    ) -> None:
+    def __init__(self, settings: Settings, rendered: RenderedIssue, journal: Store, preflight: Preflight) -> None:
         self.settings = settings
         self.rendered = rendered
         self.journal = journal
-        self.suppressions = SuppressionList(journal.db)
+        self.suppressions = SuppressionList(journal)
         self.preflight = preflight
         self.issue = rendered.issue.key
 
@@ -257,11 +255,11 @@ class Campaign:
         return summary
 
 
-def _preflight(journal: SQLiteJournal, issue: str, subscribers: Path, retry_failed: bool) -> Preflight:
+def _preflight(journal: Store, issue: str, subscribers: Path, retry_failed: bool) -> Preflight:
     report = ListReport(subscribers)
     recovered = journal.recover_in_flight(issue)
     tally = Tally()  # the list at send time: the CSV plus confirmed signups
-    signups = [c.subscriber for c in SignupLog(journal.db).confirmed()]
+    signups = confirmed_signups(journal)
     journal.add_recipients(issue, merge_lists(read_subscribers(subscribers, report), signups, tally))
     if retry_failed:
         journal.retry_failed(issue)
@@ -293,9 +291,8 @@ def open_campaign(
     rendered = render_issue(read_issue(issue_path), settings)
     subscribers = subscribers or settings.path(settings.newsletter.subscribers)
     with ExitStack() as stack:
-        stack.enter_context(send_lock(settings.state_dir, rendered.issue.key))
-        journal = SQLiteJournal.open(settings.database_path)
-        stack.callback(journal.close)
+        journal = stack.enter_context(open_store(settings))
+        stack.enter_context(journal.send_lock(rendered.issue.key))
         preflight = _preflight(journal, rendered.issue.key, subscribers, retry_failed)
         yield Campaign(settings, rendered, journal, preflight)
 
@@ -316,12 +313,11 @@ def dry_run(issue_path: Path, settings: Settings, subscribers: Path | None = Non
     rendered = render_issue(read_issue(issue_path), settings)
     subscribers = subscribers or settings.path(settings.newsletter.subscribers)
     template = MessageTemplate(rendered, settings, signer_for(settings), dkim=dkim_signer(settings))
-    db = connect(settings.database_path)
-    journal, suppressions = SQLiteJournal(db), SuppressionList(db)
     report = ListReport(subscribers)
     built = octets = suppressed = already = 0
-    try:
-        signups = [c.subscriber for c in SignupLog(db).confirmed()]
+    with open_store(settings) as journal:
+        suppressions = SuppressionList(journal)
+        signups = confirmed_signups(journal)
         for subscriber in merge_lists(read_subscribers(subscribers, report), signups, Tally()):
             if subscriber.email in suppressions:
                 suppressed += 1
@@ -331,8 +327,6 @@ def dry_run(issue_path: Path, settings: Settings, subscribers: Path | None = Non
                 continue
             octets += len(template.envelope(subscriber).data)
             built += 1
-    finally:
-        db.close()
     return DryRun(built, octets, report.invalid, report.duplicates, suppressed, already, tuple(report.problems))
 
 

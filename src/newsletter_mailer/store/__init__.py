@@ -1,1 +1,5 @@
-"""store"""
+"""store: the journal, the suppression list's rows and the send lock, in SQLite or PostgreSQL."""
+
+from .factory import open_store
+
+__all__ = ["open_store"]

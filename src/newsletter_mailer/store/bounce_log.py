@@ -27,7 +27,9 @@ from ..audience.subscribers import normalise_address
 from ..audience.suppressions import SuppressionList
 from ..audience.verp import VerpCodec
 from ..config import Settings
+from ..errors import StoreError
 from .database import connect, transaction
+from .sqlite import SQLiteSuppressionRows
 
 __all__ = ["SCHEMA", "BounceLog", "BounceRecord", "Outcome", "bounce_log", "process_imap", "process_paths"]
 
@@ -107,7 +109,9 @@ class BounceLog:
             if action is Action.SUPPRESSED:
                 reason = "complained" if report.category is Category.COMPLAINT else "bounced"
                 detail = " ".join(p for p in (report.category.value, report.status, report.diagnostic) if p)
-                SuppressionList(self.db).add(address, reason, f"{issue or 'bounce report'}: {detail}"[:400])
+                SuppressionList(SQLiteSuppressionRows(self.db)).add(
+                    address, reason, f"{issue or 'bounce report'}: {detail}"[:400]
+                )
         return Outcome(source, report, address, issue, action)
 
     def _decide(self, report: Report, address: str, issue: str) -> Action:
@@ -168,6 +172,11 @@ class BounceLog:
 @contextmanager
 def bounce_log(settings: Settings) -> Iterator[BounceLog]:
     """The workspace's bounce log, with its policy and VERP codec from the settings."""
+    if settings.store.url:
+        raise StoreError(
+            "bounce processing keeps its records in the workspace's SQLite file and does not work with "
+            "[store] url yet: run it from a workspace without a store URL"
+        )
     b = settings.bounces
     verp = VerpCodec.from_signer(signer_for(settings), b.address) if b.address else None
     db = connect(settings.database_path)

@@ -10,9 +10,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import AlreadySending
+from ..errors import AlreadySending, SchemaMismatch
 
-__all__ = ["SCHEMA", "connect", "send_lock", "transaction"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "connect", "send_lock", "transaction"]
+
+# SCHEMA is idempotent and runs at every open; a change to an existing table goes in MIGRATIONS
+# (version N+1 is MIGRATIONS[N]) with SCHEMA_VERSION raised, and the same in postgres.py.
+MIGRATIONS: tuple[str, ...] = (
+    "",
+    # 2: several workers on one send (store/sqlite_pool.py)
+    """
+    ALTER TABLE deliveries ADD COLUMN worker TEXT NOT NULL DEFAULT '';
+    ALTER TABLE deliveries ADD COLUMN lease_until REAL NOT NULL DEFAULT 0;
+    CREATE TABLE IF NOT EXISTS sends (issue TEXT PRIMARY KEY, content_hash TEXT NOT NULL, started REAL NOT NULL);
+    CREATE TABLE IF NOT EXISTS workers (
+        issue TEXT NOT NULL, worker TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
+        sent INTEGER NOT NULL DEFAULT 0, started REAL NOT NULL, last_seen REAL NOT NULL,
+        PRIMARY KEY (issue, worker)
+    );
+    CREATE TABLE IF NOT EXISTS pacing (name TEXT PRIMARY KEY, next_at REAL NOT NULL);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -53,7 +72,27 @@ def connect(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA busy_timeout=30000")
     db.executescript(SCHEMA)
+    _migrate(db, path)
     return db
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    """The workspace file is one editor's: it is brought up to date on open (as it always was),
+    but a file written by newer code is refused rather than misread."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        db.close()
+        raise SchemaMismatch(
+            f"{path}: the store's schema is version {version}, newer than this newsletter-mailer's "
+            f"{SCHEMA_VERSION}: upgrade newsletter-mailer"
+        )
+    if version == SCHEMA_VERSION:
+        return
+    with transaction(db):
+        for script in MIGRATIONS[version:]:
+            for statement in filter(str.strip, script.split(";")):
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 @contextmanager

@@ -235,7 +235,7 @@ class SQLiteJournal:
         return cursor.rowcount
 
 
-def issue_status(journal: SQLiteJournal | None, issue: str) -> IssueStatus:
+def issue_status(journal: Journal | None, issue: str) -> IssueStatus:
     """The journal's view of one issue; all zeros when nothing was ever stored."""
     if journal is None:
         return IssueStatus(issue, {**dict.fromkeys(STATES, 0), "resent": 0}, ())

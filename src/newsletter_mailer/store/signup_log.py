@@ -20,6 +20,7 @@ from ..audience.signup import Tally, field_key, merge_lists
 from ..audience.subscribers import Subscriber, dedupe_key
 from ..audience.suppressions import SuppressionList
 from .database import transaction
+from .sqlite import SQLiteSuppressionRows
 
 __all__ = ["CONSENT_COLUMNS", "SCHEMA", "Consent", "PendingSignup", "SignupLog", "export_list"]
 
@@ -130,7 +131,7 @@ class SignupLog:
                 (*row[:5], time.time(), ip, row[5]),
             )
             self.db.execute("DELETE FROM signup_requests WHERE address = ?", (row[0],))
-            SuppressionList(self.db).remove(str(row[0]))
+            SuppressionList(SQLiteSuppressionRows(self.db)).remove(str(row[0]))
         return str(row[0])
 
     def confirmed(self) -> list[Consent]:
@@ -164,7 +165,7 @@ def export_list(db: sqlite3.Connection, csv_rows: Iterable[Subscriber], out: Tex
     """Write the effective list (the CSV plus confirmed signups, minus suppressions) with the
     consent record of each signup; returns the number of rows written."""
     consents = {dedupe_key(c.subscriber.email): c for c in SignupLog(db).confirmed()}
-    suppressed = SuppressionList(db)
+    suppressed = SuppressionList(SQLiteSuppressionRows(db))
     rows = iter(merge_lists(csv_rows, [c.subscriber for c in consents.values()], Tally()))
     first = next(rows, None)
     keys = list(dict.fromkeys([*(k for k, _ in (first.fields if first else ())), *map(field_key, extra)]))

@@ -1,5 +1,5 @@
-"""The workspace store as one object: the database opened once, with the journal and the
-suppression list on it, closed when the ``with`` block ends, whatever happens inside."""
+"""The workspace store as one object: the store the settings name (the SQLite file, or
+PostgreSQL), with the suppression list on it, closed when the ``with`` block ends."""
 
 from __future__ import annotations
 
@@ -9,32 +9,29 @@ from dataclasses import dataclass
 
 from ..audience.suppressions import SuppressionList
 from ..config import Settings
-from .database import connect
-from .journal import SQLiteJournal
+from . import factory
+from .base import Store
 
 __all__ = ["WorkspaceStore", "existing_store", "open_store"]
 
 
 @dataclass(frozen=True)
 class WorkspaceStore:
-    journal: SQLiteJournal
+    journal: Store
     suppressions: SuppressionList
 
 
 @contextmanager
 def open_store(settings: Settings) -> Iterator[WorkspaceStore]:
-    """The workspace's database, created on first use."""
-    db = connect(settings.database_path)
-    try:
-        yield WorkspaceStore(SQLiteJournal(db), SuppressionList(db))
-    finally:
-        db.close()
+    """The workspace's store, created on first use."""
+    with factory.open_store(settings) as store:
+        yield WorkspaceStore(store, SuppressionList(store))
 
 
 @contextmanager
 def existing_store(settings: Settings) -> Iterator[WorkspaceStore | None]:
-    """The database if one exists, else None: reading commands never create state."""
-    if not settings.database_path.exists():
+    """The store if one exists, else None: reading commands never create a SQLite file."""
+    if not settings.store.url and not settings.database_path.exists():
         yield None
         return
     with open_store(settings) as store:

@@ -77,6 +77,11 @@ def send_confirmation(settings: Settings, envelope: Envelope) -> None:
 
 
 def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str]) -> list[Route]:
+    if settings.store.url:
+        # Signups live in the workspace's SQLite file for now: with a shared store a send would
+        # never see them, so the pages are not served rather than losing people silently.
+        log.warning("signup pages are off: they do not work with [store] url yet")
+        return []
     signup = settings.signup
     news = settings.newsletter
     signer = signer_for(settings)

@@ -21,8 +21,8 @@ from starlette.routing import Route
 from ..audience.links import TokenSubject, signer_for
 from ..audience.suppressions import SuppressionList
 from ..config import Settings
-from ..errors import TokenError
-from ..store.database import connect
+from ..errors import StoreError, TokenError
+from ..store.factory import open_store
 
 PAGE = """<!doctype html>
 <html lang="{lang}">
@@ -75,11 +75,8 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextmanager
     def suppressions() -> Iterator[SuppressionList]:
-        db = connect(settings.database_path)
-        try:
-            yield SuppressionList(db)
-        finally:
-            db.close()
+        with open_store(settings) as store:
+            yield SuppressionList(store)
 
     def page(title: str, body: str, status: int = 200, test: bool = False) -> HTMLResponse:
         return HTMLResponse(
@@ -176,7 +173,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             with suppressions() as lst:
                 len(lst)
-        except sqlite3.Error:
+        except (sqlite3.Error, StoreError):
             return PlainTextResponse("database unavailable", status_code=503)
         return PlainTextResponse("ok")
 

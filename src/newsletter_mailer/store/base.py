@@ -1,0 +1,121 @@
+"""What every store offers, whichever database holds it: the journal, the suppression list's
+rows, the per-issue send lock and a versioned schema. SQLite (sqlite.py) and PostgreSQL
+(postgres.py) implement it; open one with ``open_store`` (factory.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..audience.suppressions import SuppressionStore
+from .journal import Delivery, Journal
+
+__all__ = ["TAKEN_OVER", "Claimed", "JournalRow", "SharedSend", "Store", "WorkerInfo", "redact_url"]
+
+TAKEN_OVER = "claimed by a worker that stopped (its lease expired)"
+
+
+@dataclass(frozen=True)
+class JournalRow:
+    """One journal row with every column, as ``store copy`` moves it between stores."""
+
+    issue: str
+    address: str
+    name: str
+    fields: str
+    line: int
+    state: str
+    attempts: int
+    last_reply: str
+    message_id: str
+    resent: bool
+    listed: float
+    created: float
+    updated: float
+    sent_at: float | None
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """One sender process on a send, as `status` shows it."""
+
+    worker: str
+    host: str
+    pid: int
+    sent: int
+    started: float
+    last_seen: float
+
+    @property
+    def rate(self) -> float:
+        """Messages per second since the worker started."""
+        return self.sent / max(self.last_seen - self.started, 1e-9)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A batch of rows claimed by one worker, and how many it found suppressed (and marked so)."""
+
+    deliveries: tuple[Delivery, ...]
+    suppressed: int
+
+
+class SharedSend(Protocol):
+    """What several workers on one send share through the store. Leases and pacing use the
+    database's clock where it has one, so workers on machines with skewed clocks agree."""
+
+    def record_send(self, issue: str, content_hash: str) -> str:
+        """Record the issue file's hash for a send unless one is recorded; returns the recorded one."""
+
+    def claim_batch(self, issue: str, worker: str, size: int, lease: float) -> Claimed:
+        """Claim up to ``size`` rows in list order: pending ones, and rows of a worker whose lease
+        expired (flagged as possibly duplicated). Two workers never get the same row."""
+
+    def heartbeat(self, issue: str, worker: str, host: str, pid: int, sent: int, lease: float) -> None:
+        """The worker is alive: extend the lease on its rows in flight and record its progress."""
+
+    def workers(self, issue: str) -> list[WorkerInfo]: ...
+    def pace(self, name: str, interval: float) -> float:
+        """Take the next slot of a shared pace (one per ``interval`` seconds across every
+        worker and machine); returns how long to wait before using it."""
+
+
+class Store(Journal, SuppressionStore, SharedSend, Protocol):
+    """The journal and the suppression list in one database, with its send lock."""
+
+    @property
+    def where(self) -> str:
+        """The store named for messages: a file path, or a URL without its password."""
+
+    def close(self) -> None: ...
+    def send_lock(self, issue: str) -> AbstractContextManager[None]:
+        """Only one send of an issue at a time; dropped when the holder dies."""
+
+    def schema_version(self) -> int: ...
+    def migrate(self) -> tuple[int, int]:
+        """Bring the schema to the code's version; returns (before, after)."""
+
+    def journal_rows(self) -> Iterator[JournalRow]:
+        """Every journal row, issue by issue in list order."""
+
+    def import_journal_rows(self, rows: Iterable[JournalRow]) -> tuple[int, int]:
+        """Insert rows whose (issue, address) is new; returns (inserted, already there)."""
+
+
+def redact_url(url: str) -> str:
+    """``postgresql://ann:secret@db/news`` -> ``postgresql://ann:***@db/news``; also a
+    ``password=`` query parameter. For messages: a password never reaches a log or an error."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if at and ":" in userinfo:
+        authority = f"{userinfo.partition(':')[0]}:***@{host}"
+    path, question, query = tail.partition("?")
+    if question:
+        params = [("password=***" if p.lower().startswith("password=") else p) for p in query.split("&")]
+        query = "&".join(params)
+    return f"{scheme}://{authority}{slash}{path}{question}{query}"

@@ -1,0 +1,102 @@
+"""The default store: the workspace's SQLite file (WAL), holding the journal and the suppression
+list, with the send lock as a file lock beside it. Nothing to install or run."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import astuple
+from pathlib import Path
+
+from ..audience.suppressions import Suppression
+from .base import JournalRow
+from .database import SCHEMA_VERSION, connect, send_lock, transaction
+from .journal import SQLiteJournal
+from .sqlite_pool import SQLitePool
+
+__all__ = ["SQLiteStore", "SQLiteSuppressionRows"]
+
+_ROW_COLUMNS = (
+    "issue, address, name, fields, line, state, attempts, last_reply, message_id, resent, listed, created,"
+    " updated, sent_at"
+)
+
+
+class SQLiteSuppressionRows:
+    """The suppression list's rows in a SQLite connection (addresses compare with NOCASE)."""
+
+    db: sqlite3.Connection
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def add_suppression(self, entry: Suppression) -> bool:
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO suppressions (address, reason, source, created) VALUES (?, ?, ?, ?)",
+            (entry.address, entry.reason, entry.source, entry.created),
+        )
+        return cursor.rowcount == 1
+
+    def remove_suppression(self, address: str) -> bool:
+        return self.db.execute("DELETE FROM suppressions WHERE address = ?", (address,)).rowcount == 1
+
+    def get_suppression(self, address: str) -> Suppression | None:
+        row = self.db.execute(
+            "SELECT address, reason, source, created FROM suppressions WHERE address = ?", (address,)
+        ).fetchone()
+        return Suppression(*row) if row else None
+
+    def iter_suppressions(self) -> Iterator[Suppression]:
+        for row in self.db.execute("SELECT address, reason, source, created FROM suppressions ORDER BY created"):
+            yield Suppression(*row)
+
+    def count_suppressions(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM suppressions").fetchone()[0])
+
+
+class SQLiteStore(SQLiteJournal, SQLitePool, SQLiteSuppressionRows):
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        super().__init__(db)
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path) -> SQLiteStore:
+        return cls(connect(path), path)
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
+    def send_lock(self, issue: str) -> AbstractContextManager[None]:
+        return send_lock(self.path.parent, issue)
+
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> tuple[int, int]:
+        # connect() has already brought the file up to date; say so.
+        return SCHEMA_VERSION, self.schema_version()
+
+    def journal_rows(self) -> Iterator[JournalRow]:
+        for row in self.db.execute(f"SELECT {_ROW_COLUMNS} FROM deliveries ORDER BY issue, id"):
+            values = list(row)
+            values[9] = bool(values[9])  # SQLite keeps the flag as 0/1
+            yield JournalRow(*values)
+
+    def import_journal_rows(self, rows: Iterable[JournalRow]) -> tuple[int, int]:
+        inserted = seen = 0
+        with transaction(self.db):
+            for row in rows:
+                seen += 1
+                inserted += self.db.execute(
+                    f"INSERT OR IGNORE INTO deliveries ({_ROW_COLUMNS}) VALUES ({', '.join('?' * 14)})",
+                    astuple(row),
+                ).rowcount
+        return inserted, seen - inserted

@@ -1,0 +1,93 @@
+"""The journal's rules, on every store: SQLite and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+from newsletter_mailer.audience.subscribers import Subscriber
+from newsletter_mailer.audience.suppressions import SuppressionList
+from newsletter_mailer.store.base import Store
+
+
+def people(*names: str) -> list[Subscriber]:
+    return [Subscriber(email=f"{n}@example.org", name=n.title(), fields=(("city", "Rivertön"),)) for n in names]
+
+
+def test_the_list_as_it_is_now_is_the_truth(store: Store) -> None:
+    assert store.add_recipients("i1", people("ann", "bob", "cy")) == 3
+    assert store.add_recipients("i1", people("ann", "cy", "dee")) == 1  # bob left, dee came
+    assert store.state_of("i1", "bob@example.org") == "removed"
+    assert [d.address for d in store.pending("i1")] == ["ann@example.org", "cy@example.org", "dee@example.org"]
+    store.add_recipients("i1", people("ann", "bob"))  # bob is back, cy and dee left
+    assert [d.address for d in store.pending("i1")] == ["ann@example.org", "bob@example.org"]
+    first = next(store.pending("i1"))
+    assert first.name == "Ann" and first.fields == (("city", "Rivertön"),)
+    assert store.counts("i2")["pending"] == 0  # issues are apart
+
+
+def test_pending_pages_through_in_list_order(store: Store) -> None:
+    names = [f"p{i:03d}" for i in range(25)]
+    store.add_recipients("i1", people(*names))
+    assert [d.address.split("@")[0] for d in store.pending("i1", batch=7)] == names
+
+
+def test_claim_mark_and_count(store: Store) -> None:
+    store.add_recipients("i1", people("ann", "bob", "cy", "dee"))
+    ann, bob, cy, dee = store.pending("i1")
+    assert store.claim(ann) and not store.claim(ann)  # a claimed row cannot be claimed again
+    store.mark_sent(ann, "<m1@example.org>", "250 ok")
+    assert store.claim(bob)
+    store.mark_failed(bob, "550 no such user")
+    assert store.claim(cy)
+    store.mark_deferred(cy, "451 later", uncertain=True)
+    assert store.claim(dee)
+    store.release(dee)
+    counts = store.counts("i1")
+    assert (counts["sent"], counts["failed"], counts["pending"], counts["resent"]) == (1, 1, 2, 1)
+    assert store.failures("i1") == [("bob@example.org", 1, "550 no such user")]
+    assert [(d.address, d.attempts, d.resent) for d in store.pending("i1")] == [
+        ("cy@example.org", 1, True),
+        ("dee@example.org", 0, False),  # released: as if never claimed
+    ]
+    assert store.retry_failed("i1") == 1 and store.state_of("i1", "bob@example.org") == "pending"
+
+
+def test_a_suppressed_address_is_not_claimed_whatever_its_case(store: Store) -> None:
+    store.add_recipients("i1", people("ann", "bob"))
+    SuppressionList(store).add("BOB@Example.org", "unsubscribed", "web")
+    assert store.pending_suppressed("i1") == 1
+    ann, bob = store.pending("i1")
+    assert store.claim(ann)
+    assert not store.claim(bob)
+    assert store.state_of("i1", "bob@example.org") == "suppressed"
+
+
+def test_rows_in_flight_at_a_crash_are_resent_and_flagged(store: Store) -> None:
+    store.add_recipients("i1", people("ann", "bob"))
+    ann, bob = store.pending("i1")
+    store.claim(ann)
+    store.claim(bob)
+    store.mark_sent(bob, "<m@example.org>", "250 ok")
+    assert store.recover_in_flight("i1") == 1
+    (again,) = store.pending("i1")
+    assert again.address == "ann@example.org" and again.resent
+    assert again.last_reply == "in flight when an earlier run stopped"
+    assert store.counts("i1")["resent"] == 1
+
+
+def test_journal_rows_copy_between_stores_and_keep_what_is_there(store: Store, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from newsletter_mailer.store.sqlite import SQLiteStore
+
+    store.add_recipients("i1", people("ann", "bob"))
+    ann, _ = store.pending("i1")
+    store.claim(ann)
+    store.mark_sent(ann, "<m@example.org>", "250 ok")
+    other = SQLiteStore.open(Path(str(tmp_path)) / "other" / "newsletter.db")
+    try:
+        assert other.import_journal_rows(store.journal_rows()) == (2, 0)
+        assert other.import_journal_rows(store.journal_rows()) == (0, 2)
+        assert other.state_of("i1", "ann@example.org") == "sent"
+        assert [d.address for d in other.pending("i1")] == ["bob@example.org"]
+        assert list(other.journal_rows()) == list(store.journal_rows())
+    finally:
+        other.close()

@@ -1,0 +1,180 @@
+"""The PostgreSQL store against a real server: schema versions and `store migrate`, the send lock
+across processes, passwords kept out of messages, and `store copy` from a workspace's SQLite."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from conftest import PG_PASSWORD, make_workspace, use_store
+from newsletter_mailer.audience.suppressions import SuppressionList
+from newsletter_mailer.cli import main
+from newsletter_mailer.errors import AlreadySending, SchemaMismatch, StoreError
+from newsletter_mailer.send.transport import MemoryTransport
+from newsletter_mailer.store.factory import open_url
+from newsletter_mailer.store.postgres import SCHEMA_VERSION, PostgresStore
+from newsletter_mailer.store.sqlite import SQLiteStore
+
+
+def cli(root: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["--config", str(root / "newsletter.toml"), *args], env=env)
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, result.output
+
+
+def test_a_fresh_database_is_refused_until_migrated(pg_url: str, tmp_path: Path) -> None:
+    with pytest.raises(SchemaMismatch, match=r"schema version 0, older .* run `newsletter store migrate`"):
+        open_url(pg_url, PG_PASSWORD)
+    root = make_workspace(tmp_path / "ws", 1, 3)
+    use_store(root, pg_url)
+    code, output = cli(root, "status", "issue.md")
+    assert code == 1 and "run `newsletter store migrate`" in output and "Traceback" not in output
+    code, output = cli(root, "store", "migrate")
+    assert code == 0 and f"migrated from version 0 to schema version {SCHEMA_VERSION}" in output
+    assert "postgresql://newsletter@127.0.0.1:" in output
+    code, output = cli(root, "store", "migrate")
+    assert code == 0 and f"already at schema version {SCHEMA_VERSION}" in output
+    assert cli(root, "status", "issue.md") == (
+        0,
+        "issue: sent 0, pending 0, failed 0, skipped as unsubscribed 0, "
+        "no longer in the list 0, in flight 0, possibly duplicated 0\n",
+    )
+
+
+def test_a_schema_newer_than_the_code_is_refused(migrated_pg_url: str, tmp_path: Path) -> None:
+    with psycopg.connect(migrated_pg_url, password=PG_PASSWORD, autocommit=True) as db:
+        db.execute("INSERT INTO newsletter_schema VALUES (%s, 0)", (SCHEMA_VERSION + 1,))
+    with pytest.raises(SchemaMismatch, match=r"newer than this newsletter-mailer's .* upgrade newsletter-mailer"):
+        open_url(migrated_pg_url, PG_PASSWORD)
+    root = make_workspace(tmp_path / "ws", 1, 3)
+    use_store(root, migrated_pg_url)
+    code, output = cli(root, "store", "migrate")
+    assert code == 1 and "upgrade newsletter-mailer" in output
+
+
+def test_the_send_lock_spans_processes_and_dies_with_its_holder(migrated_pg_url: str) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from newsletter_mailer.store.postgres import PostgresStore\n"
+            "store = PostgresStore.open(sys.argv[1], sys.argv[2])\n"
+            "with store.send_lock('2026-12'):\n"
+            "    print('locked', flush=True)\n"
+            "    time.sleep(120)\n",
+            migrated_pg_url,
+            PG_PASSWORD,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        with PostgresStore.open(migrated_pg_url, PG_PASSWORD) as store:
+            refused = rf"2026-12 is running \(newsletter pid {holder.pid} on "
+            with pytest.raises(AlreadySending, match=refused), store.send_lock("2026-12"):
+                pass
+            with store.send_lock("2027-01"):  # another issue is free
+                pass
+            holder.kill()
+            holder.wait(timeout=30)
+            with store.send_lock("2026-12"):  # the server dropped the dead holder's lock
+                pass
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+
+
+def test_a_wrong_password_is_one_line_without_the_password(migrated_pg_url: str, tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="password authentication failed") as caught:
+        open_url(migrated_pg_url, "not-the-password")
+    assert "not-the-password" not in str(caught.value)
+    root = make_workspace(tmp_path / "ws", 1, 3)
+    with_password = migrated_pg_url.replace("newsletter@", "newsletter:wrong-secret@")
+    code, output = cli(
+        root, "status", "issue.md", env={"NEWSLETTER_STORE_URL": with_password, "NEWSLETTER_STORE_PASSWORD": ""}
+    )
+    assert code == 1 and "cannot open the store postgresql://newsletter:***@127.0.0.1" in output
+    assert "wrong-secret" not in output and "Traceback" not in output
+
+
+def test_an_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
+    from conftest import free_port
+
+    root = make_workspace(tmp_path / "ws", 1, 3)
+    use_store(root, f"postgresql://newsletter@127.0.0.1:{free_port()}/news")
+    code, output = cli(root, "unsubscribe", "a@example.org")
+    assert code == 1 and "cannot open the store postgresql://newsletter@127.0.0.1:" in output
+    assert "Traceback" not in output
+
+
+def test_copy_moves_a_workspaces_sqlite_state_and_says_what(pg_url: str, tmp_path: Path) -> None:
+    root = make_workspace(tmp_path / "ws", 1, 6)
+    settings_path = root / ".newsletter" / "newsletter.db"
+    with SQLiteStore.open(settings_path) as sqlite:
+        SuppressionList(sqlite).add("user5@example.org", "unsubscribed", "web page")
+        SuppressionList(sqlite).add("gone@example.org", "bounced", "2026-11")
+    from conftest import settings_for
+    from newsletter_mailer.send import dispatch
+
+    with dispatch.open_campaign(root / "issue.md", settings_for(root)) as campaign:
+        summary = campaign.run(transport=MemoryTransport())
+    assert summary.sent == 5
+    code, output = cli(root, "store", "copy", "--to", pg_url)
+    assert code == 0, output
+    assert f"schema migrated from version 0 to {SCHEMA_VERSION}" in output
+    assert "6 journal rows of 1 issue(s) (issue), 2 suppressed addresses" in output
+    code, output = cli(root, "store", "copy", "--to", pg_url)
+    assert "0 journal rows of 1 issue(s) (issue), 0 suppressed addresses" in output
+    assert "left as they were: 6 journal rows, 2 suppressed addresses" in output
+    use_store(root, pg_url)
+    code, output = cli(root, "status", "issue.md")
+    assert "sent 5, pending 0, failed 0, skipped as unsubscribed 1" in output
+    code, output = cli(root, "suppressions", "export")
+    assert "user5@example.org,unsubscribed,web page," in output and "gone@example.org,bounced,2026-11," in output
+    with dispatch.open_campaign(root / "issue.md", settings_for(root)) as campaign:
+        assert campaign.preflight.to_send == 0 and campaign.preflight.already_sent == 5  # nobody mailed again
+
+
+def test_copy_refuses_bad_input(tmp_path: Path) -> None:
+    root = make_workspace(tmp_path / "ws", 1, 1)
+    code, output = cli(root, "store", "copy", "--to", "mysql://x@y/z")
+    assert code == 2 and "--to must be a postgresql://" in output
+    code, output = cli(root, "store", "copy", "--to", "postgresql://x@127.0.0.1/z")
+    assert code == 2 and "no SQLite store in this workspace to copy" in output
+
+
+def test_the_environment_names_the_store(migrated_pg_url: str, tmp_path: Path) -> None:
+    root = make_workspace(tmp_path / "ws", 1, 1)
+    env = {**os.environ, "NEWSLETTER_STORE_URL": migrated_pg_url}
+    result = subprocess.run(
+        [sys.executable, "-m", "newsletter_mailer", "unsubscribe", "ann@example.org"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    with PostgresStore.open(migrated_pg_url, PG_PASSWORD) as store:
+        assert [entry.address for entry in SuppressionList(store)] == ["ann@example.org"]
+    assert not (root / ".newsletter" / "newsletter.db").exists()  # nothing went to SQLite
+
+
+def test_status_shows_each_worker(migrated_pg_url: str, tmp_path: Path) -> None:
+    with PostgresStore.open(migrated_pg_url, PG_PASSWORD) as store:
+        store.heartbeat("issue", "w1", "laptop.example", 4242, sent=12, lease=60)
+        store.heartbeat("issue", "w2", "server.example", 77, sent=0, lease=60)
+    root = make_workspace(tmp_path / "ws", 1, 1)
+    use_store(root, migrated_pg_url)
+    code, output = cli(root, "status", "issue.md")
+    assert code == 0
+    assert "worker w1 on laptop.example (pid 4242): sent 12," in output
+    assert "worker w2 on server.example (pid 77): sent 0, 0.0 msg/s, last seen 20" in output
