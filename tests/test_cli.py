@@ -157,3 +157,33 @@ def test_a_bad_to_address_blames_the_command_line(tmp_path: Path) -> None:
     result = run("send", "issue.md", "--test", cwd=root)
     assert result.returncode == 2
     assert "newsletter.toml: [newsletter] test_recipients: 'editor at example' is not a valid" in result.stderr
+
+
+FRONT_WITH_THREE_MISTAKES = """subject: Walk news
+highlihgts:
+  - The ridge
+events:
+  - date: 2026-13-01
+    title: Night walk
+  - date: 2026-12-05
+    time: "7pm"
+"""
+
+
+def test_every_front_matter_error_is_reported_at_once(tmp_path: Path) -> None:
+    write_issue(tmp_path, FRONT_WITH_THREE_MISTAKES, "Hello\n")
+    render = run("render", "issue.md", cwd=tmp_path)
+    assert render.returncode == 2 and "Traceback" not in render.stderr
+    expected = [
+        "error: issue.md:3: unknown key 'highlihgts'; allowed keys: subject, preheader, date, highlights, "
+        "events, signoff",
+        "error: issue.md:6: event date must be an ISO date like 2026-11-18, not '2026-13-01'",
+        "error: issue.md:8: event is missing 'title'",
+        "error: issue.md:9: event time must look like 19:30 or 18:00-19:30, not '7pm'",
+    ]
+    assert [line for line in render.stderr.splitlines() if line.startswith("error:")] == expected
+    check = run("check", "issue.md", cwd=tmp_path)
+    assert check.returncode == 1
+    for line in expected:
+        assert line.removeprefix("error: ").replace(": ", ": error: ", 1) in check.stdout
+    assert "4 error(s)" in check.stdout

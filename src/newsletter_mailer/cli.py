@@ -43,7 +43,8 @@ def friendly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except NewsletterError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}")
+            for line in str(exc).splitlines():  # several problems: one line each
+                err.print(f"[bold red]error:[/] {escape(line)}")
             sys.exit(EXIT_USER_ERROR if isinstance(exc, UserInputError) else EXIT_FINDINGS)
         except KeyboardInterrupt:
             err.print("interrupted")

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from ..audience.links import signer_for
 from ..config import Settings, key_line
-from ..errors import IssueError, IssueNotFound
+from ..errors import IssueError, IssueNotFound, IssueProblems
 from . import markup
 from .envelope import MessageTemplate, preview_subscriber
 from .issue import Issue, read_issue
@@ -348,6 +348,8 @@ def check_issue(path: Path, settings: Settings) -> list[Finding]:
         issue = read_issue(path)
     except IssueNotFound:
         raise  # a mistake on the command line, not a finding in the issue
+    except IssueProblems as exc:
+        return [Finding(e.file or str(path), e.line, "error", e.message) for e in exc.errors]
     except IssueError as exc:
         return [Finding(exc.file or str(path), exc.line, "error", exc.message)]
     findings = link_findings(issue) + link_text_findings(issue) + subject_findings(issue)
