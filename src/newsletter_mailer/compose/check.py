@@ -138,6 +138,38 @@ def link_text_findings(issue: Issue) -> list[Finding]:
     return found
 
 
+DIARY_PAST_DAYS = 7  # a diary entry this far before the issue's date is most likely a wrong year
+
+
+def content_findings(issue: Issue) -> list[Finding]:
+    """Highlights that link nowhere, and diary events long past when the issue goes out."""
+    file = str(issue.path)
+    found = [
+        Finding(
+            file,
+            h.line,
+            "warning",
+            f"highlight {h.text!r} matches no section heading, so it links nowhere: use the heading's words",
+        )
+        for h in issue.highlights
+        if not h.anchor and "](" not in h.text
+    ]
+    if issue.date is not None:
+        for event in issue.events:
+            days = (issue.date - event.date).days
+            if days > DIARY_PAST_DAYS:
+                found.append(
+                    Finding(
+                        file,
+                        event.line,
+                        "warning",
+                        f"event {event.title!r} on {event.date.isoformat()} is {days} days before the issue's "
+                        f"date {issue.date.isoformat()}: a wrong year?",
+                    )
+                )
+    return found
+
+
 def subject_findings(issue: Issue) -> list[Finding]:
     file, line = str(issue.path), issue.line_of("subject")
     subject = issue.subject
@@ -352,7 +384,7 @@ def check_issue(path: Path, settings: Settings) -> list[Finding]:
         return [Finding(e.file or str(path), e.line, "error", e.message) for e in exc.errors]
     except IssueError as exc:
         return [Finding(exc.file or str(path), exc.line, "error", exc.message)]
-    findings = link_findings(issue) + link_text_findings(issue) + subject_findings(issue)
+    findings = link_findings(issue) + link_text_findings(issue) + subject_findings(issue) + content_findings(issue)
     findings += settings_findings(settings)
     try:
         rendered = render_issue(issue, settings)
