@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import os
 import subprocess
 import sys
 from email import policy
@@ -187,3 +188,65 @@ def test_every_front_matter_error_is_reported_at_once(tmp_path: Path) -> None:
     for line in expected:
         assert line.removeprefix("error: ").replace(": ", ": error: ", 1) in check.stdout
     assert "4 error(s)" in check.stdout
+
+
+def test_version_and_help_that_is_not_cut_short(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    result = run("--version", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == f"newsletter, version {version('newsletter-mailer')}"
+    for group in ([], ["suppressions"], ["subscribers"], ["dkim"]):
+        shown = subprocess.run(
+            [sys.executable, "-m", "newsletter_mailer", *group, "--help"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "COLUMNS": "80"},
+        )
+        commands = shown.stdout.split("Commands:")[1]
+        assert "..." not in commands, commands
+
+
+def test_counts_are_worded_in_the_singular_and_the_stored_reason_is_shown(tmp_path: Path) -> None:
+    from conftest import make_workspace
+
+    root = make_workspace(tmp_path / "ws", 9, 1)
+    assert "built 1 message (" in run("send", "issue.md", "--dry-run", cwd=root).stdout
+    (root / "gone.csv").write_text("email\nuser0@example.org\n")
+    assert "imported 1 new suppressed address\n" in run("suppressions", "import", "gone.csv", cwd=root).stdout
+    again = run("unsubscribe", "user0@example.org", cwd=root)
+    assert again.stdout.strip() == "user0@example.org was already suppressed (manual)"
+    checked = run("subscribers", "check", cwd=root)
+    assert "1 valid address: 0 would be mailed, 1 is unsubscribed or bounced" in checked.stdout
+    assert "built 0 messages (" in run("send", "issue.md", "--dry-run", cwd=root).stdout
+
+
+def test_the_confirmation_names_subject_destination_and_count(tmp_path: Path) -> None:
+    import pty
+
+    from conftest import make_workspace
+    from smtp_servers import SMTPTestServer
+
+    with SMTPTestServer() as server:
+        root = make_workspace(tmp_path / "ws", server.port, 3)
+        controller, terminal = pty.openpty()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "newsletter_mailer", "send", "issue.md"],
+            cwd=root,
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.write(controller, b"n\n")
+        output, errors = process.communicate(timeout=120)
+        os.close(controller)
+        os.close(terminal)
+        assert server.handler.messages == []
+    prompt = (
+        f"Send issue, subject 'Hello {{{{ subscriber.name }}}}', to 3 recipients through the SMTP relay "
+        f"127.0.0.1:{server.port}? [y/N]"
+    )
+    assert prompt in output, output + errors
+    assert process.returncode == 1 and "Aborted" in errors

@@ -53,6 +53,11 @@ def friendly(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def plural(count: int, word: str, words: str = "") -> str:
+    """``1 message``, ``2 messages``; ``words`` for an irregular plural."""
+    return f"{count} {word if count == 1 else words or word + 's'}"
+
+
 def settings_from(ctx: click.Context) -> Settings:
     config: Path | None = ctx.obj.get("config")
     settings = load_settings(config)
@@ -77,6 +82,7 @@ def print_findings(findings: Sequence[Finding], console: Console) -> None:
 @click.option(
     "--config", type=click.Path(path_type=Path, dir_okay=False), help="Settings file (default: ./newsletter.toml)."
 )
+@click.version_option(package_name="newsletter-mailer", prog_name="newsletter")
 @click.pass_context
 def main(ctx: click.Context, config: Path | None) -> None:
     """Compose and send an email newsletter from one Markdown issue file."""
@@ -84,7 +90,7 @@ def main(ctx: click.Context, config: Path | None) -> None:
     ctx.obj["config"] = config
 
 
-@main.command()
+@main.command(short_help="Create a workspace: settings, templates, an issue, a list.")
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False), default=".")
 @friendly
 def init(directory: Path) -> None:
@@ -101,7 +107,7 @@ def init(directory: Path) -> None:
     out.print("next: edit newsletter.toml, then `newsletter render issues/example.md`")
 
 
-@main.command()
+@main.command(short_help="Write ISSUE as .html, .txt and .eml files.")
 @click.argument("issue", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
     "-o",
@@ -131,7 +137,7 @@ def render(ctx: click.Context, issue: Path, out_dir: Path) -> None:
         out.print(f"{size} (Gmail clips from about 102 KB)")
 
 
-@main.command()
+@main.command(short_help="List every problem in ISSUE, file:line first.")
 @click.argument("issue", type=click.Path(path_type=Path, dir_okay=False))
 @click.pass_context
 @friendly
@@ -147,7 +153,7 @@ def check(ctx: click.Context, issue: Path) -> None:
     sys.exit(EXIT_FINDINGS if has_errors(findings) else 0)
 
 
-@main.command()
+@main.command(short_help="Show ISSUE on desktop, phone and as text; live.")
 @click.argument("issue", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8025, show_default=True, type=int)
@@ -207,7 +213,11 @@ class ConsoleSendUI:
         if not self.yes:
             if not sys.stdin.isatty():
                 raise click.UsageError("not asking for confirmation without a terminal: add --yes to send")
-            click.confirm(f"Send {confirmation.issue} to {confirmation.recipients} recipients?", abort=True)
+            click.confirm(
+                f"Send {confirmation.issue}, subject {confirmation.subject!r}, to "
+                f"{plural(confirmation.recipients, 'recipient')} through {confirmation.destination}?",
+                abort=True,
+            )
         if confirmation.outbox is not None:
             out.print(
                 f"no SMTP host is configured: delivering through a built-in SMTP server on loopback "
@@ -278,7 +288,7 @@ def print_dry_run(report: DryRun) -> int:
     for problem in report.problems[:20]:
         err.print(problem, markup=False)
     out.print(
-        f"dry run: built {report.built} messages ({report.octets / 1e6:.1f} MB), sent none; "
+        f"dry run: built {plural(report.built, 'message')} ({report.octets / 1e6:.1f} MB), sent none; "
         f"skipped {report.invalid} invalid, {report.duplicates} duplicate, "
         f"{report.suppressed} unsubscribed, {report.already_sent} already sent"
     )
@@ -317,7 +327,7 @@ def print_send_result(result: SendResult, issue: Path) -> int:
     return print_campaign(result, issue)
 
 
-@main.command()
+@main.command(short_help="Send ISSUE: a test, a dry run, or to the whole list.")
 @click.argument("issue", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--test", "test", is_flag=True, help="Send a test copy to the test recipients (or --to).")
 @click.option("--to", "to", multiple=True, help="With --test: any address, repeatable.")
@@ -371,7 +381,7 @@ def resume_command(ctx: click.Context, issue: Path, subscribers: Path | None) ->
     return shlex.join(words)
 
 
-@main.command()
+@main.command(short_help="Counts for ISSUE and every failure with its reply.")
 @click.argument("issue", type=click.Path(path_type=Path, dir_okay=False))
 @click.pass_context
 @friendly
@@ -397,7 +407,7 @@ def status(ctx: click.Context, issue: Path) -> None:
         out.print(f"failed {escape(failure.address)} after {failure.attempts} attempt(s): {escape(failure.reply)}")
 
 
-@main.command()
+@main.command(short_help="Run the unsubscribe endpoint.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.pass_context
@@ -417,7 +427,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info", proxy_headers=True)
 
 
-@main.command()
+@main.command(short_help="Put ADDRESS on the suppression list.")
 @click.argument("address")
 @click.option(
     "--reason",
@@ -443,7 +453,7 @@ def suppressions() -> None:
     """Export or import the suppression list."""
 
 
-@suppressions.command("export")
+@suppressions.command("export", short_help="Write the suppression list as CSV.")
 @click.argument("csv_path", type=click.Path(path_type=Path, dir_okay=False), default="-")
 @click.pass_context
 @friendly
@@ -457,10 +467,10 @@ def suppressions_export(ctx: click.Context, csv_path: Path) -> None:
         else:
             with csv_path.open("w", encoding="utf-8", newline="") as handle:
                 count = store.suppressions.export_csv(handle)
-    err.print(f"exported {count} suppressed addresses")
+    err.print(f"exported {plural(count, 'suppressed address', 'suppressed addresses')}")
 
 
-@suppressions.command("import")
+@suppressions.command("import", short_help="Add every address of a CSV to the suppression list.")
 @click.argument("csv_path", type=click.Path(path_type=Path, dir_okay=False))
 @click.pass_context
 @friendly
@@ -472,7 +482,7 @@ def suppressions_import(ctx: click.Context, csv_path: Path) -> None:
         added, problems = store.suppressions.import_csv(csv_path)
     for problem in problems:
         err.print(problem, markup=False)
-    out.print(f"imported {added} new suppressed addresses")
+    out.print(f"imported {plural(added, 'new suppressed address', 'new suppressed addresses')}")
 
 
 @main.group()
@@ -480,7 +490,7 @@ def subscribers() -> None:
     """Inspect a subscriber list."""
 
 
-@subscribers.command("check")
+@subscribers.command("check", short_help="Report bad and duplicate rows and who would be mailed.")
 @click.argument("csv_path", type=click.Path(path_type=Path, dir_okay=False), required=False)
 @click.pass_context
 @friendly
@@ -499,9 +509,9 @@ def subscribers_check(ctx: click.Context, csv_path: Path | None) -> None:
     if report.more_problems:
         out.print(f"... and {report.more_problems} more")
     out.print(
-        f"{report.valid} valid addresses: {result.would_mail} would be mailed, "
-        f"{result.suppressed} are unsubscribed or bounced; skipped {report.invalid} invalid and "
-        f"{report.duplicates} duplicate rows"
+        f"{plural(report.valid, 'valid address', 'valid addresses')}: {result.would_mail} would be mailed, "
+        f"{result.suppressed} {'is' if result.suppressed == 1 else 'are'} unsubscribed or bounced; "
+        f"skipped {report.invalid} invalid and {plural(report.duplicates, 'duplicate row')}"
     )
     sys.exit(EXIT_FINDINGS if report.invalid or report.duplicates else 0)
 
@@ -511,7 +521,7 @@ def dkim() -> None:
     """DKIM keys for signing."""
 
 
-@dkim.command("keygen")
+@dkim.command("keygen", short_help="Write a DKIM key pair and print its DNS record.")
 @click.option("--selector", default="newsletter", show_default=True)
 @click.option("--domain", help="Signing domain (default: the From address's domain).")
 @click.option(
