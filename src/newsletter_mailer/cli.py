@@ -221,7 +221,7 @@ class ConsoleSendUI:
         if confirmation.outbox is not None:
             out.print(
                 f"no SMTP host is configured: delivering through a built-in SMTP server on loopback "
-                f"into {confirmation.outbox}/new/"
+                f"into {confirmation.outbox}/ (a Maildir, and each message as a numbered .eml file)"
             )
 
     def started(self, total: int) -> None:
@@ -278,8 +278,8 @@ def print_test_send(result: TestSend) -> int:
         out.print(f"{'sent' if ok else '[red]failed[/]'} test to {escape(address)}: {escape(str(outcome))}")
     if result.outbox:
         out.print(
-            f"no SMTP host is configured: the test went to the local outbox {result.outbox}/new/ "
-            "(open the files with a mail client)"
+            f"no SMTP host is configured: the test went to the local outbox {result.outbox}/ "
+            "(open the newest .eml file with a mail client)"
         )
     return EXIT_FINDINGS if failed else 0
 
