@@ -14,7 +14,6 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-
 _UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]+")
 _NUMBERED = re.compile(r"^(\d+)-.*\.eml$")
 
