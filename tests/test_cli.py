@@ -33,6 +33,8 @@ def test_init_render_check_on_a_fresh_workspace(tmp_path: Path) -> None:
     assert "HTML size:" in result.stdout
     for suffix in ("html", "txt", "eml"):
         assert (ws / "build" / f"example.{suffix}").stat().st_size > 1000
+    text = (ws / "build" / "example.txt").read_text(encoding="utf-8")
+    assert "[Image: Volunteers mending a bicycle at a long table]\nOur first trial run in October\n" in text
     message = email.message_from_bytes((ws / "build" / "example.eml").read_bytes(), policy=policy.default)
     assert message.get_content_type() == "multipart/alternative"
     result = run("check", "issues/example.md", cwd=ws)
