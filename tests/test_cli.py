@@ -42,6 +42,49 @@ def test_init_render_check_on_a_fresh_workspace(tmp_path: Path) -> None:
     assert "0 error(s)" in result.stdout
 
 
+def test_init_takes_the_organisation_and_writes_the_list_the_send_uses(tmp_path: Path) -> None:
+    from newsletter_mailer.config import load_settings
+
+    hostile = 'Riverton "Walkers" \\ Co'
+    result = run(
+        "init",
+        "river-news",
+        "--name",
+        hostile,
+        "--from",
+        "news@river.example.net",
+        "--base-url",
+        "https://news.river.example.net/",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "next: `cd river-news`, then" in result.stdout
+    ws = tmp_path / "river-news"
+    text = (ws / "newsletter.toml").read_text()
+    assert "Riverside" not in text and ".example" not in text.split("[smtp]")[0].replace("river.example.net", "")
+    settings = load_settings(workspace=ws)
+    news = settings.newsletter
+    assert (news.name, news.from_, news.base_url) == (
+        hostile,
+        "news@river.example.net",
+        "https://news.river.example.net",
+    )
+    assert news.test_recipients == ("news@river.example.net",)
+    assert settings.path(news.subscribers) == ws / "subscribers.csv" and (ws / "subscribers.csv").is_file()
+    sent = run("send", "issues/example.md", "--yes", cwd=ws)
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert f"Pre-flight: example to {ws / 'subscribers.csv'}" in sent.stdout and "sent 6, failed 0" in sent.stdout
+    assert len(list((ws / "outbox").glob("*.eml"))) == 6
+    bad = run("init", "other", "--from", "not an address", cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: the From address must be an email address")
+    assert not (tmp_path / "other").exists()
+    here = tmp_path / "here"
+    here.mkdir()
+    defaults = run("init", cwd=here)
+    assert defaults.returncode == 0 and "cd " not in defaults.stdout
+    assert load_settings(workspace=here).newsletter.name == "Here"
+
+
 def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
     assert run("init", "ws", cwd=tmp_path).returncode == 0
     result = run("init", "ws", cwd=tmp_path)

@@ -92,19 +92,40 @@ def main(ctx: click.Context, config: Path | None) -> None:
 
 @main.command(short_help="Create a workspace: settings, templates, an issue, a list.")
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False), default=".")
+@click.option("--name", help="The newsletter's name, shown in From and the footer (asked if not given).")
+@click.option("--from", "from_", help="The From address, e.g. news@your-domain.org (asked if not given).")
+@click.option("--base-url", help="Where `newsletter serve` will be reachable (asked if not given).")
 @friendly
-def init(directory: Path) -> None:
-    """Create a workspace: newsletter.toml, templates/, an example issue and subscriber list."""
+def init(directory: Path, name: str | None, from_: str | None, base_url: str | None) -> None:
+    """Create a workspace: newsletter.toml, templates/, an example issue and the subscriber list
+    the send will use. What is not given as an option is asked for on a terminal."""
+    from .config import new_settings_text
     from .workspace import init_workspace
 
+    default_name = directory.resolve().name.replace("-", " ").replace("_", " ").title() or "Our Newsletter"
+    name = name or ask("The newsletter's name", default_name)
+    from_ = from_ or ask("From address", "newsletter@example.org")
+    base_url = base_url or ask("Base URL of the unsubscribe pages", "http://127.0.0.1:8000")
     try:
-        written = init_workspace(directory)
+        written = init_workspace(directory, new_settings_text(name, from_, base_url))
     except FileExistsError as exc:
         err.print(f"error: would overwrite {exc}; choose an empty directory")
         sys.exit(EXIT_USER_ERROR)
     for path in written:
         out.print(f"wrote {path}")
-    out.print("next: edit newsletter.toml, then `newsletter render issues/example.md`")
+    step = "" if directory.resolve() == Path.cwd() else f"`cd {directory}`, then "
+    out.print(
+        f"next: {step}put your readers in subscribers.csv, and try `newsletter check issues/example.md`",
+        markup=False,
+    )
+
+
+def ask(question: str, default: str) -> str:
+    """Ask on a terminal; take the default when nobody is there to answer."""
+    if not sys.stdin.isatty():
+        return default
+    answer: str = click.prompt(question, default=default)
+    return answer
 
 
 @main.command(short_help="Write ISSUE as .html, .txt and .eml files.")
