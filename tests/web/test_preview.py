@@ -45,27 +45,27 @@ def test_all_three_views_fit_the_window_from_1280_px(browser: Any, width: int) -
     from conftest import ARTEFACTS, REPO
 
     with serve_asgi(create_app(REPO / "issues" / "example.md", REPO / "newsletter.toml")) as base:
-        browser.set_window_rect(width=width, height=800)  # type: ignore[attr-defined]
-        inner = browser.execute_script("return [window.innerWidth, window.innerHeight]")  # type: ignore[attr-defined]
-        browser.get(base + "/")  # type: ignore[attr-defined]
+        browser.set_window_rect(width=width, height=800)
+        inner = browser.execute_script("return [window.innerWidth, window.innerHeight]")
+        browser.get(base + "/")
         deadline = time.monotonic() + 20
         script = "return document.getElementById('text').textContent"
-        while "IN THIS ISSUE" not in browser.execute_script(script):  # type: ignore[attr-defined]
+        while "IN THIS ISSUE" not in browser.execute_script(script):
             assert time.monotonic() < deadline, "the text part never appeared"
             time.sleep(0.2)
-        boxes = browser.execute_script(  # type: ignore[attr-defined]
+        boxes = browser.execute_script(
             "return ['desktop', 'phone', 'text'].map(id => {"
             " const r = document.getElementById(id).getBoundingClientRect();"
             " return [id, r.width, r.right, r.bottom]; })"
         )
-        text_fits = browser.execute_script(  # type: ignore[attr-defined]
+        text_fits = browser.execute_script(
             "const t = document.getElementById('text'); const probe = document.createElement('span');"
             " probe.textContent = 'x'.repeat(76); t.appendChild(probe);"
             " const fits = probe.getBoundingClientRect().width + 16 <= t.clientWidth; probe.remove(); return fits"
         )
         ARTEFACTS.mkdir(parents=True, exist_ok=True)
-        browser.save_screenshot(str(ARTEFACTS / f"preview-{width}px.png"))  # type: ignore[attr-defined]
-    client_width = browser.execute_script("return document.documentElement.clientWidth")  # type: ignore[attr-defined]
+        browser.save_screenshot(str(ARTEFACTS / f"preview-{width}px.png"))
+    client_width = browser.execute_script("return document.documentElement.clientWidth")
     widths = {name: round(w) for name, w, _, _ in boxes}
     assert widths["desktop"] == 642 and widths["phone"] == 377, boxes  # the views at their size, with borders
     assert all(right <= client_width for _, _, right, _ in boxes), (inner, boxes)
