@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import os
 import subprocess
 import sys
 from email import policy
@@ -32,11 +33,56 @@ def test_init_render_check_on_a_fresh_workspace(tmp_path: Path) -> None:
     assert "HTML size:" in result.stdout
     for suffix in ("html", "txt", "eml"):
         assert (ws / "build" / f"example.{suffix}").stat().st_size > 1000
+    text = (ws / "build" / "example.txt").read_text(encoding="utf-8")
+    assert "[Image: Volunteers mending a bicycle at a long table]\nOur first trial run in October\n" in text
     message = email.message_from_bytes((ws / "build" / "example.eml").read_bytes(), policy=policy.default)
     assert message.get_content_type() == "multipart/alternative"
     result = run("check", "issues/example.md", cwd=ws)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 error(s)" in result.stdout
+
+
+def test_init_takes_the_organisation_and_writes_the_list_the_send_uses(tmp_path: Path) -> None:
+    from newsletter_mailer.config import load_settings
+
+    hostile = 'Riverton "Walkers" \\ Co'
+    result = run(
+        "init",
+        "river-news",
+        "--name",
+        hostile,
+        "--from",
+        "news@river.example.net",
+        "--base-url",
+        "https://news.river.example.net/",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "next: `cd river-news`, then" in result.stdout
+    ws = tmp_path / "river-news"
+    text = (ws / "newsletter.toml").read_text()
+    assert "Riverside" not in text and ".example" not in text.split("[smtp]")[0].replace("river.example.net", "")
+    settings = load_settings(workspace=ws)
+    news = settings.newsletter
+    assert (news.name, news.from_, news.base_url) == (
+        hostile,
+        "news@river.example.net",
+        "https://news.river.example.net",
+    )
+    assert news.test_recipients == ("news@river.example.net",)
+    assert settings.path(news.subscribers) == ws / "subscribers.csv" and (ws / "subscribers.csv").is_file()
+    sent = run("send", "issues/example.md", "--yes", cwd=ws)
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert f"Pre-flight: example to {ws / 'subscribers.csv'}" in sent.stdout and "sent 6, failed 0" in sent.stdout
+    assert len(list((ws / "outbox").glob("*.eml"))) == 6
+    bad = run("init", "other", "--from", "not an address", cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: the From address must be an email address")
+    assert not (tmp_path / "other").exists()
+    here = tmp_path / "here"
+    here.mkdir()
+    defaults = run("init", cwd=here)
+    assert defaults.returncode == 0 and "cd " not in defaults.stdout
+    assert load_settings(workspace=here).newsletter.name == "Here"
 
 
 def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
@@ -157,3 +203,95 @@ def test_a_bad_to_address_blames_the_command_line(tmp_path: Path) -> None:
     result = run("send", "issue.md", "--test", cwd=root)
     assert result.returncode == 2
     assert "newsletter.toml: [newsletter] test_recipients: 'editor at example' is not a valid" in result.stderr
+
+
+FRONT_WITH_THREE_MISTAKES = """subject: Walk news
+highlihgts:
+  - The ridge
+events:
+  - date: 2026-13-01
+    title: Night walk
+  - date: 2026-12-05
+    time: "7pm"
+"""
+
+
+def test_every_front_matter_error_is_reported_at_once(tmp_path: Path) -> None:
+    write_issue(tmp_path, FRONT_WITH_THREE_MISTAKES, "Hello\n")
+    render = run("render", "issue.md", cwd=tmp_path)
+    assert render.returncode == 2 and "Traceback" not in render.stderr
+    expected = [
+        "error: issue.md:3: unknown key 'highlihgts'; allowed keys: subject, preheader, date, highlights, "
+        "events, signoff",
+        "error: issue.md:6: event date must be an ISO date like 2026-11-18, not '2026-13-01'",
+        "error: issue.md:8: event is missing 'title'",
+        "error: issue.md:9: event time must look like 19:30 or 18:00-19:30, not '7pm'",
+    ]
+    assert [line for line in render.stderr.splitlines() if line.startswith("error:")] == expected
+    check = run("check", "issue.md", cwd=tmp_path)
+    assert check.returncode == 1
+    for line in expected:
+        assert line.removeprefix("error: ").replace(": ", ": error: ", 1) in check.stdout
+    assert "4 error(s)" in check.stdout
+
+
+def test_version_and_help_that_is_not_cut_short(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    result = run("--version", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == f"newsletter, version {version('newsletter-mailer')}"
+    for group in ([], ["suppressions"], ["subscribers"], ["dkim"]):
+        shown = subprocess.run(
+            [sys.executable, "-m", "newsletter_mailer", *group, "--help"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "COLUMNS": "80"},
+        )
+        commands = shown.stdout.split("Commands:")[1]
+        assert "..." not in commands, commands
+
+
+def test_counts_are_worded_in_the_singular_and_the_stored_reason_is_shown(tmp_path: Path) -> None:
+    from conftest import make_workspace
+
+    root = make_workspace(tmp_path / "ws", 9, 1)
+    assert "built 1 message (" in run("send", "issue.md", "--dry-run", cwd=root).stdout
+    (root / "gone.csv").write_text("email\nuser0@example.org\n")
+    assert "imported 1 new suppressed address\n" in run("suppressions", "import", "gone.csv", cwd=root).stdout
+    again = run("unsubscribe", "user0@example.org", cwd=root)
+    assert again.stdout.strip() == "user0@example.org was already suppressed (manual)"
+    checked = run("subscribers", "check", cwd=root)
+    assert "1 valid address: 0 would be mailed, 1 is unsubscribed or bounced" in checked.stdout
+    assert "built 0 messages (" in run("send", "issue.md", "--dry-run", cwd=root).stdout
+
+
+def test_the_confirmation_names_subject_destination_and_count(tmp_path: Path) -> None:
+    import pty
+
+    from conftest import make_workspace
+    from smtp_servers import SMTPTestServer
+
+    with SMTPTestServer() as server:
+        root = make_workspace(tmp_path / "ws", server.port, 3)
+        controller, terminal = pty.openpty()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "newsletter_mailer", "send", "issue.md"],
+            cwd=root,
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.write(controller, b"n\n")
+        output, errors = process.communicate(timeout=120)
+        os.close(controller)
+        os.close(terminal)
+        assert server.handler.messages == []
+    prompt = (
+        f"Send issue, subject 'Hello {{{{ subscriber.name }}}}', to 3 recipients through the SMTP relay "
+        f"127.0.0.1:{server.port}? [y/N]"
+    )
+    assert prompt in output, output + errors
+    assert process.returncode == 1 and "Aborted" in errors

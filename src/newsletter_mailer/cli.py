@@ -43,13 +43,19 @@ def friendly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except NewsletterError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}")
+            for line in str(exc).splitlines():  # several problems: one line each
+                err.print(f"[bold red]error:[/] {escape(line)}")
             sys.exit(EXIT_USER_ERROR if isinstance(exc, UserInputError) else EXIT_FINDINGS)
         except KeyboardInterrupt:
             err.print("interrupted")
             sys.exit(EXIT_INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
+
+
+def plural(count: int, word: str, words: str = "") -> str:
+    """``1 message``, ``2 messages``; ``words`` for an irregular plural."""
+    return f"{count} {word if count == 1 else words or word + 's'}"
 
 
 def settings_from(ctx: click.Context) -> Settings:
@@ -76,6 +82,7 @@ def print_findings(findings: Sequence[Finding], console: Console) -> None:
 @click.option(
     "--config", type=click.Path(path_type=Path, dir_okay=False), help="Settings file (default: ./newsletter.toml)."
 )
+@click.version_option(package_name="newsletter-mailer", prog_name="newsletter")
 @click.pass_context
 def main(ctx: click.Context, config: Path | None) -> None:
     """Compose and send an email newsletter from one Markdown issue file."""
@@ -83,24 +90,45 @@ def main(ctx: click.Context, config: Path | None) -> None:
     ctx.obj["config"] = config
 
 
-@main.command()
+@main.command(short_help="Create a workspace: settings, templates, an issue, a list.")
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False), default=".")
+@click.option("--name", help="The newsletter's name, shown in From and the footer (asked if not given).")
+@click.option("--from", "from_", help="The From address, e.g. news@your-domain.org (asked if not given).")
+@click.option("--base-url", help="Where `newsletter serve` will be reachable (asked if not given).")
 @friendly
-def init(directory: Path) -> None:
-    """Create a workspace: newsletter.toml, templates/, an example issue and subscriber list."""
+def init(directory: Path, name: str | None, from_: str | None, base_url: str | None) -> None:
+    """Create a workspace: newsletter.toml, templates/, an example issue and the subscriber list
+    the send will use. What is not given as an option is asked for on a terminal."""
+    from .config import new_settings_text
     from .workspace import init_workspace
 
+    default_name = directory.resolve().name.replace("-", " ").replace("_", " ").title() or "Our Newsletter"
+    name = name or ask("The newsletter's name", default_name)
+    from_ = from_ or ask("From address", "newsletter@example.org")
+    base_url = base_url or ask("Base URL of the unsubscribe pages", "http://127.0.0.1:8000")
     try:
-        written = init_workspace(directory)
+        written = init_workspace(directory, new_settings_text(name, from_, base_url))
     except FileExistsError as exc:
         err.print(f"error: would overwrite {exc}; choose an empty directory")
         sys.exit(EXIT_USER_ERROR)
     for path in written:
         out.print(f"wrote {path}")
-    out.print("next: edit newsletter.toml, then `newsletter render issues/example.md`")
+    step = "" if directory.resolve() == Path.cwd() else f"`cd {directory}`, then "
+    out.print(
+        f"next: {step}put your readers in subscribers.csv, and try `newsletter check issues/example.md`",
+        markup=False,
+    )
 
 
-@main.command()
+def ask(question: str, default: str) -> str:
+    """Ask on a terminal; take the default when nobody is there to answer."""
+    if not sys.stdin.isatty():
+        return default
+    answer: str = click.prompt(question, default=default)
+    return answer
+
+
+@main.command(short_help="Write ISSUE as .html, .txt and .eml files.")
 @click.argument("issue", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
     "-o",
@@ -130,7 +158,7 @@ def render(ctx: click.Context, issue: Path, out_dir: Path) -> None:
         out.print(f"{size} (Gmail clips from about 102 KB)")
 
 
-@main.command()
+@main.command(short_help="List every problem in ISSUE, file:line first.")
 @click.argument("issue", type=click.Path(path_type=Path, dir_okay=False))
 @click.pass_context
 @friendly
@@ -146,7 +174,7 @@ def check(ctx: click.Context, issue: Path) -> None:
     sys.exit(EXIT_FINDINGS if has_errors(findings) else 0)
 
 
-@main.command()
+@main.command(short_help="Show ISSUE on desktop, phone and as text; live.")
 @click.argument("issue", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8025, show_default=True, type=int)
@@ -206,11 +234,15 @@ class ConsoleSendUI:
         if not self.yes:
             if not sys.stdin.isatty():
                 raise click.UsageError("not asking for confirmation without a terminal: add --yes to send")
-            click.confirm(f"Send {confirmation.issue} to {confirmation.recipients} recipients?", abort=True)
+            click.confirm(
+                f"Send {confirmation.issue}, subject {confirmation.subject!r}, to "
+                f"{plural(confirmation.recipients, 'recipient')} through {confirmation.destination}?",
+                abort=True,
+            )
         if confirmation.outbox is not None:
             out.print(
                 f"no SMTP host is configured: delivering through a built-in SMTP server on loopback "
-                f"into {confirmation.outbox}/new/"
+                f"into {confirmation.outbox}/ (a Maildir, and each message as a numbered .eml file)"
             )
 
     def started(self, total: int) -> None:
@@ -269,8 +301,8 @@ def print_test_send(result: TestSend) -> int:
         out.print(f"{'sent' if ok else '[red]failed[/]'} test to {escape(address)}: {escape(str(outcome))}")
     if result.outbox:
         out.print(
-            f"no SMTP host is configured: the test went to the local outbox {result.outbox}/new/ "
-            "(open the files with a mail client)"
+            f"no SMTP host is configured: the test went to the local outbox {result.outbox}/ "
+            "(open the newest .eml file with a mail client)"
         )
     return EXIT_FINDINGS if failed else 0
 
@@ -279,7 +311,7 @@ def print_dry_run(report: DryRun) -> int:
     for problem in report.problems[:20]:
         err.print(problem, markup=False)
     out.print(
-        f"dry run: built {report.built} messages ({report.octets / 1e6:.1f} MB), sent none; "
+        f"dry run: built {plural(report.built, 'message')} ({report.octets / 1e6:.1f} MB), sent none; "
         f"skipped {report.invalid} invalid, {report.duplicates} duplicate, "
         f"{report.suppressed} unsubscribed, {report.already_sent} already sent"
     )
@@ -318,7 +350,7 @@ def print_send_result(result: SendResult, issue: Path) -> int:
     return print_campaign(result, issue)
 
 
-@main.command()
+@main.command(short_help="Send ISSUE: a test, a dry run, or to the whole list.")
 @click.argument("issue", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--test", "test", is_flag=True, help="Send a test copy to the test recipients (or --to).")
 @click.option("--to", "to", multiple=True, help="With --test: any address, repeatable.")
@@ -372,7 +404,7 @@ def resume_command(ctx: click.Context, issue: Path, subscribers: Path | None) ->
     return shlex.join(words)
 
 
-@main.command()
+@main.command(short_help="Counts for ISSUE and every failure with its reply.")
 @click.argument("issue", type=click.Path(path_type=Path, dir_okay=False))
 @click.pass_context
 @friendly
@@ -410,7 +442,7 @@ def status(ctx: click.Context, issue: Path) -> None:
         )
 
 
-@main.command()
+@main.command(short_help="Run the unsubscribe endpoint.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.pass_context
@@ -430,7 +462,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info", proxy_headers=True)
 
 
-@main.command()
+@main.command(short_help="Put ADDRESS on the suppression list.")
 @click.argument("address")
 @click.option(
     "--reason",
@@ -456,7 +488,7 @@ def suppressions() -> None:
     """Export or import the suppression list."""
 
 
-@suppressions.command("export")
+@suppressions.command("export", short_help="Write the suppression list as CSV.")
 @click.argument("csv_path", type=click.Path(path_type=Path, dir_okay=False), default="-")
 @click.pass_context
 @friendly
@@ -470,10 +502,10 @@ def suppressions_export(ctx: click.Context, csv_path: Path) -> None:
         else:
             with csv_path.open("w", encoding="utf-8", newline="") as handle:
                 count = store.suppressions.export_csv(handle)
-    err.print(f"exported {count} suppressed addresses")
+    err.print(f"exported {plural(count, 'suppressed address', 'suppressed addresses')}")
 
 
-@suppressions.command("import")
+@suppressions.command("import", short_help="Add every address of a CSV to the suppression list.")
 @click.argument("csv_path", type=click.Path(path_type=Path, dir_okay=False))
 @click.pass_context
 @friendly
@@ -485,7 +517,7 @@ def suppressions_import(ctx: click.Context, csv_path: Path) -> None:
         added, problems = store.suppressions.import_csv(csv_path)
     for problem in problems:
         err.print(problem, markup=False)
-    out.print(f"imported {added} new suppressed addresses")
+    out.print(f"imported {plural(added, 'new suppressed address', 'new suppressed addresses')}")
 
 
 @main.group()
@@ -493,7 +525,7 @@ def subscribers() -> None:
     """Inspect a subscriber list."""
 
 
-@subscribers.command("check")
+@subscribers.command("check", short_help="Report bad and duplicate rows and who would be mailed.")
 @click.argument("csv_path", type=click.Path(path_type=Path, dir_okay=False), required=False)
 @click.pass_context
 @friendly
@@ -512,9 +544,9 @@ def subscribers_check(ctx: click.Context, csv_path: Path | None) -> None:
     if report.more_problems:
         out.print(f"... and {report.more_problems} more")
     out.print(
-        f"{report.valid} valid addresses: {result.would_mail} would be mailed, "
-        f"{result.suppressed} are unsubscribed or bounced; skipped {report.invalid} invalid and "
-        f"{report.duplicates} duplicate rows"
+        f"{plural(report.valid, 'valid address', 'valid addresses')}: {result.would_mail} would be mailed, "
+        f"{result.suppressed} {'is' if result.suppressed == 1 else 'are'} unsubscribed or bounced; "
+        f"skipped {report.invalid} invalid and {plural(report.duplicates, 'duplicate row')}"
     )
     sys.exit(EXIT_FINDINGS if report.invalid or report.duplicates else 0)
 
@@ -524,7 +556,7 @@ def dkim() -> None:
     """DKIM keys for signing."""
 
 
-@dkim.command("keygen")
+@dkim.command("keygen", short_help="Write a DKIM key pair and print its DNS record.")
 @click.option("--selector", default="newsletter", show_default=True)
 @click.option("--domain", help="Signing domain (default: the From address's domain).")
 @click.option(

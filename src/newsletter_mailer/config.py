@@ -376,3 +376,61 @@ def _store(store: StoreSettings, env: Mapping[str, str], text: str, file: str) -
             line=where[1],
         )
     return StoreSettings(url=store.url, password=env.get("NEWSLETTER_STORE_PASSWORD", ""))
+
+
+def _toml_string(value: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    escaped = []
+    for char in value:
+        if char in '"\\':
+            escaped.append("\\" + char)
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            escaped.append(f"\\u{ord(char):04X}")
+        else:
+            escaped.append(char)
+    return '"' + "".join(escaped) + '"'
+
+
+NEW_SETTINGS = """# Settings for {name_comment}. Secrets never go here: the SMTP password comes from
+# NEWSLETTER_SMTP_PASSWORD, the link-signing key from NEWSLETTER_SECRET (or a key generated in
+# .newsletter/ on first use).
+
+[newsletter]
+name = {name}
+from = {from_}
+# reply_to = "someone@your-domain"
+language = "en"
+# postal_address = "Your organisation, street, town"   # shown in the footer
+# Where `newsletter serve` is reachable. Before sending through a real relay this must be a
+# public https address: unsubscribe links point here.
+base_url = {base_url}
+subscribers = "subscribers.csv"
+test_recipients = [{from_}]
+
+[smtp]
+# No host: `newsletter send` delivers through a built-in SMTP server on loopback into outbox/.
+# host = "smtp.your-provider.example"
+# port = 587
+# security = "starttls"
+# username = "you@your-domain"
+concurrency = 4
+rate = 0
+"""
+
+
+def new_settings_text(name: str, from_: str, base_url: str) -> str:
+    """newsletter.toml for a new workspace; ConfigError names a value that cannot be used."""
+    if not name.strip() or not name.isprintable():
+        raise ConfigError(f"the newsletter's name must be one line of text, not {name!r}")
+    if not re.fullmatch(r"[^@\s\"<>]+@[^@\s\"<>]+\.[^@\s\"<>]+", from_):
+        raise ConfigError(f"the From address must be an email address like news@your-domain.org, not {from_!r}")
+    if not re.fullmatch(r"https?://[^\s/\"<>]+(/[^\s\"<>]*)?", base_url):
+        raise ConfigError(
+            f"the base URL must be an absolute http(s) URL like https://news.example.org, not {base_url!r}"
+        )
+    return NEW_SETTINGS.format(
+        name_comment=name.strip(),
+        name=_toml_string(name.strip()),
+        from_=_toml_string(from_),
+        base_url=_toml_string(base_url.rstrip("/")),
+    )

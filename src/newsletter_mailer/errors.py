@@ -4,7 +4,8 @@
     ├── UserInputError            a file the user wrote is wrong; carries file and line
     │   ├── ConfigError           newsletter.toml or a NEWSLETTER_* variable
     │   ├── IssueError            the issue file (front matter or body)
-    │   │   └── IssueNotFound     the issue file named on the command line is not there
+    │   │   ├── IssueNotFound     the issue file named on the command line is not there
+    │   │   └── IssueProblems     several errors in the front matter, reported together
     │   └── SubscriberListError   the subscriber CSV as a whole (no email column, unreadable)
     ├── CheckFailed               `check` found errors and a send was refused
     ├── SendError                 a dispatch cannot go on
@@ -60,6 +61,18 @@ class IssueNotFound(IssueError):
     Every command that takes an issue raises it before doing anything else (``check`` too: a
     missing file is a mistake on the command line, not a finding in the issue).
     """
+
+
+class IssueProblems(IssueError):
+    """Raised when the front matter has more than one error: all of them, one per line, so an
+    editor fixes them in one pass instead of one per run."""
+
+    def __init__(self, errors: list[IssueError]):
+        super().__init__(errors[0].message, file=errors[0].file, line=errors[0].line)
+        self.errors = tuple(errors)
+
+    def __str__(self) -> str:
+        return "\n".join(str(error) for error in self.errors)
 
 
 class SubscriberListError(UserInputError):

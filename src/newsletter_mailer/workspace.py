@@ -11,6 +11,8 @@ from importlib import resources
 from pathlib import Path
 
 SKELETON = ("newsletter.toml", "issues/example.md", "subscribers.csv.example")
+# What ``init`` writes: the example issue, and the example list as the list the send will use.
+NEW_FILES = {"issues/example.md": "issues/example.md", "subscribers.csv": "subscribers.csv.example"}
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -23,18 +25,29 @@ def shipped(relative: str) -> Path:
     return _SOURCE_ROOT / relative
 
 
-def init_workspace(target: Path) -> list[Path]:
-    """Create a new workspace; refuses to overwrite. Returns the files written."""
+def init_workspace(target: Path, settings_text: str | None = None) -> list[Path]:
+    """Create a new workspace; refuses to overwrite. Returns the files written.
+
+    ``settings_text`` is the new newsletter.toml (``config.new_settings_text``); without it the
+    bundled example's settings are copied.
+    """
     written: list[Path] = []
     target.mkdir(parents=True, exist_ok=True)
-    wanted = [*SKELETON, "templates"]
+    wanted = ["newsletter.toml", *NEW_FILES, "templates"]
     clashes = [name for name in wanted if (target / name).exists()]
     if clashes:
         raise FileExistsError(", ".join(str(target / c) for c in clashes))
-    for name in SKELETON:
+    settings = target / "newsletter.toml"
+    if settings_text is None:
+        shutil.copyfile(shipped("newsletter.toml"), settings)
+        settings.write_text(settings.read_text(encoding="utf-8").replace(".csv.example", ".csv"), encoding="utf-8")
+    else:
+        settings.write_text(settings_text, encoding="utf-8")
+    written.append(settings)
+    for name, source in NEW_FILES.items():
         destination = target / name
         destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shipped(name), destination)
+        shutil.copyfile(shipped(source), destination)
         written.append(destination)
     shutil.copytree(shipped("templates"), target / "templates")
     written.append(target / "templates")

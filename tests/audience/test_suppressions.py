@@ -72,6 +72,6 @@ def test_unsubscribe_and_subscribers_check_commands(tmp_path: Path) -> None:
     check = run("subscribers", "check")
     assert check.returncode == 1
     assert "subscribers.csv:4: 'bad' is not a valid address" in check.stdout
-    assert "2 valid addresses: 1 would be mailed, 1 are unsubscribed or bounced" in check.stdout
+    assert "2 valid addresses: 1 would be mailed, 1 is unsubscribed or bounced" in check.stdout
     missing = run("subscribers", "check", "nothere.csv")
     assert missing.returncode == 2 and "nothere.csv: subscriber list not found" in missing.stderr

@@ -314,3 +314,30 @@ def test_finding_format_and_error_detection() -> None:
 def test_findings_in_the_signoff_point_at_its_line(tmp_path: Path, front: str, line: int) -> None:
     found = findings(tmp_path, "Hi\n", front=front)
     assert any(f.startswith(f"{tmp_path / 'issue.md'}:{line}: error: link '/rel'") for f in found), found
+
+
+def test_unmatched_highlights_and_long_past_events_are_warned_at_their_line(tmp_path: Path) -> None:
+    setup(tmp_path)
+    front = (
+        "subject: Walk news\ndate: 2026-12-01\nhighlights:\n  - The ridge walk\n  - a secret\n"
+        "  - See [the map](#the-ridge-walk)\nevents:\n  - date: 2025-12-08\n    title: Night walk\n"
+        "  - date: 2026-11-28\n    title: Hill day\n"
+    )
+    write_issue(tmp_path, front, "Hi\n\n## The ridge walk\n\nIt was fine.\n")
+    result = newsletter("check", "issue.md", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout
+    warnings = [line for line in result.stdout.splitlines() if ": warning: " in line]
+    assert warnings == [
+        "issue.md:6: warning: highlight 'a secret' matches no section heading, so it links nowhere: "
+        "use the heading's words",
+        "issue.md:9: warning: event 'Night walk' on 2025-12-08 is 358 days before the issue's date 2026-12-01: "
+        "a wrong year?",
+    ]
+
+
+def test_the_bundled_example_checks_clean_with_its_settings(tmp_path: Path) -> None:
+    from conftest import REPO
+
+    config = str(REPO / "newsletter.toml")
+    result = newsletter("--config", config, "check", str(REPO / "issues" / "example.md"), cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == "0 error(s), 0 warning(s)", result.stdout

@@ -13,7 +13,7 @@ import pytest
 from conftest import TEST_SECRET, journal_counts, make_workspace, run_send, settings_for
 from newsletter_mailer.audience.links import TokenSigner
 from newsletter_mailer.audience.suppressions import SuppressionList
-from newsletter_mailer.errors import AlreadySending, ConfigError, SendPaused, SMTPStartError
+from newsletter_mailer.errors import AlreadySending, ConfigError, SendPaused, SMTPStartError, UserInputError
 from newsletter_mailer.send import dispatch
 from newsletter_mailer.send.transport import Result
 from newsletter_mailer.store.database import send_lock
@@ -194,14 +194,16 @@ def test_test_send_goes_to_any_address_and_records_nothing(tmp_path: Path) -> No
     first = email.message_from_bytes(server.handler.messages[0].data, policy=policy.default)
     assert first["Subject"] == "[TEST] Hello Test Reader"
     token = re.search(r"/unsubscribe/([\w-]+)", first["List-Unsubscribe"]).group(1)  # type: ignore[union-attr]
-    assert TokenSigner(TEST_SECRET.encode(), "test-list.example.org").verify(token) == "someone@example.net"
+    read = TokenSigner(TEST_SECRET.encode(), "test-list.example.org").read(token)
+    assert (read.address, read.test) == ("someone@example.net", True)  # a test copy's link changes nothing
     assert not settings_for(root).database_path.exists() or journal_counts(root)["sent"] == 0
 
 
 def test_test_send_without_recipients_or_with_a_bad_one_is_a_clear_error(tmp_path: Path) -> None:
     root = make_workspace(tmp_path / "ws", 1, 1)
-    with pytest.raises(ConfigError, match="not a valid address"):
+    with pytest.raises(UserInputError, match=r"^--to 'nobody' is not a valid address") as raised:
         dispatch.send_test(root / "issue.md", settings_for(root), ("nobody",))
+    assert not isinstance(raised.value, ConfigError)  # the command line is to blame, not the settings
 
 
 def test_dry_run_builds_every_message_and_sends_none(tmp_path: Path) -> None:

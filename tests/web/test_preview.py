@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 from conftest import serve_asgi, write_issue
 from newsletter_mailer.web.preview import create_app
@@ -33,3 +35,39 @@ def test_preview_shows_the_error_instead_of_failing(tmp_path: Path) -> None:
         response = httpx.get(base + "/html")
         assert response.status_code == 200
         assert "unknown key &#x27;bogus&#x27;" in response.text or "unknown key 'bogus'" in response.text
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [1280, 1440, 1920])
+def test_all_three_views_fit_the_window_from_1280_px(browser: Any, width: int) -> None:
+    """Desktop, phone and the whole 76-column text part, side by side or stacked in the second
+    column, with nothing pushed off to the right or below the fold of an 800 px high window."""
+    from conftest import ARTEFACTS, REPO
+
+    with serve_asgi(create_app(REPO / "issues" / "example.md", REPO / "newsletter.toml")) as base:
+        browser.set_window_rect(width=width, height=800)
+        inner = browser.execute_script("return [window.innerWidth, window.innerHeight]")
+        browser.get(base + "/")
+        deadline = time.monotonic() + 20
+        script = "return document.getElementById('text').textContent"
+        while "IN THIS ISSUE" not in browser.execute_script(script):
+            assert time.monotonic() < deadline, "the text part never appeared"
+            time.sleep(0.2)
+        boxes = browser.execute_script(
+            "return ['desktop', 'phone', 'text'].map(id => {"
+            " const r = document.getElementById(id).getBoundingClientRect();"
+            " return [id, r.width, r.right, r.bottom]; })"
+        )
+        text_fits = browser.execute_script(
+            "const t = document.getElementById('text'); const probe = document.createElement('span');"
+            " probe.textContent = 'x'.repeat(76); t.appendChild(probe);"
+            " const fits = probe.getBoundingClientRect().width + 16 <= t.clientWidth; probe.remove(); return fits"
+        )
+        ARTEFACTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(ARTEFACTS / f"preview-{width}px.png"))
+    client_width = browser.execute_script("return document.documentElement.clientWidth")
+    widths = {name: round(w) for name, w, _, _ in boxes}
+    assert widths["desktop"] == 642 and widths["phone"] == 377, boxes  # the views at their size, with borders
+    assert all(right <= client_width for _, _, right, _ in boxes), (inner, boxes)
+    assert all(bottom <= inner[1] for _, _, _, bottom in boxes), (inner, boxes)
+    assert text_fits, "a 76-column line of the text part does not fit its pane"

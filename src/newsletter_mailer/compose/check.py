@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from ..audience.links import signer_for
 from ..config import Settings, key_line
-from ..errors import IssueError, IssueNotFound
+from ..errors import IssueError, IssueNotFound, IssueProblems
 from . import markup
 from .envelope import MessageTemplate, preview_subscriber
 from .issue import Issue, read_issue
@@ -183,6 +183,38 @@ def accent_findings(settings: Settings) -> list[Finding]:
             f"{palette.button_text} text",
         )
     ]
+
+
+DIARY_PAST_DAYS = 7  # a diary entry this far before the issue's date is most likely a wrong year
+
+
+def content_findings(issue: Issue) -> list[Finding]:
+    """Highlights that link nowhere, and diary events long past when the issue goes out."""
+    file = str(issue.path)
+    found = [
+        Finding(
+            file,
+            h.line,
+            "warning",
+            f"highlight {h.text!r} matches no section heading, so it links nowhere: use the heading's words",
+        )
+        for h in issue.highlights
+        if not h.anchor and "](" not in h.text
+    ]
+    if issue.date is not None:
+        for event in issue.events:
+            days = (issue.date - event.date).days
+            if days > DIARY_PAST_DAYS:
+                found.append(
+                    Finding(
+                        file,
+                        event.line,
+                        "warning",
+                        f"event {event.title!r} on {event.date.isoformat()} is {days} days before the issue's "
+                        f"date {issue.date.isoformat()}: a wrong year?",
+                    )
+                )
+    return found
 
 
 def subject_findings(issue: Issue) -> list[Finding]:
@@ -395,9 +427,11 @@ def check_issue(path: Path, settings: Settings) -> list[Finding]:
         issue = read_issue(path)
     except IssueNotFound:
         raise  # a mistake on the command line, not a finding in the issue
+    except IssueProblems as exc:
+        return [Finding(e.file or str(path), e.line, "error", e.message) for e in exc.errors]
     except IssueError as exc:
         return [Finding(exc.file or str(path), exc.line, "error", exc.message)]
-    findings = link_findings(issue) + link_text_findings(issue) + subject_findings(issue)
+    findings = link_findings(issue) + link_text_findings(issue) + subject_findings(issue) + content_findings(issue)
     findings += settings_findings(settings) + accent_findings(settings)
     try:
         rendered = render_issue(issue, settings)

@@ -8,17 +8,57 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from markdown_it import MarkdownIt
 
-from ..errors import IssueError, IssueNotFound
+from ..errors import IssueError, IssueNotFound, IssueProblems
 
 ALLOWED_KEYS = ("subject", "preheader", "date", "highlights", "events", "signoff")
 EVENT_KEYS = ("date", "time", "title", "where", "contact", "link")
+T = TypeVar("T")
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML without implicit timestamps: a date stays text until we parse it, so an
+    impossible one (2026-13-01) is an error at its line rather than PyYAML's ValueError."""
+
+    yaml_implicit_resolvers = {  # noqa: RUF012  (a class attribute, as PyYAML reads it)
+        first: [(tag, pattern) for tag, pattern in resolvers if tag != _TIMESTAMP]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
+class Problems:
+    """Front-matter errors gathered as parsing goes on, raised together at the end."""
+
+    def __init__(self) -> None:
+        self.errors: list[IssueError] = []
+
+    def add(self, error: IssueError) -> None:
+        self.errors.append(error)
+
+    def attempt(self, parse: Callable[[], T], fallback: T) -> T:
+        """The parsed value, or ``fallback`` with the error noted."""
+        try:
+            return parse()
+        except IssueError as exc:
+            self.errors.append(exc)
+            return fallback
+
+    def raise_any(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise IssueProblems(sorted(self.errors, key=lambda e: e.line or 0))
+
+
 _TIME = re.compile(r"^([01]?\d|2[0-3])[:.][0-5]\d(\s*[-–]\s*([01]?\d|2[0-3])[:.][0-5]\d)?$")
 
 
@@ -120,48 +160,60 @@ def _text(value: Any, label: str, file: Path, line: int) -> str:
     raise IssueError(f"{label} must be text, not {type(value).__name__}", file=file, line=line)
 
 
-def _events(value: Any, node: yaml.Node | None, file: Path, line: int) -> tuple[Event, ...]:
+def _events(value: Any, node: yaml.Node | None, file: Path, line: int, problems: Problems) -> tuple[Event, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not isinstance(node, yaml.SequenceNode):
         raise IssueError("events must be a list of events, each with at least date and title", file=file, line=line)
     events = []
     for item, item_node in zip(value, node.value, strict=True):
-        at = item_node.start_mark.line + 2
-        if not isinstance(item, dict):
-            raise IssueError(
-                f"each event must be a mapping with date, title and optional {', '.join(EVENT_KEYS[2:])}",
-                file=file,
-                line=at,
-            )
-        lines = _mapping_lines(item_node)
-        for key in item:
-            if key not in EVENT_KEYS:
-                raise IssueError(
+        event = problems.attempt(partial(_event, item, item_node, file, problems), None)
+        if event is not None:
+            events.append(event)
+    return tuple(sorted(events, key=lambda e: (e.date, e.time)))
+
+
+def _event(item: Any, item_node: yaml.Node, file: Path, problems: Problems) -> Event | None:
+    """One diary entry; every problem in it is noted, and None returned if there was any."""
+    at = item_node.start_mark.line + 2
+    if not isinstance(item, dict):
+        raise IssueError(
+            f"each event must be a mapping with date, title and optional {', '.join(EVENT_KEYS[2:])}",
+            file=file,
+            line=at,
+        )
+    before = len(problems.errors)
+    lines = _mapping_lines(item_node)
+    for key in item:
+        if key not in EVENT_KEYS:
+            problems.add(
+                IssueError(
                     f"unknown event key {key!r}; allowed: {', '.join(EVENT_KEYS)}",
                     file=file,
                     line=lines.get(str(key), at),
                 )
-        for required in ("date", "title"):
-            if not item.get(required):
-                raise IssueError(f"event is missing {required!r}", file=file, line=at)
-        time = _text(item.get("time"), "event time", file, lines.get("time", at))
-        if time and not _TIME.match(time):
-            raise IssueError(
+            )
+    for required in ("date", "title"):
+        if not item.get(required):
+            problems.add(IssueError(f"event is missing {required!r}", file=file, line=at))
+
+    def text(key: str) -> str:
+        return problems.attempt(lambda: _text(item.get(key), f"event {key}", file, lines.get(key, at)), "")
+
+    time = text("time")
+    if time and not _TIME.match(time):
+        problems.add(
+            IssueError(
                 f"event time must look like 19:30 or 18:00-19:30, not {time!r}", file=file, line=lines.get("time", at)
             )
-        events.append(
-            Event(
-                date=_parse_date(item["date"], "event date", file, lines.get("date", at)),
-                title=_text(item["title"], "event title", file, lines.get("title", at)),
-                time=time.replace(".", ":"),
-                where=_text(item.get("where"), "event where", file, lines.get("where", at)),
-                contact=_text(item.get("contact"), "event contact", file, lines.get("contact", at)),
-                link=_text(item.get("link"), "event link", file, lines.get("link", at)),
-                line=at,
-            )
         )
-    return tuple(sorted(events, key=lambda e: (e.date, e.time)))
+    date = None
+    if item.get("date"):
+        date = problems.attempt(lambda: _parse_date(item["date"], "event date", file, lines.get("date", at)), None)
+    fields = {key: text(key) for key in ("title", "where", "contact", "link")}
+    if len(problems.errors) > before or date is None:
+        return None
+    return Event(date=date, time=time.replace(".", ":"), line=at, **fields)
 
 
 def _split_sections(body: str, body_line: int) -> tuple[str, int, list[tuple[str, str, int]]]:
@@ -185,7 +237,7 @@ def _split_sections(body: str, body_line: int) -> tuple[str, int, list[tuple[str
 def parse_issue_text(text: str, path: Path) -> Issue:
     """Parse an issue's text; ``path`` names it in errors and gives its key."""
     front, body, body_line = _split_front_matter(text.replace("\r\n", "\n"), path)
-    loader = yaml.SafeLoader(front)
+    loader = _Loader(front)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else {}
@@ -204,17 +256,25 @@ def parse_issue_text(text: str, path: Path) -> Issue:
     if not isinstance(data, dict):
         raise IssueError("front matter must be a mapping of keys (subject: ...)", file=path, line=2)
     key_lines = _mapping_lines(node) if node is not None else {}
+    problems = Problems()
     for key in data:
         if key not in ALLOWED_KEYS:
-            raise IssueError(
-                f"unknown key {key!r}; allowed keys: {', '.join(ALLOWED_KEYS)}",
-                file=path,
-                line=key_lines.get(str(key), 2),
+            problems.add(
+                IssueError(
+                    f"unknown key {key!r}; allowed keys: {', '.join(ALLOWED_KEYS)}",
+                    file=path,
+                    line=key_lines.get(str(key), 2),
+                )
             )
-    line_of = key_lines.get
-    subject = _text(data.get("subject"), "subject", path, line_of("subject", 2))
-    if not subject:
-        raise IssueError("subject is required (the email's subject line)", file=path, line=line_of("subject", 2))
+    value_nodes = {str(k.value): v for k, v in node.value} if isinstance(node, yaml.MappingNode) else {}
+    intro, sections = _sections(body, body_line)
+    issue = _front_matter(data, key_lines, value_nodes, sections, path, problems)
+    problems.raise_any()
+    return replace(issue, intro=intro, intro_line=body_line, source=text)
+
+
+def _sections(body: str, body_line: int) -> tuple[str, tuple[Section, ...]]:
+    """The introduction, and the sections with unique anchors."""
     intro, _, raw_sections = _split_sections(body, body_line)
     sections: list[Section] = []
     used: set[str] = set()
@@ -225,21 +285,43 @@ def parse_issue_text(text: str, path: Path) -> Issue:
             anchor, n = f"{base}-{n}", n + 1
         used.add(anchor)
         sections.append(Section(title=title, anchor=anchor, body=section_body, line=line))
-    highlights = _highlights(data.get("highlights"), sections, path, line_of("highlights", 2))
+    return intro, tuple(sections)
+
+
+def _front_matter(
+    data: dict[Any, Any],
+    key_lines: dict[str, int],
+    value_nodes: dict[str, yaml.Node],
+    sections: tuple[Section, ...],
+    path: Path,
+    problems: Problems,
+) -> Issue:
+    """The issue's front-matter values; each bad one is noted in ``problems`` and left empty."""
+
+    def text(key: str) -> str:
+        return problems.attempt(lambda: _text(data.get(key), key, path, key_lines.get(key, 2)), "")
+
+    line = key_lines.get
+    subject = text("subject")
+    if not subject and isinstance(data.get("subject"), (str, type(None))):
+        problems.add(IssueError("subject is required (the email's subject line)", file=path, line=line("subject", 2)))
     date = data.get("date")
-    value_nodes = {str(k.value): v for k, v in node.value} if isinstance(node, yaml.MappingNode) else {}
     return Issue(
         path=path,
         subject=subject,
-        preheader=_text(data.get("preheader"), "preheader", path, line_of("preheader", 2)),
-        date=_parse_date(date, "date", path, line_of("date", 2)) if date else None,
-        highlights=highlights,
-        events=_events(data.get("events"), value_nodes.get("events"), path, line_of("events", 2)),
-        signoff=_text(data.get("signoff"), "signoff", path, line_of("signoff", 2)),
-        intro=intro,
-        intro_line=body_line,
-        sections=tuple(sections),
-        source=text,
+        preheader=text("preheader"),
+        date=problems.attempt(lambda: _parse_date(date, "date", path, line("date", 2)), None) if date else None,
+        highlights=problems.attempt(
+            lambda: _highlights(data.get("highlights"), list(sections), path, line("highlights", 2)), ()
+        ),
+        events=problems.attempt(
+            lambda: _events(data.get("events"), value_nodes.get("events"), path, line("events", 2), problems), ()
+        ),
+        signoff=text("signoff"),
+        intro="",
+        intro_line=0,
+        sections=sections,
+        source="",
         key_lines=tuple(key_lines.items()),
         signoff_line=_first_text_line(value_nodes.get("signoff")),
     )

@@ -95,8 +95,8 @@ class TextWriter:
                     text = f"» {button.label} [{self.ref(button.href)}]"
                 elif image is not None:
                     text = f"[Image: {image.alt or 'no description'}]"
-                    if image.caption:
-                        text += f" {image.caption}"
+                    if image.caption:  # its own line: run on, alt text and caption read as one sentence
+                        text += f"\n{image.caption}"
                 else:
                     text = self.inline(inline)
                 chunks.append(wrap(text, width=width))

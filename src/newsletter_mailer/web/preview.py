@@ -23,20 +23,32 @@ PAGE = """<!doctype html>
 <style>
  body {{ font-family: system-ui, sans-serif; margin: 0; background: #eef0f3; }}
  header {{ padding: 8px 16px; background: #24292f; color: #fff; }}
- main {{ display: flex; flex-wrap: wrap; gap: 16px; padding: 16px; align-items: flex-start; }}
- figure {{ margin: 0; }} figcaption {{ font-size: 13px; color: #57606a; margin-bottom: 4px; }}
- iframe {{ border: 1px solid #d0d7de; background: #fff; height: 85vh; }}
- pre {{ background: #fff; border: 1px solid #d0d7de; padding: 12px; height: 85vh; overflow: auto;
-       width: 80ch; margin: 0; white-space: pre; font-size: 12px; }}
+ /* Three columns where they fit; below that the phone and the text share the second column,
+    so a 1,280 px window shows all three without scrolling sideways. */
+ main {{ display: grid; gap: 16px; padding: 16px; align-items: start;
+        grid-template-columns: 640px 375px minmax(0, 1fr); grid-template-areas: "desktop phone text"; }}
+ figure {{ margin: 0; min-width: 0; }} figcaption {{ font-size: 13px; color: #57606a; margin-bottom: 4px; }}
+ #f-desktop {{ grid-area: desktop; }} #f-phone {{ grid-area: phone; }} #f-text {{ grid-area: text; }}
+ iframe {{ border: 1px solid #d0d7de; background: #fff; height: 85vh; display: block; }}
+ pre {{ background: #fff; border: 1px solid #d0d7de; padding: 8px; height: 85vh; overflow: auto;
+       box-sizing: border-box; width: 100%; max-width: 82ch; margin: 0; white-space: pre; font-size: 12px; }}
+ @media (max-width: 1659px) {{
+  main {{ grid-template-columns: 640px minmax(0, 1fr); grid-template-areas: "desktop phone" "desktop text"; }}
+  #phone {{ height: 44vh; }} #text {{ height: 34vh; }}
+ }}
+ @media (max-width: 1239px) {{
+  main {{ grid-template-columns: minmax(0, 1fr); grid-template-areas: "desktop" "phone" "text"; }}
+  #desktop {{ width: 100%; max-width: 640px; }}
+ }}
  .error {{ background: #ffebe9; color: #82071e; padding: 12px 16px; white-space: pre-wrap; }}
 </style></head>
 <body><header>{title} <small id="state"></small></header>
 <main>
- <figure><figcaption>Desktop (640 px)</figcaption>
+ <figure id="f-desktop"><figcaption>Desktop (640 px)</figcaption>
   <iframe id="desktop" title="Desktop view" src="/html" width="640"></iframe></figure>
- <figure><figcaption>Phone (375 px)</figcaption>
+ <figure id="f-phone"><figcaption>Phone (375 px)</figcaption>
   <iframe id="phone" title="Phone view" src="/html" width="375"></iframe></figure>
- <figure><figcaption>Text part</figcaption><pre id="text"></pre></figure>
+ <figure id="f-text"><figcaption>Text part</figcaption><pre id="text"></pre></figure>
 </main>
 <script>
 let version = null;
