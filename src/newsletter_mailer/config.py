@@ -83,10 +83,17 @@ class DKIMSettings:
     selector: str = ""
     key_file: str = ""
     key: bytes = field(default=b"", repr=False)
+    ed25519_selector: str = ""  # an optional second signature (RFC 8463), beside the RSA one
+    ed25519_key_file: str = ""
+    ed25519_key: bytes = field(default=b"", repr=False)
 
     @property
     def enabled(self) -> bool:
         return bool(self.domain and self.selector and (self.key or self.key_file))
+
+    @property
+    def ed25519_enabled(self) -> bool:
+        return bool(self.enabled and self.ed25519_selector and (self.ed25519_key or self.ed25519_key_file))
 
 
 @dataclass(frozen=True)
@@ -165,7 +172,13 @@ _SECTIONS: dict[str, type[Any]] = {
     "signup": SignupSettings,
     "store": StoreSettings,
 }
-_SECRET_KEYS = {("smtp", "password"), ("dkim", "key"), ("bounces", "password"), ("store", "password")}
+_SECRET_KEYS = {
+    ("smtp", "password"),
+    ("dkim", "key"),
+    ("dkim", "ed25519_key"),
+    ("bounces", "password"),
+    ("store", "password"),
+}
 STORE_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -246,7 +259,7 @@ def _section(name: str, raw: Mapping[str, Any], env: Mapping[str, str], text: st
     for key, f in by_key.items():
         var = f"NEWSLETTER_{name.upper()}_{key.upper()}"
         if var in env and name in ("smtp", "dkim", "store"):
-            if (name, key) == ("dkim", "key"):
+            if (name, key) in (("dkim", "key"), ("dkim", "ed25519_key")):
                 values[f.name] = env[var].encode()
             else:
                 values[f.name] = _coerce(name, key, env[var], f.default, (var, None))

@@ -22,6 +22,7 @@ from ..audience.links import TokenSigner
 from ..audience.subscribers import Subscriber, clean_value
 from ..audience.verp import VerpCodec
 from ..config import Settings
+from .dkim import DkimSigner, TemplateSigner
 from .merge import ESCAPERS, Context, html_contexts, text_contexts
 from .render import RenderedIssue
 
@@ -37,9 +38,6 @@ class Envelope:
     recipient: str
     data: bytes
     message_id: str
-
-
-Signer = Callable[[bytes], bytes]  # adds a DKIM-Signature to a finished message
 
 
 def qp(text: str) -> bytes:
@@ -104,12 +102,11 @@ class MessageTemplate:
         *,
         subject_prefix: str = "",
         unique_ids: bool = False,
-        dkim: Signer | None = None,
+        dkim: DkimSigner | None = None,
     ) -> None:
         self.rendered = rendered
         self.settings = settings
         self.signer = signer
-        self.dkim = dkim
         self.unique_ids = unique_ids
         news = settings.newsletter
         self.sender = news.from_
@@ -191,6 +188,7 @@ class MessageTemplate:
         order: dict[tuple[str, Context | None], int] = {(h, None): i for i, h in enumerate(_HEADER_SLOTS)}
         order.update({k: len(_HEADER_SLOTS) + i for i, k in enumerate(self._body_keys)})
         self._refs = tuple(order[k] for k in keys)
+        self.dkim = TemplateSigner(dkim, literals) if dkim is not None else None  # signs the way we fill
 
     @staticmethod
     def _merge(parts: list[_Part]) -> tuple[list[bytes], list[tuple[str, Context | None]]]:
@@ -241,7 +239,7 @@ class MessageTemplate:
         pieces[1::2] = [filled[i] for i in self._refs]
         data = b"".join(pieces)
         if self.dkim is not None:
-            data = self.dkim(data)
+            data = self.dkim.sign(pieces, data)
         sender = self._verp.sender(row) if self._verp and row else (self.settings.bounces.address or self.sender)
         return Envelope(sender=sender, recipient=address, data=data, message_id=message_id)
 

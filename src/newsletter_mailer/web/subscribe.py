@@ -121,7 +121,7 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str]) ->
         message = confirmation_message(settings, form.subscriber, url)
         data = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
         if dkim is not None:
-            data = dkim(data)
+            data = dkim.sign(data)
         sender = settings.bounces.address or news.from_
         return Envelope(sender, form.subscriber.email, data, str(message["Message-ID"]))
 
