@@ -34,7 +34,7 @@ from ..store.database import connect, send_lock
 from ..store.journal import Delivery, SQLiteJournal
 from .outbox import LocalOutbox
 from .ratelimit import RateLimiter
-from .transport import Kind, Result, SMTPTransport, Transport
+from .transport import Connection, Kind, Result, SMTPTransport, Transport
 
 TEST_PREFIX = "[TEST] "
 
@@ -132,125 +132,164 @@ class Campaign:
     def run(self, progress: Progress | None = None, transport: Transport | None = None) -> Summary:
         progress = progress or NoProgress()
         if transport is not None:
-            return asyncio.run(self._run(transport, self.settings.smtp, progress))
+            return asyncio.run(self._dispatch(transport, self.settings.smtp, progress))
         with delivery_route(self.settings) as route:
-            return asyncio.run(self._run(SMTPTransport(route.smtp), route.smtp, progress))
+            return asyncio.run(self._dispatch(SMTPTransport(route.smtp), route.smtp, progress))
 
-    async def _run(self, transport: Transport, smtp: SMTPSettings, progress: Progress) -> Summary:
+    async def _dispatch(self, transport: Transport, smtp: SMTPSettings, progress: Progress) -> Summary:
         await transport.probe()  # a refused connection or login stops here, before any claim
-        template = self.template()
-        journal = self.journal
-        summary = Summary()
-        limiter = RateLimiter(smtp.rate, smtp.per_hour)
-        pending = journal.pending(self.issue)
-        retries: list[tuple[float, int, Delivery]] = []
-        sequence = itertools.count()
-        first_try: dict[int, float] = {}
-        state = {"consecutive": 0}
-        stop = asyncio.Event()
-        fatal: list[BaseException] = []
-        counts = journal.counts(self.issue)
-        progress.started(counts["pending"])
+        return await _Run(self, transport, smtp, progress).execute()
+
+
+class RetryQueue:
+    """Deliveries waiting out a backoff, soonest first."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Delivery]] = []
+        self._order = itertools.count()  # breaks ties between equal due times without comparing rows
+
+    def __bool__(self) -> bool:
+        return bool(self._heap)
+
+    def push(self, due: float, job: Delivery) -> None:
+        heapq.heappush(self._heap, (due, next(self._order), job))
+
+    def pop_due(self, now: float) -> Delivery | None:
+        if self._heap and self._heap[0][0] <= now:
+            return heapq.heappop(self._heap)[2]
+        return None
+
+    def wait_for_next(self, now: float) -> float:
+        return max(0.0, self._heap[0][0] - now) if self._heap else 0.0
+
+
+class _Run:
+    """One run of a campaign: workers take deliveries, hand them to the relay and record each outcome."""
+
+    def __init__(self, campaign: Campaign, transport: Transport, smtp: SMTPSettings, progress: Progress) -> None:
+        self.campaign = campaign
+        self.journal = campaign.journal
+        self.transport = transport
+        self.smtp = smtp
+        self.progress = progress
+        self.summary = Summary()
+        self.limiter = RateLimiter(smtp.rate, smtp.per_hour)
+        self.retries = RetryQueue()
+        self.first_try: dict[int, float] = {}
+        self.consecutive_failures = 0
+        self.stop = asyncio.Event()
+        self.fatal: BaseException | None = None
+        self.template = campaign.template()
+        self.pending = self.journal.pending(campaign.issue)
+
+    async def execute(self) -> Summary:
+        issue = self.campaign.issue
+        self.progress.started(self.journal.counts(issue)["pending"])
         started = time.monotonic()
-
-        async def next_job() -> Delivery | None:
-            while not stop.is_set():
-                now = time.monotonic()
-                if retries and retries[0][0] <= now:
-                    return heapq.heappop(retries)[2]
-                job = next(pending, None)
-                if job is not None:
-                    return job
-                if not retries:
-                    return None
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=max(0.0, retries[0][0] - now))
-            return None
-
-        def settle(job: Delivery, message_id: str, result: Result) -> float:
-            """Record a result; returns how long this connection should back off."""
-            if result.kind is Kind.SENT:
-                journal.mark_sent(job, message_id, str(result))
-                summary.sent += 1
-                if job.resent:
-                    summary.possibly_duplicated += 1
-                state["consecutive"] = 0
-                progress.finished_one(job.address, result)
-                return 0.0
-            state["consecutive"] += 1
-            attempts = job.attempts + 1
-            if result.kind is Kind.TEMPORARY:
-                elapsed = time.monotonic() - first_try[job.id]  # set when the worker first claimed it
-                if attempts < smtp.max_attempts and elapsed < smtp.retry_max_seconds:
-                    delay = backoff(attempts, smtp.retry_delay)
-                    journal.mark_deferred(job, str(result), uncertain=result.uncertain)
-                    heapq.heappush(
-                        retries,
-                        (
-                            time.monotonic() + delay,
-                            next(sequence),
-                            replace(job, attempts=attempts, resent=job.resent or result.uncertain),
-                        ),
-                    )
-                    summary.retried += 1
-                    progress.retrying(job.address, result, delay)
-                    return delay if result.reset_connection else 0.0
-                reply = f"{result} (gave up after {attempts} attempts)"
-            else:
-                reply = str(result)
-            journal.mark_failed(job, reply)
-            if result.hard_bounce:
-                self.suppressions.add(job.address, "bounced", f"{self.issue}: {result}")
-            summary.failed += 1
-            summary.failures.append((job.address, reply))
-            progress.finished_one(job.address, result)
-            return backoff(1, smtp.retry_delay) if result.reset_connection else 0.0
-
-        async def worker() -> None:
-            connection = transport.connection()
-            try:
-                while (job := await next_job()) is not None:
-                    await limiter.acquire()
-                    if stop.is_set():
-                        heapq.heappush(retries, (0.0, next(sequence), job))
-                        break
-                    if not journal.claim(job):
-                        summary.suppressed += 1
-                        progress.finished_one(job.address, None)
-                        continue
-                    first_try.setdefault(job.id, time.monotonic())
-                    envelope = template.envelope(job.subscriber())
-                    try:
-                        result = await connection.send(envelope)
-                    except SMTPStartError as exc:  # the login was refused: nothing was handed over
-                        journal.release(job)
-                        fatal.append(exc)
-                        stop.set()
-                        break
-                    # Anything else (Ctrl+C, a crash) leaves the row "sending": the server may have the
-                    # message, so the next run resends it and counts it as possibly duplicated.
-                    pause = settle(job, envelope.message_id, result)
-                    if state["consecutive"] >= smtp.max_consecutive_failures:
-                        summary.paused = f"{state['consecutive']} deliveries in a row failed (last: {result}); paused"
-                        stop.set()
-                    elif pause:
-                        await asyncio.sleep(pause)
-            finally:
-                await connection.close()
-
         try:
-            await asyncio.gather(*(worker() for _ in range(max(1, smtp.concurrency))))
+            await asyncio.gather(*(self.worker() for _ in range(max(1, self.smtp.concurrency))))
         finally:
-            summary.elapsed = time.monotonic() - started
-            summary.left_pending = journal.counts(self.issue)["pending"]
-        if fatal:
-            raise fatal[0]
-        if summary.paused:
+            self.summary.elapsed = time.monotonic() - started
+            self.summary.left_pending = self.journal.counts(issue)["pending"]
+        if self.fatal is not None:
+            raise self.fatal
+        if self.summary.paused:
             raise SendPaused(
-                f"{summary.paused}. {summary.sent} sent this run, {summary.left_pending} still "
+                f"{self.summary.paused}. {self.summary.sent} sent this run, {self.summary.left_pending} still "
                 "to send: fix the cause, then run the same `newsletter send` again to resume"
             )
-        return summary
+        return self.summary
+
+    async def worker(self) -> None:
+        connection = self.transport.connection()
+        try:
+            while (job := await self.next_job()) is not None:
+                await self.limiter.acquire()
+                if self.stop.is_set():
+                    self.retries.push(0.0, job)
+                    break
+                if not self.journal.claim(job):
+                    self.summary.suppressed += 1
+                    self.progress.finished_one(job.address, None)
+                    continue
+                pause = await self.deliver(connection, job)
+                if pause:
+                    await asyncio.sleep(pause)
+        finally:
+            await connection.close()
+
+    async def next_job(self) -> Delivery | None:
+        """A retry whose backoff is over, else the next pending row; waits for retries still backing off."""
+        while not self.stop.is_set():
+            now = time.monotonic()
+            job = self.retries.pop_due(now) or next(self.pending, None)
+            if job is not None:
+                return job
+            if not self.retries:
+                return None
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=self.retries.wait_for_next(now))
+        return None
+
+    async def deliver(self, connection: Connection, job: Delivery) -> float:
+        """Send one claimed delivery and record it; returns how long this connection should back off."""
+        self.first_try.setdefault(job.id, time.monotonic())
+        envelope = self.template.envelope(job.subscriber())
+        try:
+            result = await connection.send(envelope)
+        except SMTPStartError as exc:  # the login was refused: nothing was handed over
+            self.journal.release(job)
+            self.fatal = exc
+            self.stop.set()
+            return 0.0
+        # Anything else (Ctrl+C, a crash) leaves the row "sending": the server may have the
+        # message, so the next run resends it and counts it as possibly duplicated.
+        if result.kind is Kind.SENT:
+            self.record_sent(job, envelope.message_id, result)
+            return 0.0
+        pause = self.record_failure(job, result)
+        self.consecutive_failures += 1
+        if self.consecutive_failures >= self.smtp.max_consecutive_failures:
+            self.summary.paused = f"{self.consecutive_failures} deliveries in a row failed (last: {result}); paused"
+            self.stop.set()
+            return 0.0
+        return pause
+
+    def record_sent(self, job: Delivery, message_id: str, result: Result) -> None:
+        self.journal.mark_sent(job, message_id, str(result))
+        self.summary.sent += 1
+        if job.resent:
+            self.summary.possibly_duplicated += 1
+        self.consecutive_failures = 0
+        self.progress.finished_one(job.address, result)
+
+    def record_failure(self, job: Delivery, result: Result) -> float:
+        """Retry later or fail for good; returns the connection's backoff."""
+        attempts = job.attempts + 1
+        reply = str(result)
+        if result.kind is Kind.TEMPORARY:
+            elapsed = time.monotonic() - self.first_try[job.id]
+            if attempts < self.smtp.max_attempts and elapsed < self.smtp.retry_max_seconds:
+                delay = self.retry_later(job, result, attempts)
+                return delay if result.reset_connection else 0.0
+            reply = f"{result} (gave up after {attempts} attempts)"
+        self.journal.mark_failed(job, reply)
+        if result.hard_bounce:
+            self.campaign.suppressions.add(job.address, "bounced", f"{self.campaign.issue}: {result}")
+        self.summary.failed += 1
+        self.summary.failures.append((job.address, reply))
+        self.progress.finished_one(job.address, result)
+        return backoff(1, self.smtp.retry_delay) if result.reset_connection else 0.0
+
+    def retry_later(self, job: Delivery, result: Result, attempts: int) -> float:
+        delay = backoff(attempts, self.smtp.retry_delay)
+        self.journal.mark_deferred(job, str(result), uncertain=result.uncertain)
+        self.retries.push(
+            time.monotonic() + delay, replace(job, attempts=attempts, resent=job.resent or result.uncertain)
+        )
+        self.summary.retried += 1
+        self.progress.retrying(job.address, result, delay)
+        return delay
 
 
 def _preflight(journal: SQLiteJournal, issue: str, subscribers: Path, retry_failed: bool) -> Preflight:

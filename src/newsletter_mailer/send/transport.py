@@ -86,6 +86,52 @@ def classify(code: int, message: str, **extra: bool) -> Result:
     return Result(Kind.PERMANENT, code, message, **extra)
 
 
+class Phase(enum.Enum):
+    """How far a delivery got when it went wrong, which decides what a failure means."""
+
+    CONNECT = "connect"  # opening a connection or logging in: nothing was handed over
+    ENVELOPE = "envelope"  # MAIL, RCPT, the DATA command: refused before the message was sent
+    DATA = "data"  # the message data went out: only its final reply is missing
+
+
+def start_error(exc: Exception, settings: SMTPSettings) -> SMTPStartError:
+    """A failure to connect or log in, said in a line that names the relay (never the password)."""
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        return SMTPStartError(
+            f"the SMTP server refused the login for {settings.username!r}: {exc.code} {exc.message} "
+            "(check NEWSLETTER_SMTP_PASSWORD)",
+            code=exc.code,
+        )
+    return SMTPStartError(
+        f"cannot connect to the SMTP server {settings.host}:{settings.effective_port} ({settings.security}): {exc}"
+    )
+
+
+def result_of_error(exc: Exception, phase: Phase, settings: SMTPSettings, *, connected: bool) -> Result:
+    """The one place that turns an aiosmtplib or socket exception into a Result.
+
+    A refused login is raised as SMTPStartError: no recipient can be served then.
+    """
+    uncertain = phase is Phase.DATA
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        raise start_error(exc, settings) from None
+    if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
+        return Result(Kind.TEMPORARY, 0, f"connection lost: {exc}", uncertain=uncertain, reset_connection=True)
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        result = classify(exc.code, exc.message)
+        reset = result.reset_connection or not connected or phase is Phase.CONNECT
+        return Result(result.kind, result.code, result.reply, reset_connection=reset)
+    if isinstance(exc, TimeoutError):  # aiosmtplib's timeouts are TimeoutErrors too
+        return Result(Kind.TEMPORARY, 0, f"timed out: {exc}", uncertain=uncertain, reset_connection=True)
+    if phase is Phase.CONNECT:
+        return Result(Kind.TEMPORARY, 0, f"connection failed: {exc}", reset_connection=True)
+    return Result(Kind.TEMPORARY, 0, f"connection error: {exc}", uncertain=uncertain, reset_connection=True)
+
+
+# What a relay or its socket may raise; anything else is a bug and keeps its traceback.
+RELAY_ERRORS = (aiosmtplib.SMTPException, OSError)
+
+
 class Connection(Protocol):
     async def send(self, envelope: Envelope) -> Result: ...
     async def close(self) -> None: ...
@@ -122,35 +168,25 @@ class SMTPTransport:
         )
 
     async def open(self) -> aiosmtplib.SMTP:
-        """A connected, logged-in client. Auth failures raise SMTPStartError."""
-        s = self.settings
+        """A connected, logged-in client; aiosmtplib's exceptions pass through."""
         client = self.client()
         await client.connect()
-        if s.username:
+        if self.settings.username:
             try:
-                await client.login(s.username, s.password)
-            except aiosmtplib.SMTPAuthenticationError as exc:
+                await client.login(self.settings.username, self.settings.password)
+            except BaseException:
                 client.close()
-                raise SMTPStartError(
-                    f"the SMTP server refused the login for {s.username!r}: {exc.code} {exc.message} "
-                    "(check NEWSLETTER_SMTP_PASSWORD)",
-                    code=exc.code,
-                ) from None
+                raise
         return client
 
     async def probe(self) -> None:
-        s = self.settings
         try:
             client = await self.open()
-        except SMTPStartError:
-            raise
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            raise SMTPStartError(
-                f"cannot connect to the SMTP server {s.host}:{s.effective_port} ({s.security}): {exc}"
-            ) from None
+        except RELAY_ERRORS as exc:
+            raise start_error(exc, self.settings) from None
         try:
             await client.quit()
-        except (aiosmtplib.SMTPException, OSError):
+        except RELAY_ERRORS:
             client.close()
 
     def connection(self) -> SMTPConnection:
@@ -173,56 +209,33 @@ class SMTPConnection:
         return self.client
 
     async def send(self, envelope: Envelope) -> Result:
+        phase = Phase.CONNECT
         try:
             client = await self._ensure()
-        except SMTPStartError:
-            raise
-        except aiosmtplib.SMTPResponseException as exc:
-            await self.close()
-            return classify(exc.code, exc.message, reset_connection=True)
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            await self.close()
-            return Result(Kind.TEMPORARY, 0, f"connection failed: {exc}", reset_connection=True)
-        phase = "mail"
-        options = ["SMTPUTF8"] if not envelope.recipient.isascii() else []
-        try:
+            phase = Phase.ENVELOPE
+            options = ["SMTPUTF8"] if not envelope.recipient.isascii() else []
             await client.mail(envelope.sender, options=options)
-            phase = "rcpt"
             await client.rcpt(envelope.recipient, encoding="utf-8" if options else "ascii")
-            phase = "data"
             response = await client.data(envelope.data)
-        except aiosmtplib.SMTPAuthenticationError as exc:
-            await self.close()
-            raise SMTPStartError(
-                f"the SMTP server refused the login: {exc.code} {exc.message}", code=exc.code
-            ) from None
-        except aiosmtplib.SMTPServerDisconnected as exc:
-            await self.close()
-            return Result(
-                Kind.TEMPORARY, 0, f"connection lost: {exc}", uncertain=phase == "data", reset_connection=True
-            )
-        except aiosmtplib.SMTPResponseException as exc:
-            result = classify(exc.code, exc.message)
-            if result.reset_connection or not client.is_connected:
+        except RELAY_ERRORS as exc:
+            connected = self.client is not None and self.client.is_connected
+            try:
+                result = result_of_error(exc, phase, self.transport.settings, connected=connected)
+            except SMTPStartError:
                 await self.close()
-                return Result(result.kind, result.code, result.reply, reset_connection=True)
-            await self._reset(client)
+                raise
+            await (self.close() if result.reset_connection else self._reset())
             return result
-        except (TimeoutError, aiosmtplib.SMTPTimeoutError) as exc:
-            await self.close()
-            return Result(Kind.TEMPORARY, 0, f"timed out: {exc}", uncertain=phase == "data", reset_connection=True)
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            await self.close()
-            return Result(
-                Kind.TEMPORARY, 0, f"connection error: {exc}", uncertain=phase == "data", reset_connection=True
-            )
         self.sent_on_connection += 1
         return classify(response.code, response.message)
 
-    async def _reset(self, client: aiosmtplib.SMTP) -> None:
+    async def _reset(self) -> None:
+        """After a refused recipient the connection is fine: RSET and go on with the next one."""
+        if self.client is None:
+            return
         try:
-            await client.rset()
-        except (aiosmtplib.SMTPException, OSError):
+            await self.client.rset()
+        except RELAY_ERRORS:
             await self.close()
 
     async def close(self) -> None:
@@ -232,7 +245,7 @@ class SMTPConnection:
         try:
             if client.is_connected:
                 await asyncio.wait_for(client.quit(), timeout=5)
-        except (TimeoutError, aiosmtplib.SMTPException, OSError):
+        except (TimeoutError, *RELAY_ERRORS):
             client.close()
 
 
