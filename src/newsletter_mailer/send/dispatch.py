@@ -141,6 +141,45 @@ class Campaign:
         return await _Run(self, transport, smtp, progress).execute()
 
 
+class FailureStreak:
+    """The failures since the last message that went through, and the bounces they would record.
+
+    Bounces are held until a message goes through: a relay that refuses everyone (a policy, a
+    misconfiguration) says nothing about the recipients, so nobody it refused is suppressed.
+    """
+
+    def __init__(self) -> None:
+        self.count = self.permanent = 0
+        self.replies: set[str] = set()
+        self.bounces: list[tuple[str, Result]] = []
+
+    def add(self, address: str, result: Result, *, final: bool) -> None:
+        self.count += 1
+        self.permanent += final
+        # The same refusal often names its recipient: compare the replies without it.
+        self.replies.add(str(result).replace(address, "<recipient>").lower())
+        if final and result.hard_bounce:
+            self.bounces.append((address, result))
+
+    def end(self) -> list[tuple[str, Result]]:
+        """A message went through: the failures were the recipients'; returns the held bounces."""
+        bounces, self.bounces = self.bounces, []
+        self.count = self.permanent = 0
+        self.replies.clear()
+        return bounces
+
+    def reason(self, last: Result) -> str:
+        if len(self.replies) == 1:
+            said = f"the relay refused {self.count} recipients in a row with the same reply: {last}"
+        else:
+            said = f"{self.count} deliveries in a row failed (last: {last})"
+        if self.bounces:
+            said += f"; {len(self.bounces)} of them looked like bounces, and nobody was suppressed for it"
+        if self.permanent:
+            said += f"; {self.permanent} are marked failed (`--retry-failed` tries them again)"
+        return said + "; paused"
+
+
 class RetryQueue:
     """Deliveries waiting out a backoff, soonest first."""
 
@@ -176,7 +215,8 @@ class _Run:
         self.limiter = RateLimiter(smtp.rate, smtp.per_hour)
         self.retries = RetryQueue()
         self.first_try: dict[int, float] = {}
-        self.consecutive_failures = 0
+        self.streak = FailureStreak()
+        self.last_failure: Result | None = None  # set when the streak paused the run
         self.stop = asyncio.Event()
         self.fatal: BaseException | None = None
         self.template = campaign.template()
@@ -188,11 +228,15 @@ class _Run:
         started = time.monotonic()
         try:
             await asyncio.gather(*(self.worker() for _ in range(max(1, self.smtp.concurrency))))
+            if not self.stop.is_set():
+                self.suppress_bounces(self.streak.end())
         finally:
             self.summary.elapsed = time.monotonic() - started
             self.summary.left_pending = self.journal.counts(issue)["pending"]
         if self.fatal is not None:
             raise self.fatal
+        if self.last_failure is not None:
+            self.summary.paused = self.streak.reason(self.last_failure)
         if self.summary.paused:
             raise SendPaused(
                 f"{self.summary.paused}. {self.summary.sent} sent this run, {self.summary.left_pending} still "
@@ -247,10 +291,11 @@ class _Run:
         if result.kind is Kind.SENT:
             self.record_sent(job, envelope.message_id, result)
             return 0.0
-        pause = self.record_failure(job, result)
-        self.consecutive_failures += 1
-        if self.consecutive_failures >= self.smtp.max_consecutive_failures:
-            self.summary.paused = f"{self.consecutive_failures} deliveries in a row failed (last: {result}); paused"
+        pause, final = self.record_failure(job, result)
+        self.streak.add(job.address, result, final=final)
+        if self.streak.count >= self.smtp.max_consecutive_failures:
+            # Messages still in flight add to the streak: the reason is written once they are in.
+            self.last_failure = self.last_failure or result
             self.stop.set()
             return 0.0
         return pause
@@ -260,26 +305,28 @@ class _Run:
         self.summary.sent += 1
         if job.resent:
             self.summary.possibly_duplicated += 1
-        self.consecutive_failures = 0
+        self.suppress_bounces(self.streak.end())
         self.progress.finished_one(job.address, result)
 
-    def record_failure(self, job: Delivery, result: Result) -> float:
-        """Retry later or fail for good; returns the connection's backoff."""
+    def record_failure(self, job: Delivery, result: Result) -> tuple[float, bool]:
+        """Retry later or fail for good; returns the connection's backoff and whether it failed for good."""
         attempts = job.attempts + 1
         reply = str(result)
         if result.kind is Kind.TEMPORARY:
             elapsed = time.monotonic() - self.first_try[job.id]
             if attempts < self.smtp.max_attempts and elapsed < self.smtp.retry_max_seconds:
                 delay = self.retry_later(job, result, attempts)
-                return delay if result.reset_connection else 0.0
+                return (delay if result.reset_connection else 0.0), False
             reply = f"{result} (gave up after {attempts} attempts)"
         self.journal.mark_failed(job, reply)
-        if result.hard_bounce:
-            self.campaign.suppressions.add(job.address, "bounced", f"{self.campaign.issue}: {result}")
         self.summary.failed += 1
         self.summary.failures.append((job.address, reply))
         self.progress.finished_one(job.address, result)
-        return backoff(1, self.smtp.retry_delay) if result.reset_connection else 0.0
+        return (backoff(1, self.smtp.retry_delay) if result.reset_connection else 0.0), True
+
+    def suppress_bounces(self, bounces: list[tuple[str, Result]]) -> None:
+        for address, result in bounces:
+            self.campaign.suppressions.add(address, "bounced", f"{self.campaign.issue}: {result}")
 
     def retry_later(self, job: Delivery, result: Result, attempts: int) -> float:
         delay = backoff(attempts, self.smtp.retry_delay)

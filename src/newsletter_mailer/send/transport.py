@@ -12,7 +12,7 @@ import enum
 import re
 import socket
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import aiosmtplib
@@ -57,41 +57,82 @@ class Kind(enum.Enum):
     PERMANENT = "permanent"
 
 
+class Phase(enum.Enum):
+    """How far a delivery got when it went wrong, which decides what a failure means."""
+
+    CONNECT = "connect"  # opening a connection or logging in: nothing was handed over
+    ENVELOPE = "envelope"  # MAIL, RCPT: refused before the message was sent
+    DATA = "data"  # the DATA exchange began: the message may have gone out
+
+
 @dataclass(frozen=True)
 class Result:
     kind: Kind
     code: int
     reply: str
-    uncertain: bool = False  # the connection dropped after the message data was sent
-    reset_connection: bool = False  # back off the whole connection (421, disconnect)
-
-    @property
-    def hard_bounce(self) -> bool:
-        """A permanent failure that says the mailbox does not exist (550/551/553 or 5.1.x)."""
-        return self.kind is Kind.PERMANENT and (
-            self.code in (550, 551, 553) or bool(re.match(r"^5\.1\.\d", self.reply))
-        )
+    uncertain: bool = False  # the message may have arrived though no 2xx said so: possibly duplicated
+    reset_connection: bool = False  # back off the whole connection (421, disconnect, an unreadable reply)
+    hard_bounce: bool = False  # the mailbox does not exist or is disabled: suppress the address
 
     def __str__(self) -> str:
         return f"{self.code} {self.reply}".strip() if self.code else self.reply
 
 
-def classify(code: int, message: str, **extra: bool) -> Result:
-    if 200 <= code < 300:
-        return Result(Kind.SENT, code, message)
+_ENHANCED_STATUS = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\U0010ffff]|[\u2028\u2029\ud800-\udfff]")
+REPLY_LIMIT = 400
+
+
+def clean_reply(text: str) -> str:
+    """A relay's words, safe to store and print: one line, no control characters, bounded."""
+    text = " / ".join(part.strip() for part in text.splitlines() if part.strip())
+    text = _UNPRINTABLE.sub("?", text)
+    return text if len(text) <= REPLY_LIMIT else text[: REPLY_LIMIT - 3] + "..."
+
+
+def enhanced_status(reply: str) -> tuple[int, int, int] | None:
+    """The RFC 3463 status code a reply starts with ("5.1.1 ..."), if any."""
+    match = _ENHANCED_STATUS.match(reply.lstrip())
+    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+
+
+def is_hard_bounce(code: int, reply: str) -> bool:
+    """5.1.x (no such mailbox or domain) and 5.2.1 (mailbox disabled) on a 5xx reply, nothing else.
+
+    Policy (5.7.x: relaying, authentication, DMARC), system and network (5.3.x, 5.4.x) and a full
+    mailbox (5.2.2) say nothing against the address, and a bare 550 is used for all of these, so a
+    reply without an enhanced code never suppresses anyone.
+    """
+    status = enhanced_status(reply)
+    if not 500 <= code < 600 or status is None or status[0] != 5:
+        return False
+    return status[1] == 1 or status[1:] == (2, 1)
+
+
+def delivered(code: int, message: str) -> Result:
+    """The relay's 2xx to the end of the message data: the only reply that means sent."""
+    return Result(Kind.SENT, code, clean_reply(message))
+
+
+def classify(code: int, message: str, phase: Phase = Phase.DATA) -> Result:
+    """A reply that refused a command, or one that made no sense where it came (RFC 5321 codes)."""
+    reply = clean_reply(message)
     if code == 421:
-        return Result(Kind.TEMPORARY, code, message, reset_connection=True, **extra)
+        return Result(Kind.TEMPORARY, code, reply, reset_connection=True)
     if 400 <= code < 500:
-        return Result(Kind.TEMPORARY, code, message, **extra)
-    return Result(Kind.PERMANENT, code, message, **extra)
-
-
-class Phase(enum.Enum):
-    """How far a delivery got when it went wrong, which decides what a failure means."""
-
-    CONNECT = "connect"  # opening a connection or logging in: nothing was handed over
-    ENVELOPE = "envelope"  # MAIL, RCPT, the DATA command: refused before the message was sent
-    DATA = "data"  # the message data went out: only its final reply is missing
+        return Result(Kind.TEMPORARY, code, reply)
+    if 500 <= code < 600:
+        return Result(Kind.PERMANENT, code, reply, hard_bounce=is_hard_bounce(code, reply))
+    # Garbage, or a reply out of order (a 250 to DATA where 354 belongs): the conversation is lost,
+    # so start a new one; after DATA began the relay may have the message, so it may be duplicated.
+    shown = f"{code} {reply}" if code > 0 else reply
+    return Result(
+        Kind.TEMPORARY,
+        0,
+        f"unexpected reply during {phase.value}: {shown}",
+        uncertain=phase is Phase.DATA,
+        reset_connection=True,
+    )
 
 
 def start_error(exc: Exception, settings: SMTPSettings) -> SMTPStartError:
@@ -115,17 +156,19 @@ def result_of_error(exc: Exception, phase: Phase, settings: SMTPSettings, *, con
     uncertain = phase is Phase.DATA
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
         raise start_error(exc, settings) from None
-    if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
-        return Result(Kind.TEMPORARY, 0, f"connection lost: {exc}", uncertain=uncertain, reset_connection=True)
     if isinstance(exc, aiosmtplib.SMTPResponseException):
-        result = classify(exc.code, exc.message)
-        reset = result.reset_connection or not connected or phase is Phase.CONNECT
-        return Result(result.kind, result.code, result.reply, reset_connection=reset)
-    if isinstance(exc, TimeoutError):  # aiosmtplib's timeouts are TimeoutErrors too
-        return Result(Kind.TEMPORARY, 0, f"timed out: {exc}", uncertain=uncertain, reset_connection=True)
-    if phase is Phase.CONNECT:
-        return Result(Kind.TEMPORARY, 0, f"connection failed: {exc}", reset_connection=True)
-    return Result(Kind.TEMPORARY, 0, f"connection error: {exc}", uncertain=uncertain, reset_connection=True)
+        result = classify(exc.code, exc.message, phase)
+        if result.reset_connection or (connected and phase is not Phase.CONNECT):
+            return result
+        return replace(result, reset_connection=True)
+    if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
+        what = "connection lost"
+    elif isinstance(exc, TimeoutError):  # aiosmtplib's timeouts are TimeoutErrors too
+        what = "timed out"
+    else:
+        what = "connection failed" if phase is Phase.CONNECT else "connection error"
+    reply = f"{what} during {phase.value}: {clean_reply(str(exc))}"
+    return Result(Kind.TEMPORARY, 0, reply, uncertain=uncertain, reset_connection=True)
 
 
 # What a relay or its socket may raise; anything else is a bug and keeps its traceback.
@@ -216,6 +259,9 @@ class SMTPConnection:
             options = ["SMTPUTF8"] if not envelope.recipient.isascii() else []
             await client.mail(envelope.sender, options=options)
             await client.rcpt(envelope.recipient, encoding="utf-8" if options else "ascii")
+            phase = Phase.DATA
+            # aiosmtplib returns only on a 250 to the end of the data; any other reply to DATA or
+            # to the end of the data (a 250 where 354 belongs too) is raised as SMTPDataError.
             response = await client.data(envelope.data)
         except RELAY_ERRORS as exc:
             connected = self.client is not None and self.client.is_connected
@@ -227,7 +273,7 @@ class SMTPConnection:
             await (self.close() if result.reset_connection else self._reset())
             return result
         self.sent_on_connection += 1
-        return classify(response.code, response.message)
+        return delivered(response.code, response.message)
 
     async def _reset(self) -> None:
         """After a refused recipient the connection is fine: RSET and go on with the next one."""
