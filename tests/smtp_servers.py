@@ -212,7 +212,7 @@ class RawSMTPServer:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
-        mail_from, rcpts = "", []
+        mail_from, rcpts = "", list[str]()
         try:
             if not await self._answer(writer, self.script.replies.get("GREETING", b"220 raw.test ESMTP\r\n")):
                 return
