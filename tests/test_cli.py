@@ -118,3 +118,26 @@ def test_send_with_unreachable_relay_is_one_clear_line(tmp_path: Path) -> None:
     result = run("send", "issue.md", "--yes", cwd=root)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "cannot connect to the SMTP server" in result.stderr
+
+
+def test_send_prints_the_issues_running_total_of_possibly_duplicated_and_status_tells_reasons_apart(
+    tmp_path: Path,
+) -> None:
+    from conftest import make_workspace
+    from smtp_servers import RawSMTPServer, Script
+
+    with RawSMTPServer(Script(replies={"END": b"\x1b[2Jgarbage\r\n"}, end_times=1)) as server:
+        root = make_workspace(tmp_path / "ws", server.port, 5)
+        assert run("unsubscribe", "user1@example.org", cwd=root).returncode == 0
+        assert run("unsubscribe", "user3@example.org", "--reason", "bounced", cwd=root).returncode == 0
+        first = run("send", "issue.md", "--yes", cwd=root)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "possibly duplicated: 1 this run, 1 for this issue so far" in first.stdout
+        assert "\x1b" not in first.stdout + first.stderr
+        with (root / "subscribers.csv").open("a") as csv:
+            csv.write("user5@example.org,User 5\n")
+        second = run("send", "issue.md", "--yes", cwd=root)
+        assert "sent 1, failed 0" in second.stdout
+        assert "possibly duplicated: 0 this run, 1 for this issue so far" in second.stdout
+    status = run("status", "issue.md", cwd=root).stdout
+    assert "skipped as bounced 1, skipped as unsubscribed 1" in status and "possibly duplicated 1" in status

@@ -332,13 +332,14 @@ def send(
         finally:
             progress.stop()
     out.print(
-        f"sent {summary.sent}, failed {summary.failed}, skipped as unsubscribed {summary.suppressed}, "
+        f"sent {summary.sent}, failed {summary.failed}, skipped as unsubscribed or bounced {summary.suppressed}, "
         f"in {summary.elapsed:.1f}s"
     )
-    if summary.possibly_duplicated:
+    if summary.possibly_duplicated_total:
         out.print(
-            f"[yellow]possibly duplicated: {summary.possibly_duplicated}[/] (in flight when an earlier run "
-            "stopped, or the connection dropped after the message was sent; same Message-ID)"
+            f"[yellow]possibly duplicated: {summary.possibly_duplicated} this run, "
+            f"{summary.possibly_duplicated_total} for this issue so far[/] (in flight when a run stopped, or no "
+            "readable reply after the message was sent; same Message-ID)"
         )
     if summary.left_pending:
         out.print(f"[yellow]{summary.left_pending} still to send[/]: run the same command again to resume")
@@ -362,12 +363,14 @@ def status(ctx: click.Context, issue: Path) -> None:
     journal = SQLiteJournal.open(settings.database_path)
     try:
         counts = journal.counts(issue.stem)
+        skipped = journal.suppressed_by_reason(issue.stem)
         failures = journal.failures(issue.stem)
     finally:
         journal.close()
+    reasons = "".join(f", skipped as {reason} {n}" for reason, n in skipped.items())
     out.print(
-        f"{issue.stem}: sent {counts['sent']}, pending {counts['pending']}, failed {counts['failed']}, "
-        f"skipped as unsubscribed {counts['suppressed']}, no longer in the list {counts['removed']}, "
+        f"{issue.stem}: sent {counts['sent']}, pending {counts['pending']}, failed {counts['failed']}"
+        f"{reasons}, no longer in the list {counts['removed']}, "
         f"in flight {counts['sending']}, possibly duplicated {counts['resent']}"
     )
     for address, attempts, reply in failures:
@@ -428,14 +431,15 @@ def unsubscribe(ctx: click.Context, address: str, reason: str) -> None:
 
 @main.group()
 def suppressions() -> None:
-    """Export or import the suppression list."""
+    """Export, import or remove addresses from the suppression list."""
 
 
 @suppressions.command("export")
 @click.argument("csv_path", type=click.Path(path_type=Path, dir_okay=False), default="-")
+@click.option("--all", "everything", is_flag=True, help="Also the addresses taken off the list, with when and why.")
 @click.pass_context
 @friendly
-def suppressions_export(ctx: click.Context, csv_path: Path) -> None:
+def suppressions_export(ctx: click.Context, csv_path: Path, everything: bool) -> None:
     """Write the suppression list as CSV (email, reason, source, created) to CSV_PATH or stdout."""
     from .audience.suppressions import SuppressionList
     from .store.database import connect
@@ -443,13 +447,32 @@ def suppressions_export(ctx: click.Context, csv_path: Path) -> None:
     db = connect(settings_from(ctx).database_path)
     try:
         if str(csv_path) == "-":
-            count = SuppressionList(db).export_csv(sys.stdout)
+            count = SuppressionList(db).export_csv(sys.stdout, removed=everything)
         else:
             with csv_path.open("w", encoding="utf-8", newline="") as handle:
-                count = SuppressionList(db).export_csv(handle)
+                count = SuppressionList(db).export_csv(handle, removed=everything)
     finally:
         db.close()
     err.print(f"exported {count} suppressed addresses")
+
+
+@suppressions.command("remove")
+@click.argument("addresses", nargs=-1, required=True)
+@click.option("--reason", "note", default="", help="Why, kept with the record of the removal.")
+@click.pass_context
+@friendly
+def suppressions_remove(ctx: click.Context, addresses: tuple[str, ...], note: str) -> None:
+    """Take ADDRESSES off the suppression list; `export --all` keeps showing who was removed and when."""
+    from .audience.suppressions import SuppressionList, remove_addresses
+    from .store.database import connect
+
+    db = connect(settings_from(ctx).database_path)
+    try:
+        lines = remove_addresses(SuppressionList(db), addresses, note)
+    finally:
+        db.close()
+    for line in lines:
+        out.print(line, markup=False)
 
 
 @suppressions.command("import")

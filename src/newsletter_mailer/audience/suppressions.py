@@ -9,14 +9,14 @@ from __future__ import annotations
 import csv
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from email_validator import EmailNotValidError
 
-from ..errors import SubscriberListError
+from ..errors import SubscriberListError, UserInputError
 from .subscribers import clean_value, email_column, normalise_address, sniff_delimiter
 
 REASONS = ("unsubscribed", "bounced", "complained", "manual")
@@ -28,6 +28,19 @@ class Suppression:
     reason: str
     source: str
     created: float
+
+
+@dataclass(frozen=True)
+class Removal:
+    """An address taken off the list: what it was, when and why."""
+
+    entry: Suppression
+    removed: float
+    note: str
+
+
+def _stamp(when: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
 
 
 class SuppressionList:
@@ -44,8 +57,29 @@ class SuppressionList:
         )
         return cursor.rowcount == 1
 
-    def remove(self, address: str) -> bool:
-        return self.db.execute("DELETE FROM suppressions WHERE address = ?", (address,)).rowcount == 1
+    def remove(self, address: str, note: str = "") -> Suppression | None:
+        """Take an address off the list; what it was, when it was removed and why stay on record."""
+        self.db.execute("BEGIN IMMEDIATE")  # the record and the removal together, or neither
+        try:
+            entry = self.get(address)
+            if entry is not None:
+                self.db.execute(
+                    "INSERT INTO suppression_removals (address, reason, source, created, removed, note)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (entry.address, entry.reason, entry.source, entry.created, time.time(), note),
+                )
+                self.db.execute("DELETE FROM suppressions WHERE address = ?", (address,))
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+        return entry
+
+    def removals(self) -> Iterator[Removal]:
+        for row in self.db.execute(
+            "SELECT address, reason, source, created, removed, note FROM suppression_removals ORDER BY removed"
+        ):
+            yield Removal(Suppression(*row[:4]), row[4], row[5])
 
     def get(self, address: str) -> Suppression | None:
         row = self.db.execute(
@@ -63,13 +97,19 @@ class SuppressionList:
     def __len__(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM suppressions").fetchone()[0])
 
-    def export_csv(self, out: TextIO) -> int:
+    def export_csv(self, out: TextIO, *, removed: bool = False) -> int:
+        """The list as CSV; with ``removed``, also every address taken off it, with when and why."""
         writer = csv.writer(out)
-        writer.writerow(["email", "reason", "source", "created"])
+        writer.writerow(["email", "reason", "source", "created", *(["removed", "removal_note"] if removed else [])])
         count = 0
         for entry in self:
-            created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry.created))
-            writer.writerow([entry.address, entry.reason, entry.source, created])
+            writer.writerow([entry.address, entry.reason, entry.source, _stamp(entry.created)][: 6 if removed else 4])
+            count += 1
+        for removal in self.removals() if removed else ():
+            old = removal.entry
+            writer.writerow(
+                [old.address, old.reason, old.source, _stamp(old.created), _stamp(removal.removed), removal.note]
+            )
             count += 1
         return count
 
@@ -91,10 +131,11 @@ class SuppressionList:
                 raise SubscriberListError("no email column in the header", file=path, line=1)
             email_col = names[index]
             reason_col = next((c for c in names if c.strip().lower() == "reason"), None)
+            removed_col = next((c for c in names if c.strip().lower() == "removed"), None)
             for row in reader:
                 raw = clean_value(row.get(email_col))
-                if not raw:
-                    continue
+                if not raw or (removed_col and clean_value(row.get(removed_col))):
+                    continue  # a row of `export --all` for an address taken off the list
                 try:
                     address = normalise_address(raw)
                 except EmailNotValidError as exc:
@@ -106,3 +147,21 @@ class SuppressionList:
                     reason = "manual"
                 added += self.add(address, reason, f"import {path.name}")
         return added, problems
+
+
+def remove_addresses(suppressions: SuppressionList, addresses: Sequence[str], note: str) -> list[str]:
+    """Take addresses off the list, each checked first so a typo removes nothing; a line per address."""
+    normalised = []
+    for raw in addresses:
+        try:
+            normalised.append(normalise_address(raw))
+        except EmailNotValidError as exc:
+            raise UserInputError(f"{raw!r} is not a valid address: {exc}; nothing was removed") from None
+    lines = []
+    for address in normalised:
+        entry = suppressions.remove(address, note)
+        if entry is None:
+            lines.append(f"{address} was not on the suppression list")
+        else:
+            lines.append(f"removed {address} (was {entry.reason} since {_stamp(entry.created)})")
+    return lines

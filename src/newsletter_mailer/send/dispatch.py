@@ -62,6 +62,7 @@ class Summary:
     suppressed: int = 0
     retried: int = 0
     possibly_duplicated: int = 0
+    possibly_duplicated_total: int = 0  # this issue's, over every run so far (from the journal)
     left_pending: int = 0
     elapsed: float = 0.0
     paused: str = ""
@@ -232,7 +233,9 @@ class _Run:
                 self.suppress_bounces(self.streak.end())
         finally:
             self.summary.elapsed = time.monotonic() - started
-            self.summary.left_pending = self.journal.counts(issue)["pending"]
+            counts = self.journal.counts(issue)
+            self.summary.left_pending = counts["pending"]
+            self.summary.possibly_duplicated_total = counts["resent"]
         if self.fatal is not None:
             raise self.fatal
         if self.last_failure is not None:

@@ -40,6 +40,14 @@ CREATE TABLE IF NOT EXISTS suppressions (
     source   TEXT NOT NULL DEFAULT '',
     created  REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS suppression_removals (
+    address  TEXT NOT NULL COLLATE NOCASE,
+    reason   TEXT NOT NULL,
+    source   TEXT NOT NULL DEFAULT '',
+    created  REAL NOT NULL,
+    removed  REAL NOT NULL,
+    note     TEXT NOT NULL DEFAULT ''
+);
 """
 
 

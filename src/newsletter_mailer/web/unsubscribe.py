@@ -149,7 +149,7 @@ def create_app(settings: Settings) -> Starlette:
                     f"<p>{html.escape(mask(address))} was removed because mail to it could not be "
                     "delivered or at the organiser's request. Reply to the newsletter to be added again.</p>",
                 )
-            lst.remove(address)
+            lst.remove(address, "subscribed again on the web page")
         return page(
             f"You are subscribed to {news.name} again",
             f"<p><strong>{html.escape(mask(address))}</strong> will receive {name} again.</p>"
