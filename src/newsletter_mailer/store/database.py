@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import AlreadySending
+from ..workspace import private_dir, private_file
 
 __all__ = ["SCHEMA", "connect", "send_lock", "transaction"]
 
@@ -53,7 +54,7 @@ CREATE TABLE IF NOT EXISTS suppression_removals (
 
 def connect(path: Path) -> sqlite3.Connection:
     """The workspace database, shared by send, serve and the suppression commands."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_file(path)
     db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")
     # WAL + NORMAL survives a killed process (what we guard against); only an OS crash may lose
@@ -78,8 +79,7 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 @contextmanager
 def send_lock(state_dir: Path, issue: str) -> Iterator[None]:
     """Only one send of an issue at a time; the OS drops the lock if the process dies."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    path = state_dir / f"send-{issue}.lock"
+    path = private_dir(state_dir) / f"send-{issue}.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
