@@ -250,6 +250,7 @@ def _print_preflight(p: Any) -> None:
 @click.option("--concurrency", type=click.IntRange(1, 200), help="Parallel SMTP connections.")
 @click.option("--rate", type=click.FloatRange(0), help="Messages per second (0: no limit).")
 @click.option("--force", is_flag=True, help="Send even if the pre-send check finds errors.")
+@click.option("--new-database", is_flag=True, help="Start a new journal though this workspace has sent before.")
 @click.pass_context
 @friendly
 def send(
@@ -264,6 +265,7 @@ def send(
     concurrency: int | None,
     rate: float | None,
     force: bool,
+    new_database: bool,
 ) -> None:
     """Send ISSUE: a test with --test, otherwise to every subscriber, resumably."""
     from dataclasses import replace
@@ -312,7 +314,7 @@ def send(
             f"{report.suppressed} unsubscribed, {report.already_sent} already sent"
         )
         return
-    with dispatch.open_campaign(issue, settings, subscribers, retry_failed) as campaign:
+    with dispatch.open_campaign(issue, settings, subscribers, retry_failed, new_database) as campaign:
         _print_preflight(campaign.preflight)
         if campaign.preflight.to_send == 0:
             out.print("nothing to send")
@@ -354,10 +356,11 @@ def send(
 @friendly
 def status(ctx: click.Context, issue: Path) -> None:
     """Journal counts for ISSUE and each failed recipient with its last SMTP reply."""
+    from .store.database import sent_issues
     from .store.journal import SQLiteJournal
 
     settings = settings_from(ctx)
-    if not settings.database_path.exists():
+    if not settings.database_path.exists() and not sent_issues(settings.state_dir):
         out.print(f"{issue.stem}: nothing sent yet")
         return
     journal = SQLiteJournal.open(settings.database_path)

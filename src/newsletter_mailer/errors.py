@@ -9,7 +9,8 @@
     ├── SendError                 a dispatch cannot go on
     │   ├── SMTPStartError        the relay refused the connection or the login at start (ConnectionError)
     │   ├── SendPaused            too many consecutive failures: the run paused itself
-    │   └── AlreadySending        another `send` of the same issue holds the lock
+    │   ├── AlreadySending        another `send` of the same issue holds the lock
+    │   └── StateLost             the database was deleted or replaced, or is missing after sends
     └── TokenError                an unsubscribe token is altered, truncated or foreign (ValueError)
 
 The CLI turns every NewsletterError into a message and an exit code; anything else is a bug
@@ -82,3 +83,8 @@ class AlreadySending(SendError):
 
 class TokenError(NewsletterError, ValueError):
     """Raised when an unsubscribe token fails verification (altered, truncated, other key or list)."""
+
+
+class StateLost(SendError):
+    """Raised when the database a send opened is deleted or replaced while it runs, or when it is
+    missing in a workspace that has sent before (unless a new one is asked for)."""

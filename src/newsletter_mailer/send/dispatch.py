@@ -29,14 +29,15 @@ from ..compose.envelope import MessageTemplate
 from ..compose.issue import read_issue
 from ..compose.render import RenderedIssue, render_issue
 from ..config import Settings, SMTPSettings
-from ..errors import ConfigError, SendPaused, SMTPStartError
-from ..store.database import connect, send_lock
+from ..errors import ConfigError, SendPaused, SMTPStartError, StateLost
+from ..store.database import FileIdentity, connect, record_sent_issue, salvage, send_lock
 from ..store.journal import Delivery, SQLiteJournal
 from .outbox import LocalOutbox
 from .ratelimit import RateLimiter
 from .transport import Connection, Kind, Result, SMTPTransport, Transport
 
 TEST_PREFIX = "[TEST] "
+DATABASE_CHECK_SECONDS = 3.0  # how often a run makes sure its database is still the file at its path
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class Campaign:
         self.suppressions = SuppressionList(journal.db)
         self.preflight = preflight
         self.issue = rendered.issue.key
+        self.database = FileIdentity.of(settings.database_path)
 
     def template(self) -> MessageTemplate:
         return MessageTemplate(self.rendered, self.settings, signer_for(self.settings), dkim=dkim_signer(self.settings))
@@ -218,6 +220,7 @@ class _Run:
         self.first_try: dict[int, float] = {}
         self.streak = FailureStreak()
         self.last_failure: Result | None = None  # set when the streak paused the run
+        self.next_database_check = 0.0
         self.stop = asyncio.Event()
         self.fatal: BaseException | None = None
         self.template = campaign.template()
@@ -227,12 +230,14 @@ class _Run:
         issue = self.campaign.issue
         self.progress.started(self.journal.counts(issue)["pending"])
         started = time.monotonic()
+        record_sent_issue(self.campaign.settings.state_dir, issue)
         try:
             await asyncio.gather(*(self.worker() for _ in range(max(1, self.smtp.concurrency))))
             if not self.stop.is_set():
                 self.suppress_bounces(self.streak.end())
         finally:
             self.summary.elapsed = time.monotonic() - started
+            self.check_database(force=True)
             counts = self.journal.counts(issue)
             self.summary.left_pending = counts["pending"]
             self.summary.possibly_duplicated_total = counts["resent"]
@@ -252,6 +257,7 @@ class _Run:
         try:
             while (job := await self.next_job()) is not None:
                 await self.limiter.acquire()
+                self.check_database()
                 if self.stop.is_set():
                     self.retries.push(0.0, job)
                     break
@@ -302,6 +308,30 @@ class _Run:
             self.stop.set()
             return 0.0
         return pause
+
+    def check_database(self, *, force: bool = False) -> None:
+        """Stop if the database file was deleted or replaced: what is written now would be lost with it,
+        and the next run would mail everyone again."""
+        now = time.monotonic()
+        if (now < self.next_database_check and not force) or self.fatal is not None:
+            return
+        self.next_database_check = now + DATABASE_CHECK_SECONDS
+        what = self.campaign.database.lost()
+        if not what:
+            return
+        path = self.campaign.database.path
+        saved = salvage(self.journal.db, self.campaign.database)
+        where = (
+            "back where it was: run the same `newsletter send` again to resume"
+            if saved == path
+            else f"to {saved}: the file now at {path} is not the one this send opened; put the saved one "
+            "in its place before sending again"
+        )
+        self.fatal = StateLost(
+            f"the database {path} was {what} while this send ran, so it stopped ({self.summary.sent} sent this "
+            f"run); its record, with every unsubscribe it knew, was saved {where}"
+        )
+        self.stop.set()
 
     def record_sent(self, job: Delivery, message_id: str, result: Result) -> None:
         self.journal.mark_sent(job, message_id, str(result))
@@ -368,14 +398,18 @@ def _preflight(journal: SQLiteJournal, issue: str, subscribers: Path, retry_fail
 
 @contextmanager
 def open_campaign(
-    issue_path: Path, settings: Settings, subscribers: Path | None = None, retry_failed: bool = False
+    issue_path: Path,
+    settings: Settings,
+    subscribers: Path | None = None,
+    retry_failed: bool = False,
+    new_database: bool = False,
 ) -> Iterator[Campaign]:
     """Render the issue, take the send lock, load the list into the journal."""
     rendered = render_issue(read_issue(issue_path), settings)
     subscribers = subscribers or settings.path(settings.newsletter.subscribers)
     with ExitStack() as stack:
         stack.enter_context(send_lock(settings.state_dir, rendered.issue.key))
-        journal = SQLiteJournal.open(settings.database_path)
+        journal = SQLiteJournal(connect(settings.database_path, new=new_database))
         stack.callback(journal.close)
         preflight = _preflight(journal, rendered.issue.key, subscribers, retry_failed)
         yield Campaign(settings, rendered, journal, preflight)

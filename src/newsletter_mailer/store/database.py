@@ -6,14 +6,25 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import AlreadySending
+from ..errors import AlreadySending, StateLost
 from ..workspace import private_dir, private_file
 
-__all__ = ["SCHEMA", "connect", "send_lock", "transaction"]
+__all__ = [
+    "SCHEMA",
+    "FileIdentity",
+    "connect",
+    "record_sent_issue",
+    "salvage",
+    "send_lock",
+    "sent_issues",
+    "transaction",
+]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -52,8 +63,21 @@ CREATE TABLE IF NOT EXISTS suppression_removals (
 """
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """The workspace database, shared by send, serve and the suppression commands."""
+SENT_MARKER = "sent-issues"  # beside the database, outside it: survives the database's loss
+
+
+def connect(path: Path, *, new: bool = False) -> sqlite3.Connection:
+    """The workspace database, shared by send, serve and the suppression commands.
+
+    A missing database in a workspace that has sent before is an error (StateLost), unless
+    ``new``: a fresh one would mail everyone again and forget every unsubscribe.
+    """
+    if not new and not path.exists() and (sent := sent_issues(path.parent)):
+        raise StateLost(
+            f"the database {path} is missing, but this workspace has sent {', '.join(sent)}: the record of "
+            "who was sent what and every unsubscribe and bounce was in it. Restore it from a backup; only "
+            "if it is truly gone, run `newsletter send --new-database` (every subscriber may be mailed again)"
+        )
     private_file(path)
     db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")
@@ -95,3 +119,57 @@ def send_lock(state_dir: Path, issue: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def sent_issues(state_dir: Path) -> list[str]:
+    """The issues this workspace has started sending, from the marker beside the database."""
+    try:
+        text = (state_dir / SENT_MARKER).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    return [line.split("\t", 1)[0] for line in text.splitlines() if line.strip()]
+
+
+def record_sent_issue(state_dir: Path, issue: str) -> None:
+    """Note, before its first message goes out, that this workspace sends ``issue``."""
+    if issue in sent_issues(state_dir):
+        return
+    path = private_file(state_dir / SENT_MARKER)
+    with path.open("a", encoding="utf-8") as marker:
+        marker.write(f"{issue}\t{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n")
+        marker.flush()
+        os.fsync(marker.fileno())
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """Which file a path named when it was opened; a deleted or replaced database has another."""
+
+    path: Path
+    device: int
+    inode: int
+
+    @classmethod
+    def of(cls, path: Path) -> FileIdentity:
+        st = path.stat()
+        return cls(path, st.st_dev, st.st_ino)
+
+    def lost(self) -> str:
+        """ "" while the path still names the file that was opened; else what happened to it."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return "deleted"
+        return "" if (st.st_dev, st.st_ino) == (self.device, self.inode) else "replaced"
+
+
+def salvage(db: sqlite3.Connection, identity: FileIdentity) -> Path:
+    """Write the open (deleted or replaced) database out to a file, so its record is not lost with it.
+
+    Back at its own path if that is free, else beside it.
+    """
+    target = identity.path
+    if target.exists():
+        target = target.with_name(f"{target.name}.saved-{time.strftime('%Y%m%dT%H%M%S')}")
+    db.execute("VACUUM INTO ?", (str(private_file(target)),))
+    return target
