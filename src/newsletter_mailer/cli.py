@@ -5,6 +5,7 @@ Every NewsletterError becomes a one-line message and an exit code, never a trace
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -37,6 +38,11 @@ def friendly(func: F) -> F:
         except NewsletterError as exc:
             err.print(f"[bold red]error:[/] {escape(str(exc))}")
             sys.exit(EXIT_USER_ERROR if isinstance(exc, UserInputError) else EXIT_FINDINGS)
+        except (sqlite3.Error, OSError) as exc:  # the machine, not the user or a bug: one line
+            from .store.database import describe_fault
+
+            err.print(f"[bold red]error:[/] {escape(describe_fault(exc))}")
+            sys.exit(EXIT_FINDINGS)
         except KeyboardInterrupt:
             err.print("interrupted")
             sys.exit(130)

@@ -3,6 +3,7 @@ commands, its schema, short transactions, and the per-issue send lock."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import sqlite3
@@ -119,6 +120,27 @@ def send_lock(state_dir: Path, issue: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def describe_fault(exc: sqlite3.Error | OSError) -> str:
+    """The one place that says an environment fault (database, disk, permissions) in a line."""
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        if exc.errno == errno.ENOSPC:
+            return f"{where}the disk is full; free some space and run the same command again"
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return f"{where}cannot write here ({exc.strerror}); is the workspace read-only?"
+        return f"{where}{exc.strerror or exc}"
+    said = str(exc).lower()
+    if "locked" in said or "busy" in said:
+        return "the workspace database is locked by another process (waited 30 s); try again when it is done"
+    if "readonly" in said or "unable to open" in said or "read-only" in said:
+        return "cannot write the workspace database (.newsletter/newsletter.db); is the workspace read-only?"
+    if "full" in said:
+        return "the disk is full; free some space and run the same command again (nothing was half-written)"
+    if "not a database" in said or "malformed" in said or "corrupt" in said:
+        return f"the workspace database is damaged ({exc}); restore .newsletter/newsletter.db from a backup"
+    return f"the workspace database failed: {exc}"
 
 
 def sent_issues(state_dir: Path) -> list[str]:
