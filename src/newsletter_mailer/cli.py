@@ -407,7 +407,8 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 
 
 @main.command()
-@click.argument("address")
+@click.argument("address", required=False)
+@click.option("--token", help="An unsubscribe link's token instead of ADDRESS (to replay one `serve` logged).")
 @click.option(
     "--reason",
     type=click.Choice(["unsubscribed", "bounced", "complained", "manual"]),
@@ -416,23 +417,28 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 )
 @click.pass_context
 @friendly
-def unsubscribe(ctx: click.Context, address: str, reason: str) -> None:
+def unsubscribe(ctx: click.Context, address: str | None, token: str | None, reason: str) -> None:
     """Put ADDRESS on the suppression list: no send mails it again."""
     from email_validator import EmailNotValidError
 
+    from .audience.links import signer_for
     from .audience.subscribers import normalise_address
     from .audience.suppressions import SuppressionList
-    from .errors import UserInputError
+    from .errors import TokenError, UserInputError
     from .store.database import connect
 
     settings = settings_from(ctx)
+    if (address is None) == (token is None):
+        raise click.UsageError("give ADDRESS or --token TOKEN")
     try:
-        normalised = normalise_address(address)
+        normalised = signer_for(settings).verify(token) if token else normalise_address(address or "")
+    except TokenError:
+        raise UserInputError("--token: not a valid unsubscribe token for this list") from None
     except EmailNotValidError as exc:
         raise UserInputError(f"{address!r} is not a valid address: {exc}") from None
     db = connect(settings.database_path)
     try:
-        added = SuppressionList(db).add(normalised, reason, "cli")
+        added = SuppressionList(db).add(normalised, reason, "replayed token" if token else "cli")
     finally:
         db.close()
     out.print(f"{normalised} {'suppressed' if added else 'was already suppressed'} ({reason})", markup=False)

@@ -8,6 +8,7 @@ nothing about why. Pages are plain HTML with no JavaScript, in the newsletter's 
 from __future__ import annotations
 
 import html
+import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,8 +21,11 @@ from starlette.routing import Route
 from ..audience.links import signer_for
 from ..audience.suppressions import SuppressionList
 from ..config import Settings
-from ..errors import TokenError
-from ..store.database import connect
+from ..errors import StateLost, TokenError
+from ..store.database import connect, describe_fault
+
+BODY_LIMIT = 4096  # a one-click unsubscribe sends 26 bytes; nothing here needs more
+log = logging.getLogger("newsletter_mailer.web")
 
 PAGE = """<!doctype html>
 <html lang="{lang}">
@@ -58,6 +62,19 @@ def mask(address: str) -> str:
     return f"{shown}{'*' * max(len(local) - len(shown), 3)}@{domain}"
 
 
+async def small_body(request: Request) -> bytes | None:
+    """The request body, or None once it passes BODY_LIMIT: a declared length is refused unread."""
+    declared = request.headers.get("content-length", "")
+    if declared.strip().isdigit() and int(declared) > BODY_LIMIT:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > BODY_LIMIT:
+            return None
+    return bytes(body)
+
+
 def create_app(settings: Settings) -> Starlette:
     signer = signer_for(settings)
     news = settings.newsletter
@@ -88,6 +105,20 @@ def create_app(settings: Settings) -> Starlette:
             "<p>This unsubscribe link is not valid. If you copied it from an email, check that the whole "
             "link was copied, or reply to the newsletter and ask to be removed.</p>",
             400,
+        )
+
+    def not_recorded(token: str, exc: sqlite3.Error | OSError | StateLost) -> HTMLResponse:
+        # The request must not be lost silently: the log line carries what replays it.
+        log.error(
+            "unsubscribe NOT recorded (%s); replay it with: newsletter unsubscribe --token %s",
+            exc if isinstance(exc, StateLost) else describe_fault(exc),
+            token,
+        )
+        return page(
+            "Please try again in a few minutes",
+            "<p>We could not record your request just now. Nothing has changed yet; please use the link "
+            "again in a few minutes.</p>" + form(f"/unsubscribe/{token}", "Try again"),
+            503,
         )
 
     def form(action: str, label: str, css: str = "") -> str:
@@ -122,13 +153,18 @@ def create_app(settings: Settings) -> Starlette:
         )
 
     async def unsubscribe(request: Request) -> Response:
+        body = await small_body(request)
+        if body is None:
+            return PlainTextResponse("request body too large", status_code=413, headers={"Connection": "close"})
         address = address_of(request)
         if address is None:
             return invalid()
-        body = (await request.body()).decode("utf-8", "replace")
-        source = "one-click" if "List-Unsubscribe=One-Click" in body else "web page"
-        with suppressions() as lst:
-            lst.add(address, "unsubscribed", source)
+        source = "one-click" if b"List-Unsubscribe=One-Click" in body else "web page"
+        try:
+            with suppressions() as lst:
+                lst.add(address, "unsubscribed", source)
+        except (sqlite3.Error, OSError, StateLost) as exc:
+            return not_recorded(request.path_params["token"], exc)
         return page(
             f"You are unsubscribed from {news.name}",
             f"<p><strong>{html.escape(mask(address))}</strong> will not receive {name} any more. "
