@@ -1,6 +1,6 @@
 """Delivering envelopes over SMTP (aiosmtplib), one persistent connection per worker.
 
-Every outcome is returned as a ``Result`` classified by RFC 5321: sent, temporary (retry later)
+Every outcome is returned as a ``Result`` classified by RFC 5321 and RFC 3463: sent, temporary (retry later)
 or permanent (give up on this recipient). Only a refused login or a connection that cannot be
 opened at the start is raised, as SMTPStartError: nothing can be sent then.
 """
