@@ -113,3 +113,130 @@ class SMTPTestServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# A relay that misbehaves beyond what aiosmtpd allows: raw bytes on a socket, scripted per command.
+
+HANG = b"<hang>"  # answer nothing, keep the connection open
+DROP = b"<drop>"  # close the connection without a word
+
+
+@dataclass
+class Script:
+    """What a RawSMTPServer answers. ``replies`` maps a verb (EHLO, MAIL, RCPT, DATA, RSET, QUIT,
+    GREETING, or END for the end of the message data) to raw bytes sent as they are (two lines answer out of
+    order, junk is junk) or HANG/DROP; ``rcpt`` overrides the RCPT reply for chosen addresses;
+    ``end_times`` limits the END reply to the first N messages (0: every message)."""
+
+    replies: dict[str, bytes] = field(default_factory=dict)
+    rcpt: dict[str, bytes] = field(default_factory=dict)
+    end_times: int = 0
+
+
+_DEFAULT_REPLIES = {
+    "EHLO": b"250-raw.test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
+    "HELO": b"250 raw.test\r\n",
+    "MAIL": b"250 2.1.0 OK\r\n",
+    "RCPT": b"250 2.1.5 OK\r\n",
+    "DATA": b"354 go ahead\r\n",
+    "END": b"250 2.0.0 queued\r\n",
+    "RSET": b"250 2.0.0 OK\r\n",
+    "NOOP": b"250 2.0.0 OK\r\n",
+    "QUIT": b"221 2.0.0 bye\r\n",
+}
+
+
+class RawSMTPServer:
+    """``with RawSMTPServer(script) as server:``; ``server.port``; ``server.received`` holds every
+    message whose data arrived (answered well or not), ``server.commands`` every command line."""
+
+    def __init__(self, script: Script | None = None) -> None:
+        self.script = script or Script()
+        self.received: list[Received] = []
+        self.commands: list[str] = []
+        self.port = 0
+        self._ends = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __enter__(self) -> RawSMTPServer:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the raw SMTP server did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._session, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            server.close()
+            for task in self._tasks:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*self._tasks, return_exceptions=True))
+            self._loop.close()
+
+    def _reply(self, verb: str, argument: str) -> bytes:
+        if verb == "RCPT":
+            address = argument.partition("<")[2].partition(">")[0]
+            if address in self.script.rcpt:
+                return self.script.rcpt[address]
+        if verb == "END":
+            self._ends += 1
+            if self.script.end_times and self._ends > self.script.end_times:
+                return _DEFAULT_REPLIES["END"]
+        return self.script.replies.get(verb, _DEFAULT_REPLIES.get(verb, b"502 5.5.2 unknown command\r\n"))
+
+    async def _answer(self, writer: asyncio.StreamWriter, reply: bytes) -> bool:
+        """Send a reply; False when the script ends the session here."""
+        if reply == DROP:
+            writer.close()
+            return False
+        if reply == HANG:
+            await asyncio.sleep(3600)
+            return False
+        writer.write(reply)
+        await writer.drain()
+        return True
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        mail_from, rcpts = "", list[str]()
+        try:
+            if not await self._answer(writer, self.script.replies.get("GREETING", b"220 raw.test ESMTP\r\n")):
+                return
+            while line := await reader.readline():
+                text = line.decode("utf-8", "replace").rstrip("\r\n")
+                self.commands.append(text)
+                verb, _, argument = text.partition(" ")
+                verb = verb.upper()
+                if verb == "MAIL":
+                    mail_from, rcpts = argument.partition("<")[2].partition(">")[0], []
+                elif verb == "RCPT":
+                    rcpts.append(argument.partition("<")[2].partition(">")[0])
+                reply = self._reply(verb, argument)
+                if not await self._answer(writer, reply):
+                    return
+                if verb == "DATA" and reply.startswith(b"354"):
+                    data = await reader.readuntil(b"\r\n.\r\n")
+                    self.received.append(Received(mail_from, tuple(rcpts), data[: -len(b".\r\n")]))
+                    if not await self._answer(writer, self._reply("END", "")):
+                        return
+                if verb == "QUIT":
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+            self._tasks.discard(task)

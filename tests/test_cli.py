@@ -9,6 +9,8 @@ import sys
 from email import policy
 from pathlib import Path
 
+import pytest
+
 from conftest import write_issue
 
 
@@ -295,3 +297,80 @@ def test_the_confirmation_names_subject_destination_and_count(tmp_path: Path) ->
     )
     assert prompt in output, output + errors
     assert process.returncode == 1 and "Aborted" in errors
+
+
+def test_send_prints_the_issues_running_total_of_possibly_duplicated_and_status_tells_reasons_apart(
+    tmp_path: Path,
+) -> None:
+    from conftest import make_workspace
+    from smtp_servers import RawSMTPServer, Script
+
+    with RawSMTPServer(Script(replies={"END": b"\x1b[2Jgarbage\r\n"}, end_times=1)) as server:
+        root = make_workspace(tmp_path / "ws", server.port, 5)
+        assert run("unsubscribe", "user1@example.org", cwd=root).returncode == 0
+        assert run("unsubscribe", "user3@example.org", "--reason", "bounced", cwd=root).returncode == 0
+        first = run("send", "issue.md", "--yes", cwd=root)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "possibly duplicated: 1 this run, 1 for this issue so far" in first.stdout
+        assert "\x1b" not in first.stdout + first.stderr
+        with (root / "subscribers.csv").open("a") as csv:
+            csv.write("user5@example.org,User 5\n")
+        second = run("send", "issue.md", "--yes", cwd=root)
+        assert "sent 1, failed 0" in second.stdout
+        assert "possibly duplicated: 0 this run, 1 for this issue so far" in second.stdout
+    status = run("status", "issue.md", cwd=root).stdout
+    assert "skipped as bounced 1, skipped as unsubscribed 1" in status and "possibly duplicated 1" in status
+
+
+# Environment faults: one line, a non-zero exit, no traceback.
+
+
+def read_only(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The command in a private mount namespace where the workspace is a read-only bind mount."""
+    import shlex
+    import shutil
+
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("a read-only mount needs root and unshare(1) (a chmod does not stop root)")
+    command = shlex.join([sys.executable, "-m", "newsletter_mailer", *args])
+    where = shlex.quote(str(root))
+    script = f"mount --bind -o ro {where} {where} && cd {where} && exec {command}"  # cd: into the mount
+    result = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", script], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    if "mount:" in result.stderr or "unshare:" in result.stderr:
+        pytest.skip(f"cannot make a read-only mount here: {result.stderr.strip()}")
+    return result
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("render", "issue.md"), ("send", "issue.md", "--yes"), ("unsubscribe", "a@example.org")],
+)
+def test_a_read_only_workspace_is_one_clear_line(tmp_path: Path, args: tuple[str, ...]) -> None:
+    from conftest import make_workspace
+
+    root = make_workspace(tmp_path / "ws", 1, 2)
+    result = read_only(root, *args)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "is the workspace read-only?" in result.stderr
+    assert read_only(root, "check", "issue.md").returncode == 0  # reading needs no writing
+
+
+def test_a_corrupted_database_and_a_missing_export_folder_are_one_clear_line(tmp_path: Path) -> None:
+    from conftest import make_workspace
+
+    root = make_workspace(tmp_path / "ws", 1, 2)
+    assert run("unsubscribe", "a@example.org", cwd=root).returncode == 0
+    missing = run("suppressions", "export", "no/such/folder/out.csv", cwd=root)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert "no/such/folder/out.csv: No such file or directory" in missing.stderr
+    (root / ".newsletter" / "newsletter.db").write_bytes(b"this is not SQLite " * 500)
+    for args in (("status", "issue.md"), ("unsubscribe", "b@example.org"), ("send", "issue.md", "--yes")):
+        broken = run(*args, cwd=root)
+        assert broken.returncode == 1 and "Traceback" not in broken.stderr, broken.stderr
+        assert "the workspace database is damaged" in broken.stderr
+        assert [line for line in broken.stderr.splitlines() if line.startswith("error:")] == [
+            "error: the workspace database is damaged (file is not a database); restore "
+            ".newsletter/newsletter.db from a backup"
+        ]

@@ -5,6 +5,7 @@ Every NewsletterError becomes a one-line message and an exit code, never a trace
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -46,6 +47,11 @@ def friendly(func: F) -> F:
             for line in str(exc).splitlines():  # several problems: one line each
                 err.print(f"[bold red]error:[/] {escape(line)}")
             sys.exit(EXIT_USER_ERROR if isinstance(exc, UserInputError) else EXIT_FINDINGS)
+        except (sqlite3.Error, OSError) as exc:  # the machine, not the user or a bug: one line
+            from .store.database import describe_fault
+
+            err.print(f"[bold red]error:[/] {escape(describe_fault(exc))}")
+            sys.exit(EXIT_FINDINGS)
         except KeyboardInterrupt:
             err.print("interrupted")
             sys.exit(EXIT_INTERRUPTED)
@@ -324,13 +330,14 @@ def print_campaign(outcome: CampaignOutcome, issue: Path) -> int:
         out.print("nothing to send")
         return EXIT_FINDINGS if outcome.preflight.failed else 0
     out.print(
-        f"sent {summary.sent}, failed {summary.failed}, skipped as unsubscribed {summary.suppressed}, "
+        f"sent {summary.sent}, failed {summary.failed}, skipped as unsubscribed or bounced {summary.suppressed}, "
         f"in {summary.elapsed:.1f}s"
     )
-    if summary.possibly_duplicated:
+    if summary.possibly_duplicated_total:
         out.print(
-            f"[yellow]possibly duplicated: {summary.possibly_duplicated}[/] (in flight when an earlier run "
-            "stopped, or the connection dropped after the message was sent; same Message-ID)"
+            f"[yellow]possibly duplicated: {summary.possibly_duplicated} this run, "
+            f"{summary.possibly_duplicated_total} for this issue so far[/] (in flight when a run stopped, or no "
+            "readable reply after the message was sent; same Message-ID)"
         )
     if summary.left_pending:
         out.print(f"[yellow]{summary.left_pending} still to send[/]: run the same command again to resume")
@@ -365,6 +372,7 @@ def print_send_result(result: SendResult, issue: Path) -> int:
 @click.option("--concurrency", type=click.IntRange(1, 200), help="Parallel SMTP connections.")
 @click.option("--rate", type=click.FloatRange(0), help="Messages per second (0: no limit).")
 @click.option("--force", is_flag=True, help="Send even if the pre-send check finds errors.")
+@click.option("--new-database", is_flag=True, help="Start a new journal though this workspace has sent before.")
 @click.pass_context
 @friendly
 def send(
@@ -379,13 +387,14 @@ def send(
     concurrency: int | None,
     rate: float | None,
     force: bool,
+    new_database: bool,
 ) -> None:
     """Send ISSUE: a test with --test, otherwise to every subscriber, resumably."""
     from .send.run import SendRequest, send_issue
 
     if to and not test:
         raise click.UsageError("--to goes with --test")
-    request = SendRequest(issue, test, to, dry_run, subscribers, retry_failed, force, concurrency, rate)
+    request = SendRequest(issue, test, to, dry_run, subscribers, retry_failed, force, concurrency, rate, new_database)
     try:
         result = send_issue(request, settings_from(ctx), ConsoleSendUI(yes))
     except SendInterrupted as exc:
@@ -418,15 +427,17 @@ def status(ctx: click.Context, issue: Path) -> None:
     key = issue_key(issue)
     with existing_store(settings_from(ctx)) as store:
         report = issue_status(store.journal if store else None, key)
+        skipped = store.journal.suppressed_by_reason(key) if store else {}
         bounced = bounce_reports(store.journal, key) if store else []
         workers = store.journal.workers(key) if store else []
     counts = report.counts
     if not any(counts.values()):
         out.print(f"{report.issue}: nothing sent yet")
         return
+    reasons = "".join(f", skipped as {reason} {n}" for reason, n in skipped.items())
     out.print(
-        f"{report.issue}: sent {counts['sent']}, pending {counts['pending']}, failed {counts['failed']}, "
-        f"skipped as unsubscribed {counts['suppressed']}, no longer in the list {counts['removed']}, "
+        f"{report.issue}: sent {counts['sent']}, pending {counts['pending']}, failed {counts['failed']}"
+        f"{reasons}, no longer in the list {counts['removed']}, "
         f"in flight {counts['sending']}, possibly duplicated {counts['resent']}"
     )
     for failure in report.failures:
@@ -463,7 +474,8 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 
 
 @main.command(short_help="Put ADDRESS on the suppression list.")
-@click.argument("address")
+@click.argument("address", required=False)
+@click.option("--token", help="An unsubscribe link's token instead of ADDRESS (to replay one `serve` logged).")
 @click.option(
     "--reason",
     type=click.Choice(["unsubscribed", "bounced", "complained", "manual"]),
@@ -472,12 +484,22 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 )
 @click.pass_context
 @friendly
-def unsubscribe(ctx: click.Context, address: str, reason: str) -> None:
+def unsubscribe(ctx: click.Context, address: str | None, token: str | None, reason: str) -> None:
     """Put ADDRESS on the suppression list: no send mails it again."""
+    from .audience.links import signer_for
+    from .errors import TokenError, UserInputError
     from .store.workspace_store import open_store
 
-    with open_store(settings_from(ctx)) as store:
-        done = store.suppressions.suppress(address, reason, "cli")
+    settings = settings_from(ctx)
+    if (address is None) == (token is None):
+        raise click.UsageError("give ADDRESS or --token TOKEN")
+    if token:
+        try:
+            address = signer_for(settings).verify(token)
+        except TokenError:
+            raise UserInputError("--token: not a valid unsubscribe token for this list") from None
+    with open_store(settings) as store:
+        done = store.suppressions.suppress(address or "", reason, "replayed token" if token else "cli")
     out.print(
         f"{done.address} {'suppressed' if done.added else 'was already suppressed'} ({done.reason})", markup=False
     )
@@ -485,24 +507,41 @@ def unsubscribe(ctx: click.Context, address: str, reason: str) -> None:
 
 @main.group()
 def suppressions() -> None:
-    """Export or import the suppression list."""
+    """Export, import or remove addresses from the suppression list."""
 
 
 @suppressions.command("export", short_help="Write the suppression list as CSV.")
 @click.argument("csv_path", type=click.Path(path_type=Path, dir_okay=False), default="-")
+@click.option("--all", "everything", is_flag=True, help="Also the addresses taken off the list, with when and why.")
 @click.pass_context
 @friendly
-def suppressions_export(ctx: click.Context, csv_path: Path) -> None:
+def suppressions_export(ctx: click.Context, csv_path: Path, everything: bool) -> None:
     """Write the suppression list as CSV (email, reason, source, created) to CSV_PATH or stdout."""
     from .store.workspace_store import open_store
 
     with open_store(settings_from(ctx)) as store:
         if str(csv_path) == "-":
-            count = store.suppressions.export_csv(sys.stdout)
+            count = store.suppressions.export_csv(sys.stdout, removed=everything)
         else:
             with csv_path.open("w", encoding="utf-8", newline="") as handle:
-                count = store.suppressions.export_csv(handle)
+                count = store.suppressions.export_csv(handle, removed=everything)
     err.print(f"exported {plural(count, 'suppressed address', 'suppressed addresses')}")
+
+
+@suppressions.command("remove", short_help="Take addresses off the suppression list.")
+@click.argument("addresses", nargs=-1, required=True)
+@click.option("--reason", "note", default="", help="Why, kept with the record of the removal.")
+@click.pass_context
+@friendly
+def suppressions_remove(ctx: click.Context, addresses: tuple[str, ...], note: str) -> None:
+    """Take ADDRESSES off the suppression list; `export --all` keeps showing who was removed and when."""
+    from .audience.suppressions import remove_addresses
+    from .store.workspace_store import open_store
+
+    with open_store(settings_from(ctx)) as store:
+        lines = remove_addresses(store.suppressions, addresses, note)
+    for line in lines:
+        out.print(line, markup=False)
 
 
 @suppressions.command("import", short_help="Add every address of a CSV to the suppression list.")

@@ -12,7 +12,8 @@
     │   ├── SMTPStartError        the relay refused the connection or the login at start (ConnectionError)
     │   ├── SendPaused            too many consecutive failures: the run paused itself
     │   ├── AlreadySending        another `send` of the same issue holds the lock
-    │   └── SendInterrupted       Ctrl+C stopped a dispatch; says what was sent and what is in flight
+    │   ├── SendInterrupted       Ctrl+C stopped a dispatch; says what was sent and what is in flight
+    │   └── StateLost             the database was deleted or replaced, or is missing after sends
     ├── MailboxError              the bounce mailbox cannot be reached or refused the login (ConnectionError)
     ├── StoreError                the store (SQLite file or PostgreSQL server) cannot be used
     │   └── SchemaMismatch        the store's schema is older or newer than this code
@@ -134,3 +135,8 @@ class SchemaMismatch(StoreError):
 
 class TokenError(NewsletterError, ValueError):
     """Raised when an unsubscribe token fails verification (altered, truncated, other key or list)."""
+
+
+class StateLost(SendError):
+    """Raised when the database a send opened is deleted or replaced while it runs, or when it is
+    missing in a workspace that has sent before (unless a new one is asked for)."""

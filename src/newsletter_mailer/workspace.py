@@ -6,7 +6,9 @@ repository root, so there is one hand-kept copy only.
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 from importlib import resources
 from pathlib import Path
 
@@ -52,3 +54,22 @@ def init_workspace(target: Path, settings_text: str | None = None) -> list[Path]
     shutil.copytree(shipped("templates"), target / "templates")
     written.append(target / "templates")
     return written
+
+
+def private_dir(path: Path) -> Path:
+    """The workspace's state folder (subscribers' addresses, the secret): created 0700, tightened if looser."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if stat.S_IMODE(path.stat().st_mode) & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """A state file created 0600 before anything writes to it (SQLite gives its -wal and -shm the same mode)."""
+    private_dir(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        if stat.S_IMODE(path.stat().st_mode) & 0o077:
+            path.chmod(0o600)
+    return path

@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from newsletter_mailer.audience.suppressions import SuppressionList
+from newsletter_mailer.cli import main
 from newsletter_mailer.store.base import Store
 from newsletter_mailer.store.sqlite import SQLiteStore
 
@@ -75,3 +77,41 @@ def test_unsubscribe_and_subscribers_check_commands(tmp_path: Path) -> None:
     assert "2 valid addresses: 1 would be mailed, 1 is unsubscribed or bounced" in check.stdout
     missing = run("subscribers", "check", "nothere.csv")
     assert missing.returncode == 2 and "nothere.csv: subscriber list not found" in missing.stderr
+
+
+def test_remove_keeps_a_record_that_export_all_shows_and_import_skips(store: Store, tmp_path: Path) -> None:
+    lst = SuppressionList(store)
+    lst.add("a@example.org", "bounced", "issue-1")
+    removed = lst.remove("A@example.org", "relay misconfigured")
+    assert removed is not None and removed.reason == "bounced" and "a@example.org" not in lst
+    assert lst.remove("a@example.org") is None
+    buffer = io.StringIO()
+    assert lst.export_csv(buffer) == 0
+    assert buffer.getvalue().strip() == "email,reason,source,created"
+    buffer = io.StringIO()
+    assert lst.export_csv(buffer, removed=True) == 1
+    header, row = buffer.getvalue().splitlines()
+    assert header == "email,reason,source,created,removed,removal_note"
+    assert row.startswith("a@example.org,bounced,issue-1,") and row.endswith(",relay misconfigured")
+    (tmp_path / "all.csv").write_text(buffer.getvalue())
+    assert lst.import_csv(tmp_path / "all.csv") == (0, [])  # a removed address stays removed
+
+
+def test_suppressions_remove_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    for address in ("a@example.org", "b@example.org"):
+        assert runner.invoke(main, ["unsubscribe", address, "--reason", "bounced"]).exit_code == 0
+    typo = runner.invoke(main, ["suppressions", "remove", "a@example.org", "not an address"])
+    assert typo.exit_code == 2 and "'not an address' is not a valid address" in typo.output
+    assert "nothing was removed" in typo.output and "Traceback" not in typo.output
+    done = runner.invoke(main, ["suppressions", "remove", "a@example.org", "c@example.org", "--reason", "5.7.1"])
+    assert done.exit_code == 0, done.output
+    assert "removed a@example.org (was bounced since 20" in done.output
+    assert "c@example.org was not on the suppression list" in done.output
+    exported = runner.invoke(main, ["suppressions", "export", "--all"]).output
+    assert "b@example.org,bounced,cli," in exported
+    assert any(
+        line.startswith("a@example.org,bounced,cli,") and line.endswith(",5.7.1") for line in exported.splitlines()
+    )
+    assert "a@example.org" not in runner.invoke(main, ["suppressions", "export"]).output

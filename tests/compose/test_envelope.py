@@ -82,6 +82,21 @@ def test_resent_copy_keeps_its_message_id(template: MessageTemplate) -> None:
     assert template.envelope(Subscriber("a@example.org")).message_id == first
 
 
+def test_a_message_id_gives_no_address_away_without_the_workspace_secret(
+    template: MessageTemplate, example_settings: Settings
+) -> None:
+    import hashlib
+
+    from newsletter_mailer.audience.links import TokenSigner
+
+    message_id = template.envelope(Subscriber("a@example.org")).message_id
+    unkeyed = hashlib.blake2b(template.rendered.issue.key.encode() + b"\x00a@example.org", digest_size=15)
+    assert unkeyed.hexdigest() not in message_id  # guessing the address and hashing it finds nothing
+    other = MessageTemplate(template.rendered, example_settings, TokenSigner(b"another secret", "x"))
+    assert other.envelope(Subscriber("a@example.org")).message_id != message_id
+    assert other.envelope(Subscriber("a@example.org")).message_id == other.message_id("a@example.org")
+
+
 @pytest.mark.parametrize("name", ["Eve\r\nBcc: victim@example.org", "Eve\nX-Evil: 1", "Eve\rX: y"])
 def test_cr_lf_in_a_name_cannot_inject_a_header(template: MessageTemplate, name: str) -> None:
     data = template.envelope(Subscriber("eve@example.org", clean_value(name))).data

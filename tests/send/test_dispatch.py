@@ -18,7 +18,7 @@ from newsletter_mailer.send import dispatch
 from newsletter_mailer.send.transport import Result
 from newsletter_mailer.store.database import send_lock
 from newsletter_mailer.store.sqlite import SQLiteStore
-from smtp_servers import Faults, SMTPTestServer
+from smtp_servers import DROP, Faults, RawSMTPServer, Script, SMTPTestServer
 
 
 def test_every_subscriber_gets_exactly_one_well_formed_message(tmp_path: Path) -> None:
@@ -277,3 +277,70 @@ def test_dispatch_logic_with_the_in_memory_transport(tmp_path: Path) -> None:
     assert len({e.message_id for e in memory.sent}) == 11
     counts = journal_counts(root)
     assert counts["sent"] == 11 and counts["suppressed"] == 1 and counts["pending"] == 0
+
+
+# Replies that say nothing against the recipient suppress nobody (RawSMTPServer misbehaves on cue).
+
+
+def suppressed(root: Path) -> dict[str, str]:
+    with SQLiteStore.open(settings_for(root).database_path) as store:
+        return {entry.address: entry.reason for entry in SuppressionList(store)}
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [b"550 5.7.1 Relay access denied\r\n", b"550 5.1.1 <{address}>: User unknown in relay recipient table\r\n"],
+)
+def test_a_relay_refusing_everyone_pauses_saying_so_and_suppresses_nobody(tmp_path: Path, reply: bytes) -> None:
+    addresses = [f"user{i}@example.org" for i in range(30)]
+    script = Script(rcpt={a: reply.replace(b"{address}", a.encode()) for a in addresses})
+    with RawSMTPServer(script) as server:
+        root = make_workspace(tmp_path / "ws", server.port, 30, smtp_extra="max_consecutive_failures = 6")
+        with pytest.raises(SendPaused) as paused:
+            run_send(root)
+    said = str(paused.value)
+    assert re.search(r"the relay refused \d+ recipients in a row with the same reply: 550 5\.[17]\.1 ", said)
+    assert "--retry-failed" in said and "\x1b" not in said
+    assert suppressed(root) == {} and server.received == []
+    counts = journal_counts(root)
+    assert counts["sent"] == 0 and counts["sending"] == 0 and counts["failed"] + counts["pending"] == 30
+
+
+def test_policy_system_and_full_mailbox_replies_fail_for_this_issue_only(tmp_path: Path) -> None:
+    refusals = {
+        "user1@example.org": b"550 5.7.515 Access denied, sending domain does not meet the authentication level\r\n",
+        "user2@example.org": b"552 5.2.2 mailbox full\r\n",
+        "user3@example.org": b"554 5.3.0 system not accepting network messages\r\n",
+        "user4@example.org": b"550 5.4.1 Recipient address rejected: Access denied\r\n",
+        "user5@example.org": b"550 what is this\r\n",
+        "user6@example.org": b"550 5.1.1 no such user\r\n",
+        "user7@example.org": b"550 5.2.1 mailbox disabled\r\n",
+    }
+    with RawSMTPServer(Script(rcpt=refusals)) as server:
+        root = make_workspace(tmp_path / "ws", server.port, 12, smtp_extra="concurrency = 1")
+        _, summary = run_send(root)
+    assert summary.sent == 5 and summary.failed == 7
+    assert suppressed(root) == {"user6@example.org": "bounced", "user7@example.org": "bounced"}
+    assert {r.rcpt_tos[0] for r in server.received} == {f"user{i}@example.org" for i in (0, 8, 9, 10, 11)}
+
+
+@pytest.mark.parametrize("end", [b"garbage\r\n", DROP])
+def test_an_unreadable_reply_after_the_data_is_retried_and_counted_as_possibly_duplicated(
+    tmp_path: Path, end: bytes
+) -> None:
+    with RawSMTPServer(Script(replies={"END": end}, end_times=1)) as server:
+        root = make_workspace(tmp_path / "ws", server.port, 3, smtp_extra="concurrency = 1")
+        _, summary = run_send(root)
+    assert summary.sent == 3 and summary.failed == 0 and summary.possibly_duplicated == 1
+    assert len(server.received) == 4  # the first recipient's message went out twice
+    assert journal_counts(root)["resent"] == 1
+
+
+def test_a_250_to_the_data_command_is_never_recorded_as_sent(tmp_path: Path) -> None:
+    with RawSMTPServer(Script(replies={"DATA": b"250 2.0.0 OK\r\n"})) as server:
+        root = make_workspace(
+            tmp_path / "ws", server.port, 2, smtp_extra="max_attempts = 2\nmax_consecutive_failures = 100"
+        )
+        _, summary = run_send(root)
+    assert summary.sent == 0 and summary.failed == 2 and server.received == []
+    assert journal_counts(root)["sent"] == 0

@@ -109,3 +109,52 @@ def test_healthz(site: tuple[str, Settings]) -> None:
 )
 def test_mask(address: str, masked: str) -> None:
     assert mask(address) == masked
+
+
+def test_a_large_body_is_refused_unread(site: tuple[str, Settings]) -> None:
+    import socket
+    from urllib.parse import urlsplit
+
+    base, settings = site
+    token = signer_for(settings).token("carol@example.org")
+    url = urlsplit(base)
+    with socket.create_connection((url.hostname or "", url.port or 0), timeout=10) as sock:
+        sock.sendall(
+            f"POST /unsubscribe/{token} HTTP/1.1\r\nHost: x\r\nContent-Length: 314572800\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n\r\nList-Unsubscribe=One-Click".encode()
+        )
+        reply = sock.recv(4096)  # answered at once, though 300 MB were announced and 26 bytes sent
+    assert reply.startswith(b"HTTP/1.1 413")
+
+    def chunks() -> Iterator[bytes]:
+        yield b"List-Unsubscribe=One-Click&"
+        for _ in range(64):
+            yield b"x" * 1024
+
+    streamed = httpx.post(f"{base}/unsubscribe/{token}", content=chunks())  # chunked: no declared length
+    assert streamed.status_code == 413
+    assert suppression(settings, "carol@example.org") is None
+
+
+def test_a_database_error_loses_no_unsubscribe(site: tuple[str, Settings], caplog: pytest.LogCaptureFixture) -> None:
+    from click.testing import CliRunner
+
+    from newsletter_mailer.cli import main
+
+    base, settings = site
+    token = signer_for(settings).token("dave@example.org")
+    settings.state_dir.mkdir(exist_ok=True)
+    settings.database_path.write_bytes(b"not a database " * 100)
+    response = httpx.post(f"{base}/unsubscribe/{token}", content="List-Unsubscribe=One-Click")
+    assert response.status_code == 503 and "Please try again" in response.text
+    assert f'action="/unsubscribe/{token}"' in response.text
+    logged = [r.getMessage() for r in caplog.records if r.name == "newsletter_mailer.web"]
+    assert logged and f"newsletter unsubscribe --token {token}" in logged[0] and "damaged" in logged[0]
+    settings.database_path.unlink()  # the editor restores the database, then replays the log line
+    replay = CliRunner().invoke(
+        main, ["--config", str(settings.config_path), "unsubscribe", "--token", token], catch_exceptions=False
+    )
+    assert replay.exit_code == 0 and "dave@example.org suppressed" in replay.output
+    assert suppression(settings, "dave@example.org") == ("unsubscribed", "replayed token")
+    forged = CliRunner().invoke(main, ["--config", str(settings.config_path), "unsubscribe", "--token", "abc"])
+    assert forged.exit_code == 2 and "not a valid unsubscribe token" in forged.output

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..config import Settings
 from ..errors import TokenError
+from ..workspace import private_dir
 
 VERSION = b"\x01"
 TEST_VERSION = b"\x02"
@@ -77,6 +78,11 @@ class TokenSigner:
         object.__setattr__(self, "_enc", enc)
         object.__setattr__(self, "_mac", mac)
         object.__setattr__(self, "_list", self.list_id.encode("utf-8") + b"\x00")
+
+    def message_id_key(self) -> bytes:
+        """A key for Message-IDs, apart from the token keys: without the secret nobody can tell
+        from a Message-ID which address it was sent to."""
+        return _prf(self.secret, b"newsletter-mailer/message-id")
 
     def _prf(self, keyed: hmac.HMAC, message: bytes) -> bytes:
         state = keyed.copy()
@@ -136,7 +142,7 @@ def load_secret(state_dir: Path, env: Mapping[str, str] | None = None) -> bytes:
     path = state_dir / SECRET_FILE
     if path.is_file():
         return path.read_bytes().strip()
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(state_dir)
     key = secrets.token_hex(32).encode("ascii")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TextIO
@@ -40,13 +40,31 @@ class Suppressed:
     reason: str
 
 
+@dataclass(frozen=True)
+class Removal:
+    """An address taken off the list: what it was, when and why."""
+
+    entry: Suppression
+    removed: float
+    note: str
+
+
+def _stamp(when: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+
 class SuppressionStore(Protocol):
     """The rows of the suppression list; addresses compare without regard to case."""
 
     def add_suppression(self, entry: Suppression) -> bool:
         """Insert unless the address is there already; True if it was inserted."""
 
-    def remove_suppression(self, address: str) -> bool: ...
+    def remove_suppression(self, address: str, note: str, when: float) -> Suppression | None:
+        """Delete the entry and keep a record of it (when, why) in one transaction; the entry or None."""
+
+    def iter_removals(self) -> Iterator[Removal]:
+        """Every address taken off the list, oldest removal first."""
+
     def get_suppression(self, address: str) -> Suppression | None: ...
     def iter_suppressions(self) -> Iterator[Suppression]:
         """Every entry, oldest first."""
@@ -74,8 +92,12 @@ class SuppressionList:
         current = self.get(address)
         return Suppressed(address, added, current.reason if current else reason)
 
-    def remove(self, address: str) -> bool:
-        return self.store.remove_suppression(address)
+    def remove(self, address: str, note: str = "") -> Suppression | None:
+        """Take an address off the list; what it was, when it was removed and why stay on record."""
+        return self.store.remove_suppression(address, note, time.time())
+
+    def removals(self) -> Iterator[Removal]:
+        return self.store.iter_removals()
 
     def get(self, address: str) -> Suppression | None:
         return self.store.get_suppression(address)
@@ -89,13 +111,19 @@ class SuppressionList:
     def __len__(self) -> int:
         return self.store.count_suppressions()
 
-    def export_csv(self, out: TextIO) -> int:
+    def export_csv(self, out: TextIO, *, removed: bool = False) -> int:
+        """The list as CSV; with ``removed``, also every address taken off it, with when and why."""
         writer = csv.writer(out)
-        writer.writerow(["email", "reason", "source", "created"])
+        writer.writerow(["email", "reason", "source", "created", *(["removed", "removal_note"] if removed else [])])
         count = 0
         for entry in self:
-            created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry.created))
-            writer.writerow([entry.address, entry.reason, entry.source, created])
+            writer.writerow([entry.address, entry.reason, entry.source, _stamp(entry.created)][: 6 if removed else 4])
+            count += 1
+        for removal in self.removals() if removed else ():
+            old = removal.entry
+            writer.writerow(
+                [old.address, old.reason, old.source, _stamp(old.created), _stamp(removal.removed), removal.note]
+            )
             count += 1
         return count
 
@@ -117,10 +145,11 @@ class SuppressionList:
                 raise SubscriberListError("no email column in the header", file=path, line=1)
             email_col = names[index]
             reason_col = next((c for c in names if c.strip().lower() == "reason"), None)
+            removed_col = next((c for c in names if c.strip().lower() == "removed"), None)
             for row in reader:
                 raw = clean_value(row.get(email_col))
-                if not raw:
-                    continue
+                if not raw or (removed_col and clean_value(row.get(removed_col))):
+                    continue  # a row of `export --all` for an address taken off the list
                 try:
                     address = normalise_address(raw)
                 except EmailNotValidError as exc:
@@ -132,3 +161,21 @@ class SuppressionList:
                     reason = "manual"
                 added += self.add(address, reason, f"import {path.name}")
         return added, problems
+
+
+def remove_addresses(suppressions: SuppressionList, addresses: Sequence[str], note: str) -> list[str]:
+    """Take addresses off the list, each checked first so a typo removes nothing; a line per address."""
+    normalised = []
+    for raw in addresses:
+        try:
+            normalised.append(normalise_address(raw))
+        except EmailNotValidError as exc:
+            raise UserInputError(f"{raw!r} is not a valid address: {exc}; nothing was removed") from None
+    lines = []
+    for address in normalised:
+        entry = suppressions.remove(address, note)
+        if entry is None:
+            lines.append(f"{address} was not on the suppression list")
+        else:
+            lines.append(f"removed {address} (was {entry.reason} since {_stamp(entry.created)})")
+    return lines

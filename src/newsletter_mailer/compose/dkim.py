@@ -370,7 +370,7 @@ def generate_key(selector: str, domain: str, bits: int = 2048) -> KeyPair:
 
 
 def write_key(pair: KeyPair, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # 0700 when it creates .newsletter/
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(pair.private_pem)

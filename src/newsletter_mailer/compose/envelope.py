@@ -116,6 +116,7 @@ class MessageTemplate:
         self._base_url = news.base_url
         self._domain = news.from_domain
         self._issue_key = rendered.issue.key.encode("utf-8")
+        self._message_id_key = signer.message_id_key()
         self._fields = rendered.fields
         self._date = ("", 0)
         subject = subject_prefix + rendered.subject
@@ -204,11 +205,12 @@ class MessageTemplate:
 
     def message_id(self, address: str) -> str:
         """Stable per (issue, recipient), so a resent copy carries the same Message-ID and
-        receiving systems can fold the duplicate; test sends get a fresh one each time."""
+        receiving systems can fold the duplicate; test sends get a fresh one each time. Keyed
+        with the workspace secret: an unkeyed hash would give the address away to a guess."""
         seed = self._issue_key + b"\x00" + address.encode("utf-8")
         if self.unique_ids:
             seed += secrets.token_bytes(8)
-        digest = hashlib.blake2b(seed, digest_size=15).hexdigest()
+        digest = hashlib.blake2b(seed, digest_size=15, key=self._message_id_key).hexdigest()
         return f"<{digest}@{self._domain}>"
 
     def _now(self) -> str:

@@ -30,15 +30,18 @@ from ..compose.envelope import MessageTemplate
 from ..compose.issue import read_issue
 from ..compose.render import RenderedIssue, render_issue
 from ..config import Settings, SMTPSettings
-from ..errors import ConfigError, SendPaused, SMTPStartError, UserInputError
+from ..errors import ConfigError, SendPaused, SMTPStartError, StateLost, UserInputError
 from ..store.base import Store
+from ..store.database import FileIdentity, record_sent_issue, salvage
 from ..store.factory import confirmed_signups, open_store
 from ..store.journal import Delivery
+from ..store.sqlite import SQLiteStore
 from .outbox import LocalOutbox
 from .ratelimit import RateLimiter
-from .transport import Kind, Result, SMTPTransport, Transport
+from .transport import Connection, Kind, Result, SMTPTransport, Transport
 
 TEST_PREFIX = "[TEST] "
+DATABASE_CHECK_SECONDS = 3.0  # how often a run makes sure its database is still the file at its path
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class Summary:
     suppressed: int = 0
     retried: int = 0
     possibly_duplicated: int = 0
+    possibly_duplicated_total: int = 0  # this issue's, over every run so far (from the journal)
     left_pending: int = 0
     elapsed: float = 0.0
     paused: str = ""
@@ -127,6 +131,8 @@ class Campaign:
         self.suppressions = SuppressionList(journal)
         self.preflight = preflight
         self.issue = rendered.issue.key
+        # A SQLite file can be deleted or replaced under a running send; a server database cannot.
+        self.database = FileIdentity.of(settings.database_path) if isinstance(journal, SQLiteStore) else None
 
     def template(self) -> MessageTemplate:
         return MessageTemplate(self.rendered, self.settings, signer_for(self.settings), dkim=dkim_signer(self.settings))
@@ -134,125 +140,242 @@ class Campaign:
     def run(self, progress: Progress | None = None, transport: Transport | None = None) -> Summary:
         progress = progress or NoProgress()
         if transport is not None:
-            return asyncio.run(self._run(transport, self.settings.smtp, progress))
+            return asyncio.run(self._dispatch(transport, self.settings.smtp, progress))
         with delivery_route(self.settings) as route:
-            return asyncio.run(self._run(SMTPTransport(route.smtp), route.smtp, progress))
+            return asyncio.run(self._dispatch(SMTPTransport(route.smtp), route.smtp, progress))
 
-    async def _run(self, transport: Transport, smtp: SMTPSettings, progress: Progress) -> Summary:
+    async def _dispatch(self, transport: Transport, smtp: SMTPSettings, progress: Progress) -> Summary:
         await transport.probe()  # a refused connection or login stops here, before any claim
-        template = self.template()
-        journal = self.journal
-        summary = Summary()
-        limiter = RateLimiter(smtp.rate, smtp.per_hour)
-        pending = journal.pending(self.issue)
-        retries: list[tuple[float, int, Delivery]] = []
-        sequence = itertools.count()
-        first_try: dict[int, float] = {}
-        state = {"consecutive": 0}
-        stop = asyncio.Event()
-        fatal: list[BaseException] = []
-        counts = journal.counts(self.issue)
-        progress.started(counts["pending"])
+        return await _Run(self, transport, smtp, progress).execute()
+
+
+class FailureStreak:
+    """The failures since the last message that went through, and the bounces they would record.
+
+    Bounces are held until a message goes through: a relay that refuses everyone (a policy, a
+    misconfiguration) says nothing about the recipients, so nobody it refused is suppressed.
+    """
+
+    def __init__(self) -> None:
+        self.count = self.permanent = 0
+        self.replies: set[str] = set()
+        self.bounces: list[tuple[str, Result]] = []
+
+    def add(self, address: str, result: Result, *, final: bool) -> None:
+        self.count += 1
+        self.permanent += final
+        # The same refusal often names its recipient: compare the replies without it.
+        self.replies.add(str(result).replace(address, "<recipient>").lower())
+        if final and result.hard_bounce:
+            self.bounces.append((address, result))
+
+    def end(self) -> list[tuple[str, Result]]:
+        """A message went through: the failures were the recipients'; returns the held bounces."""
+        bounces, self.bounces = self.bounces, []
+        self.count = self.permanent = 0
+        self.replies.clear()
+        return bounces
+
+    def reason(self, last: Result) -> str:
+        if len(self.replies) == 1:
+            said = f"the relay refused {self.count} recipients in a row with the same reply: {last}"
+        else:
+            said = f"{self.count} deliveries in a row failed (last: {last})"
+        if self.bounces:
+            said += f"; {len(self.bounces)} of them looked like bounces, and nobody was suppressed for it"
+        if self.permanent:
+            said += f"; {self.permanent} are marked failed (`--retry-failed` tries them again)"
+        return said + "; paused"
+
+
+class RetryQueue:
+    """Deliveries waiting out a backoff, soonest first."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Delivery]] = []
+        self._order = itertools.count()  # breaks ties between equal due times without comparing rows
+
+    def __bool__(self) -> bool:
+        return bool(self._heap)
+
+    def push(self, due: float, job: Delivery) -> None:
+        heapq.heappush(self._heap, (due, next(self._order), job))
+
+    def pop_due(self, now: float) -> Delivery | None:
+        if self._heap and self._heap[0][0] <= now:
+            return heapq.heappop(self._heap)[2]
+        return None
+
+    def wait_for_next(self, now: float) -> float:
+        return max(0.0, self._heap[0][0] - now) if self._heap else 0.0
+
+
+class _Run:
+    """One run of a campaign: workers take deliveries, hand them to the relay and record each outcome."""
+
+    def __init__(self, campaign: Campaign, transport: Transport, smtp: SMTPSettings, progress: Progress) -> None:
+        self.campaign = campaign
+        self.journal = campaign.journal
+        self.transport = transport
+        self.smtp = smtp
+        self.progress = progress
+        self.summary = Summary()
+        self.limiter = RateLimiter(smtp.rate, smtp.per_hour)
+        self.retries = RetryQueue()
+        self.first_try: dict[int, float] = {}
+        self.streak = FailureStreak()
+        self.last_failure: Result | None = None  # set when the streak paused the run
+        self.next_database_check = 0.0
+        self.stop = asyncio.Event()
+        self.fatal: BaseException | None = None
+        self.template = campaign.template()
+        self.pending = self.journal.pending(campaign.issue)
+
+    async def execute(self) -> Summary:
+        issue = self.campaign.issue
+        self.progress.started(self.journal.counts(issue)["pending"])
         started = time.monotonic()
-
-        async def next_job() -> Delivery | None:
-            while not stop.is_set():
-                now = time.monotonic()
-                if retries and retries[0][0] <= now:
-                    return heapq.heappop(retries)[2]
-                job = next(pending, None)
-                if job is not None:
-                    return job
-                if not retries:
-                    return None
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=max(0.0, retries[0][0] - now))
-            return None
-
-        def settle(job: Delivery, message_id: str, result: Result) -> float:
-            """Record a result; returns how long this connection should back off."""
-            if result.kind is Kind.SENT:
-                journal.mark_sent(job, message_id, str(result))
-                summary.sent += 1
-                if job.resent:
-                    summary.possibly_duplicated += 1
-                state["consecutive"] = 0
-                progress.finished_one(job.address, result)
-                return 0.0
-            state["consecutive"] += 1
-            attempts = job.attempts + 1
-            if result.kind is Kind.TEMPORARY:
-                elapsed = time.monotonic() - first_try[job.id]  # set when the worker first claimed it
-                if attempts < smtp.max_attempts and elapsed < smtp.retry_max_seconds:
-                    delay = backoff(attempts, smtp.retry_delay)
-                    journal.mark_deferred(job, str(result), uncertain=result.uncertain)
-                    heapq.heappush(
-                        retries,
-                        (
-                            time.monotonic() + delay,
-                            next(sequence),
-                            replace(job, attempts=attempts, resent=job.resent or result.uncertain),
-                        ),
-                    )
-                    summary.retried += 1
-                    progress.retrying(job.address, result, delay)
-                    return delay if result.reset_connection else 0.0
-                reply = f"{result} (gave up after {attempts} attempts)"
-            else:
-                reply = str(result)
-            journal.mark_failed(job, reply)
-            if result.hard_bounce:
-                self.suppressions.add(job.address, "bounced", f"{self.issue}: {result}")
-            summary.failed += 1
-            summary.failures.append((job.address, reply))
-            progress.finished_one(job.address, result)
-            return backoff(1, smtp.retry_delay) if result.reset_connection else 0.0
-
-        async def worker() -> None:
-            connection = transport.connection()
-            try:
-                while (job := await next_job()) is not None:
-                    await limiter.acquire()
-                    if stop.is_set():
-                        heapq.heappush(retries, (0.0, next(sequence), job))
-                        break
-                    if not journal.claim(job):
-                        summary.suppressed += 1
-                        progress.finished_one(job.address, None)
-                        continue
-                    first_try.setdefault(job.id, time.monotonic())
-                    envelope = template.envelope(job.subscriber(), job.id)
-                    try:
-                        result = await connection.send(envelope)
-                    except SMTPStartError as exc:  # the login was refused: nothing was handed over
-                        journal.release(job)
-                        fatal.append(exc)
-                        stop.set()
-                        break
-                    # Anything else (Ctrl+C, a crash) leaves the row "sending": the server may have the
-                    # message, so the next run resends it and counts it as possibly duplicated.
-                    pause = settle(job, envelope.message_id, result)
-                    if state["consecutive"] >= smtp.max_consecutive_failures:
-                        summary.paused = f"{state['consecutive']} deliveries in a row failed (last: {result}); paused"
-                        stop.set()
-                    elif pause:
-                        await asyncio.sleep(pause)
-            finally:
-                await connection.close()
-
+        record_sent_issue(self.campaign.settings.state_dir, issue)
         try:
-            await asyncio.gather(*(worker() for _ in range(max(1, smtp.concurrency))))
+            await asyncio.gather(*(self.worker() for _ in range(max(1, self.smtp.concurrency))))
+            if not self.stop.is_set():
+                self.suppress_bounces(self.streak.end())
         finally:
-            summary.elapsed = time.monotonic() - started
-            summary.left_pending = journal.counts(self.issue)["pending"]
-        if fatal:
-            raise fatal[0]
-        if summary.paused:
+            self.summary.elapsed = time.monotonic() - started
+            self.check_database(force=True)
+            counts = self.journal.counts(issue)
+            self.summary.left_pending = counts["pending"]
+            self.summary.possibly_duplicated_total = counts["resent"]
+        if self.fatal is not None:
+            raise self.fatal
+        if self.last_failure is not None:
+            self.summary.paused = self.streak.reason(self.last_failure)
+        if self.summary.paused:
             raise SendPaused(
-                f"{summary.paused}. {summary.sent} sent this run, {summary.left_pending} still "
+                f"{self.summary.paused}. {self.summary.sent} sent this run, {self.summary.left_pending} still "
                 "to send: fix the cause, then run the same `newsletter send` again to resume"
             )
-        return summary
+        return self.summary
+
+    async def worker(self) -> None:
+        connection = self.transport.connection()
+        try:
+            while (job := await self.next_job()) is not None:
+                await self.limiter.acquire()
+                self.check_database()
+                if self.stop.is_set():
+                    self.retries.push(0.0, job)
+                    break
+                if not self.journal.claim(job):
+                    self.summary.suppressed += 1
+                    self.progress.finished_one(job.address, None)
+                    continue
+                pause = await self.deliver(connection, job)
+                if pause:
+                    await asyncio.sleep(pause)
+        finally:
+            await connection.close()
+
+    async def next_job(self) -> Delivery | None:
+        """A retry whose backoff is over, else the next pending row; waits for retries still backing off."""
+        while not self.stop.is_set():
+            now = time.monotonic()
+            job = self.retries.pop_due(now) or next(self.pending, None)
+            if job is not None:
+                return job
+            if not self.retries:
+                return None
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=self.retries.wait_for_next(now))
+        return None
+
+    async def deliver(self, connection: Connection, job: Delivery) -> float:
+        """Send one claimed delivery and record it; returns how long this connection should back off."""
+        self.first_try.setdefault(job.id, time.monotonic())
+        envelope = self.template.envelope(job.subscriber(), job.id)
+        try:
+            result = await connection.send(envelope)
+        except SMTPStartError as exc:  # the login was refused: nothing was handed over
+            self.journal.release(job)
+            self.fatal = exc
+            self.stop.set()
+            return 0.0
+        # Anything else (Ctrl+C, a crash) leaves the row "sending": the server may have the
+        # message, so the next run resends it and counts it as possibly duplicated.
+        if result.kind is Kind.SENT:
+            self.record_sent(job, envelope.message_id, result)
+            return 0.0
+        pause, final = self.record_failure(job, result)
+        self.streak.add(job.address, result, final=final)
+        if self.streak.count >= self.smtp.max_consecutive_failures:
+            # Messages still in flight add to the streak: the reason is written once they are in.
+            self.last_failure = self.last_failure or result
+            self.stop.set()
+            return 0.0
+        return pause
+
+    def check_database(self, *, force: bool = False) -> None:
+        """Stop if the database file was deleted or replaced: what is written now would be lost with it,
+        and the next run would mail everyone again."""
+        now = time.monotonic()
+        database = self.campaign.database
+        if database is None or (now < self.next_database_check and not force) or self.fatal is not None:
+            return
+        self.next_database_check = now + DATABASE_CHECK_SECONDS
+        what = database.lost()
+        if not what or not isinstance(self.journal, SQLiteStore):
+            return
+        path = database.path
+        saved = salvage(self.journal.db, database)
+        where = (
+            "back where it was: run the same `newsletter send` again to resume"
+            if saved == path
+            else f"to {saved}: the file now at {path} is not the one this send opened; put the saved one "
+            "in its place before sending again"
+        )
+        self.fatal = StateLost(
+            f"the database {path} was {what} while this send ran, so it stopped ({self.summary.sent} sent this "
+            f"run); its record, with every unsubscribe it knew, was saved {where}"
+        )
+        self.stop.set()
+
+    def record_sent(self, job: Delivery, message_id: str, result: Result) -> None:
+        self.journal.mark_sent(job, message_id, str(result))
+        self.summary.sent += 1
+        if job.resent:
+            self.summary.possibly_duplicated += 1
+        self.suppress_bounces(self.streak.end())
+        self.progress.finished_one(job.address, result)
+
+    def record_failure(self, job: Delivery, result: Result) -> tuple[float, bool]:
+        """Retry later or fail for good; returns the connection's backoff and whether it failed for good."""
+        attempts = job.attempts + 1
+        reply = str(result)
+        if result.kind is Kind.TEMPORARY:
+            elapsed = time.monotonic() - self.first_try[job.id]
+            if attempts < self.smtp.max_attempts and elapsed < self.smtp.retry_max_seconds:
+                delay = self.retry_later(job, result, attempts)
+                return (delay if result.reset_connection else 0.0), False
+            reply = f"{result} (gave up after {attempts} attempts)"
+        self.journal.mark_failed(job, reply)
+        self.summary.failed += 1
+        self.summary.failures.append((job.address, reply))
+        self.progress.finished_one(job.address, result)
+        return (backoff(1, self.smtp.retry_delay) if result.reset_connection else 0.0), True
+
+    def suppress_bounces(self, bounces: list[tuple[str, Result]]) -> None:
+        for address, result in bounces:
+            self.campaign.suppressions.add(address, "bounced", f"{self.campaign.issue}: {result}")
+
+    def retry_later(self, job: Delivery, result: Result, attempts: int) -> float:
+        delay = backoff(attempts, self.smtp.retry_delay)
+        self.journal.mark_deferred(job, str(result), uncertain=result.uncertain)
+        self.retries.push(
+            time.monotonic() + delay, replace(job, attempts=attempts, resent=job.resent or result.uncertain)
+        )
+        self.summary.retried += 1
+        self.progress.retrying(job.address, result, delay)
+        return delay
 
 
 def _preflight(journal: Store, issue: str, subscribers: Path, retry_failed: bool) -> Preflight:
@@ -285,13 +408,17 @@ def _preflight(journal: Store, issue: str, subscribers: Path, retry_failed: bool
 
 @contextmanager
 def open_campaign(
-    issue_path: Path, settings: Settings, subscribers: Path | None = None, retry_failed: bool = False
+    issue_path: Path,
+    settings: Settings,
+    subscribers: Path | None = None,
+    retry_failed: bool = False,
+    new_database: bool = False,
 ) -> Iterator[Campaign]:
     """Render the issue, take the send lock, load the list into the journal."""
     rendered = render_issue(read_issue(issue_path), settings)
     subscribers = subscribers or settings.path(settings.newsletter.subscribers)
     with ExitStack() as stack:
-        journal = stack.enter_context(open_store(settings))
+        journal = stack.enter_context(open_store(settings, new_database=new_database))
         stack.enter_context(journal.send_lock(rendered.issue.key))
         preflight = _preflight(journal, rendered.issue.key, subscribers, retry_failed)
         yield Campaign(settings, rendered, journal, preflight)

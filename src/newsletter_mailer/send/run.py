@@ -40,6 +40,7 @@ class SendRequest:
     force: bool = False
     concurrency: int | None = None
     rate: float | None = None
+    new_database: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,9 @@ def send_issue(request: SendRequest, settings: Settings, ui: SendUI) -> SendResu
 def send_campaign(request: SendRequest, settings: Settings, ui: SendUI) -> CampaignOutcome:
     """Pre-flight, confirmation, dispatch; Ctrl+C becomes a SendInterrupted that says what is where."""
     outbox = None if settings.smtp.host else outbox_path(settings)
-    with dispatch.open_campaign(request.issue, settings, request.subscribers, request.retry_failed) as campaign:
+    with dispatch.open_campaign(
+        request.issue, settings, request.subscribers, request.retry_failed, request.new_database
+    ) as campaign:
         preflight = campaign.preflight
         ui.preflight(preflight)
         if preflight.to_send == 0:

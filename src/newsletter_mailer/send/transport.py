@@ -1,6 +1,6 @@
 """Delivering envelopes over SMTP (aiosmtplib), one persistent connection per worker.
 
-Every outcome is returned as a ``Result`` classified by RFC 5321: sent, temporary (retry later)
+Every outcome is returned as a ``Result`` classified by RFC 5321 and RFC 3463: sent, temporary (retry later)
 or permanent (give up on this recipient). Only a refused login or a connection that cannot be
 opened at the start is raised, as SMTPStartError: nothing can be sent then.
 """
@@ -12,7 +12,7 @@ import enum
 import re
 import socket
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import aiosmtplib
@@ -29,33 +29,122 @@ class Kind(enum.Enum):
     PERMANENT = "permanent"
 
 
+class Phase(enum.Enum):
+    """How far a delivery got when it went wrong, which decides what a failure means."""
+
+    CONNECT = "connect"  # opening a connection or logging in: nothing was handed over
+    ENVELOPE = "envelope"  # MAIL, RCPT: refused before the message was sent
+    DATA = "data"  # the DATA exchange began: the message may have gone out
+
+
 @dataclass(frozen=True)
 class Result:
     kind: Kind
     code: int
     reply: str
-    uncertain: bool = False  # the connection dropped after the message data was sent
-    reset_connection: bool = False  # back off the whole connection (421, disconnect)
-
-    @property
-    def hard_bounce(self) -> bool:
-        """A permanent failure that says the mailbox does not exist (550/551/553 or 5.1.x)."""
-        return self.kind is Kind.PERMANENT and (
-            self.code in (550, 551, 553) or bool(re.match(r"^5\.1\.\d", self.reply))
-        )
+    uncertain: bool = False  # the message may have arrived though no 2xx said so: possibly duplicated
+    reset_connection: bool = False  # back off the whole connection (421, disconnect, an unreadable reply)
+    hard_bounce: bool = False  # the mailbox does not exist or is disabled: suppress the address
 
     def __str__(self) -> str:
         return f"{self.code} {self.reply}".strip() if self.code else self.reply
 
 
-def classify(code: int, message: str, **extra: bool) -> Result:
-    if 200 <= code < 300:
-        return Result(Kind.SENT, code, message)
+_ENHANCED_STATUS = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\U0010ffff]|[\u2028\u2029\ud800-\udfff]")
+REPLY_LIMIT = 400
+
+
+def clean_reply(text: str) -> str:
+    """A relay's words, safe to store and print: one line, no control characters, bounded."""
+    text = " / ".join(part.strip() for part in text.splitlines() if part.strip())
+    text = _UNPRINTABLE.sub("?", text)
+    return text if len(text) <= REPLY_LIMIT else text[: REPLY_LIMIT - 3] + "..."
+
+
+def enhanced_status(reply: str) -> tuple[int, int, int] | None:
+    """The RFC 3463 status code a reply starts with ("5.1.1 ..."), if any."""
+    match = _ENHANCED_STATUS.match(reply.lstrip())
+    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+
+
+def is_hard_bounce(code: int, reply: str) -> bool:
+    """5.1.x (no such mailbox or domain) and 5.2.1 (mailbox disabled) on a 5xx reply, nothing else.
+
+    Policy (5.7.x: relaying, authentication, DMARC), system and network (5.3.x, 5.4.x) and a full
+    mailbox (5.2.2) say nothing against the address, and a bare 550 is used for all of these, so a
+    reply without an enhanced code never suppresses anyone.
+    """
+    status = enhanced_status(reply)
+    if not 500 <= code < 600 or status is None or status[0] != 5:
+        return False
+    return status[1] == 1 or status[1:] == (2, 1)
+
+
+def delivered(code: int, message: str) -> Result:
+    """The relay's 2xx to the end of the message data: the only reply that means sent."""
+    return Result(Kind.SENT, code, clean_reply(message))
+
+
+def classify(code: int, message: str, phase: Phase = Phase.DATA) -> Result:
+    """A reply that refused a command, or one that made no sense where it came (RFC 5321 codes)."""
+    reply = clean_reply(message)
     if code == 421:
-        return Result(Kind.TEMPORARY, code, message, reset_connection=True, **extra)
+        return Result(Kind.TEMPORARY, code, reply, reset_connection=True)
     if 400 <= code < 500:
-        return Result(Kind.TEMPORARY, code, message, **extra)
-    return Result(Kind.PERMANENT, code, message, **extra)
+        return Result(Kind.TEMPORARY, code, reply)
+    if 500 <= code < 600:
+        return Result(Kind.PERMANENT, code, reply, hard_bounce=is_hard_bounce(code, reply))
+    # Garbage, or a reply out of order (a 250 to DATA where 354 belongs): the conversation is lost,
+    # so start a new one; after DATA began the relay may have the message, so it may be duplicated.
+    shown = f"{code} {reply}" if code > 0 else reply
+    return Result(
+        Kind.TEMPORARY,
+        0,
+        f"unexpected reply during {phase.value}: {shown}",
+        uncertain=phase is Phase.DATA,
+        reset_connection=True,
+    )
+
+
+def start_error(exc: Exception, settings: SMTPSettings) -> SMTPStartError:
+    """A failure to connect or log in, said in a line that names the relay (never the password)."""
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        return SMTPStartError(
+            f"the SMTP server refused the login for {settings.username!r}: {exc.code} {exc.message} "
+            "(check NEWSLETTER_SMTP_PASSWORD)",
+            code=exc.code,
+        )
+    return SMTPStartError(
+        f"cannot connect to the SMTP server {settings.host}:{settings.effective_port} ({settings.security}): {exc}"
+    )
+
+
+def result_of_error(exc: Exception, phase: Phase, settings: SMTPSettings, *, connected: bool) -> Result:
+    """The one place that turns an aiosmtplib or socket exception into a Result.
+
+    A refused login is raised as SMTPStartError: no recipient can be served then.
+    """
+    uncertain = phase is Phase.DATA
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        raise start_error(exc, settings) from None
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        result = classify(exc.code, exc.message, phase)
+        if result.reset_connection or (connected and phase is not Phase.CONNECT):
+            return result
+        return replace(result, reset_connection=True)
+    if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
+        what = "connection lost"
+    elif isinstance(exc, TimeoutError):  # aiosmtplib's timeouts are TimeoutErrors too
+        what = "timed out"
+    else:
+        what = "connection failed" if phase is Phase.CONNECT else "connection error"
+    reply = f"{what} during {phase.value}: {clean_reply(str(exc))}"
+    return Result(Kind.TEMPORARY, 0, reply, uncertain=uncertain, reset_connection=True)
+
+
+# What a relay or its socket may raise; anything else is a bug and keeps its traceback.
+RELAY_ERRORS = (aiosmtplib.SMTPException, OSError)
 
 
 class Connection(Protocol):
@@ -99,35 +188,25 @@ class SMTPTransport:
         )
 
     async def open(self) -> aiosmtplib.SMTP:
-        """A connected, logged-in client. Auth failures raise SMTPStartError."""
-        s = self.settings
+        """A connected, logged-in client; aiosmtplib's exceptions pass through."""
         client = self.client()
         await client.connect()
-        if s.username:
+        if self.settings.username:
             try:
-                await client.login(s.username, s.password)
-            except aiosmtplib.SMTPAuthenticationError as exc:
+                await client.login(self.settings.username, self.settings.password)
+            except BaseException:
                 client.close()
-                raise SMTPStartError(
-                    f"the SMTP server refused the login for {s.username!r}: {exc.code} {exc.message} "
-                    "(check NEWSLETTER_SMTP_PASSWORD)",
-                    code=exc.code,
-                ) from None
+                raise
         return client
 
     async def probe(self) -> None:
-        s = self.settings
         try:
             client = await self.open()
-        except SMTPStartError:
-            raise
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            raise SMTPStartError(
-                f"cannot connect to the SMTP server {s.host}:{s.effective_port} ({s.security}): {exc}"
-            ) from None
+        except RELAY_ERRORS as exc:
+            raise start_error(exc, self.settings) from None
         try:
             await client.quit()
-        except (aiosmtplib.SMTPException, OSError):
+        except RELAY_ERRORS:
             client.close()
 
     def connection(self) -> SMTPConnection:
@@ -150,56 +229,36 @@ class SMTPConnection:
         return self.client
 
     async def send(self, envelope: Envelope) -> Result:
+        phase = Phase.CONNECT
         try:
             client = await self._ensure()
-        except SMTPStartError:
-            raise
-        except aiosmtplib.SMTPResponseException as exc:
-            await self.close()
-            return classify(exc.code, exc.message, reset_connection=True)
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            await self.close()
-            return Result(Kind.TEMPORARY, 0, f"connection failed: {exc}", reset_connection=True)
-        phase = "mail"
-        options = ["SMTPUTF8"] if not envelope.recipient.isascii() else []
-        try:
+            phase = Phase.ENVELOPE
+            options = ["SMTPUTF8"] if not envelope.recipient.isascii() else []
             await client.mail(envelope.sender, options=options)
-            phase = "rcpt"
             await client.rcpt(envelope.recipient, encoding="utf-8" if options else "ascii")
-            phase = "data"
+            phase = Phase.DATA
+            # aiosmtplib returns only on a 250 to the end of the data; any other reply to DATA or
+            # to the end of the data (a 250 where 354 belongs too) is raised as SMTPDataError.
             response = await client.data(envelope.data)
-        except aiosmtplib.SMTPAuthenticationError as exc:
-            await self.close()
-            raise SMTPStartError(
-                f"the SMTP server refused the login: {exc.code} {exc.message}", code=exc.code
-            ) from None
-        except aiosmtplib.SMTPServerDisconnected as exc:
-            await self.close()
-            return Result(
-                Kind.TEMPORARY, 0, f"connection lost: {exc}", uncertain=phase == "data", reset_connection=True
-            )
-        except aiosmtplib.SMTPResponseException as exc:
-            result = classify(exc.code, exc.message)
-            if result.reset_connection or not client.is_connected:
+        except RELAY_ERRORS as exc:
+            connected = self.client is not None and self.client.is_connected
+            try:
+                result = result_of_error(exc, phase, self.transport.settings, connected=connected)
+            except SMTPStartError:
                 await self.close()
-                return Result(result.kind, result.code, result.reply, reset_connection=True)
-            await self._reset(client)
+                raise
+            await (self.close() if result.reset_connection else self._reset())
             return result
-        except (TimeoutError, aiosmtplib.SMTPTimeoutError) as exc:
-            await self.close()
-            return Result(Kind.TEMPORARY, 0, f"timed out: {exc}", uncertain=phase == "data", reset_connection=True)
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            await self.close()
-            return Result(
-                Kind.TEMPORARY, 0, f"connection error: {exc}", uncertain=phase == "data", reset_connection=True
-            )
         self.sent_on_connection += 1
-        return classify(response.code, response.message)
+        return delivered(response.code, response.message)
 
-    async def _reset(self, client: aiosmtplib.SMTP) -> None:
+    async def _reset(self) -> None:
+        """After a refused recipient the connection is fine: RSET and go on with the next one."""
+        if self.client is None:
+            return
         try:
-            await client.rset()
-        except (aiosmtplib.SMTPException, OSError):
+            await self.client.rset()
+        except RELAY_ERRORS:
             await self.close()
 
     async def close(self) -> None:
@@ -209,7 +268,7 @@ class SMTPConnection:
         try:
             if client.is_connected:
                 await asyncio.wait_for(client.quit(), timeout=5)
-        except (TimeoutError, aiosmtplib.SMTPException, OSError):
+        except (TimeoutError, *RELAY_ERRORS):
             client.close()
 
 

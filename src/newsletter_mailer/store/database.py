@@ -3,16 +3,30 @@ commands, its schema, short transactions, and the per-issue send lock."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import AlreadySending, SchemaMismatch
+from ..errors import AlreadySending, SchemaMismatch, StateLost
+from ..workspace import private_dir, private_file
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "connect", "send_lock", "transaction"]
+__all__ = [
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "FileIdentity",
+    "connect",
+    "record_sent_issue",
+    "salvage",
+    "send_lock",
+    "sent_issues",
+    "transaction",
+]
 
 # SCHEMA is idempotent and runs at every open; a change to an existing table goes in MIGRATIONS
 # (version N+1 is MIGRATIONS[N]) with SCHEMA_VERSION raised, and the same in postgres.py.
@@ -30,6 +44,8 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE TABLE IF NOT EXISTS pacing (name TEXT PRIMARY KEY, next_at REAL NOT NULL);
     """,
+    # 3: suppression_removals (created by SCHEMA, as every new table is)
+    "",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -59,12 +75,33 @@ CREATE TABLE IF NOT EXISTS suppressions (
     source   TEXT NOT NULL DEFAULT '',
     created  REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS suppression_removals (
+    address  TEXT NOT NULL COLLATE NOCASE,
+    reason   TEXT NOT NULL,
+    source   TEXT NOT NULL DEFAULT '',
+    created  REAL NOT NULL,
+    removed  REAL NOT NULL,
+    note     TEXT NOT NULL DEFAULT ''
+);
 """
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """The workspace database, shared by send, serve and the suppression commands."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+SENT_MARKER = "sent-issues"  # beside the database, outside it: survives the database's loss
+
+
+def connect(path: Path, *, new: bool = False) -> sqlite3.Connection:
+    """The workspace database, shared by send, serve and the suppression commands.
+
+    A missing database in a workspace that has sent before is an error (StateLost), unless
+    ``new``: a fresh one would mail everyone again and forget every unsubscribe.
+    """
+    if not new and not path.exists() and (sent := sent_issues(path.parent)):
+        raise StateLost(
+            f"the database {path} is missing, but this workspace has sent {', '.join(sent)}: the record of "
+            "who was sent what and every unsubscribe and bounce was in it. Restore it from a backup; only "
+            "if it is truly gone, run `newsletter send --new-database` (every subscriber may be mailed again)"
+        )
+    private_file(path)
     db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")
     # WAL + NORMAL survives a killed process (what we guard against); only an OS crash may lose
@@ -109,8 +146,7 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 @contextmanager
 def send_lock(state_dir: Path, issue: str) -> Iterator[None]:
     """Only one send of an issue at a time; the OS drops the lock if the process dies."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    path = state_dir / f"send-{issue}.lock"
+    path = private_dir(state_dir) / f"send-{issue}.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
@@ -126,3 +162,78 @@ def send_lock(state_dir: Path, issue: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def describe_fault(exc: sqlite3.Error | OSError) -> str:
+    """The one place that says an environment fault (database, disk, permissions) in a line."""
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        if exc.errno == errno.ENOSPC:
+            return f"{where}the disk is full; free some space and run the same command again"
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return f"{where}cannot write here ({exc.strerror}); is the workspace read-only?"
+        return f"{where}{exc.strerror or exc}"
+    said = str(exc).lower()
+    if "locked" in said or "busy" in said:
+        return "the workspace database is locked by another process (waited 30 s); try again when it is done"
+    if "readonly" in said or "unable to open" in said or "read-only" in said:
+        return "cannot write the workspace database (.newsletter/newsletter.db); is the workspace read-only?"
+    if "full" in said:
+        return "the disk is full; free some space and run the same command again (nothing was half-written)"
+    if "not a database" in said or "malformed" in said or "corrupt" in said:
+        return f"the workspace database is damaged ({exc}); restore .newsletter/newsletter.db from a backup"
+    return f"the workspace database failed: {exc}"
+
+
+def sent_issues(state_dir: Path) -> list[str]:
+    """The issues this workspace has started sending, from the marker beside the database."""
+    try:
+        text = (state_dir / SENT_MARKER).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    return [line.split("\t", 1)[0] for line in text.splitlines() if line.strip()]
+
+
+def record_sent_issue(state_dir: Path, issue: str) -> None:
+    """Note, before its first message goes out, that this workspace sends ``issue``."""
+    if issue in sent_issues(state_dir):
+        return
+    path = private_file(state_dir / SENT_MARKER)
+    with path.open("a", encoding="utf-8") as marker:
+        marker.write(f"{issue}\t{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n")
+        marker.flush()
+        os.fsync(marker.fileno())
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """Which file a path named when it was opened; a deleted or replaced database has another."""
+
+    path: Path
+    device: int
+    inode: int
+
+    @classmethod
+    def of(cls, path: Path) -> FileIdentity:
+        st = path.stat()
+        return cls(path, st.st_dev, st.st_ino)
+
+    def lost(self) -> str:
+        """ "" while the path still names the file that was opened; else what happened to it."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return "deleted"
+        return "" if (st.st_dev, st.st_ino) == (self.device, self.inode) else "replaced"
+
+
+def salvage(db: sqlite3.Connection, identity: FileIdentity) -> Path:
+    """Write the open (deleted or replaced) database out to a file, so its record is not lost with it.
+
+    Back at its own path if that is free, else beside it.
+    """
+    target = identity.path
+    if target.exists():
+        target = target.with_name(f"{target.name}.saved-{time.strftime('%Y%m%dT%H%M%S')}")
+    db.execute("VACUUM INTO ?", (str(private_file(target)),))
+    return target

@@ -30,13 +30,13 @@ def open_url(url: str, password: str = "", *, check: bool = True) -> Store:
 
 
 @contextmanager
-def open_store(settings: Settings, *, check: bool = True) -> Iterator[Store]:
+def open_store(settings: Settings, *, check: bool = True, new_database: bool = False) -> Iterator[Store]:
     """The workspace's store, closed on leaving."""
     store: Store
     if settings.store.url:
         store = open_url(settings.store.url, settings.store.password, check=check)
     else:
-        store = SQLiteStore.open(settings.database_path)
+        store = SQLiteStore.open(settings.database_path, new=new_database)
     try:
         yield store
     finally:

@@ -66,6 +66,7 @@ class Journal(Protocol):
     def release(self, delivery: Delivery) -> None: ...
     def counts(self, issue: str) -> dict[str, int]: ...
     def pending_suppressed(self, issue: str) -> int: ...
+    def suppressed_by_reason(self, issue: str) -> dict[str, int]: ...
     def state_of(self, issue: str, address: str) -> str | None: ...
     def failures(self, issue: str) -> list[tuple[str, int, str]]: ...
     def retry_failed(self, issue: str) -> int: ...
@@ -201,6 +202,16 @@ class SQLiteJournal:
             "SELECT COUNT(*) FROM deliveries WHERE issue = ? AND resent = 1", (issue,)
         ).fetchone()[0]
         return counts
+
+    def suppressed_by_reason(self, issue: str) -> dict[str, int]:
+        """The recipients skipped as suppressed, by the list's reason now (unsubscribed, bounced...)."""
+        rows = self.db.execute(
+            "SELECT COALESCE(s.reason, 'no longer suppressed'), COUNT(*) FROM deliveries d"
+            " LEFT JOIN suppressions s ON s.address = d.address WHERE d.issue = ? AND d.state = 'suppressed'"
+            " GROUP BY 1 ORDER BY 1",
+            (issue,),
+        )
+        return {str(reason): int(n) for reason, n in rows}
 
     def pending_suppressed(self, issue: str) -> int:
         """Pending rows whose address is on the suppression list (they will be skipped)."""

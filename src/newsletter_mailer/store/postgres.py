@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 
 from ..audience.subscribers import Subscriber
-from ..audience.suppressions import Suppression
+from ..audience.suppressions import Removal, Suppression
 from ..errors import AlreadySending, SchemaMismatch, StoreError
 from .base import JournalRow, redact_url
 from .journal import STATES, Delivery
@@ -69,6 +69,13 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (issue, worker)
     );
     CREATE TABLE pacing (name text PRIMARY KEY, next_at double precision NOT NULL);
+    """,
+    # 3: a record of every address taken off the suppression list
+    """
+    CREATE TABLE suppression_removals (
+        address text NOT NULL, reason text NOT NULL, source text NOT NULL DEFAULT '',
+        created double precision NOT NULL, removed double precision NOT NULL, note text NOT NULL DEFAULT ''
+    );
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -310,6 +317,15 @@ class PostgresStore(PostgresPool):
             )
         )
 
+    def suppressed_by_reason(self, issue: str) -> dict[str, int]:
+        rows = self.db.execute(
+            "SELECT COALESCE(s.reason, 'no longer suppressed'), count(*) FROM deliveries d"
+            " LEFT JOIN suppressions s ON lower(s.address) = lower(d.address)"
+            " WHERE d.issue = %s AND d.state = 'suppressed' GROUP BY 1 ORDER BY 1",
+            (issue,),
+        ).fetchall()
+        return {str(reason): int(n) for reason, n in rows}
+
     def state_of(self, issue: str, address: str) -> str | None:
         state = self._one("SELECT state FROM deliveries WHERE issue = %s AND address = %s", (issue, address))
         return None if state is None else str(state)
@@ -339,8 +355,24 @@ class PostgresStore(PostgresPool):
             == 1
         )
 
-    def remove_suppression(self, address: str) -> bool:
-        return self._run("DELETE FROM suppressions WHERE lower(address) = lower(%s)", (address,)) == 1
+    def remove_suppression(self, address: str, note: str, when: float) -> Suppression | None:
+        with self.db.transaction():  # the record and the removal together, or neither
+            entry = self.get_suppression(address)
+            if entry is not None:
+                self.db.execute(
+                    "INSERT INTO suppression_removals (address, reason, source, created, removed, note)"
+                    " VALUES (%s, %s, %s, %s, %s, %s)",
+                    (entry.address, entry.reason, entry.source, entry.created, when, note),
+                )
+                self.db.execute("DELETE FROM suppressions WHERE lower(address) = lower(%s)", (address,))
+        return entry
+
+    def iter_removals(self) -> Iterator[Removal]:
+        rows = self.db.execute(
+            "SELECT address, reason, source, created, removed, note FROM suppression_removals ORDER BY removed"
+        ).fetchall()
+        for row in rows:
+            yield Removal(Suppression(*row[:4]), row[4], row[5])
 
     def get_suppression(self, address: str) -> Suppression | None:
         row = self.db.execute(

@@ -131,7 +131,7 @@ class SignupLog:
                 (*row[:5], time.time(), ip, row[5]),
             )
             self.db.execute("DELETE FROM signup_requests WHERE address = ?", (row[0],))
-            SuppressionList(SQLiteSuppressionRows(self.db)).remove(str(row[0]))
+            SuppressionList(SQLiteSuppressionRows(self.db)).remove(str(row[0]), "signed up again and confirmed")
         return str(row[0])
 
     def confirmed(self) -> list[Consent]:

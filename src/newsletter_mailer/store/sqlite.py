@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager
 from dataclasses import astuple
 from pathlib import Path
 
-from ..audience.suppressions import Suppression
+from ..audience.suppressions import Removal, Suppression
 from .base import JournalRow
 from .database import SCHEMA_VERSION, connect, send_lock, transaction
 from .journal import SQLiteJournal
@@ -38,8 +38,28 @@ class SQLiteSuppressionRows:
         )
         return cursor.rowcount == 1
 
-    def remove_suppression(self, address: str) -> bool:
-        return self.db.execute("DELETE FROM suppressions WHERE address = ?", (address,)).rowcount == 1
+    def remove_suppression(self, address: str, note: str, when: float) -> Suppression | None:
+        if self.db.in_transaction:  # part of a larger change (a confirmed signup): commit with it
+            return self._remove_suppression(address, note, when)
+        with transaction(self.db):  # the record and the removal together, or neither
+            return self._remove_suppression(address, note, when)
+
+    def _remove_suppression(self, address: str, note: str, when: float) -> Suppression | None:
+        entry = self.get_suppression(address)
+        if entry is not None:
+            self.db.execute(
+                "INSERT INTO suppression_removals (address, reason, source, created, removed, note)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (entry.address, entry.reason, entry.source, entry.created, when, note),
+            )
+            self.db.execute("DELETE FROM suppressions WHERE address = ?", (address,))
+        return entry
+
+    def iter_removals(self) -> Iterator[Removal]:
+        for row in self.db.execute(
+            "SELECT address, reason, source, created, removed, note FROM suppression_removals ORDER BY removed"
+        ):
+            yield Removal(Suppression(*row[:4]), row[4], row[5])
 
     def get_suppression(self, address: str) -> Suppression | None:
         row = self.db.execute(
@@ -61,8 +81,9 @@ class SQLiteStore(SQLiteJournal, SQLitePool, SQLiteSuppressionRows):
         self.path = path
 
     @classmethod
-    def open(cls, path: Path) -> SQLiteStore:
-        return cls(connect(path), path)
+    def open(cls, path: Path, *, new: bool = False) -> SQLiteStore:
+        """The workspace file; ``new`` allows a fresh one where one is missing after sends."""
+        return cls(connect(path, new=new), path)
 
     def __enter__(self) -> SQLiteStore:
         return self

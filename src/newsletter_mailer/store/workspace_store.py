@@ -11,6 +11,7 @@ from ..audience.suppressions import SuppressionList
 from ..config import Settings
 from . import factory
 from .base import Store
+from .database import sent_issues
 
 __all__ = ["WorkspaceStore", "existing_store", "open_store"]
 
@@ -31,7 +32,8 @@ def open_store(settings: Settings) -> Iterator[WorkspaceStore]:
 @contextmanager
 def existing_store(settings: Settings) -> Iterator[WorkspaceStore | None]:
     """The store if one exists, else None: reading commands never create a SQLite file."""
-    if not settings.store.url and not settings.database_path.exists():
+    missing = not settings.store.url and not settings.database_path.exists()
+    if missing and not sent_issues(settings.state_dir):  # else opening it says the state was lost
         yield None
         return
     with open_store(settings) as store:

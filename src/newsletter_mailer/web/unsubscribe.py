@@ -9,6 +9,7 @@ from a [TEST] copy shows the same pages, changes nothing, and says so.
 from __future__ import annotations
 
 import html
+import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,8 +22,12 @@ from starlette.routing import Route
 from ..audience.links import TokenSubject, signer_for
 from ..audience.suppressions import SuppressionList
 from ..config import Settings
-from ..errors import StoreError, TokenError
+from ..errors import StateLost, StoreError, TokenError
+from ..store.database import describe_fault
 from ..store.factory import open_store
+
+BODY_LIMIT = 4096  # a one-click unsubscribe sends 26 bytes; nothing here needs more
+log = logging.getLogger("newsletter_mailer.web")
 
 PAGE = """<!doctype html>
 <html lang="{lang}">
@@ -66,6 +71,19 @@ def mask(address: str) -> str:
     return f"{shown}{'*' * max(len(local) - len(shown), 3)}@{domain}"
 
 
+async def small_body(request: Request) -> bytes | None:
+    """The request body, or None once it passes BODY_LIMIT: a declared length is refused unread."""
+    declared = request.headers.get("content-length", "")
+    if declared.strip().isdigit() and int(declared) > BODY_LIMIT:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > BODY_LIMIT:
+            return None
+    return bytes(body)
+
+
 def create_app(settings: Settings) -> Starlette:
     from .subscribe import signup_routes  # the signup pages share this app and its page style
 
@@ -95,6 +113,20 @@ def create_app(settings: Settings) -> Starlette:
             "<p>This unsubscribe link is not valid. If you copied it from an email, check that the whole "
             "link was copied, or reply to the newsletter and ask to be removed.</p>",
             400,
+        )
+
+    def not_recorded(token: str, exc: sqlite3.Error | OSError | StateLost | StoreError) -> HTMLResponse:
+        # The request must not be lost silently: the log line carries what replays it.
+        log.error(
+            "unsubscribe NOT recorded (%s); replay it with: newsletter unsubscribe --token %s",
+            exc if isinstance(exc, StateLost | StoreError) else describe_fault(exc),
+            token,
+        )
+        return page(
+            "Please try again in a few minutes",
+            "<p>We could not record your request just now. Nothing has changed yet; please use the link "
+            "again in a few minutes.</p>" + form(f"/unsubscribe/{token}", "Try again"),
+            503,
         )
 
     def form(action: str, label: str, css: str = "") -> str:
@@ -130,14 +162,19 @@ def create_app(settings: Settings) -> Starlette:
         )
 
     async def unsubscribe(request: Request) -> Response:
+        body = await small_body(request)
+        if body is None:
+            return PlainTextResponse("request body too large", status_code=413, headers={"Connection": "close"})
         subject = subject_of(request)
         if subject is None:
             return invalid()
-        body = (await request.body()).decode("utf-8", "replace")
-        source = "one-click" if "List-Unsubscribe=One-Click" in body else "web page"
+        source = "one-click" if b"List-Unsubscribe=One-Click" in body else "web page"
         if not subject.test:
-            with suppressions() as lst:
-                lst.add(subject.address, "unsubscribed", source)
+            try:
+                with suppressions() as lst:
+                    lst.add(subject.address, "unsubscribed", source)
+            except (sqlite3.Error, OSError, StateLost, StoreError) as exc:
+                return not_recorded(request.path_params["token"], exc)
         return page(
             f"You are unsubscribed from {news.name}",
             f"<p><strong>{html.escape(mask(subject.address))}</strong> will not receive {name} any more. "
@@ -161,7 +198,7 @@ def create_app(settings: Settings) -> Starlette:
                         f"<p>{who} was removed because mail to it could not be delivered or at the "
                         "organiser's request. Reply to the newsletter to be added again.</p>",
                     )
-                lst.remove(subject.address)
+                lst.remove(subject.address, "subscribed again on the web page")
         return page(
             f"You are subscribed to {news.name} again",
             f"<p><strong>{who}</strong> will receive {name} again.</p>"

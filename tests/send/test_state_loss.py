@@ -1,0 +1,83 @@
+"""A database deleted or replaced while a send runs, or missing after sends: the run stops and
+says so, its record is saved, and nothing starts again from zero by accident."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import journal_counts, make_workspace, run_send, settings_for
+from newsletter_mailer.errors import StateLost
+from newsletter_mailer.send import dispatch
+from newsletter_mailer.send.transport import Result
+from smtp_servers import SMTPTestServer
+
+
+class Meddler(dispatch.NoProgress):
+    """Does something to the database file when the fifth recipient is done."""
+
+    def __init__(self, path: Path, replace: bool) -> None:
+        self.path, self.replace, self.done = path, replace, 0
+
+    def finished_one(self, address: str, result: Result | None) -> None:
+        self.done += 1
+        if self.done != 5:
+            return
+        if self.replace:
+            other = self.path.with_name("other.db")
+            sqlite3.connect(other).close()
+            os.replace(other, self.path)
+        else:
+            self.path.unlink()
+
+
+@pytest.mark.parametrize("replace", [False, True])
+def test_a_database_deleted_or_replaced_mid_send_stops_the_run_and_keeps_its_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, replace: bool
+) -> None:
+    monkeypatch.setattr(dispatch, "DATABASE_CHECK_SECONDS", 0.0)
+    with SMTPTestServer() as server:
+        root = make_workspace(tmp_path / "ws", server.port, 40, smtp_extra="concurrency = 1")
+        settings = settings_for(root)
+        with (
+            pytest.raises(StateLost, match="replaced" if replace else "deleted") as stopped,
+            dispatch.open_campaign(root / "issue.md", settings) as campaign,
+        ):
+            campaign.run(Meddler(settings.database_path, replace))
+        sent = len(server.handler.messages)
+        assert 5 <= sent < 40
+        saved = [p for p in settings.state_dir.iterdir() if p.name.startswith("newsletter.db.saved-")]
+        if replace:
+            assert len(saved) == 1 and str(saved[0]) in str(stopped.value)
+            os.replace(saved[0], settings.database_path)
+        else:
+            assert saved == [] and "back where it was" in str(stopped.value)
+        assert journal_counts(root)["sent"] == sent
+        _, summary = run_send(root)
+    assert summary.sent == 40 - sent
+    assert set(server.handler.copies().values()) == {1}
+
+
+def test_a_missing_database_after_sends_is_an_error_unless_a_new_one_is_asked_for(tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "newsletter_mailer", *args], cwd=root, capture_output=True, text=True, timeout=60
+        )
+
+    with SMTPTestServer() as server:
+        root = make_workspace(tmp_path / "ws", server.port, 3)
+        run_send(root)
+        settings_for(root).database_path.unlink()
+        for args in (("send", "issue.md", "--yes"), ("unsubscribe", "a@example.org"), ("status", "issue.md")):
+            refused = run(*args)
+            assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+            assert "newsletter.db is missing, but this workspace has sent issue" in refused.stderr
+        assert len(server.handler.messages) == 3
+        again = run("send", "issue.md", "--yes", "--new-database")
+        assert again.returncode == 0, again.stderr
+    assert len(server.handler.messages) == 6
