@@ -135,3 +135,85 @@ def test_a_ten_kilobyte_name_is_folded_and_delivered(tmp_path: Path) -> None:
         assert raw_header(received.data, "To") == f"{expected} <{received.rcpt_tos[0]}>"
         assert message["To"].addresses[0].addr_spec == received.rcpt_tos[0]
         assert str(message["Subject"]) == f"Hello {expected}"
+
+
+# 2. A stray quote cannot swallow the list.
+
+
+def numbered_rows(count: int) -> list[str]:
+    return [f"u{i}@example.org,Member {i},Town {i}" for i in range(count)]
+
+
+def test_an_unclosed_quote_refuses_the_list_before_anything_is_sent(tmp_path: Path) -> None:
+    rows = numbered_rows(1000)
+    rows[10] = 'u10@example.org,Dan,"Paris'  # line 12, with the header on line 1
+    with SMTPTestServer() as server:
+        root = make_workspace(tmp_path / "ws", server.port, 0)
+        write_list(root, "email,name,city\n" + "\n".join(rows) + "\n")
+        sent = cli(root, "send", "issue.md", "--yes")
+        checked = cli(root, "subscribers", "check")
+        dry = cli(root, "send", "issue.md", "--dry-run")
+    assert server.handler.messages == []
+    for result in (sent, checked, dry):
+        assert result.exit_code == 2, result.output
+        assert "subscribers.csv:12: unclosed quote" in result.output
+        assert "Traceback" not in result.output
+    assert "to send now" not in sent.output
+
+
+def test_a_quoted_field_over_two_lines_still_works(tmp_path: Path) -> None:
+    with SMTPTestServer() as server:
+        root = make_workspace(tmp_path / "ws", server.port, 0)
+        (root / "issue.md").write_text("---\nsubject: News\n---\nWe post to {{ subscriber.address }}.\n")
+        write_list(
+            root,
+            'email,name,address\nann@example.org,Ann,"12 Mill Lane\nRiverton, RV1 2AB"\nbob@example.org,Bob,"1 Main St"\n',
+        )
+        result = cli(root, "send", "issue.md", "--yes")
+        assert result.exit_code == 0, result.output
+    assert sorted(m.rcpt_tos[0] for m in server.handler.messages) == ["ann@example.org", "bob@example.org"]
+    ann = parse(next(m for m in server.handler.messages if m.rcpt_tos == ("ann@example.org",)))
+    text = ann.get_body(("plain",))
+    assert text is not None and "We post to 12 Mill Lane Riverton, RV1 2AB." in text.get_content()
+
+
+# 3. Addresses that differ only in case are one subscriber everywhere.
+
+
+def test_case_variants_are_one_subscriber_in_send_journal_suppression_and_status(tmp_path: Path) -> None:
+    with SMTPTestServer() as server:
+        root = make_workspace(tmp_path / "ws", server.port, 0)
+        write_list(root, "email,name\nMaria@Example.NET,Maria\nmaria@example.net,M\nMARIA@EXAMPLE.NET,MM\n")
+        result = cli(root, "send", "issue.md", "--yes")
+        assert result.exit_code == 0, result.output
+        assert "subscribers.csv:3: maria@example.net is a duplicate of line 2" in result.output
+        assert "subscribers.csv:4: MARIA@example.net is a duplicate of line 2" in result.output
+        assert len(server.handler.messages) == 1
+        assert server.handler.messages[0].rcpt_tos == ("Maria@example.net",)
+        assert parse(server.handler.messages[0])["To"] == "Maria <Maria@example.net>"
+        write_list(root, "email,name\nmaria@EXAMPLE.net,Maria\n")
+        again = cli(root, "send", "issue.md", "--yes")
+        assert "nothing to send" in again.output and len(server.handler.messages) == 1
+        assert "sent 1, pending 0" in cli(root, "status", "issue.md").output
+        assert cli(root, "unsubscribe", "MARIA@example.net").exit_code == 0
+        (root / "issue2.md").write_text((root / "issue.md").read_text())
+        other = cli(root, "send", "issue2.md", "--yes")
+        assert "nothing to send" in other.output and len(server.handler.messages) == 1
+        checked = cli(root, "subscribers", "check")
+        assert "0 would be mailed, 1 are unsubscribed" in checked.output
+
+
+# 8. A byte that is not UTF-8 is reported on its own line.
+
+
+def test_a_bad_byte_is_reported_on_its_line(tmp_path: Path) -> None:
+    root = make_workspace(tmp_path / "ws", 1, 0)
+    rows = [row.encode() for row in numbered_rows(6000)]
+    rows[5000] = b"u5000@example.org,Ren\xe9,Town"  # line 5002
+    (root / "subscribers.csv").write_bytes(b"email,name,city\n" + b"\n".join(rows) + b"\n")
+    result = cli(root, "subscribers", "check")
+    assert result.exit_code == 2
+    assert "subscribers.csv:5002: not UTF-8 text" in result.output and "Traceback" not in result.output
+    (root / "subscribers.csv").write_bytes("email,name\na@example.org,A\n".encode("utf-16"))
+    result = cli(root, "subscribers", "check")
+    assert result.exit_code == 2 and "subscribers.csv:1: the list is UTF-16 text" in result.output

@@ -18,7 +18,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
     id           INTEGER PRIMARY KEY,
     issue        TEXT    NOT NULL,
-    address      TEXT    NOT NULL,
+    address      TEXT    NOT NULL COLLATE NOCASE,
     name         TEXT    NOT NULL DEFAULT '',
     fields       TEXT    NOT NULL DEFAULT '',
     line         INTEGER NOT NULL DEFAULT 0,
@@ -53,7 +53,26 @@ def connect(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA busy_timeout=30000")
     db.executescript(SCHEMA)
+    _addresses_ignore_case(db)
     return db
+
+
+def _addresses_ignore_case(db: sqlite3.Connection) -> None:
+    """A database made before addresses ignored case gets the NOCASE column: the table is rebuilt
+    once, keeping one row per address and issue (a sent row before any other)."""
+    row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'deliveries'").fetchone()
+    if "COLLATE NOCASE" in row[0]:
+        return
+    with transaction(db):
+        db.execute("DROP INDEX IF EXISTS deliveries_by_state")
+        db.execute("ALTER TABLE deliveries RENAME TO deliveries_before_nocase")
+        for statement in SCHEMA.split(";"):
+            if "deliveries" in statement:  # executescript would commit the transaction first
+                db.execute(statement)
+        db.execute(
+            "INSERT OR IGNORE INTO deliveries SELECT * FROM deliveries_before_nocase ORDER BY state = 'sent' DESC, id"
+        )
+        db.execute("DROP TABLE deliveries_before_nocase")
 
 
 @contextmanager
