@@ -167,7 +167,8 @@ def test_a_quoted_field_over_two_lines_still_works(tmp_path: Path) -> None:
         (root / "issue.md").write_text("---\nsubject: News\n---\nWe post to {{ subscriber.address }}.\n")
         write_list(
             root,
-            'email,name,address\nann@example.org,Ann,"12 Mill Lane\nRiverton, RV1 2AB"\nbob@example.org,Bob,"1 Main St"\n',
+            'email,name,address\nann@example.org,Ann,"12 Mill Lane\nRiverton, RV1 2AB"\n'
+            'bob@example.org,Bob,"1 Main St"\n',
         )
         result = cli(root, "send", "issue.md", "--yes")
         assert result.exit_code == 0, result.output
