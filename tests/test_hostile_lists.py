@@ -150,15 +150,17 @@ def test_an_unclosed_quote_refuses_the_list_before_anything_is_sent(tmp_path: Pa
     with SMTPTestServer() as server:
         root = make_workspace(tmp_path / "ws", server.port, 0)
         write_list(root, "email,name,city\n" + "\n".join(rows) + "\n")
-        sent = cli(root, "send", "issue.md", "--yes")
+        sent = cli(root, "send", "issue.md", "--yes")  # the pre-send check refuses it
+        forced = cli(root, "send", "issue.md", "--yes", "--force")  # and so does reading the list
         checked = cli(root, "subscribers", "check")
-        dry = cli(root, "send", "issue.md", "--dry-run")
+        dry = cli(root, "send", "issue.md", "--dry-run", "--force")
     assert server.handler.messages == []
-    for result in (sent, checked, dry):
+    assert sent.exit_code == 1 and "subscribers.csv:12: error: unclosed quote" in sent.output
+    for result in (forced, checked, dry):
         assert result.exit_code == 2, result.output
-        assert "subscribers.csv:12: unclosed quote" in result.output
-        assert "Traceback" not in result.output
-    assert "to send now" not in sent.output
+        assert "subscribers.csv:12: error: unclosed quote" in result.output
+    for result in (sent, forced, checked, dry):
+        assert "Traceback" not in result.output and "to send now" not in result.output
 
 
 def test_a_quoted_field_over_two_lines_still_works(tmp_path: Path) -> None:
@@ -214,7 +216,71 @@ def test_a_bad_byte_is_reported_on_its_line(tmp_path: Path) -> None:
     (root / "subscribers.csv").write_bytes(b"email,name,city\n" + b"\n".join(rows) + b"\n")
     result = cli(root, "subscribers", "check")
     assert result.exit_code == 2
-    assert "subscribers.csv:5002: not UTF-8 text" in result.output and "Traceback" not in result.output
+    assert (
+        "subscribers.csv:5002: error: not UTF-8 text (invalid continuation byte at byte 22 of the line)"
+        in result.output
+        and "Traceback" not in result.output
+    )
     (root / "subscribers.csv").write_bytes("email,name\na@example.org,A\n".encode("utf-16"))
     result = cli(root, "subscribers", "check")
-    assert result.exit_code == 2 and "subscribers.csv:1: the list is UTF-16 text" in result.output
+    assert result.exit_code == 2 and "subscribers.csv:1: error: the list is UTF-16 text" in result.output
+
+
+# 5. An expression that fails for one row stops the send before it starts, or fails only that row.
+
+
+def test_a_row_that_cannot_be_filled_is_found_before_sending_and_fails_alone(tmp_path: Path) -> None:
+    rows = numbered_rows(200)
+    rows[197] = "u197@example.org,,Town"  # line 199
+    with SMTPTestServer() as server:
+        root = make_workspace(tmp_path / "ws", server.port, 0)
+        (root / "issue.md").write_text("---\nsubject: News\n---\nHello {{ subscriber.name.split()[0] }},\n\nNews.\n")
+        write_list(root, "email,name,city\n" + "\n".join(rows) + "\n")
+        checked = cli(root, "check", "issue.md")
+        assert checked.exit_code == 1
+        assert (
+            "subscribers.csv:199: error: issue.md:4: merge field {{ subscriber.name.split()[0] }} "
+            "cannot be filled: this row has no value for 'name'"
+        ) in checked.output
+        refused = cli(root, "send", "issue.md", "--yes")
+        assert refused.exit_code == 1 and "pre-send check found errors" in refused.output
+        assert server.handler.messages == []
+        forced = cli(root, "send", "issue.md", "--yes", "--force")
+        assert forced.exit_code == 1 and "sent 199, failed 1" in forced.output, forced.output
+        again = cli(root, "send", "issue.md", "--yes", "--force")
+        assert again.exit_code == 1 and "nothing to send" in again.output
+        status = cli(root, "status", "issue.md")
+    assert len(server.handler.messages) == 199
+    assert "u197@example.org" not in {m.rcpt_tos[0] for m in server.handler.messages}
+    assert "failed u197@example.org after 1 attempt(s): the message cannot be filled in:" in status.output
+    for result in (checked, refused, forced, again, status):
+        assert "Traceback" not in result.output
+
+
+# 4. A merge field that is no column of the list is an error naming file, line and columns.
+
+
+def test_a_mistyped_merge_field_is_an_error_naming_the_columns(tmp_path: Path) -> None:
+    with SMTPTestServer() as server:
+        root = make_workspace(tmp_path / "ws", server.port, 0)
+        (root / "issue.md").write_text(
+            "---\nsubject: News\n---\nHello {{ subscriber.nmae }},\n\n"
+            'Dear {{ subscriber.frist_name | default("friend") }} in {{ subscriber["city"] }}.\n'
+        )
+        write_list(root, "email,name,city\nann@example.org,Ann,Riverton\n")
+        checked = cli(root, "check", "issue.md")
+        sent = cli(root, "send", "issue.md", "--yes")
+        (root / "subscribers.csv").unlink()
+        without = cli(root, "check", "issue.md")
+    assert server.handler.messages == []
+    columns = "its columns: email, name, city"
+    for result in (checked, sent):
+        assert result.exit_code == 1
+        assert "issue.md:4: error: merge field {{ subscriber.nmae }}: 'nmae' is no column of" in result.output
+        assert "subscribers.csv; " + columns in result.output
+        assert "issue.md:6: error: merge field {{ subscriber.frist_name | default(\"friend\") }}: 'frist_name'" in (
+            result.output
+        )
+        assert "'city' is no column" not in result.output
+    assert without.exit_code == 0
+    assert "issue.md: warning: could not check the merge fields: there is no subscriber list at" in without.output

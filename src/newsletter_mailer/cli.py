@@ -35,7 +35,11 @@ def friendly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except NewsletterError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}")
+            if isinstance(exc, UserInputError) and exc.file:  # file:line: error: message, as check says
+                where = f"{exc.file}:{exc.line}" if exc.line else exc.file
+                err.print(f"{escape(where)}: [bold red]error:[/] {escape(exc.message)}")
+            else:
+                err.print(f"[bold red]error:[/] {escape(str(exc))}")
             sys.exit(EXIT_USER_ERROR if isinstance(exc, UserInputError) else EXIT_FINDINGS)
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -124,13 +128,18 @@ def render(ctx: click.Context, issue: Path, out_dir: Path) -> None:
 
 @main.command()
 @click.argument("issue", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--subscribers",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Check merge fields against this CSV (default: [newsletter] subscribers).",
+)
 @click.pass_context
 @friendly
-def check(ctx: click.Context, issue: Path) -> None:
+def check(ctx: click.Context, issue: Path, subscribers: Path | None) -> None:
     """List every problem in ISSUE as file:line: level: message; exit 1 on any error."""
     from .compose.check import check_issue, has_errors
 
-    findings = check_issue(issue, settings_from(ctx))
+    findings = check_issue(issue, settings_from(ctx), subscribers)
     print_findings(findings, out)
     errors = sum(f.level == "error" for f in findings)
     warnings = len(findings) - errors
@@ -281,7 +290,7 @@ def send(
         settings = replace(settings, smtp=smtp)
     if to and not test:
         raise click.UsageError("--to goes with --test")
-    findings = run_check(issue, settings)
+    findings = run_check(issue, settings, subscribers)
     print_findings(findings, err)
     if has_errors(findings):
         if not force:

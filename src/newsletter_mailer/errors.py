@@ -4,6 +4,7 @@
     ├── UserInputError            a file the user wrote is wrong; carries file and line
     │   ├── ConfigError           newsletter.toml or a NEWSLETTER_* variable
     │   ├── IssueError            the issue file (front matter or body)
+    │   │   └── MergeFieldError       a merge field cannot be filled (for one recipient, or any)
     │   └── SubscriberListError   the subscriber CSV as a whole (no email column, unreadable)
     ├── CheckFailed               `check` found errors and a send was refused
     ├── SendError                 a dispatch cannot go on
@@ -47,6 +48,11 @@ class ConfigError(UserInputError):
 
 class IssueError(UserInputError):
     """Raised when an issue file cannot be read: bad YAML, unknown key, missing subject."""
+
+
+class MergeFieldError(IssueError):
+    """Raised when a merge expression fails as it is filled in: ``{{ 1/0 }}``, a sandboxed
+    attribute, ``{{ subscriber.name.split()[0] }}`` for a row without a name. Names the issue line."""
 
 
 class SubscriberListError(UserInputError):

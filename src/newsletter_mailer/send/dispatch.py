@@ -29,7 +29,7 @@ from ..compose.envelope import MessageTemplate
 from ..compose.issue import read_issue
 from ..compose.render import RenderedIssue, render_issue
 from ..config import Settings, SMTPSettings
-from ..errors import ConfigError, SendPaused, SMTPStartError
+from ..errors import ConfigError, MergeFieldError, SendPaused, SMTPStartError
 from ..store.database import connect, send_lock
 from ..store.journal import Delivery, SQLiteJournal
 from .outbox import LocalOutbox
@@ -219,7 +219,15 @@ class Campaign:
                         progress.finished_one(job.address, None)
                         continue
                     first_try.setdefault(job.id, time.monotonic())
-                    envelope = template.envelope(job.subscriber())
+                    try:
+                        envelope = template.envelope(job.subscriber())
+                    except MergeFieldError as exc:  # a row the pre-send check did not pass (--force)
+                        reply = f"the message cannot be filled in: {exc}"
+                        journal.mark_failed(job, reply)
+                        summary.failed += 1
+                        summary.failures.append((job.address, reply))
+                        progress.finished_one(job.address, Result(Kind.PERMANENT, 0, reply))
+                        continue
                     try:
                         result = await connection.send(envelope)
                     except SMTPStartError as exc:  # the login was refused: nothing was handed over
@@ -320,7 +328,11 @@ def dry_run(issue_path: Path, settings: Settings, subscribers: Path | None = Non
             if journal.state_of(rendered.issue.key, subscriber.email) == "sent":
                 already += 1
                 continue
-            octets += len(template.envelope(subscriber).data)
+            try:
+                octets += len(template.envelope(subscriber).data)
+            except MergeFieldError as exc:  # reported as a skipped row; a send marks it failed
+                report.add_problem(subscriber.line, str(exc))
+                continue
             built += 1
     finally:
         db.close()
