@@ -159,9 +159,15 @@ def preview(ctx: click.Context, issue: Path, host: str, port: int) -> None:
 
     from .web.preview import create_app
 
+    _check_port(port)
     settings_from(ctx)
     out.print(f"preview of {issue} at http://{host}:{port}/ (Ctrl+C to stop)")
     uvicorn.run(create_app(issue, ctx.obj.get("config")), host=host, port=port, log_level="warning")
+
+
+def _check_port(port: int) -> None:
+    if not 1 <= port <= 65535:
+        raise UserInputError(f"--port must be between 1 and 65535, not {port}")
 
 
 class RichProgress:
@@ -394,6 +400,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 
     from .web.unsubscribe import create_app
 
+    _check_port(port)
     settings = settings_from(ctx)
     out.print(
         f"unsubscribe endpoint for {settings.newsletter.name} on http://{host}:{port}/ "
@@ -540,8 +547,13 @@ def dkim() -> None:
 def dkim_keygen(ctx: click.Context, selector: str, domain: str | None, out_path: Path | None, bits: str) -> None:
     """Write a DKIM key pair and print the DNS TXT record to publish."""
     from .compose.dkim import generate_key, write_key
+    from .config import valid_selector
     from .errors import UserInputError
 
+    if not valid_selector(selector):
+        raise UserInputError(
+            f"--selector must be a DNS label (letters, digits and hyphens, dots between labels), not {selector!r}"
+        )
     settings = settings_from(ctx)
     domain = domain or settings.newsletter.from_domain
     path = out_path or settings.state_dir / f"dkim-{selector}.pem"

@@ -54,4 +54,4 @@ def test_unsubscribe_and_subscribers_check_commands(tmp_path: Path) -> None:
     assert "subscribers.csv:4: 'bad' is not a valid address" in check.stdout
     assert "2 valid addresses: 1 would be mailed, 1 are unsubscribed or bounced" in check.stdout
     missing = run("subscribers", "check", "nothere.csv")
-    assert missing.returncode == 2 and "nothere.csv: subscriber list not found" in missing.stderr
+    assert missing.returncode == 2 and "nothere.csv: error: subscriber list not found" in missing.stderr

@@ -141,7 +141,8 @@ def _bad_byte(path: Path) -> tuple[int, str]:
     return 1, "not UTF-8"
 
 
-def _not_utf8(path: Path) -> SubscriberListError:
+def not_utf8_error(path: Path) -> SubscriberListError:
+    """The error for a CSV that is not UTF-8, at the line of its first bad byte."""
     with path.open("rb") as handle:
         if handle.read(2) in (b"\xff\xfe", b"\xfe\xff"):
             return SubscriberListError(
@@ -198,7 +199,7 @@ def read_subscribers(path: Path, report: ListReport | None = None) -> Iterator[S
         except csv.Error as exc:
             raise SubscriberListError(f"cannot read CSV: {exc}", file=path, line=reader.line_num) from None
         except UnicodeDecodeError:
-            raise _not_utf8(path) from None
+            raise not_utf8_error(path) from None
         finally:
             seen.close()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..audience.links import signer_for
 from ..config import Settings
+from ..errors import UserInputError
 from .envelope import MessageTemplate, fill_preview, preview_subscriber
 from .render import RenderedIssue
 
@@ -21,6 +22,15 @@ class RenderedFiles:
 
 
 def write_files(rendered: RenderedIssue, settings: Settings, out_dir: Path) -> RenderedFiles:
+    try:
+        return _write_files(rendered, settings, out_dir)
+    except OSError as exc:
+        raise UserInputError(
+            f"cannot write the rendered files there: {exc.strerror}", file=exc.filename or out_dir
+        ) from None
+
+
+def _write_files(rendered: RenderedIssue, settings: Settings, out_dir: Path) -> RenderedFiles:
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = rendered.issue.key
     signer = signer_for(settings)

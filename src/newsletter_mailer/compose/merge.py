@@ -76,9 +76,11 @@ class MergeFields:
         if source in self.sources:
             return self.sources.index(source)
         compiled = self._env.compile_expression(source, undefined_to_none=False)
+        tree = self._env.parse(f"{{{{ {source} }}}}")
+        _refuse_private(tree, source, origin)
         self.sources.append(source)
         self.origins.append(origin)
-        self.columns.append(_columns_named(self._env.parse(f"{{{{ {source} }}}}")))
+        self.columns.append(_columns_named(tree))
         self._compiled.append(_fast_path(source) or compiled)
         return len(self.sources) - 1
 
@@ -145,6 +147,18 @@ class MergeFields:
 
 
 _DICT_METHODS = frozenset({"get", "items", "keys", "values"})
+
+
+def _refuse_private(tree: nodes.Template, source: str, origin: tuple[str, int]) -> None:
+    """``''.__class__`` and the like: the sandbox would quietly make them empty; say so instead."""
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        name = node.attr if isinstance(node, nodes.Getattr) else getattr(getattr(node, "arg", None), "value", None)
+        if isinstance(name, str) and name.startswith("_"):
+            raise IssueError(
+                f"merge field {{{{ {source} }}}} is not allowed: {name!r} is not open to merge fields",
+                file=origin[0],
+                line=origin[1],
+            )
 
 
 def _is_subscriber(node: nodes.Node) -> bool:
