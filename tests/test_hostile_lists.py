@@ -284,3 +284,35 @@ def test_a_mistyped_merge_field_is_an_error_naming_the_columns(tmp_path: Path) -
         assert "'city' is no column" not in result.output
     assert without.exit_code == 0
     assert "issue.md: warning: could not check the merge fields: there is no subscriber list at" in without.output
+
+
+# Also: --as ADDRESS shows exactly the message that address would get.
+
+
+def test_dry_run_and_render_as_an_address_fill_in_its_row(tmp_path: Path) -> None:
+    with SMTPTestServer() as server:
+        root = make_workspace(tmp_path / "ws", server.port, 0)
+        add_dkim(root)
+        (root / "issue.md").write_text(
+            "---\nsubject: News for {{ subscriber.name }}\n---\nHello {{ subscriber.name }} in {{ subscriber.city }}.\n"
+        )
+        write_list(root, "email,name,city\nann@example.org,Ann,Riverton\nbob@example.org,Bob,Millbrook\n")
+        shown = cli(root, "send", "issue.md", "--dry-run", "--as", "BOB@example.org")
+        assert shown.exit_code == 0, shown.output
+        assert server.handler.messages == []
+        rendered = cli(root, "render", "issue.md", "--as", "ann@example.org")
+        missing = cli(root, "send", "issue.md", "--dry-run", "--as", "carol@example.org")
+        alone = cli(root, "send", "issue.md", "--as", "ann@example.org", "--yes")
+    data = shown.stdout_bytes
+    assert dkimpy.verify(data, dnsfunc=dns)
+    message = email.message_from_bytes(data, policy=policy.default)
+    assert message["To"] == "Bob <bob@example.org>" and message["Subject"] == "News for Bob"
+    text = message.get_body(("plain",))
+    assert text is not None and "Hello Bob in Millbrook." in text.get_content()
+    assert rendered.exit_code == 0, rendered.output
+    eml = email.message_from_bytes((root / "build" / "issue.eml").read_bytes(), policy=policy.default)
+    assert eml["To"] == "Ann <ann@example.org>"
+    assert "Hello Ann in Riverton." in (root / "build" / "issue.txt").read_text()
+    assert missing.exit_code == 2 and "subscribers.csv: error: carol@example.org is not in the list" in missing.output
+    assert alone.exit_code == 2 and "--as goes with --dry-run" in alone.output
+    assert server.handler.messages == []

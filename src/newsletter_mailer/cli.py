@@ -107,16 +107,22 @@ def init(directory: Path) -> None:
     show_default=True,
     help="Where to write .html, .txt and .eml.",
 )
+@click.option("--as", "as_address", metavar="ADDRESS", help="Fill in the row of ADDRESS in the subscriber list.")
+@click.option("--subscribers", type=click.Path(path_type=Path, dir_okay=False), help="The list for --as.")
 @click.pass_context
 @friendly
-def render(ctx: click.Context, issue: Path, out_dir: Path) -> None:
+def render(ctx: click.Context, issue: Path, out_dir: Path, as_address: str | None, subscribers: Path | None) -> None:
     """Render ISSUE to HTML, plain text and a complete .eml message."""
+    from .audience.subscribers import find_subscriber
     from .compose.artifacts import write_files
     from .compose.issue import read_issue
     from .compose.render import render_issue
 
     settings = settings_from(ctx)
-    files = write_files(render_issue(read_issue(issue), settings), settings, out_dir)
+    row = None
+    if as_address:
+        row = find_subscriber(subscribers or settings.path(settings.newsletter.subscribers), as_address)
+    files = write_files(render_issue(read_issue(issue), settings), settings, out_dir, row)
     for path in (files.html, files.text, files.eml):
         out.print(f"wrote {path}")
     size = f"HTML size: {files.html_bytes / 1024:.1f} KB"
@@ -261,6 +267,7 @@ def _print_preflight(p: Any) -> None:
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Build every message, send nothing.")
+@click.option("--as", "as_address", metavar="ADDRESS", help="With --dry-run: print the message ADDRESS would get.")
 @click.option("--retry-failed", is_flag=True, help="Try the recipients that failed before again.")
 @click.option("--concurrency", type=click.IntRange(1, 200), help="Parallel SMTP connections.")
 @click.option("--rate", type=click.FloatRange(0), help="Messages per second (0: no limit).")
@@ -279,6 +286,7 @@ def send(
     concurrency: int | None,
     rate: float | None,
     force: bool,
+    as_address: str | None,
 ) -> None:
     """Send ISSUE: a test with --test, otherwise to every subscriber, resumably."""
     from dataclasses import replace
@@ -296,6 +304,11 @@ def send(
         settings = replace(settings, smtp=smtp)
     if to and not test:
         raise click.UsageError("--to goes with --test")
+    if as_address:
+        if not dry_run:
+            raise click.UsageError("--as goes with --dry-run")
+        click.echo(dispatch.message_as(issue, settings, as_address, subscribers), nl=False)
+        return
     findings = run_check(issue, settings, subscribers)
     print_findings(findings, err)
     if has_errors(findings):

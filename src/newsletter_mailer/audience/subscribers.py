@@ -254,3 +254,15 @@ def _subscriber(row: list[str], header: _Header, line: int, report: ListReport, 
     name = clean_value(row[header.name]) if 0 <= header.name < len(row) else ""
     report.valid += 1
     return Subscriber(email=address, name=name, fields=extra, line=line)
+
+
+def find_subscriber(path: Path, address: str) -> Subscriber:
+    """The row of ``address`` (case ignored, as everywhere), for showing the message it would get."""
+    try:
+        wanted = address_key(normalise_address(address))
+    except EmailNotValidError as exc:
+        raise SubscriberListError(f"{address!r} is not a valid address: {exc}", file=path) from None
+    for subscriber in read_subscribers(path):
+        if address_key(subscriber.email) == wanted:
+            return subscriber
+    raise SubscriberListError(f"{address} is not in the list (or only on a skipped row)", file=path)

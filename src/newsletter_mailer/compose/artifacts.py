@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..audience.links import signer_for
+from ..audience.subscribers import Subscriber
 from ..config import Settings
 from ..errors import UserInputError
 from .envelope import MessageTemplate, fill_preview, preview_subscriber
@@ -21,20 +22,22 @@ class RenderedFiles:
     html_bytes: int
 
 
-def write_files(rendered: RenderedIssue, settings: Settings, out_dir: Path) -> RenderedFiles:
+def write_files(
+    rendered: RenderedIssue, settings: Settings, out_dir: Path, subscriber: Subscriber | None = None
+) -> RenderedFiles:
+    """The files for ``subscriber`` (from the list, with ``--as``), or for the preview recipient."""
     try:
-        return _write_files(rendered, settings, out_dir)
+        return _write_files(rendered, settings, out_dir, subscriber or preview_subscriber(settings))
     except OSError as exc:
         raise UserInputError(
             f"cannot write the rendered files there: {exc.strerror}", file=exc.filename or out_dir
         ) from None
 
 
-def _write_files(rendered: RenderedIssue, settings: Settings, out_dir: Path) -> RenderedFiles:
+def _write_files(rendered: RenderedIssue, settings: Settings, out_dir: Path, subscriber: Subscriber) -> RenderedFiles:
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = rendered.issue.key
     signer = signer_for(settings)
-    subscriber = preview_subscriber(settings)
     html, text = fill_preview(rendered, settings, signer, subscriber)
     paths = RenderedFiles(
         out_dir / f"{stem}.html", out_dir / f"{stem}.txt", out_dir / f"{stem}.eml", len(html.encode("utf-8"))
