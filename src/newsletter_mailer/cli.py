@@ -307,7 +307,9 @@ def send(
     if as_address:
         if not dry_run:
             raise click.UsageError("--as goes with --dry-run")
-        click.echo(dispatch.message_as(issue, settings, as_address, subscribers), nl=False)
+        from .compose.artifacts import message_as
+
+        click.echo(message_as(issue, settings, as_address, subscribers), nl=False)
         return
     findings = run_check(issue, settings, subscribers)
     print_findings(findings, err)

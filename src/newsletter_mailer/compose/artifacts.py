@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..audience.links import signer_for
-from ..audience.subscribers import Subscriber
+from ..audience.subscribers import Subscriber, find_subscriber
 from ..config import Settings
 from ..errors import UserInputError
+from .dkim import dkim_signer
 from .envelope import MessageTemplate, fill_preview, preview_subscriber
-from .render import RenderedIssue
+from .issue import read_issue
+from .render import RenderedIssue, render_issue
 
 
 @dataclass(frozen=True)
@@ -47,3 +49,11 @@ def _write_files(rendered: RenderedIssue, settings: Settings, out_dir: Path, sub
     envelope = MessageTemplate(rendered, settings, signer).envelope(subscriber)
     paths.eml.write_bytes(envelope.data)
     return paths
+
+
+def message_as(issue_path: Path, settings: Settings, address: str, subscribers: Path | None = None) -> bytes:
+    """Exactly the message ``address`` would get in a send (its row filled in, signed), sent nowhere."""
+    subscriber = find_subscriber(subscribers or settings.path(settings.newsletter.subscribers), address)
+    rendered = render_issue(read_issue(issue_path), settings)
+    template = MessageTemplate(rendered, settings, signer_for(settings), dkim=dkim_signer(settings))
+    return template.envelope(subscriber).data

@@ -22,7 +22,7 @@ from typing import Protocol
 from email_validator import EmailNotValidError
 
 from ..audience.links import signer_for
-from ..audience.subscribers import ListReport, Subscriber, find_subscriber, normalise_address, read_subscribers
+from ..audience.subscribers import ListReport, Subscriber, normalise_address, read_subscribers
 from ..audience.suppressions import SuppressionList
 from ..compose.dkim import dkim_signer
 from ..compose.envelope import MessageTemplate
@@ -337,15 +337,6 @@ def dry_run(issue_path: Path, settings: Settings, subscribers: Path | None = Non
     finally:
         db.close()
     return DryRun(built, octets, report.invalid, report.duplicates, suppressed, already, tuple(report.problems))
-
-
-def message_as(issue_path: Path, settings: Settings, address: str, subscribers: Path | None = None) -> bytes:
-    """Exactly the message ``address`` would get in a send (its row filled in, signed), sent nowhere."""
-    subscribers = subscribers or settings.path(settings.newsletter.subscribers)
-    subscriber = find_subscriber(subscribers, address)
-    rendered = render_issue(read_issue(issue_path), settings)
-    template = MessageTemplate(rendered, settings, signer_for(settings), dkim=dkim_signer(settings))
-    return template.envelope(subscriber).data
 
 
 @dataclass(frozen=True)
