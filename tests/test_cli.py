@@ -114,7 +114,7 @@ def test_user_errors_print_one_line_and_no_traceback(tmp_path: Path) -> None:
         assert "Traceback" not in result.stderr
         assert result.stderr.startswith("error:") or "error:" in result.stderr
     result = run("render", "issue.md", cwd=tmp_path)
-    assert "issue.md:3: unknown key 'author'" in result.stderr
+    assert "issue.md:3: error: unknown key 'author'" in result.stderr
 
 
 def test_missing_settings_are_said_once(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from rich.markup import escape
 
 from .compose.render import SIZE_WARNING_BYTES
 from .config import Settings, load_settings
-from .errors import NewsletterError, SendInterrupted, UserInputError
+from .errors import IssueProblems, NewsletterError, SendInterrupted, UserInputError
 
 if TYPE_CHECKING:  # the sending machinery is imported when a command needs it: --help stays quick
     from .compose.check import Finding
@@ -44,8 +44,13 @@ def friendly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except NewsletterError as exc:
-            for line in str(exc).splitlines():  # several problems: one line each
-                err.print(f"[bold red]error:[/] {escape(line)}")
+            problems = exc.errors if isinstance(exc, IssueProblems) else (exc,)
+            for problem in problems:  # several problems: one line each, file:line: error: message
+                if isinstance(problem, UserInputError) and problem.file:
+                    where = f"{problem.file}:{problem.line}" if problem.line else problem.file
+                    err.print(f"{escape(where)}: [bold red]error:[/] {escape(problem.message)}")
+                else:
+                    err.print(f"[bold red]error:[/] {escape(str(problem))}")
             sys.exit(EXIT_USER_ERROR if isinstance(exc, UserInputError) else EXIT_FINDINGS)
         except (sqlite3.Error, OSError) as exc:  # the machine, not the user or a bug: one line
             from .store.database import describe_fault
@@ -145,16 +150,22 @@ def ask(question: str, default: str) -> str:
     show_default=True,
     help="Where to write .html, .txt and .eml.",
 )
+@click.option("--as", "as_address", metavar="ADDRESS", help="Fill in the row of ADDRESS in the subscriber list.")
+@click.option("--subscribers", type=click.Path(path_type=Path, dir_okay=False), help="The list for --as.")
 @click.pass_context
 @friendly
-def render(ctx: click.Context, issue: Path, out_dir: Path) -> None:
+def render(ctx: click.Context, issue: Path, out_dir: Path, as_address: str | None, subscribers: Path | None) -> None:
     """Render ISSUE to HTML, plain text and a complete .eml message."""
+    from .audience.subscribers import find_subscriber
     from .compose.artifacts import write_files
     from .compose.issue import read_issue
     from .compose.render import render_issue
 
     settings = settings_from(ctx)
-    files = write_files(render_issue(read_issue(issue), settings), settings, out_dir)
+    row = None
+    if as_address:
+        row = find_subscriber(subscribers or settings.path(settings.newsletter.subscribers), as_address)
+    files = write_files(render_issue(read_issue(issue), settings), settings, out_dir, row)
     for path in (files.html, files.text, files.eml):
         out.print(f"wrote {path}")
     size = f"HTML size: {files.html_bytes / 1024:.1f} KB"
@@ -166,13 +177,18 @@ def render(ctx: click.Context, issue: Path, out_dir: Path) -> None:
 
 @main.command(short_help="List every problem in ISSUE, file:line first.")
 @click.argument("issue", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--subscribers",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Check merge fields against this CSV (default: [newsletter] subscribers).",
+)
 @click.pass_context
 @friendly
-def check(ctx: click.Context, issue: Path) -> None:
+def check(ctx: click.Context, issue: Path, subscribers: Path | None) -> None:
     """List every problem in ISSUE as file:line: level: message; exit 1 on any error."""
     from .compose.check import check_issue, has_errors
 
-    findings = check_issue(issue, settings_from(ctx))
+    findings = check_issue(issue, settings_from(ctx), subscribers)
     print_findings(findings, out)
     errors = sum(f.level == "error" for f in findings)
     warnings = len(findings) - errors
@@ -193,10 +209,16 @@ def preview(ctx: click.Context, issue: Path, host: str, port: int) -> None:
     from .compose.issue import issue_key
     from .web.preview import create_app
 
+    _check_port(port)
     issue_key(issue)  # a missing file stops here; a broken one is shown on the page until fixed
     settings_from(ctx)
     out.print(f"preview of {issue} at http://{host}:{port}/ (Ctrl+C to stop)")
     uvicorn.run(create_app(issue, ctx.obj.get("config")), host=host, port=port, log_level="warning")
+
+
+def _check_port(port: int) -> None:
+    if not 1 <= port <= 65535:
+        raise UserInputError(f"--port must be between 1 and 65535, not {port}")
 
 
 class ConsoleSendUI:
@@ -368,6 +390,7 @@ def print_send_result(result: SendResult, issue: Path) -> int:
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Build every message, send nothing.")
+@click.option("--as", "as_address", metavar="ADDRESS", help="With --dry-run: print the message ADDRESS would get.")
 @click.option("--retry-failed", is_flag=True, help="Try the recipients that failed before again.")
 @click.option("--concurrency", type=click.IntRange(1, 200), help="Parallel SMTP connections.")
 @click.option("--rate", type=click.FloatRange(0), help="Messages per second (0: no limit).")
@@ -388,12 +411,20 @@ def send(
     rate: float | None,
     force: bool,
     new_database: bool,
+    as_address: str | None,
 ) -> None:
     """Send ISSUE: a test with --test, otherwise to every subscriber, resumably."""
     from .send.run import SendRequest, send_issue
 
     if to and not test:
         raise click.UsageError("--to goes with --test")
+    if as_address:
+        if not dry_run:
+            raise click.UsageError("--as goes with --dry-run")
+        from .compose.artifacts import message_as
+
+        click.echo(message_as(issue, settings_from(ctx), as_address, subscribers), nl=False)
+        return
     request = SendRequest(issue, test, to, dry_run, subscribers, retry_failed, force, concurrency, rate, new_database)
     try:
         result = send_issue(request, settings_from(ctx), ConsoleSendUI(yes))
@@ -464,6 +495,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 
     from .web.unsubscribe import create_app
 
+    _check_port(port)
     settings = settings_from(ctx)
     out.print(
         f"unsubscribe endpoint for {settings.newsletter.name} on http://{host}:{port}/ "
@@ -610,8 +642,13 @@ def dkim() -> None:
 def dkim_keygen(ctx: click.Context, selector: str, domain: str | None, out_path: Path | None, bits: str) -> None:
     """Write a DKIM key pair and print the DNS TXT record to publish."""
     from .compose.dkim import generate_key, write_key
+    from .config import valid_selector
     from .errors import UserInputError
 
+    if not valid_selector(selector):
+        raise UserInputError(
+            f"--selector must be a DNS label (letters, digits and hyphens, dots between labels), not {selector!r}"
+        )
     settings = settings_from(ctx)
     domain = domain or settings.newsletter.from_domain
     path = out_path or settings.state_dir / f"dkim-{selector}.pem"

@@ -17,6 +17,15 @@ from .errors import ConfigError
 
 CONFIG_NAME = "newsletter.toml"
 SECURITY_CHOICES = ("starttls", "tls", "none")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+_HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+_SELECTOR = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
+
+
+def valid_selector(selector: str) -> bool:
+    """A DKIM selector is a DNS name under _domainkey: letters, digits and hyphens in dot-separated
+    labels (RFC 6376 3.1), so it can never be a path or hold a space."""
+    return bool(_SELECTOR.match(selector))
 
 
 @dataclass(frozen=True)
@@ -232,9 +241,22 @@ def _coerce(section: str, key: str, value: Any, default: Any, where: tuple[str, 
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{label} must be a list of strings", file=file, line=line)
+        for item in value:
+            _one_line(label, item, where)
         return tuple(value)
     if not isinstance(value, str):
         raise ConfigError(f"{label} must be a string, not {value!r}", file=file, line=line)
+    return _one_line(label, value, where)
+
+
+def _one_line(label: str, value: str, where: tuple[str, int | None]) -> str:
+    """Settings end up in headers and in the page: a line break in one could forge a header."""
+    if _CONTROL.search(value):
+        raise ConfigError(
+            f"{label} must be one line of text, without line breaks or control characters",
+            file=where[0],
+            line=where[1],
+        )
     return value
 
 
@@ -266,6 +288,36 @@ def _section(name: str, raw: Mapping[str, Any], env: Mapping[str, str], text: st
     return cls(**values)
 
 
+def _read_text(config: Path) -> str:
+    raw = config.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text ({exc.reason}): save the settings as UTF-8",
+            file=config,
+            line=raw.count(b"\n", 0, exc.start) + 1,
+        ) from None
+
+
+def _check_values(sections: dict[str, Any], text: str, file: str) -> None:
+    """Values that are well typed but unusable, each named by its key."""
+    brand: BrandSettings = sections["brand"]
+    if not _HEX_COLOUR.match(brand.accent):
+        raise ConfigError(
+            f"[brand] accent must be a hex colour like #1a6fb5 or #2e7, not {brand.accent!r}",
+            file=file,
+            line=key_line(text, "brand", "accent"),
+        )
+    dkim: DKIMSettings = sections["dkim"]
+    if dkim.selector and not valid_selector(dkim.selector):
+        raise ConfigError(
+            f"[dkim] selector must be a DNS label (letters, digits, hyphens), not {dkim.selector!r}",
+            file=file,
+            line=key_line(text, "dkim", "selector"),
+        )
+
+
 def load_settings(
     config: Path | None = None,
     *,
@@ -285,7 +337,7 @@ def load_settings(
     data: dict[str, Any] = {}
     found = config.is_file()
     if found:
-        text = config.read_text(encoding="utf-8")
+        text = _read_text(config)
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -305,6 +357,7 @@ def load_settings(
         if not isinstance(value, dict):
             raise ConfigError(f"{name} must be a [{name}] table", file=file, line=key_line(text, name, None))
     sections = {name: _section(name, data.get(name, {}), env, text, file) for name in _SECTIONS}
+    _check_values(sections, text, file)
     smtp: SMTPSettings = sections["smtp"]
     if smtp.security not in SECURITY_CHOICES:
         raise ConfigError(

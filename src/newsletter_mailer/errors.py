@@ -5,7 +5,8 @@
     │   ├── ConfigError           newsletter.toml or a NEWSLETTER_* variable
     │   ├── IssueError            the issue file (front matter or body)
     │   │   ├── IssueNotFound     the issue file named on the command line is not there
-    │   │   └── IssueProblems     several errors in the front matter, reported together
+    │   │   ├── IssueProblems     several errors in the front matter, reported together
+    │   │   └── MergeFieldError   a merge field cannot be filled (for one recipient, or any)
     │   └── SubscriberListError   the subscriber CSV as a whole (no email column, unreadable)
     ├── CheckFailed               `check` found errors and a send was refused
     ├── SendError                 a dispatch cannot go on
@@ -74,6 +75,11 @@ class IssueProblems(IssueError):
 
     def __str__(self) -> str:
         return "\n".join(str(error) for error in self.errors)
+
+
+class MergeFieldError(IssueError):
+    """Raised when a merge expression fails as it is filled in: ``{{ 1/0 }}``, a sandboxed
+    attribute, ``{{ subscriber.name.split()[0] }}`` for a row without a name. Names the issue line."""
 
 
 class SubscriberListError(UserInputError):

@@ -76,7 +76,7 @@ def test_unsubscribe_and_subscribers_check_commands(tmp_path: Path) -> None:
     assert "subscribers.csv:4: 'bad' is not a valid address" in check.stdout
     assert "2 valid addresses: 1 would be mailed, 1 is unsubscribed or bounced" in check.stdout
     missing = run("subscribers", "check", "nothere.csv")
-    assert missing.returncode == 2 and "nothere.csv: subscriber list not found" in missing.stderr
+    assert missing.returncode == 2 and "nothere.csv: error: subscriber list not found" in missing.stderr
 
 
 def test_remove_keeps_a_record_that_export_all_shows_and_import_skips(store: Store, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from email_validator import EmailNotValidError
 from ..config import Settings
 from ..errors import TokenError
 from .links import TokenSigner
-from .subscribers import Subscriber, clean_value, dedupe_key, normalise_address
+from .subscribers import Subscriber, address_key, clean_value, normalise_address
 
 __all__ = [
     "HONEYPOT",
@@ -164,9 +164,9 @@ class Tally:
 def merge_lists(csv_rows: Iterable[Subscriber], signups: Iterable[Subscriber], tally: Tally) -> Iterator[Subscriber]:
     """The CSV rows, then each confirmed signup the CSV does not already hold. Only the signups
     are kept in memory (the CSV may have a million rows; the signups are few)."""
-    waiting = {dedupe_key(s.email): s for s in signups}
+    waiting = {address_key(s.email): s for s in signups}
     for subscriber in csv_rows:
-        waiting.pop(dedupe_key(subscriber.email), None)
+        waiting.pop(address_key(subscriber.email), None)
         tally.from_csv += 1
         yield subscriber
     for subscriber in waiting.values():

@@ -49,6 +49,7 @@ class ListReport:
     invalid: int = 0
     duplicates: int = 0
     problems: list[str] = field(default_factory=list)
+    columns: tuple[str, ...] = ()  # what ``{{ subscriber.X }}`` can name, once the header is read
 
     def add_problem(self, line: int, message: str) -> None:
         if len(self.problems) < MAX_REPORTED:
@@ -70,9 +71,12 @@ def normalise_address(raw: str) -> str:
     return result.ascii_email or result.normalized
 
 
-def dedupe_key(address: str) -> str:
-    local, _, domain = address.rpartition("@")
-    return f"{local}@{domain.lower()}"
+def address_key(address: str) -> str:
+    """Who an address is: addresses that differ only in the case of ASCII letters are one
+    subscriber. The same folding as SQLite's NOCASE, used by the journal and the suppression list."""
+    if address.isascii():
+        return address.lower()
+    return "".join(c.lower() if c.isascii() else c for c in address)
 
 
 def email_column(header: list[str]) -> int:
@@ -97,7 +101,7 @@ class _Seen:
         self._db.execute("CREATE TABLE seen (key BLOB PRIMARY KEY, line INTEGER) WITHOUT ROWID")
 
     def first_line(self, address: str, line: int) -> int | None:
-        key = hashlib.blake2b(dedupe_key(address).encode("utf-8"), digest_size=16).digest()
+        key = hashlib.blake2b(address_key(address).encode("utf-8"), digest_size=16).digest()
         try:
             self._db.execute("INSERT INTO seen VALUES (?, ?)", (key, line))
         except sqlite3.IntegrityError:
@@ -109,8 +113,72 @@ class _Seen:
         self._db.close()
 
 
+_LOOKS_LIKE_ADDRESS = re.compile(r"[^\s@,;\"]+@[^\s@,;\"]+\.[^\s@,;\"]+")
+
+
+def _unclosed_quote(row: list[str], start: int, delimiter: str) -> int | None:
+    """The line of a quote that swallowed later rows, or None for an honest multi-line field
+    (an address over two lines). A swallowed row shows as a line holding the delimiter and an
+    address inside one field."""
+    line = start
+    for cell in row:
+        continuation = cell.splitlines()[1:]
+        if any(delimiter in text and _LOOKS_LIKE_ADDRESS.search(text) for text in continuation):
+            return line
+        line += cell.count("\n") or cell.count("\r")
+    return None
+
+
+def _bad_byte(path: Path) -> tuple[int, str]:
+    """The line of the first byte that is not UTF-8, read line by line (the text reader decodes
+    ahead in blocks, so its position says nothing about the line)."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                return number, f"{exc.reason} at byte {exc.start + 1} of the line"
+    return 1, "not UTF-8"
+
+
+def not_utf8_error(path: Path) -> SubscriberListError:
+    """The error for a CSV that is not UTF-8, at the line of its first bad byte."""
+    with path.open("rb") as handle:
+        if handle.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+            return SubscriberListError(
+                "the list is UTF-16 text: save it as CSV UTF-8 (comma or semicolon separated)", file=path, line=1
+            )
+    line, reason = _bad_byte(path)
+    return SubscriberListError(f"not UTF-8 text ({reason}): save the list as CSV UTF-8", file=path, line=line)
+
+
+@dataclass(frozen=True)
+class _Header:
+    columns: tuple[str, ...]  # the column keys merge fields use, in the file's order
+    email: int
+    name: int
+    keys: tuple[tuple[int, str], ...]  # (index, key) of the columns besides email and name
+
+
+def _read_header(row: list[str], path: Path, line: int) -> _Header:
+    header = [h.strip() for h in row]
+    email_col = email_column(header)
+    if email_col < 0:
+        raise SubscriberListError(
+            f"no email column in the header ({', '.join(header) or 'empty'}); "
+            "name one 'email', 'e-mail' or 'email address'",
+            file=path,
+            line=line,
+        )
+    name_col = next((i for i, h in enumerate(header) if h.lower() in NAME_HEADERS), -1)
+    keys = tuple((i, _column_key(h)) for i, h in enumerate(header) if i not in (email_col, name_col) and _column_key(h))
+    return _Header(("email", "name", *(k for _, k in keys)), email_col, name_col, keys)
+
+
 def read_subscribers(path: Path, report: ListReport | None = None) -> Iterator[Subscriber]:
-    """Yield each valid, first-seen subscriber. Skipped rows are recorded in ``report``."""
+    """Yield each valid, first-seen subscriber. Skipped rows are recorded in ``report``; a list
+    that cannot be read as rows at all (no email column, a quote that swallows rows, bytes that
+    are not UTF-8) raises SubscriberListError naming the line."""
     report = report if report is not None else ListReport(path)
     try:
         handle = path.open("r", encoding="utf-8-sig", newline="")
@@ -124,68 +192,80 @@ def read_subscribers(path: Path, report: ListReport | None = None) -> Iterator[S
             first = handle.readline()
             while first and not first.strip():
                 first = handle.readline()
-        except UnicodeDecodeError as exc:
-            raise SubscriberListError(f"not UTF-8 text ({exc.reason})", file=path, line=1) from None
-        if not first:
-            raise SubscriberListError(
-                "the list is empty: it needs a header row with an email column", file=path, line=1
-            )
-        handle.seek(0)
-        reader = csv.reader(handle, delimiter=sniff_delimiter(first), skipinitialspace=True)
-        header: list[str] | None = None
-        email_col = name_col = -1
-        try:
-            for row in reader:
-                line = reader.line_num
-                if not any(cell.strip() for cell in row):
-                    continue
-                if header is None:
-                    header = [h.strip() for h in row]
-                    lowered = [h.lower() for h in header]
-                    email_col = email_column(header)
-                    if email_col < 0:
-                        raise SubscriberListError(
-                            f"no email column in the header ({', '.join(header) or 'empty'}); "
-                            "name one 'email', 'e-mail' or 'email address'",
-                            file=path,
-                            line=line,
-                        )
-                    name_col = next((i for i, h in enumerate(lowered) if h in NAME_HEADERS), -1)
-                    continue
-                raw = clean_value(row[email_col]) if email_col < len(row) else ""
-                if not raw:
-                    report.invalid += 1
-                    report.add_problem(line, "no email address")
-                    continue
-                try:
-                    address = normalise_address(raw)
-                except EmailNotValidError as exc:
-                    report.invalid += 1
-                    report.add_problem(line, f"{raw!r} is not a valid address: {exc}")
-                    continue
-                earlier = seen.first_line(address, line)
-                if earlier is not None:
-                    report.duplicates += 1
-                    report.add_problem(line, f"{address} is a duplicate of line {earlier}; skipped")
-                    continue
-                extra = tuple(
-                    (_column_key(header[i]), clean_value(value))
-                    for i, value in enumerate(row)
-                    if i not in (email_col, name_col) and i < len(header) and _column_key(header[i])
-                )
-                name = clean_value(row[name_col]) if 0 <= name_col < len(row) else ""
-                report.valid += 1
-                yield Subscriber(email=address, name=name, fields=extra, line=line)
+            handle.seek(0)
+            delimiter = sniff_delimiter(first)
+            reader = csv.reader(handle, delimiter=delimiter, skipinitialspace=True)
+            yield from _rows(reader, path, delimiter, report, seen)
         except csv.Error as exc:
             raise SubscriberListError(f"cannot read CSV: {exc}", file=path, line=reader.line_num) from None
-        except UnicodeDecodeError as exc:
-            raise SubscriberListError(f"not UTF-8 text ({exc.reason})", file=path, line=reader.line_num + 1) from None
+        except UnicodeDecodeError:
+            raise not_utf8_error(path) from None
         finally:
             seen.close()
+
+
+def _rows(
+    reader: Iterator[list[str]], path: Path, delimiter: str, report: ListReport, seen: _Seen
+) -> Iterator[Subscriber]:
+    header: _Header | None = None
+    line = 0
+    for row in reader:
+        start, line = line + 1, reader.line_num  # type: ignore[attr-defined]
+        if line > start:  # the record ran over several lines: a quoted field held line breaks
+            opened = _unclosed_quote(row, start, delimiter)
+            if opened is not None:
+                raise SubscriberListError(
+                    "unclosed quote: the field opened here runs on over the following rows; "
+                    'close the quote (or double a quote inside a field: "")',
+                    file=path,
+                    line=opened,
+                )
+        if not any(cell.strip() for cell in row):
+            continue
         if header is None:
-            raise SubscriberListError(
-                "the list is empty: it needs a header row with an email column", file=path, line=1
-            )
+            header = _read_header(row, path, line)
+            report.columns = header.columns
+            continue
+        subscriber = _subscriber(row, header, line, report, seen)
+        if subscriber is not None:
+            yield subscriber
+    if header is None:
+        raise SubscriberListError("the list is empty: it needs a header row with an email column", file=path, line=1)
+
+
+def _subscriber(row: list[str], header: _Header, line: int, report: ListReport, seen: _Seen) -> Subscriber | None:
+    raw = clean_value(row[header.email]) if header.email < len(row) else ""
+    if not raw:
+        report.invalid += 1
+        report.add_problem(line, "no email address")
+        return None
+    try:
+        address = normalise_address(raw)
+    except EmailNotValidError as exc:
+        report.invalid += 1
+        report.add_problem(line, f"{raw!r} is not a valid address: {exc}")
+        return None
+    earlier = seen.first_line(address, line)
+    if earlier is not None:
+        report.duplicates += 1
+        report.add_problem(line, f"{address} is a duplicate of line {earlier}; skipped")
+        return None
+    extra = tuple((key, clean_value(row[i]) if i < len(row) else "") for i, key in header.keys)
+    name = clean_value(row[header.name]) if 0 <= header.name < len(row) else ""
+    report.valid += 1
+    return Subscriber(email=address, name=name, fields=extra, line=line)
+
+
+def find_subscriber(path: Path, address: str) -> Subscriber:
+    """The row of ``address`` (case ignored, as everywhere), for showing the message it would get."""
+    try:
+        wanted = address_key(normalise_address(address))
+    except EmailNotValidError as exc:
+        raise SubscriberListError(f"{address!r} is not a valid address: {exc}", file=path) from None
+    for subscriber in read_subscribers(path):
+        if address_key(subscriber.email) == wanted:
+            return subscriber
+    raise SubscriberListError(f"{address} is not in the list (or only on a skipped row)", file=path)
 
 
 @dataclass(frozen=True)

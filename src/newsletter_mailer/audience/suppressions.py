@@ -18,7 +18,7 @@ from typing import Protocol, TextIO
 from email_validator import EmailNotValidError
 
 from ..errors import SubscriberListError, UserInputError
-from .subscribers import clean_value, email_column, normalise_address, sniff_delimiter
+from .subscribers import clean_value, email_column, normalise_address, not_utf8_error, sniff_delimiter
 
 REASONS = ("unsubscribed", "bounced", "complained", "manual")
 
@@ -135,6 +135,11 @@ class SuppressionList:
             handle = path.open(encoding="utf-8-sig", newline="")
         except FileNotFoundError:
             raise SubscriberListError("file not found", file=path) from None
+        try:  # a suppression export is small: check it all before adding any of it
+            path.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            handle.close()
+            raise not_utf8_error(path) from None
         with handle:
             sample = handle.readline()
             handle.seek(0)

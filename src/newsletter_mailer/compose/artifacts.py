@@ -7,9 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..audience.links import signer_for
+from ..audience.subscribers import Subscriber, find_subscriber
 from ..config import Settings
+from ..errors import UserInputError
+from .dkim import dkim_signer
 from .envelope import MessageTemplate, fill_preview, preview_subscriber
-from .render import RenderedIssue
+from .issue import read_issue
+from .render import RenderedIssue, render_issue
 
 
 @dataclass(frozen=True)
@@ -20,11 +24,22 @@ class RenderedFiles:
     html_bytes: int
 
 
-def write_files(rendered: RenderedIssue, settings: Settings, out_dir: Path) -> RenderedFiles:
+def write_files(
+    rendered: RenderedIssue, settings: Settings, out_dir: Path, subscriber: Subscriber | None = None
+) -> RenderedFiles:
+    """The files for ``subscriber`` (from the list, with ``--as``), or for the preview recipient."""
+    try:
+        return _write_files(rendered, settings, out_dir, subscriber or preview_subscriber(settings))
+    except OSError as exc:
+        raise UserInputError(
+            f"cannot write the rendered files there: {exc.strerror}", file=exc.filename or out_dir
+        ) from None
+
+
+def _write_files(rendered: RenderedIssue, settings: Settings, out_dir: Path, subscriber: Subscriber) -> RenderedFiles:
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = rendered.issue.key
     signer = signer_for(settings)
-    subscriber = preview_subscriber(settings)
     html, text = fill_preview(rendered, settings, signer, subscriber)
     paths = RenderedFiles(
         out_dir / f"{stem}.html", out_dir / f"{stem}.txt", out_dir / f"{stem}.eml", len(html.encode("utf-8"))
@@ -34,3 +49,11 @@ def write_files(rendered: RenderedIssue, settings: Settings, out_dir: Path) -> R
     envelope = MessageTemplate(rendered, settings, signer).envelope(subscriber)
     paths.eml.write_bytes(envelope.data)
     return paths
+
+
+def message_as(issue_path: Path, settings: Settings, address: str, subscribers: Path | None = None) -> bytes:
+    """Exactly the message ``address`` would get in a send (its row filled in, signed), sent nowhere."""
+    subscriber = find_subscriber(subscribers or settings.path(settings.newsletter.subscribers), address)
+    rendered = render_issue(read_issue(issue_path), settings)
+    template = MessageTemplate(rendered, settings, signer_for(settings), dkim=dkim_signer(settings))
+    return template.envelope(subscriber).data

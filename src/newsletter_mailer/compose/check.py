@@ -13,8 +13,9 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from ..audience.links import signer_for
+from ..audience.subscribers import ListReport, read_subscribers
 from ..config import Settings, key_line
-from ..errors import IssueError, IssueNotFound, IssueProblems
+from ..errors import IssueError, IssueNotFound, IssueProblems, MergeFieldError, SubscriberListError
 from . import markup
 from .envelope import MessageTemplate, preview_subscriber
 from .issue import Issue, read_issue
@@ -420,9 +421,73 @@ def message_findings(data: bytes, url: str, rendered: RenderedIssue, settings: S
     return found
 
 
-def check_issue(path: Path, settings: Settings) -> list[Finding]:
-    """Every finding for one issue and the settings it is sent with; a file that cannot be parsed
-    gives its errors. A missing file raises IssueNotFound."""
+MAX_ROW_FINDINGS = 20
+
+
+def _fill_findings(rendered: RenderedIssue, subscribers: Path) -> tuple[list[Finding], ListReport]:
+    """Fill every row of the list as a send would (microseconds a row), so an expression that
+    fails for one row stops the send before anything is sent, not after 197 messages."""
+    report = ListReport(subscribers)
+    found: list[Finding] = []
+    failing = 0
+    try:
+        for subscriber in read_subscribers(subscribers, report):
+            try:
+                rendered.fields.values(subscriber.merge_values(), "")
+            except MergeFieldError as exc:
+                failing += 1
+                if failing <= MAX_ROW_FINDINGS:
+                    where = f"{exc.file}:{exc.line}: " if exc.file else ""
+                    found.append(Finding(str(subscribers), subscriber.line, "error", f"{where}{exc.message}"))
+    except SubscriberListError as exc:
+        return [*found, Finding(exc.file or str(subscribers), exc.line, "error", exc.message)], report
+    if failing > MAX_ROW_FINDINGS:
+        more = f"{failing - MAX_ROW_FINDINGS} more rows cannot be filled (the first {MAX_ROW_FINDINGS} are above)"
+        found.append(Finding(str(subscribers), None, "error", more))
+    return found, report
+
+
+def field_findings(rendered: RenderedIssue, subscribers: Path, columns: tuple[str, ...]) -> list[Finding]:
+    """A merge field naming no column of the list: a typo sends "Hello ," to everyone, and a
+    ``default(...)`` would only hide it."""
+    found = []
+    for source, (file, line), named in rendered.fields.named_columns():
+        for name in sorted(named - set(columns)):
+            found.append(
+                Finding(
+                    file,
+                    line,
+                    "error",
+                    f"merge field {{{{ {source} }}}}: {name!r} is no column of {subscribers}; "
+                    f"its columns: {', '.join(columns)}",
+                )
+            )
+    return found
+
+
+def list_findings(rendered: RenderedIssue, settings: Settings, subscribers: Path | None) -> list[Finding]:
+    """The issue's merge fields against the list it goes to: given, or the settings' list."""
+    path = subscribers or settings.path(settings.newsletter.subscribers)
+    if subscribers is None and not path.exists():
+        if any(named for _, _, named in rendered.fields.named_columns()):
+            return [
+                Finding(
+                    str(rendered.issue.path),
+                    None,
+                    "warning",
+                    f"could not check the merge fields: there is no subscriber list at {path} (give --subscribers CSV)",
+                )
+            ]
+        return []
+    found, report = _fill_findings(rendered, path)
+    if report.columns:
+        found = field_findings(rendered, path, report.columns) + found
+    return found
+
+
+def check_issue(path: Path, settings: Settings, subscribers: Path | None = None) -> list[Finding]:
+    """Every finding for one issue, the settings it is sent with and the list it goes to; a file
+    that cannot be parsed gives its errors. A missing file raises IssueNotFound."""
     try:
         issue = read_issue(path)
     except IssueNotFound:
@@ -435,17 +500,17 @@ def check_issue(path: Path, settings: Settings) -> list[Finding]:
     findings += settings_findings(settings) + accent_findings(settings)
     try:
         rendered = render_issue(issue, settings)
+        findings += size_findings(issue, rendered.html_bytes)
+        findings += message_findings(*sample_message(rendered, settings), rendered, settings)
     except IssueError as exc:
         return [*findings, Finding(exc.file or str(path), exc.line, "error", exc.message)]
-    findings += size_findings(issue, rendered.html_bytes)
-    findings += message_findings(*sample_message(rendered, settings), rendered, settings)
-    return findings
+    return findings + list_findings(rendered, settings, subscribers)
 
 
 def has_errors(findings: list[Finding]) -> bool:
     return any(f.level == "error" for f in findings)
 
 
-def run_check(path: Path, settings: Settings) -> list[Finding]:
+def run_check(path: Path, settings: Settings, subscribers: Path | None = None) -> list[Finding]:
     """The check ``send`` runs before it sends."""
-    return check_issue(path, settings)
+    return check_issue(path, settings, subscribers)

@@ -15,19 +15,18 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email import policy
-from email.header import Header
 from email.quoprimime import body_encode
 
 from ..audience.links import TokenSigner
-from ..audience.subscribers import Subscriber, clean_value
+from ..audience.subscribers import Subscriber
 from ..audience.verp import VerpCodec
 from ..config import Settings
 from .dkim import DkimSigner, TemplateSigner
+from .headers import mailbox, unstructured
 from .merge import ESCAPERS, Context, html_contexts, text_contexts
 from .render import RenderedIssue
 
 ContextFinder = Callable[[str, "re.Pattern[str]"], Iterable[tuple["re.Match[str]", Context]]]
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9 !#$%&'*+\-/=?^_`{|}~.]*$")
 
 
 @dataclass(frozen=True)
@@ -63,23 +62,19 @@ def qp_value(value: str) -> bytes:
 
 
 def format_to(name: str, address: str) -> str:
-    name = clean_value(name)
-    if not name:
-        return f"<{address}>"
-    if _SAFE_NAME.match(name):
-        return f"{name} <{address}>" if "." not in name else f'"{name}" <{address}>'
-    if name.isascii():
-        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{quoted}" <{address}>'
-    encoded = Header(name, "utf-8").encode(linesep="\r\n")
-    return f"{encoded} <{address}>"
+    """The To header's value for one recipient (folded, never more than 998 characters a line)."""
+    return mailbox("To", name, address).decode("utf-8")
 
 
 def _fold(name: str, value: str) -> bytes:
-    """A header line, RFC 2047-encoded where needed and folded, ending in CRLF."""
+    """A header line holding an address list from the settings, folded, ending in CRLF."""
     header = policy.SMTP.header_factory(name, value)
     folded: str = header.fold(policy=policy.SMTP)
     return folded.encode("ascii")
+
+
+def _text_header(name: str, value: str) -> bytes:
+    return f"{name}: ".encode("ascii") + unstructured(name, value) + b"\r\n"
 
 
 _HEADER_SLOTS = ("to", "date", "message_id", "unsubscribe_url", "subject")
@@ -131,7 +126,7 @@ class MessageTemplate:
         def slot(name: str, context: Context | None = None) -> None:
             parts.append(_Part(b"", (name, context)))
 
-        literal(_fold("From", email.utils.formataddr((news.name, news.from_))))
+        literal(b"From: " + mailbox("From", news.name, news.from_) + b"\r\n")
         literal(b"To: ")
         slot("to")
         literal(b"\r\n")
@@ -140,7 +135,7 @@ class MessageTemplate:
             slot("subject")
             literal(b"\r\n")
         else:
-            literal(_fold("Subject", subject))
+            literal(_text_header("Subject", subject))
         literal(b"Date: ")
         slot("date")
         literal(b"\r\nMessage-ID: ")
@@ -148,7 +143,7 @@ class MessageTemplate:
         literal(b"\r\n")
         if news.reply_to:
             literal(_fold("Reply-To", news.reply_to))
-        literal(_fold("List-Id", f"{news.name} <{news.list_id_value}>"))
+        literal(b"List-Id: " + mailbox("List-Id", news.name, news.list_id_value) + b"\r\n")
         literal(b"List-Unsubscribe: ")
         if news.unsubscribe_mailto:
             literal(f"<mailto:{news.unsubscribe_mailto}?subject=unsubscribe>,\r\n ".encode("ascii"))
@@ -227,10 +222,9 @@ class MessageTemplate:
         message_id = self.message_id(address)
         subject = b""
         if self._subject_has_fields:
-            text = clean_value(self._fields.render_plain(self._subject, values))
-            subject = _fold("Subject", text)[len(b"Subject: ") : -2]
+            subject = unstructured("Subject", self._fields.render_plain(self._subject, values))
         filled = [
-            format_to(subscriber.name, address).encode("utf-8"),
+            mailbox("To", subscriber.name, address),
             self._now().encode("ascii"),
             message_id.encode("ascii"),
             url.encode("ascii"),

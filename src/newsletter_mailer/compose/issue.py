@@ -249,6 +249,8 @@ def parse_issue_text(text: str, path: Path) -> Issue:
         line = mark.line + 2 if mark is not None else 1
         problem = getattr(exc, "problem", None) or str(exc)
         raise IssueError(f"front matter is not valid YAML: {problem}", file=path, line=line) from None
+    except ValueError as exc:  # a date YAML reads as one but the calendar has not: 2027-02-30
+        raise _impossible_date(loader, node, path, exc) from None
     finally:
         loader.dispose()
     if data is None:
@@ -327,6 +329,30 @@ def _front_matter(
     )
 
 
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+
+def _impossible_date(loader: yaml.SafeLoader, node: yaml.Node | None, path: Path, exc: ValueError) -> IssueError:
+    """The date in the front matter that is no day of the calendar, at its line."""
+    pending = [node] if node is not None else []
+    while pending:
+        current = pending.pop()
+        if isinstance(current, yaml.ScalarNode) and current.tag == _TIMESTAMP:
+            try:
+                loader.construct_yaml_timestamp(current)
+            except ValueError as bad:
+                return IssueError(
+                    f"{current.value} is not a date on the calendar ({bad})",
+                    file=path,
+                    line=current.start_mark.line + 2,
+                )
+        elif isinstance(current, yaml.SequenceNode):
+            pending.extend(current.value)
+        elif isinstance(current, yaml.MappingNode):
+            pending.extend(value for _, value in current.value)
+    return IssueError(f"front matter has a value that cannot be read: {exc}", file=path, line=2)
+
+
 def _first_text_line(node: yaml.Node | None) -> int:
     """The file line where a scalar's text starts: a block scalar (| or >) starts a line down."""
     if not isinstance(node, yaml.ScalarNode):
@@ -356,14 +382,28 @@ def issue_key(path: Path) -> str:
     return path.stem
 
 
+MAX_ISSUE_BYTES = 5 * 1024 * 1024  # a long issue is 100 KB; more is a wrong file, refused before it is read
+
+
 def read_issue(path: Path) -> Issue:
     issue_key(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > MAX_ISSUE_BYTES:
+            raise IssueError(
+                f"the issue file is {size / 1024 / 1024:.0f} MB; an issue may be at most "
+                f"{MAX_ISSUE_BYTES // 1024 // 1024} MB (is this the right file?)",
+                file=path,
+            )
+        text = path.read_text(encoding="utf-8-sig")  # a BOM from a Windows editor is not content
     except FileNotFoundError:
         raise IssueNotFound("issue file not found", file=path) from None
     except PermissionError:
         raise IssueNotFound("cannot read the issue file (permission denied)", file=path) from None
     except UnicodeDecodeError as exc:
         raise IssueError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=path) from None
+    except IsADirectoryError:
+        raise IssueNotFound("is a directory, not an issue file", file=path) from None
+    except OSError as exc:
+        raise IssueError(f"cannot read the issue file: {exc.strerror}", file=path) from None
     return parse_issue_text(text, path)

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from jinja2 import TemplateSyntaxError
+from jinja2 import TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
-from ..errors import IssueError
+from ..errors import IssueError, MergeFieldError
 
 _EXPRESSION = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _STATEMENT = re.compile(r"\{%.*?%\}", re.DOTALL)
@@ -61,20 +61,26 @@ class MergeFields:
 
     nonce: str = field(default_factory=lambda: secrets.token_hex(4))
     sources: list[str] = field(default_factory=list)
+    origins: list[tuple[str, int]] = field(default_factory=list)  # (file, line) where each first appears
+    columns: list[frozenset[str]] = field(default_factory=list)  # the subscriber.X each one names
     _compiled: list[Callable[..., Any]] = field(default_factory=list)
     _env: SandboxedEnvironment = field(default_factory=lambda: SandboxedEnvironment(autoescape=False))
 
     def __post_init__(self) -> None:
         self._pattern = re.compile(rf"nlm{self.nonce}x(\d+)x")
         for name in (UNSUBSCRIBE_URL, EMAIL):
-            self._add(name, name)
+            self._add(name, ("", 0))
 
-    def _add(self, source: str, key: str | None = None) -> int:
+    def _add(self, source: str, origin: tuple[str, int]) -> int:
         source = source.strip()
         if source in self.sources:
             return self.sources.index(source)
         compiled = self._env.compile_expression(source, undefined_to_none=False)
+        tree = self._env.parse(f"{{{{ {source} }}}}")
+        _refuse_private(tree, source, origin)
         self.sources.append(source)
+        self.origins.append(origin)
+        self.columns.append(_columns_named(tree))
         self._compiled.append(_fast_path(source) or compiled)
         return len(self.sources) - 1
 
@@ -99,10 +105,10 @@ class MergeFields:
             )
 
         def replace(match: re.Match[str]) -> str:
+            at = line + text.count("\n", 0, match.start())
             try:
-                return self.placeholder(self._add(match.group(1)))
+                return self.placeholder(self._add(match.group(1), (str(file), at)))
             except TemplateSyntaxError as exc:
-                at = line + text.count("\n", 0, match.start())
                 raise IssueError(
                     f"merge field {match.group(0)!r} is not valid: {exc.message}", file=file, line=at
                 ) from None
@@ -113,14 +119,61 @@ class MergeFields:
         """Every slot's value for one recipient, unescaped."""
         present = {k: v for k, v in subscriber.items() if v}
         out = [unsubscribe_url, subscriber.get("email", "")]
-        for compiled in self._compiled[2:]:
-            result = compiled(subscriber=present)
-            out.append("" if result is None else str(result))
+        try:
+            for compiled in self._compiled[2:]:
+                result = compiled(subscriber=present)
+                out.append("" if result is None else str(result))
+        except Exception as exc:  # any error of an editor's expression is the editor's to fix
+            raise self._failed(len(out), exc) from None
         return out
+
+    def _failed(self, index: int, exc: Exception) -> MergeFieldError:
+        reason = str(exc) or type(exc).__name__
+        if isinstance(exc, ZeroDivisionError):
+            reason = "division by zero"
+        reason = reason.replace("'dict object' has no attribute", "this row has no value for")
+        file, line = self.origins[index]
+        return MergeFieldError(
+            f"merge field {{{{ {self.sources[index]} }}}} cannot be filled: {reason}", file=file, line=line
+        )
+
+    def named_columns(self) -> list[tuple[str, tuple[str, int], frozenset[str]]]:
+        """Each editor's expression, where it is, and the subscriber columns it names."""
+        return [(s, o, c) for s, o, c in zip(self.sources, self.origins, self.columns, strict=True)][2:]
 
     def render_plain(self, text: str, values: list[str]) -> str:
         """Fill placeholders in text verbatim (for headers and previews)."""
         return self._pattern.sub(lambda m: values[int(m.group(1))], text)
+
+
+_DICT_METHODS = frozenset({"get", "items", "keys", "values"})
+
+
+def _refuse_private(tree: nodes.Template, source: str, origin: tuple[str, int]) -> None:
+    """``''.__class__`` and the like: the sandbox would quietly make them empty; say so instead."""
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        name = node.attr if isinstance(node, nodes.Getattr) else getattr(getattr(node, "arg", None), "value", None)
+        if isinstance(name, str) and name.startswith("_"):
+            raise IssueError(
+                f"merge field {{{{ {source} }}}} is not allowed: {name!r} is not open to merge fields",
+                file=origin[0],
+                line=origin[1],
+            )
+
+
+def _is_subscriber(node: nodes.Node) -> bool:
+    return isinstance(node, nodes.Name) and node.name == "subscriber"
+
+
+def _columns_named(tree: nodes.Template) -> frozenset[str]:
+    """``x`` of every ``subscriber.x`` and ``subscriber["x"]`` in an expression."""
+    names = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        if isinstance(node, nodes.Getattr) and _is_subscriber(node.node) and node.attr not in _DICT_METHODS:
+            names.add(node.attr)
+        elif isinstance(node, nodes.Getitem) and _is_subscriber(node.node) and isinstance(node.arg, nodes.Const):
+            names.add(str(node.arg.value))
+    return frozenset(names)
 
 
 _SIMPLE = re.compile(r"""^subscriber\.(\w+)(?:\s*\|\s*default\(\s*(?:"([^"\\]*)"|'([^'\\]*)')\s*\))?$""")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,9 +192,47 @@ def render_html(issue: Issue, settings: Settings, fields: MergeFields) -> str:
     try:
         html = mjml.mjml2html(source, fonts={}, disable_comments=False)
     except ValueError as exc:  # MRML reports a position in the rendered template source
+        blamed = _raw_html_breaking_mjml(issue)
+        if blamed is not None:
+            raise blamed from None
         where = next((d / TEMPLATE for d in template_dirs(settings) if (d / TEMPLATE).is_file()), TEMPLATE)
         raise IssueError(f"the MJML template is not valid MJML: {exc}", file=where) from None
     return inline_css(html)
+
+
+_PROBE = "<mjml><mj-body><mj-section><mj-column><mj-text>{}</mj-text></mj-column></mj-section></mj-body></mjml>"
+
+
+def _raw_html(source: str, first_line: int) -> Iterator[tuple[int, str]]:
+    """Each piece of raw HTML written in Markdown, with its file line."""
+    for token in markup.parse(source):
+        line = first_line + (token.map[0] if token.map else 0)
+        if token.type == "html_block":
+            yield line, token.content
+        for child in token.children or []:
+            if child.type == "html_inline":
+                yield line, child.content
+
+
+def _raw_html_breaking_mjml(issue: Issue) -> IssueError | None:
+    """When MJML fails, the raw HTML of the issue that fails on its own is to blame, not the
+    template: tried piece by piece, only on this error path."""
+    sources = [(issue.intro, issue.intro_line), *((s.body, s.line + 1) for s in issue.sections)]
+    if issue.signoff:
+        sources.append((issue.signoff, issue.signoff_line))
+    for text, first_line in sources:
+        for line, html in _raw_html(text, first_line):
+            try:
+                mjml.mjml2html(_PROBE.format(html), fonts={})
+            except ValueError as exc:
+                reason = re.sub(r" at position \S+", "", str(exc))  # a position in the probe, not the file
+                return IssueError(
+                    f"raw HTML {html.strip()[:60]!r} breaks the email's layout (MJML: {reason}); "
+                    "remove it or close its tags",
+                    file=issue.path,
+                    line=line,
+                )
+    return None
 
 
 def render_text(issue: Issue, settings: Settings, fields: MergeFields) -> str:

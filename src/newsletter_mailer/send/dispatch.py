@@ -30,7 +30,7 @@ from ..compose.envelope import MessageTemplate
 from ..compose.issue import read_issue
 from ..compose.render import RenderedIssue, render_issue
 from ..config import Settings, SMTPSettings
-from ..errors import ConfigError, SendPaused, SMTPStartError, StateLost, UserInputError
+from ..errors import ConfigError, MergeFieldError, SendPaused, SMTPStartError, StateLost, UserInputError
 from ..store.base import Store
 from ..store.database import FileIdentity, record_sent_issue, salvage
 from ..store.factory import confirmed_signups, open_store
@@ -292,7 +292,11 @@ class _Run:
     async def deliver(self, connection: Connection, job: Delivery) -> float:
         """Send one claimed delivery and record it; returns how long this connection should back off."""
         self.first_try.setdefault(job.id, time.monotonic())
-        envelope = self.template.envelope(job.subscriber(), job.id)
+        try:
+            envelope = self.template.envelope(job.subscriber(), job.id)
+        except MergeFieldError as exc:  # a row the pre-send check did not pass (--force): this one fails
+            self.record_unfillable(job, f"the message cannot be filled in: {exc}")
+            return 0.0
         try:
             result = await connection.send(envelope)
         except SMTPStartError as exc:  # the login was refused: nothing was handed over
@@ -362,6 +366,13 @@ class _Run:
         self.summary.failures.append((job.address, reply))
         self.progress.finished_one(job.address, result)
         return (backoff(1, self.smtp.retry_delay) if result.reset_connection else 0.0), True
+
+    def record_unfillable(self, job: Delivery, reply: str) -> None:
+        """A recipient whose message cannot be filled in fails with the reason; the send goes on."""
+        self.journal.mark_failed(job, reply)
+        self.summary.failed += 1
+        self.summary.failures.append((job.address, reply))
+        self.progress.finished_one(job.address, Result(Kind.PERMANENT, 0, reply))
 
     def suppress_bounces(self, bounces: list[tuple[str, Result]]) -> None:
         for address, result in bounces:
@@ -452,7 +463,11 @@ def dry_run(issue_path: Path, settings: Settings, subscribers: Path | None = Non
             if journal.state_of(rendered.issue.key, subscriber.email) == "sent":
                 already += 1
                 continue
-            octets += len(template.envelope(subscriber).data)
+            try:
+                octets += len(template.envelope(subscriber).data)
+            except MergeFieldError as exc:  # reported as a skipped row; a send marks it failed
+                report.add_problem(subscriber.line, str(exc))
+                continue
             built += 1
     return DryRun(built, octets, report.invalid, report.duplicates, suppressed, already, tuple(report.problems))
 

@@ -105,7 +105,7 @@ def send_issue(request: SendRequest, settings: Settings, ui: SendUI) -> SendResu
     settings = with_overrides(settings, request.concurrency, request.rate)
     if request.test:
         dispatch.test_recipients(settings, request.to)  # a mistyped address fails before anything else
-    findings = run_check(request.issue, settings)
+    findings = run_check(request.issue, settings, request.subscribers)
     ui.findings(findings, forced=request.force and has_errors(findings))
     if has_errors(findings) and not request.force:
         raise CheckFailed("the pre-send check found errors (listed above); fix them, or send with --force")

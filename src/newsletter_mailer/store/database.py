@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -46,6 +47,8 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 3: suppression_removals (created by SCHEMA, as every new table is)
     "",
+    # 4: deliveries.address COLLATE NOCASE (rebuilt by _addresses_ignore_case, which cannot be SQL here)
+    "",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -53,7 +56,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
     id           INTEGER PRIMARY KEY,
     issue        TEXT    NOT NULL,
-    address      TEXT    NOT NULL,
+    address      TEXT    NOT NULL COLLATE NOCASE,
     name         TEXT    NOT NULL DEFAULT '',
     fields       TEXT    NOT NULL DEFAULT '',
     line         INTEGER NOT NULL DEFAULT 0,
@@ -109,6 +112,7 @@ def connect(path: Path, *, new: bool = False) -> sqlite3.Connection:
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA busy_timeout=30000")
     db.executescript(SCHEMA)
+    _addresses_ignore_case(db)
     _migrate(db, path)
     return db
 
@@ -130,6 +134,24 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
             for statement in filter(str.strip, script.split(";")):
                 db.execute(statement)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _addresses_ignore_case(db: sqlite3.Connection) -> None:
+    """A database made before addresses ignored case gets the NOCASE column: the table is rebuilt
+    once, keeping one row per address and issue (a sent row before any other)."""
+    row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'deliveries'").fetchone()
+    if "COLLATE NOCASE" in row[0]:
+        return
+    with transaction(db):
+        db.execute("DROP INDEX IF EXISTS deliveries_by_state")
+        db.execute("ALTER TABLE deliveries RENAME TO deliveries_before_nocase")
+        # The table as it is (with any columns later versions added), the address now NOCASE.
+        db.execute(re.sub(r"(?i)(\baddress\s+TEXT\s+NOT NULL)", r"\1 COLLATE NOCASE", row[0], count=1))
+        db.execute("CREATE INDEX IF NOT EXISTS deliveries_by_state ON deliveries (issue, state, id)")
+        db.execute(
+            "INSERT OR IGNORE INTO deliveries SELECT * FROM deliveries_before_nocase ORDER BY state = 'sent' DESC, id"
+        )
+        db.execute("DROP TABLE deliveries_before_nocase")
 
 
 @contextmanager

@@ -77,6 +77,11 @@ MIGRATIONS: tuple[str, ...] = (
         created double precision NOT NULL, removed double precision NOT NULL, note text NOT NULL DEFAULT ''
     );
     """,
+    # 4: addresses that differ only in case are one recipient, as in SQLite's NOCASE column
+    """
+    ALTER TABLE deliveries DROP CONSTRAINT IF EXISTS deliveries_issue_address_key;
+    CREATE UNIQUE INDEX deliveries_by_address ON deliveries (issue, lower(address));
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _MIGRATE_LOCK = 0x6E6C5F6D  # one `store migrate` at a time, whoever runs it
@@ -210,7 +215,7 @@ class PostgresStore(PostgresPool):
             with self.db.transaction(), self.db.cursor() as cursor:
                 cursor.executemany(
                     "INSERT INTO deliveries (issue, address, name, fields, line, listed, created, updated)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (issue, address) DO UPDATE SET"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (issue, (lower(address))) DO UPDATE SET"
                     " listed = excluded.listed, name = excluded.name, fields = excluded.fields,"
                     " line = excluded.line,"
                     " state = CASE deliveries.state WHEN 'removed' THEN 'pending' ELSE deliveries.state END",
@@ -327,7 +332,9 @@ class PostgresStore(PostgresPool):
         return {str(reason): int(n) for reason, n in rows}
 
     def state_of(self, issue: str, address: str) -> str | None:
-        state = self._one("SELECT state FROM deliveries WHERE issue = %s AND address = %s", (issue, address))
+        state = self._one(
+            "SELECT state FROM deliveries WHERE issue = %s AND lower(address) = lower(%s)", (issue, address)
+        )
         return None if state is None else str(state)
 
     def failures(self, issue: str) -> list[tuple[str, int, str]]:
@@ -402,7 +409,7 @@ class PostgresStore(PostgresPool):
                 seen += 1
                 inserted += self._run(
                     f"INSERT INTO deliveries ({_COLUMNS}) VALUES ({', '.join(['%s'] * 14)})"
-                    " ON CONFLICT (issue, address) DO NOTHING",
+                    " ON CONFLICT (issue, (lower(address))) DO NOTHING",
                     astuple(row),
                 )
         return inserted, seen - inserted

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from ..audience.signup import Tally, field_key, merge_lists
-from ..audience.subscribers import Subscriber, dedupe_key
+from ..audience.subscribers import Subscriber, address_key
 from ..audience.suppressions import SuppressionList
 from .database import transaction
 from .sqlite import SQLiteSuppressionRows
@@ -164,7 +164,7 @@ def _stamp(seconds: float) -> str:
 def export_list(db: sqlite3.Connection, csv_rows: Iterable[Subscriber], out: TextIO, extra: Iterable[str]) -> int:
     """Write the effective list (the CSV plus confirmed signups, minus suppressions) with the
     consent record of each signup; returns the number of rows written."""
-    consents = {dedupe_key(c.subscriber.email): c for c in SignupLog(db).confirmed()}
+    consents = {address_key(c.subscriber.email): c for c in SignupLog(db).confirmed()}
     suppressed = SuppressionList(SQLiteSuppressionRows(db))
     rows = iter(merge_lists(csv_rows, [c.subscriber for c in consents.values()], Tally()))
     first = next(rows, None)
@@ -176,7 +176,7 @@ def export_list(db: sqlite3.Connection, csv_rows: Iterable[Subscriber], out: Tex
         if subscriber.email in suppressed:
             continue
         values = dict(subscriber.fields)
-        consent = consents.get(dedupe_key(subscriber.email))
+        consent = consents.get(address_key(subscriber.email))
         record = ["csv", "", "", "", "", ""]
         if consent is not None:
             record = [
