@@ -88,7 +88,7 @@ def test_the_command_reads_files_and_mbox_and_says_what_it_did(tmp_path: Path) -
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     root = make_workspace(tmp_path / "ws", 2525, 0)
     missing = newsletter("bounces", "nowhere.eml", cwd=root)
-    assert missing.returncode == 2 and missing.stderr.strip() == "error: nowhere.eml: no such file"
+    assert missing.returncode == 2 and missing.stderr.strip() == "nowhere.eml: error: no such file"
     no_host = newsletter("bounces", cwd=root)
     assert no_host.returncode == 2 and "no [bounces] host" in no_host.stderr and "Traceback" not in no_host.stderr
     with (root / "newsletter.toml").open("a") as handle:

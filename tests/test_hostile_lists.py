@@ -203,7 +203,7 @@ def test_case_variants_are_one_subscriber_in_send_journal_suppression_and_status
         other = cli(root, "send", "issue2.md", "--yes")
         assert "nothing to send" in other.output and len(server.handler.messages) == 1
         checked = cli(root, "subscribers", "check")
-        assert "0 would be mailed, 1 are unsubscribed" in checked.output
+        assert "0 would be mailed, 1 is unsubscribed" in checked.output
 
 
 # 8. A byte that is not UTF-8 is reported on its own line.

@@ -28,11 +28,15 @@ def assert_one_line(result: Result, expected: str) -> None:
 
 
 ISSUE_MISTAKES = [
-    ("subject: S\ndate: 2027-02-30", "Hi\n", "issue.md:3: error: 2027-02-30 is not a date on the calendar"),
+    (
+        "subject: S\ndate: 2027-02-30",
+        "Hi\n",
+        "issue.md:3: error: date must be an ISO date like 2026-11-18, not '2027-02-30'",
+    ),
     (
         "subject: S\nevents:\n  - date: 2027-13-01\n    title: T",
         "Hi\n",
-        "issue.md:4: error: 2027-13-01 is not a date on the calendar",
+        "issue.md:4: error: event date must be an ISO date like 2026-11-18, not '2027-13-01'",
     ),
     (
         "subject: S",

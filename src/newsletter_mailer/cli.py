@@ -101,7 +101,7 @@ def main(ctx: click.Context, config: Path | None) -> None:
     ctx.obj["config"] = config
 
 
-@main.command(short_help="Create a workspace: settings, templates, an issue, a list.")
+@main.command(short_help="Create a workspace with an issue and a list.")
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False), default=".")
 @click.option("--name", help="The newsletter's name, shown in From and the footer (asked if not given).")
 @click.option("--from", "from_", help="The From address, e.g. news@your-domain.org (asked if not given).")
@@ -379,7 +379,7 @@ def print_send_result(result: SendResult, issue: Path) -> int:
     return print_campaign(result, issue)
 
 
-@main.command(short_help="Send ISSUE: a test, a dry run, or to the whole list.")
+@main.command(short_help="Send ISSUE: a test, a dry run, or to all.")
 @click.argument("issue", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--test", "test", is_flag=True, help="Send a test copy to the test recipients (or --to).")
 @click.option("--to", "to", multiple=True, help="With --test: any address, repeatable.")
@@ -444,7 +444,7 @@ def resume_command(ctx: click.Context, issue: Path, subscribers: Path | None) ->
     return shlex.join(words)
 
 
-@main.command(short_help="Counts for ISSUE and every failure with its reply.")
+@main.command(short_help="Counts for ISSUE and every failure.")
 @click.argument("issue", type=click.Path(path_type=Path, dir_okay=False))
 @click.pass_context
 @friendly
@@ -462,7 +462,7 @@ def status(ctx: click.Context, issue: Path) -> None:
         bounced = bounce_reports(store.journal, key) if store else []
         workers = store.journal.workers(key) if store else []
     counts = report.counts
-    if not any(counts.values()):
+    if not any(counts.values()) and not workers:
         out.print(f"{report.issue}: nothing sent yet")
         return
     reasons = "".join(f", skipped as {reason} {n}" for reason, n in skipped.items())
@@ -537,7 +537,7 @@ def unsubscribe(ctx: click.Context, address: str | None, token: str | None, reas
     )
 
 
-@main.group()
+@main.group(short_help="Export, import or remove suppressed addresses.")
 def suppressions() -> None:
     """Export, import or remove addresses from the suppression list."""
 
@@ -560,7 +560,7 @@ def suppressions_export(ctx: click.Context, csv_path: Path, everything: bool) ->
     err.print(f"exported {plural(count, 'suppressed address', 'suppressed addresses')}")
 
 
-@suppressions.command("remove", short_help="Take addresses off the suppression list.")
+@suppressions.command("remove", short_help="Take addresses off the list.")
 @click.argument("addresses", nargs=-1, required=True)
 @click.option("--reason", "note", default="", help="Why, kept with the record of the removal.")
 @click.pass_context
@@ -576,7 +576,7 @@ def suppressions_remove(ctx: click.Context, addresses: tuple[str, ...], note: st
         out.print(line, markup=False)
 
 
-@suppressions.command("import", short_help="Add every address of a CSV to the suppression list.")
+@suppressions.command("import", short_help="Add the addresses of a CSV to the list.")
 @click.argument("csv_path", type=click.Path(path_type=Path, dir_okay=False))
 @click.pass_context
 @friendly
@@ -596,7 +596,7 @@ def subscribers() -> None:
     """Inspect a subscriber list."""
 
 
-@subscribers.command("check", short_help="Report bad and duplicate rows and who would be mailed.")
+@subscribers.command("check", short_help="Bad and duplicate rows; who would be mailed.")
 @click.argument("csv_path", type=click.Path(path_type=Path, dir_okay=False), required=False)
 @click.pass_context
 @friendly
@@ -627,7 +627,7 @@ def dkim() -> None:
     """DKIM keys for signing."""
 
 
-@dkim.command("keygen", short_help="Write a DKIM key pair and print its DNS record.")
+@dkim.command("keygen", short_help="A DKIM key pair and its DNS record.")
 @click.option("--selector", default="newsletter", show_default=True)
 @click.option("--domain", help="Signing domain (default: the From address's domain).")
 @click.option(
@@ -664,7 +664,7 @@ def dkim_keygen(ctx: click.Context, selector: str, domain: str | None, out_path:
     out.print(f'[dkim]\ndomain = "{domain}"\nselector = "{selector}"\nkey_file = "{relative}"', markup=False)
 
 
-@main.command()
+@main.command(short_help="Process delivery reports (bounces).")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.pass_context
 @friendly
@@ -687,7 +687,7 @@ def bounces(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     out.print(f"{len(outcomes)} message(s): " + ", ".join(f"{n} {a}" for a, n in counts.items()), markup=False)
 
 
-@subscribers.command("export")
+@subscribers.command("export", short_help="The list a send uses, with consent.")
 @click.option(
     "-o", "--out", "out_path", type=click.Path(path_type=Path, dir_okay=False), help="CSV file (default: stdout)."
 )
@@ -714,7 +714,7 @@ def subscribers_export(ctx: click.Context, out_path: Path | None) -> None:
     err.print(f"exported {count} subscribers", markup=False)
 
 
-@main.command("signup-form")
+@main.command("signup-form", short_help="An HTML signup form for your website.")
 @click.pass_context
 @friendly
 def signup_form(ctx: click.Context) -> None:
@@ -724,3 +724,64 @@ def signup_form(ctx: click.Context) -> None:
     settings = settings_from(ctx)
     action = f"{settings.newsletter.base_url.rstrip('/')}/subscribe"
     out.print(form_html(action, settings.signup.fields), markup=False, highlight=False)
+
+
+@main.group(short_help="The store: SQLite or PostgreSQL.")
+def store() -> None:
+    """The store that holds the journal and the suppression list (SQLite or PostgreSQL)."""
+
+
+@store.command("migrate", short_help="Bring the store's schema up to date.")
+@click.pass_context
+@friendly
+def store_migrate(ctx: click.Context) -> None:
+    """Bring the store's schema up to this version of newsletter-mailer."""
+    from .store import open_store
+
+    with open_store(settings_from(ctx), check=False) as opened:
+        before, after = opened.migrate()
+    what = "already at" if before == after else f"migrated from version {before} to"
+    out.print(f"store {opened.where}: {what} schema version {after}", markup=False)
+
+
+@store.command("copy", short_help="Copy SQLite state into PostgreSQL.")
+@click.option(
+    "--to", "to", required=True, help="postgresql://user@host/database (password: NEWSLETTER_STORE_PASSWORD)."
+)
+@click.pass_context
+@friendly
+def store_copy(ctx: click.Context, to: str) -> None:
+    """Copy this workspace's SQLite journal and suppression list into the store at --to."""
+    import os
+
+    from .config import STORE_SCHEMES
+    from .errors import UserInputError
+    from .store.copy import copy_store
+    from .store.factory import open_url
+    from .store.sqlite import SQLiteStore
+
+    settings = settings_from(ctx)
+    if not to.startswith(STORE_SCHEMES):
+        raise UserInputError("--to must be a postgresql://user@host/database URL")
+    if not settings.database_path.exists():
+        raise UserInputError("no SQLite store in this workspace to copy", file=settings.database_path)
+    source = SQLiteStore.open(settings.database_path)
+    try:
+        target = open_url(to, os.environ.get("NEWSLETTER_STORE_PASSWORD", ""), check=False)
+        try:
+            before, after = target.migrate()
+            report = copy_store(source, target)
+        finally:
+            target.close()
+    finally:
+        source.close()
+    if before != after:
+        out.print(f"{target.where}: schema migrated from version {before} to {after}", markup=False)
+    out.print(
+        f"copied to {target.where}: {report.journal_rows} journal rows of {len(report.issues)} issue(s)"
+        f"{' (' + ', '.join(report.issues) + ')' if report.issues else ''}, "
+        f"{report.suppressions} suppressed addresses; already there and left as they were: "
+        f"{report.journal_skipped} journal rows, {report.suppressions_skipped} suppressed addresses",
+        markup=False,
+    )
+    out.print(f'to use it, set in newsletter.toml:\n[store]\nurl = "{target.where}"', markup=False)

@@ -3,6 +3,7 @@ across processes, passwords kept out of messages, and `store copy` from a worksp
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -23,7 +24,8 @@ from newsletter_mailer.store.sqlite import SQLiteStore
 
 
 def cli(root: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    result = CliRunner().invoke(main, ["--config", str(root / "newsletter.toml"), *args], env=env)
+    with contextlib.chdir(root):  # issue files are named relative to the workspace, as an editor types them
+        result = CliRunner().invoke(main, ["--config", str(root / "newsletter.toml"), *args], env=env)
     assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), result.output
     return result.exit_code, result.output
 
@@ -40,11 +42,7 @@ def test_a_fresh_database_is_refused_until_migrated(pg_url: str, tmp_path: Path)
     assert "postgresql://newsletter@127.0.0.1:" in output
     code, output = cli(root, "store", "migrate")
     assert code == 0 and f"already at schema version {SCHEMA_VERSION}" in output
-    assert cli(root, "status", "issue.md") == (
-        0,
-        "issue: sent 0, pending 0, failed 0, skipped as unsubscribed 0, "
-        "no longer in the list 0, in flight 0, possibly duplicated 0\n",
-    )
+    assert cli(root, "status", "issue.md") == (0, "issue: nothing sent yet\n")
 
 
 def test_a_schema_newer_than_the_code_is_refused(migrated_pg_url: str, tmp_path: Path) -> None:

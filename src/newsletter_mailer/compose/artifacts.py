@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +32,9 @@ def write_files(
     try:
         return _write_files(rendered, settings, out_dir, subscriber or preview_subscriber(settings))
     except OSError as exc:
+        hint = "; is the workspace read-only?" if exc.errno == errno.EROFS else " (choose another -o folder)"
         raise UserInputError(
-            f"cannot write the rendered files there: {exc.strerror}", file=exc.filename or out_dir
+            f"cannot write the rendered files there: {exc.strerror}{hint}", file=exc.filename or out_dir
         ) from None
 
 
