@@ -50,7 +50,9 @@ def test_the_remote_servers_words_are_kept_on_one_line() -> None:
         ("5.2.2", "", Category.SOFT),
         ("4.2.2", "", Category.SOFT),
         ("4.4.7", "", Category.SOFT),
-        ("5.7.1", "blocked as spam", Category.SOFT),
+        ("5.7.1", "blocked as spam", Category.POLICY),
+        ("5.7.515", "DMARC policy of the sender's domain", Category.POLICY),
+        ("5.4.1", "no answer from host", Category.POLICY),
         ("", "550 no such user here", Category.HARD),
         ("", "service unavailable", Category.SOFT),
     ],
@@ -65,6 +67,7 @@ def test_policy_hard_and_complaint_at_once_soft_after_the_threshold() -> None:
     assert policy.decide(Category.COMPLAINT, 0) is Action.SUPPRESSED
     assert policy.decide(Category.SOFT, 2) is Action.COUNTED
     assert policy.decide(Category.SOFT, 3) is Action.SUPPRESSED
+    assert policy.decide(Category.POLICY, 99) is Action.IGNORED  # a policy refusal never suppresses
     assert policy.decide(Category.AUTO_REPLY, 9) is Action.IGNORED
     assert policy.decide(Category.DELAYED, 9) is Action.IGNORED
     assert policy.decide(Category.UNKNOWN, 0) is Action.UNRECOGNISED

@@ -38,7 +38,8 @@ MAX_DIAGNOSTIC = 300
 
 class Category(enum.Enum):
     HARD = "hard"  # the address does not exist or is disabled (5.1.x, 5.2.1)
-    SOFT = "soft"  # full mailbox (5.2.2), temporary (4.x.x) or another permanent refusal
+    SOFT = "soft"  # full mailbox (5.2.2), temporary (4.x.x), or a permanent refusal of no known kind
+    POLICY = "policy"  # refused for the sender's or the network's sake (5.7.x, 5.3.x, 5.4.x): not the address
     COMPLAINT = "complaint"  # the recipient marked the message as spam (ARF)
     AUTO_REPLY = "auto-reply"  # vacation or out-of-office: ignored
     DELAYED = "delayed"  # a warning that delivery is still being tried: ignored
@@ -74,18 +75,22 @@ class Policy:
             return Action.SUPPRESSED
         if category is Category.SOFT:
             return Action.SUPPRESSED if soft_issues_in_window >= self.soft_threshold else Action.COUNTED
-        return Action.IGNORED if category in (Category.AUTO_REPLY, Category.DELAYED) else Action.UNRECOGNISED
+        ignored = (Category.AUTO_REPLY, Category.DELAYED, Category.POLICY)
+        return Action.IGNORED if category in ignored else Action.UNRECOGNISED
 
 
 def classify_status(status: str, diagnostic: str = "") -> Category:
-    """Hard for 5.1.x and 5.2.1; soft for 4.x.x, 5.2.2 and other permanent refusals, which are
-    often about the sender (5.7.x policy) rather than the address; without a status, the words."""
+    """Hard for 5.1.x and 5.2.1; policy for 5.7.x (spam, DMARC, relaying), 5.3.x and 5.4.x (system,
+    network), which say nothing against the address and suppress nobody, as at the SMTP stage;
+    soft for 4.x.x, 5.2.2 and the rest; without a status, the words."""
     match = _STATUS.search(status) or _STATUS.search(diagnostic)
     if match is None:
         return Category.HARD if _UNKNOWN_USER.search(diagnostic) else Category.SOFT
     klass, subject, detail = match.groups()
     if klass == "5" and (subject == "1" or (subject, detail) == ("2", "1")):
         return Category.HARD
+    if klass == "5" and subject in ("3", "4", "7"):
+        return Category.POLICY
     return Category.SOFT
 
 
