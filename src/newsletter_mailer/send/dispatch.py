@@ -14,6 +14,7 @@ import itertools
 import random
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,7 +27,7 @@ from ..audience.signup import Tally, merge_lists
 from ..audience.subscribers import ListReport, Subscriber, normalise_address, read_subscribers
 from ..audience.suppressions import SuppressionList
 from ..compose.dkim import dkim_signer
-from ..compose.envelope import MessageTemplate
+from ..compose.envelope import Envelope, MessageTemplate
 from ..compose.issue import read_issue
 from ..compose.render import RenderedIssue, render_issue
 from ..config import Settings, SMTPSettings
@@ -230,6 +231,9 @@ class _Run:
         self.fatal: BaseException | None = None
         self.template = campaign.template()
         self.pending = self.journal.pending(campaign.issue)
+        # A signed message costs ~0.3 ms of RSA and SHA-256 that OpenSSL runs without the GIL: on a
+        # thread it overlaps the event loop's SMTP work instead of stalling every connection.
+        self.signing = ThreadPoolExecutor(2, thread_name_prefix="dkim") if self.template.dkim else None
 
     async def execute(self) -> Summary:
         issue = self.campaign.issue
@@ -241,6 +245,8 @@ class _Run:
             if not self.stop.is_set():
                 self.suppress_bounces(self.streak.end())
         finally:
+            if self.signing is not None:
+                self.signing.shutdown(wait=True)
             self.summary.elapsed = time.monotonic() - started
             self.check_database(force=True)
             counts = self.journal.counts(issue)
@@ -293,7 +299,7 @@ class _Run:
         """Send one claimed delivery and record it; returns how long this connection should back off."""
         self.first_try.setdefault(job.id, time.monotonic())
         try:
-            envelope = self.template.envelope(job.subscriber(), job.id)
+            envelope = await self.envelope(job)
         except MergeFieldError as exc:  # a row the pre-send check did not pass (--force): this one fails
             self.record_unfillable(job, f"the message cannot be filled in: {exc}")
             return 0.0
@@ -317,6 +323,13 @@ class _Run:
             self.stop.set()
             return 0.0
         return pause
+
+    async def envelope(self, job: Delivery) -> Envelope:
+        """The recipient's message, signed off the event loop when DKIM is on."""
+        if self.signing is None:
+            return self.template.envelope(job.subscriber(), job.id)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.signing, self.template.envelope, job.subscriber(), job.id)
 
     def check_database(self, *, force: bool = False) -> None:
         """Stop if the database file was deleted or replaced: what is written now would be lost with it,
