@@ -374,3 +374,93 @@ def test_a_corrupted_database_and_a_missing_export_folder_are_one_clear_line(tmp
             "error: the workspace database is damaged (file is not a database); restore "
             ".newsletter/newsletter.db from a backup"
         ]
+
+
+def test_a_database_locked_by_another_process_is_one_clear_line_and_the_rerun_sends_once(tmp_path: Path) -> None:
+    from conftest import make_workspace
+    from smtp_servers import SMTPTestServer
+
+    with SMTPTestServer() as server:
+        root = make_workspace(tmp_path / "ws", server.port, 5)
+        assert run("unsubscribe", "user4@example.org", cwd=root).returncode == 0
+        hold = "import sqlite3, sys; db = sqlite3.connect(sys.argv[1], isolation_level=None); "
+        hold += "db.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); sys.stdin.read()"
+        database = str(root / ".newsletter" / "newsletter.db")
+        with subprocess.Popen(
+            [sys.executable, "-c", hold, database], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        ) as holder:
+            assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+            env = {**os.environ, "NEWSLETTER_DB_BUSY_TIMEOUT": "0.5"}  # the test hook: 30 s otherwise
+            for args in (("send", "issue.md", "--yes"), ("unsubscribe", "a@example.org")):
+                locked = subprocess.run(
+                    [sys.executable, "-m", "newsletter_mailer", *args],
+                    cwd=root,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
+                assert locked.returncode == 1 and "Traceback" not in locked.stderr, locked.stderr
+                assert [line for line in locked.stderr.splitlines() if line.startswith("error:")] == [
+                    "error: the workspace database is locked by another process (waited 0.5 s); try again "
+                    "when it is done"
+                ]
+            holder.communicate("")  # released
+        assert server.handler.messages == []
+        rerun = run("send", "issue.md", "--yes", cwd=root)
+        assert rerun.returncode == 0 and "sent 4, failed 0" in rerun.stdout, rerun.stdout + rerun.stderr
+        assert server.handler.copies() == {f"user{i}@example.org": 1 for i in range(4)}
+        assert run("unsubscribe", "a@example.org", cwd=root).returncode == 0
+
+
+def on_a_small_disk(root: Path, slack_pages: int, *args: str) -> subprocess.CompletedProcess[str]:
+    """The command with the workspace's .newsletter/ on a tmpfs of its files plus ``slack_pages`` free pages
+    (in a private mount namespace); what it wrote is copied back after, as when space is freed."""
+    import shlex
+    import shutil
+
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("a small tmpfs needs root and unshare(1)")
+    state, kept = root / ".newsletter", root.parent / "kept"
+    size = (sum(path.stat().st_size // 4096 + 1 for path in state.iterdir()) + slack_pages) * 4096
+    command = shlex.join([sys.executable, "-m", "newsletter_mailer", *args])
+    s, k = shlex.quote(str(state)), shlex.quote(str(kept))
+    script = (
+        f"mkdir -p {k} && cp -a {s}/. {k}/ && mount -t tmpfs -o size={size},mode=0700 tmpfs {s} && "
+        f"cp -a {k}/. {s}/ && {{ {command}; rc=$?; cp -a {s}/. {k}/; exit $rc; }}"
+    )
+    result = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", script], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    if "mount:" in result.stderr or "unshare:" in result.stderr:
+        pytest.skip(f"cannot mount a small tmpfs here: {result.stderr.strip()}")
+    shutil.rmtree(state)
+    shutil.copytree(kept, state)
+    return result
+
+
+def test_a_full_disk_mid_send_is_one_clear_line_and_the_rerun_sends_each_once(tmp_path: Path) -> None:
+    from conftest import make_workspace
+    from smtp_servers import SMTPTestServer
+
+    with SMTPTestServer() as server:
+        root = make_workspace(tmp_path / "ws", server.port, 300)
+        assert run("unsubscribe", "nobody@example.org", cwd=root).returncode == 0
+        # 64 pages for the send's reserve, 128 for the list and the first outcomes: full mid-send
+        full = on_a_small_disk(root, 192, "send", "issue.md", "--yes")
+        assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr
+        assert [line for line in full.stderr.splitlines() if line.startswith("error:")] == [
+            "error: the disk is full; free some space and run the same command again (nothing was half-written)"
+        ]
+        before = len(server.handler.messages)
+        assert 0 < before < 300, before
+        status = run("status", "issue.md", cwd=root).stdout
+        assert f"sent {before}, pending {300 - before}, failed 0" in status and "in flight 0" in status
+        too_full = on_a_small_disk(root, 8, "send", "issue.md", "--yes")  # not even room to start
+        assert too_full.returncode == 1 and "the disk is full" in too_full.stderr, too_full.stderr
+        assert len(server.handler.messages) == before
+        rerun = run("send", "issue.md", "--yes", cwd=root)
+        assert rerun.returncode == 0 and f"sent {300 - before}, failed 0" in rerun.stdout, rerun.stderr
+        assert "possibly duplicated" not in rerun.stdout
+    assert server.handler.copies() == {f"user{i}@example.org": 1 for i in range(300)}
+    assert not (root / ".newsletter" / "reserve").exists()

@@ -12,8 +12,9 @@ import asyncio
 import heapq
 import itertools
 import random
+import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field, replace
@@ -33,7 +34,7 @@ from ..compose.render import RenderedIssue, render_issue
 from ..config import Settings, SMTPSettings
 from ..errors import ConfigError, MergeFieldError, SendPaused, SMTPStartError, StateLost, UserInputError
 from ..store.base import Store
-from ..store.database import FileIdentity, record_sent_issue, salvage
+from ..store.database import FileIdentity, disk_full, record_sent_issue, release_reserve, reserve_space, salvage
 from ..store.factory import confirmed_signups, open_store
 from ..store.journal import Delivery
 from ..store.sqlite import SQLiteStore
@@ -240,6 +241,7 @@ class _Run:
         self.progress.started(self.journal.counts(issue)["pending"])
         started = time.monotonic()
         record_sent_issue(self.campaign.settings.state_dir, issue)
+        reserve_space(self.campaign.settings.state_dir)
         try:
             await asyncio.gather(*(self.worker() for _ in range(max(1, self.smtp.concurrency))))
             if not self.stop.is_set():
@@ -247,6 +249,7 @@ class _Run:
         finally:
             if self.signing is not None:
                 self.signing.shutdown(wait=True)
+            release_reserve(self.campaign.settings.state_dir)
             self.summary.elapsed = time.monotonic() - started
             self.check_database(force=True)
             counts = self.journal.counts(issue)
@@ -272,7 +275,16 @@ class _Run:
                 if self.stop.is_set():
                     self.retries.push(0.0, job)
                     break
-                if not self.journal.claim(job):
+                try:
+                    claimed = self.journal.claim(job)
+                except (sqlite3.Error, OSError) as exc:  # nothing handed over yet: stop here
+                    if not disk_full(exc):
+                        raise
+                    release_reserve(self.campaign.settings.state_dir)  # for the messages still in flight
+                    self.fatal = self.fatal or exc
+                    self.stop.set()
+                    break
+                if not claimed:
                     self.summary.suppressed += 1
                     self.progress.finished_one(job.address, None)
                     continue
@@ -356,8 +368,20 @@ class _Run:
         )
         self.stop.set()
 
+    def write_outcome(self, write: Callable[[], None]) -> None:
+        """Write one outcome to the journal. On a full disk the reserve is freed so that this and the
+        messages still in flight are written (the next run must not mail them again), and the run stops."""
+        try:
+            write()
+        except (sqlite3.Error, OSError) as exc:
+            if not disk_full(exc) or not release_reserve(self.campaign.settings.state_dir):
+                raise
+            self.fatal = self.fatal or exc
+            self.stop.set()
+            write()
+
     def record_sent(self, job: Delivery, message_id: str, result: Result) -> None:
-        self.journal.mark_sent(job, message_id, str(result))
+        self.write_outcome(lambda: self.journal.mark_sent(job, message_id, str(result)))
         self.summary.sent += 1
         if job.resent:
             self.summary.possibly_duplicated += 1
@@ -374,7 +398,7 @@ class _Run:
                 delay = self.retry_later(job, result, attempts)
                 return (delay if result.reset_connection else 0.0), False
             reply = f"{result} (gave up after {attempts} attempts)"
-        self.journal.mark_failed(job, reply)
+        self.write_outcome(lambda: self.journal.mark_failed(job, reply))
         self.summary.failed += 1
         self.summary.failures.append((job.address, reply))
         self.progress.finished_one(job.address, result)
@@ -393,7 +417,7 @@ class _Run:
 
     def retry_later(self, job: Delivery, result: Result, attempts: int) -> float:
         delay = backoff(attempts, self.smtp.retry_delay)
-        self.journal.mark_deferred(job, str(result), uncertain=result.uncertain)
+        self.write_outcome(lambda: self.journal.mark_deferred(job, str(result), uncertain=result.uncertain))
         self.retries.push(
             time.monotonic() + delay, replace(job, attempts=attempts, resent=job.resent or result.uncertain)
         )

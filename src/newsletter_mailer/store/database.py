@@ -22,7 +22,10 @@ __all__ = [
     "SCHEMA_VERSION",
     "FileIdentity",
     "connect",
+    "disk_full",
     "record_sent_issue",
+    "release_reserve",
+    "reserve_space",
     "salvage",
     "send_lock",
     "sent_issues",
@@ -92,6 +95,19 @@ CREATE TABLE IF NOT EXISTS suppression_removals (
 SENT_MARKER = "sent-issues"  # beside the database, outside it: survives the database's loss
 
 
+def busy_timeout() -> float:
+    """Seconds to wait for a database another process holds locked: 30.
+
+    NEWSLETTER_DB_BUSY_TIMEOUT is a test hook, not a setting (undocumented, and only a positive
+    number counts): the locked-database tests would otherwise wait 30 s each.
+    """
+    try:
+        seconds = float(os.environ.get("NEWSLETTER_DB_BUSY_TIMEOUT", ""))
+    except ValueError:
+        return 30.0
+    return seconds if 0 < seconds < 30 else 30.0
+
+
 def connect(path: Path, *, new: bool = False) -> sqlite3.Connection:
     """The workspace database, shared by send, serve and the suppression commands.
 
@@ -105,12 +121,13 @@ def connect(path: Path, *, new: bool = False) -> sqlite3.Connection:
             "if it is truly gone, run `newsletter send --new-database` (every subscriber may be mailed again)"
         )
     private_file(path)
-    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    wait = busy_timeout()
+    db = sqlite3.connect(path, timeout=wait, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")
     # WAL + NORMAL survives a killed process (what we guard against); only an OS crash may lose
     # the last commits, and then the Message-ID still lets receivers fold a duplicate.
     db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA busy_timeout=30000")
+    db.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
     db.executescript(SCHEMA)
     _addresses_ignore_case(db)
     _migrate(db, path)
@@ -186,6 +203,39 @@ def send_lock(state_dir: Path, issue: str) -> Iterator[None]:
         os.close(fd)
 
 
+RESERVE = "reserve"  # space held back during a send, freed to record what is in flight when the disk fills
+RESERVE_BYTES = 256 * 1024
+
+
+def reserve_space(state_dir: Path) -> None:
+    """Hold back a little disk beside the database for the length of a send (see release_reserve)."""
+    path = private_dir(state_dir) / RESERVE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.posix_fallocate(fd, 0, RESERVE_BYTES)
+    except OSError:
+        os.close(fd)
+        path.unlink(missing_ok=True)  # a disk too full for the reserve is too full to start a send
+        raise
+    os.close(fd)
+
+
+def release_reserve(state_dir: Path) -> bool:
+    """Free the reserve, so that the outcome of messages the relay already took can still be written
+    when the disk is full; False if there was none left to free."""
+    try:
+        (state_dir / RESERVE).unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno == errno.ENOSPC
+    return isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL
+
+
 def describe_fault(exc: sqlite3.Error | OSError) -> str:
     """The one place that says an environment fault (database, disk, permissions) in a line."""
     if isinstance(exc, OSError):
@@ -197,7 +247,10 @@ def describe_fault(exc: sqlite3.Error | OSError) -> str:
         return f"{where}{exc.strerror or exc}"
     said = str(exc).lower()
     if "locked" in said or "busy" in said:
-        return "the workspace database is locked by another process (waited 30 s); try again when it is done"
+        return (
+            f"the workspace database is locked by another process (waited {busy_timeout():g} s); "
+            "try again when it is done"
+        )
     if "readonly" in said or "unable to open" in said or "read-only" in said:
         return "cannot write the workspace database (.newsletter/newsletter.db); is the workspace read-only?"
     if "full" in said:
