@@ -15,7 +15,6 @@ import random
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,7 +27,7 @@ from ..audience.signup import Tally, merge_lists
 from ..audience.subscribers import ListReport, Subscriber, normalise_address, read_subscribers
 from ..audience.suppressions import SuppressionList
 from ..compose.dkim import dkim_signer
-from ..compose.envelope import Envelope, MessageTemplate
+from ..compose.envelope import MessageTemplate
 from ..compose.issue import read_issue
 from ..compose.render import RenderedIssue, render_issue
 from ..config import Settings, SMTPSettings
@@ -232,9 +231,6 @@ class _Run:
         self.fatal: BaseException | None = None
         self.template = campaign.template()
         self.pending = self.journal.pending(campaign.issue)
-        # A signed message costs ~0.3 ms of RSA and SHA-256 that OpenSSL runs without the GIL: on a
-        # thread it overlaps the event loop's SMTP work instead of stalling every connection.
-        self.signing = ThreadPoolExecutor(2, thread_name_prefix="dkim") if self.template.dkim else None
 
     async def execute(self) -> Summary:
         issue = self.campaign.issue
@@ -247,8 +243,6 @@ class _Run:
             if not self.stop.is_set():
                 self.suppress_bounces(self.streak.end())
         finally:
-            if self.signing is not None:
-                self.signing.shutdown(wait=True)
             release_reserve(self.campaign.settings.state_dir)
             self.summary.elapsed = time.monotonic() - started
             self.check_database(force=True)
@@ -311,7 +305,7 @@ class _Run:
         """Send one claimed delivery and record it; returns how long this connection should back off."""
         self.first_try.setdefault(job.id, time.monotonic())
         try:
-            envelope = await self.envelope(job)
+            envelope = self.template.envelope(job.subscriber(), job.id)
         except MergeFieldError as exc:  # a row the pre-send check did not pass (--force): this one fails
             self.record_unfillable(job, f"the message cannot be filled in: {exc}")
             return 0.0
@@ -335,13 +329,6 @@ class _Run:
             self.stop.set()
             return 0.0
         return pause
-
-    async def envelope(self, job: Delivery) -> Envelope:
-        """The recipient's message, signed off the event loop when DKIM is on."""
-        if self.signing is None:
-            return self.template.envelope(job.subscriber(), job.id)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.signing, self.template.envelope, job.subscriber(), job.id)
 
     def check_database(self, *, force: bool = False) -> None:
         """Stop if the database file was deleted or replaced: what is written now would be lost with it,
