@@ -89,6 +89,10 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     root = make_workspace(tmp_path / "ws", 2525, 0)
     missing = newsletter("bounces", "nowhere.eml", cwd=root)
     assert missing.returncode == 2 and missing.stderr.strip() == "nowhere.eml: error: no such file"
+    (root / "junk.eml").write_text("garbage\n")  # trips some of flufl.bounce's detectors
+    junk = newsletter("bounces", "junk.eml", cwd=root)
+    assert junk.returncode == 0 and "Traceback" not in junk.stderr + junk.stdout, junk.stderr
+    assert "1 unrecognised" in junk.stdout
     no_host = newsletter("bounces", cwd=root)
     assert no_host.returncode == 2 and "no [bounces] host" in no_host.stderr and "Traceback" not in no_host.stderr
     with (root / "newsletter.toml").open("a") as handle:

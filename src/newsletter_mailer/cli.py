@@ -670,8 +670,15 @@ def dkim_keygen(ctx: click.Context, selector: str, domain: str | None, out_path:
 @friendly
 def bounces(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     """Process delivery reports from PATHS (files, mbox, Maildir) or, with none, the [bounces] IMAP folder."""
+    import logging
+
     from .store.bounce_log import process_imap, process_paths
 
+    # flufl.bounce logs a traceback for each of its detectors that a strange message trips up;
+    # such a message is reported below as unrecognised, which is all the editor needs to know.
+    quiet = logging.getLogger("flufl.bounce")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
     settings = settings_from(ctx)
     outcomes = process_paths(settings, paths) if paths else process_imap(settings)
     for o in outcomes:

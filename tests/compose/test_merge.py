@@ -16,7 +16,7 @@ from newsletter_mailer.compose.issue import read_issue
 from newsletter_mailer.compose.merge import MergeFields
 from newsletter_mailer.compose.render import render_issue
 from newsletter_mailer.config import load_settings
-from newsletter_mailer.errors import IssueError
+from newsletter_mailer.errors import IssueError, MergeFieldError
 
 BODY = """Hello {{ subscriber.name }}, branch {{ subscriber.branch | default("none") }}.
 
@@ -117,3 +117,22 @@ def test_fast_path_gives_what_jinja_gives(source: str, subscriber: dict[str, str
 def test_other_expressions_still_go_through_jinja(tmp_path: Path) -> None:
     _, text = fill(tmp_path, Subscriber("a@example.org", "ada"), "Hi {{ subscriber.name | upper }}!\n")
     assert "Hi ADA!" in text
+
+
+@pytest.mark.parametrize(
+    "source",
+    ['"x" * 10**9', "[1] * 10**9", '"x".ljust(10**9)', '"x"|center(10**9)', "10 ** 100000", "subscriber.name * 10**8"],
+)
+def test_an_expression_that_would_build_gigabytes_is_refused_at_once(source: str) -> None:
+    fields = MergeFields()
+    fields.substitute("{{ " + source + " }}", file=Path("issue.md"), line=7)
+    with pytest.raises(MergeFieldError, match=r"too large for a merge field") as caught:
+        fields.values({"name": "Ann", "email": "ann@example.org"}, "https://example.org/u")
+    assert caught.value.line == 7
+
+
+def test_ordinary_arithmetic_repetition_and_filters_still_work() -> None:
+    fields = MergeFields()
+    for source in ('"-" * 3', "subscriber.name|upper", "2 ** 10", "subscriber.name|center(9)"):
+        fields.substitute("{{ " + source + " }}", file=Path("issue.md"), line=1)
+    assert fields.values({"name": "Ann", "email": "a@example.org"}, "u")[2:] == ["---", "ANN", "1024", "   Ann   "]

@@ -8,6 +8,7 @@ premailer, HTML escaping and quoted-printable all leave it alone.
 from __future__ import annotations
 
 import enum
+import functools
 import html
 import re
 import secrets
@@ -52,6 +53,52 @@ ESCAPERS: dict[Context, Callable[[str], str]] = {
 }
 
 
+MAX_BUILT = 100_000  # characters, items or bits an expression may ask for: a name, not a book
+
+
+def _too_big(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_BUILT
+
+
+class BoundedSandbox(SandboxedEnvironment):
+    """Jinja's sandbox, which stops attribute tricks and huge ranges but not ``{{ "x" * 10**9 }}``,
+    ``"x".ljust(10**9)`` or ``"x"|center(10**9)``: each of those would take gigabytes before any
+    check could look at the result. Repetition, powers and every call or filter given a number
+    past MAX_BUILT are refused instead."""
+
+    intercepted_binops = frozenset(["*", "**"])
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.filters = {name: _bounded(function) for name, function in self.filters.items()}
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        powers = operator == "**" and isinstance(left, int) and isinstance(right, int)
+        if powers and right > 0 and abs(left) > 1 and right * abs(left).bit_length() > MAX_BUILT:
+            raise OverflowError(f"{left} ** {right} is too large for a merge field")
+        if operator == "*":
+            sizes = [len(x) for x in (left, right) if isinstance(x, (str, list, tuple))]
+            counts = [x for x in (left, right) if isinstance(x, int)]
+            if sizes and counts and max(sizes[0], 1) * counts[0] > MAX_BUILT:
+                raise OverflowError("the repeated value is too large for a merge field")
+        return super().call_binop(context, operator, left, right)
+
+    def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        if any(_too_big(value) for value in (*args, *kwargs.values())):
+            raise OverflowError(f"a number over {MAX_BUILT} is too large for a merge field")
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+def _bounded(function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)  # keeps Jinja's pass_context/pass_environment markers
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        if any(_too_big(value) for value in (*args, *kwargs.values())):
+            raise OverflowError(f"a number over {MAX_BUILT} is too large for a merge field")
+        return function(*args, **kwargs)
+
+    return checked
+
+
 @dataclass
 class MergeFields:
     """Collects the merge expressions of one issue and hands out their placeholders.
@@ -64,7 +111,7 @@ class MergeFields:
     origins: list[tuple[str, int]] = field(default_factory=list)  # (file, line) where each first appears
     columns: list[frozenset[str]] = field(default_factory=list)  # the subscriber.X each one names
     _compiled: list[Callable[..., Any]] = field(default_factory=list)
-    _env: SandboxedEnvironment = field(default_factory=lambda: SandboxedEnvironment(autoescape=False))
+    _env: SandboxedEnvironment = field(default_factory=lambda: BoundedSandbox(autoescape=False))
 
     def __post_init__(self) -> None:
         self._pattern = re.compile(rf"nlm{self.nonce}x(\d+)x")
