@@ -316,3 +316,24 @@ def test_dry_run_and_render_as_an_address_fill_in_its_row(tmp_path: Path) -> Non
     assert missing.exit_code == 2 and "subscribers.csv: error: carol@example.org is not in the list" in missing.output
     assert alone.exit_code == 2 and "--as goes with --dry-run" in alone.output
     assert server.handler.messages == []
+
+
+@pytest.mark.parametrize(
+    ("header", "fragment"),
+    [
+        ("email,email,name", "two 'email' columns"),
+        ("email,name,Name", "two 'name' columns"),
+        ("email,Home town,home_town", "both become the merge field subscriber.home_town"),
+    ],
+)
+def test_two_columns_that_would_be_one_field_refuse_the_list(tmp_path: Path, header: str, fragment: str) -> None:
+    """Otherwise one of them is dropped without a word (b@example.org never mailed)."""
+    with SMTPTestServer() as server:
+        root = make_workspace(tmp_path / "ws", server.port, 1)
+        write_list(root, f"{header}\na@example.org,b@example.org,A\n")
+        checked = cli(root, "subscribers", "check")
+        assert checked.exit_code == 2 and "subscribers.csv:1: error: the header has" in checked.output
+        assert fragment in checked.output
+        sent = cli(root, "send", "issue.md", "--yes", "--force")
+        assert sent.exit_code == 2 and fragment in sent.output
+    assert server.handler.messages == []

@@ -172,7 +172,33 @@ def _read_header(row: list[str], path: Path, line: int) -> _Header:
         )
     name_col = next((i for i, h in enumerate(header) if h.lower() in NAME_HEADERS), -1)
     keys = tuple((i, _column_key(h)) for i, h in enumerate(header) if i not in (email_col, name_col) and _column_key(h))
-    return _Header(("email", "name", *(k for _, k in keys)), email_col, name_col, keys)
+    columns = ("email", "name", *(k for _, k in keys))
+    _refuse_twins(header, email_col, name_col, columns, path, line)
+    return _Header(columns, email_col, name_col, keys)
+
+
+def _refuse_twins(
+    header: list[str], email_col: int, name_col: int, columns: tuple[str, ...], path: Path, line: int
+) -> None:
+    """Two columns that would be one merge field (``email,email``, ``Home town,home_town``,
+    ``name,Name``): one of them would be dropped without a word, so the list is refused."""
+    roles = [email_column([h]) == 0 for h in header], [h.lower() in NAME_HEADERS for h in header]
+    for role, kept in ((roles[0], email_col), (roles[1], name_col)):
+        twins = [header[i] for i, is_it in enumerate(role) if is_it and i != kept]
+        if twins:
+            raise SubscriberListError(
+                f"the header has two {header[kept]!r} columns ({header[kept]!r} and {twins[0]!r}); "
+                "rename or remove one, or one of them would be ignored",
+                file=path,
+                line=line,
+            )
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise SubscriberListError(
+            f"the header has two columns that both become the merge field subscriber.{repeated[0]}; rename one of them",
+            file=path,
+            line=line,
+        )
 
 
 def read_subscribers(path: Path, report: ListReport | None = None) -> Iterator[Subscriber]:
