@@ -302,6 +302,7 @@ def test_dry_run_and_render_as_an_address_fill_in_its_row(tmp_path: Path) -> Non
         assert server.handler.messages == []
         rendered = cli(root, "render", "issue.md", "--as", "ann@example.org")
         missing = cli(root, "send", "issue.md", "--dry-run", "--as", "carol@example.org")
+        typo = cli(root, "send", "issue.md", "--dry-run", "--as", "not an address")
         alone = cli(root, "send", "issue.md", "--as", "ann@example.org", "--yes")
     data = shown.stdout_bytes
     assert dkimpy.verify(data, dnsfunc=dns)
@@ -310,6 +311,7 @@ def test_dry_run_and_render_as_an_address_fill_in_its_row(tmp_path: Path) -> Non
     text = message.get_body(("plain",))
     assert text is not None and "Hello Bob in Millbrook." in text.get_content()
     assert rendered.exit_code == 0, rendered.output
+    assert typo.exit_code == 2 and typo.output.startswith("error: --as 'not an address' is not a valid address")
     eml = email.message_from_bytes((root / "build" / "issue.eml").read_bytes(), policy=policy.default)
     assert eml["To"] == "Ann <ann@example.org>"
     assert "Hello Ann in Riverton." in (root / "build" / "issue.txt").read_text()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
-from ..errors import SubscriberListError
+from ..errors import SubscriberListError, UserInputError
 
 EMAIL_HEADERS = {"email", "e-mail", "email address", "e-mail address", "emailaddress", "mail"}
 NAME_HEADERS = {"name", "full name", "fullname", "display name"}
@@ -166,7 +166,7 @@ def _read_header(row: list[str], path: Path, line: int) -> _Header:
     if email_col < 0:
         raise SubscriberListError(
             f"no email column in the header ({', '.join(header) or 'empty'}); "
-            "name one 'email', 'e-mail' or 'email address'",
+            "name one 'email', 'e-mail', 'email address' or 'mail'",
             file=path,
             line=line,
         )
@@ -286,8 +286,8 @@ def find_subscriber(path: Path, address: str) -> Subscriber:
     """The row of ``address`` (case ignored, as everywhere), for showing the message it would get."""
     try:
         wanted = address_key(normalise_address(address))
-    except EmailNotValidError as exc:
-        raise SubscriberListError(f"{address!r} is not a valid address: {exc}", file=path) from None
+    except EmailNotValidError as exc:  # a mistake on the command line, not in the list
+        raise UserInputError(f"--as {address!r} is not a valid address: {exc}") from None
     for subscriber in read_subscribers(path):
         if address_key(subscriber.email) == wanted:
             return subscriber
