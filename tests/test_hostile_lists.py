@@ -339,3 +339,18 @@ def test_two_columns_that_would_be_one_field_refuse_the_list(tmp_path: Path, hea
         sent = cli(root, "send", "issue.md", "--yes", "--force")
         assert sent.exit_code == 2 and fragment in sent.output
     assert server.handler.messages == []
+
+
+def test_a_list_value_that_is_no_link_where_a_link_goes_is_a_warning_with_its_row(tmp_path: Path) -> None:
+    with SMTPTestServer() as server:
+        root = make_workspace(tmp_path / "ws", server.port, 1)
+        (root / "issue.md").write_text("---\nsubject: Links\n---\nSee [your page]({{ subscriber.site }}).\n")
+        write_list(
+            root, "email,name,site\na@example.org,A,https://example.org/a\nb@example.org,B,javascript:alert(1)\n"
+        )
+        checked = cli(root, "check", "issue.md")
+        shown = cli(root, "send", "issue.md", "--dry-run", "--as", "b@example.org")
+    assert "subscribers.csv:3: warning: {{ subscriber.site }} is 'javascript:alert(1)' here" in checked.output
+    assert "subscribers.csv:2:" not in checked.output
+    html = email.message_from_bytes(shown.stdout_bytes, policy=policy.default).get_body(("html",))
+    assert html is not None and "javascript" not in html.get_content() and 'href=""' in html.get_content()

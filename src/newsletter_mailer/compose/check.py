@@ -19,6 +19,7 @@ from ..errors import IssueError, IssueNotFound, IssueProblems, MergeFieldError, 
 from . import markup
 from .envelope import MessageTemplate, preview_subscriber
 from .issue import Issue, read_issue
+from .merge import Context, html_contexts, safe_url
 from .palette import DEFAULT_ACCENT, MIN_CONTRAST, contrast, palette_for, parse_colour
 from .render import GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES, RenderedIssue, render_issue
 
@@ -426,25 +427,46 @@ MAX_ROW_FINDINGS = 20
 
 def _fill_findings(rendered: RenderedIssue, subscribers: Path) -> tuple[list[Finding], ListReport]:
     """Fill every row of the list as a send would (microseconds a row), so an expression that
-    fails for one row stops the send before anything is sent, not after 197 messages."""
+    fails for one row stops the send before anything is sent, not after 197 messages; a value
+    that fills a link's whole address but is no http(s) or mailto: link (``javascript:...``)
+    is written as an empty link, and said here."""
     report = ListReport(subscribers)
     found: list[Finding] = []
+    url_slots = _whole_url_slots(rendered)
     failing = 0
     try:
         for subscriber in read_subscribers(subscribers, report):
             try:
-                rendered.fields.values(subscriber.merge_values(), "")
+                values = rendered.fields.values(subscriber.merge_values(), "")
             except MergeFieldError as exc:
                 failing += 1
                 if failing <= MAX_ROW_FINDINGS:
                     where = f"{exc.file}:{exc.line}: " if exc.file else ""
                     found.append(Finding(str(subscribers), subscriber.line, "error", f"{where}{exc.message}"))
+                continue
+            for slot in url_slots:
+                if values[slot] and not safe_url(values[slot]) and len(found) < 2 * MAX_ROW_FINDINGS:
+                    message = (
+                        f"{{{{ {rendered.fields.sources[slot]} }}}} is {values[slot][:60]!r} here, not an http(s) "
+                        "or mailto: link: this recipient's link will be empty"
+                    )
+                    found.append(Finding(str(subscribers), subscriber.line, "warning", message))
     except SubscriberListError as exc:
         return [*found, Finding(exc.file or str(subscribers), exc.line, "error", exc.message)], report
     if failing > MAX_ROW_FINDINGS:
         more = f"{failing - MAX_ROW_FINDINGS} more rows cannot be filled (the first {MAX_ROW_FINDINGS} are above)"
         found.append(Finding(str(subscribers), None, "error", more))
     return found, report
+
+
+def _whole_url_slots(rendered: RenderedIssue) -> list[int]:
+    """The editors' merge fields that make up a whole href or src in the HTML."""
+    slots = {
+        int(m.group(1))
+        for m, context in html_contexts(rendered.html, rendered.fields.pattern)
+        if context is Context.HTML_URL
+    }
+    return sorted(slot for slot in slots if slot >= 2)  # 0 and 1: the unsubscribe URL and the address
 
 
 def field_findings(rendered: RenderedIssue, subscribers: Path, columns: tuple[str, ...]) -> list[Finding]:

@@ -40,13 +40,13 @@ class Context(enum.Enum):
     TEXT_URL_PART = "text_url_part"  # inside a URL in the plain-text part
 
 
-def _safe_url(value: str) -> str:
+def safe_url(value: str) -> str:
     return value if re.match(r"^(https?:|mailto:)", value, re.IGNORECASE) else ""
 
 
 ESCAPERS: dict[Context, Callable[[str], str]] = {
     Context.HTML: lambda v: html.escape(v, quote=True),
-    Context.HTML_URL: lambda v: html.escape(_safe_url(v), quote=True),
+    Context.HTML_URL: lambda v: html.escape(safe_url(v), quote=True),
     Context.HTML_URL_PART: lambda v: html.escape(quote(v, safe=""), quote=True),
     Context.TEXT: lambda v: v,
     Context.TEXT_URL_PART: lambda v: quote(v, safe=""),
