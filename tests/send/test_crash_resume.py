@@ -88,13 +88,14 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_finishes_the_list(tmp_path: Path)
         process.send_signal(signal.SIGINT)
         output = process.communicate(timeout=60)[0]
         assert process.returncode == 130, output
-        assert "Traceback" not in output
+        assert "Traceback" not in output, output
         said = re.search(
             r"interrupted: (\d+) sent in this run \(\d+ in all\)(; (\d+) in flight, [^;]*)?; (\d+) not sent yet", output
         )
         assert said is not None, output
         in_flight = int(said.group(3) or 0)
-        assert int(said.group(1)) >= 20 and in_flight <= CONCURRENCY
+        # The server has 20; a few of them may still be in flight here (accepted, not yet recorded).
+        assert int(said.group(1)) + in_flight >= 20 and in_flight <= CONCURRENCY
         assert int(said.group(1)) + in_flight + int(said.group(4)) == 120
         assert "resume with: newsletter send issue.md\n" in output
         final = start_send(root)

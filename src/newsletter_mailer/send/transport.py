@@ -265,6 +265,12 @@ class SMTPConnection:
         client, self.client = self.client, None
         if client is None:
             return
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # Stopped (Ctrl+C) mid-command: the dialogue is out of step, and a QUIT would read a
+            # reply meant for another command in a task nobody waits for. Just hang up.
+            client.close()
+            return
         try:
             if client.is_connected:
                 await asyncio.wait_for(client.quit(), timeout=5)
