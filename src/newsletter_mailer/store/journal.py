@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..audience.subscribers import Subscriber
 from .database import connect, transaction
@@ -70,6 +70,19 @@ class Journal(Protocol):
     def state_of(self, issue: str, address: str) -> str | None: ...
     def failures(self, issue: str) -> list[tuple[str, int, str]]: ...
     def retry_failed(self, issue: str) -> int: ...
+
+
+PENDING_COLUMNS = "id, address, name, fields, attempts, last_reply, resent"  # what delivery_of reads
+
+
+def fields_of(text: str) -> tuple[tuple[str, str], ...]:
+    """A row's extra columns, as stored by ``_fields_json``."""
+    return tuple((str(k), str(v)) for k, v in json.loads(text)) if text else ()
+
+
+def delivery_of(row: Sequence[Any]) -> Delivery:
+    """A journal row (PENDING_COLUMNS, from either store) as the Delivery a worker sends."""
+    return Delivery(int(row[0]), str(row[1]), str(row[2]), fields_of(row[3]), int(row[4]), str(row[5]), bool(row[6]))
 
 
 def _fields_json(fields: tuple[tuple[str, str], ...]) -> str:
@@ -142,9 +155,7 @@ class SQLiteJournal:
             ).fetchall()
             if not rows:
                 return
-            for row in rows:
-                fields = tuple(tuple(pair) for pair in json.loads(row[3])) if row[3] else ()
-                yield Delivery(row[0], row[1], row[2], fields, row[4], row[5], bool(row[6]))
+            yield from map(delivery_of, rows)
             last = rows[-1][0]
 
     def claim(self, delivery: Delivery) -> bool:

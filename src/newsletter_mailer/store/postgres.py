@@ -23,7 +23,7 @@ from ..audience.subscribers import Subscriber
 from ..audience.suppressions import Removal, Suppression
 from ..errors import AlreadySending, SchemaMismatch, StoreError
 from .base import JournalRow, redact_url
-from .journal import STATES, Delivery
+from .journal import STATES, Delivery, delivery_of
 from .postgres_pool import PostgresPool
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStore"]
@@ -254,9 +254,7 @@ class PostgresStore(PostgresPool):
             ).fetchall()
             if not rows:
                 return
-            for row in rows:
-                fields = tuple(tuple(pair) for pair in json.loads(row[3])) if row[3] else ()
-                yield Delivery(row[0], row[1], row[2], fields, row[4], row[5], bool(row[6]))
+            yield from map(delivery_of, rows)
             last = rows[-1][0]
 
     def claim(self, delivery: Delivery) -> bool:

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import psycopg
 
 from .base import TAKEN_OVER, Claimed, WorkerInfo
-from .journal import Delivery
+from .journal import Delivery, fields_of
 
 __all__ = ["PostgresPool"]
 
@@ -52,7 +51,9 @@ class PostgresPool:
             _CLAIM, {"issue": issue, "size": size, "worker": worker, "lease": lease, "taken": TAKEN_OVER}
         ).fetchall()
         rows.sort(key=lambda row: int(row[0]))
-        claimed = tuple(Delivery(r[0], r[1], r[2], _fields(r[3]), r[4] - 1, r[5], bool(r[6])) for r in rows if not r[7])
+        claimed = tuple(
+            Delivery(r[0], r[1], r[2], fields_of(r[3]), r[4] - 1, r[5], bool(r[6])) for r in rows if not r[7]
+        )
         return Claimed(claimed, len(rows) - len(claimed))
 
     def heartbeat(self, issue: str, worker: str, host: str, pid: int, sent: int, lease: float) -> None:
@@ -85,7 +86,3 @@ class PostgresPool:
         ).fetchone()
         assert row is not None
         return max(0.0, float(row[0]))
-
-
-def _fields(text: str) -> tuple[tuple[str, str], ...]:
-    return tuple((str(k), str(v)) for k, v in json.loads(text)) if text else ()

@@ -20,6 +20,7 @@ from ..audience.signup import Tally, field_key, merge_lists
 from ..audience.subscribers import Subscriber, address_key
 from ..audience.suppressions import SuppressionList
 from .database import transaction
+from .journal import fields_of
 from .sqlite import SQLiteSuppressionRows
 
 __all__ = ["CONSENT_COLUMNS", "SCHEMA", "Consent", "PendingSignup", "SignupLog", "export_list"]
@@ -71,10 +72,6 @@ class Consent:
     confirmed: float
     confirm_ip: str
     wording: str
-
-
-def _fields(text: str) -> tuple[tuple[str, str], ...]:
-    return tuple((str(k), str(v)) for k, v in json.loads(text)) if text else ()
 
 
 class SignupLog:
@@ -136,7 +133,7 @@ class SignupLog:
 
     def confirmed(self) -> list[Consent]:
         return [
-            Consent(Subscriber(row[0], row[1], _fields(row[2])), row[3], row[4], row[5], row[6], row[7])
+            Consent(Subscriber(row[0], row[1], fields_of(row[2])), row[3], row[4], row[5], row[6], row[7])
             for row in self.db.execute(
                 "SELECT address, name, fields, requested, request_ip, confirmed, confirm_ip, wording"
                 " FROM signups ORDER BY confirmed"

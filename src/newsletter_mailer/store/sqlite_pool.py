@@ -3,13 +3,12 @@ in small batches by one statement inside an immediate transaction, leases, a sha
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 
 from .base import TAKEN_OVER, Claimed, WorkerInfo
 from .database import transaction
-from .journal import Delivery
+from .journal import Delivery, fields_of
 
 __all__ = ["SQLitePool"]
 
@@ -47,7 +46,7 @@ class SQLitePool:
             rows = self.db.execute(_CLAIM, {**params, "taken": TAKEN_OVER}).fetchall()
         rows.sort(key=lambda row: int(row[0]))
         claimed = tuple(
-            Delivery(r[0], r[1], r[2], _fields(r[3]), r[4] - 1, r[5], bool(r[6])) for r in rows if r[7] == "sending"
+            Delivery(r[0], r[1], r[2], fields_of(r[3]), r[4] - 1, r[5], bool(r[6])) for r in rows if r[7] == "sending"
         )
         return Claimed(claimed, len(rows) - len(claimed))
 
@@ -80,7 +79,3 @@ class SQLitePool:
                 (name, now + interval, now, interval),
             ).fetchone()
         return max(0.0, float(row[0]) - interval - now)
-
-
-def _fields(text: str) -> tuple[tuple[str, str], ...]:
-    return tuple((str(k), str(v)) for k, v in json.loads(text)) if text else ()
