@@ -14,11 +14,14 @@ import pytest
 from conftest import write_issue
 
 
-def run(*args: str, cwd: Path, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, cwd: Path, input: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "newsletter_mailer", *args],
         cwd=cwd,
         input=input,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -392,14 +395,7 @@ def test_a_database_locked_by_another_process_is_one_clear_line_and_the_rerun_se
             assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
             env = {**os.environ, "NEWSLETTER_DB_BUSY_TIMEOUT": "0.5"}  # the test hook: 30 s otherwise
             for args in (("send", "issue.md", "--yes"), ("unsubscribe", "a@example.org")):
-                locked = subprocess.run(
-                    [sys.executable, "-m", "newsletter_mailer", *args],
-                    cwd=root,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=120,
-                )
+                locked = run(*args, cwd=root, env=env)
                 assert locked.returncode == 1 and "Traceback" not in locked.stderr, locked.stderr
                 assert [line for line in locked.stderr.splitlines() if line.startswith("error:")] == [
                     "error: the workspace database is locked by another process (waited 0.5 s); try again "

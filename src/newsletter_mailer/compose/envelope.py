@@ -104,9 +104,10 @@ class MessageTemplate:
         self.signer = signer
         self.unique_ids = unique_ids
         news = settings.newsletter
-        self.sender = news.from_
-        # With [bounces] address, each journal row gets its own envelope sender (VERP).
+        # The envelope sender: the bounce address if there is one, else From; with a bounce address
+        # each journal row gets its own (VERP).
         bounce_to = settings.bounces.address
+        self.sender = bounce_to or news.from_
         self._verp = VerpCodec.from_signer(signer, bounce_to) if bounce_to else None
         self._base_url = news.base_url
         self._domain = news.from_domain
@@ -236,7 +237,7 @@ class MessageTemplate:
         data = b"".join(pieces)
         if self.dkim is not None:
             data = self.dkim.sign(pieces, data)
-        sender = self._verp.sender(row) if self._verp and row else (self.settings.bounces.address or self.sender)
+        sender = self._verp.sender(row) if self._verp and row else self.sender
         return Envelope(sender=sender, recipient=address, data=data, message_id=message_id)
 
 

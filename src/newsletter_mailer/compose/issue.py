@@ -135,6 +135,22 @@ def _split_front_matter(text: str, file: Path) -> tuple[str, str, int]:
     raise IssueError("the front matter opened on line 1 is never closed with '---'", file=file, line=1)
 
 
+def _unknown_keys(
+    mapping: dict[Any, Any],
+    allowed: tuple[str, ...],
+    label: str,
+    lines: dict[str, int],
+    default_line: int,
+    file: Path,
+    problems: Problems,
+) -> None:
+    """Each key that is not allowed, at its own line, with the keys that are."""
+    for key in mapping:
+        if key not in allowed:
+            message = f"unknown {label} {key!r}; allowed{' keys' if label == 'key' else ''}: {', '.join(allowed)}"
+            problems.add(IssueError(message, file=file, line=lines.get(str(key), default_line)))
+
+
 def _mapping_lines(node: yaml.Node) -> dict[str, int]:
     if not isinstance(node, yaml.MappingNode):
         return {}
@@ -184,15 +200,7 @@ def _event(item: Any, item_node: yaml.Node, file: Path, problems: Problems) -> E
         )
     before = len(problems.errors)
     lines = _mapping_lines(item_node)
-    for key in item:
-        if key not in EVENT_KEYS:
-            problems.add(
-                IssueError(
-                    f"unknown event key {key!r}; allowed: {', '.join(EVENT_KEYS)}",
-                    file=file,
-                    line=lines.get(str(key), at),
-                )
-            )
+    _unknown_keys(item, EVENT_KEYS, "event key", lines, at, file, problems)
     for required in ("date", "title"):
         if not item.get(required):
             problems.add(IssueError(f"event is missing {required!r}", file=file, line=at))
@@ -259,15 +267,7 @@ def parse_issue_text(text: str, path: Path) -> Issue:
         raise IssueError("front matter must be a mapping of keys (subject: ...)", file=path, line=2)
     key_lines = _mapping_lines(node) if node is not None else {}
     problems = Problems()
-    for key in data:
-        if key not in ALLOWED_KEYS:
-            problems.add(
-                IssueError(
-                    f"unknown key {key!r}; allowed keys: {', '.join(ALLOWED_KEYS)}",
-                    file=path,
-                    line=key_lines.get(str(key), 2),
-                )
-            )
+    _unknown_keys(data, ALLOWED_KEYS, "key", key_lines, 2, path, problems)
     value_nodes = {str(k.value): v for k, v in node.value} if isinstance(node, yaml.MappingNode) else {}
     intro, sections = _sections(body, body_line)
     issue = _front_matter(data, key_lines, value_nodes, sections, path, problems)
