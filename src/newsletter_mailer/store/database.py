@@ -52,6 +52,13 @@ MIGRATIONS: tuple[str, ...] = (
     "",
     # 4: deliveries.address COLLATE NOCASE (rebuilt by _addresses_ignore_case, which cannot be SQL here)
     "",
+    # 5: a row's first attempt (the retry window is the send's, whichever worker retries), and the
+    # log of messages handed over that a cap per hour counts, shared by every worker
+    """
+    ALTER TABLE deliveries ADD COLUMN first_try REAL NOT NULL DEFAULT 0;
+    CREATE TABLE IF NOT EXISTS pacing_log (name TEXT NOT NULL, at REAL NOT NULL);
+    CREATE INDEX IF NOT EXISTS pacing_log_by_name ON pacing_log (name, at);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

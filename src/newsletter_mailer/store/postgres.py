@@ -82,6 +82,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE deliveries DROP CONSTRAINT IF EXISTS deliveries_issue_address_key;
     CREATE UNIQUE INDEX deliveries_by_address ON deliveries (issue, lower(address));
     """,
+    # 5: a row's first attempt, and the log of messages a cap per hour counts (as in database.py)
+    """
+    ALTER TABLE deliveries ADD COLUMN first_try double precision NOT NULL DEFAULT 0;
+    CREATE TABLE pacing_log (name text NOT NULL, at double precision NOT NULL);
+    CREATE INDEX pacing_log_by_name ON pacing_log (name, at);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _MIGRATE_LOCK = 0x6E6C5F6D  # one `store migrate` at a time, whoever runs it
