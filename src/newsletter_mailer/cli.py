@@ -262,11 +262,16 @@ class ConsoleSendUI:
         if not self.yes:
             if not sys.stdin.isatty():
                 raise click.UsageError("not asking for confirmation without a terminal: add --yes to send")
-            click.confirm(
-                f"Send {confirmation.issue}, subject {confirmation.subject!r}, to "
-                f"{plural(confirmation.recipients, 'recipient')} through {confirmation.destination}?",
-                abort=True,
+            c = confirmation
+            by = f" with {c.workers} workers" if c.workers > 1 else ""
+            question = (
+                f"Join the running send of {c.issue}, subject {c.subject!r} ({plural(c.recipients, 'recipient')} "
+                f"left), through {c.destination}{by}?"
+                if c.joining
+                else f"Send {c.issue}, subject {c.subject!r}, to {plural(c.recipients, 'recipient')} through "
+                f"{c.destination}{by}?"
             )
+            click.confirm(question, abort=True)
         if confirmation.outbox is not None:
             out.print(
                 f"no SMTP host is configured: delivering through a built-in SMTP server on loopback "
@@ -291,6 +296,10 @@ class ConsoleSendUI:
 
     def retrying(self, address: str, result: Result, delay: float) -> None:
         self.bar.console.print(f"[yellow]will retry[/] {escape(address)} in {delay:.0f}s: {escape(str(result))}")
+
+    def overall(self, done: int) -> None:
+        rate = done / max(time.monotonic() - self.started_at, 1e-6)
+        self.bar.update(self.task, completed=done, detail=f"{done} done by all workers, {rate:.0f}/s")
 
     def stop(self) -> None:
         self.bar.stop()
@@ -365,6 +374,8 @@ def print_campaign(outcome: CampaignOutcome, issue: Path) -> int:
         out.print(f"[yellow]{summary.left_pending} still to send[/]: run the same command again to resume")
     if summary.failed:
         out.print(f"`newsletter status {issue}` lists the failures; `--retry-failed` tries them again")
+    for note in summary.notes:
+        err.print(f"[yellow]note:[/] {escape(note)}")
     return EXIT_FINDINGS if summary.failed or summary.left_pending else 0
 
 
@@ -392,7 +403,11 @@ def print_send_result(result: SendResult, issue: Path) -> int:
 @click.option("--dry-run", is_flag=True, help="Build every message, send nothing.")
 @click.option("--as", "as_address", metavar="ADDRESS", help="With --dry-run: print the message ADDRESS would get.")
 @click.option("--retry-failed", is_flag=True, help="Try the recipients that failed before again.")
-@click.option("--concurrency", type=click.IntRange(1, 200), help="Parallel SMTP connections.")
+@click.option("--concurrency", type=click.IntRange(1, 200), help="Parallel SMTP connections (per worker).")
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Sender processes on this machine."
+)
+@click.option("--join", is_flag=True, help="Help a send of ISSUE that is running (same store, same file).")
 @click.option("--rate", type=click.FloatRange(0), help="Messages per second (0: no limit).")
 @click.option("--force", is_flag=True, help="Send even if the pre-send check finds errors.")
 @click.option("--new-database", is_flag=True, help="Start a new journal though this workspace has sent before.")
@@ -412,6 +427,8 @@ def send(
     force: bool,
     new_database: bool,
     as_address: str | None,
+    workers: int,
+    join: bool,
 ) -> None:
     """Send ISSUE: a test with --test, otherwise to every subscriber, resumably."""
     from .send.run import SendRequest, send_issue
@@ -425,7 +442,14 @@ def send(
 
         click.echo(message_as(issue, settings_from(ctx), as_address, subscribers), nl=False)
         return
-    request = SendRequest(issue, test, to, dry_run, subscribers, retry_failed, force, concurrency, rate, new_database)
+    if join and (test or dry_run or subscribers or retry_failed or new_database):
+        raise click.UsageError(
+            "--join helps a running send: it goes without --test, --dry-run, --subscribers, "
+            "--retry-failed and --new-database (the send that runs has its list)"
+        )
+    request = SendRequest(
+        issue, test, to, dry_run, subscribers, retry_failed, force, concurrency, rate, new_database, workers, join
+    )
     try:
         result = send_issue(request, settings_from(ctx), ConsoleSendUI(yes))
     except SendInterrupted as exc:

@@ -143,6 +143,7 @@ class StoreSettings:
 
     url: str = ""
     password: str = field(default="", repr=False)
+    lease: float = 60.0  # seconds a worker that stops answering keeps the rows it claimed
 
 
 @dataclass(frozen=True)
@@ -441,7 +442,14 @@ def _store(store: StoreSettings, env: Mapping[str, str], text: str, file: str) -
             file=where[0],
             line=where[1],
         )
-    return StoreSettings(url=store.url, password=env.get("NEWSLETTER_STORE_PASSWORD", ""))
+    if store.lease < 1:
+        lease_env = "NEWSLETTER_STORE_LEASE" in env
+        raise ConfigError(
+            "[store] lease must be at least 1 second (how long a silent worker keeps its claimed rows)",
+            file="NEWSLETTER_STORE_LEASE" if lease_env else file,
+            line=None if lease_env else key_line(text, "store", "lease"),
+        )
+    return StoreSettings(url=store.url, password=env.get("NEWSLETTER_STORE_PASSWORD", ""), lease=store.lease)
 
 
 def _toml_string(value: str) -> str:

@@ -1,4 +1,5 @@
-"""ratelimit.py: messages per second and the hourly cap hold the sender back."""
+"""ratelimit.py: the pace and the hourly cap hold the sender back, through the store, so every
+worker on every machine shares them."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import time
 import pytest
 
 from newsletter_mailer.send.ratelimit import RateLimiter
+from newsletter_mailer.store.base import Store
 
 
-def test_no_limit_does_not_wait() -> None:
-    limiter = RateLimiter()
+def test_no_limit_does_not_wait_or_write(store: Store) -> None:
+    limiter = RateLimiter(store, "relay:25")
     assert limiter.unlimited
 
     async def many() -> None:
@@ -19,26 +21,41 @@ def test_no_limit_does_not_wait() -> None:
             await limiter.acquire()
 
     asyncio.run(asyncio.wait_for(many(), timeout=5))
+    assert store.pace("relay:25 per second", 1.0) == 0.0  # the first step of a pace nobody used
 
 
-def test_rate_spaces_messages_out() -> None:
-    limiter = RateLimiter(per_second=50)
+def test_rate_spaces_messages_out(store: Store) -> None:
+    limiter = RateLimiter(store, "relay:25", per_second=50)
 
     async def eleven() -> float:
         started = time.monotonic()
         await asyncio.gather(*(limiter.acquire() for _ in range(11)))
         return time.monotonic() - started
 
-    assert asyncio.run(eleven()) >= 10 / 50 * 0.95  # a lower bound: never faster than the rate
+    assert asyncio.run(eleven()) >= 10 / 50 * 0.9  # a lower bound: never faster than the rate
 
 
-def test_hourly_cap_blocks_the_next_message() -> None:
-    limiter = RateLimiter(per_hour=3)
+def test_two_limiters_on_one_store_share_the_rate(store: Store) -> None:
+    """Two workers (two limiters, as two processes would have) on one relay split its rate."""
+    first, second = (RateLimiter(store, "relay:25", per_second=40) for _ in range(2))
+
+    async def both() -> float:
+        started = time.monotonic()
+        await asyncio.gather(*(limiter.acquire() for limiter in (first, second) for _ in range(6)))
+        return time.monotonic() - started
+
+    assert asyncio.run(both()) >= 11 / 40 * 0.9  # 12 messages at 40/s between them, not 6 each
+
+
+def test_hourly_cap_blocks_the_next_message_for_every_limiter(store: Store) -> None:
+    one, other = RateLimiter(store, "relay:25", per_hour=3), RateLimiter(store, "relay:25", per_hour=3)
 
     async def fourth() -> None:
-        for _ in range(3):
+        for limiter in (one, one, other):
             await asyncio.wait_for(limiter.acquire(), timeout=1)
-        await asyncio.wait_for(limiter.acquire(), timeout=0.3)
+        await asyncio.wait_for(other.acquire(), timeout=0.3)
 
     with pytest.raises(asyncio.TimeoutError):
         asyncio.run(fourth())
+    assert store.take_slot("relay:25 per hour", 3) > 3500  # the first slot frees in about an hour
+    assert store.take_slot("other:25 per hour", 3) == 0.0  # another relay has its own cap

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.audience.suppressions import SuppressionList
 from newsletter_mailer.store.base import Store
+from newsletter_mailer.store.journal import Delivery
+
+
+def claim(store: Store, issue: str = "i1", worker: str = "w1") -> Delivery | None:
+    """The next row, as a sender's connection claims it (None: nothing claimable)."""
+    claimed = store.claim_batch(issue, worker, 1, lease=60)
+    return claimed.deliveries[0] if claimed.deliveries else None
 
 
 def people(*names: str) -> list[Subscriber]:
@@ -31,14 +40,17 @@ def test_pending_pages_through_in_list_order(store: Store) -> None:
 
 def test_claim_mark_and_count(store: Store) -> None:
     store.add_recipients("i1", people("ann", "bob", "cy", "dee"))
-    ann, bob, cy, dee = store.pending("i1")
-    assert store.claim(ann) and not store.claim(ann)  # a claimed row cannot be claimed again
+    ann = claim(store)
+    assert ann is not None and ann.address == "ann@example.org"
     store.mark_sent(ann, "<m1@example.org>", "250 ok")
-    assert store.claim(bob)
+    bob = claim(store)
+    assert bob is not None and bob.address == "bob@example.org"  # a claimed row is not claimed again
     store.mark_failed(bob, "550 no such user")
-    assert store.claim(cy)
-    store.mark_deferred(cy, "451 later", uncertain=True)
-    assert store.claim(dee)
+    cy = claim(store)
+    assert cy is not None and cy.first_try > 0
+    store.mark_deferred(cy, "451 later", uncertain=True, not_before=time.time() + 60)
+    dee = claim(store)
+    assert dee is not None and dee.address == "dee@example.org"  # cy waits out its backoff
     store.release(dee)
     counts = store.counts("i1")
     assert (counts["sent"], counts["failed"], counts["pending"], counts["resent"]) == (1, 1, 2, 1)
@@ -48,24 +60,43 @@ def test_claim_mark_and_count(store: Store) -> None:
         ("dee@example.org", 0, False),  # released: as if never claimed
     ]
     assert store.retry_failed("i1") == 1 and store.state_of("i1", "bob@example.org") == "pending"
+    again = claim(store)
+    assert again is not None and again.address == "bob@example.org" and again.attempts == 1
+    dee_again = claim(store)
+    assert dee_again is not None and dee_again.address == "dee@example.org"
+    assert claim(store, worker="w2") is None  # cy is still backing off
+
+
+def test_a_deferred_row_is_claimed_again_once_its_backoff_is_over(store: Store) -> None:
+    store.add_recipients("i1", people("ann"))
+    ann = claim(store)
+    assert ann is not None
+    store.mark_deferred(ann, "451 later", uncertain=False, not_before=time.time() + 0.3)
+    assert claim(store, worker="w2") is None
+    outlook = store.outlook("i1")
+    assert outlook.left == 1 and 0 < outlook.wake_in <= 0.3
+    time.sleep(0.35)
+    again = claim(store, worker="w2")
+    assert again is not None and again.attempts == 1 and again.first_try == ann.first_try and not again.resent
 
 
 def test_a_suppressed_address_is_not_claimed_whatever_its_case(store: Store) -> None:
     store.add_recipients("i1", people("ann", "bob"))
     SuppressionList(store).add("BOB@Example.org", "unsubscribed", "web")
     assert store.pending_suppressed("i1") == 1
-    ann, bob = store.pending("i1")
-    assert store.claim(ann)
-    assert not store.claim(bob)
+    claimed = store.claim_batch("i1", "w1", 5, lease=60)
+    assert [d.address for d in claimed.deliveries] == ["ann@example.org"] and claimed.suppressed == 1
     assert store.state_of("i1", "bob@example.org") == "suppressed"
 
 
 def test_rows_in_flight_at_a_crash_are_resent_and_flagged(store: Store) -> None:
-    store.add_recipients("i1", people("ann", "bob"))
-    ann, bob = store.pending("i1")
-    store.claim(ann)
-    store.claim(bob)
+    store.add_recipients("i1", people("ann", "bob", "cy"))
+    _, bob, cy = store.claim_batch("i1", "gone", 3, lease=60).deliveries
     store.mark_sent(bob, "<m@example.org>", "250 ok")
+    assert store.in_flight_workers("i1") == ["gone"]
+    assert store.recover_in_flight("i1") == 0  # a live lease: another worker may be sending them
+    store.mark_sent(cy, "<m2@example.org>", "250 ok")
+    assert store.expire_workers("i1", ["gone"]) == 1  # the run that starts knows "gone" has died
     assert store.recover_in_flight("i1") == 1
     (again,) = store.pending("i1")
     assert again.address == "ann@example.org" and again.resent
@@ -79,8 +110,8 @@ def test_journal_rows_copy_between_stores_and_keep_what_is_there(store: Store, t
     from newsletter_mailer.store.sqlite import SQLiteStore
 
     store.add_recipients("i1", people("ann", "bob"))
-    ann, _ = store.pending("i1")
-    store.claim(ann)
+    ann = claim(store)
+    assert ann is not None
     store.mark_sent(ann, "<m@example.org>", "250 ok")
     other = SQLiteStore.open(Path(str(tmp_path)) / "other" / "newsletter.db")
     try:

@@ -9,8 +9,7 @@ on the suppression list; too many consecutive failures pause the run.
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
+import hashlib
 import random
 import sqlite3
 import time
@@ -31,12 +30,21 @@ from ..compose.envelope import MessageTemplate
 from ..compose.issue import read_issue
 from ..compose.render import RenderedIssue, render_issue
 from ..config import Settings, SMTPSettings
-from ..errors import ConfigError, MergeFieldError, SendPaused, SMTPStartError, StateLost, UserInputError
+from ..errors import (
+    AlreadySending,
+    ConfigError,
+    MergeFieldError,
+    SendPaused,
+    SMTPStartError,
+    StateLost,
+    UserInputError,
+)
 from ..store.base import Store
 from ..store.database import FileIdentity, disk_full, record_sent_issue, release_reserve, reserve_space, salvage
 from ..store.factory import confirmed_signups, open_store
 from ..store.journal import Delivery
 from ..store.sqlite import SQLiteStore
+from .identity import gone_here, new_identity
 from .outbox import LocalOutbox
 from .ratelimit import RateLimiter
 from .transport import Connection, Kind, Result, SMTPTransport, Transport
@@ -75,6 +83,7 @@ class Summary:
     elapsed: float = 0.0
     paused: str = ""
     failures: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what other workers said as they ended
 
 
 class Progress(Protocol):
@@ -83,6 +92,8 @@ class Progress(Protocol):
         """A recipient reached a final state: sent, failed, or (result None) suppressed."""
 
     def retrying(self, address: str, result: Result, delay: float) -> None: ...
+    def overall(self, done: int) -> None:
+        """With several workers: how many recipients the whole send has finished."""
 
 
 class NoProgress:
@@ -93,6 +104,9 @@ class NoProgress:
         pass
 
     def retrying(self, address: str, result: Result, delay: float) -> None:
+        pass
+
+    def overall(self, done: int) -> None:
         pass
 
 
@@ -125,7 +139,14 @@ def backoff(attempt: int, base: float, cap: float = 300.0) -> float:
 class Campaign:
     """One issue's dispatch to its list. Open with ``open_campaign``, which holds the send lock."""
 
-    def __init__(self, settings: Settings, rendered: RenderedIssue, journal: Store, preflight: Preflight) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        rendered: RenderedIssue,
+        journal: Store,
+        preflight: Preflight,
+        issue_path: Path | None = None,
+    ) -> None:
         self.settings = settings
         self.rendered = rendered
         self.journal = journal
@@ -134,20 +155,38 @@ class Campaign:
         self.issue = rendered.issue.key
         # A SQLite file can be deleted or replaced under a running send; a server database cannot.
         self.database = FileIdentity.of(settings.database_path) if isinstance(journal, SQLiteStore) else None
+        self.identity = new_identity()
+        self.issue_path = issue_path  # for worker processes, which render it again
+        self.watch_others = False  # other workers share this send: show the whole send's progress
 
     def template(self) -> MessageTemplate:
         return MessageTemplate(self.rendered, self.settings, signer_for(self.settings), dkim=dkim_signer(self.settings))
 
-    def run(self, progress: Progress | None = None, transport: Transport | None = None) -> Summary:
+    def run(
+        self, progress: Progress | None = None, transport: Transport | None = None, smtp: SMTPSettings | None = None
+    ) -> Summary:
+        """Send in this process; ``transport`` and ``smtp``: a given route (a worker process gets its
+        parent's) instead of the configured relay or a new outbox."""
         progress = progress or NoProgress()
         if transport is not None:
-            return asyncio.run(self._dispatch(transport, self.settings.smtp, progress))
+            return asyncio.run(self._dispatch(transport, smtp or self.settings.smtp, progress))
         with delivery_route(self.settings) as route:
             return asyncio.run(self._dispatch(SMTPTransport(route.smtp), route.smtp, progress))
 
     async def _dispatch(self, transport: Transport, smtp: SMTPSettings, progress: Progress) -> Summary:
         await transport.probe()  # a refused connection or login stops here, before any claim
         return await _Run(self, transport, smtp, progress).execute()
+
+
+def content_hash(rendered: RenderedIssue) -> str:
+    """What a send sends, for ``--join`` to compare: the subject and both rendered bodies (each
+    render draws its own placeholder nonce: it is left out)."""
+    digest = hashlib.sha256()
+    nonce = f"nlm{rendered.fields.nonce}x"
+    for part in (rendered.issue.key, rendered.subject, rendered.html, rendered.text):
+        digest.update(part.replace(nonce, "nlm-x").encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 class FailureStreak:
@@ -189,66 +228,49 @@ class FailureStreak:
         return said + "; paused"
 
 
-class RetryQueue:
-    """Deliveries waiting out a backoff, soonest first."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Delivery]] = []
-        self._order = itertools.count()  # breaks ties between equal due times without comparing rows
-
-    def __bool__(self) -> bool:
-        return bool(self._heap)
-
-    def push(self, due: float, job: Delivery) -> None:
-        heapq.heappush(self._heap, (due, next(self._order), job))
-
-    def pop_due(self, now: float) -> Delivery | None:
-        if self._heap and self._heap[0][0] <= now:
-            return heapq.heappop(self._heap)[2]
-        return None
-
-    def wait_for_next(self, now: float) -> float:
-        return max(0.0, self._heap[0][0] - now) if self._heap else 0.0
-
-
 class _Run:
-    """One run of a campaign: workers take deliveries, hand them to the relay and record each outcome."""
+    """One sender process's part of a campaign: its connections claim rows from the store one at a
+    time (several processes and machines may share the send), hand each to the relay and record
+    the outcome; a heartbeat keeps the leases on its rows in flight."""
 
     def __init__(self, campaign: Campaign, transport: Transport, smtp: SMTPSettings, progress: Progress) -> None:
         self.campaign = campaign
         self.journal = campaign.journal
+        self.issue = campaign.issue
         self.transport = transport
         self.smtp = smtp
         self.progress = progress
+        self.me = campaign.identity
+        self.lease = campaign.settings.store.lease
         self.summary = Summary()
-        self.limiter = RateLimiter(smtp.rate, smtp.per_hour)
-        self.retries = RetryQueue()
-        self.first_try: dict[int, float] = {}
+        self.limiter = RateLimiter(self.journal, f"{smtp.host}:{smtp.effective_port}", smtp.rate, smtp.per_hour)
         self.streak = FailureStreak()
         self.last_failure: Result | None = None  # set when the streak paused the run
         self.next_database_check = 0.0
         self.stop = asyncio.Event()
+        self.changed = asyncio.Event()  # an outcome was recorded: rows waited for may be claimable
         self.fatal: BaseException | None = None
         self.template = campaign.template()
-        self.pending = self.journal.pending(campaign.issue)
 
     async def execute(self) -> Summary:
-        issue = self.campaign.issue
-        self.progress.started(self.journal.counts(issue)["pending"])
+        total = self.journal.counts(self.issue)["pending"]
+        self.progress.started(total)
         started = time.monotonic()
-        record_sent_issue(self.campaign.settings.state_dir, issue)
+        record_sent_issue(self.campaign.settings.state_dir, self.issue)
         reserve_space(self.campaign.settings.state_dir)
+        beat = asyncio.create_task(self.keep_alive(total))
         try:
             await asyncio.gather(*(self.worker() for _ in range(max(1, self.smtp.concurrency))))
             if not self.stop.is_set():
                 self.suppress_bounces(self.streak.end())
         finally:
+            beat.cancel()
+            with suppress(asyncio.CancelledError):
+                await beat
             release_reserve(self.campaign.settings.state_dir)
             self.summary.elapsed = time.monotonic() - started
             self.check_database(force=True)
-            counts = self.journal.counts(issue)
-            self.summary.left_pending = counts["pending"]
-            self.summary.possibly_duplicated_total = counts["resent"]
+            self.finish_summary()
         if self.fatal is not None:
             raise self.fatal
         if self.last_failure is not None:
@@ -260,28 +282,42 @@ class _Run:
             )
         return self.summary
 
+    def finish_summary(self) -> None:
+        with suppress(sqlite3.Error, OSError):  # the error that stopped the run is the one to report
+            self.beat()
+            counts = self.journal.counts(self.issue)
+            self.summary.left_pending = counts["pending"]
+            self.summary.possibly_duplicated_total = counts["resent"]
+
+    def beat(self) -> None:
+        me = self.me
+        self.journal.heartbeat(self.issue, me.worker, me.host, me.pid, self.summary.sent, self.lease)
+
+    async def keep_alive(self, total: int) -> None:
+        """Renew this worker's leases a few times per lease, and end those of workers known gone;
+        with other workers, show the whole send's progress."""
+        next_beat = 0.0
+        while True:
+            if time.monotonic() >= next_beat:
+                next_beat = time.monotonic() + min(self.lease / 4, 5.0)
+                self.beat()
+                gone = [worker for worker in self.journal.in_flight_workers(self.issue) if gone_here(worker)]
+                if gone and self.journal.expire_workers(self.issue, gone):
+                    self.changed.set()
+            if self.campaign.watch_others:
+                counts = self.journal.counts(self.issue)
+                self.progress.overall(total - counts["pending"] - counts["sending"])
+            await asyncio.sleep(0.5 if self.campaign.watch_others else next_beat - time.monotonic())
+
     async def worker(self) -> None:
         connection = self.transport.connection()
         try:
-            while (job := await self.next_job()) is not None:
+            while not self.stop.is_set():
                 await self.limiter.acquire()
                 self.check_database()
-                if self.stop.is_set():
-                    self.retries.push(0.0, job)
+                job = await self.next_job()
+                if job is None:
                     break
-                try:
-                    claimed = self.journal.claim(job)
-                except (sqlite3.Error, OSError) as exc:  # nothing handed over yet: stop here
-                    if not disk_full(exc):
-                        raise
-                    release_reserve(self.campaign.settings.state_dir)  # for the messages still in flight
-                    self.fatal = self.fatal or exc
-                    self.stop.set()
-                    break
-                if not claimed:
-                    self.summary.suppressed += 1
-                    self.progress.finished_one(job.address, None)
-                    continue
                 pause = await self.deliver(connection, job)
                 if pause:
                     await asyncio.sleep(pause)
@@ -289,21 +325,41 @@ class _Run:
             await connection.close()
 
     async def next_job(self) -> Delivery | None:
-        """A retry whose backoff is over, else the next pending row; waits for retries still backing off."""
+        """Claim the next row (a retry whose backoff is over, one a stopped worker left, or the next
+        pending one); while others are in flight or backing off, wait for them; None when all are done."""
         while not self.stop.is_set():
-            now = time.monotonic()
-            job = self.retries.pop_due(now) or next(self.pending, None)
-            if job is not None:
-                return job
-            if not self.retries:
+            try:
+                claimed = self.journal.claim_batch(self.issue, self.me.worker, 1, self.lease)
+            except (sqlite3.Error, OSError) as exc:  # nothing handed over yet: stop here
+                self.stop_on_full_disk(exc)
                 return None
+            self.skip_suppressed(claimed.suppressed)
+            if claimed.deliveries:
+                return claimed.deliveries[0]
+            if claimed.suppressed:
+                continue
+            outlook = self.journal.outlook(self.issue)
+            if not outlook.left:
+                return None
+            self.changed.clear()
             with suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), timeout=self.retries.wait_for_next(now))
+                await asyncio.wait_for(self.changed.wait(), timeout=min(max(outlook.wake_in, 0.05), 1.0))
         return None
+
+    def skip_suppressed(self, count: int) -> None:
+        for _ in range(count):
+            self.summary.suppressed += 1
+            self.progress.finished_one("", None)
+
+    def stop_on_full_disk(self, exc: BaseException) -> None:
+        if not disk_full(exc):
+            raise exc
+        release_reserve(self.campaign.settings.state_dir)  # for the messages still in flight
+        self.fatal = self.fatal or exc
+        self.stop.set()
 
     async def deliver(self, connection: Connection, job: Delivery) -> float:
         """Send one claimed delivery and record it; returns how long this connection should back off."""
-        self.first_try.setdefault(job.id, time.monotonic())
         try:
             envelope = self.template.envelope(job.subscriber(), job.id)
         except MergeFieldError as exc:  # a row the pre-send check did not pass (--force): this one fails
@@ -366,6 +422,7 @@ class _Run:
             self.fatal = self.fatal or exc
             self.stop.set()
             write()
+        self.changed.set()  # connections waiting for rows in flight look again
 
     def record_sent(self, job: Delivery, message_id: str, result: Result) -> None:
         self.write_outcome(lambda: self.journal.mark_sent(job, message_id, str(result)))
@@ -380,7 +437,7 @@ class _Run:
         attempts = job.attempts + 1
         reply = str(result)
         if result.kind is Kind.TEMPORARY:
-            elapsed = time.monotonic() - self.first_try[job.id]
+            elapsed = time.time() - (job.first_try or time.time())
             if attempts < self.smtp.max_attempts and elapsed < self.smtp.retry_max_seconds:
                 delay = self.retry_later(job, result, attempts)
                 return (delay if result.reset_connection else 0.0), False
@@ -393,7 +450,7 @@ class _Run:
 
     def record_unfillable(self, job: Delivery, reply: str) -> None:
         """A recipient whose message cannot be filled in fails with the reason; the send goes on."""
-        self.journal.mark_failed(job, reply)
+        self.write_outcome(lambda: self.journal.mark_failed(job, reply))
         self.summary.failed += 1
         self.summary.failures.append((job.address, reply))
         self.progress.finished_one(job.address, Result(Kind.PERMANENT, 0, reply))
@@ -404,9 +461,9 @@ class _Run:
 
     def retry_later(self, job: Delivery, result: Result, attempts: int) -> float:
         delay = backoff(attempts, self.smtp.retry_delay)
-        self.write_outcome(lambda: self.journal.mark_deferred(job, str(result), uncertain=result.uncertain))
-        self.retries.push(
-            time.monotonic() + delay, replace(job, attempts=attempts, resent=job.resent or result.uncertain)
+        due = time.time() + delay  # then any worker may claim it again
+        self.write_outcome(
+            lambda: self.journal.mark_deferred(job, str(result), uncertain=result.uncertain, not_before=due)
         )
         self.summary.retried += 1
         self.progress.retrying(job.address, result, delay)
@@ -415,6 +472,7 @@ class _Run:
 
 def _preflight(journal: Store, issue: str, subscribers: Path, retry_failed: bool) -> Preflight:
     report = ListReport(subscribers)
+    journal.expire_workers(issue, [w for w in journal.in_flight_workers(issue) if gone_here(w)])
     recovered = journal.recover_in_flight(issue)
     tally = Tally()  # the list at send time: the CSV plus confirmed signups
     signups = confirmed_signups(journal)
@@ -456,7 +514,47 @@ def open_campaign(
         journal = stack.enter_context(open_store(settings, new_database=new_database))
         stack.enter_context(journal.send_lock(rendered.issue.key))
         preflight = _preflight(journal, rendered.issue.key, subscribers, retry_failed)
-        yield Campaign(settings, rendered, journal, preflight)
+        journal.record_send(rendered.issue.key, content_hash(rendered), replace=True)
+        yield Campaign(settings, rendered, journal, preflight, issue_path)
+
+
+@contextmanager
+def join_campaign(issue_path: Path, settings: Settings) -> Iterator[Campaign]:
+    """Join a send of the issue that is running (here or on another machine, on the same store):
+    the same issue file is required, the list is the one the send loaded."""
+    rendered = render_issue(read_issue(issue_path), settings)
+    issue = rendered.issue.key
+    with open_store(settings) as journal:
+        try:
+            with journal.send_lock(issue):
+                raise UserInputError(
+                    f"no send of {issue} is running to join: start it with `newsletter send {issue_path}`",
+                    file=issue_path,
+                )
+        except AlreadySending:
+            pass  # a send is running: join it
+        if journal.record_send(issue, content_hash(rendered)) != content_hash(rendered):
+            raise UserInputError(
+                f"not what the running send of {issue} is sending (the issue file, its templates or the "
+                "settings differ): join with the same file and settings",
+                file=issue_path,
+            )
+        counts = journal.counts(issue)
+        preflight = Preflight(
+            issue,
+            Path(),
+            counts["pending"],
+            0,
+            0,
+            counts["suppressed"],
+            counts["sent"],
+            counts["failed"],
+            counts["removed"],
+            counts["sending"],
+            (),
+            0,
+        )
+        yield Campaign(settings, rendered, journal, preflight, issue_path)
 
 
 @dataclass(frozen=True)

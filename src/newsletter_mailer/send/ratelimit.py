@@ -1,44 +1,42 @@
-"""Pacing for relays with quotas: messages per second, and an optional cap per hour.
+"""Pacing for relays with quotas: messages per second, and an optional cap per rolling hour.
 
-Kept apart from rendering and transport, as listmonk does: workers ask before each message.
+Kept apart from rendering and transport, as listmonk does: workers ask before each message. The
+pace and the cap live in the store, so they hold for the whole send across every worker process
+and machine, and for every issue sent through the same relay.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections import deque
+from typing import Protocol
+
+__all__ = ["Pacing", "RateLimiter"]
+
+CAP_RECHECK = 60.0  # a worker waiting for the hourly cap asks again at least this often
+
+
+class Pacing(Protocol):
+    def pace(self, name: str, interval: float) -> float: ...
+    def take_slot(self, name: str, per_hour: int) -> float: ...
 
 
 class RateLimiter:
-    def __init__(self, per_second: float = 0.0, per_hour: int = 0) -> None:
+    def __init__(self, store: Pacing, relay: str, per_second: float = 0.0, per_hour: int = 0) -> None:
+        self.store = store
+        self.relay = relay
         self.interval = 1.0 / per_second if per_second > 0 else 0.0
         self.per_hour = per_hour
-        self._next = 0.0
-        self._hour: deque[float] = deque()
-        self._lock = asyncio.Lock()
 
     @property
     def unlimited(self) -> bool:
         return not self.interval and not self.per_hour
 
     async def acquire(self) -> None:
-        if self.unlimited:
-            return
-        async with self._lock:
-            now = time.monotonic()
-            if self.per_hour:
-                while self._hour and now - self._hour[0] >= 3600:
-                    self._hour.popleft()
-                if len(self._hour) >= self.per_hour:
-                    await asyncio.sleep(3600 - (now - self._hour[0]))
-                    now = time.monotonic()
-                    self._hour.popleft()
-            if self.interval:
-                wait = self._next - now
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                    now = time.monotonic()
-                self._next = max(now, self._next) + self.interval
-            if self.per_hour:
-                self._hour.append(now)
+        """Wait for a slot in the hour (if capped), then for the next step of the pace."""
+        if self.per_hour:
+            while (wait := self.store.take_slot(f"{self.relay} per hour", self.per_hour)) > 0:
+                await asyncio.sleep(min(wait, CAP_RECHECK))
+        if self.interval:
+            wait = self.store.pace(f"{self.relay} per second", self.interval)
+            if wait > 0:
+                await asyncio.sleep(wait)

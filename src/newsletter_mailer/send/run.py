@@ -17,6 +17,7 @@ from ..config import Settings
 from ..errors import CheckFailed, SendInterrupted
 from . import dispatch
 from .dispatch import DryRun, Preflight, Progress, Summary, TestSend
+from .pool import run_workers
 
 __all__ = [
     "CampaignOutcome",
@@ -41,6 +42,8 @@ class SendRequest:
     concurrency: int | None = None
     rate: float | None = None
     new_database: bool = False
+    workers: int = 1  # sender processes on this machine
+    join: bool = False  # help a send of this issue that is running (here or on another machine)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ class Confirmation:
     destination: str
     recipients: int
     outbox: Path | None  # set when the mail goes to the local outbox
+    joining: bool = False  # helping a send that is running: ``recipients`` are those it has left
+    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -119,17 +124,33 @@ def send_issue(request: SendRequest, settings: Settings, ui: SendUI) -> SendResu
 def send_campaign(request: SendRequest, settings: Settings, ui: SendUI) -> CampaignOutcome:
     """Pre-flight, confirmation, dispatch; Ctrl+C becomes a SendInterrupted that says what is where."""
     outbox = None if settings.smtp.host else outbox_path(settings)
-    with dispatch.open_campaign(
-        request.issue, settings, request.subscribers, request.retry_failed, request.new_database
-    ) as campaign:
+    opened = (
+        dispatch.join_campaign(request.issue, settings)
+        if request.join
+        else dispatch.open_campaign(
+            request.issue, settings, request.subscribers, request.retry_failed, request.new_database
+        )
+    )
+    with opened as campaign:
         preflight = campaign.preflight
-        ui.preflight(preflight)
+        if not request.join:
+            ui.preflight(preflight)
         if preflight.to_send == 0:
             return CampaignOutcome(preflight, None, outbox)
         subject = campaign.rendered.issue.subject
-        ui.confirm(Confirmation(campaign.issue, subject, destination(settings), preflight.to_send, outbox))
+        ui.confirm(
+            Confirmation(
+                campaign.issue,
+                subject,
+                destination(settings),
+                preflight.to_send,
+                outbox,
+                joining=request.join,
+                workers=request.workers,
+            )
+        )
         try:
-            summary = campaign.run(ui)
+            summary = run_workers(campaign, request.workers, ui)
         except KeyboardInterrupt:
             raise _interrupted(campaign.journal.counts(campaign.issue), preflight) from None
         finally:

@@ -12,7 +12,7 @@ from typing import Protocol
 from ..audience.suppressions import SuppressionStore
 from .journal import Delivery, Journal
 
-__all__ = ["TAKEN_OVER", "Claimed", "JournalRow", "SharedSend", "Store", "WorkerInfo", "redact_url"]
+__all__ = ["TAKEN_OVER", "Claimed", "JournalRow", "Outlook", "SharedSend", "Store", "WorkerInfo", "redact_url"]
 
 TAKEN_OVER = "claimed by a worker that stopped (its lease expired)"
 
@@ -62,16 +62,33 @@ class Claimed:
     suppressed: int
 
 
+@dataclass(frozen=True)
+class Outlook:
+    """What is left of a send when a worker finds nothing to claim: rows pending or in flight
+    (anyone's), and how long until the soonest of them can be claimed (a backoff or a lease)."""
+
+    left: int
+    wake_in: float
+
+
 class SharedSend(Protocol):
     """What several workers on one send share through the store. Leases and pacing use the
     database's clock where it has one, so workers on machines with skewed clocks agree."""
 
-    def record_send(self, issue: str, content_hash: str) -> str:
-        """Record the issue file's hash for a send unless one is recorded; returns the recorded one."""
+    def record_send(self, issue: str, content_hash: str, *, replace: bool = False) -> str:
+        """Record the issue's content hash for its send unless one is recorded (``replace``: the
+        send that starts it records its own); returns the recorded one."""
 
     def claim_batch(self, issue: str, worker: str, size: int, lease: float) -> Claimed:
         """Claim up to ``size`` rows in list order: pending ones, and rows of a worker whose lease
         expired (flagged as possibly duplicated). Two workers never get the same row."""
+
+    def outlook(self, issue: str) -> Outlook: ...
+    def in_flight_workers(self, issue: str) -> list[str]:
+        """The workers holding rows in flight under a lease that has not expired."""
+
+    def expire_workers(self, issue: str, workers: Iterable[str]) -> int:
+        """End the leases of workers known to be gone, so their rows are taken over at once."""
 
     def heartbeat(self, issue: str, worker: str, host: str, pid: int, sent: int, lease: float) -> None:
         """The worker is alive: extend the lease on its rows in flight and record its progress."""
@@ -80,6 +97,10 @@ class SharedSend(Protocol):
     def pace(self, name: str, interval: float) -> float:
         """Take the next slot of a shared pace (one per ``interval`` seconds across every
         worker and machine); returns how long to wait before using it."""
+
+    def take_slot(self, name: str, per_hour: int) -> float:
+        """Take one of ``per_hour`` slots in the rolling hour shared by every worker; returns 0 if
+        taken, else how long until one frees (nothing taken: ask again then)."""
 
 
 class Store(Journal, SuppressionStore, SharedSend, Protocol):

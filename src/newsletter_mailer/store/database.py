@@ -201,7 +201,7 @@ def send_lock(state_dir: Path, issue: str) -> Iterator[None]:
             holder = os.read(fd, 64).decode(errors="replace").strip()
             raise AlreadySending(
                 f"another `newsletter send` of {issue} is running{f' (pid {holder})' if holder else ''}; "
-                "wait for it to finish or stop it first"
+                "wait for it to finish, stop it, or help it with `newsletter send ISSUE --join`"
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())

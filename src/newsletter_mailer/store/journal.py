@@ -2,9 +2,10 @@
 transactions, so a crash never skips anyone and resends at most the messages in flight.
 
 States: pending -> sending -> sent | failed | suppressed; a temporary failure puts the row back
-to pending; a pending row whose address is no longer in the list is ``removed``. A row found in
-``sending`` when a run starts was in flight at a crash: it is sent again and counted as possibly
-duplicated.
+to pending, not to be claimed before its backoff is over; a pending row whose address is no longer
+in the list is ``removed``. Rows are claimed by workers (store/sqlite_pool.py) under a lease: a row
+found in ``sending`` whose lease is over was in flight when its worker stopped: it is sent again
+and counted as possibly duplicated.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Delivery:
     attempts: int = 0
     last_reply: str = ""
     resent: bool = False
+    first_try: float = 0.0  # when the first attempt was claimed (epoch seconds, the store's clock)
 
     def subscriber(self) -> Subscriber:
         return Subscriber(email=self.address, name=self.name, fields=self.fields)
@@ -59,9 +61,10 @@ class Journal(Protocol):
     def add_recipients(self, issue: str, subscribers: Iterable[Subscriber]) -> int: ...
     def recover_in_flight(self, issue: str) -> int: ...
     def pending(self, issue: str, batch: int = 500) -> Iterator[Delivery]: ...
-    def claim(self, delivery: Delivery) -> bool: ...
     def mark_sent(self, delivery: Delivery, message_id: str, reply: str) -> None: ...
-    def mark_deferred(self, delivery: Delivery, reply: str, *, uncertain: bool) -> None: ...
+    def mark_deferred(self, delivery: Delivery, reply: str, *, uncertain: bool, not_before: float = 0.0) -> None:
+        """Back to pending after a temporary failure; no worker claims it before ``not_before``."""
+
     def mark_failed(self, delivery: Delivery, reply: str) -> None: ...
     def release(self, delivery: Delivery) -> None: ...
     def counts(self, issue: str) -> dict[str, int]: ...
@@ -135,12 +138,15 @@ class SQLiteJournal:
         return int(after - before)
 
     def recover_in_flight(self, issue: str) -> int:
-        """Rows left in ``sending`` by a killed run go back to pending, flagged as resent."""
+        """Rows left in ``sending`` by a worker that stopped (their lease is over, or was ended by
+        ``expire_workers``) go back to pending, flagged as resent."""
+        now = time.time()
         with transaction(self.db):
             cursor = self.db.execute(
-                "UPDATE deliveries SET state = 'pending', resent = 1, updated = ?,"
-                " last_reply = 'in flight when an earlier run stopped' WHERE issue = ? AND state = 'sending'",
-                (time.time(), issue),
+                "UPDATE deliveries SET state = 'pending', resent = 1, updated = ?, lease_until = 0,"
+                " last_reply = 'in flight when an earlier run stopped'"
+                " WHERE issue = ? AND state = 'sending' AND lease_until < ?",
+                (now, issue, now),
             )
         return cursor.rowcount
 
@@ -158,23 +164,6 @@ class SQLiteJournal:
             yield from map(delivery_of, rows)
             last = rows[-1][0]
 
-    def claim(self, delivery: Delivery) -> bool:
-        """Mark a row in flight; False (and the row marked suppressed) if the address has
-        unsubscribed or bounced meanwhile. One statement: this runs for every recipient."""
-        now = time.time()
-        claimed = self.db.execute(
-            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated = ?"
-            " WHERE id = ? AND state = 'pending' AND NOT EXISTS (SELECT 1 FROM suppressions WHERE address = ?)",
-            (now, delivery.id, delivery.address),
-        ).rowcount
-        if claimed:
-            return True
-        self.db.execute(
-            "UPDATE deliveries SET state = 'suppressed', updated = ? WHERE id = ? AND state = 'pending'",
-            (now, delivery.id),
-        )
-        return False
-
     def mark_sent(self, delivery: Delivery, message_id: str, reply: str) -> None:
         now = time.time()
         self.db.execute(
@@ -183,10 +172,11 @@ class SQLiteJournal:
             (message_id, reply, now, now, delivery.id),
         )
 
-    def mark_deferred(self, delivery: Delivery, reply: str, *, uncertain: bool) -> None:
+    def mark_deferred(self, delivery: Delivery, reply: str, *, uncertain: bool, not_before: float = 0.0) -> None:
         self.db.execute(
-            "UPDATE deliveries SET state = 'pending', last_reply = ?, updated = ?, resent = resent OR ? WHERE id = ?",
-            (reply, time.time(), int(uncertain), delivery.id),
+            "UPDATE deliveries SET state = 'pending', last_reply = ?, updated = ?, resent = resent OR ?,"
+            " lease_until = ? WHERE id = ?",
+            (reply, time.time(), int(uncertain), not_before, delivery.id),
         )
 
     def mark_failed(self, delivery: Delivery, reply: str) -> None:
@@ -198,7 +188,7 @@ class SQLiteJournal:
     def release(self, delivery: Delivery) -> None:
         """A claimed row that was never handed to the server goes back to pending as it was."""
         self.db.execute(
-            "UPDATE deliveries SET state = 'pending', attempts = MAX(attempts - 1, 0),"
+            "UPDATE deliveries SET state = 'pending', attempts = MAX(attempts - 1, 0), lease_until = 0,"
             " updated = ? WHERE id = ? AND state = 'sending'",
             (time.time(), delivery.id),
         )
@@ -251,7 +241,8 @@ class SQLiteJournal:
     def retry_failed(self, issue: str) -> int:
         with transaction(self.db):
             cursor = self.db.execute(
-                "UPDATE deliveries SET state = 'pending', updated = ? WHERE issue = ? AND state = 'failed'",
+                "UPDATE deliveries SET state = 'pending', updated = ?, first_try = 0, lease_until = 0"
+                " WHERE issue = ? AND state = 'failed'",
                 (time.time(), issue),
             )
         return cursor.rowcount

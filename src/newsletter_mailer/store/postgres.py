@@ -24,7 +24,7 @@ from ..audience.suppressions import Removal, Suppression
 from ..errors import AlreadySending, SchemaMismatch, StoreError
 from .base import JournalRow, redact_url
 from .journal import STATES, Delivery, delivery_of
-from .postgres_pool import PostgresPool
+from .postgres_pool import NOW_SQL, PostgresPool
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStore"]
 
@@ -200,7 +200,7 @@ class PostgresStore(PostgresPool):
             )
             raise AlreadySending(
                 f"another `newsletter send` of {issue} is running{f' ({holder})' if holder else ''}; "
-                "wait for it to finish or stop it first"
+                "wait for it to finish, stop it, or help it with `newsletter send ISSUE --join`"
             )
         try:
             yield
@@ -245,8 +245,9 @@ class PostgresStore(PostgresPool):
 
     def recover_in_flight(self, issue: str) -> int:
         return self._run(
-            "UPDATE deliveries SET state = 'pending', resent = true, updated = %s,"
-            " last_reply = 'in flight when an earlier run stopped' WHERE issue = %s AND state = 'sending'",
+            "UPDATE deliveries SET state = 'pending', resent = true, updated = %s, lease_until = 0,"
+            " last_reply = 'in flight when an earlier run stopped' WHERE issue = %s AND state = 'sending'"
+            f" AND lease_until < {NOW_SQL}",
             (time.time(), issue),
         )
 
@@ -263,23 +264,6 @@ class PostgresStore(PostgresPool):
             yield from map(delivery_of, rows)
             last = rows[-1][0]
 
-    def claim(self, delivery: Delivery) -> bool:
-        """Mark a row in flight unless its address is suppressed now (then mark it suppressed).
-        One statement, so an unsubscribe committed by `serve` on another machine counts."""
-        now = time.time()
-        if self._run(
-            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated = %s"
-            " WHERE id = %s AND state = 'pending'"
-            " AND NOT EXISTS (SELECT 1 FROM suppressions WHERE lower(address) = lower(%s))",
-            (now, delivery.id, delivery.address),
-        ):
-            return True
-        self._run(
-            "UPDATE deliveries SET state = 'suppressed', updated = %s WHERE id = %s AND state = 'pending'",
-            (now, delivery.id),
-        )
-        return False
-
     def mark_sent(self, delivery: Delivery, message_id: str, reply: str) -> None:
         now = time.time()
         self._run(
@@ -288,11 +272,12 @@ class PostgresStore(PostgresPool):
             (message_id, reply, now, now, delivery.id),
         )
 
-    def mark_deferred(self, delivery: Delivery, reply: str, *, uncertain: bool) -> None:
+    def mark_deferred(self, delivery: Delivery, reply: str, *, uncertain: bool, not_before: float = 0.0) -> None:
+        # ``not_before`` is on this machine's clock; the lease column is on the server's: shift it.
         self._run(
-            "UPDATE deliveries SET state = 'pending', last_reply = %s, updated = %s, resent = resent OR %s"
-            " WHERE id = %s",
-            (reply, time.time(), uncertain, delivery.id),
+            "UPDATE deliveries SET state = 'pending', last_reply = %s, updated = %s, resent = resent OR %s,"
+            f" lease_until = CASE WHEN %s > 0 THEN {NOW_SQL} + %s ELSE 0 END WHERE id = %s",
+            (reply, time.time(), uncertain, not_before, max(0.0, not_before - time.time()), delivery.id),
         )
 
     def mark_failed(self, delivery: Delivery, reply: str) -> None:
@@ -303,8 +288,8 @@ class PostgresStore(PostgresPool):
 
     def release(self, delivery: Delivery) -> None:
         self._run(
-            "UPDATE deliveries SET state = 'pending', attempts = greatest(attempts - 1, 0), updated = %s"
-            " WHERE id = %s AND state = 'sending'",
+            "UPDATE deliveries SET state = 'pending', attempts = greatest(attempts - 1, 0), updated = %s,"
+            " lease_until = 0 WHERE id = %s AND state = 'sending'",
             (time.time(), delivery.id),
         )
 
@@ -350,7 +335,8 @@ class PostgresStore(PostgresPool):
 
     def retry_failed(self, issue: str) -> int:
         return self._run(
-            "UPDATE deliveries SET state = 'pending', updated = %s WHERE issue = %s AND state = 'failed'",
+            "UPDATE deliveries SET state = 'pending', updated = %s, first_try = 0, lease_until = 0"
+            " WHERE issue = %s AND state = 'failed'",
             (time.time(), issue),
         )
 
