@@ -4,10 +4,15 @@ DKIM-signed (RSA-2048), each with the CPU time per message of its process next t
 
     python benchmarks/throughput.py --large --concurrency 10 --subscribers 10000 --dkim
     python benchmarks/throughput.py --delay 1 --subscribers 2000 --concurrency 50
+    python benchmarks/throughput.py --delay 1 --subscribers 400 --concurrency 10 --workers 2 \
+        --store postgresql://bench@127.0.0.1:5432/bench
 
-The journal is on (SQLite in the workspace), as in a real send. Targets (large issue, 10
-connections): unsigned at least 0.6 of smtp-source's rate, signed at least 0.45; at least 0.9
-when the sink delays its replies.
+The journal is on (SQLite in the workspace, or the PostgreSQL store given with --store, its
+password in NEWSLETTER_STORE_PASSWORD), as in a real send. With --workers N each send runs N
+sender processes, and the unsigned send also runs with one, for the ratio between them; CPU per
+message then counts the worker processes too. Targets (large issue, 10 connections): unsigned at
+least 0.6 of smtp-source's rate, signed at least 0.45; at least 0.9 when the sink delays its
+replies; two workers at least 1.8 times one against a delaying sink.
 """
 
 from __future__ import annotations
@@ -25,23 +30,41 @@ from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.compose.dkim import generate_key, write_key
 from newsletter_mailer.config import load_settings
 from newsletter_mailer.send import dispatch
+from newsletter_mailer.send.pool import run_workers
 
 
 def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    """User + system CPU of this process and of its ended worker processes."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def send(root: Path, subscribers: int) -> tuple[float, float, int]:
-    """One whole send of the workspace's issue: (seconds, CPU seconds of this process, message size)."""
+def send(root: Path, issue: str, subscribers: int, workers: int) -> tuple[float, float, int]:
+    """One whole send of an issue of the workspace: (seconds, CPU seconds, message size). Each send
+    has its own issue file, so sends that share a PostgreSQL store do not share a journal."""
     settings = load_settings(workspace=root)
-    with dispatch.open_campaign(root / "issue.md", settings) as campaign:
+    path = root / f"{issue}.md"
+    path.write_text((root / "issue.md").read_text())
+    with dispatch.open_campaign(path, settings) as campaign:
         size = len(campaign.template().envelope(Subscriber("member0@example.org", "Member 0")).data)
         cpu, started = cpu_seconds(), time.perf_counter()
-        summary = campaign.run()
+        summary = run_workers(campaign, workers, dispatch.NoProgress())
         elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     assert summary.sent == subscribers, summary
     return elapsed, cpu, size
+
+
+def use_store(root: Path, url: str) -> None:
+    """Point a workspace at the PostgreSQL store (its schema brought up to date first)."""
+    from newsletter_mailer.store.factory import open_url
+
+    store = open_url(url, os.environ.get("NEWSLETTER_STORE_PASSWORD", ""), check=False)
+    try:
+        store.migrate()
+    finally:
+        store.close()
+    text = (root / "newsletter.toml").read_text()
+    (root / "newsletter.toml").write_text(f'[store]\nurl = "{url}"\n\n{text}')
 
 
 def main() -> None:
@@ -51,6 +74,8 @@ def main() -> None:
     parser.add_argument("--delay", type=int, default=0, help="smtp-sink -w: seconds before answering DATA")
     parser.add_argument("--large", action="store_true", help="the large issue (about 83 KB per message)")
     parser.add_argument("--dkim", action="store_true", help="also send DKIM-signed (RSA-2048)")
+    parser.add_argument("--workers", type=int, default=1, help="sender processes per send")
+    parser.add_argument("--store", default="", metavar="URL", help="a postgresql:// store instead of SQLite")
     args = parser.parse_args()
     os.environ.setdefault("NEWSLETTER_SECRET", "benchmark")
     sections = LARGE_SECTIONS if args.large else 2
@@ -58,29 +83,43 @@ def main() -> None:
     n = args.subscribers
     with tempfile.TemporaryDirectory() as tmp, smtp_sink(args.delay) as port:
         ws = {"port": port, "concurrency": args.concurrency, "extra_sections": sections}
+        run = f"run{os.getpid()}x{int(time.time())}"  # issue names no earlier run used in the store
         plain = make_workspace(Path(tmp) / "plain", args.subscribers, **ws)
-        elapsed, cpu, size = send(plain, args.subscribers)
-        rows.append(("newsletter send", elapsed, cpu))
+        if args.store:
+            use_store(plain, args.store)
+        by = f", {args.workers} workers" if args.workers > 1 else ""
+        if args.workers > 1:
+            elapsed, cpu, size = send(plain, f"{run}-one", args.subscribers, 1)
+            rows.append(("newsletter send, 1 worker", elapsed, cpu))
+        elapsed, cpu, size = send(plain, f"{run}-plain", args.subscribers, args.workers)
+        rows.append((f"newsletter send{by}", elapsed, cpu))
         if args.dkim:
             signed = make_workspace(Path(tmp) / "signed", args.subscribers, **ws)
+            if args.store:
+                use_store(signed, args.store)
             write_key(generate_key("bench", "example.org"), signed / "dkim.pem")
             with (signed / "newsletter.toml").open("a") as handle:
                 handle.write('\n[dkim]\ndomain = "example.org"\nselector = "bench"\nkey_file = "dkim.pem"\n')
-            elapsed, cpu, _ = send(signed, args.subscribers)
-            rows.append(("newsletter send, DKIM", elapsed, cpu))
+            elapsed, cpu, _ = send(signed, f"{run}-signed", args.subscribers, args.workers)
+            rows.append((f"newsletter send, DKIM{by}", elapsed, cpu))
         # smtp-source twice, averaged: the machine is shared and its load drifts.
-        first = smtp_source_run(port, args.concurrency, n, size)
-        last = smtp_source_run(port, args.concurrency, n, size)
+        sessions = args.concurrency * args.workers  # as many connections as the widest send
+        first = smtp_source_run(port, sessions, n, size)
+        last = smtp_source_run(port, sessions, n, size)
         reference, reference_cpu = (first[0] + last[0]) / 2, (first[1] + last[1]) / 2
+    store = "PostgreSQL" if args.store else "SQLite"
     print(
-        f"messages: {n} of {size / 1024:.1f} KB, {args.concurrency} connections, sink delay {args.delay}s, journal on"
+        f"messages: {n} of {size / 1024:.1f} KB, {args.concurrency} connections per worker (smtp-source: "
+        f"{args.concurrency * args.workers}), sink delay {args.delay}s, journal on ({store})"
     )
     print(
-        f"{'smtp-source':24} {reference:6.1f}s = {n / reference:6.0f} msg/s, CPU {reference_cpu / n * 1e3:.3f} ms/msg"
+        f"{'smtp-source':34} {reference:6.1f}s = {n / reference:6.0f} msg/s, CPU {reference_cpu / n * 1e3:.3f} ms/msg"
     )
     for label, elapsed, cpu in rows:
         rate = f"{elapsed:6.1f}s = {n / elapsed:6.0f} msg/s, CPU {cpu / n * 1e3:.3f} ms/msg"
-        print(f"{label:24} {rate}: {reference / elapsed:.2f} of smtp-source")
+        print(f"{label:34} {rate}: {reference / elapsed:.2f} of smtp-source")
+    if args.workers > 1:
+        print(f"{args.workers} workers / 1 worker: {rows[0][1] / rows[1][1]:.2f}")
 
 
 if __name__ == "__main__":

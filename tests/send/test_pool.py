@@ -4,6 +4,7 @@ second machine joins a running send with the same file; the rate holds for the w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -195,3 +196,18 @@ def test_a_remote_workers_rows_are_taken_over_when_its_lease_runs_out(tmp_path: 
         output = finish(newsletter(root, "send", "issue.md", "--yes"))
     assert "sent 20, failed 0" in output and "possibly duplicated: 2 this run" in output, output
     assert flagged(store) == {"user0@example.org", "user1@example.org"}
+
+
+@pytest.mark.parametrize(
+    "extra", [("--dry-run",), ("--test",), ("--retry-failed",), ("--subscribers", "x.csv"), ("--new-database",)]
+)
+def test_join_goes_with_no_option_that_needs_the_list(tmp_path: Path, extra: tuple[str, ...]) -> None:
+    from click.testing import CliRunner
+
+    from newsletter_mailer.cli import main
+
+    root = make_workspace(tmp_path / "ws", 2525, 3)
+    with contextlib.chdir(root):
+        result = CliRunner().invoke(main, ["send", "issue.md", "--join", *extra], catch_exceptions=False)
+    assert result.exit_code == 2 and "--join helps a running send" in result.output, result.output
+    assert not (root / ".newsletter" / "newsletter.db").exists()  # nothing was opened or sent
