@@ -16,6 +16,7 @@ import pytest
 from conftest import make_workspace, run_send, settings_for
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.compose.envelope import Envelope
+from newsletter_mailer.compose.wire import WireReady
 from newsletter_mailer.send import dispatch, fastpath
 from newsletter_mailer.send.transport import Kind, SMTPTransport
 from smtp_servers import SMTPTestServer
@@ -50,6 +51,15 @@ def fast_path_off(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(fastpath, "KNOWN_SOURCES", frozenset())
     yield
     fastpath.uninstall()
+
+
+@pinned
+def test_a_message_checked_when_built_is_passed_through_untouched() -> None:
+    assert ORIGINAL_NORMALIZE is not None
+    ready = WireReady(b"From: a\r\n\r\nbody\r\n=2Edot\r\n")
+    assert fastpath._FastNormalize(ORIGINAL_NORMALIZE)(ready) is ready
+    assert fastpath._FastPeriod(ORIGINAL_PERIOD).sub(b"..", ready) is ready
+    assert ORIGINAL_PERIOD.sub(b"..", ORIGINAL_NORMALIZE(ready)) == ready  # what aiosmtplib would send
 
 
 @pinned

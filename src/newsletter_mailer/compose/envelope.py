@@ -25,6 +25,7 @@ from .dkim import DkimSigner, TemplateSigner
 from .headers import mailbox, unstructured
 from .merge import ESCAPERS, Context, html_contexts, text_contexts
 from .render import RenderedIssue
+from .wire import WirePlan, WireReady
 
 ContextFinder = Callable[[str, "re.Pattern[str]"], Iterable[tuple["re.Match[str]", Context]]]
 
@@ -186,6 +187,7 @@ class MessageTemplate:
         order.update({k: len(_HEADER_SLOTS) + i for i, k in enumerate(self._body_keys)})
         self._refs = tuple(order[k] for k in keys)
         self.dkim = TemplateSigner(dkim, literals) if dkim is not None else None  # signs the way we fill
+        self._wire = WirePlan(literals)
 
     @staticmethod
     def _merge(parts: list[_Part]) -> tuple[list[bytes], list[tuple[str, Context | None]]]:
@@ -234,9 +236,10 @@ class MessageTemplate:
         filled += [qp_value(escape(values[index])) for index, escape in self._body_plan]
         pieces = self._frame.copy()
         pieces[1::2] = [filled[i] for i in self._refs]
-        data = b"".join(pieces)
-        if self.dkim is not None:
-            data = self.dkim.sign(pieces, data)
+        joined = b"".join(pieces)
+        data = joined if self.dkim is None else self.dkim.sign(pieces, joined)
+        if self._wire.fits(pieces, data[: len(data) - len(joined)]):
+            data = WireReady(data)
         sender = self._verp.sender(row) if self._verp and row else self.sender
         return Envelope(sender=sender, recipient=address, data=data, message_id=message_id)
 

@@ -251,6 +251,7 @@ class _Run:
         self.changed = asyncio.Event()  # an outcome was recorded: rows waited for may be claimable
         self.fatal: BaseException | None = None
         self.template = campaign.template()
+        self.journal.for_sending()
 
     async def execute(self) -> Summary:
         total = self.journal.counts(self.issue)["pending"]

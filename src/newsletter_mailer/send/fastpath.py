@@ -2,10 +2,11 @@
 
 aiosmtplib runs two regex passes over every message before DATA (line endings to CRLF, then
 dot-stuffing); on an 83 KB message they cost more than everything else we do per message, and
-our envelopes never need either (CRLF only, no line starting with a period: see compose.envelope.qp).
+our envelopes never need either (CRLF only, no line starting with a period: see compose/wire.py).
 ``install`` swaps those two module globals of ``aiosmtplib.protocol`` for versions that return
-the message unchanged when the pass cannot change it and call aiosmtplib's own code otherwise,
-so the bytes on the wire are the same for any message.
+the message unchanged when the pass cannot change it (a ``WireReady`` message was checked when it
+was built; any other is scanned) and call aiosmtplib's own code otherwise, so the bytes on the
+wire are the same for any message.
 
 It is installed by the SMTP transport when it is created, never on import, and only when the
 targets are exactly the code it was written against (source digests of the aiosmtplib versions
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiosmtplib.protocol
+
+from ..compose.wire import WireReady
 
 __all__ = ["FastPathState", "install", "state", "uninstall"]
 
@@ -57,6 +60,8 @@ class _FastNormalize:
         self.original = original
 
     def __call__(self, message: bytes) -> bytes:
+        if isinstance(message, WireReady):  # checked when it was built: nothing to repair
+            return message
         crlf = message.count(b"\r\n")
         if crlf == message.count(b"\n") == message.count(b"\r") and message.endswith(b"\r\n"):
             return message
@@ -70,6 +75,8 @@ class _FastPeriod:
         self.original = original
 
     def sub(self, replacement: bytes, message: bytes) -> bytes:
+        if isinstance(message, WireReady):
+            return message
         if not message.startswith(b".") and b"\n." not in message:  # "(?m)^" matches only after "\n"
             return message
         return self.original.sub(replacement, message)

@@ -111,6 +111,11 @@ class Store(Journal, SuppressionStore, SharedSend, Protocol):
         """The store named for messages: a file path, or a URL without its password."""
 
     def close(self) -> None: ...
+    def for_sending(self) -> None:
+        """This connection now writes a send's journal, two small commits per message: let them
+        return before the disk has them. A crash of the machine (not of the sender) may then lose
+        the last moment's outcomes, whose messages are sent again (README, "Sharing state")."""
+
     def send_lock(self, issue: str) -> AbstractContextManager[None]:
         """Only one send of an issue at a time; dropped when the holder dies."""
 

@@ -15,11 +15,17 @@ __all__ = ["NOW_SQL", "PostgresPool"]
 
 NOW_SQL = "extract(epoch FROM clock_timestamp())::double precision"
 
+# Pending rows whose backoff is over, and rows whose worker's lease ran out, each picked along the
+# (issue, state, id) index (an OR of the two would scan the table), locked as they are picked.
 _CLAIM = f"""
-WITH picked AS (
-    SELECT id FROM deliveries WHERE issue = %(issue)s
-       AND ((state = 'pending' AND lease_until <= {NOW_SQL}) OR (state = 'sending' AND lease_until < {NOW_SQL}))
+WITH due AS (
+    SELECT id FROM deliveries WHERE issue = %(issue)s AND state = 'pending' AND lease_until <= {NOW_SQL}
      ORDER BY id LIMIT %(size)s FOR UPDATE SKIP LOCKED
+), lapsed AS (
+    SELECT id FROM deliveries WHERE issue = %(issue)s AND state = 'sending' AND lease_until < {NOW_SQL}
+     ORDER BY id LIMIT %(size)s FOR UPDATE SKIP LOCKED
+), picked AS (
+    SELECT id FROM (SELECT id FROM due UNION ALL SELECT id FROM lapsed) AS both_kinds ORDER BY id LIMIT %(size)s
 ), marked AS (
     SELECT p.id, EXISTS (SELECT 1 FROM suppressions s WHERE lower(s.address) = lower(d.address)) AS gone
       FROM picked p JOIN deliveries d ON d.id = p.id
@@ -38,6 +44,12 @@ RETURNING d.id, d.address, d.name, d.fields, d.attempts, d.last_reply, d.resent,
 
 class PostgresPool:
     db: psycopg.Connection[tuple[Any, ...]]
+
+    def for_sending(self) -> None:
+        # As SQLite's synchronous=NORMAL: without it every claim and outcome waits for the
+        # server's WAL flush (about 2 ms here: 220 messages a second instead of thousands).
+        # Only this session: unsubscribes written by `serve` stay synchronous.
+        self.db.execute("SET synchronous_commit = off")
 
     def record_send(self, issue: str, content_hash: str, *, replace: bool = False) -> str:
         action = "UPDATE SET content_hash = excluded.content_hash" if replace else "NOTHING"

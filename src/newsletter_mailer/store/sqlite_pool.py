@@ -40,6 +40,9 @@ RETURNING id, address, name, fields, attempts, last_reply, resent, state, first_
 class SQLitePool:
     db: sqlite3.Connection
 
+    def for_sending(self) -> None:
+        pass  # every connection to the file already commits with synchronous=NORMAL (database.py)
+
     def record_send(self, issue: str, content_hash: str, *, replace: bool = False) -> str:
         verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
         self.db.execute(
@@ -49,8 +52,9 @@ class SQLitePool:
 
     def claim_batch(self, issue: str, worker: str, size: int, lease: float) -> Claimed:
         params = {"issue": issue, "size": size, "worker": worker, "lease": lease, "now": time.time()}
-        with transaction(self.db):
-            rows = self.db.execute(_CLAIM, {**params, "taken": TAKEN_OVER}).fetchall()
+        # One statement, its own transaction: it takes the write lock as it starts (waiting out
+        # another writer), so the rows it picks are the rows it marks.
+        rows = self.db.execute(_CLAIM, {**params, "taken": TAKEN_OVER}).fetchall()
         rows.sort(key=lambda row: int(row[0]))
         claimed = tuple(
             Delivery(r[0], r[1], r[2], fields_of(r[3]), r[4] - 1, r[5], bool(r[6]), r[8])
