@@ -1,6 +1,7 @@
 """What every store offers, whichever database holds it: the journal, the suppression list's
-rows, the per-issue send lock and a versioned schema. SQLite (sqlite.py) and PostgreSQL
-(postgres.py) implement it; open one with ``open_store`` (factory.py)."""
+rows, signups and bounce reports (rows.py), the per-issue send lock and a versioned schema.
+SQLite (sqlite.py) and PostgreSQL (postgres.py) implement it; open one with ``open_store``
+(factory.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..audience.suppressions import SuppressionStore
+from ..audience.suppressions import Removal, SuppressionStore
 from .journal import Delivery, Journal
+from .rows import BounceRows, Exclusive, SignupRows
 
 __all__ = ["TAKEN_OVER", "Claimed", "JournalRow", "SharedSend", "Store", "WorkerInfo", "redact_url"]
 
@@ -82,8 +84,9 @@ class SharedSend(Protocol):
         worker and machine); returns how long to wait before using it."""
 
 
-class Store(Journal, SuppressionStore, SharedSend, Protocol):
-    """The journal and the suppression list in one database, with its send lock."""
+class Store(Journal, SuppressionStore, SignupRows, BounceRows, Exclusive, SharedSend, Protocol):
+    """All the state in one database: the journal, the suppression list, signups and bounce
+    reports, with its send lock."""
 
     @property
     def where(self) -> str:
@@ -102,6 +105,10 @@ class Store(Journal, SuppressionStore, SharedSend, Protocol):
 
     def import_journal_rows(self, rows: Iterable[JournalRow]) -> tuple[int, int]:
         """Insert rows whose (issue, address) is new; returns (inserted, already there)."""
+
+    def add_removal(self, removal: Removal) -> bool:
+        """Keep the record of an address taken off the suppression list (for ``store copy``)
+        unless an identical one is there; True if added."""
 
 
 def redact_url(url: str) -> str:
