@@ -790,4 +790,11 @@ def store_copy(ctx: click.Context, to: str) -> None:
         + ", ".join(plural(part.skipped, part.one, part.many) for part in (report.journal, *report.state)),
         markup=False,
     )
+    if report.renumbered:
+        err.print(
+            f"warning: the target already used the numbers of {plural(report.renumbered, 'journal row')}, which "
+            "got new ones: a bounce of a message sent to them before the copy may be matched by its VERP "
+            "address to another recipient; check the bounce reports `status` shows for those issues",
+            markup=False,
+        )
     out.print(f'to use it, set in newsletter.toml:\n[store]\nurl = "{target.where}"', markup=False)

@@ -205,17 +205,20 @@ def test_copy_moves_signups_bounce_reports_and_removals_and_says_what(pg_url: st
     assert (rows[2]["confirm_ip"], rows[2]["wording_version"]) == ("192.0.2.3", "v1")
 
 
-def test_a_copied_link_never_confirms_someone_else_s_request(migrated_pg_url: str, tmp_path: Path) -> None:
-    with PostgresStore.open(migrated_pg_url, PG_PASSWORD) as pg:  # the target already has request 1
+def test_a_copy_into_a_store_in_use_never_mixes_up_people(migrated_pg_url: str, tmp_path: Path) -> None:
+    with PostgresStore.open(migrated_pg_url, PG_PASSWORD) as pg:  # the target has request 1 and journal row 1
         theirs = SignupLog(pg).request(Subscriber("someone@example.org"), "192.0.2.9", "2024-06")
         pg.db.execute("UPDATE signup_requests SET requested = requested - 100")  # made earlier than mine
+        pg.add_recipients("elsewhere", [Subscriber("someone@example.org")])
     root = make_workspace(tmp_path / "ws", 1, 0)
     with SQLiteStore.open(root / ".newsletter" / "newsletter.db") as sqlite:
         mine = SignupLog(sqlite).request(Subscriber("me@example.org"), "192.0.2.1", "2024-06")
+        sqlite.add_recipients("issue", [Subscriber("me@example.org")])
     assert mine.id == theirs.id == 1
     code, output = cli(root, "store", "copy", "--to", migrated_pg_url)
     assert code == 0 and "0 signup requests" in output and "left as they were: 0 journal rows" in output
     assert "1 signup request," in output.partition("left as they were")[2]
+    assert "warning: the target already used the numbers of 1 journal row, which got new ones" in output
     with PostgresStore.open(migrated_pg_url, PG_PASSWORD) as pg:
         assert SignupLog(pg).confirm(RequestRef(mine.id, int(mine.requested)), "192.0.2.1") is None
         assert SignupLog(pg).confirmed() == []

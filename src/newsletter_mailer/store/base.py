@@ -37,6 +37,7 @@ class JournalRow:
     created: float
     updated: float
     sent_at: float | None
+    id: int = 0  # the row's number, which its VERP sender names: a copy keeps it where it is free
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,9 @@ class Store(Journal, SuppressionStore, SignupRows, BounceRows, Exclusive, Shared
     def journal_rows(self) -> Iterator[JournalRow]:
         """Every journal row, issue by issue in list order."""
 
-    def import_journal_rows(self, rows: Iterable[JournalRow]) -> tuple[int, int]:
-        """Insert rows whose (issue, address) is new; returns (inserted, already there)."""
+    def import_journal_rows(self, rows: Iterable[JournalRow]) -> tuple[int, int, int]:
+        """Insert rows whose (issue, address) is new, each under its own number unless another
+        row has it; returns (inserted, already there, of the inserted those given a new number)."""
 
     def add_removal(self, removal: Removal) -> bool:
         """Keep the record of an address taken off the suppression list (for ``store copy``)

@@ -1,7 +1,9 @@
 """``newsletter store copy``: move a workspace's SQLite state into another store, typically
-PostgreSQL: the journal, the suppression list with its record of removals, signup requests,
-confirmed signups with their consent, the log of confirmation mails, and bounce reports. Rows
-already in the target stay as they are, so a copy that was interrupted can simply be run again."""
+PostgreSQL: the journal (each row under its own number wherever the target has it free, since
+the VERP sender of its message names it), the suppression list with its record of removals,
+signup requests, confirmed signups with their consent, the log of confirmation mails, and bounce
+reports. Rows already in the target stay as they are, so a copy that was interrupted can simply
+be run again."""
 
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ class CopyReport:
     issues: tuple[str, ...]
     journal: Copied
     state: tuple[Copied, ...]  # everything but the journal, in the order the report says it
+    renumbered: int = 0  # journal rows whose number the target had given to another row
 
 
 def _copy(what: tuple[str, str], rows: Iterable[Row], add: Callable[[Row], bool]) -> Copied:
@@ -50,7 +53,7 @@ def copy_store(source: Store, target: Store) -> CopyReport:
                 issues.append(row.issue)
             yield row
 
-    inserted, skipped = target.import_journal_rows(rows_noting_issues())
+    inserted, skipped, renumbered = target.import_journal_rows(rows_noting_issues())
     state = (
         _copy(("suppressed address", "suppressed addresses"), source.iter_suppressions(), target.add_suppression),
         _copy(("suppression removal", "suppression removals"), source.iter_removals(), target.add_removal),
@@ -68,4 +71,4 @@ def copy_store(source: Store, target: Store) -> CopyReport:
         ),
         _copy(("bounce report", "bounce reports"), source.iter_bounce_reports(), target.add_bounce_report),
     )
-    return CopyReport(tuple(issues), Copied("journal row", "journal rows", inserted, skipped), state)
+    return CopyReport(tuple(issues), Copied("journal row", "journal rows", inserted, skipped), state, renumbered)

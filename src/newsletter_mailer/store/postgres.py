@@ -431,18 +431,32 @@ class PostgresStore(PostgresPool, PostgresStateRows, PostgresSignupRows, Postgre
     # Copying between stores
 
     def journal_rows(self) -> Iterator[JournalRow]:
-        for row in self.db.execute(f"SELECT {_COLUMNS} FROM deliveries ORDER BY issue, id").fetchall():
+        for row in self.db.execute(f"SELECT {_COLUMNS}, id FROM deliveries ORDER BY issue, id").fetchall():
             yield JournalRow(*row)
 
-    def import_journal_rows(self, rows: Iterable[JournalRow]) -> tuple[int, int]:
-        """Rows go in list order, so new ids keep each issue's order; rows already there stay."""
+    def import_journal_rows(self, rows: Iterable[JournalRow]) -> tuple[int, int, int]:
+        """Rows keep their numbers where free (VERP senders name them); the others get new ones
+        after the rest, in list order. Rows already there stay."""
         inserted = seen = 0
+        clashes: list[JournalRow] = []
         with self.db.transaction():
             for row in rows:
                 seen += 1
-                inserted += self._run(
-                    f"INSERT INTO deliveries ({_COLUMNS}) VALUES ({', '.join(['%s'] * 14)})"
-                    " ON CONFLICT (issue, (lower(address))) DO NOTHING",
+                if row.id and self._run(
+                    f"INSERT INTO deliveries ({_COLUMNS}, id) VALUES ({', '.join(['%s'] * 15)}) ON CONFLICT DO NOTHING",
                     astuple(row),
-                )
-        return inserted, seen - inserted
+                ):
+                    inserted += 1
+                elif not self._one(
+                    "SELECT 1 FROM deliveries WHERE issue = %s AND lower(address) = lower(%s)", (row.issue, row.address)
+                ):
+                    clashes.append(row)
+            # The numbers the store hands out next start above every number kept.
+            self.db.execute(
+                "SELECT setval(pg_get_serial_sequence('deliveries', 'id'),"
+                " greatest((SELECT max(id) FROM deliveries), 1))"
+            )
+            for row in clashes:
+                self._run(f"INSERT INTO deliveries ({_COLUMNS}) VALUES ({', '.join(['%s'] * 14)})", astuple(row)[:-1])
+        renumbered = sum(1 for row in clashes if row.id)
+        return inserted + len(clashes), seen - inserted - len(clashes), renumbered

@@ -113,18 +113,28 @@ class SQLiteStore(
         return SCHEMA_VERSION, self.schema_version()
 
     def journal_rows(self) -> Iterator[JournalRow]:
-        for row in self.db.execute(f"SELECT {_ROW_COLUMNS} FROM deliveries ORDER BY issue, id"):
+        for row in self.db.execute(f"SELECT {_ROW_COLUMNS}, id FROM deliveries ORDER BY issue, id"):
             values = list(row)
             values[9] = bool(values[9])  # SQLite keeps the flag as 0/1
             yield JournalRow(*values)
 
-    def import_journal_rows(self, rows: Iterable[JournalRow]) -> tuple[int, int]:
+    def import_journal_rows(self, rows: Iterable[JournalRow]) -> tuple[int, int, int]:
         inserted = seen = 0
+        clashes: list[JournalRow] = []  # their number is another row's: numbered after the rest
         with transaction(self.db):
             for row in rows:
                 seen += 1
-                inserted += self.db.execute(
-                    f"INSERT OR IGNORE INTO deliveries ({_ROW_COLUMNS}) VALUES ({', '.join('?' * 14)})",
-                    astuple(row),
-                ).rowcount
-        return inserted, seen - inserted
+                if self.db.execute(
+                    f"INSERT OR IGNORE INTO deliveries ({_ROW_COLUMNS}, id) VALUES ({', '.join('?' * 15)})",
+                    (*astuple(row)[:-1], row.id or None),
+                ).rowcount:
+                    inserted += 1
+                elif not self.db.execute(
+                    "SELECT 1 FROM deliveries WHERE issue = ? AND address = ?", (row.issue, row.address)
+                ).fetchone():
+                    clashes.append(row)
+            for row in clashes:
+                self.db.execute(
+                    f"INSERT INTO deliveries ({_ROW_COLUMNS}) VALUES ({', '.join('?' * 14)})", astuple(row)[:-1]
+                )
+        return inserted + len(clashes), seen - inserted - len(clashes), len(clashes)
