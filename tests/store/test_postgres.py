@@ -25,8 +25,9 @@ from newsletter_mailer.cli import main
 from newsletter_mailer.errors import AlreadySending, SchemaMismatch, StoreError
 from newsletter_mailer.send.transport import MemoryTransport
 from newsletter_mailer.store.bounce_log import BounceLog
+from newsletter_mailer.store.database import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from newsletter_mailer.store.factory import open_url
-from newsletter_mailer.store.postgres import SCHEMA_VERSION, PostgresStore
+from newsletter_mailer.store.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresStore
 from newsletter_mailer.store.signup_log import SignupLog
 from newsletter_mailer.store.sqlite import SQLiteStore
 
@@ -53,6 +54,27 @@ def test_a_fresh_database_is_refused_until_migrated(pg_url: str, tmp_path: Path)
     code, output = cli(root, "store", "migrate")
     assert code == 0 and f"already at schema version {SCHEMA_VERSION}" in output
     assert cli(root, "status", "issue.md") == (0, "issue: nothing sent yet\n")
+
+
+def test_a_store_at_version_5_gets_the_signup_and_bounce_tables_from_migrate(pg_url: str, tmp_path: Path) -> None:
+    assert SCHEMA_VERSION == SQLITE_SCHEMA_VERSION == 6
+    with psycopg.connect(pg_url, password=PG_PASSWORD, autocommit=True) as db, db.transaction():
+        db.execute(b"CREATE TABLE newsletter_schema (version integer NOT NULL, applied double precision NOT NULL)")
+        for version, script in enumerate(MIGRATIONS[:5], start=1):
+            db.execute(script.encode())
+            db.execute("INSERT INTO newsletter_schema VALUES (%s, 0)", (version,))
+        db.execute("INSERT INTO suppressions VALUES ('kept@example.org', 'manual', 'test', 0)")
+    root = make_workspace(tmp_path / "ws", 1, 1)
+    use_store(root, pg_url)
+    code, output = cli(root, "bounces", str(REPORTS / "arf-complaint.eml"))
+    assert code == 1 and "schema version 5, older" in output and "run `newsletter store migrate`" in output
+    code, output = cli(root, "store", "migrate")
+    assert code == 0 and "migrated from version 5 to schema version 6" in output
+    with PostgresStore.open(pg_url, PG_PASSWORD) as pg:
+        pending = SignupLog(pg).request(Subscriber("kept@example.org"), "192.0.2.1", "2024-06")
+        assert SignupLog(pg).confirm(RequestRef(pending.id, int(pending.requested)), "192.0.2.1")
+        assert [s.address for s in SuppressionList(pg)] == []  # the confirmation lifted it
+        assert BounceLog(pg).for_issue("issue") == []
 
 
 def test_a_schema_newer_than_the_code_is_refused(migrated_pg_url: str, tmp_path: Path) -> None:
