@@ -10,6 +10,7 @@ import itertools
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -522,3 +523,31 @@ def use_store(root: Path, url: str) -> None:
     """Point a workspace's settings at a PostgreSQL store."""
     text = (root / "newsletter.toml").read_text()
     (root / "newsletter.toml").write_text(text.replace("[smtp]", f'[store]\nurl = "{url}"\n[smtp]', 1))
+
+
+DATABASE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
+with contextlib.suppress(ImportError):
+    import psycopg
+
+    DATABASE_ERRORS = (sqlite3.Error, psycopg.Error)
+
+
+def refuse_inserts(store: Store, table: str) -> None:
+    """Make the database itself refuse every row written to ``table`` (a trigger that raises
+    "refused by the test"): a step that fails half-way, to show what commits together."""
+    if isinstance(store, SQLiteStore):
+        store.db.execute(
+            f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table}"
+            " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        )
+        return
+    from newsletter_mailer.store.postgres import PostgresStore
+
+    assert isinstance(store, PostgresStore)
+    store.db.execute(
+        b"CREATE OR REPLACE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+        b" $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$"
+    )
+    store.db.execute(
+        f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION refuse()".encode()
+    )

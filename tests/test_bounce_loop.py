@@ -1,7 +1,7 @@
 """The whole bounce loop against real parts: an issue goes out through a real SMTP server with
 VERP senders, a delivery report for one subscriber lands in a real IMAP mailbox (Dovecot), the
-`newsletter bounces` command suppresses that subscriber, and the next issue skips them. Then
-the command on files: status, suppressions export, and bad input."""
+`newsletter bounces` command suppresses that subscriber, and the next issue skips them, with
+either store. Then the command on files: status, suppressions export, and bad input."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import Dovecot, make_workspace
+import pytest
+
+from conftest import Dovecot, make_workspace, use_store
 from newsletter_mailer.config import load_settings
 from newsletter_mailer.send import dispatch
 from smtp_servers import SMTPTestServer
@@ -37,11 +39,14 @@ def dsn_for(address: str, verp_sender: str) -> bytes:
     return text.replace("Delivered-To: bounces@news.example.org", f"Delivered-To: {verp_sender}").encode()
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_a_report_in_the_imap_mailbox_suppresses_the_subscriber_for_the_next_issue(
-    tmp_path: Path, dovecot: Dovecot
+    tmp_path: Path, dovecot: Dovecot, kind: str, request: pytest.FixtureRequest
 ) -> None:
     with SMTPTestServer() as server:
         root = make_workspace(tmp_path / "ws", server.port, 4)
+        if kind == "postgresql":
+            use_store(root, request.getfixturevalue("migrated_pg_url"))
         with (root / "newsletter.toml").open("a") as handle:
             handle.write(
                 f'[bounces]\naddress = "bounces@news.example.org"\nhost = "127.0.0.1"\nport = {dovecot.port}\n'
@@ -69,6 +74,7 @@ def test_a_report_in_the_imap_mailbox_suppresses_the_subscriber_for_the_next_iss
     assert "bounce report: hard for user1@example.org, suppressed; 5.1.1" in status.stdout
     exported = newsletter("suppressions", "export", cwd=root)
     assert "user1@example.org,bounced,issue: hard 5.1.1 550 5.1.1" in exported.stdout
+    assert (root / ".newsletter" / "newsletter.db").exists() == (kind == "sqlite")
 
 
 def test_the_command_reads_files_and_mbox_and_says_what_it_did(tmp_path: Path) -> None:

@@ -1,24 +1,31 @@
 """One PostgreSQL store shared by processes that share nothing else: the unsubscribe endpoint
 runs from its own directory (as on a public server), the send from the editor's workspace; an
-unsubscribe POSTed while the send runs stops the message to that address."""
+unsubscribe POSTed while the send runs stops the message to that address; a signup confirmed on
+the public pages is mailed by the next send, and a bounce read on the laptop stops the next one."""
 
 from __future__ import annotations
 
+import email
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+from email import policy
+from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
 
-from conftest import free_port, make_workspace, use_store
+from conftest import free_port, make_workspace, serve_asgi, use_store
 from newsletter_mailer.audience.links import signer_for
 from newsletter_mailer.config import load_settings
+from newsletter_mailer.web.unsubscribe import create_app
 from smtp_servers import Faults, SMTPTestServer
 
 RECIPIENTS = 40
+REPORTS = Path(__file__).parent / "audience" / "bounce_reports"
 
 
 def wait_healthy(base: str, process: subprocess.Popen[str]) -> None:
@@ -93,5 +100,78 @@ def test_an_unsubscribe_on_the_public_endpoint_reaches_a_running_send(migrated_p
     )
     assert f"sent {RECIPIENTS - 1}, pending 0, failed 0, skipped as unsubscribed 1" in status.stdout
     # Neither side kept any state of its own: both used the shared store.
+    assert not (public / ".newsletter" / "newsletter.db").exists()
+    assert not (laptop / ".newsletter" / "newsletter.db").exists()
+
+
+def newsletter(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "newsletter_mailer", *args],
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def message_to(smtp: SMTPTestServer, address: str) -> EmailMessage:
+    """The message the relay took for ``address`` (waiting for one sent after a response)."""
+    deadline = time.monotonic() + 30
+    while not (found := [m.data for m in smtp.handler.messages if address in m.rcpt_tos]):
+        assert time.monotonic() < deadline, f"no message to {address}"
+        time.sleep(0.05)
+    message = email.message_from_bytes(found[-1], policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def test_a_signup_on_the_public_pages_and_a_bounce_on_the_laptop_reach_the_next_send(
+    migrated_pg_url: str, tmp_path: Path
+) -> None:
+    hostile = "Robert'); DROP TABLE signups;-- <b>x</b>"
+    port = free_port()
+    public = tmp_path / "public-server"
+    public.mkdir()
+    with SMTPTestServer() as smtp:
+        laptop = make_workspace(tmp_path / "laptop", smtp.port, 3)
+        use_store(laptop, migrated_pg_url)
+        text = (laptop / "newsletter.toml").read_text().replace("https://lists.example.org", f"http://127.0.0.1:{port}")
+        (laptop / "newsletter.toml").write_text(text + '[bounces]\naddress = "bounces@news.example.org"\n')
+        shutil.copyfile(laptop / "newsletter.toml", public / "newsletter.toml")
+        with serve_asgi(create_app(load_settings(workspace=public)), port) as base:
+            answer = httpx.post(f"{base}/subscribe", data={"email": "Joiner@Example.org", "name": hostile})
+            assert answer.status_code == 200 and "Check your inbox" in answer.text
+            body = message_to(smtp, "Joiner@example.org").get_body(("plain",))
+            assert body is not None
+            link = re.search(r"(http://\S+/confirm/[\w-]+)", body.get_content())
+            assert link is not None
+            confirmed = httpx.post(link.group(1))
+            assert confirmed.status_code == 200 and "You are subscribed" in confirmed.text
+        smtp.handler.messages.clear()
+        # --force: the pages are on loopback for the test, which `check` rightly calls an error
+        sent = newsletter("send", "issue.md", "--yes", "--force", cwd=laptop)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert re.search(r"confirmed signups \(not in the CSV\)\W+1\b", sent.stdout)
+        assert smtp.handler.copies() == {f"user{i}@example.org": 1 for i in range(3)} | {"Joiner@example.org": 1}
+        welcome = message_to(smtp, "Joiner@example.org")
+        assert welcome["Subject"] == f"Hello {hostile}"
+        html = welcome.get_body(("html",))
+        assert (
+            html is not None and "&lt;b&gt;x&lt;/b&gt;" in html.get_content() and "<b>x</b>" not in html.get_content()
+        )
+        verp = next(m.mail_from for m in smtp.handler.messages if m.rcpt_tos == ("user1@example.org",))
+        report = (REPORTS / "postfix-user-unknown.eml").read_text().replace("gone@example.org", "user1@example.org")
+        (laptop / "returned.eml").write_text(report.replace("To: bounces@news.example.org", f"To: {verp}"))
+        bounced = newsletter("bounces", "returned.eml", cwd=laptop)
+        assert bounced.returncode == 0, bounced.stdout + bounced.stderr
+        assert "returned.eml: hard, user1@example.org (issue): suppressed; 5.1.1" in bounced.stdout
+        smtp.handler.messages.clear()
+        (laptop / "next.md").write_text((laptop / "issue.md").read_text())
+        again = newsletter("send", "next.md", "--yes", "--force", cwd=laptop)
+        assert again.returncode == 0, again.stdout + again.stderr
+    assert smtp.handler.copies() == {"user0@example.org": 1, "user2@example.org": 1, "Joiner@example.org": 1}
+    status = newsletter("status", "issue.md", cwd=laptop)
+    assert "bounce report: hard for user1@example.org, suppressed; 5.1.1" in status.stdout
     assert not (public / ".newsletter" / "newsletter.db").exists()
     assert not (laptop / ".newsletter" / "newsletter.db").exists()

@@ -475,7 +475,7 @@ def resume_command(ctx: click.Context, issue: Path, subscribers: Path | None) ->
 def status(ctx: click.Context, issue: Path) -> None:
     """Journal counts for ISSUE, each failed recipient with its last SMTP reply, and its bounce reports."""
     from .compose.issue import issue_key
-    from .store.factory import bounce_reports
+    from .store.bounce_log import BounceLog
     from .store.journal import issue_status
     from .store.workspace_store import existing_store
 
@@ -483,7 +483,7 @@ def status(ctx: click.Context, issue: Path) -> None:
     with existing_store(settings_from(ctx)) as store:
         report = issue_status(store.journal if store else None, key)
         skipped = store.journal.suppressed_by_reason(key) if store else {}
-        bounced = bounce_reports(store.journal, key) if store else []
+        bounced = BounceLog(store.journal).for_issue(key) if store else []
         workers = store.journal.workers(key) if store else []
     counts = report.counts
     if not any(counts.values()) and not workers:
@@ -727,21 +727,18 @@ def bounces(ctx: click.Context, paths: tuple[Path, ...]) -> None:
 def subscribers_export(ctx: click.Context, out_path: Path | None) -> None:
     """Write the list a send would use: the CSV plus confirmed signups, minus suppressions, with consent columns."""
     from .audience.subscribers import ListReport, read_subscribers
-    from .store.database import connect
+    from .store import open_store
     from .store.signup_log import export_list
 
     settings = settings_from(ctx)
     path = settings.path(settings.newsletter.subscribers)
     rows = read_subscribers(path, ListReport(path))
-    db = connect(settings.database_path)
-    try:
+    with open_store(settings) as store:
         if out_path is None:
-            count = export_list(db, rows, sys.stdout, settings.signup.fields)
+            count = export_list(store, rows, sys.stdout, settings.signup.fields)
         else:
             with out_path.open("w", encoding="utf-8", newline="") as handle:
-                count = export_list(db, rows, handle, settings.signup.fields)
-    finally:
-        db.close()
+                count = export_list(store, rows, handle, settings.signup.fields)
     err.print(f"exported {count} subscribers", markup=False)
 
 
@@ -759,7 +756,7 @@ def signup_form(ctx: click.Context) -> None:
 
 @main.group(short_help="The store: SQLite or PostgreSQL.")
 def store() -> None:
-    """The store that holds the journal and the suppression list (SQLite or PostgreSQL)."""
+    """The store that holds the state: journal, suppressions, signups, bounce reports (SQLite or PostgreSQL)."""
 
 
 @store.command("migrate", short_help="Bring the store's schema up to date.")
@@ -782,7 +779,7 @@ def store_migrate(ctx: click.Context) -> None:
 @click.pass_context
 @friendly
 def store_copy(ctx: click.Context, to: str) -> None:
-    """Copy this workspace's SQLite journal and suppression list into the store at --to."""
+    """Copy this workspace's SQLite state (journal, suppressions, signups, bounce reports) into the store at --to."""
     import os
 
     from .config import STORE_SCHEMES
@@ -808,11 +805,20 @@ def store_copy(ctx: click.Context, to: str) -> None:
         source.close()
     if before != after:
         out.print(f"{target.where}: schema migrated from version {before} to {after}", markup=False)
+    issues = f" ({', '.join(report.issues)})" if report.issues else ""
+    journal = plural(report.journal.copied, report.journal.one, report.journal.many)
     out.print(
-        f"copied to {target.where}: {report.journal_rows} journal rows of {len(report.issues)} issue(s)"
-        f"{' (' + ', '.join(report.issues) + ')' if report.issues else ''}, "
-        f"{report.suppressions} suppressed addresses; already there and left as they were: "
-        f"{report.journal_skipped} journal rows, {report.suppressions_skipped} suppressed addresses",
+        f"copied to {target.where}: {journal} of {len(report.issues)} issue(s){issues}, "
+        + ", ".join(plural(part.copied, part.one, part.many) for part in report.state)
+        + "; already there and left as they were: "
+        + ", ".join(plural(part.skipped, part.one, part.many) for part in (report.journal, *report.state)),
         markup=False,
     )
+    if report.renumbered:
+        err.print(
+            f"warning: the target already used the numbers of {plural(report.renumbered, 'journal row')}, which "
+            "got new ones: a bounce of a message sent to them before the copy may be matched by its VERP "
+            "address to another recipient; check the bounce reports `status` shows for those issues",
+            markup=False,
+        )
     out.print(f'to use it, set in newsletter.toml:\n[store]\nurl = "{target.where}"', markup=False)

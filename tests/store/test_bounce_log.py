@@ -1,26 +1,24 @@
-"""store/bounce_log.py: a report ends in the right action for the right journal row; VERP first,
-reruns never count twice, soft bounces suppress only past the threshold, strangers are safe."""
+"""store/bounce_log.py on both stores: a report ends in the right action for the right journal
+row; VERP first, reruns never count twice, soft bounces suppress only past the threshold,
+strangers are safe, and the record and the suppression commit together."""
 
 from __future__ import annotations
 
 import email
-import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import TEST_SECRET, make_workspace, run_send, settings_for
+from conftest import DATABASE_ERRORS, TEST_SECRET, make_workspace, refuse_inserts, run_send, settings_for
 from newsletter_mailer.audience.bounces import Action, Category, Policy
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.audience.suppressions import SuppressionList
 from newsletter_mailer.audience.verp import VerpCodec
 from newsletter_mailer.send import dispatch
-from newsletter_mailer.store.bounce_log import BounceLog
-from newsletter_mailer.store.database import connect
-from newsletter_mailer.store.journal import SQLiteJournal
-from newsletter_mailer.store.sqlite import SQLiteSuppressionRows
+from newsletter_mailer.store.base import Store
+from newsletter_mailer.store.bounce_log import BounceLog, BounceRecord
+from newsletter_mailer.store.sqlite import SQLiteStore
 from smtp_servers import SMTPTestServer
 
 REPORTS = Path(__file__).parents[1] / "audience" / "bounce_reports"
@@ -38,17 +36,15 @@ def report(name: str, recipient: str, *, to: str = BOUNCE_ADDRESS, issue_tag: st
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    connection = connect(tmp_path / "state" / "newsletter.db")
-    journal = SQLiteJournal(connection)
+def db(store: Store) -> Store:
+    """Either store, with ada and bob on the lists of three issues."""
     for issue in ("2024-04", "2024-05", "2024-06"):
-        journal.add_recipients(issue, [Subscriber("ada@example.org"), Subscriber("bob@example.org")])
-    yield connection
-    connection.close()
+        store.add_recipients(issue, [Subscriber("ada@example.org"), Subscriber("bob@example.org")])
+    return store
 
 
-def row_of(db: sqlite3.Connection, issue: str, address: str) -> int:
-    return int(db.execute("SELECT id FROM deliveries WHERE issue = ? AND address = ?", (issue, address)).fetchone()[0])
+def row_of(db: Store, issue: str, address: str) -> int:
+    return next(d.id for d in db.pending(issue) if d.address == address)
 
 
 def test_a_send_with_a_bounce_address_uses_one_verp_sender_per_recipient_and_a_bounce_suppresses(
@@ -66,12 +62,9 @@ def test_a_send_with_a_bounce_address_uses_one_verp_sender_per_recipient_and_a_b
             assert domain == "news.example.org" and local.startswith("bounces+") and "user" not in local
         # The remote server names a forwarding target, not our subscriber: the VERP token decides.
         data = report("hard", "forwarded@elsewhere.example.net", to=senders["user2@example.org"])
-        db = connect(settings_for(root).database_path)
-        try:
+        with SQLiteStore.open(settings_for(root).database_path) as db:
             outcome = BounceLog(db, verp=CODEC).process("report.eml", data)
-            entry = SuppressionList(SQLiteSuppressionRows(db)).get("user2@example.org")
-        finally:
-            db.close()
+            entry = SuppressionList(db).get("user2@example.org")
         assert (outcome.address, outcome.issue, outcome.action) == ("user2@example.org", "issue", Action.SUPPRESSED)
         assert entry is not None and entry.reason == "bounced"
         assert "5.1.1" in entry.source and "User unknown" in entry.source and entry.source.startswith("issue:")
@@ -84,15 +77,23 @@ def test_a_send_with_a_bounce_address_uses_one_verp_sender_per_recipient_and_a_b
     assert "user2@example.org" not in server.handler.copies()
 
 
-def test_the_same_report_twice_is_recorded_once(db: sqlite3.Connection) -> None:
+def test_the_same_report_twice_is_recorded_once(db: Store) -> None:
     log = BounceLog(db, verp=CODEC)
     data = report("soft", "ada@example.org", to=CODEC.sender(row_of(db, "2024-04", "ada@example.org")))
     assert log.process("a", data).action is Action.COUNTED
     assert log.process("a again", data).action is Action.DUPLICATE
-    assert db.execute("SELECT COUNT(*) FROM bounce_reports").fetchone()[0] == 1
+    [record] = db.iter_bounce_reports()
+    assert (record.address, record.issue, record.category, record.action, record.source) == (
+        "ada@example.org",
+        "2024-04",
+        "soft",
+        "counted",
+        "a",
+    )
+    assert log.for_issue("2024-04") == [record] and log.for_issue("2024-05") == []
 
 
-def test_soft_bounces_suppress_on_the_third_different_issue_not_the_third_report(db: sqlite3.Connection) -> None:
+def test_soft_bounces_suppress_on_the_third_different_issue_not_the_third_report(db: Store) -> None:
     log = BounceLog(db, Policy(soft_threshold=3, window_days=30), CODEC)
     same_issue = CODEC.sender(row_of(db, "2024-04", "ada@example.org"))
     for n in range(3):
@@ -108,48 +109,75 @@ def test_soft_bounces_suppress_on_the_third_different_issue_not_the_third_report
         "june", report("soft", "x@example.org", to=CODEC.sender(row_of(db, "2024-06", "ada@example.org")))
     )
     assert (last.address, last.action) == ("ada@example.org", Action.SUPPRESSED)
-    assert SuppressionList(SQLiteSuppressionRows(db)).get("ada@example.org") is not None
+    assert SuppressionList(db).get("ada@example.org") is not None
 
 
-def test_soft_bounces_older_than_the_window_do_not_count(db: sqlite3.Connection) -> None:
+def test_soft_bounces_older_than_the_window_do_not_count(db: Store) -> None:
     log = BounceLog(db, Policy(soft_threshold=2, window_days=30), CODEC)
-    log.process("april", report("soft", "b", to=CODEC.sender(row_of(db, "2024-04", "bob@example.org"))))
-    db.execute("UPDATE bounce_reports SET received = ?", (time.time() - 40 * 86400,))
+    long_ago = time.time() - 40 * 86400
+    db.add_bounce_report(BounceRecord("Bob@Example.org", "2024-04", "soft", "", "", "counted", long_ago, "f1", "april"))
     may = log.process("may", report("soft", "b", to=CODEC.sender(row_of(db, "2024-05", "bob@example.org"))))
     assert may.action is Action.COUNTED
     june = log.process("june", report("soft", "b", to=CODEC.sender(row_of(db, "2024-06", "bob@example.org"))))
     assert june.action is Action.SUPPRESSED
 
 
-def test_without_a_token_the_report_is_believed_only_for_an_address_we_mailed(db: sqlite3.Connection) -> None:
+def test_soft_bounces_without_an_issue_count_one_issue_per_day(db: Store) -> None:
+    log = BounceLog(db, Policy(soft_threshold=3, window_days=30), CODEC)
+    noon = (int(time.time()) // 86400 - 3) * 86400 + 43200  # three days ago, midday UTC
+    for n, received in enumerate((noon, noon + 3600)):  # the same day twice: one issue
+        db.add_bounce_report(BounceRecord("bob@example.org", "", "soft", "", "", "counted", received, f"d{n}"))
+    may = log.process("may", report("soft", "b", to=CODEC.sender(row_of(db, "2024-05", "bob@example.org"))))
+    assert may.action is Action.COUNTED
+    june = log.process("june", report("soft", "b", to=CODEC.sender(row_of(db, "2024-06", "bob@example.org"))))
+    assert june.action is Action.SUPPRESSED
+
+
+def test_the_record_and_the_suppression_commit_together(db: Store) -> None:
+    refuse_inserts(db, "suppressions")
+    data = report("hard", "x@example.org", to=CODEC.sender(row_of(db, "2024-04", "ada@example.org")))
+    with pytest.raises(DATABASE_ERRORS, match="refused by the test"):
+        BounceLog(db, verp=CODEC).process("hard", data)
+    assert list(db.iter_bounce_reports()) == []  # not recorded: the next run processes it again
+
+
+def test_without_a_token_the_report_is_believed_only_for_an_address_we_mailed(db: Store) -> None:
     log = BounceLog(db, verp=CODEC)
     stranger = log.process("s", report("hard", "stranger@example.org"))
     assert (stranger.address, stranger.action) == ("", Action.IGNORED)
-    assert SuppressionList(SQLiteSuppressionRows(db)).get("stranger@example.org") is None
+    assert SuppressionList(db).get("stranger@example.org") is None
     known = log.process("k", report("hard", "bob@example.org"))
     assert (known.address, known.action) == ("bob@example.org", Action.SUPPRESSED)
 
 
-def test_a_forged_token_falls_back_to_the_report(db: sqlite3.Connection) -> None:
+def test_a_forged_token_falls_back_to_the_report(db: Store) -> None:
     token = CODEC.token(row_of(db, "2024-04", "ada@example.org"))
     forged = f"bounces+{token[:-3]}aaa@news.example.org"
     outcome = BounceLog(db, verp=CODEC).process("f", report("hard", "bob@example.org", to=forged))
     assert outcome.address == "bob@example.org"
 
 
-def test_a_message_id_of_ours_names_the_issue_when_there_is_no_token(db: sqlite3.Connection) -> None:
-    db.execute(
-        "UPDATE deliveries SET message_id = '<6f1c2a9e@news.example.org>' WHERE issue = '2024-05' AND address = ?",
-        ("bob@example.org",),
-    )
+def test_a_message_id_of_ours_names_the_issue_when_there_is_no_token(db: Store) -> None:
+    bob = next(d for d in db.claim_batch("2024-05", "w", 10, lease=60).deliveries if d.address == "bob@example.org")
+    db.mark_sent(bob, "<6f1c2a9e@news.example.org>", "250 ok")
     outcome = BounceLog(db).process("g", report("soft", "bob@example.org"))
     assert (outcome.address, outcome.issue) == ("bob@example.org", "2024-05")
     assert outcome.report.category is Category.SOFT
 
 
-def test_a_complaint_suppresses_as_complained(db: sqlite3.Connection) -> None:
-    data = (REPORTS / "arf-complaint.eml").read_bytes().replace(b"annoyed@example.org", b"ada@example.org")
+def test_a_complaint_suppresses_as_complained(db: Store) -> None:
+    data = (REPORTS / "arf-complaint.eml").read_bytes().replace(b"annoyed@example.org", b"ADA@example.org")
     outcome = BounceLog(db).process("arf", data)
-    entry = SuppressionList(SQLiteSuppressionRows(db)).get("ada@example.org")
+    entry = SuppressionList(db).get("ada@example.org")
     assert outcome.action is Action.SUPPRESSED and entry is not None and entry.reason == "complained"
     assert email.message_from_bytes(data).get_content_type() == "multipart/report"
+
+
+def test_hostile_text_in_a_report_is_only_ever_a_parameter(db: Store) -> None:
+    quoted = "<x');DROP/**/TABLE/**/deliveries;--@news.example.org> <nul\x00byte@news.example.org>"
+    data = report("hard", "bob@example.org").replace(
+        b"Content-Type: text/plain", f"X-Ref: {quoted}\n".encode() + b"Content-Type: text/plain", 1
+    )
+    outcome = BounceLog(db).process("hostile", data)
+    assert (outcome.address, outcome.action) == ("bob@example.org", Action.SUPPRESSED)
+    assert db.counts("2024-04")["pending"] == 2

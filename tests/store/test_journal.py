@@ -115,10 +115,35 @@ def test_journal_rows_copy_between_stores_and_keep_what_is_there(store: Store, t
     store.mark_sent(ann, "<m@example.org>", "250 ok")
     other = SQLiteStore.open(Path(str(tmp_path)) / "other" / "newsletter.db")
     try:
-        assert other.import_journal_rows(store.journal_rows()) == (2, 0)
-        assert other.import_journal_rows(store.journal_rows()) == (0, 2)
+        assert other.import_journal_rows(store.journal_rows()) == (2, 0, 0)
+        assert other.import_journal_rows(store.journal_rows()) == (0, 2, 0)
         assert other.state_of("i1", "ann@example.org") == "sent"
         assert [d.address for d in other.pending("i1")] == ["bob@example.org"]
         assert list(other.journal_rows()) == list(store.journal_rows())
     finally:
         other.close()
+
+
+def test_a_copied_row_keeps_its_number_where_the_target_has_it_free(store: Store, tmp_path: object) -> None:
+    """A VERP sender names its journal row by number: after `store copy` the number must still
+    name that recipient, wherever the target allows."""
+    from pathlib import Path
+
+    from newsletter_mailer.store.sqlite import SQLiteStore
+
+    with SQLiteStore.open(Path(str(tmp_path)) / "source" / "newsletter.db") as source:
+        source.add_recipients("i1", people("ann", "bob", "cy"))
+        numbers = {row.address: row.id for row in source.journal_rows()}
+        store.add_recipients("i0", people("dan"))  # the target's first row has ann's number
+        assert store.import_journal_rows(source.journal_rows()) == (3, 0, 1)
+        assert store.import_journal_rows(source.journal_rows()) == (0, 3, 0)
+    copied = {row.address: row.id for row in store.journal_rows() if row.issue == "i1"}
+    assert (
+        copied["bob@example.org"] == numbers["bob@example.org"]
+        and copied["cy@example.org"] == numbers["cy@example.org"]
+    )
+    assert copied["ann@example.org"] > max(numbers.values())
+    store.add_recipients("i2", people("eve"))  # numbers handed out later start above every number kept
+    (eve,) = store.pending("i2")
+    assert eve.id > max(copied.values())
+    assert [d.address for d in store.pending("i1")] == ["bob@example.org", "cy@example.org", "ann@example.org"]

@@ -1,9 +1,12 @@
 """The PostgreSQL store against a real server: schema versions and `store migrate`, the send lock
-across processes, passwords kept out of messages, and `store copy` from a workspace's SQLite."""
+across processes, passwords kept out of messages, and `store copy` from a workspace's SQLite
+(the journal, suppressions, signups and bounce reports)."""
 
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import os
 import subprocess
 import sys
@@ -14,13 +17,21 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import PG_PASSWORD, make_workspace, use_store
+from newsletter_mailer.audience.bounces import Action
+from newsletter_mailer.audience.signup import RequestRef
+from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.audience.suppressions import SuppressionList
 from newsletter_mailer.cli import main
 from newsletter_mailer.errors import AlreadySending, SchemaMismatch, StoreError
 from newsletter_mailer.send.transport import MemoryTransport
+from newsletter_mailer.store.bounce_log import BounceLog
+from newsletter_mailer.store.database import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from newsletter_mailer.store.factory import open_url
-from newsletter_mailer.store.postgres import SCHEMA_VERSION, PostgresStore
+from newsletter_mailer.store.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresStore
+from newsletter_mailer.store.signup_log import SignupLog
 from newsletter_mailer.store.sqlite import SQLiteStore
+
+REPORTS = Path(__file__).parents[1] / "audience" / "bounce_reports"
 
 
 def cli(root: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
@@ -43,6 +54,27 @@ def test_a_fresh_database_is_refused_until_migrated(pg_url: str, tmp_path: Path)
     code, output = cli(root, "store", "migrate")
     assert code == 0 and f"already at schema version {SCHEMA_VERSION}" in output
     assert cli(root, "status", "issue.md") == (0, "issue: nothing sent yet\n")
+
+
+def test_a_store_at_version_5_gets_the_signup_and_bounce_tables_from_migrate(pg_url: str, tmp_path: Path) -> None:
+    assert SCHEMA_VERSION == SQLITE_SCHEMA_VERSION == 6
+    with psycopg.connect(pg_url, password=PG_PASSWORD, autocommit=True) as db, db.transaction():
+        db.execute(b"CREATE TABLE newsletter_schema (version integer NOT NULL, applied double precision NOT NULL)")
+        for version, script in enumerate(MIGRATIONS[:5], start=1):
+            db.execute(script.encode())
+            db.execute("INSERT INTO newsletter_schema VALUES (%s, 0)", (version,))
+        db.execute("INSERT INTO suppressions VALUES ('kept@example.org', 'manual', 'test', 0)")
+    root = make_workspace(tmp_path / "ws", 1, 1)
+    use_store(root, pg_url)
+    code, output = cli(root, "bounces", str(REPORTS / "arf-complaint.eml"))
+    assert code == 1 and "schema version 5, older" in output and "run `newsletter store migrate`" in output
+    code, output = cli(root, "store", "migrate")
+    assert code == 0 and "migrated from version 5 to schema version 6" in output
+    with PostgresStore.open(pg_url, PG_PASSWORD) as pg:
+        pending = SignupLog(pg).request(Subscriber("kept@example.org"), "192.0.2.1", "2024-06")
+        assert SignupLog(pg).confirm(RequestRef(pending.id, int(pending.requested)), "192.0.2.1")
+        assert [s.address for s in SuppressionList(pg)] == []  # the confirmation lifted it
+        assert BounceLog(pg).for_issue("issue") == []
 
 
 def test_a_schema_newer_than_the_code_is_refused(migrated_pg_url: str, tmp_path: Path) -> None:
@@ -139,6 +171,79 @@ def test_copy_moves_a_workspaces_sqlite_state_and_says_what(pg_url: str, tmp_pat
     assert "user5@example.org,unsubscribed,web page," in output and "gone@example.org,bounced,2026-11," in output
     with dispatch.open_campaign(root / "issue.md", settings_for(root)) as campaign:
         assert campaign.preflight.to_send == 0 and campaign.preflight.already_sent == 5  # nobody mailed again
+
+
+def hard_report(address: str) -> bytes:
+    text = (REPORTS / "postfix-user-unknown.eml").read_text()
+    return text.replace("gone@example.org", address).encode()
+
+
+def test_copy_moves_signups_bounce_reports_and_removals_and_says_what(pg_url: str, tmp_path: Path) -> None:
+    root = make_workspace(tmp_path / "ws", 1, 3)
+    with SQLiteStore.open(root / ".newsletter" / "newsletter.db") as sqlite:
+        sqlite.add_recipients("issue", [Subscriber(f"user{i}@example.org") for i in range(3)])
+        log = SignupLog(sqlite)
+        waiting = log.request(Subscriber("waiting@example.org", "Wai"), "192.0.2.1", "2024-06")
+        joined = log.request(Subscriber("Joiner@example.org", "Jo", (("home_town", "Riverton"),)), "192.0.2.2", "v1")
+        for address in ("waiting@example.org", "Joiner@example.org"):
+            assert log.may_mail(address, "192.0.2.1", per_address_per_day=3, per_ip_per_hour=10)
+        SuppressionList(sqlite).add("joiner@example.org", "unsubscribed", "web page")
+        assert log.confirm(RequestRef(joined.id, int(joined.requested)), "192.0.2.3") == "Joiner@example.org"
+        assert BounceLog(sqlite).process("report.eml", hard_report("user1@example.org")).action is Action.SUPPRESSED
+        consents, mails = log.confirmed(), list(sqlite.iter_signup_mails())
+        reports, removals = list(sqlite.iter_bounce_reports()), list(SuppressionList(sqlite).removals())
+    code, output = cli(root, "store", "copy", "--to", pg_url)
+    assert code == 0, output
+    assert (
+        "3 journal rows of 1 issue(s) (issue), 1 suppressed address, 1 suppression removal, 1 signup request,"
+        " 1 confirmed signup, 2 confirmation mails logged, 1 bounce report; already there and left as they were:"
+        " 0 journal rows, 0 suppressed addresses, 0 suppression removals, 0 signup requests, 0 confirmed signups,"
+        " 0 confirmation mails logged, 0 bounce reports"
+    ) in output
+    code, output = cli(root, "store", "copy", "--to", pg_url)
+    assert (
+        "left as they were: 3 journal rows, 1 suppressed address, 1 suppression removal, 1 signup request,"
+        " 1 confirmed signup, 2 confirmation mails logged, 1 bounce report"
+    ) in output
+    with PostgresStore.open(pg_url, PG_PASSWORD) as pg:
+        assert SignupLog(pg).confirmed() == consents and list(pg.iter_signup_mails()) == mails
+        assert list(pg.iter_bounce_reports()) == reports and list(SuppressionList(pg).removals()) == removals
+        # The waiting request kept its number: the link already in its inbox confirms it here.
+        link = RequestRef(waiting.id, int(waiting.requested))
+        assert SignupLog(pg).confirm(link, "192.0.2.1") == "waiting@example.org"
+        later = SignupLog(pg).request(Subscriber("later@example.org"), "192.0.2.1", "2024-06")
+        assert later.id > waiting.id
+    use_store(root, pg_url)
+    code, output = cli(root, "status", "issue.md")
+    assert "bounce report: hard for user1@example.org, suppressed; 5.1.1" in output
+    code, output = cli(root, "subscribers", "export")
+    rows = list(csv.DictReader(io.StringIO(output[output.index("email,") :])))
+    assert [(r["email"], r["source"]) for r in rows] == [
+        ("user0@example.org", "csv"),
+        ("user2@example.org", "csv"),  # user1 bounced
+        ("Joiner@example.org", "signup"),
+        ("waiting@example.org", "signup"),
+    ]
+    assert (rows[2]["confirm_ip"], rows[2]["wording_version"]) == ("192.0.2.3", "v1")
+
+
+def test_a_copy_into_a_store_in_use_never_mixes_up_people(migrated_pg_url: str, tmp_path: Path) -> None:
+    with PostgresStore.open(migrated_pg_url, PG_PASSWORD) as pg:  # the target has request 1 and journal row 1
+        theirs = SignupLog(pg).request(Subscriber("someone@example.org"), "192.0.2.9", "2024-06")
+        pg.db.execute("UPDATE signup_requests SET requested = requested - 100")  # made earlier than mine
+        pg.add_recipients("elsewhere", [Subscriber("someone@example.org")])
+    root = make_workspace(tmp_path / "ws", 1, 0)
+    with SQLiteStore.open(root / ".newsletter" / "newsletter.db") as sqlite:
+        mine = SignupLog(sqlite).request(Subscriber("me@example.org"), "192.0.2.1", "2024-06")
+        sqlite.add_recipients("issue", [Subscriber("me@example.org")])
+    assert mine.id == theirs.id == 1
+    code, output = cli(root, "store", "copy", "--to", migrated_pg_url)
+    assert code == 0 and "0 signup requests" in output and "left as they were: 0 journal rows" in output
+    assert "1 signup request," in output.partition("left as they were")[2]
+    assert "warning: the target already used the numbers of 1 journal row, which got new ones" in output
+    with PostgresStore.open(migrated_pg_url, PG_PASSWORD) as pg:
+        assert SignupLog(pg).confirm(RequestRef(mine.id, int(mine.requested)), "192.0.2.1") is None
+        assert SignupLog(pg).confirmed() == []
 
 
 def test_copy_refuses_bad_input(tmp_path: Path) -> None:

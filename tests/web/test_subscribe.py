@@ -1,5 +1,6 @@
-"""subscribe.py under a real uvicorn server with a recording SMTP relay: the double opt-in
-round trip, the no-leak answers, the abuse limits, consent on record, and a person in Chromium."""
+"""subscribe.py under a real uvicorn server with a recording SMTP relay, on either store: the
+double opt-in round trip, the no-leak answers, the abuse limits, consent on record, and a person
+in Chromium."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from email import policy
 from pathlib import Path
 from typing import Any
@@ -17,14 +19,13 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import ARTEFACTS, free_port, make_workspace, serve_asgi
+from conftest import ARTEFACTS, free_port, make_workspace, serve_asgi, use_store
 from newsletter_mailer.audience.links import signer_for
 from newsletter_mailer.audience.signup import ConfirmCodec
 from newsletter_mailer.audience.suppressions import SuppressionList
 from newsletter_mailer.config import Settings, load_settings
-from newsletter_mailer.store.database import connect
+from newsletter_mailer.store import open_store
 from newsletter_mailer.store.signup_log import Consent, SignupLog
-from newsletter_mailer.store.sqlite import SQLiteSuppressionRows
 from newsletter_mailer.web.unsubscribe import create_app
 from smtp_servers import SMTPTestServer
 
@@ -53,17 +54,16 @@ class Site:
         return match.group(1)
 
     def consents(self) -> list[Consent]:
-        db = connect(self.settings.database_path)
-        try:
-            return SignupLog(db).confirmed()
-        finally:
-            db.close()
+        with open_store(self.settings) as store:
+            return SignupLog(store).confirmed()
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
+@contextmanager
+def running_site(root: Path, store_url: str = "") -> Iterator[Site]:
     with SMTPTestServer() as server:
-        root = make_workspace(tmp_path / "ws", server.port, 2)
+        make_workspace(root, server.port, 2)
+        if store_url:
+            use_store(root, store_url)
         with (root / "newsletter.toml").open("a") as handle:
             handle.write(
                 '[signup]\nfields = ["Home town"]\nwording_version = "2024-06"\n'
@@ -75,6 +75,14 @@ def site(tmp_path: Path) -> Iterator[Site]:
         settings = load_settings(workspace=root)
         with serve_asgi(create_app(settings), port) as base:
             yield Site(base, settings, server)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
+    """The pages on each store: the workspace's SQLite file, or a PostgreSQL store."""
+    url = request.getfixturevalue("migrated_pg_url") if request.param == "postgresql" else ""
+    with running_site(tmp_path / "ws", url) as running:
+        yield running
 
 
 def test_the_form_has_email_name_extra_fields_and_a_hidden_honeypot(site: Site) -> None:
@@ -161,20 +169,24 @@ def test_altered_expired_and_foreign_tokens_confirm_nothing(site: Site) -> None:
 
 
 def test_a_suppressed_address_comes_back_only_through_the_confirmed_link(site: Site) -> None:
-    db = connect(site.settings.database_path)
-    SuppressionList(SQLiteSuppressionRows(db)).add("user1@example.org", "bounced", "test")
-    site.post(email="user1@example.org")
-    link = site.link_in(site.mails_to("user1@example.org")[0])
-    assert "user1@example.org" in SuppressionList(SQLiteSuppressionRows(db))
-    httpx.get(link)
-    assert "user1@example.org" in SuppressionList(SQLiteSuppressionRows(db))
-    httpx.post(link)
-    assert "user1@example.org" not in SuppressionList(SQLiteSuppressionRows(db))
-    db.close()
+    with open_store(site.settings) as store:
+        SuppressionList(store).add("user1@example.org", "bounced", "test")
+        site.post(email="user1@example.org")
+        link = site.link_in(site.mails_to("user1@example.org")[0])
+        assert "user1@example.org" in SuppressionList(store)
+        httpx.get(link)
+        assert "user1@example.org" in SuppressionList(store)
+        httpx.post(link)
+        assert "user1@example.org" not in SuppressionList(store)
 
 
 @pytest.mark.browser
-def test_a_person_signs_up_and_confirms_in_chromium(site: Site, browser: Any) -> None:
+def test_a_person_signs_up_and_confirms_in_chromium(tmp_path: Path, browser: Any) -> None:
+    with running_site(tmp_path / "ws") as site:  # what a person sees does not depend on the store
+        person_signs_up(site, browser)
+
+
+def person_signs_up(site: Site, browser: Any) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -229,11 +241,12 @@ def test_a_confirmed_signup_gets_the_next_issue_and_is_exported_with_consent(sit
     assert joiner["home_town"] == "Riverton" and joiner["wording_version"] == "2024-06"
     assert joiner["request_ip"] == joiner["confirm_ip"] == "127.0.0.1"
     assert joiner["requested"] <= joiner["confirmed"] and joiner["confirmed"].endswith("Z")
-    db = connect(site.settings.database_path)
-    SuppressionList(SQLiteSuppressionRows(db)).add("joiner@example.org", "unsubscribed", "test")
-    db.close()
+    with open_store(site.settings) as store:
+        SuppressionList(store).add("joiner@example.org", "unsubscribed", "test")
     again = newsletter("subscribers", "export", cwd=root)
     assert "joiner@example.org" not in again.stdout and "exported 2 subscribers" in again.stderr
+    # With a PostgreSQL store nothing went to a SQLite file: the pages, the send and the export all used it.
+    assert (root / ".newsletter" / "newsletter.db").exists() == (not site.settings.store.url)
 
 
 def test_signup_form_snippet_posts_to_the_signup_page(site: Site) -> None:

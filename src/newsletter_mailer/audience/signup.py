@@ -27,6 +27,7 @@ __all__ = [
     "HONEYPOT",
     "ConfirmCodec",
     "FormError",
+    "RequestRef",
     "Tally",
     "confirmation_message",
     "field_key",
@@ -71,6 +72,14 @@ def read_form(values: Mapping[str, list[str]], extra_fields: Iterable[str]) -> S
 
 
 @dataclass(frozen=True)
+class RequestRef:
+    """What a confirmation link names: a signup request's number and the second it was made."""
+
+    id: int
+    requested: int
+
+
+@dataclass(frozen=True)
 class ConfirmCodec:
     """Signed confirmation tokens naming a signup request; they expire after ``hours``."""
 
@@ -85,14 +94,14 @@ class ConfirmCodec:
     def token(self, request_id: int, requested: float) -> str:
         return self.signer.token(f"{request_id}.{int(requested)}")
 
-    def verify(self, token: str, now: float | None = None) -> int:
-        """The request id a token names; TokenError if altered, foreign or expired."""
+    def verify(self, token: str, now: float | None = None) -> RequestRef:
+        """The request a token names; TokenError if altered, foreign or expired."""
         number, _, stamp = self.signer.verify(token).partition(".")
         if not (number.isdigit() and stamp.isdigit()):
             raise TokenError("confirmation token is malformed")
         if (now if now is not None else time.time()) > int(stamp) + self.hours * 3600:
             raise TokenError("confirmation token has expired")
-        return int(number)
+        return RequestRef(int(number), int(stamp))
 
 
 def confirmation_message(settings: Settings, subscriber: Subscriber, url: str) -> EmailMessage:

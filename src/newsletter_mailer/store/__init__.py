@@ -1,4 +1,5 @@
-"""store: the journal, the suppression list's rows and the send lock, in SQLite or PostgreSQL."""
+"""store: the journal, the suppression list's rows, signups, bounce reports and the send lock, in
+SQLite or PostgreSQL."""
 
 from .factory import open_store
 

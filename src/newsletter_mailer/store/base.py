@@ -1,6 +1,7 @@
 """What every store offers, whichever database holds it: the journal, the suppression list's
-rows, the per-issue send lock and a versioned schema. SQLite (sqlite.py) and PostgreSQL
-(postgres.py) implement it; open one with ``open_store`` (factory.py)."""
+rows, signups and bounce reports (rows.py), the per-issue send lock and a versioned schema.
+SQLite (sqlite.py) and PostgreSQL (postgres.py) implement it; open one with ``open_store``
+(factory.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..audience.suppressions import SuppressionStore
+from ..audience.suppressions import Removal, SuppressionStore
 from .journal import Delivery, Journal
+from .rows import BounceRows, Exclusive, SignupRows
 
 __all__ = ["TAKEN_OVER", "Claimed", "JournalRow", "Outlook", "SharedSend", "Store", "WorkerInfo", "redact_url"]
 
@@ -35,6 +37,7 @@ class JournalRow:
     created: float
     updated: float
     sent_at: float | None
+    id: int = 0  # the row's number, which its VERP sender names: a copy keeps it where it is free
 
 
 @dataclass(frozen=True)
@@ -103,8 +106,9 @@ class SharedSend(Protocol):
         taken, else how long until one frees (nothing taken: ask again then)."""
 
 
-class Store(Journal, SuppressionStore, SharedSend, Protocol):
-    """The journal and the suppression list in one database, with its send lock."""
+class Store(Journal, SuppressionStore, SignupRows, BounceRows, Exclusive, SharedSend, Protocol):
+    """All the state in one database: the journal, the suppression list, signups and bounce
+    reports, with its send lock."""
 
     @property
     def where(self) -> str:
@@ -126,8 +130,13 @@ class Store(Journal, SuppressionStore, SharedSend, Protocol):
     def journal_rows(self) -> Iterator[JournalRow]:
         """Every journal row, issue by issue in list order."""
 
-    def import_journal_rows(self, rows: Iterable[JournalRow]) -> tuple[int, int]:
-        """Insert rows whose (issue, address) is new; returns (inserted, already there)."""
+    def import_journal_rows(self, rows: Iterable[JournalRow]) -> tuple[int, int, int]:
+        """Insert rows whose (issue, address) is new, each under its own number unless another
+        row has it; returns (inserted, already there, of the inserted those given a new number)."""
+
+    def add_removal(self, removal: Removal) -> bool:
+        """Keep the record of an address taken off the suppression list (for ``store copy``)
+        unless an identical one is there; True if added."""
 
 
 def redact_url(url: str) -> str:

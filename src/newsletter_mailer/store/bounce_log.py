@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -27,30 +26,14 @@ from ..audience.subscribers import normalise_address
 from ..audience.suppressions import SuppressionList
 from ..audience.verp import VerpCodec
 from ..config import Settings
-from ..errors import StoreError
-from .database import connect, transaction
-from .sqlite import SQLiteSuppressionRows
+from .base import Store
+from .factory import open_store
+from .rows import BounceRecord
 
-__all__ = ["SCHEMA", "BounceLog", "BounceRecord", "Outcome", "bounce_log", "process_imap", "process_paths"]
+__all__ = ["BounceLog", "BounceRecord", "Outcome", "bounce_log", "process_imap", "process_paths"]
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS bounce_reports (
-    id           INTEGER PRIMARY KEY,
-    fingerprint  TEXT NOT NULL UNIQUE,
-    received     REAL NOT NULL,
-    source       TEXT NOT NULL DEFAULT '',
-    address      TEXT NOT NULL DEFAULT '' COLLATE NOCASE,
-    issue        TEXT NOT NULL DEFAULT '',
-    category     TEXT NOT NULL,
-    status       TEXT NOT NULL DEFAULT '',
-    diagnostic   TEXT NOT NULL DEFAULT '',
-    action       TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS bounce_reports_by_address ON bounce_reports (address, category, received);
-CREATE INDEX IF NOT EXISTS bounce_reports_by_issue ON bounce_reports (issue);
-"""
-_ISSUE_KEY = "CASE issue WHEN '' THEN 'day ' || date(received, 'unixepoch') ELSE issue END"
-_MESSAGE_ID = re.compile(r"<([^<>@\s]{1,200}@[^<>\s]{1,200})>")
+# No control characters: a NUL from a hostile report would be refused by PostgreSQL as a parameter.
+_MESSAGE_ID = re.compile(r"<([^<>@\s\x00-\x1f\x7f]{1,200}@[^<>\s\x00-\x1f\x7f]{1,200})>")
 
 
 @dataclass(frozen=True)
@@ -64,54 +47,39 @@ class Outcome:
     action: Action
 
 
-@dataclass(frozen=True)
-class BounceRecord:
-    address: str
-    issue: str
-    category: str
-    status: str
-    diagnostic: str
-    action: str
-    received: float
-
-
 class BounceLog:
-    def __init__(self, db: sqlite3.Connection, policy: Policy | None = None, verp: VerpCodec | None = None) -> None:
-        self.db = db
+    def __init__(self, store: Store, policy: Policy | None = None, verp: VerpCodec | None = None) -> None:
+        self.store = store
         self.policy = policy or Policy()
         self.verp = verp
-        db.executescript(SCHEMA)
 
     def process(self, source: str, data: bytes) -> Outcome:
-        """Read one returned message, record it, and suppress its recipient where the policy says."""
+        """Read one returned message, record it, and suppress its recipient where the policy says.
+        The record, the count it was decided on and the suppression are one exclusive step."""
         fingerprint = hashlib.sha256(data).hexdigest()
         report = parse_report(data)
         address, issue = self._recipient(data, report)
-        with transaction(self.db):
-            if self.db.execute("SELECT 1 FROM bounce_reports WHERE fingerprint = ?", (fingerprint,)).fetchone():
+        with self.store.exclusive():
+            if self.store.has_bounce_report(fingerprint):
                 return Outcome(source, report, address, issue, Action.DUPLICATE)
             action = self._decide(report, address, issue)
-            self.db.execute(
-                "INSERT INTO bounce_reports (fingerprint, received, source, address, issue, category, status,"
-                " diagnostic, action) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    fingerprint,
-                    time.time(),
-                    source,
+            self.store.add_bounce_report(
+                BounceRecord(
                     address,
                     issue,
                     report.category.value,
                     report.status,
                     report.diagnostic,
                     action.value,
-                ),
+                    time.time(),
+                    fingerprint,
+                    source,
+                )
             )
             if action is Action.SUPPRESSED:
                 reason = "complained" if report.category is Category.COMPLAINT else "bounced"
                 detail = " ".join(p for p in (report.category.value, report.status, report.diagnostic) if p)
-                SuppressionList(SQLiteSuppressionRows(self.db)).add(
-                    address, reason, f"{issue or 'bounce report'}: {detail}"[:400]
-                )
+                SuppressionList(self.store).add(address, reason, f"{issue or 'bounce report'}: {detail}"[:400])
         return Outcome(source, report, address, issue, action)
 
     def _decide(self, report: Report, address: str, issue: str) -> Action:
@@ -119,16 +87,11 @@ class BounceLog:
             return Action.IGNORED
         soft_issues = 0
         if report.category is Category.SOFT:
-            since = time.time() - self.policy.window_days * 86400
-            # A report with no known issue counts as one issue per day it arrived.
-            key = issue or time.strftime("day %Y-%m-%d", time.gmtime())
-            soft_issues = 1 + int(
-                self.db.execute(
-                    f"SELECT COUNT(DISTINCT {_ISSUE_KEY}) FROM bounce_reports WHERE address = ?"
-                    f" AND category = 'soft' AND received >= ? AND {_ISSUE_KEY} != ?",
-                    (address, since, key),
-                ).fetchone()[0]
+            now = time.time()
+            earlier = self.store.bounce_reports_about(
+                address, Category.SOFT.value, now - self.policy.window_days * 86400
             )
+            soft_issues = len({_issue_key(r.issue, r.received) for r in earlier} | {_issue_key(issue, now)})
         return self.policy.decide(report.category, soft_issues)
 
     def _recipient(self, data: bytes, report: Report) -> tuple[str, str]:
@@ -136,54 +99,37 @@ class BounceLog:
         text = data.decode("latin-1")
         if self.verp is not None:
             for row in self.verp.find(text):
-                found = self.db.execute("SELECT address, issue FROM deliveries WHERE id = ?", (row,)).fetchone()
-                if found:
-                    return str(found[0]), str(found[1])
+                if found := self.store.recipient_of_row(row):
+                    return found
         for message_id in dict.fromkeys(_MESSAGE_ID.findall(text)):
-            found = self.db.execute(
-                "SELECT address, issue FROM deliveries WHERE message_id = ?", (f"<{message_id}>",)
-            ).fetchone()
+            found = self.store.recipient_of_message(f"<{message_id}>")
             if found and (not report.recipients or found[0].lower() in {r.lower() for r in report.recipients}):
-                return str(found[0]), str(found[1])
+                return found
         for raw in report.recipients:
             try:
                 address = normalise_address(raw)
             except EmailNotValidError:
                 continue
-            found = self.db.execute(
-                "SELECT address, issue FROM deliveries WHERE address = ? COLLATE NOCASE ORDER BY sent_at DESC",
-                (address,),
-            ).fetchone()
-            if found:
-                return str(found[0]), str(found[1])
+            if found := self.store.last_mailed(address):
+                return found
         return "", ""
 
     def for_issue(self, issue: str) -> list[BounceRecord]:
-        return [
-            BounceRecord(*row)
-            for row in self.db.execute(
-                "SELECT address, issue, category, status, diagnostic, action, received FROM bounce_reports"
-                " WHERE issue = ? ORDER BY id",
-                (issue,),
-            )
-        ]
+        return self.store.bounce_reports_for_issue(issue)
+
+
+def _issue_key(issue: str, received: float) -> str:
+    """A report with no known issue counts as one issue per day (UTC) it arrived."""
+    return issue or time.strftime("day %Y-%m-%d", time.gmtime(received))
 
 
 @contextmanager
 def bounce_log(settings: Settings) -> Iterator[BounceLog]:
-    """The workspace's bounce log, with its policy and VERP codec from the settings."""
-    if settings.store.url:
-        raise StoreError(
-            "bounce processing keeps its records in the workspace's SQLite file and does not work with "
-            "[store] url yet: run it from a workspace without a store URL"
-        )
+    """The workspace's bounce log in the store the settings name, with its policy and VERP codec."""
     b = settings.bounces
     verp = VerpCodec.from_signer(signer_for(settings), b.address) if b.address else None
-    db = connect(settings.database_path)
-    try:
-        yield BounceLog(db, Policy(b.soft_threshold, b.soft_window_days), verp)
-    finally:
-        db.close()
+    with open_store(settings) as store:
+        yield BounceLog(store, Policy(b.soft_threshold, b.soft_window_days), verp)
 
 
 def process_paths(settings: Settings, paths: Iterable[Path]) -> list[Outcome]:

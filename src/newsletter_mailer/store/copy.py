@@ -1,24 +1,47 @@
-"""``newsletter store copy``: move a workspace's SQLite state (journal and suppression list) into
-another store, typically PostgreSQL. Rows already in the target stay as they are, so a copy that
-was interrupted can simply be run again."""
+"""``newsletter store copy``: move a workspace's SQLite state into another store, typically
+PostgreSQL: the journal (each row under its own number wherever the target has it free, since
+the VERP sender of its message names it), the suppression list with its record of removals,
+signup requests, confirmed signups with their consent, the log of confirmation mails, and bounce
+reports. Rows already in the target stay as they are, so a copy that was interrupted can simply
+be run again."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .base import JournalRow, Store
 
-__all__ = ["CopyReport", "copy_store"]
+__all__ = ["Copied", "CopyReport", "copy_store"]
+
+Row = TypeVar("Row")
+
+
+@dataclass(frozen=True)
+class Copied:
+    """How many rows of one kind were copied, and how many were already there and left alone."""
+
+    one: str  # what a row is, as the report says it: "suppressed address"
+    many: str  # and more than one: "suppressed addresses"
+    copied: int
+    skipped: int
 
 
 @dataclass(frozen=True)
 class CopyReport:
     issues: tuple[str, ...]
-    journal_rows: int
-    journal_skipped: int
-    suppressions: int
-    suppressions_skipped: int
+    journal: Copied
+    state: tuple[Copied, ...]  # everything but the journal, in the order the report says it
+    renumbered: int = 0  # journal rows whose number the target had given to another row
+
+
+def _copy(what: tuple[str, str], rows: Iterable[Row], add: Callable[[Row], bool]) -> Copied:
+    copied = seen = 0
+    for row in rows:
+        seen += 1
+        copied += add(row)
+    return Copied(*what, copied, seen - copied)
 
 
 def copy_store(source: Store, target: Store) -> CopyReport:
@@ -30,9 +53,22 @@ def copy_store(source: Store, target: Store) -> CopyReport:
                 issues.append(row.issue)
             yield row
 
-    inserted, skipped = target.import_journal_rows(rows_noting_issues())
-    added = seen = 0
-    for entry in source.iter_suppressions():
-        seen += 1
-        added += target.add_suppression(entry)
-    return CopyReport(tuple(issues), inserted, skipped, added, seen - added)
+    inserted, skipped, renumbered = target.import_journal_rows(rows_noting_issues())
+    state = (
+        _copy(("suppressed address", "suppressed addresses"), source.iter_suppressions(), target.add_suppression),
+        _copy(("suppression removal", "suppression removals"), source.iter_removals(), target.add_removal),
+        # A request keeps its number, which its confirmation link names.
+        _copy(
+            ("signup request", "signup requests"),
+            source.iter_signup_requests(),
+            lambda request: target.add_signup_request(request) != 0,
+        ),
+        _copy(("confirmed signup", "confirmed signups"), source.iter_signups(), target.add_signup),
+        _copy(
+            ("confirmation mail logged", "confirmation mails logged"),
+            source.iter_signup_mails(),
+            target.add_signup_mail,
+        ),
+        _copy(("bounce report", "bounce reports"), source.iter_bounce_reports(), target.add_bounce_report),
+    )
+    return CopyReport(tuple(issues), Copied("journal row", "journal rows", inserted, skipped), state, renumbered)

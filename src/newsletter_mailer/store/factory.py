@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -11,11 +10,10 @@ from ..audience.subscribers import Subscriber
 from ..config import Settings
 from ..errors import StoreError
 from .base import Store
-from .bounce_log import BounceLog, BounceRecord
 from .signup_log import SignupLog
 from .sqlite import SQLiteStore
 
-__all__ = ["bounce_reports", "confirmed_signups", "open_store", "open_url", "sqlite_connection"]
+__all__ = ["confirmed_signups", "open_store", "open_url"]
 
 
 def open_url(url: str, password: str = "", *, check: bool = True) -> Store:
@@ -43,27 +41,6 @@ def open_store(settings: Settings, *, check: bool = True, new_database: bool = F
         store.close()
 
 
-def sqlite_connection(store: Store) -> sqlite3.Connection:
-    """The SQLite connection under the workspace store, for the state that is not behind the
-    store interface yet (bounce reports and signups): a PostgreSQL store refuses it."""
-    if isinstance(store, SQLiteStore):
-        return store.db
-    raise StoreError(
-        "bounce reports and signups are kept in the workspace's SQLite file only for now; "
-        "they do not work with [store] url yet"
-    )
-
-
 def confirmed_signups(store: Store) -> list[Subscriber]:
-    """Confirmed signups, part of the list at send time. A PostgreSQL store holds none: the signup
-    pages are not served with one (see web/subscribe.py)."""
-    if isinstance(store, SQLiteStore):
-        return [signup.subscriber for signup in SignupLog(store.db).confirmed()]
-    return []
-
-
-def bounce_reports(store: Store, issue: str) -> list[BounceRecord]:
-    """The bounce reports recorded for an issue; a PostgreSQL store holds none yet."""
-    if isinstance(store, SQLiteStore):
-        return BounceLog(store.db).for_issue(issue)
-    return []
+    """Confirmed signups, part of the list at send time."""
+    return [signup.subscriber for signup in SignupLog(store).confirmed()]

@@ -1,5 +1,6 @@
-"""The default store: the workspace's SQLite file (WAL), holding the journal and the suppression
-list, with the send lock as a file lock beside it. Nothing to install or run."""
+"""The default store: the workspace's SQLite file (WAL), holding the journal, the suppression
+list, signups and bounce reports, with the send lock as a file lock beside it. Nothing to install
+or run."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from .base import JournalRow
 from .database import SCHEMA_VERSION, connect, send_lock, transaction
 from .journal import SQLiteJournal
 from .sqlite_pool import SQLitePool
+from .sqlite_rows import SCHEMA as ROWS_SCHEMA
+from .sqlite_rows import SQLiteBounceRows, SQLiteSignupRows, SQLiteStateRows
 
 __all__ = ["SQLiteStore", "SQLiteSuppressionRows"]
 
@@ -75,7 +78,9 @@ class SQLiteSuppressionRows:
         return int(self.db.execute("SELECT COUNT(*) FROM suppressions").fetchone()[0])
 
 
-class SQLiteStore(SQLiteJournal, SQLitePool, SQLiteSuppressionRows):
+class SQLiteStore(
+    SQLiteJournal, SQLitePool, SQLiteSuppressionRows, SQLiteStateRows, SQLiteSignupRows, SQLiteBounceRows
+):
     def __init__(self, db: sqlite3.Connection, path: Path) -> None:
         super().__init__(db)
         self.path = path
@@ -83,7 +88,9 @@ class SQLiteStore(SQLiteJournal, SQLitePool, SQLiteSuppressionRows):
     @classmethod
     def open(cls, path: Path, *, new: bool = False) -> SQLiteStore:
         """The workspace file; ``new`` allows a fresh one where one is missing after sends."""
-        return cls(connect(path, new=new), path)
+        db = connect(path, new=new)
+        db.executescript(ROWS_SCHEMA)
+        return cls(db, path)
 
     def __enter__(self) -> SQLiteStore:
         return self
@@ -106,18 +113,28 @@ class SQLiteStore(SQLiteJournal, SQLitePool, SQLiteSuppressionRows):
         return SCHEMA_VERSION, self.schema_version()
 
     def journal_rows(self) -> Iterator[JournalRow]:
-        for row in self.db.execute(f"SELECT {_ROW_COLUMNS} FROM deliveries ORDER BY issue, id"):
+        for row in self.db.execute(f"SELECT {_ROW_COLUMNS}, id FROM deliveries ORDER BY issue, id"):
             values = list(row)
             values[9] = bool(values[9])  # SQLite keeps the flag as 0/1
             yield JournalRow(*values)
 
-    def import_journal_rows(self, rows: Iterable[JournalRow]) -> tuple[int, int]:
+    def import_journal_rows(self, rows: Iterable[JournalRow]) -> tuple[int, int, int]:
         inserted = seen = 0
+        clashes: list[JournalRow] = []  # their number is another row's: numbered after the rest
         with transaction(self.db):
             for row in rows:
                 seen += 1
-                inserted += self.db.execute(
-                    f"INSERT OR IGNORE INTO deliveries ({_ROW_COLUMNS}) VALUES ({', '.join('?' * 14)})",
-                    astuple(row),
-                ).rowcount
-        return inserted, seen - inserted
+                if self.db.execute(
+                    f"INSERT OR IGNORE INTO deliveries ({_ROW_COLUMNS}, id) VALUES ({', '.join('?' * 15)})",
+                    (*astuple(row)[:-1], row.id or None),
+                ).rowcount:
+                    inserted += 1
+                elif not self.db.execute(
+                    "SELECT 1 FROM deliveries WHERE issue = ? AND address = ?", (row.issue, row.address)
+                ).fetchone():
+                    clashes.append(row)
+            for row in clashes:
+                self.db.execute(
+                    f"INSERT INTO deliveries ({_ROW_COLUMNS}) VALUES ({', '.join('?' * 14)})", astuple(row)[:-1]
+                )
+        return inserted + len(clashes), seen - inserted - len(clashes), len(clashes)

@@ -24,14 +24,22 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from ..audience.links import signer_for
-from ..audience.signup import ConfirmCodec, FormError, SignupForm, confirmation_message, form_html, read_form
+from ..audience.signup import (
+    ConfirmCodec,
+    FormError,
+    RequestRef,
+    SignupForm,
+    confirmation_message,
+    form_html,
+    read_form,
+)
 from ..compose.dkim import dkim_signer
 from ..compose.envelope import Envelope
 from ..config import Settings
-from ..errors import TokenError
+from ..errors import StateLost, StoreError, TokenError
 from ..send.dispatch import delivery_route
 from ..send.transport import SMTPTransport
-from ..store.database import connect
+from ..store.factory import open_store
 from ..store.signup_log import SignupLog
 
 __all__ = ["MAX_BODY", "signup_routes"]
@@ -77,11 +85,6 @@ def send_confirmation(settings: Settings, envelope: Envelope) -> None:
 
 
 def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str]) -> list[Route]:
-    if settings.store.url:
-        # Signups live in the workspace's SQLite file for now: with a shared store a send would
-        # never see them, so the pages are not served rather than losing people silently.
-        log.warning("signup pages are off: they do not work with [store] url yet")
-        return []
     signup = settings.signup
     news = settings.newsletter
     signer = signer_for(settings)
@@ -90,11 +93,8 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str]) ->
 
     @contextmanager
     def signups() -> Iterator[SignupLog]:
-        db = connect(settings.database_path)
-        try:
-            yield SignupLog(db)
-        finally:
-            db.close()
+        with open_store(settings) as store:  # the SQLite file or PostgreSQL, as a send reads it
+            yield SignupLog(store)
 
     def form_page(error: str = "", email: str = "", status: int = 200) -> HTMLResponse:
         intro = f"<p>Get {html.escape(news.name)} by email. We will send you a link to confirm.</p>"
@@ -153,7 +153,7 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str]) ->
         )
         return response
 
-    def request_of(request: Request) -> int | None:
+    def request_of(request: Request) -> RequestRef | None:
         try:
             return codec.verify(request.path_params["token"])
         except TokenError:
@@ -168,9 +168,9 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str]) ->
         )
 
     def confirm_page(request: Request) -> Response:
-        number = request_of(request)
+        ref = request_of(request)
         with signups() as store:
-            pending = store.pending(number) if number is not None else None
+            pending = store.pending(ref) if ref is not None else None
         if pending is None:
             return invalid()
         action = html.escape(request.url.path)
@@ -182,12 +182,12 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str]) ->
         )
 
     def confirm(request: Request) -> Response:
-        number = request_of(request)
+        ref = request_of(request)
         ip = request.client.host if request.client else ""
         try:
             with signups() as store:
-                address = store.confirm(number, ip) if number is not None else None
-        except sqlite3.Error:
+                address = store.confirm(ref, ip) if ref is not None else None
+        except (sqlite3.Error, OSError, StateLost, StoreError):
             return page("Please try again", "<p>Something went wrong on our side. Please try again.</p>", 503)
         if address is None:
             return invalid()

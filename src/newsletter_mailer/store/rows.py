@@ -1,0 +1,132 @@
+"""The rows of signups and bounce reports, as every store keeps them: the small protocols
+``SignupRows`` and ``BounceRows`` that SQLite (sqlite_rows.py) and PostgreSQL (postgres_rows.py)
+implement, and the plain rows they pass. The rules over them live in signup_log.py and
+bounce_log.py, which run the steps of one decision inside ``exclusive()``.
+
+Addresses compare without regard to case, as in the journal and the suppression list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["BounceRecord", "BounceRows", "Exclusive", "SignupMail", "SignupRequest", "SignupRow", "SignupRows"]
+
+
+@dataclass(frozen=True)
+class SignupRequest:
+    """A signup waiting for its confirmation link. ``id`` is what the link names (0: not stored yet)."""
+
+    id: int
+    address: str
+    name: str
+    fields: str  # the extra form fields as stored (JSON, "" for none)
+    requested: float
+    ip: str
+    wording: str
+
+
+@dataclass(frozen=True)
+class SignupRow:
+    """A confirmed signup with the record of its consent."""
+
+    address: str
+    name: str
+    fields: str
+    requested: float
+    request_ip: str
+    confirmed: float
+    confirm_ip: str
+    wording: str
+
+
+@dataclass(frozen=True)
+class SignupMail:
+    """One confirmation mail sent, as the rate limits count them."""
+
+    address: str
+    ip: str
+    sent: float
+
+
+@dataclass(frozen=True)
+class BounceRecord:
+    """One delivery report processed: whom it was about and what was done. ``fingerprint`` (the
+    SHA-256 of the message) makes a report count once, whichever store or run sees it again."""
+
+    address: str
+    issue: str
+    category: str
+    status: str
+    diagnostic: str
+    action: str
+    received: float
+    fingerprint: str = ""
+    source: str = ""
+
+
+class Exclusive(Protocol):
+    def exclusive(self) -> AbstractContextManager[None]:
+        """One transaction that no other ``exclusive`` block runs beside, in any process on any
+        machine: what it reads stays true until it commits, and its writes commit together
+        (SQLite: BEGIN IMMEDIATE; PostgreSQL: a transaction holding an advisory lock)."""
+
+
+class SignupRows(Protocol):
+    def add_signup_request(self, request: SignupRequest) -> int:
+        """Store a request; the store numbers it when its id is 0, else it keeps its id unless that
+        is taken (then nothing is stored). Returns its id, or 0 if nothing was stored."""
+
+    def get_signup_request(self, request_id: int) -> SignupRequest | None: ...
+    def iter_signup_requests(self) -> Iterator[SignupRequest]:
+        """Every request waiting, oldest first."""
+
+    def delete_signup_requests(self, address: str) -> int:
+        """Forget every request for an address; returns how many."""
+
+    def expire_signup_requests(self, before: float) -> int:
+        """Forget requests made before ``before``; returns how many."""
+
+    def add_signup(self, signup: SignupRow, *, replace: bool = False) -> bool:
+        """Store a confirmed signup; the address's earlier one stays unless ``replace``. True if written."""
+
+    def iter_signups(self) -> Iterator[SignupRow]:
+        """Every confirmed signup, oldest confirmation first."""
+
+    def count_signup_mails(self, since: float, *, address: str = "", ip: str = "") -> int:
+        """Confirmation mails sent since ``since`` to ``address``, or from ``ip``."""
+
+    def add_signup_mail(self, mail: SignupMail) -> bool:
+        """Log a confirmation mail unless an identical entry is there; True if logged."""
+
+    def forget_signup_mails(self, before: float) -> None: ...
+    def iter_signup_mails(self) -> Iterator[SignupMail]: ...
+
+
+class BounceRows(Protocol):
+    def has_bounce_report(self, fingerprint: str) -> bool: ...
+    def add_bounce_report(self, record: BounceRecord) -> bool:
+        """Store a report unless one with its fingerprint is there; True if stored."""
+
+    def bounce_reports_about(self, address: str, category: str, since: float) -> list[BounceRecord]:
+        """The reports of one category about an address received since ``since``."""
+
+    def bounce_reports_for_issue(self, issue: str) -> list[BounceRecord]:
+        """The reports about an issue, in the order they were processed."""
+
+    def iter_bounce_reports(self) -> Iterator[BounceRecord]:
+        """Every report, in the order they were processed."""
+
+    # Whom a report is about: (address, issue) of a journal row, found three ways.
+
+    def recipient_of_row(self, row: int) -> tuple[str, str] | None:
+        """The journal row a VERP token names."""
+
+    def recipient_of_message(self, message_id: str) -> tuple[str, str] | None:
+        """The journal row that sent the message with this Message-ID (with its angle brackets)."""
+
+    def last_mailed(self, address: str) -> tuple[str, str] | None:
+        """The journal row of the last message sent to an address (any row for it if none was sent)."""
