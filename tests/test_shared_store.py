@@ -175,3 +175,44 @@ def test_a_signup_on_the_public_pages_and_a_bounce_on_the_laptop_reach_the_next_
     assert "bounce report: hard for user1@example.org, suppressed; 5.1.1" in status.stdout
     assert not (public / ".newsletter" / "newsletter.db").exists()
     assert not (laptop / ".newsletter" / "newsletter.db").exists()
+
+
+def test_a_store_that_drops_the_send_mid_way_is_one_line_and_the_rerun_finishes(
+    migrated_pg_url: str, tmp_path: Path
+) -> None:
+    """The PostgreSQL server ends the sender's session (a restart, a failover) in the middle of a
+    send: one line and exit 1, no traceback; the next run sends the rest, each once but for the
+    flagged ones that were in flight."""
+    import psycopg
+
+    from conftest import PG_PASSWORD
+
+    with SMTPTestServer(Faults(delay=0.03)) as smtp:
+        laptop = make_workspace(tmp_path / "laptop", smtp.port, RECIPIENTS, smtp_extra="concurrency = 2")
+        use_store(laptop, migrated_pg_url)
+        env = {**os.environ, "COLUMNS": "200"}
+        send = subprocess.Popen(
+            [sys.executable, "-m", "newsletter_mailer", "send", "issue.md", "--yes"],
+            cwd=laptop,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while len(smtp.handler.messages) < 5:
+            assert time.monotonic() < deadline and send.poll() is None, send.communicate()[0]
+            time.sleep(0.01)
+        with psycopg.connect(migrated_pg_url, password=PG_PASSWORD, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name LIKE 'newsletter pid%%' AND pid <> pg_backend_pid()"
+            )
+        output = send.communicate(timeout=120)[0]
+        rerun = newsletter("send", "issue.md", "--yes", cwd=laptop)
+    assert send.returncode == 1, output
+    assert "error: the PostgreSQL store failed" in output and "Traceback" not in output, output
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    copies = smtp.handler.copies()
+    assert set(copies) == {f"user{i}@example.org" for i in range(RECIPIENTS)}
+    assert sum(copies.values()) - RECIPIENTS <= 2  # at most the two that were in flight

@@ -5,7 +5,6 @@ Every NewsletterError becomes a one-line message and an exit code, never a trace
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -52,16 +51,22 @@ def friendly(func: F) -> F:
                 else:
                     err.print(f"[bold red]error:[/] {escape(str(problem))}")
             sys.exit(EXIT_USER_ERROR if isinstance(exc, UserInputError) else EXIT_FINDINGS)
-        except (sqlite3.Error, OSError) as exc:  # the machine, not the user or a bug: one line
-            from .store.database import describe_fault
+        except _environment_faults() as exc:  # the machine or the store, not the user or a bug: one line
+            from .store.factory import describe_store_fault
 
-            err.print(f"[bold red]error:[/] {escape(describe_fault(exc))}")
+            err.print(f"[bold red]error:[/] {escape(describe_store_fault(exc))}")
             sys.exit(EXIT_FINDINGS)
         except KeyboardInterrupt:
             err.print("interrupted")
             sys.exit(EXIT_INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _environment_faults() -> tuple[type[BaseException], ...]:
+    from .store.factory import environment_faults
+
+    return environment_faults()
 
 
 def plural(count: int, word: str, words: str = "") -> str:

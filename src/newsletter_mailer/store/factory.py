@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -10,10 +11,37 @@ from ..audience.subscribers import Subscriber
 from ..config import Settings
 from ..errors import StoreError
 from .base import Store
+from .database import describe_fault
 from .signup_log import SignupLog
 from .sqlite import SQLiteStore
 
-__all__ = ["confirmed_signups", "open_store", "open_url"]
+__all__ = [
+    "confirmed_signups",
+    "describe_store_fault",
+    "environment_faults",
+    "open_store",
+    "open_url",
+]
+
+
+def environment_faults() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean the machine or the store failed, not the user and not a bug:
+    the CLI says them in one line (``describe_store_fault``) instead of a traceback."""
+    try:
+        import psycopg
+    except ImportError:
+        return (sqlite3.Error, OSError)
+    return (sqlite3.Error, OSError, psycopg.Error)
+
+
+def describe_store_fault(exc: BaseException) -> str:
+    if isinstance(exc, (sqlite3.Error, OSError)):
+        return describe_fault(exc)
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    return (
+        f"the PostgreSQL store failed ({reason}); what was recorded is kept: run the same command again "
+        "when the store answers"
+    )
 
 
 def open_url(url: str, password: str = "", *, check: bool = True) -> Store:
