@@ -7,11 +7,14 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import aiosmtplib.email
 import aiosmtplib.protocol
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import make_workspace, run_send, settings_for
 from newsletter_mailer.audience.subscribers import Subscriber
@@ -23,6 +26,7 @@ from smtp_servers import SMTPTestServer
 
 ORIGINAL_NORMALIZE = getattr(aiosmtplib.protocol, "normalize_message_line_endings", None)
 ORIGINAL_PERIOD = aiosmtplib.protocol.PERIOD_REGEX
+ORIGINAL_QUOTE = aiosmtplib.email.quote_address  # the module's own; the fast path swaps aiosmtplib.smtp's
 # The versions pyproject.toml pins for the fast path; with an older aiosmtplib (allowed, and
 # tested by the tests below that need no fast path) these tests have nothing to compare against.
 pinned = pytest.mark.skipif(
@@ -188,3 +192,48 @@ def test_an_aiosmtplib_that_differs_leaves_the_fast_path_off(
     state = fastpath.state()
     assert not state.active and reason in state.reason
     assert not isinstance(getattr(aiosmtplib.protocol, "normalize_message_line_endings", None), fastpath._FastNormalize)
+
+
+ADDRESSES = [
+    "ann@example.org",
+    "bounces+k2v7q3x9a1@news.example.org",
+    "o'neil.{x}|y=z@sub-1.example.org",
+    "a..b@example.org",
+    ".a@example.org",
+    "a@-x.org",
+    "Ann <ann@example.org>",
+    '"quoted local"@example.org',
+    "zoë@example.org",
+    "a@b@c.org",
+    "ann@example.org\r\nRCPT TO:<x@y.org>",
+    "a b@example.org",
+    "",
+    "ann@[127.0.0.1]",
+]
+
+
+def _quote_outcome(quote: Callable[[str], str], address: str) -> str:
+    try:
+        return quote(address)
+    except ValueError as exc:
+        return f"ValueError: {exc}"
+
+
+@pinned
+@pytest.mark.parametrize("address", ADDRESSES)
+def test_the_fast_quote_is_aiosmtplibs_quote(address: str) -> None:
+    fast = fastpath._FastQuote(ORIGINAL_QUOTE)
+    assert _quote_outcome(fast, address) == _quote_outcome(ORIGINAL_QUOTE, address)
+
+
+@pinned
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.emails().map(str),
+        st.text(alphabet=st.sampled_from("ab.@+-'\"<> \r\n{}é[]()"), max_size=30),
+    )
+)
+def test_the_fast_quote_agrees_on_generated_addresses(address: str) -> None:
+    fast = fastpath._FastQuote(ORIGINAL_QUOTE)
+    assert _quote_outcome(fast, address) == _quote_outcome(ORIGINAL_QUOTE, address)

@@ -12,8 +12,9 @@ import enum
 import re
 import socket
 import ssl
+from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import aiosmtplib
 
@@ -21,6 +22,8 @@ from ..compose.envelope import Envelope
 from ..config import SMTPSettings
 from ..errors import SMTPStartError
 from . import fastpath
+
+T = TypeVar("T")
 
 
 class Kind(enum.Enum):
@@ -234,12 +237,13 @@ class SMTPConnection:
             client = await self._ensure()
             phase = Phase.ENVELOPE
             options = ["SMTPUTF8"] if not envelope.recipient.isascii() else []
-            await client.mail(envelope.sender, options=options)
-            await client.rcpt(envelope.recipient, encoding="utf-8" if options else "ascii")
+            await self._step(client.mail(envelope.sender, options=options, timeout=None))
+            encoding = "utf-8" if options else "ascii"
+            await self._step(client.rcpt(envelope.recipient, encoding=encoding, timeout=None))
             phase = Phase.DATA
             # aiosmtplib returns only on a 250 to the end of the data; any other reply to DATA or
             # to the end of the data (a 250 where 354 belongs too) is raised as SMTPDataError.
-            response = await client.data(envelope.data)
+            response = await self._step(client.data(envelope.data, timeout=None))
         except RELAY_ERRORS as exc:
             connected = self.client is not None and self.client.is_connected
             try:
@@ -251,6 +255,18 @@ class SMTPConnection:
             return result
         self.sent_on_connection += 1
         return delivered(response.code, response.message)
+
+    async def _step(self, command: Awaitable[T]) -> T:
+        """One command under the relay timeout, with one timer for the step: aiosmtplib's own
+        timeout arms a timer and a task for every reply it reads, which cost more than the rest of
+        a message's Python work. A step that runs out leaves the dialogue out of step: hang up."""
+        try:
+            async with asyncio.timeout(self.transport.settings.timeout):
+                return await command
+        except TimeoutError:
+            if self.client is not None:
+                self.client.close()
+            raise aiosmtplib.SMTPReadTimeoutError("Timed out waiting for server response") from None
 
     async def _reset(self) -> None:
         """After a refused recipient the connection is fine: RSET and go on with the next one."""
