@@ -13,6 +13,7 @@ import hashlib
 import random
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field, replace
@@ -252,6 +253,11 @@ class _Run:
         self.fatal: BaseException | None = None
         self.template = campaign.template()
         self.journal.for_sending()
+        # Rows are claimed as many at a time as there are connections: one claim (one commit) per
+        # batch instead of per message. A crash may then leave a batch claimed but not handed
+        # over; the next run resends those too and counts them as possibly duplicated.
+        self.batch = max(1, smtp.concurrency)
+        self.claimed: deque[Delivery] = deque()
 
     async def execute(self) -> Summary:
         total = self.journal.counts(self.issue)["pending"]
@@ -268,6 +274,7 @@ class _Run:
             beat.cancel()
             with suppress(asyncio.CancelledError):
                 await beat
+            self.release_unsent()
             release_reserve(self.campaign.settings.state_dir)
             self.summary.elapsed = time.monotonic() - started
             self.check_database(force=True)
@@ -282,6 +289,12 @@ class _Run:
                 "to send: fix the cause, then run the same `newsletter send` again to resume"
             )
         return self.summary
+
+    def release_unsent(self) -> None:
+        """Rows claimed but never handed over go back as they were (a stop, a pause, Ctrl+C)."""
+        with suppress(sqlite3.Error, OSError):  # then the next run counts them as possibly duplicated
+            while self.claimed:
+                self.journal.release(self.claimed.popleft())
 
     def finish_summary(self) -> None:
         with suppress(sqlite3.Error, OSError):  # the error that stopped the run is the one to report
@@ -329,13 +342,16 @@ class _Run:
         """Claim the next row (a retry whose backoff is over, one a stopped worker left, or the next
         pending one); while others are in flight or backing off, wait for them; None when all are done."""
         while not self.stop.is_set():
+            if self.claimed:
+                return self.claimed.popleft()
             try:
-                claimed = self.journal.claim_batch(self.issue, self.me.worker, 1, self.lease)
+                claimed = self.journal.claim_batch(self.issue, self.me.worker, self.batch, self.lease)
             except (sqlite3.Error, OSError) as exc:  # nothing handed over yet: stop here
                 self.stop_on_full_disk(exc)
                 return None
             self.skip_suppressed(claimed.suppressed)
             if claimed.deliveries:
+                self.claimed.extend(claimed.deliveries[1:])
                 return claimed.deliveries[0]
             if claimed.suppressed:
                 continue
