@@ -205,6 +205,17 @@ class DkimSigner:
 
     def __init__(self, keys: Sequence[SigningKey]) -> None:
         self.keys = tuple(keys)
+        # Most signed fields (From, Reply-To, List-Id, Content-Type...) are the same in every
+        # message of an issue: each one's canonical form is worked out once.
+        self._canonical: dict[tuple[bytes, bytes], bytes] = {}
+
+    def _canonical_line(self, name: bytes, value: bytes) -> bytes:
+        line = self._canonical.get((name, value))
+        if line is None:
+            if len(self._canonical) >= 256:  # per-recipient fields would grow it without end
+                self._canonical.clear()
+            line = self._canonical[name, value] = _relaxed_header(name, value) + b"\r\n"
+        return line
 
     def sign(self, message: bytes, now: int | None = None) -> bytes:
         """Any message: the DKIM-Signature fields followed by the message."""
@@ -218,7 +229,7 @@ class DkimSigner:
     def signatures(self, header_block: bytes, body_digest: bytes, now: int | None = None) -> bytes:
         """The DKIM-Signature fields for a header block and the SHA-256 of its canonical body."""
         selected = _select(_parse_headers(header_block))
-        canonical = b"".join(_relaxed_header(name, value) + b"\r\n" for name, value in selected)
+        canonical = b"".join([self._canonical_line(name, value) for name, value in selected])
         stamp = str(int(time.time()) if now is None else now).encode("ascii")
         bh = base64.b64encode(body_digest)
         return b"".join(self._one(key, canonical, stamp, bh) for key in self.keys)
