@@ -41,6 +41,23 @@ def wait_healthy(base: str, process: subprocess.Popen[str]) -> None:
     raise AssertionError("the endpoint did not come up")
 
 
+def start_send(laptop: Path, env: dict[str, str], smtp: SMTPTestServer, started_after: int) -> subprocess.Popen[str]:
+    """`newsletter send` in its own process, returned once the relay has ``started_after`` messages."""
+    send = subprocess.Popen(
+        [sys.executable, "-m", "newsletter_mailer", "send", "issue.md", "--yes"],
+        cwd=laptop,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while len(smtp.handler.messages) < started_after:
+        assert time.monotonic() < deadline and send.poll() is None, send.communicate()[0]
+        time.sleep(0.01)
+    return send
+
+
 def test_an_unsubscribe_on_the_public_endpoint_reaches_a_running_send(migrated_pg_url: str, tmp_path: Path) -> None:
     port = free_port()
     public = tmp_path / "public-server"
@@ -61,18 +78,7 @@ def test_an_unsubscribe_on_the_public_endpoint_reaches_a_running_send(migrated_p
         try:
             base = f"http://127.0.0.1:{port}"
             wait_healthy(base, endpoint)
-            send = subprocess.Popen(
-                [sys.executable, "-m", "newsletter_mailer", "send", "issue.md", "--yes"],
-                cwd=laptop,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            deadline = time.monotonic() + 60
-            while len(smtp.handler.messages) < 3:
-                assert time.monotonic() < deadline and send.poll() is None, send.communicate()[0]
-                time.sleep(0.01)
+            send = start_send(laptop, env, smtp, started_after=3)
             token = signer_for(load_settings(workspace=laptop)).token("user30@example.org")
             response = httpx.post(
                 f"{base}/unsubscribe/{token}",
@@ -191,18 +197,7 @@ def test_a_store_that_drops_the_send_mid_way_is_one_line_and_the_rerun_finishes(
         laptop = make_workspace(tmp_path / "laptop", smtp.port, RECIPIENTS, smtp_extra="concurrency = 2")
         use_store(laptop, migrated_pg_url)
         env = {**os.environ, "COLUMNS": "200"}
-        send = subprocess.Popen(
-            [sys.executable, "-m", "newsletter_mailer", "send", "issue.md", "--yes"],
-            cwd=laptop,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        deadline = time.monotonic() + 60
-        while len(smtp.handler.messages) < 5:
-            assert time.monotonic() < deadline and send.poll() is None, send.communicate()[0]
-            time.sleep(0.01)
+        send = start_send(laptop, env, smtp, started_after=5)
         with psycopg.connect(migrated_pg_url, password=PG_PASSWORD, autocommit=True) as admin:
             admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
