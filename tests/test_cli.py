@@ -460,3 +460,25 @@ def test_a_full_disk_mid_send_is_one_clear_line_and_the_rerun_sends_each_once(tm
         assert "possibly duplicated" not in rerun.stdout
     assert server.handler.copies() == {f"user{i}@example.org": 1 for i in range(300)}
     assert not (root / ".newsletter" / "reserve").exists()
+
+
+@pytest.mark.parametrize("command", [["serve"], ["preview", "issues/example.md"]])
+def test_a_taken_port_is_one_line_and_exit_2(tmp_path: Path, command: list[str]) -> None:
+    import socket
+
+    ws = tmp_path / "ws"
+    subprocess.run([sys.executable, "-m", "newsletter_mailer", "init", str(ws)], check=True, capture_output=True)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "newsletter_mailer", *command, "--port", str(port)],
+            cwd=ws,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"error: cannot listen on 127.0.0.1:{port} (Address already in use)" in result.stderr
+    assert "Traceback" not in result.stderr and "INFO" not in result.stderr

@@ -5,6 +5,7 @@ Every NewsletterError becomes a one-line message and an exit code, never a trace
 
 from __future__ import annotations
 
+import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -209,21 +210,42 @@ def check(ctx: click.Context, issue: Path, subscribers: Path | None) -> None:
 @friendly
 def preview(ctx: click.Context, issue: Path, host: str, port: int) -> None:
     """Serve a page with ISSUE at desktop and phone widths and its text part; reloads on save."""
-    import uvicorn
 
     from .compose.issue import issue_key
     from .web.preview import create_app
 
-    _check_port(port)
     issue_key(issue)  # a missing file stops here; a broken one is shown on the page until fixed
     settings_from(ctx)
+    sock = _listen(host, port)
     out.print(f"preview of {issue} at http://{host}:{port}/ (Ctrl+C to stop)")
-    uvicorn.run(create_app(issue, ctx.obj.get("config")), host=host, port=port, log_level="warning")
+    _serve_app(create_app(issue, ctx.obj.get("config")), sock, "warning")
 
 
 def _check_port(port: int) -> None:
     if not 1 <= port <= 65535:
         raise UserInputError(f"--port must be between 1 and 65535, not {port}")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a taken port or a wrong --host is one line."""
+    _check_port(port)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UserInputError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}): is another server on it? choose another --port"
+        ) from None
+    return sock
+
+
+def _serve_app(app: Any, sock: socket.socket, log_level: str, **options: Any) -> None:
+    import uvicorn
+
+    uvicorn.Server(uvicorn.Config(app, log_level=log_level, **options)).run(sockets=[sock])
 
 
 class ConsoleSendUI:
@@ -520,18 +542,17 @@ def status(ctx: click.Context, issue: Path) -> None:
 @friendly
 def serve(ctx: click.Context, host: str, port: int) -> None:
     """Run the unsubscribe endpoint (GET confirm page, POST one-click unsubscribe, /healthz)."""
-    import uvicorn
 
     from .web.unsubscribe import create_app
 
-    _check_port(port)
     settings = settings_from(ctx)
+    sock = _listen(host, port)
     out.print(
         f"unsubscribe endpoint for {settings.newsletter.name} on http://{host}:{port}/ "
         f"(links point to {settings.newsletter.base_url})",
         markup=False,
     )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", proxy_headers=True)
+    _serve_app(create_app(settings), sock, "info", proxy_headers=True)
 
 
 @main.command(short_help="Put ADDRESS on the suppression list.")

@@ -267,7 +267,14 @@ class _Run:
         reserve_space(self.campaign.settings.state_dir)
         beat = asyncio.create_task(self.keep_alive(total))
         try:
-            await asyncio.gather(*(self.worker() for _ in range(max(1, self.smtp.concurrency))))
+            # Every connection ends before the run does: one that fails stops the others, and its
+            # error (the first) is the run's, instead of a task left failing after the loop closed.
+            ended = await asyncio.gather(
+                *(self.worker() for _ in range(max(1, self.smtp.concurrency))), return_exceptions=True
+            )
+            failed = next((e for e in ended if isinstance(e, BaseException)), None)
+            if failed is not None:
+                raise failed
             if not self.stop.is_set():
                 self.suppress_bounces(self.streak.end())
         finally:
@@ -335,6 +342,9 @@ class _Run:
                 pause = await self.deliver(connection, job)
                 if pause:
                     await asyncio.sleep(pause)
+        except Exception:
+            self.stop.set()  # the others finish what they have in hand and stop
+            raise
         finally:
             await connection.close()
 
