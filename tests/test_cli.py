@@ -366,8 +366,10 @@ def test_a_corrupted_database_and_a_missing_export_folder_are_one_clear_line(tmp
     root = make_workspace(tmp_path / "ws", 1, 2)
     assert run("unsubscribe", "a@example.org", cwd=root).returncode == 0
     missing = run("suppressions", "export", "no/such/folder/out.csv", cwd=root)
-    assert missing.returncode == 1 and "Traceback" not in missing.stderr
-    assert "no/such/folder/out.csv: No such file or directory" in missing.stderr
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr  # the user's path: exit 2
+    assert "no/such/folder/out.csv: error: the folder no/such/folder does not exist" in missing.stderr
+    listed = run("subscribers", "export", "-o", "no/such/folder/list.csv", cwd=root)
+    assert listed.returncode == 2 and "no/such/folder/list.csv: error: the folder" in listed.stderr
     (root / ".newsletter" / "newsletter.db").write_bytes(b"this is not SQLite " * 500)
     for args in (("status", "issue.md"), ("unsubscribe", "b@example.org"), ("send", "issue.md", "--yes")):
         broken = run(*args, cwd=root)

@@ -221,6 +221,14 @@ def preview(ctx: click.Context, issue: Path, host: str, port: int) -> None:
     _serve_app(create_app(issue, ctx.obj.get("config")), sock, "warning")
 
 
+def _writable_target(path: Path) -> None:
+    """An output file the user named: its folder must exist, and it must not be a folder."""
+    if path.is_dir():
+        raise UserInputError("is a folder: give a file name to write", file=path)
+    if not path.parent.is_dir():
+        raise UserInputError(f"the folder {path.parent} does not exist: create it first", file=path)
+
+
 def _check_port(port: int) -> None:
     if not 1 <= port <= 65535:
         raise UserInputError(f"--port must be between 1 and 65535, not {port}")
@@ -601,6 +609,8 @@ def suppressions_export(ctx: click.Context, csv_path: Path, everything: bool) ->
     """Write the suppression list as CSV (email, reason, source, created) to CSV_PATH or stdout."""
     from .store.workspace_store import open_store
 
+    if str(csv_path) != "-":
+        _writable_target(csv_path)
     with open_store(settings_from(ctx)) as store:
         if str(csv_path) == "-":
             count = store.suppressions.export_csv(sys.stdout, removed=everything)
@@ -759,6 +769,8 @@ def subscribers_export(ctx: click.Context, out_path: Path | None) -> None:
     settings = settings_from(ctx)
     path = settings.path(settings.newsletter.subscribers)
     rows = read_subscribers(path, ListReport(path))
+    if out_path is not None:
+        _writable_target(out_path)
     with open_store(settings) as store:
         if out_path is None:
             count = export_list(store, rows, sys.stdout, settings.signup.fields)
