@@ -125,11 +125,15 @@ def test_the_store_url_from_the_file_or_the_environment(tmp_path: Path) -> None:
     [
         ('[store]\nurl = "postgresql://news:hunter2@db/n"\n', "must not hold a password in the file"),
         ('[store]\nurl = "postgresql://news@db/n?sslmode=require&password=hunter2"\n', "must not hold a password"),
+        ('[store]\nurl = "postgresql://news@db/n?%70assword=hunter2"\n', "must not hold a password"),
         ('[store]\npassword = "hunter2"\n', "set the environment variable NEWSLETTER_STORE_PASSWORD"),
         ('[store]\nurl = "mysql://news@db/n"\n', "must be a postgresql://user@host/database URL"),
         ('[store]\nhost = "db"\n', "unknown key [store] host; allowed: url, lease"),
         ("[store]\nlease = 0.5\n", "[store] lease must be at least 1 second"),
         ('[store]\nlease = "soon"\n', "[store] lease must be a number"),
+        ("[store]\nlease = nan\n", "[store] lease must be a finite number"),
+        ("[store]\nlease = inf\n", "[store] lease must be a finite number"),
+        ('[store]\nlease = "1e400"\n', "[store] lease must be a finite number"),
     ],
 )
 def test_bad_store_settings_name_the_line(tmp_path: Path, text: str, fragment: str) -> None:
@@ -146,6 +150,8 @@ def test_the_lease_from_the_file_or_the_environment(tmp_path: Path) -> None:
     assert load_settings(workspace=tmp_path, env={"NEWSLETTER_STORE_LEASE": "5"}).store.lease == 5.0
     with pytest.raises(ConfigError, match=r"^NEWSLETTER_STORE_LEASE: \[store\] lease must be at least 1"):
         load_settings(workspace=tmp_path, env={"NEWSLETTER_STORE_LEASE": "0"})
+    with pytest.raises(ConfigError, match=r"^NEWSLETTER_STORE_LEASE: \[store\] lease must be a finite number"):
+        load_settings(workspace=tmp_path, env={"NEWSLETTER_STORE_LEASE": "nan"})
 
 
 def test_a_bad_store_url_in_the_environment_names_the_variable(tmp_path: Path) -> None:

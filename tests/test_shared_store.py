@@ -211,3 +211,21 @@ def test_a_store_that_drops_the_send_mid_way_is_one_line_and_the_rerun_finishes(
     copies = smtp.handler.copies()
     assert set(copies) == {f"user{i}@example.org" for i in range(RECIPIENTS)}
     assert sum(copies.values()) - RECIPIENTS <= 2  # at most the two that were in flight
+
+
+def test_a_workspace_that_sent_an_issue_refuses_a_store_with_no_record_of_it(
+    migrated_pg_url: str, tmp_path: Path
+) -> None:
+    """Sent from the workspace's SQLite file, then pointed at a new PostgreSQL store: sending the
+    same issue again would mail everyone twice and forget every unsubscribe, so it is refused."""
+    with SMTPTestServer() as smtp:
+        laptop = make_workspace(tmp_path / "laptop", smtp.port, 5)
+        assert newsletter("send", "issue.md", "--yes", cwd=laptop).returncode == 0
+        use_store(laptop, migrated_pg_url)
+        again = newsletter("send", "issue.md", "--yes", cwd=laptop)
+        assert len(smtp.handler.messages) == 5
+        forced = newsletter("send", "issue.md", "--yes", "--new-database", cwd=laptop)
+    assert again.returncode == 1 and "Traceback" not in again.stderr, again.stderr
+    assert "this workspace has sent issue, but the store postgresql://" in again.stderr
+    assert "--new-database" in again.stderr
+    assert forced.returncode == 0 and len(smtp.handler.messages) == 10  # the editor said so

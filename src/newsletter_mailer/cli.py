@@ -859,4 +859,7 @@ def store_copy(ctx: click.Context, to: str) -> None:
             "address to another recipient; check the bounce reports `status` shows for those issues",
             markup=False,
         )
-    out.print(f'to use it, set in newsletter.toml:\n[store]\nurl = "{target.where}"', markup=False)
+    from .store.base import without_password
+
+    out.print("to use it, set in newsletter.toml (and the password in NEWSLETTER_STORE_PASSWORD):", markup=False)
+    out.print(f'[store]\nurl = "{without_password(target.where)}"', markup=False)

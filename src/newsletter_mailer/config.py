@@ -5,9 +5,11 @@ Secrets never come from the file: the SMTP password is read from NEWSLETTER_SMTP
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -234,6 +236,8 @@ def _coerce(section: str, key: str, value: Any, default: Any, where: tuple[str, 
             real = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{label} must be a number, not {value!r}", file=file, line=line) from None
+        if not math.isfinite(real):
+            raise ConfigError(f"{label} must be a finite number, not {value!r}", file=file, line=line)
         if real < 0:
             raise ConfigError(f"{label} must not be negative", file=file, line=line)
         return real
@@ -435,7 +439,8 @@ def _store(store: StoreSettings, env: Mapping[str, str], text: str, file: str) -
             line=where[1],
         )
     userinfo = store.url.partition("://")[2].partition("/")[0].rpartition("@")[0]
-    in_query = "password=" in store.url.partition("?")[2].lower()
+    query = urllib.parse.unquote(store.url.partition("?")[2]).lower()  # libpq decodes %70assword too
+    in_query = any(p.strip().startswith("password=") for p in query.split("&"))
     if (":" in userinfo or in_query) and not from_env:
         raise ConfigError(
             "[store] url must not hold a password in the file: set NEWSLETTER_STORE_PASSWORD (or PGPASSWORD)",

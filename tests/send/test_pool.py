@@ -40,14 +40,14 @@ def workspace(tmp_path: Path, port: int, count: int, url: str, smtp_extra: str =
     return root
 
 
-def newsletter(root: Path, *args: str) -> subprocess.Popen[str]:
+def newsletter(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "newsletter_mailer", *args],
         cwd=root,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**(env or os.environ), "COLUMNS": "200"},
     )
 
 
@@ -163,17 +163,30 @@ def test_a_second_machine_joins_a_running_send(store_url: str, tmp_path: Path, o
     assert all(w.sent > 0 for w in store.workers("issue")), (out_first, out_joined)
 
 
-def test_joining_with_a_different_file_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("change", ["issue", "from", "secret"])
+def test_joining_with_a_different_file_settings_or_secret_is_refused(tmp_path: Path, change: str) -> None:
+    """A joiner must send what the send sends: the same issue, the same From and Reply-To, and links
+    signed with the same secret (else every unsubscribe link it sends would be refused)."""
     with SMTPTestServer(Faults(delay=0.05)) as server:
         root = workspace(tmp_path, server.port, 60, "")
         first = newsletter(root, "send", "issue.md", "--yes")
         wait_for(lambda: len(server.handler.messages) >= 3, "the first send to start")
-        (root / "issue.md").write_text((root / "issue.md").read_text() + "\nA late edit.\n")
-        joined = finish(newsletter(root, "send", "issue.md", "--join", "--yes"))
+        env = dict(os.environ)
+        if change == "issue":
+            (root / "issue.md").write_text((root / "issue.md").read_text() + "\nA late edit.\n")
+        elif change == "from":
+            text = (root / "newsletter.toml").read_text()
+            (root / "newsletter.toml").write_text(text.replace("news@example.org", "phish@evil.example"))
+        else:
+            env["NEWSLETTER_SECRET"] = "another secret entirely, 32 bytes long at least"
+        joined = newsletter(root, "send", "issue.md", "--join", "--yes", env=env)
+        out = finish(joined)
         first.kill()
         finish(first)
-    assert "issue.md: error: not what the running send of issue is sending" in joined, joined
-    assert "Traceback" not in joined
+    assert joined.returncode == 2, out
+    assert "issue.md: error: not what the running send of issue is sending" in out, out
+    assert "Traceback" not in out
+    assert not any(m.mail_from.startswith("phish") for m in server.handler.messages)
 
 
 def test_the_rate_holds_for_the_whole_send_across_workers(tmp_path: Path) -> None:

@@ -281,3 +281,36 @@ def test_status_shows_each_worker(migrated_pg_url: str, tmp_path: Path) -> None:
     assert code == 0
     assert "worker w1 on laptop.example (pid 4242): sent 12," in output
     assert "worker w2 on server.example (pid 77): sent 0, 0.0 msg/s, last seen 20" in output
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://ann:s3cret@db/news", "postgresql://ann:***@db/news"),
+        (
+            "postgresql://ann@db/news?sslmode=require&password=s3cret",
+            "postgresql://ann@db/news?sslmode=require&password=***",
+        ),
+        ("postgresql://ann@db/news?%70assword=s3cret", "postgresql://ann@db/news?password=***"),
+        ("postgresql://ann@db/news?PASSWORD=s3cret", "postgresql://ann@db/news?password=***"),
+    ],
+)
+def test_a_password_never_shows_in_a_url_we_print(url: str, shown: str) -> None:
+    from newsletter_mailer.store.base import redact_url
+
+    assert redact_url(url) == shown and "s3cret" not in redact_url(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        ("postgresql://ann:***@db/news", "postgresql://ann@db/news"),
+        ("postgresql://ann@db/news?sslmode=require&password=***", "postgresql://ann@db/news?sslmode=require"),
+        ("postgresql://ann@db:5433/news?%70assword=x", "postgresql://ann@db:5433/news"),
+        ("postgresql://db/news", "postgresql://db/news"),
+    ],
+)
+def test_the_url_suggested_for_the_settings_file_holds_no_password(url: str, kept: str) -> None:
+    from newsletter_mailer.store.base import without_password
+
+    assert without_password(url) == kept

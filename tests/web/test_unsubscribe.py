@@ -158,3 +158,26 @@ def test_a_database_error_loses_no_unsubscribe(site: tuple[str, Settings], caplo
     assert suppression(settings, "dave@example.org") == ("unsubscribed", "replayed token")
     forged = CliRunner().invoke(main, ["--config", str(settings.config_path), "unsubscribe", "--token", "abc"])
     assert forged.exit_code == 2 and "not a valid unsubscribe token" in forged.output
+
+
+def test_an_unreachable_store_is_a_503_page_on_every_route(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The PostgreSQL server is down: every page that reads or writes the store says to come back
+    (503), the log has one line per request, and no page is a 500 with a traceback."""
+    from conftest import free_port
+
+    (tmp_path / "newsletter.toml").write_text(
+        f'[newsletter]\nname = "News"\n[store]\nurl = "postgresql://news@127.0.0.1:{free_port()}/news"\n'
+    )
+    settings = load_settings(workspace=tmp_path)
+    token = signer_for(settings).token("dave@example.org")
+    form = {"email": "erin@example.org", "name": "Erin", "website": ""}
+    with serve_asgi(create_app(settings)) as base:
+        answers = [
+            httpx.get(f"{base}/unsubscribe/{token}"),
+            httpx.post(f"{base}/unsubscribe/{token}", content="List-Unsubscribe=One-Click"),
+            httpx.post(f"{base}/subscribe", data=form),
+            httpx.get(f"{base}/healthz"),
+        ]
+    assert [a.status_code for a in answers] == [503, 503, 503, 503], [a.text[:200] for a in answers]
+    assert all("Traceback" not in r.getMessage() and r.exc_info is None for r in caplog.records)
+    assert "dave@example.org" not in " ".join(a.text for a in answers)

@@ -41,7 +41,15 @@ from ..errors import (
     UserInputError,
 )
 from ..store.base import Store
-from ..store.database import FileIdentity, disk_full, record_sent_issue, release_reserve, reserve_space, salvage
+from ..store.database import (
+    FileIdentity,
+    disk_full,
+    record_sent_issue,
+    release_reserve,
+    reserve_space,
+    salvage,
+    sent_issues,
+)
 from ..store.factory import confirmed_signups, open_store
 from ..store.journal import Delivery
 from ..store.sqlite import SQLiteStore
@@ -179,12 +187,19 @@ class Campaign:
         return await _Run(self, transport, smtp, progress).execute()
 
 
-def content_hash(rendered: RenderedIssue) -> str:
+def content_hash(rendered: RenderedIssue, settings: Settings) -> str:
     """What a send sends, for ``--join`` to compare: the subject and both rendered bodies (each
-    render draws its own placeholder nonce: it is left out)."""
+    render draws its own placeholder nonce: it is left out), every setting that shows in a
+    message's headers, and the link secret (a digest of a key derived from it: unsubscribe links,
+    Message-IDs and VERP tokens must be the same whichever machine sends)."""
     digest = hashlib.sha256()
     nonce = f"nlm{rendered.fields.nonce}x"
-    for part in (rendered.issue.key, rendered.subject, rendered.html, rendered.text):
+    news, dkim = settings.newsletter, settings.dkim
+    headers: tuple[str, ...] = (news.name, news.from_, news.reply_to, news.language, news.postal_address)
+    headers += (news.base_url, news.list_id_value, news.unsubscribe_mailto, settings.bounces.address)
+    headers += (repr(settings.brand), dkim.domain, dkim.selector, dkim.ed25519_selector)
+    secret = hashlib.sha256(b"newsletter join\0" + signer_for(settings).message_id_key()).hexdigest()
+    for part in (rendered.issue.key, rendered.subject, rendered.html, rendered.text, *headers, secret):
         digest.update(part.replace(nonce, "nlm-x").encode("utf-8", "surrogatepass"))
         digest.update(b"\0")
     return digest.hexdigest()
@@ -257,10 +272,11 @@ class _Run:
         # batch instead of per message. A crash may then leave a batch claimed but not handed
         # over; the next run resends those too and counts them as possibly duplicated.
         self.batch = max(1, smtp.concurrency)
+        self.total = 0  # rows pending when the run started
         self.claimed: deque[Delivery] = deque()
 
     async def execute(self) -> Summary:
-        total = self.journal.counts(self.issue)["pending"]
+        total = self.total = self.journal.counts(self.issue)["pending"]
         self.progress.started(total)
         started = time.monotonic()
         record_sent_issue(self.campaign.settings.state_dir, self.issue)
@@ -309,6 +325,8 @@ class _Run:
             counts = self.journal.counts(self.issue)
             self.summary.left_pending = counts["pending"]
             self.summary.possibly_duplicated_total = counts["resent"]
+            if self.campaign.watch_others:  # the bar ends where the send did, not at the last poll
+                self.progress.overall(self.total - counts["pending"] - counts["sending"])
 
     def beat(self) -> None:
         me = self.me
@@ -540,9 +558,22 @@ def open_campaign(
     with ExitStack() as stack:
         journal = stack.enter_context(open_store(settings, new_database=new_database))
         stack.enter_context(journal.send_lock(rendered.issue.key))
+        if not new_database:
+            _refuse_a_store_that_forgot(journal, rendered.issue.key, settings)
         preflight = _preflight(journal, rendered.issue.key, subscribers, retry_failed)
-        journal.record_send(rendered.issue.key, content_hash(rendered), replace=True)
+        journal.record_send(rendered.issue.key, content_hash(rendered, settings), replace=True)
         yield Campaign(settings, rendered, journal, preflight, issue_path)
+
+
+def _refuse_a_store_that_forgot(journal: Store, issue: str, settings: Settings) -> None:
+    """This workspace has sent the issue (``.newsletter/sent-issues``), yet the store has no row of
+    it: a new or wrong store URL. Sending would mail everyone again and ignore every unsubscribe."""
+    if issue in sent_issues(settings.state_dir) and not any(journal.counts(issue).values()):
+        raise StateLost(
+            f"this workspace has sent {issue}, but the store {journal.where} has no record of it: is the "
+            "store URL the one it was sent with? Only if that record is truly gone, run `newsletter send "
+            "--new-database` (every subscriber may be mailed again)"
+        )
 
 
 @contextmanager
@@ -560,10 +591,12 @@ def join_campaign(issue_path: Path, settings: Settings) -> Iterator[Campaign]:
                 )
         except AlreadySending:
             pass  # a send is running: join it
-        if journal.record_send(issue, content_hash(rendered)) != content_hash(rendered):
+        ours = content_hash(rendered, settings)
+        if journal.record_send(issue, ours) != ours:
             raise UserInputError(
-                f"not what the running send of {issue} is sending (the issue file, its templates or the "
-                "settings differ): join with the same file and settings",
+                f"not what the running send of {issue} is sending: the issue file, its templates, the "
+                "settings that show in a message or the link secret (NEWSLETTER_SECRET) differ; join "
+                "with the same file, settings and secret",
                 file=issue_path,
             )
         counts = journal.counts(issue)

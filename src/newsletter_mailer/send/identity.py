@@ -16,15 +16,23 @@ __all__ = ["Identity", "gone_here", "machine_key", "new_identity"]
 
 @cache
 def machine_key() -> str:
-    """This machine, stable across reboots: systemd's machine-id where there is one, else the host name."""
+    """Where a process id means this process: systemd's machine-id (else the host name) and the
+    PID namespace. Containers and cloned machines can share a machine-id; each has its own PID
+    namespace, so a pid is only ever judged among processes that share ours."""
+    machine = socket.gethostname()[:32] or "localhost"
     for path in (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id")):
         try:
             key = path.read_text(encoding="ascii").strip()
         except (OSError, UnicodeDecodeError):
             continue
         if key:
-            return key[:12]
-    return socket.gethostname()[:32] or "localhost"
+            machine = key[:12]
+            break
+    try:
+        namespace = os.readlink("/proc/self/ns/pid").rpartition("[")[2].rstrip("]")
+    except OSError:
+        namespace = ""
+    return f"{machine}.{namespace}".replace("-", "_") if namespace else machine.replace("-", "_")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ others take over (counted as possibly duplicated) as soon as its process is seen
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
+import sys
 from dataclasses import dataclass
 from multiprocessing.connection import Connection as Pipe
 from multiprocessing.process import BaseProcess
@@ -38,14 +40,27 @@ class _Job:
 
 def _render(job: _Job) -> RenderedIssue:
     rendered = render_issue(read_issue(job.issue_path), job.settings)
-    if content_hash(rendered) != job.content_hash:
+    if content_hash(rendered, job.settings) != job.content_hash:
         raise IssueError(f"{job.issue_path} changed after the send started: this worker sends nothing")
     return rendered
 
 
+def _start_deaf_to_ctrl_c(process: BaseProcess) -> None:
+    """Start a worker that ignores Ctrl+C from its first instruction (the terminal sends SIGINT to
+    the whole group; the parent handles it and stops the workers): a new interpreter keeps an
+    ignored SIGINT ignored, so none dies with a traceback while it is still importing."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        process.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _work(job: _Job, pipe: Pipe) -> None:
     """A worker process: send until nothing is left, then report its summary (or what stopped it)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's to handle: it stops us
+    # Everything a worker has to say goes through the pipe; a terminal its parent no longer holds
+    # (the parent was killed) must not get a traceback from a late write.
+    sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     try:
         rendered = _render(job)
         with open_store(job.settings) as store:
@@ -94,14 +109,18 @@ def run_workers(campaign: Campaign, workers: int, progress: Progress) -> Summary
     with delivery_route(campaign.settings) as route:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no loop, lock or socket shared
         job = _Job(
-            campaign.settings, campaign.issue_path, content_hash(campaign.rendered), campaign.preflight, route.smtp
+            campaign.settings,
+            campaign.issue_path,
+            content_hash(campaign.rendered, campaign.settings),
+            campaign.preflight,
+            route.smtp,
         )
         started: list[_Worker] = []
         try:
             for _ in range(workers - 1):
                 parent_end, child_end = context.Pipe(duplex=False)
                 process = context.Process(target=_work, args=(job, child_end), name="newsletter-worker")
-                process.start()
+                _start_deaf_to_ctrl_c(process)
                 child_end.close()
                 started.append(_Worker(process, parent_end))
             campaign.watch_others = True

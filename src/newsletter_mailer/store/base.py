@@ -9,12 +9,23 @@ from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import unquote
 
 from ..audience.suppressions import Removal, SuppressionStore
 from .journal import Delivery, Journal
 from .rows import BounceRows, Exclusive, SignupRows
 
-__all__ = ["TAKEN_OVER", "Claimed", "JournalRow", "Outlook", "SharedSend", "Store", "WorkerInfo", "redact_url"]
+__all__ = [
+    "TAKEN_OVER",
+    "Claimed",
+    "JournalRow",
+    "Outlook",
+    "SharedSend",
+    "Store",
+    "WorkerInfo",
+    "redact_url",
+    "without_password",
+]
 
 TAKEN_OVER = "claimed by a worker that stopped (its lease expired)"
 
@@ -139,6 +150,20 @@ class Store(Journal, SuppressionStore, SignupRows, BounceRows, Exclusive, Shared
         unless an identical one is there; True if added."""
 
 
+def without_password(url: str) -> str:
+    """The URL as the settings file may hold it: no password in the user part or the query."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if at:
+        authority = f"{userinfo.partition(':')[0]}@{host}"
+    path, _, query = tail.partition("?")
+    kept = [p for p in query.split("&") if p and not unquote(p).lower().strip().startswith("password=")]
+    return f"{scheme}://{authority}{slash}{path}{'?' if kept else ''}{'&'.join(kept)}"
+
+
 def redact_url(url: str) -> str:
     """``postgresql://ann:secret@db/news`` -> ``postgresql://ann:***@db/news``; also a
     ``password=`` query parameter. For messages: a password never reaches a log or an error."""
@@ -151,6 +176,8 @@ def redact_url(url: str) -> str:
         authority = f"{userinfo.partition(':')[0]}:***@{host}"
     path, question, query = tail.partition("?")
     if question:
-        params = [("password=***" if p.lower().startswith("password=") else p) for p in query.split("&")]
+        params = [
+            ("password=***" if unquote(p).lower().strip().startswith("password=") else p) for p in query.split("&")
+        ]
         query = "&".join(params)
     return f"{scheme}://{authority}{slash}{path}{question}{query}"

@@ -24,7 +24,7 @@ from ..audience.suppressions import SuppressionList
 from ..config import Settings
 from ..errors import StateLost, StoreError, TokenError
 from ..store.database import describe_fault
-from ..store.factory import open_store
+from ..store.factory import describe_store_fault, environment_faults, open_store
 
 BODY_LIMIT = 4096  # a one-click unsubscribe sends 26 bytes; nothing here needs more
 log = logging.getLogger("newsletter_mailer.web")
@@ -214,12 +214,24 @@ def create_app(settings: Settings) -> Starlette:
             return PlainTextResponse("database unavailable", status_code=503)
         return PlainTextResponse("ok")
 
+    def unavailable(request: Request, exc: Exception) -> Response:
+        """The store or the machine failed under a page that changes nothing (a GET, a signup):
+        one line in the log, and a page that says to come back, not a 500 with a traceback."""
+        log.error("%s %s: the store is unavailable: %s", request.method, request.url.path, describe_store_fault(exc))
+        return page(
+            "Please try again in a few minutes",
+            "<p>This page is not available just now. Nothing has changed; please try again in a few minutes.</p>",
+            503,
+        )
+
+    faults: tuple[type[BaseException], ...] = (*environment_faults(), StoreError, StateLost)
     return Starlette(
+        exception_handlers=dict.fromkeys(faults, unavailable),
         routes=[
             Route("/unsubscribe/{token}", confirm, methods=["GET"]),
             Route("/unsubscribe/{token}", unsubscribe, methods=["POST"]),
             Route("/resubscribe/{token}", resubscribe, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             *signup_routes(settings, page, mask),
-        ]
+        ],
     )
