@@ -484,3 +484,15 @@ def test_a_taken_port_is_one_line_and_exit_2(tmp_path: Path, command: list[str])
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"error: cannot listen on 127.0.0.1:{port} (Address already in use)" in result.stderr
     assert "Traceback" not in result.stderr and "INFO" not in result.stderr
+
+
+def test_the_command_keeps_clicks_usage_errors_and_exit_codes(tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "newsletter_mailer", *args], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+
+    unknown, missing, version = run("nope"), run("send"), run("--version")
+    assert unknown.returncode == 2 and "Error: No such command 'nope'." in unknown.stderr
+    assert missing.returncode == 2 and "Error: Missing argument 'ISSUE'." in missing.stderr
+    assert version.returncode == 0 and version.stdout.startswith("newsletter, version ")

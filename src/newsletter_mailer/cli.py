@@ -863,3 +863,22 @@ def store_copy(ctx: click.Context, to: str) -> None:
 
     out.print("to use it, set in newsletter.toml (and the password in NEWSLETTER_STORE_PASSWORD):", markup=False)
     out.print(f'[store]\nurl = "{without_password(target.where)}"', markup=False)
+
+
+def run() -> None:
+    """The `newsletter` command: click's own handling, except that Ctrl+C before a command's own
+    handler is in place (while it starts) says "interrupted" and exits 130 like any other Ctrl+C,
+    instead of click's "Aborted!" and 1."""
+    try:
+        main.main(standalone_mode=False)
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            err.print("interrupted")
+            sys.exit(EXIT_INTERRUPTED)
+        err.print("Aborted!")
+        sys.exit(1)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
