@@ -44,7 +44,7 @@ def db(store: Store) -> Store:
 
 
 def row_of(db: Store, issue: str, address: str) -> int:
-    return next(d.id for d in db.pending(issue) if d.address == address)
+    return next(row.id for row in db.journal_rows() if (row.issue, row.address) == (issue, address))
 
 
 def test_a_send_with_a_bounce_address_uses_one_verp_sender_per_recipient_and_a_bounce_suppresses(

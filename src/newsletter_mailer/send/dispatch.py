@@ -245,9 +245,9 @@ class FailureStreak:
 
 
 class _Run:
-    """One sender process's part of a campaign: its connections claim rows from the store one at a
-    time (several processes and machines may share the send), hand each to the relay and record
-    the outcome; a heartbeat keeps the leases on its rows in flight."""
+    """One sender process's part of a campaign: its connections claim rows from the store (several
+    processes and machines may share the send), hand each to the relay and record the outcome; a
+    heartbeat keeps the leases on its claimed rows."""
 
     def __init__(self, campaign: Campaign, transport: Transport, smtp: SMTPSettings, progress: Progress) -> None:
         self.campaign = campaign
@@ -276,12 +276,12 @@ class _Run:
         self.claimed: deque[Delivery] = deque()
 
     async def execute(self) -> Summary:
-        total = self.total = self.journal.counts(self.issue)["pending"]
-        self.progress.started(total)
+        self.total = self.journal.counts(self.issue)["pending"]
+        self.progress.started(self.total)
         started = time.monotonic()
         record_sent_issue(self.campaign.settings.state_dir, self.issue)
         reserve_space(self.campaign.settings.state_dir)
-        beat = asyncio.create_task(self.keep_alive(total))
+        beat = asyncio.create_task(self.keep_alive())
         try:
             # Every connection ends before the run does: one that fails stops the others, and its
             # error (the first) is the run's, instead of a task left failing after the loop closed.
@@ -325,14 +325,19 @@ class _Run:
             counts = self.journal.counts(self.issue)
             self.summary.left_pending = counts["pending"]
             self.summary.possibly_duplicated_total = counts["resent"]
-            if self.campaign.watch_others:  # the bar ends where the send did, not at the last poll
-                self.progress.overall(self.total - counts["pending"] - counts["sending"])
+            self.show_overall(counts)  # the bar ends where the send did, not at the last poll
 
     def beat(self) -> None:
         me = self.me
         self.journal.heartbeat(self.issue, me.worker, me.host, me.pid, self.summary.sent, self.lease)
 
-    async def keep_alive(self, total: int) -> None:
+    def show_overall(self, counts: dict[str, int] | None = None) -> None:
+        """With other workers on the send, the progress of the whole send."""
+        if self.campaign.watch_others:
+            counts = counts or self.journal.counts(self.issue)
+            self.progress.overall(self.total - counts["pending"] - counts["sending"])
+
+    async def keep_alive(self) -> None:
         """Renew this worker's leases a few times per lease, and end those of workers known gone;
         with other workers, show the whole send's progress."""
         next_beat = 0.0
@@ -340,12 +345,9 @@ class _Run:
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + min(self.lease / 4, 5.0)
                 self.beat()
-                gone = [worker for worker in self.journal.in_flight_workers(self.issue) if gone_here(worker)]
-                if gone and self.journal.expire_workers(self.issue, gone):
+                if end_leases_of_the_gone(self.journal, self.issue):
                     self.changed.set()
-            if self.campaign.watch_others:
-                counts = self.journal.counts(self.issue)
-                self.progress.overall(total - counts["pending"] - counts["sending"])
+            self.show_overall()
             await asyncio.sleep(0.5 if self.campaign.watch_others else next_beat - time.monotonic())
 
     async def worker(self) -> None:
@@ -515,9 +517,15 @@ class _Run:
         return delay
 
 
+def end_leases_of_the_gone(journal: Store, issue: str) -> int:
+    """End the leases of this machine's workers whose process is gone (see identity.py), so their
+    rows are taken over now; returns how many rows that freed."""
+    return journal.expire_workers(issue, [w for w in journal.in_flight_workers(issue) if gone_here(w)])
+
+
 def _preflight(journal: Store, issue: str, subscribers: Path, retry_failed: bool) -> Preflight:
     report = ListReport(subscribers)
-    journal.expire_workers(issue, [w for w in journal.in_flight_workers(issue) if gone_here(w)])
+    end_leases_of_the_gone(journal, issue)
     recovered = journal.recover_in_flight(issue)
     tally = Tally()  # the list at send time: the CSV plus confirmed signups
     signups = confirmed_signups(journal)
@@ -600,19 +608,19 @@ def join_campaign(issue_path: Path, settings: Settings) -> Iterator[Campaign]:
                 file=issue_path,
             )
         counts = journal.counts(issue)
-        preflight = Preflight(
-            issue,
-            Path(),
-            counts["pending"],
-            0,
-            0,
-            counts["suppressed"],
-            counts["sent"],
-            counts["failed"],
-            counts["removed"],
-            counts["sending"],
-            (),
-            0,
+        preflight = Preflight(  # the list was loaded by the send that runs: only the journal's counts
+            issue=issue,
+            subscribers=Path(),
+            to_send=counts["pending"],
+            invalid=0,
+            duplicates=0,
+            suppressed=counts["suppressed"],
+            already_sent=counts["sent"],
+            failed=counts["failed"],
+            removed=counts["removed"],
+            resumed_in_flight=counts["sending"],
+            problems=(),
+            more_problems=0,
         )
         yield Campaign(settings, rendered, journal, preflight, issue_path)
 

@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import signal
 import sys
+from contextlib import suppress
 from dataclasses import dataclass
 from multiprocessing.connection import Connection as Pipe
 from multiprocessing.process import BaseProcess
@@ -66,13 +67,19 @@ def _work(job: _Job, pipe: Pipe) -> None:
         with open_store(job.settings) as store:
             campaign = Campaign(job.settings, rendered, store, job.preflight)
             summary = campaign.run(transport=SMTPTransport(job.smtp), smtp=job.smtp)
-        pipe.send(summary)
+        _report(pipe, summary)
     except NewsletterError as exc:
-        pipe.send(str(exc))
-    except Exception as exc:
-        pipe.send(f"{type(exc).__name__}: {exc}")
-    finally:
-        pipe.close()
+        _report(pipe, str(exc))
+    except Exception as exc:  # reported by the parent as this worker's end, in one line
+        _report(pipe, f"{type(exc).__name__}: {exc}")
+
+
+def _report(pipe: Pipe, outcome: Summary | str) -> None:
+    """Tell the parent how this worker ended; a parent that died first hears nothing (the journal
+    has every outcome)."""
+    with suppress(OSError):
+        pipe.send(outcome)
+    pipe.close()
 
 
 class _Worker:

@@ -5,14 +5,14 @@ SQLite (sqlite.py) and PostgreSQL (postgres.py) implement it; open one with ``op
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 from ..audience.suppressions import Removal, SuppressionStore
-from .journal import Delivery, Journal
+from .journal import Delivery, Journal, claimed_delivery
 from .rows import BounceRows, Exclusive, SignupRows
 
 __all__ = [
@@ -74,6 +74,13 @@ class Claimed:
 
     deliveries: tuple[Delivery, ...]
     suppressed: int
+
+    @classmethod
+    def of(cls, rows: Sequence[Sequence[Any]]) -> Claimed:
+        """A claim's rows (journal.CLAIM_RETURNS, either store), in list order."""
+        ordered = sorted(rows, key=lambda row: int(row[0]))
+        deliveries = tuple(claimed_delivery(row) for row in ordered if not row[7])
+        return cls(deliveries, len(ordered) - len(deliveries))
 
 
 @dataclass(frozen=True)

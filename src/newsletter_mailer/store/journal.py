@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -60,7 +60,6 @@ class Journal(Protocol):
 
     def add_recipients(self, issue: str, subscribers: Iterable[Subscriber]) -> int: ...
     def recover_in_flight(self, issue: str) -> int: ...
-    def pending(self, issue: str, batch: int = 500) -> Iterator[Delivery]: ...
     def mark_sent(self, delivery: Delivery, message_id: str, reply: str) -> None: ...
     def mark_deferred(self, delivery: Delivery, reply: str, *, uncertain: bool, not_before: float = 0.0) -> None:
         """Back to pending after a temporary failure; no worker claims it before ``not_before``."""
@@ -75,17 +74,29 @@ class Journal(Protocol):
     def retry_failed(self, issue: str) -> int: ...
 
 
-PENDING_COLUMNS = "id, address, name, fields, attempts, last_reply, resent"  # what delivery_of reads
-
-
 def fields_of(text: str) -> tuple[tuple[str, str], ...]:
     """A row's extra columns, as stored by ``_fields_json``."""
     return tuple((str(k), str(v)) for k, v in json.loads(text)) if text else ()
 
 
-def delivery_of(row: Sequence[Any]) -> Delivery:
-    """A journal row (PENDING_COLUMNS, from either store) as the Delivery a worker sends."""
-    return Delivery(int(row[0]), str(row[1]), str(row[2]), fields_of(row[3]), int(row[4]), str(row[5]), bool(row[6]))
+# What a claim returns for each row, in either store; ``skipped`` is true for a row it found
+# suppressed (and marked so) instead of claiming it.
+CLAIM_RETURNS = "id, address, name, fields, attempts, last_reply, resent, skipped, first_try"
+
+
+def claimed_delivery(row: Sequence[Any]) -> Delivery:
+    """A row a claim returned (CLAIM_RETURNS) as the Delivery a worker sends: its attempts are
+    those before this one, which the claim counted."""
+    return Delivery(
+        int(row[0]),
+        str(row[1]),
+        str(row[2]),
+        fields_of(row[3]),
+        int(row[4]) - 1,
+        str(row[5]),
+        bool(row[6]),
+        float(row[8]),
+    )
 
 
 def _fields_json(fields: tuple[tuple[str, str], ...]) -> str:
@@ -149,20 +160,6 @@ class SQLiteJournal:
                 (now, issue, now),
             )
         return cursor.rowcount
-
-    def pending(self, issue: str, batch: int = 500) -> Iterator[Delivery]:
-        """Pending rows in list order, read a page at a time."""
-        last = 0
-        while True:
-            rows = self.db.execute(
-                "SELECT id, address, name, fields, attempts, last_reply, resent FROM deliveries"
-                " WHERE issue = ? AND state = 'pending' AND id > ? ORDER BY id LIMIT ?",
-                (issue, last, batch),
-            ).fetchall()
-            if not rows:
-                return
-            yield from map(delivery_of, rows)
-            last = rows[-1][0]
 
     def mark_sent(self, delivery: Delivery, message_id: str, reply: str) -> None:
         now = time.time()

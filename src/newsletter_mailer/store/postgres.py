@@ -23,7 +23,7 @@ from ..audience.subscribers import Subscriber
 from ..audience.suppressions import Removal, Suppression
 from ..errors import AlreadySending, SchemaMismatch, StoreError
 from .base import JournalRow, redact_url
-from .journal import STATES, Delivery, delivery_of
+from .journal import STATES, Delivery
 from .postgres_pool import NOW_SQL, PostgresPool
 from .postgres_rows import PostgresBounceRows, PostgresSignupRows, PostgresStateRows
 
@@ -279,19 +279,6 @@ class PostgresStore(PostgresPool, PostgresStateRows, PostgresSignupRows, Postgre
             f" AND lease_until < {NOW_SQL}",
             (time.time(), issue),
         )
-
-    def pending(self, issue: str, batch: int = 500) -> Iterator[Delivery]:
-        last = 0
-        while True:
-            rows = self.db.execute(
-                "SELECT id, address, name, fields, attempts, last_reply, resent FROM deliveries"
-                " WHERE issue = %s AND state = 'pending' AND id > %s ORDER BY id LIMIT %s",
-                (issue, last, batch),
-            ).fetchall()
-            if not rows:
-                return
-            yield from map(delivery_of, rows)
-            last = rows[-1][0]
 
     def mark_sent(self, delivery: Delivery, message_id: str, reply: str) -> None:
         now = time.time()

@@ -9,7 +9,6 @@ from typing import Any
 import psycopg
 
 from .base import TAKEN_OVER, Claimed, Outlook, WorkerInfo
-from .journal import Delivery, fields_of
 
 __all__ = ["NOW_SQL", "PostgresPool"]
 
@@ -39,7 +38,7 @@ UPDATE deliveries d SET
     worker = %(worker)s, lease_until = {NOW_SQL} + %(lease)s, updated = {NOW_SQL}
   FROM marked m WHERE d.id = m.id
 RETURNING d.id, d.address, d.name, d.fields, d.attempts, d.last_reply, d.resent, m.gone, d.first_try
-"""
+"""  # journal.CLAIM_RETURNS
 
 
 class PostgresPool:
@@ -63,16 +62,8 @@ class PostgresPool:
         return str(row[0])
 
     def claim_batch(self, issue: str, worker: str, size: int, lease: float) -> Claimed:
-        rows = self.db.execute(
-            _CLAIM, {"issue": issue, "size": size, "worker": worker, "lease": lease, "taken": TAKEN_OVER}
-        ).fetchall()
-        rows.sort(key=lambda row: int(row[0]))
-        claimed = tuple(
-            Delivery(r[0], r[1], r[2], fields_of(r[3]), r[4] - 1, r[5], bool(r[6]), float(r[8]))
-            for r in rows
-            if not r[7]
-        )
-        return Claimed(claimed, len(rows) - len(claimed))
+        params = {"issue": issue, "size": size, "worker": worker, "lease": lease, "taken": TAKEN_OVER}
+        return Claimed.of(self.db.execute(_CLAIM, params).fetchall())
 
     def outlook(self, issue: str) -> Outlook:
         row = self.db.execute(

@@ -9,7 +9,6 @@ from collections.abc import Iterable
 
 from .base import TAKEN_OVER, Claimed, Outlook, WorkerInfo
 from .database import transaction
-from .journal import Delivery, fields_of
 
 __all__ = ["SQLitePool"]
 
@@ -33,8 +32,8 @@ WHERE id IN (
                        AND lease_until < :now ORDER BY id LIMIT :size)
     ORDER BY id LIMIT :size
 )
-RETURNING id, address, name, fields, attempts, last_reply, resent, state, first_try
-"""
+RETURNING id, address, name, fields, attempts, last_reply, resent, state = 'suppressed', first_try
+"""  # journal.CLAIM_RETURNS
 
 
 class SQLitePool:
@@ -54,14 +53,7 @@ class SQLitePool:
         params = {"issue": issue, "size": size, "worker": worker, "lease": lease, "now": time.time()}
         # One statement, its own transaction: it takes the write lock as it starts (waiting out
         # another writer), so the rows it picks are the rows it marks.
-        rows = self.db.execute(_CLAIM, {**params, "taken": TAKEN_OVER}).fetchall()
-        rows.sort(key=lambda row: int(row[0]))
-        claimed = tuple(
-            Delivery(r[0], r[1], r[2], fields_of(r[3]), r[4] - 1, r[5], bool(r[6]), r[8])
-            for r in rows
-            if r[7] == "sending"
-        )
-        return Claimed(claimed, len(rows) - len(claimed))
+        return Claimed.of(self.db.execute(_CLAIM, {**params, "taken": TAKEN_OVER}).fetchall())
 
     def outlook(self, issue: str) -> Outlook:
         now = time.time()
