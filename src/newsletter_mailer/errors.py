@@ -17,6 +17,11 @@
     │   └── StateLost             the database was deleted or replaced, or is missing after sends
     ├── MailboxError              the bounce mailbox cannot be reached or refused the login (ConnectionError)
     ├── StoreError                the store (SQLite file or PostgreSQL server) cannot be used
+    │   ├── StoreUnavailable      the server cannot be reached, or stopped answering (ConnectionError)
+    │   ├── StoreLocked           another process holds the database longer than the wait allows
+    │   ├── StoreFull             the disk (or the server's disk) is full
+    │   ├── StoreReadOnly         the store cannot be written (read-only folder, file or server)
+    │   ├── StoreCorrupt          the database file is damaged or is not a database
     │   └── SchemaMismatch        the store's schema is older or newer than this code
     └── TokenError                an unsubscribe token is altered, truncated or foreign (ValueError)
 
@@ -132,6 +137,29 @@ class MailboxError(NewsletterError, ConnectionError):
 class StoreError(NewsletterError):
     """Raised when the store cannot be opened or used: PostgreSQL unreachable, login refused,
     psycopg missing. The message names the store by its URL without a password."""
+
+
+class StoreUnavailable(StoreError, ConnectionError):
+    """Raised when the store's server cannot be reached, drops the connection or does not answer
+    within the store's timeout; what was committed before is kept."""
+
+
+class StoreLocked(StoreError):
+    """Raised when another process holds the database locked for longer than the store waits."""
+
+
+class StoreFull(StoreError):
+    """Raised when the disk under the store (or the server's) is full; the failed write left nothing
+    half-done."""
+
+
+class StoreReadOnly(StoreError):
+    """Raised when the store cannot be written: a read-only folder or file, or a server in read-only
+    mode."""
+
+
+class StoreCorrupt(StoreError):
+    """Raised when the database file is damaged or is not a database at all."""
 
 
 class SchemaMismatch(StoreError):
