@@ -23,9 +23,10 @@ from .errors import IssueProblems, NewsletterError, SendInterrupted, UserInputEr
 
 if TYPE_CHECKING:  # the sending machinery is imported when a command needs it: --help stays quick
     from .compose.check import Finding
-    from .send.dispatch import DryRun, Preflight, TestSend
+    from .send.campaign import Preflight
     from .send.run import CampaignOutcome, Confirmation, SendResult
     from .send.transport import Result
+    from .send.trial import DryRun, TestSend
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -416,7 +417,7 @@ def print_campaign(outcome: CampaignOutcome, issue: Path) -> int:
 
 def print_send_result(result: SendResult, issue: Path) -> int:
     """Print what a send did; returns the exit code."""
-    from .send.dispatch import DryRun, TestSend
+    from .send.trial import DryRun, TestSend
 
     if isinstance(result, TestSend):
         return print_test_send(result)

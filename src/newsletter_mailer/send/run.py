@@ -15,9 +15,11 @@ from typing import Protocol
 from ..compose.check import Finding, has_errors, run_check
 from ..config import Settings
 from ..errors import CheckFailed, SendInterrupted
-from . import dispatch
-from .dispatch import DryRun, Preflight, Progress, Summary, TestSend
+from . import trial
+from .campaign import Preflight, join_campaign, open_campaign
+from .engine import Progress, Summary
 from .pool import run_workers
+from .trial import DryRun, TestSend
 
 __all__ = [
     "CampaignOutcome",
@@ -109,15 +111,15 @@ def send_issue(request: SendRequest, settings: Settings, ui: SendUI) -> SendResu
     """Check the issue, then send a test, build a dry run, or send to the list."""
     settings = with_overrides(settings, request.concurrency, request.rate)
     if request.test:
-        dispatch.test_recipients(settings, request.to)  # a mistyped address fails before anything else
+        trial.test_recipients(settings, request.to)  # a mistyped address fails before anything else
     findings = run_check(request.issue, settings, request.subscribers)
     ui.findings(findings, forced=request.force and has_errors(findings))
     if has_errors(findings) and not request.force:
         raise CheckFailed("the pre-send check found errors (listed above); fix them, or send with --force")
     if request.test:
-        return dispatch.send_test(request.issue, settings, request.to)
+        return trial.send_test(request.issue, settings, request.to)
     if request.dry_run:
-        return dispatch.dry_run(request.issue, settings, request.subscribers)
+        return trial.dry_run(request.issue, settings, request.subscribers)
     return send_campaign(request, settings, ui)
 
 
@@ -125,11 +127,9 @@ def send_campaign(request: SendRequest, settings: Settings, ui: SendUI) -> Campa
     """Pre-flight, confirmation, dispatch; Ctrl+C becomes a SendInterrupted that says what is where."""
     outbox = None if settings.smtp.host else outbox_path(settings)
     opened = (
-        dispatch.join_campaign(request.issue, settings)
+        join_campaign(request.issue, settings)
         if request.join
-        else dispatch.open_campaign(
-            request.issue, settings, request.subscribers, request.retry_failed, request.new_database
-        )
+        else open_campaign(request.issue, settings, request.subscribers, request.retry_failed, request.new_database)
     )
     with opened as campaign:
         preflight = campaign.preflight

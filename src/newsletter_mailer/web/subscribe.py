@@ -37,7 +37,7 @@ from ..compose.dkim import dkim_signer
 from ..compose.envelope import Envelope
 from ..config import Settings
 from ..errors import StateLost, StoreError, TokenError
-from ..send.dispatch import delivery_route
+from ..send.route import delivery_route
 from ..send.transport import SMTPTransport
 from ..store.factory import open_store
 from ..store.signup_log import SignupLog
