@@ -1,5 +1,5 @@
-"""The send engine (engine.py, campaign.py, trial.py) against real SMTP servers: exact accounting under faults, resume after a pause,
-start-up refusals, unsubscribes honoured mid-run, test sends and dry runs."""
+"""The send engine (engine.py, campaign.py, trial.py) against real SMTP servers: exact accounting
+under faults, resume after a pause, start-up refusals, unsubscribes honoured mid-run, test sends and dry runs."""
 
 from __future__ import annotations
 

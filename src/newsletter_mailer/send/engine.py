@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from ..config import SMTPSettings
 from ..errors import MergeFieldError, SendPaused, SMTPStartError, StateLost
 from ..store.base import Store
 from ..store.database import disk_full, record_sent_issue, release_reserve, reserve_space, salvage
+from ..store.factory import environment_faults
 from ..store.journal import Delivery
 from ..store.sqlite import SQLiteStore
 from .identity import gone_here
@@ -200,12 +200,12 @@ class _Run:
 
     def release_unsent(self) -> None:
         """Rows claimed but never handed over go back as they were (a stop, a pause, Ctrl+C)."""
-        with suppress(sqlite3.Error, OSError):  # then the next run counts them as possibly duplicated
+        with suppress(*environment_faults()):  # then the next run counts them as possibly duplicated
             while self.claimed:
                 self.journal.release(self.claimed.popleft())
 
     def finish_summary(self) -> None:
-        with suppress(sqlite3.Error, OSError):  # the error that stopped the run is the one to report
+        with suppress(*environment_faults()):  # the error that stopped the run is the one to report
             self.beat()
             counts = self.journal.counts(self.issue)
             self.summary.left_pending = counts["pending"]
@@ -261,7 +261,7 @@ class _Run:
                 return self.claimed.popleft()
             try:
                 claimed = self.journal.claim_batch(self.issue, self.me.worker, self.batch, self.lease)
-            except (sqlite3.Error, OSError) as exc:  # nothing handed over yet: stop here
+            except environment_faults() as exc:  # nothing handed over yet: stop here
                 self.stop_on_full_disk(exc)
                 return None
             self.skip_suppressed(claimed.suppressed)
@@ -348,7 +348,7 @@ class _Run:
         messages still in flight are written (the next run must not mail them again), and the run stops."""
         try:
             write()
-        except (sqlite3.Error, OSError) as exc:
+        except environment_faults() as exc:
             if not disk_full(exc) or not release_reserve(self.campaign.settings.state_dir):
                 raise
             self.fatal = self.fatal or exc
