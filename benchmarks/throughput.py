@@ -26,10 +26,10 @@ from pathlib import Path
 
 from common import LARGE_SECTIONS, make_workspace, smtp_sink, smtp_source_run
 
+from newsletter_mailer.app.send_campaign import open_campaign
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.compose.dkim import generate_key, write_key
 from newsletter_mailer.config import load_settings
-from newsletter_mailer.send.campaign import open_campaign
 from newsletter_mailer.send.engine import NoProgress
 from newsletter_mailer.send.pool import run_workers
 

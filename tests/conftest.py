@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
+from newsletter_mailer.app.send_campaign import open_campaign
 from newsletter_mailer.config import Settings, load_settings
-from newsletter_mailer.send.campaign import Preflight, open_campaign
+from newsletter_mailer.send.campaign import Preflight
 from newsletter_mailer.send.engine import Summary
 from newsletter_mailer.store.base import Store
 from newsletter_mailer.store.journal import SQLiteJournal

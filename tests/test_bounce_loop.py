@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import Dovecot, make_workspace, use_store
+from newsletter_mailer.app.send_campaign import open_campaign
 from newsletter_mailer.config import load_settings
-from newsletter_mailer.send.campaign import open_campaign
 from smtp_servers import SMTPTestServer
 
 REPORTS = Path(__file__).parent / "audience" / "bounce_reports"

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from conftest import ARTEFACTS, make_workspace, serve_asgi
+from newsletter_mailer.app.send_campaign import open_campaign
 from newsletter_mailer.config import Settings, load_settings
-from newsletter_mailer.send.campaign import open_campaign
 from newsletter_mailer.web.unsubscribe import create_app
 from smtp_servers import SMTPTestServer
 

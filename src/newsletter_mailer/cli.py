@@ -22,9 +22,9 @@ from .config import Settings, load_settings
 from .errors import IssueProblems, NewsletterError, SendInterrupted, UserInputError
 
 if TYPE_CHECKING:  # the sending machinery is imported when a command needs it: --help stays quick
+    from .app.send_campaign import CampaignOutcome, Confirmation, SendResult
     from .compose.check import Finding
     from .send.campaign import Preflight
-    from .send.run import CampaignOutcome, Confirmation, SendResult
     from .send.transport import Result
     from .send.trial import DryRun, TestSend
 
@@ -467,7 +467,7 @@ def send(
     join: bool,
 ) -> None:
     """Send ISSUE: a test with --test, otherwise to every subscriber, resumably."""
-    from .send.run import SendRequest, send_issue
+    from .app.send_campaign import SendRequest, send_issue
 
     if to and not test:
         raise click.UsageError("--to goes with --test")

@@ -22,7 +22,8 @@
     │   ├── StoreFull             the disk (or the server's disk) is full
     │   ├── StoreReadOnly         the store cannot be written (read-only folder, file or server)
     │   ├── StoreCorrupt          the database file is damaged or is not a database
-    │   └── SchemaMismatch        the store's schema is older or newer than this code
+    │   ├── SchemaMismatch        the store's schema is older or newer than this code
+    │   └── NotRecorded           a reader's request (an unsubscribe) could not be recorded; carries its replay
     └── TokenError                an unsubscribe token is altered, truncated or foreign (ValueError)
 
 The CLI turns every NewsletterError into a message and an exit code; anything else is a bug
@@ -165,6 +166,15 @@ class StoreCorrupt(StoreError):
 class SchemaMismatch(StoreError):
     """Raised at start when the store's schema version is not the code's: older (run
     ``newsletter store migrate``) or newer (a newer newsletter-mailer wrote it)."""
+
+
+class NotRecorded(StoreError):
+    """Raised when the store fails under a reader's request that must not be lost (an unsubscribe):
+    ``replay`` is the command that records it once the store answers."""
+
+    def __init__(self, message: str, *, replay: str) -> None:
+        super().__init__(message)
+        self.replay = replay
 
 
 class TokenError(NewsletterError, ValueError):

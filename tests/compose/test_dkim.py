@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import make_workspace
+from newsletter_mailer.app.send_campaign import open_campaign
 from newsletter_mailer.audience.links import signer_for
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.compose.dkim import (
@@ -39,7 +40,6 @@ from newsletter_mailer.compose.issue import read_issue
 from newsletter_mailer.compose.render import render_issue
 from newsletter_mailer.config import load_settings
 from newsletter_mailer.errors import ConfigError
-from newsletter_mailer.send.campaign import open_campaign
 from smtp_servers import SMTPTestServer
 
 PAIR = generate_key("sel", "example.org")

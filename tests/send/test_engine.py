@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from conftest import TEST_SECRET, journal_counts, make_workspace, run_send, settings_for
+from newsletter_mailer.app.send_campaign import open_campaign
 from newsletter_mailer.audience.links import TokenSigner
 from newsletter_mailer.audience.suppressions import SuppressionList
+from newsletter_mailer.compose.issue import read_issue
+from newsletter_mailer.compose.render import RenderedIssue, render_issue
 from newsletter_mailer.errors import AlreadySending, ConfigError, SendPaused, SMTPStartError, UserInputError
-from newsletter_mailer.send.campaign import open_campaign
 from newsletter_mailer.send.engine import NoProgress
 from newsletter_mailer.send.transport import Result
 from newsletter_mailer.send.trial import dry_run, send_test
@@ -187,11 +189,15 @@ def test_second_send_of_the_same_issue_is_refused(tmp_path: Path) -> None:
         pass
 
 
+def rendered_of(root: Path) -> RenderedIssue:
+    return render_issue(read_issue(root / "issue.md"), settings_for(root))
+
+
 def test_test_send_goes_to_any_address_and_records_nothing(tmp_path: Path) -> None:
     with SMTPTestServer() as server:
         root = make_workspace(tmp_path / "ws", server.port, 3)
-        result = send_test(root / "issue.md", settings_for(root), ("someone@example.net",))
-        again = send_test(root / "issue.md", settings_for(root))
+        result = send_test(rendered_of(root), settings_for(root), ("someone@example.net",))
+        again = send_test(rendered_of(root), settings_for(root))
     assert [a for a, _ in result.results] == ["someone@example.net"]
     assert [a for a, _ in again.results] == ["editor@example.org"]
     first = email.message_from_bytes(server.handler.messages[0].data, policy=policy.default)
@@ -199,20 +205,22 @@ def test_test_send_goes_to_any_address_and_records_nothing(tmp_path: Path) -> No
     token = re.search(r"/unsubscribe/([\w-]+)", first["List-Unsubscribe"]).group(1)  # type: ignore[union-attr]
     read = TokenSigner(TEST_SECRET.encode(), "test-list.example.org").read(token)
     assert (read.address, read.test) == ("someone@example.net", True)  # a test copy's link changes nothing
-    assert not settings_for(root).database_path.exists() or journal_counts(root)["sent"] == 0
+    second = email.message_from_bytes(server.handler.messages[1].data, policy=policy.default)
+    assert first["Message-ID"] != second["Message-ID"]  # every test copy shows, none folded into another
+    assert not settings_for(root).database_path.exists()  # no journal, no store: nothing recorded
 
 
 def test_test_send_without_recipients_or_with_a_bad_one_is_a_clear_error(tmp_path: Path) -> None:
     root = make_workspace(tmp_path / "ws", 1, 1)
     with pytest.raises(UserInputError, match=r"^--to 'nobody' is not a valid address") as raised:
-        send_test(root / "issue.md", settings_for(root), ("nobody",))
+        send_test(rendered_of(root), settings_for(root), ("nobody",))
     assert not isinstance(raised.value, ConfigError)  # the command line is to blame, not the settings
 
 
 def test_dry_run_builds_every_message_and_sends_none(tmp_path: Path) -> None:
     with SMTPTestServer() as server:
         root = make_workspace(tmp_path / "ws", server.port, 30, bad_rows="bad,row\n")
-        report = dry_run(root / "issue.md", settings_for(root))
+        report = dry_run(rendered_of(root), settings_for(root))
     assert report.built == 30 and report.invalid == 1 and report.octets > 30 * 1000
     assert server.handler.messages == []
     assert journal_counts(root)["pending"] == 0

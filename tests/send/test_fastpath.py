@@ -17,11 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import make_workspace, run_send, settings_for
+from newsletter_mailer.app.send_campaign import open_campaign
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.compose.envelope import Envelope
 from newsletter_mailer.compose.wire import WireReady
 from newsletter_mailer.send import fastpath
-from newsletter_mailer.send.campaign import open_campaign
 from newsletter_mailer.send.transport import Kind, SMTPTransport
 from smtp_servers import SMTPTestServer
 

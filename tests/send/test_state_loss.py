@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from conftest import journal_counts, make_workspace, run_send, settings_for
+from newsletter_mailer.app.send_campaign import open_campaign
 from newsletter_mailer.errors import StateLost
 from newsletter_mailer.send import engine
-from newsletter_mailer.send.campaign import open_campaign
 from newsletter_mailer.send.engine import NoProgress
 from newsletter_mailer.send.transport import Result
 from smtp_servers import SMTPTestServer

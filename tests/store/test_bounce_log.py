@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from conftest import DATABASE_ERRORS, TEST_SECRET, make_workspace, refuse_inserts, run_send, settings_for
+from newsletter_mailer.app.send_campaign import open_campaign
 from newsletter_mailer.audience.bounces import Action, Category, Policy
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.audience.suppressions import SuppressionList
 from newsletter_mailer.audience.verp import VerpCodec
-from newsletter_mailer.send.campaign import open_campaign
 from newsletter_mailer.store.base import Store
 from newsletter_mailer.store.bounce_log import BounceLog, BounceRecord
 from newsletter_mailer.store.sqlite import SQLiteStore

@@ -152,7 +152,7 @@ def test_copy_moves_a_workspaces_sqlite_state_and_says_what(pg_url: str, tmp_pat
         SuppressionList(sqlite).add("user5@example.org", "unsubscribed", "web page")
         SuppressionList(sqlite).add("gone@example.org", "bounced", "2026-11")
     from conftest import settings_for
-    from newsletter_mailer.send.campaign import open_campaign
+    from newsletter_mailer.app.send_campaign import open_campaign
 
     with open_campaign(root / "issue.md", settings_for(root)) as campaign:
         summary = campaign.run(transport=MemoryTransport())

@@ -15,8 +15,7 @@ from ..audience.subscribers import ListReport, Subscriber, normalise_address, re
 from ..audience.suppressions import SuppressionList
 from ..compose.dkim import dkim_signer
 from ..compose.envelope import MessageTemplate
-from ..compose.issue import read_issue
-from ..compose.render import render_issue
+from ..compose.render import RenderedIssue
 from ..config import Settings
 from ..errors import ConfigError, MergeFieldError, UserInputError
 from ..store.factory import confirmed_signups, open_store
@@ -39,9 +38,8 @@ class DryRun:
     problems: tuple[str, ...]
 
 
-def dry_run(issue_path: Path, settings: Settings, subscribers: Path | None = None) -> DryRun:
+def dry_run(rendered: RenderedIssue, settings: Settings, subscribers: Path | None = None) -> DryRun:
     """Build every message that a send would, and send none; nothing is written to the journal."""
-    rendered = render_issue(read_issue(issue_path), settings)
     subscribers = subscribers or settings.path(settings.newsletter.subscribers)
     template = MessageTemplate(rendered, settings, signer_for(settings), dkim=dkim_signer(settings))
     report = ListReport(subscribers)
@@ -97,7 +95,7 @@ def _address(raw: str, message: str, file: Path | None) -> str:
 
 
 def send_test(
-    issue_path: Path, settings: Settings, to: tuple[str, ...] = (), transport: Transport | None = None
+    rendered: RenderedIssue, settings: Settings, to: tuple[str, ...] = (), transport: Transport | None = None
 ) -> TestSend:
     """Send the issue to the test recipients (or any addresses given), subject prefixed [TEST].
 
@@ -105,7 +103,6 @@ def send_test(
     show every test instead of folding them together.
     """
     recipients = test_recipients(settings, to)
-    rendered = render_issue(read_issue(issue_path), settings)
     template = MessageTemplate(
         rendered,
         settings,
