@@ -182,7 +182,6 @@ def test_a_missing_issue_file_is_one_line_and_exit_2_for_every_command(tmp_path:
         ["send", "nope.md", "--dry-run"],
         ["render", "nope.md"],
         ["check", "nope.md"],
-        ["status", "nope.md"],
         ["preview", "nope.md", "--port", "9"],
     ):
         result = run(*command, cwd=root)

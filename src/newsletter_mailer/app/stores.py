@@ -12,7 +12,7 @@ from ..store import factory
 from ..store.base import Store
 from ..store.database import sent_issues
 
-__all__ = ["existing_store", "faults_mapped", "opened_store"]
+__all__ = ["describe_fault", "existing_store", "faults_mapped", "opened_store", "unmapped_faults"]
 
 
 @contextmanager
@@ -43,3 +43,13 @@ def existing_store(settings: Settings) -> Iterator[Store | None]:
         return
     with opened_store(settings) as store:
         yield store
+
+
+def unmapped_faults() -> tuple[type[BaseException], ...]:
+    """The machine's or the store's faults that reach an entry point without a use case to map
+    them (raised while a command starts): it says them in one line with ``describe_fault``."""
+    return factory.environment_faults()
+
+
+def describe_fault(exc: BaseException) -> str:
+    return factory.describe_store_fault(exc)
