@@ -298,7 +298,7 @@ def test_the_confirmation_names_subject_destination_and_count(tmp_path: Path) ->
         f"127.0.0.1:{server.port}? [y/N]"
     )
     assert prompt in output, output + errors
-    assert process.returncode == 1 and "Aborted" in errors
+    assert process.returncode == 1 and "nothing sent" in errors
 
 
 def test_send_prints_the_issues_running_total_of_possibly_duplicated_and_status_tells_reasons_apart(

@@ -19,7 +19,7 @@ from rich.markup import escape
 
 from .compose.render import SIZE_WARNING_BYTES
 from .config import Settings, load_settings
-from .errors import IssueProblems, NewsletterError, SendInterrupted, UserInputError
+from .errors import IssueProblems, NewsletterError, SendDeclined, SendInterrupted, UserInputError
 
 if TYPE_CHECKING:  # the sending machinery is imported when a command needs it: --help stays quick
     from .app.send_campaign import CampaignOutcome, Confirmation, SendResult
@@ -258,6 +258,18 @@ def _serve_app(app: Any, sock: socket.socket, log_level: str, **options: Any) ->
     uvicorn.Server(uvicorn.Config(app, log_level=log_level, **options)).run(sockets=[sock])
 
 
+def ask_yes(question: str) -> bool:
+    """A yes/no question on the terminal, no by default; Ctrl+C while it waits is a no that
+    interrupted (SendDeclined), not click's "Aborted!"."""
+    click.echo(f"{question} [y/N]: ", nl=False)
+    try:
+        answer = sys.stdin.readline()
+    except KeyboardInterrupt:
+        click.echo()
+        raise SendDeclined(interrupted=True) from None
+    return answer.strip().lower() in ("y", "yes")
+
+
 class ConsoleSendUI:
     """What a send shows on the terminal: findings, the pre-flight, a confirmation, a progress bar."""
 
@@ -308,7 +320,8 @@ class ConsoleSendUI:
                 else f"Send {c.issue}, subject {c.subject!r}, to {plural(c.recipients, 'recipient')} through "
                 f"{c.destination}{by}?"
             )
-            click.confirm(question, abort=True)
+            if not ask_yes(question):
+                raise SendDeclined
         if confirmation.outbox is not None:
             out.print(
                 f"no SMTP host is configured: delivering through a built-in SMTP server on loopback "
@@ -492,6 +505,9 @@ def send(
     except SendInterrupted as exc:
         err.print(f"{exc}\nresume with: {resume_command(ctx, issue, subscribers)}", markup=False)
         sys.exit(EXIT_INTERRUPTED)
+    except SendDeclined as exc:
+        err.print(str(exc), markup=False)
+        sys.exit(EXIT_INTERRUPTED if exc.interrupted else EXIT_FINDINGS)
     sys.exit(print_send_result(result, issue))
 
 

@@ -14,6 +14,7 @@
     │   ├── SendPaused            too many consecutive failures: the run paused itself
     │   ├── AlreadySending        another `send` of the same issue holds the lock
     │   ├── SendInterrupted       Ctrl+C stopped a dispatch; says what was sent and what is in flight
+    │   ├── SendDeclined          "n" or Ctrl+C at the confirmation: nothing sent, nothing left pending
     │   └── StateLost             the database was deleted or replaced, or is missing after sends
     ├── MailboxError              the bounce mailbox cannot be reached or refused the login (ConnectionError)
     ├── StoreError                the store (SQLite file or PostgreSQL server) cannot be used
@@ -128,6 +129,15 @@ class SendInterrupted(SendError):
         self.sent = sent
         self.in_flight = in_flight
         self.pending = pending
+
+
+class SendDeclined(SendError):
+    """Raised when the editor answers no (or presses Ctrl+C, ``interrupted``) at a send's
+    confirmation: nothing was sent, and the rows the pre-flight loaded for it are gone again."""
+
+    def __init__(self, message: str = "nothing sent", *, interrupted: bool = False) -> None:
+        super().__init__(message)
+        self.interrupted = interrupted
 
 
 class MailboxError(NewsletterError, ConnectionError):

@@ -21,7 +21,16 @@ from ..compose.check import Finding, check_issue, check_rendered, has_errors
 from ..compose.issue import read_issue
 from ..compose.render import RenderedIssue, render_issue
 from ..config import Settings
-from ..errors import AlreadySending, CheckFailed, IssueError, IssueNotFound, SendInterrupted, StateLost, UserInputError
+from ..errors import (
+    AlreadySending,
+    CheckFailed,
+    IssueError,
+    IssueNotFound,
+    SendDeclined,
+    SendInterrupted,
+    StateLost,
+    UserInputError,
+)
 from ..send import trial
 from ..send.campaign import Campaign, Preflight, content_hash
 from ..send.engine import Progress, Summary, end_leases_of_the_gone
@@ -155,9 +164,11 @@ def send_campaign(request: SendRequest, settings: Settings, ui: SendUI, rendered
     """Pre-flight, confirmation, dispatch; Ctrl+C becomes a SendInterrupted that says what is where."""
     outbox = None if settings.smtp.host else outbox_path(settings)
     opened = (
-        join_campaign(request.issue, settings)
+        join_campaign(request.issue, settings, rendered=rendered)
         if request.join
-        else open_campaign(request.issue, settings, request.subscribers, request.retry_failed, request.new_database)
+        else open_campaign(
+            request.issue, settings, request.subscribers, request.retry_failed, request.new_database, rendered=rendered
+        )
     )
     with opened as campaign:
         preflight = campaign.preflight
@@ -165,18 +176,16 @@ def send_campaign(request: SendRequest, settings: Settings, ui: SendUI, rendered
             ui.preflight(preflight)
         if preflight.to_send == 0:
             return CampaignOutcome(preflight, None, outbox)
-        subject = campaign.rendered.issue.subject
-        ui.confirm(
-            Confirmation(
-                campaign.issue,
-                subject,
-                destination(settings),
-                preflight.to_send,
-                outbox,
-                joining=request.join,
-                workers=request.workers,
-            )
+        confirmation = Confirmation(
+            campaign.issue,
+            campaign.rendered.issue.subject,
+            destination(settings),
+            preflight.to_send,
+            outbox,
+            joining=request.join,
+            workers=request.workers,
         )
+        _confirm(ui, confirmation, campaign)
         try:
             summary = run_workers(campaign, request.workers, ui)
         except KeyboardInterrupt:
@@ -184,6 +193,19 @@ def send_campaign(request: SendRequest, settings: Settings, ui: SendUI, rendered
         finally:
             ui.stop()
     return CampaignOutcome(preflight, summary, outbox)
+
+
+def _confirm(ui: SendUI, confirmation: Confirmation, campaign: Campaign) -> None:
+    """Ask; a "no" or a Ctrl+C leaves the journal as it was before this send's pre-flight (an issue
+    never sent before: no rows at all), so ``status`` does not show a send that never began."""
+    try:
+        ui.confirm(confirmation)
+    except (SendDeclined, KeyboardInterrupt) as exc:
+        if campaign.preflight.first_run:
+            campaign.journal.discard_unsent(campaign.issue)
+        if isinstance(exc, KeyboardInterrupt):
+            raise SendDeclined(interrupted=True) from None
+        raise
 
 
 def _interrupted(counts: dict[str, int], preflight: Preflight) -> SendInterrupted:
@@ -201,6 +223,7 @@ def _interrupted(counts: dict[str, int], preflight: Preflight) -> SendInterrupte
 
 def _preflight(journal: Store, issue: str, subscribers: Path, retry_failed: bool) -> Preflight:
     report = ListReport(subscribers)
+    first_run = not any(journal.counts(issue).values())
     end_leases_of_the_gone(journal, issue)
     recovered = journal.recover_in_flight(issue)
     tally = Tally()  # the list at send time: the CSV plus confirmed signups
@@ -225,6 +248,7 @@ def _preflight(journal: Store, issue: str, subscribers: Path, retry_failed: bool
         more_problems=report.more_problems,
         from_csv=tally.from_csv,
         from_signups=tally.from_signups,
+        first_run=first_run,
     )
 
 

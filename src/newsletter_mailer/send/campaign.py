@@ -41,6 +41,7 @@ class Preflight:
     more_problems: int
     from_csv: int = 0
     from_signups: int = 0
+    first_run: bool = False  # the journal had no row of the issue before this pre-flight
 
 
 class Campaign:
