@@ -122,21 +122,34 @@ def init(directory: Path, name: str | None, from_: str | None, base_url: str | N
     from .workspace import init_workspace
 
     default_name = directory.resolve().name.replace("-", " ").replace("_", " ").title() or "Our Newsletter"
+    asked = {"name": name, "from": from_, "base_url": base_url}
     name = name or ask("The newsletter's name", default_name)
     from_ = from_ or ask("From address", "newsletter@example.org")
     base_url = base_url or ask("Base URL of the unsubscribe pages", "http://127.0.0.1:8000")
     try:
         written = init_workspace(directory, new_settings_text(name, from_, base_url))
     except FileExistsError as exc:
-        err.print(f"error: would overwrite {exc}; choose an empty directory")
-        sys.exit(EXIT_USER_ERROR)
+        raise UserInputError(f"would overwrite {exc}; choose an empty directory") from None
     for path in written:
         out.print(f"wrote {path}")
+    chosen = {"name": name, "from": from_, "base_url": base_url}
+    _say_placeholders({key: value for key, value in chosen.items() if not asked[key]})
     step = "" if directory.resolve() == Path.cwd() else f"`cd {directory}`, then "
     out.print(
         f"next: {step}put your readers in subscribers.csv, and try `newsletter check issues/example.md`",
         markup=False,
     )
+
+
+def _say_placeholders(placeholders: dict[str, str]) -> None:
+    """With nobody at a terminal to ask, the settings not given are placeholders: say which."""
+    if placeholders and not sys.stdin.isatty():
+        listed = ", ".join(f"{key} = {value!r}" for key, value in placeholders.items())
+        err.print(
+            f"note: no terminal to ask on, so newsletter.toml has placeholder settings ({listed}): edit "
+            "them there before a real send, or give --name, --from and --base-url to init",
+            markup=False,
+        )
 
 
 def ask(question: str, default: str) -> str:
@@ -580,20 +593,22 @@ def print_issue_detail(detail: IssueDetail, show_workers: bool) -> None:
         )
 
 
-@main.command(short_help="Run the unsubscribe endpoint.")
+@main.command(short_help="Serve the readers' pages: unsubscribe, sign up, confirm.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.pass_context
 @friendly
 def serve(ctx: click.Context, host: str, port: int) -> None:
-    """Run the unsubscribe endpoint (GET confirm page, POST one-click unsubscribe, /healthz)."""
+    """Serve the pages readers reach from a message or your website: unsubscribe (a confirmation
+    page, RFC 8058 one-click, subscribe again), the signup form (/subscribe) and its confirmation
+    links (/confirm/TOKEN), and /healthz. `newsletter preview` serves the preview of an issue."""
 
     from .web.unsubscribe import create_app
 
     settings = settings_from(ctx)
     sock = _listen(host, port)
     out.print(
-        f"unsubscribe endpoint for {settings.newsletter.name} on http://{host}:{port}/ "
+        f"pages for {settings.newsletter.name} (unsubscribe, /subscribe, /confirm) on http://{host}:{port}/ "
         f"(links point to {settings.newsletter.base_url})",
         markup=False,
     )

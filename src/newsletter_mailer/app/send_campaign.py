@@ -29,6 +29,7 @@ from ..errors import (
     SendDeclined,
     SendInterrupted,
     StateLost,
+    SubscriberListError,
     UserInputError,
 )
 from ..send import trial
@@ -135,6 +136,9 @@ def send_issue(request: SendRequest, settings: Settings, ui: SendUI) -> SendResu
     settings = with_overrides(settings, request.concurrency, request.rate)
     if request.test:
         trial.test_recipients(settings, request.to)  # a mistyped address fails before anything else
+    elif request.subscribers is not None and not request.subscribers.is_file():
+        what = "is a folder, not a CSV file" if request.subscribers.is_dir() else "subscriber list not found"
+        raise SubscriberListError(what, file=request.subscribers)  # not a finding --force could pass
     rendered, findings = rendered_and_checked(request.issue, settings, request.subscribers)
     ui.findings(findings, forced=request.force and has_errors(findings))
     if (has_errors(findings) and not request.force) or rendered is None:
