@@ -30,6 +30,7 @@ class Faults:
     reject: frozenset[str] = frozenset()
     delay: float = 0.0
     vanish_after: int = 0  # stop listening after this many accepted messages
+    hold_after: int = 0  # after this many accepted messages, hold each DATA until release()
     seed: int = 7
 
 
@@ -44,6 +45,17 @@ class RecordingHandler:
         self._random = random.Random(self.faults.seed)
         self._lock = threading.Lock()
         self._data_count = 0
+        self._released = threading.Event()
+        self.in_data = self.peak_in_data = 0  # messages being received at once, now and at most
+
+    def release(self) -> None:
+        """Let the messages held by ``hold_after`` through (and every later one)."""
+        self._released.set()
+
+    def held(self) -> int:
+        """How many messages are waiting for ``release``."""
+        with self._lock:
+            return self.in_data if self.faults.hold_after and len(self.messages) >= self.faults.hold_after else 0
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         if address in self.faults.reject:
@@ -56,8 +68,20 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self._lock:
+            self.in_data += 1
+            self.peak_in_data = max(self.peak_in_data, self.in_data)
+        try:
+            return await self._data(server, envelope)
+        finally:
+            with self._lock:
+                self.in_data -= 1
+
+    async def _data(self, server: Any, envelope: Any) -> str:
         if self.faults.delay:
             await asyncio.sleep(self.faults.delay)
+        while self.faults.hold_after and len(self.messages) >= self.faults.hold_after and not self._released.is_set():
+            await asyncio.sleep(0.005)
         if self._random.random() < self.faults.data_451:
             self.replies["451-data"] += 1
             return "451 4.3.0 data deferred"
