@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ class Faults:
     delay: float = 0.0
     vanish_after: int = 0  # stop listening after this many accepted messages
     hold_after: int = 0  # after this many accepted messages, hold each DATA until release()
+    defer: frozenset[str] = frozenset()  # addresses that always get 451 at RCPT
     seed: int = 7
 
 
@@ -47,6 +49,7 @@ class RecordingHandler:
         self._data_count = 0
         self._released = threading.Event()
         self.in_data = self.peak_in_data = 0  # messages being received at once, now and at most
+        self.accepted_at: list[float] = []  # time.monotonic() of each accepted message
 
     def release(self) -> None:
         """Let the messages held by ``hold_after`` through (and every later one)."""
@@ -61,7 +64,7 @@ class RecordingHandler:
         if address in self.faults.reject:
             self.replies["550"] += 1
             return f"550 5.1.1 <{address}>: mailbox unavailable"
-        if self._random.random() < self.faults.rcpt_451:
+        if address in self.faults.defer or self._random.random() < self.faults.rcpt_451:
             self.replies["451-rcpt"] += 1
             return "451 4.3.0 try again later"
         envelope.rcpt_tos.append(address)
@@ -98,6 +101,7 @@ class RecordingHandler:
                 )
             )
             accepted = len(self.messages)
+            self.accepted_at.append(time.monotonic())
         if self.faults.vanish_after and accepted == self.faults.vanish_after and self.on_vanish:
             threading.Thread(target=self.on_vanish, daemon=True).start()
         return "250 OK queued"
