@@ -24,6 +24,7 @@ from .errors import IssueProblems, NewsletterError, SendDeclined, SendInterrupte
 if TYPE_CHECKING:  # the sending machinery is imported when a command needs it: --help stays quick
     from .app.send_campaign import CampaignOutcome, Confirmation, SendResult
     from .app.status import IssueDetail, IssueLine
+    from .app.store_admin import Copied
     from .compose.check import Finding
     from .send.campaign import Preflight
     from .send.transport import Result
@@ -496,20 +497,14 @@ def send(
     """Send ISSUE: a test with --test, otherwise to every subscriber, resumably."""
     from .app.send_campaign import SendRequest, send_issue
 
-    if to and not test:
-        raise click.UsageError("--to goes with --test")
+    _refuse_option_mixes(to=bool(to), test=test, dry_run=dry_run, as_address=bool(as_address), join=join)
+    if join and (subscribers or retry_failed or new_database):
+        raise click.UsageError(JOIN_ALONE)
     if as_address:
-        if not dry_run:
-            raise click.UsageError("--as goes with --dry-run")
         from .compose.artifacts import message_as
 
         click.echo(message_as(issue, settings_from(ctx), as_address, subscribers), nl=False)
         return
-    if join and (test or dry_run or subscribers or retry_failed or new_database):
-        raise click.UsageError(
-            "--join helps a running send: it goes without --test, --dry-run, --subscribers, "
-            "--retry-failed and --new-database (the send that runs has its list)"
-        )
     request = SendRequest(
         issue, test, to, dry_run, subscribers, retry_failed, force, concurrency, rate, new_database, workers, join
     )
@@ -522,6 +517,22 @@ def send(
         err.print(str(exc), markup=False)
         sys.exit(EXIT_INTERRUPTED if exc.interrupted else EXIT_FINDINGS)
     sys.exit(print_send_result(result, issue))
+
+
+JOIN_ALONE = (
+    "--join helps a running send: it goes without --test, --dry-run, --subscribers, "
+    "--retry-failed and --new-database (the send that runs has its list)"
+)
+
+
+def _refuse_option_mixes(*, to: bool, test: bool, dry_run: bool, as_address: bool, join: bool) -> None:
+    """Options of ``send`` that make no sense together: a usage error, before anything is read."""
+    if to and not test:
+        raise click.UsageError("--to goes with --test")
+    if as_address and not dry_run:
+        raise click.UsageError("--as goes with --dry-run")
+    if join and (test or dry_run):
+        raise click.UsageError(JOIN_ALONE)
 
 
 def resume_command(ctx: click.Context, issue: Path, subscribers: Path | None) -> str:
@@ -849,7 +860,10 @@ def store_copy(ctx: click.Context, to: str) -> None:
 
     from .app.store_admin import copy_to
 
-    done = copy_to(settings_from(ctx), to, os.environ.get("NEWSLETTER_STORE_PASSWORD", ""))
+    print_copy(copy_to(settings_from(ctx), to, os.environ.get("NEWSLETTER_STORE_PASSWORD", "")))
+
+
+def print_copy(done: Copied) -> None:
     report, before, after = done.report, done.migrated.before, done.migrated.after
     if before != after:
         out.print(f"{done.where}: schema migrated from version {before} to {after}", markup=False)
