@@ -5,6 +5,7 @@ messages, 550 for chosen addresses, slow replies, AUTH, and vanishing mid-run.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import threading
 from collections import Counter
@@ -31,6 +32,9 @@ class Faults:
     delay: float = 0.0
     vanish_after: int = 0  # stop listening after this many accepted messages
     seed: int = 7
+    # Hold every end of data until this many connections have had a recipient accepted (a minute at
+    # most): no sender can finish the list before the others have started, however loaded the machine.
+    gate_connections: int = 0
 
 
 @dataclass
@@ -44,6 +48,8 @@ class RecordingHandler:
         self._random = random.Random(self.faults.seed)
         self._lock = threading.Lock()
         self._data_count = 0
+        self._sessions: set[int] = set()
+        self._gate: asyncio.Event | None = None
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         if address in self.faults.reject:
@@ -53,9 +59,20 @@ class RecordingHandler:
             self.replies["451-rcpt"] += 1
             return "451 4.3.0 try again later"
         envelope.rcpt_tos.append(address)
+        self._sessions.add(id(session))
+        if len(self._sessions) >= self.faults.gate_connections:
+            self._opened().set()
         return "250 OK"
 
+    def _opened(self) -> asyncio.Event:
+        if self._gate is None:  # made in the server's own loop, on first use
+            self._gate = asyncio.Event()
+        return self._gate
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.faults.gate_connections:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._opened().wait(), 60)
         if self.faults.delay:
             await asyncio.sleep(self.faults.delay)
         if self._random.random() < self.faults.data_451:

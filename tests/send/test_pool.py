@@ -78,7 +78,8 @@ def flagged(store: Store) -> set[str]:
 
 
 def test_two_workers_share_the_list_and_send_each_once(store_url: str, tmp_path: Path, opened: ExitStack) -> None:
-    with SMTPTestServer(Faults(delay=0.005, rcpt_451=0.05)) as server:
+    # The gate holds the first messages until the second worker has a recipient accepted too.
+    with SMTPTestServer(Faults(delay=0.005, rcpt_451=0.05, gate_connections=CONCURRENCY + 1)) as server:
         root = workspace(tmp_path, server.port, 200, store_url)
         output = finish(newsletter(root, "send", "issue.md", "--yes", "--workers", "2"))
         assert "sent 200, failed 0" in output, output
