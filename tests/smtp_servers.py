@@ -5,6 +5,7 @@ messages, 550 for chosen addresses, slow replies, AUTH, and vanishing mid-run.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import threading
 import time
@@ -34,6 +35,9 @@ class Faults:
     hold_after: int = 0  # after this many accepted messages, hold each DATA until release()
     defer: frozenset[str] = frozenset()  # addresses that always get 451 at RCPT
     seed: int = 7
+    # Hold every end of data until this many connections have had a recipient accepted (a minute at
+    # most): no sender can finish the list before the others have started, however loaded the machine.
+    gate_connections: int = 0
 
 
 @dataclass
@@ -50,6 +54,8 @@ class RecordingHandler:
         self._released = threading.Event()
         self.in_data = self.peak_in_data = 0  # messages being received at once, now and at most
         self.accepted_at: list[float] = []  # time.monotonic() of each accepted message
+        self._sessions: set[int] = set()
+        self._gate: asyncio.Event | None = None
 
     def release(self) -> None:
         """Let the messages held by ``hold_after`` through (and every later one)."""
@@ -68,7 +74,15 @@ class RecordingHandler:
             self.replies["451-rcpt"] += 1
             return "451 4.3.0 try again later"
         envelope.rcpt_tos.append(address)
+        self._sessions.add(id(session))
+        if len(self._sessions) >= self.faults.gate_connections:
+            self._opened().set()
         return "250 OK"
+
+    def _opened(self) -> asyncio.Event:
+        if self._gate is None:  # made in the server's own loop, on first use
+            self._gate = asyncio.Event()
+        return self._gate
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self._lock:
@@ -81,6 +95,9 @@ class RecordingHandler:
                 self.in_data -= 1
 
     async def _data(self, server: Any, envelope: Any) -> str:
+        if self.faults.gate_connections:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._opened().wait(), 60)
         if self.faults.delay:
             await asyncio.sleep(self.faults.delay)
         while self.faults.hold_after and len(self.messages) >= self.faults.hold_after and not self._released.is_set():
