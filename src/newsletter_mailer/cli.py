@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the sending machinery is imported when a command needs it: 
     from .app.status import IssueDetail, IssueLine
     from .app.store_admin import Copied
     from .compose.check import Finding
+    from .compose.editions import VariantCount
     from .send.campaign import Preflight
     from .send.transport import Result
     from .send.trial import DryRun, TestSend
@@ -94,7 +95,7 @@ def settings_from(ctx: click.Context) -> Settings:
 def print_findings(findings: Sequence[Finding], console: Console) -> None:
     """Each finding as file:line: level: message, errors in red, warnings in yellow."""
     for finding in findings:
-        colour = "red" if finding.level == "error" else "yellow"
+        colour = {"error": "red", "warning": "yellow"}.get(finding.level, "default")
         console.print(f"[{colour}]{escape(str(finding))}[/]")
 
 
@@ -213,7 +214,7 @@ def check(ctx: click.Context, issue: Path, subscribers: Path | None) -> None:
     findings = check_issue(issue, settings_from(ctx), subscribers)
     print_findings(findings, out)
     errors = sum(f.level == "error" for f in findings)
-    warnings = len(findings) - errors
+    warnings = sum(f.level == "warning" for f in findings)
     out.print(f"{errors} error(s), {warnings} warning(s)")
     sys.exit(EXIT_FINDINGS if has_errors(findings) else 0)
 
@@ -387,11 +388,24 @@ def print_preflight(p: Preflight) -> None:
     if p.resumed_in_flight:
         table.add_row("in flight when the last run stopped (will be resent)", str(p.resumed_in_flight))
     out.print(table)
+    print_variants(p.variants)
     for problem in p.problems[:20]:
         err.print(problem, markup=False)
     hidden = len(p.problems) - 20 + p.more_problems
     if hidden > 0:
         err.print(f"... and {hidden} more skipped rows (`newsletter subscribers check` lists them)")
+
+
+def print_variants(variants: Sequence[VariantCount]) -> None:
+    """How many readers get each variant of an issue with conditions, and the largest one's size."""
+    for count in variants:
+        out.print(
+            f"  {plural(count.readers, 'reader')} get the issue {escape(count.shows)} "
+            f"({count.html_bytes / 1024:.0f} KB)"
+        )
+    if variants:
+        largest = max(variants, key=lambda c: c.html_bytes)
+        out.print(f"  {plural(len(variants), 'variant')}; the largest is {largest.html_bytes / 1024:.0f} KB of HTML")
 
 
 def print_test_send(result: TestSend) -> int:
@@ -416,6 +430,7 @@ def print_dry_run(report: DryRun) -> int:
         f"skipped {report.invalid} invalid, {report.duplicates} duplicate, "
         f"{report.suppressed} unsubscribed, {report.already_sent} already sent"
     )
+    print_variants(report.variants)
     return 0
 
 

@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -90,3 +92,58 @@ def test_declining_a_resumed_send_keeps_what_was_sent(tmp_path: Path) -> None:
             os.close(terminal)
     assert process.returncode == 1
     assert "sent 3, pending 1" in _newsletter(root, "status", "issue").stdout
+
+
+BRANCHES = ("North", "South", "East", "West")
+SEGMENTED_ISSUE = (
+    "---\nsubject: Hello {{ subscriber.name }}\nhighlights: auto\n---\nDear {{ subscriber.name }},\n\n"
+    '## North branch\n{only: branch == "North"}\n\nNorthmeet on Tuesday.\n\n'
+    "## Everyone\n\nEveryonetext.\n"
+)
+
+
+def _segmented_workspace(root: Path, port: int) -> Path:
+    """200 readers in four branches, and an issue with a section for the North branch."""
+    make_workspace(root, port, 0)
+    rows = "\n".join(f"user{i}@example.org,User {i},{BRANCHES[i % 4]}" for i in range(200))
+    (root / "subscribers.csv").write_text(f"email,name,branch\n{rows}\n")
+    (root / "issue.md").write_text(SEGMENTED_ISSUE)
+    return root
+
+
+def test_a_section_for_north_reaches_exactly_the_north_readers(tmp_path: Path) -> None:
+    with SMTPTestServer() as server:
+        root = _segmented_workspace(tmp_path / "ws", server.port)
+        checked = _newsletter(root, "check", "issue.md")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert "150 reader(s) get the issue without any conditional part" in checked.stdout
+        assert "50 reader(s) get the issue with section 'North branch'" in checked.stdout
+        assert "2 variant(s); the largest is" in checked.stdout
+        dry = _newsletter(root, "send", "issue.md", "--dry-run")
+        assert "50 readers get the issue with section 'North branch'" in dry.stdout, dry.stdout + dry.stderr
+        sent = _newsletter(root, "send", "issue.md", "--yes")
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert "150 readers get the issue without any conditional part" in sent.stdout
+        messages = list(server.handler.messages)
+    assert len(messages) == 200
+    for received in messages:
+        (address,) = received.rcpt_tos
+        number = int(address.removeprefix("user").partition("@")[0])
+        message = message_from_bytes(received.data, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        text = "".join(str(part.get_content()) for part in message.walk() if part.get_content_maintype() == "text")
+        north = BRANCHES[number % 4] == "North"
+        assert ("Northmeet" in text) is north, address
+        assert ("North branch" in text) is north, address  # its heading and its highlight
+        assert "Everyonetext" in text and f"Dear User {number}," in text
+
+
+def test_a_condition_on_a_column_the_list_lacks_is_a_check_error(tmp_path: Path) -> None:
+    root = _segmented_workspace(tmp_path / "ws", 1)
+    (root / "issue.md").write_text(SEGMENTED_ISSUE.replace('branch == "North"', 'brnach == "North"'))
+    checked = _newsletter(root, "check", "issue.md")
+    assert checked.returncode == 1
+    assert "issue.md:8: error: only: brnach == \"North\": 'brnach' is no column of " in checked.stdout
+    assert "subscribers.csv; its columns: email, name, branch" in checked.stdout
+    refused = _newsletter(root, "send", "issue.md", "--yes")
+    assert refused.returncode != 0 and "issue.md:8" in refused.stdout + refused.stderr

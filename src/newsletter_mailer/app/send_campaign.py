@@ -9,17 +9,19 @@ asks for confirmation; everything it decides lives here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 from ..audience.signup import Tally, merge_lists
-from ..audience.subscribers import ListReport, read_subscribers
+from ..audience.subscribers import ListReport, Subscriber, read_subscribers
 from ..compose.check import Finding, check_issue, check_rendered, has_errors
 from ..compose.issue import read_issue
 from ..compose.render import RenderedIssue, render_issue
+from ..compose.variants import Segmenter, Variant
 from ..config import Settings
 from ..errors import (
     AlreadySending,
@@ -225,14 +227,31 @@ def _interrupted(counts: dict[str, int], preflight: Preflight) -> SendInterrupte
     return SendInterrupted(message, sent=sent, in_flight=in_flight, pending=pending)
 
 
-def _preflight(journal: Store, issue: str, subscribers: Path, retry_failed: bool) -> Preflight:
+def _tallied(readers: Iterable[Subscriber], segmenter: Segmenter, tally: Counter[Variant]) -> Iterator[Subscriber]:
+    """The readers, each counted in ``tally`` under their variant as they pass."""
+    for reader in readers:
+        if segmenter.parts:
+            tally[segmenter.variant_of(reader.merge_values())] += 1
+        yield reader
+
+
+def _preflight(
+    journal: Store,
+    issue: str,
+    subscribers: Path,
+    retry_failed: bool,
+    segmenter: Segmenter,
+    variant_tally: Counter[Variant],
+) -> Preflight:
     report = ListReport(subscribers)
     first_run = not any(journal.counts(issue).values())
     end_leases_of_the_gone(journal, issue)
     recovered = journal.recover_in_flight(issue)
     tally = Tally()  # the list at send time: the CSV plus confirmed signups
+    variants = variant_tally
     signups = confirmed_signups(journal)
-    journal.add_recipients(issue, merge_lists(read_subscribers(subscribers, report), signups, tally))
+    readers = merge_lists(read_subscribers(subscribers, report), signups, tally)
+    journal.add_recipients(issue, _tallied(readers, segmenter, variants))
     if retry_failed:
         journal.retry_failed(issue)
     counts = journal.counts(issue)
@@ -275,9 +294,14 @@ def open_campaign(
         stack.enter_context(journal.send_lock(rendered.issue.key))
         if not new_database:
             _refuse_a_store_that_forgot(journal, rendered.issue.key, settings)
-        preflight = _preflight(journal, rendered.issue.key, subscribers, retry_failed)
+        tally: Counter[Variant] = Counter()
+        segmenter = Segmenter(rendered.issue.conditional_parts())
+        preflight = _preflight(journal, rendered.issue.key, subscribers, retry_failed, segmenter, tally)
         journal.record_send(rendered.issue.key, content_hash(rendered, settings), replace=True)
-        yield Campaign(settings, rendered, journal, preflight, issue_path)
+        campaign = Campaign(settings, rendered, journal, preflight, issue_path)
+        if tally:  # each variant rendered and encoded now, before the run, and counted
+            campaign.preflight = replace(preflight, variants=tuple(campaign.template().counts(tally)))
+        yield campaign
 
 
 def _refuse_a_store_that_forgot(journal: Store, issue: str, settings: Settings) -> None:

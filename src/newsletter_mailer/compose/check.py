@@ -1,11 +1,13 @@
 """The pre-send check: every problem in an issue (and, for deliverability, in the settings) as
-``file:line: level: message``. Errors stop ``send``; warnings are shown and do not.
+``file:line: level: message``. Errors stop ``send``; warnings are shown and do not; notes say
+what the check found out (how many readers get each variant).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from collections import Counter
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -17,13 +19,15 @@ from ..audience.subscribers import ListReport, read_subscribers
 from ..config import Settings, key_line
 from ..errors import IssueError, IssueNotFound, IssueProblems, MergeFieldError, SubscriberListError
 from . import markup
+from .editions import Editions
 from .envelope import MessageTemplate, preview_subscriber
 from .issue import Issue, read_issue
 from .merge import Context, html_contexts, safe_url
 from .palette import DEFAULT_ACCENT, MIN_CONTRAST, contrast, palette_for, parse_colour
 from .render import GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES, RenderedIssue, render_issue
+from .variants import ConditionalPart, Segmenter, Variant
 
-Level = Literal["error", "warning"]
+Level = Literal["error", "warning", "note"]
 
 
 @dataclass(frozen=True)
@@ -425,7 +429,9 @@ def message_findings(data: bytes, url: str, rendered: RenderedIssue, settings: S
 MAX_ROW_FINDINGS = 20
 
 
-def _fill_findings(rendered: RenderedIssue, subscribers: Path) -> tuple[list[Finding], ListReport]:
+def _fill_findings(
+    rendered: RenderedIssue, subscribers: Path, segmenter: Segmenter, tally: Counter[Variant] | None
+) -> tuple[list[Finding], ListReport]:
     """Fill every row of the list as a send would (microseconds a row), so an expression that
     fails for one row stops the send before anything is sent, not after 197 messages; a value
     that fills a link's whole address but is no http(s) or mailto: link (``javascript:...``)
@@ -436,6 +442,8 @@ def _fill_findings(rendered: RenderedIssue, subscribers: Path) -> tuple[list[Fin
     failing = 0
     try:
         for subscriber in read_subscribers(subscribers, report):
+            if tally is not None:
+                tally[segmenter.variant_of(subscriber.merge_values())] += 1
             try:
                 values = rendered.fields.values(subscriber.merge_values(), "")
             except MergeFieldError as exc:
@@ -491,19 +499,65 @@ def list_findings(rendered: RenderedIssue, settings: Settings, subscribers: Path
     """The issue's merge fields against the list it goes to: given, or the settings' list."""
     path = subscribers or settings.path(settings.newsletter.subscribers)
     if subscribers is None and not path.exists():
-        if any(named for _, _, named in rendered.fields.named_columns()):
+        named = any(named for _, _, named in rendered.fields.named_columns())
+        if named or rendered.issue.conditional_parts():
             return [
                 Finding(
                     str(rendered.issue.path),
                     None,
                     "warning",
-                    f"could not check the merge fields: there is no subscriber list at {path} (give --subscribers CSV)",
+                    f"could not check the {'merge fields' if named else 'conditions'}: "
+                    f"there is no subscriber list at {path} (give --subscribers CSV)",
                 )
             ]
         return []
-    found, report = _fill_findings(rendered, path)
+    segmenter = Segmenter(rendered.issue.conditional_parts())
+    unknown = segmenter.unknown_columns(report_columns(path)) if segmenter.parts else []
+    tally: Counter[Variant] | None = Counter() if segmenter.parts and not unknown else None
+    found, report = _fill_findings(rendered, path, segmenter, tally)
     if report.columns:
         found = field_findings(rendered, path, report.columns) + found
+        found = condition_findings(rendered.issue, unknown, path, report.columns) + found
+    if tally and not has_errors(found):
+        found += variant_findings(rendered, settings, tally)
+    return found
+
+
+def report_columns(path: Path) -> tuple[str, ...]:
+    """The columns of a list (its header alone is read); none if it cannot be read."""
+    report = ListReport(path)
+    try:
+        next(iter(read_subscribers(path, report)), None)
+    except SubscriberListError:
+        return ()
+    return report.columns
+
+
+def condition_findings(
+    issue: Issue, unknown: list[ConditionalPart], subscribers: Path, columns: tuple[str, ...]
+) -> list[Finding]:
+    """An ``only:`` naming no column of the list would quietly hide its part from everyone."""
+    found = []
+    for part in unknown:
+        missing = ", ".join(repr(c) for c in sorted(part.condition.columns - set(columns)))
+        message = f"only: {part.condition.source}: {missing} is no column of {subscribers}; its columns: "
+        found.append(Finding(str(issue.path), part.line, "error", message + ", ".join(columns)))
+    return found
+
+
+def variant_findings(rendered: RenderedIssue, settings: Settings, tally: Counter[Variant]) -> list[Finding]:
+    """How many readers get each variant, and its size: the largest is held to the size limits."""
+    editions = Editions(rendered, settings, lambda r: MessageTemplate(r, settings, signer_for(settings)))
+    counts = editions.counts(tally)
+    file = str(rendered.issue.path)
+    found = [
+        Finding(file, None, "note", f"{c.readers} reader(s) get the issue {c.shows} ({c.html_bytes / 1024:.0f} KB)")
+        for c in counts
+    ]
+    largest = max(counts, key=lambda c: c.html_bytes)
+    found.append(
+        Finding(file, None, "note", f"{len(counts)} variant(s); the largest is {largest.html_bytes / 1024:.0f} KB")
+    )
     return found
 
 

@@ -147,11 +147,10 @@ class Issue:
             return only is None or variant.shows(f"{kind}:{index}")
 
         sections = tuple(s for i, s in enumerate(self.sections) if shown("section", i, s.only))
-        anchors = {s.anchor for s in sections}
+        hidden = {s.anchor for s in self.sections} - {s.anchor for s in sections}
+        # A highlight that links to a section the reader does not get is about that section: it goes too.
         highlights = tuple(
-            h if not h.anchor or h.anchor in anchors else replace(h, anchor="")
-            for i, h in enumerate(self.highlights)
-            if shown("highlight", i, h.only)
+            h for i, h in enumerate(self.highlights) if shown("highlight", i, h.only) and h.anchor not in hidden
         )
         events = tuple(e for i, e in enumerate(self.events) if shown("event", i, e.only))
         return replace(self, sections=sections, highlights=highlights, events=events)

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..audience.links import signer_for
 from ..audience.suppressions import SuppressionList
 from ..compose.dkim import dkim_signer
+from ..compose.editions import Editions, VariantCount
 from ..compose.envelope import MessageTemplate
 from ..compose.render import RenderedIssue
 from ..config import Settings, SMTPSettings
@@ -42,6 +43,7 @@ class Preflight:
     from_csv: int = 0
     from_signups: int = 0
     first_run: bool = False  # the journal had no row of the issue before this pre-flight
+    variants: tuple[VariantCount, ...] = ()  # an issue with conditions: how many readers get each
 
 
 class Campaign:
@@ -66,9 +68,19 @@ class Campaign:
         self.identity = new_identity()
         self.issue_path = issue_path  # for worker processes, which render it again
         self.watch_others = False  # other workers share this send: show the whole send's progress
+        self._editions: Editions | None = None
 
-    def template(self) -> MessageTemplate:
-        return MessageTemplate(self.rendered, self.settings, signer_for(self.settings), dkim=dkim_signer(self.settings))
+    def template(self) -> Editions:
+        """The message of each variant, built once per campaign (the pre-flight builds the
+        variants its list has before the run starts)."""
+        if self._editions is None:
+            signer, dkim = signer_for(self.settings), dkim_signer(self.settings)
+            self._editions = Editions(
+                self.rendered,
+                self.settings,
+                lambda rendered: MessageTemplate(rendered, self.settings, signer, dkim=dkim),
+            )
+        return self._editions
 
     def run(
         self, progress: Progress | None = None, transport: Transport | None = None, smtp: SMTPSettings | None = None
@@ -85,8 +97,9 @@ class Campaign:
 def content_hash(rendered: RenderedIssue, settings: Settings) -> str:
     """What a send sends, for ``--join`` to compare: the subject and both rendered bodies (each
     render draws its own placeholder nonce: it is left out), every setting that shows in a
-    message's headers, and the link secret (a digest of a key derived from it: unsubscribe links,
-    Message-IDs and VERP tokens must be the same whichever machine sends)."""
+    message's headers, the conditions that pick each reader's variant, and the link secret (a
+    digest of a key derived from it: unsubscribe links, Message-IDs and VERP tokens must be the
+    same whichever machine sends)."""
     digest = hashlib.sha256()
     nonce = f"nlm{rendered.fields.nonce}x"
     news, dkim = settings.newsletter, settings.dkim
@@ -94,7 +107,8 @@ def content_hash(rendered: RenderedIssue, settings: Settings) -> str:
     headers += (news.base_url, news.list_id_value, news.unsubscribe_mailto, settings.bounces.address)
     headers += (repr(settings.brand), dkim.domain, dkim.selector, dkim.ed25519_selector)
     secret = hashlib.sha256(b"newsletter join\0" + signer_for(settings).message_id_key()).hexdigest()
-    for part in (rendered.issue.key, rendered.subject, rendered.html, rendered.text, *headers, secret):
+    conditions = tuple(f"{p.part}={p.condition.source}" for p in rendered.issue.conditional_parts())
+    for part in (rendered.issue.key, rendered.subject, rendered.html, rendered.text, *headers, *conditions, secret):
         digest.update(part.replace(nonce, "nlm-x").encode("utf-8", "surrogatepass"))
         digest.update(b"\0")
     return digest.hexdigest()
