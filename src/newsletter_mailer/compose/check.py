@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from ..audience.links import signer_for
-from ..audience.subscribers import ListReport, read_subscribers
+from ..audience.subscribers import ListReport, Subscriber, read_subscribers
 from ..config import Settings, key_line
 from ..errors import IssueError, IssueNotFound, IssueProblems, MergeFieldError, SubscriberListError
 from . import markup
@@ -425,38 +426,67 @@ def message_findings(data: bytes, url: str, rendered: RenderedIssue, settings: S
 MAX_ROW_FINDINGS = 20
 
 
+class RowFill:
+    """Fills each row of the list as a send would (microseconds a row), so an expression that fails
+    for one row stops the send before anything is sent, not after 197 messages; a value that fills
+    a link's whole address but is no http(s) or mailto: link (``javascript:...``) is written as an
+    empty link, and said here. Rows come one at a time: a send checks the list as it loads it."""
+
+    def __init__(self, rendered: RenderedIssue, subscribers: Path) -> None:
+        self.rendered, self.path = rendered, subscribers
+        self.report = ListReport(subscribers)  # the reader's, once ``watch`` has been given it
+        self.found: list[Finding] = []
+        self.url_slots = _whole_url_slots(rendered)
+        self.failing = 0
+
+    def row(self, subscriber: Subscriber) -> None:
+        fields, path = self.rendered.fields, str(self.path)
+        try:
+            values = fields.values(subscriber.merge_values(), "")
+        except MergeFieldError as exc:
+            self.failing += 1
+            if self.failing <= MAX_ROW_FINDINGS:
+                where = f"{exc.file}:{exc.line}: " if exc.file else ""
+                self.found.append(Finding(path, subscriber.line, "error", f"{where}{exc.message}"))
+            return
+        for slot in self.url_slots:
+            if values[slot] and not safe_url(values[slot]) and len(self.found) < 2 * MAX_ROW_FINDINGS:
+                message = (
+                    f"{{{{ {fields.sources[slot]} }}}} is {values[slot][:60]!r} here, not an http(s) "
+                    "or mailto: link: this recipient's link will be empty"
+                )
+                self.found.append(Finding(path, subscriber.line, "warning", message))
+
+    def watch(self, rows: Iterable[Subscriber], report: ListReport) -> Iterator[Subscriber]:
+        """The rows, each filled in on its way through; ``report``: their reader's (its columns)."""
+        self.report = report
+        for subscriber in rows:
+            self.row(subscriber)
+            yield subscriber
+
+    def findings(self) -> list[Finding]:
+        """What the rows seen said, after the fields that name no column of the list."""
+        columns = self.report.columns
+        found = field_findings(self.rendered, self.path, columns) if columns else []
+        found += self.found
+        if self.failing > MAX_ROW_FINDINGS:
+            more = (
+                f"{self.failing - MAX_ROW_FINDINGS} more rows cannot be filled (the first {MAX_ROW_FINDINGS} are above)"
+            )
+            found.append(Finding(str(self.path), None, "error", more))
+        return found
+
+
 def _fill_findings(rendered: RenderedIssue, subscribers: Path) -> tuple[list[Finding], ListReport]:
-    """Fill every row of the list as a send would (microseconds a row), so an expression that
-    fails for one row stops the send before anything is sent, not after 197 messages; a value
-    that fills a link's whole address but is no http(s) or mailto: link (``javascript:...``)
-    is written as an empty link, and said here."""
+    """Every row of the list filled in (RowFill); the list's own faults as findings."""
     report = ListReport(subscribers)
-    found: list[Finding] = []
-    url_slots = _whole_url_slots(rendered)
-    failing = 0
+    fill = RowFill(rendered, subscribers)
     try:
-        for subscriber in read_subscribers(subscribers, report):
-            try:
-                values = rendered.fields.values(subscriber.merge_values(), "")
-            except MergeFieldError as exc:
-                failing += 1
-                if failing <= MAX_ROW_FINDINGS:
-                    where = f"{exc.file}:{exc.line}: " if exc.file else ""
-                    found.append(Finding(str(subscribers), subscriber.line, "error", f"{where}{exc.message}"))
-                continue
-            for slot in url_slots:
-                if values[slot] and not safe_url(values[slot]) and len(found) < 2 * MAX_ROW_FINDINGS:
-                    message = (
-                        f"{{{{ {rendered.fields.sources[slot]} }}}} is {values[slot][:60]!r} here, not an http(s) "
-                        "or mailto: link: this recipient's link will be empty"
-                    )
-                    found.append(Finding(str(subscribers), subscriber.line, "warning", message))
+        for _ in fill.watch(read_subscribers(subscribers, report), ListReport(subscribers)):
+            pass  # field_findings are the caller's: an empty report keeps them out of these
     except SubscriberListError as exc:
-        return [*found, Finding(exc.file or str(subscribers), exc.line, "error", exc.message)], report
-    if failing > MAX_ROW_FINDINGS:
-        more = f"{failing - MAX_ROW_FINDINGS} more rows cannot be filled (the first {MAX_ROW_FINDINGS} are above)"
-        found.append(Finding(str(subscribers), None, "error", more))
-    return found, report
+        return [*fill.findings(), Finding(exc.file or str(subscribers), exc.line, "error", exc.message)], report
+    return fill.findings(), report
 
 
 def _whole_url_slots(rendered: RenderedIssue) -> list[int]:
@@ -527,13 +557,18 @@ def check_issue(path: Path, settings: Settings, subscribers: Path | None = None)
 
 def check_rendered(rendered: RenderedIssue, settings: Settings, subscribers: Path | None = None) -> list[Finding]:
     """Every finding for an issue already rendered (a send checks the rendering it sends)."""
+    return check_message(rendered, settings) + list_findings(rendered, settings, subscribers)
+
+
+def check_message(rendered: RenderedIssue, settings: Settings) -> list[Finding]:
+    """Every finding but the list's: a send checks the list with RowFill as it loads it."""
     issue = rendered.issue
     findings = _source_findings(issue, settings) + size_findings(issue, rendered.html_bytes)
     try:
         findings += message_findings(*sample_message(rendered, settings), rendered, settings)
     except IssueError as exc:
         return [*findings, Finding(exc.file or str(issue.path), exc.line, "error", exc.message)]
-    return findings + list_findings(rendered, settings, subscribers)
+    return findings
 
 
 def _source_findings(issue: Issue, settings: Settings) -> list[Finding]:
