@@ -239,7 +239,7 @@ def _confirm(ui: SendUI, confirmation: Confirmation, campaign: Campaign) -> None
     never sent before: no rows at all), so ``status`` does not show a send that never began."""
     try:
         ui.confirm(confirmation)
-    except (SendDeclined, KeyboardInterrupt) as exc:
+    except BaseException as exc:  # a no, Ctrl+C, or no terminal to ask on
         if campaign.preflight.first_run:
             campaign.journal.discard_unsent(campaign.issue)
         if isinstance(exc, KeyboardInterrupt):
