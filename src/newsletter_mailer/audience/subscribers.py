@@ -11,7 +11,7 @@ import csv
 import hashlib
 import re
 import sqlite3
-from collections.abc import Container, Iterator
+from collections.abc import Container, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,7 +84,8 @@ def email_column(header: list[str]) -> int:
     return next((i for i, h in enumerate(header) if h.strip().lower() in EMAIL_HEADERS), -1)
 
 
-def _column_key(header: str) -> str:
+def column_key(header: str) -> str:
+    """The merge name of a column: lower case, each run of other characters one ``_`` (Home town: home_town)."""
     return re.sub(r"[^\w]+", "_", header.strip().lower()).strip("_")
 
 
@@ -171,7 +172,7 @@ def _read_header(row: list[str], path: Path, line: int) -> _Header:
             line=line,
         )
     name_col = next((i for i, h in enumerate(header) if h.lower() in NAME_HEADERS), -1)
-    keys = tuple((i, _column_key(h)) for i, h in enumerate(header) if i not in (email_col, name_col) and _column_key(h))
+    keys = tuple((i, column_key(h)) for i, h in enumerate(header) if i not in (email_col, name_col) and column_key(h))
     columns = ("email", "name", *(k for _, k in keys))
     _refuse_twins(header, email_col, name_col, columns, path, line)
     return _Header(columns, email_col, name_col, keys)
@@ -201,7 +202,7 @@ def _refuse_twins(
         )
 
 
-def read_subscribers(path: Path, report: ListReport | None = None) -> Iterator[Subscriber]:
+def read_subscribers(path: Path, report: ListReport | None = None) -> Generator[Subscriber, None, None]:
     """Yield each valid, first-seen subscriber. Skipped rows are recorded in ``report``; a list
     that cannot be read as rows at all (no email column, a quote that swallows rows, bytes that
     are not UTF-8) raises SubscriberListError naming the line."""
@@ -280,6 +281,20 @@ def _subscriber(row: list[str], header: _Header, line: int, report: ListReport, 
     name = clean_value(row[header.name]) if 0 <= header.name < len(row) else ""
     report.valid += 1
     return Subscriber(email=address, name=name, fields=extra, line=line)
+
+
+def list_columns(path: Path) -> tuple[str, ...]:
+    """The merge names of a list's columns, read from its header; none for a list that is missing
+    or unreadable (what is wrong with it is reported where the rows are read)."""
+    report = ListReport(path)
+    rows = read_subscribers(path, report)
+    try:
+        next(rows, None)
+    except (SubscriberListError, OSError):
+        return ()
+    finally:
+        rows.close()
+    return report.columns
 
 
 def find_subscriber(path: Path, address: str) -> Subscriber:

@@ -13,7 +13,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from ..audience.links import signer_for
-from ..audience.subscribers import ListReport, read_subscribers
+from ..audience.subscribers import ListReport, list_columns, read_subscribers
 from ..config import Settings, key_line
 from ..errors import IssueError, IssueNotFound, IssueProblems, MergeFieldError, SubscriberListError
 from . import markup
@@ -22,6 +22,7 @@ from .issue import Issue, read_issue
 from .merge import Context, html_contexts, safe_url
 from .palette import DEFAULT_ACCENT, MIN_CONTRAST, contrast, palette_for, parse_colour
 from .render import GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES, RenderedIssue, render_issue
+from .slips import find_slips, suggest_column
 
 Level = Literal["error", "warning"]
 
@@ -475,15 +476,10 @@ def field_findings(rendered: RenderedIssue, subscribers: Path, columns: tuple[st
     found = []
     for source, (file, line), named in rendered.fields.named_columns():
         for name in sorted(named - set(columns)):
-            found.append(
-                Finding(
-                    file,
-                    line,
-                    "error",
-                    f"merge field {{{{ {source} }}}}: {name!r} is no column of {subscribers}; "
-                    f"its columns: {', '.join(columns)}",
-                )
-            )
+            guess = suggest_column(name, columns)
+            hint = f"did you mean `subscriber.{guess}`? " if guess else ""
+            message = f"merge field {{{{ {source} }}}}: {name!r} is no column of {subscribers}; {hint}"
+            found.append(Finding(file, line, "error", f"{message}its columns: {', '.join(columns)}"))
     return found
 
 
@@ -518,15 +514,27 @@ def check_issue(path: Path, settings: Settings, subscribers: Path | None = None)
         return [Finding(e.file or str(path), e.line, "error", e.message) for e in exc.errors]
     except IssueError as exc:
         return [Finding(exc.file or str(path), exc.line, "error", exc.message)]
-    findings = link_findings(issue) + link_text_findings(issue) + subject_findings(issue) + content_findings(issue)
-    findings += settings_findings(settings) + accent_findings(settings)
+    slips = slip_findings(issue, settings, subscribers)
+    findings = slips + link_findings(issue) + link_text_findings(issue) + subject_findings(issue)
+    findings += content_findings(issue) + settings_findings(settings) + accent_findings(settings)
     try:
         rendered = render_issue(issue, settings)
         findings += size_findings(issue, rendered.html_bytes)
         findings += message_findings(*sample_message(rendered, settings), rendered, settings)
     except IssueError as exc:
+        if exc.line in {f.line for f in slips if f.level == "error"}:
+            return findings  # the slip at that line says it better than the renderer
         return [*findings, Finding(exc.file or str(path), exc.line, "error", exc.message)]
     return findings + list_findings(rendered, settings, subscribers)
+
+
+def slip_findings(issue: Issue, settings: Settings, subscribers: Path | None) -> list[Finding]:
+    """Merge-field slips (slips.py) in every text that is filled per reader, with suggestions from
+    the columns of the list it goes to (when there is one to read)."""
+    texts = [(s.text, s.line) for s in markdown_sources(issue)]
+    texts += [(issue.subject, issue.line_of("subject")), (issue.preheader, issue.line_of("preheader"))]
+    columns = list_columns(subscribers or settings.path(settings.newsletter.subscribers))
+    return [Finding(str(issue.path), s.line, s.level, s.message) for s in find_slips(texts, columns)]
 
 
 def has_errors(findings: list[Finding]) -> bool:
