@@ -688,7 +688,7 @@ def dkim() -> None:
 
 
 @dkim.command("keygen", short_help="A DKIM key pair and its DNS record.")
-@click.option("--selector", default="newsletter", show_default=True)
+@click.option("--selector", help="DNS selector (default: newsletter, or newsletter-ed25519 for Ed25519).")
 @click.option("--domain", help="Signing domain (default: the From address's domain).")
 @click.option(
     "--out",
@@ -696,15 +696,27 @@ def dkim() -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Private key file (default: .newsletter/dkim-SELECTOR.pem, mode 0600).",
 )
-@click.option("--bits", type=click.Choice(["2048", "3072", "4096"]), default="2048", show_default=True)
+@click.option("--algorithm", type=click.Choice(["rsa", "ed25519"]), default="rsa", show_default=True)
+@click.option("--bits", type=click.Choice(["2048", "3072", "4096"]), help="RSA key size  [default: 2048]")
 @click.pass_context
 @friendly
-def dkim_keygen(ctx: click.Context, selector: str, domain: str | None, out_path: Path | None, bits: str) -> None:
+def dkim_keygen(
+    ctx: click.Context,
+    selector: str | None,
+    domain: str | None,
+    out_path: Path | None,
+    algorithm: str,
+    bits: str | None,
+) -> None:
     """Write a DKIM key pair and print the DNS TXT record to publish."""
-    from .compose.dkim import generate_key, write_key
+    from .compose.dkim import generate_key, publish_instructions, write_key
     from .config import valid_selector
     from .errors import UserInputError
 
+    if bits and algorithm != "rsa":
+        raise UserInputError("--bits is for RSA keys: an Ed25519 key has one size")
+    if selector is None:
+        selector = "newsletter-ed25519" if algorithm == "ed25519" else "newsletter"
     if not valid_selector(selector):
         raise UserInputError(
             f"--selector must be a DNS label (letters, digits and hyphens, dots between labels), not {selector!r}"
@@ -714,14 +726,11 @@ def dkim_keygen(ctx: click.Context, selector: str, domain: str | None, out_path:
     path = out_path or settings.state_dir / f"dkim-{selector}.pem"
     if path.exists():
         raise UserInputError("a key already exists there; choose another --out or --selector", file=path)
-    pair = generate_key(selector, domain, int(bits))
+    pair = generate_key(selector, domain, int(bits or 2048), algorithm)
     write_key(pair, path)
-    out.print(f"wrote the private key to {path} (mode 0600; keep it out of version control)", markup=False)
-    out.print("\nPublish this TXT record in DNS:\n", markup=False)
-    out.print(f'{pair.dns_name}. IN TXT "{pair.dns_value}"', markup=False)
-    out.print("\nThen add to newsletter.toml:\n", markup=False)
+    out.print(f"wrote the private key to {path} (mode 0600; keep it out of version control)\n", markup=False)
     relative = path.relative_to(settings.workspace) if path.is_relative_to(settings.workspace) else path
-    out.print(f'[dkim]\ndomain = "{domain}"\nselector = "{selector}"\nkey_file = "{relative}"', markup=False)
+    out.print(publish_instructions(pair, selector, str(relative), algorithm), markup=False)
 
 
 @main.command(short_help="Process delivery reports (bounces).")
