@@ -8,10 +8,11 @@ from __future__ import annotations
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 from rich.console import Console
@@ -227,6 +228,24 @@ def _writable_target(path: Path) -> None:
         raise UserInputError("is a folder: give a file name to write", file=path)
     if not path.parent.is_dir():
         raise UserInputError(f"the folder {path.parent} does not exist: create it first", file=path)
+
+
+NO_BOM = click.option(
+    "--no-bom", is_flag=True, help="Leave out the byte-order mark (spreadsheets need it to read accents right)."
+)
+
+
+@contextmanager
+def csv_output(path: Path | None, no_bom: bool) -> Iterator[TextIO]:
+    """Where an export goes: a file in UTF-8 with a byte-order mark (without it Excel reads Zoë as
+    ZoÃ«) unless --no-bom; or stdout, with the mark only when it is not a terminal."""
+    if path is None:
+        if not no_bom and not sys.stdout.isatty():
+            sys.stdout.write("\ufeff")
+        yield sys.stdout
+        return
+    with path.open("w", encoding="utf-8" if no_bom else "utf-8-sig", newline="") as handle:
+        yield handle
 
 
 def _check_port(port: int) -> None:
@@ -603,20 +622,18 @@ def suppressions() -> None:
 @suppressions.command("export", short_help="Write the suppression list as CSV.")
 @click.argument("csv_path", type=click.Path(path_type=Path, dir_okay=False), default="-")
 @click.option("--all", "everything", is_flag=True, help="Also the addresses taken off the list, with when and why.")
+@NO_BOM
 @click.pass_context
 @friendly
-def suppressions_export(ctx: click.Context, csv_path: Path, everything: bool) -> None:
+def suppressions_export(ctx: click.Context, csv_path: Path, everything: bool, no_bom: bool) -> None:
     """Write the suppression list as CSV (email, reason, source, created) to CSV_PATH or stdout."""
     from .store.workspace_store import open_store
 
-    if str(csv_path) != "-":
-        _writable_target(csv_path)
-    with open_store(settings_from(ctx)) as store:
-        if str(csv_path) == "-":
-            count = store.suppressions.export_csv(sys.stdout, removed=everything)
-        else:
-            with csv_path.open("w", encoding="utf-8", newline="") as handle:
-                count = store.suppressions.export_csv(handle, removed=everything)
+    target = None if str(csv_path) == "-" else csv_path
+    if target is not None:
+        _writable_target(target)
+    with open_store(settings_from(ctx)) as store, csv_output(target, no_bom) as handle:
+        count = store.suppressions.export_csv(handle, removed=everything)
     err.print(f"exported {plural(count, 'suppressed address', 'suppressed addresses')}")
 
 
@@ -767,9 +784,10 @@ def bounces(ctx: click.Context, paths: tuple[Path, ...]) -> None:
 @click.option(
     "-o", "--out", "out_path", type=click.Path(path_type=Path, dir_okay=False), help="CSV file (default: stdout)."
 )
+@NO_BOM
 @click.pass_context
 @friendly
-def subscribers_export(ctx: click.Context, out_path: Path | None) -> None:
+def subscribers_export(ctx: click.Context, out_path: Path | None, no_bom: bool) -> None:
     """Write the list a send would use: the CSV plus confirmed signups, minus suppressions, with consent columns."""
     from .audience.subscribers import ListReport, read_subscribers
     from .store import open_store
@@ -780,12 +798,8 @@ def subscribers_export(ctx: click.Context, out_path: Path | None) -> None:
     rows = read_subscribers(path, ListReport(path))
     if out_path is not None:
         _writable_target(out_path)
-    with open_store(settings) as store:
-        if out_path is None:
-            count = export_list(store, rows, sys.stdout, settings.signup.fields)
-        else:
-            with out_path.open("w", encoding="utf-8", newline="") as handle:
-                count = export_list(store, rows, handle, settings.signup.fields)
+    with open_store(settings) as store, csv_output(out_path, no_bom) as handle:
+        count = export_list(store, rows, handle, settings.signup.fields)
     err.print(f"exported {count} subscribers", markup=False)
 
 

@@ -115,3 +115,37 @@ def test_suppressions_remove_command(tmp_path: Path, monkeypatch: pytest.MonkeyP
         line.startswith("a@example.org,bounced,cli,") and line.endswith(",5.7.1") for line in exported.splitlines()
     )
     assert "a@example.org" not in runner.invoke(main, ["suppressions", "export"]).output
+
+
+def test_exports_carry_a_byte_order_mark_unless_no_bom_and_imports_take_both(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(workspace)
+    runner = CliRunner()
+    (workspace / "subscribers.csv").write_text("email,name\nzoe@example.org,Zoë\nada@example.org,Ada\n")
+    assert runner.invoke(main, ["unsubscribe", "zoë@example.org"]).exit_code == 0
+    for command in (["suppressions", "export", "s.csv"], ["subscribers", "export", "-o", "l.csv"]):
+        assert runner.invoke(main, command).exit_code == 0
+    for name, expected in (("s.csv", "zoë@example.org,unsubscribed"), ("l.csv", "zoe@example.org,Zoë")):
+        data = (workspace / name).read_bytes()
+        assert data.startswith(b"\xef\xbb\xbfemail,") and expected in data.decode("utf-8-sig")
+    piped = runner.invoke(main, ["suppressions", "export"])  # stdout that is no terminal: a file
+    assert piped.stdout.startswith("\ufeffemail,")
+    for command in (
+        ["suppressions", "export", "s2.csv", "--no-bom"],
+        ["subscribers", "export", "-o", "l2.csv", "--no-bom"],
+    ):
+        assert runner.invoke(main, command).exit_code == 0
+    assert (workspace / "s2.csv").read_bytes().startswith(b"email,")
+    assert (workspace / "l2.csv").read_bytes().startswith(b"email,")
+    assert runner.invoke(main, ["suppressions", "export", "--no-bom"]).stdout.startswith("email,")
+    fresh = workspace.parent / "fresh"
+    fresh.mkdir()
+    monkeypatch.chdir(fresh)
+    for name in ("s.csv", "s2.csv"):
+        imported = runner.invoke(main, ["suppressions", "import", str(workspace / name)])
+        assert imported.exit_code == 0 and "unknown" not in imported.output, imported.output
+    assert "zoë@example.org,unsubscribed" in runner.invoke(main, ["suppressions", "export"]).stdout
+    for name in ("l.csv", "l2.csv"):
+        checked = runner.invoke(main, ["subscribers", "check", str(workspace / name)])
+        assert checked.exit_code == 0 and "2 valid addresses" in checked.output, checked.output
