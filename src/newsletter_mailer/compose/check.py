@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -194,16 +195,7 @@ DIARY_PAST_DAYS = 7  # a diary entry this far before the issue's date is most li
 def content_findings(issue: Issue) -> list[Finding]:
     """Highlights that link nowhere, and diary events long past when the issue goes out."""
     file = str(issue.path)
-    found = [
-        Finding(
-            file,
-            h.line,
-            "warning",
-            f"highlight {h.text!r} matches no section heading, so it links nowhere: use the heading's words",
-        )
-        for h in issue.highlights
-        if not h.anchor and "](" not in h.text
-    ]
+    found = highlight_findings(issue)
     if issue.date is not None:
         for event in issue.events:
             days = (issue.date - event.date).days
@@ -218,6 +210,40 @@ def content_findings(issue: Issue) -> list[Finding]:
                     )
                 )
     return found
+
+
+def highlight_findings(issue: Issue) -> list[Finding]:
+    """A highlight that names a section no heading has, at its line (with the closest heading);
+    the highlights that link nowhere, in one warning that says how to name their sections."""
+    file, titles = str(issue.path), [s.title for s in issue.sections]
+    found = []
+    for h in issue.highlights:
+        if h.section and not h.anchor:
+            close = difflib.get_close_matches(h.section, titles, n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}?" if close else f"the headings: {', '.join(map(repr, titles)) or 'none'}"
+            found.append(
+                Finding(
+                    file, h.line, "warning", f"highlight names section {h.section!r}, which no ## heading is; {hint}"
+                )
+            )
+    loose = [h for h in issue.highlights if not h.section and not h.anchor and "](" not in h.text]
+    if loose:
+        listed = "; ".join(f"line {h.line}: {h.text[:50]!r}" for h in loose)
+        found.append(
+            Finding(
+                file,
+                issue.line_of("highlights"),
+                "warning",
+                f"{plural_of(len(loose), 'highlight matches', 'highlights match')} no section heading, so "
+                f"{'it links' if len(loose) == 1 else 'they link'} nowhere ({listed}): name the section, as in "
+                "`- text → Heading` or `- text: ...` with `section: Heading` (docs/issue-file.md)",
+            )
+        )
+    return found
+
+
+def plural_of(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
 
 
 def subject_findings(issue: Issue) -> list[Finding]:
