@@ -50,10 +50,18 @@ class ListReport:
     duplicates: int = 0
     problems: list[str] = field(default_factory=list)
     columns: tuple[str, ...] = ()  # what ``{{ subscriber.X }}`` can name, once the header is read
+    warnings: list[tuple[int, str]] = field(default_factory=list)  # (line, message): rows kept but odd
+    more_warnings: int = 0
 
     def add_problem(self, line: int, message: str) -> None:
         if len(self.problems) < MAX_REPORTED:
             self.problems.append(f"{self.path}:{line}: {message}")
+
+    def add_warning(self, line: int, message: str) -> None:
+        if len(self.warnings) < MAX_REPORTED:
+            self.warnings.append((line, message))
+        else:
+            self.more_warnings += 1
 
     @property
     def more_problems(self) -> int:
@@ -159,6 +167,13 @@ class _Header:
     email: int
     name: int
     keys: tuple[tuple[int, str], ...]  # (index, key) of the columns besides email and name
+    width: int = 0  # cells in the header row
+
+
+# A name is a line of the To: header and of every greeting: 256 characters is generous (Ms ...
+# with three given names and a double-barrelled surname is under 80); any other value 1,000.
+MAX_NAME = 256
+MAX_VALUE = 1000
 
 
 def _read_header(row: list[str], path: Path, line: int) -> _Header:
@@ -175,7 +190,7 @@ def _read_header(row: list[str], path: Path, line: int) -> _Header:
     keys = tuple((i, column_key(h)) for i, h in enumerate(header) if i not in (email_col, name_col) and column_key(h))
     columns = ("email", "name", *(k for _, k in keys))
     _refuse_twins(header, email_col, name_col, columns, path, line)
-    return _Header(columns, email_col, name_col, keys)
+    return _Header(columns, email_col, name_col, keys, len(header))
 
 
 def _refuse_twins(
@@ -280,7 +295,32 @@ def _subscriber(row: list[str], header: _Header, line: int, report: ListReport, 
     extra = tuple((key, clean_value(row[i]) if i < len(row) else "") for i, key in header.keys)
     name = clean_value(row[header.name]) if 0 <= header.name < len(row) else ""
     report.valid += 1
+    _warn_odd_cells(row, header, (("name", name), *extra), line, report)
     return Subscriber(email=address, name=name, fields=extra, line=line)
+
+
+def _warn_odd_cells(
+    row: list[str], header: _Header, values: tuple[tuple[str, str], ...], line: int, report: ListReport
+) -> None:
+    """Rows that are kept but most likely wrong: more cells than the header (a comma inside an
+    unquoted value shifts the cells after it; empty trailing cells, as spreadsheets write them,
+    are fine), and a value longer than any name or field is (a wrong column, a pasted text)."""
+    beyond = [clean_value(cell) for cell in row[header.width :]]
+    if any(beyond):
+        shown = ", ".join(repr(cell[:40]) for cell in beyond[:3]) + (", ..." if len(beyond) > 3 else "")
+        report.add_warning(
+            line,
+            f"{len(row)} cells but the header has {header.width}: the extra cells ({shown}) are ignored; "
+            'a comma inside a value needs quotes ("Lovelace, Ada")',
+        )
+    for key, value in values:
+        limit = MAX_NAME if key == "name" else MAX_VALUE
+        if len(value) > limit:
+            report.add_warning(
+                line,
+                f"{key} is {len(value)} characters (more than {limit}): it goes out as it is"
+                f"{' in the To: header and' if key == 'name' else ''} in every merge field; is this the right cell?",
+            )
 
 
 def list_columns(path: Path) -> tuple[str, ...]:

@@ -483,7 +483,17 @@ def _fill_findings(rendered: RenderedIssue, subscribers: Path) -> tuple[list[Fin
     if failing > MAX_ROW_FINDINGS:
         more = f"{failing - MAX_ROW_FINDINGS} more rows cannot be filled (the first {MAX_ROW_FINDINGS} are above)"
         found.append(Finding(str(subscribers), None, "error", more))
-    return found, report
+    return found + row_warnings(report), report
+
+
+def row_warnings(report: ListReport) -> list[Finding]:
+    """Rows that are sent but look wrong (extra cells, an overlong value), the first few at their line."""
+    found = [Finding(str(report.path), line, "warning", message) for line, message in report.warnings]
+    hidden = len(found) - MAX_ROW_FINDINGS + report.more_warnings
+    if hidden > 0:
+        more = f"{hidden} more rows look wrong (`newsletter subscribers check` lists them)"
+        return [*found[:MAX_ROW_FINDINGS], Finding(str(report.path), None, "warning", more)]
+    return found
 
 
 def _whole_url_slots(rendered: RenderedIssue) -> list[int]:
