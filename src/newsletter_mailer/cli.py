@@ -587,13 +587,14 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 @click.option("--token", help="An unsubscribe link's token instead of ADDRESS (to replay one `serve` logged).")
 @click.option(
     "--reason",
-    type=click.Choice(["unsubscribed", "bounced", "complained", "manual"]),
     default="unsubscribed",
     show_default=True,
+    help="unsubscribed, bounced, complained or manual (other words: a manual one, the words its note).",
 )
+@click.option("--note", default="", help='Free text kept beside the reason ("asked by phone").')
 @click.pass_context
 @friendly
-def unsubscribe(ctx: click.Context, address: str | None, token: str | None, reason: str) -> None:
+def unsubscribe(ctx: click.Context, address: str | None, token: str | None, reason: str, note: str) -> None:
     """Put ADDRESS on the suppression list: no send mails it again."""
     from .audience.links import signer_for
     from .errors import TokenError, UserInputError
@@ -608,7 +609,7 @@ def unsubscribe(ctx: click.Context, address: str | None, token: str | None, reas
         except TokenError:
             raise UserInputError("--token: not a valid unsubscribe token for this list") from None
     with open_store(settings) as store:
-        done = store.suppressions.suppress(address or "", reason, "replayed token" if token else "cli")
+        done = store.suppressions.suppress(address or "", reason, "replayed token" if token else "cli", note)
     out.print(
         f"{done.address} {'suppressed' if done.added else 'was already suppressed'} ({done.reason})", markup=False
     )
@@ -626,7 +627,7 @@ def suppressions() -> None:
 @click.pass_context
 @friendly
 def suppressions_export(ctx: click.Context, csv_path: Path, everything: bool, no_bom: bool) -> None:
-    """Write the suppression list as CSV (email, reason, source, created) to CSV_PATH or stdout."""
+    """Write the suppression list as CSV (email, reason, source, created, note) to CSV_PATH or stdout."""
     from .store.workspace_store import open_store
 
     target = None if str(csv_path) == "-" else csv_path
@@ -639,16 +640,17 @@ def suppressions_export(ctx: click.Context, csv_path: Path, everything: bool, no
 
 @suppressions.command("remove", short_help="Take addresses off the list.")
 @click.argument("addresses", nargs=-1, required=True)
-@click.option("--reason", "note", default="", help="Why, kept with the record of the removal.")
+@click.option("--note", default="", help="Why, kept with the record of the removal.")
+@click.option("--reason", "old_note", default="", hidden=True)  # its name before --note; still taken
 @click.pass_context
 @friendly
-def suppressions_remove(ctx: click.Context, addresses: tuple[str, ...], note: str) -> None:
+def suppressions_remove(ctx: click.Context, addresses: tuple[str, ...], note: str, old_note: str) -> None:
     """Take ADDRESSES off the suppression list; `export --all` keeps showing who was removed and when."""
     from .audience.suppressions import remove_addresses
     from .store.workspace_store import open_store
 
     with open_store(settings_from(ctx)) as store:
-        lines = remove_addresses(store.suppressions, addresses, note)
+        lines = remove_addresses(store.suppressions, addresses, note or old_note)
     for line in lines:
         out.print(line, markup=False)
 
@@ -658,7 +660,7 @@ def suppressions_remove(ctx: click.Context, addresses: tuple[str, ...], note: st
 @click.pass_context
 @friendly
 def suppressions_import(ctx: click.Context, csv_path: Path) -> None:
-    """Add every address in CSV_PATH (an email column, optional reason) to the suppression list."""
+    """Add every address in CSV_PATH (an email column, optional reason and note) to the suppression list."""
     from .store.workspace_store import open_store
 
     with open_store(settings_from(ctx)) as store:
