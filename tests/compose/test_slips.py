@@ -121,3 +121,12 @@ def test_without_a_list_the_name_itself_is_suggested() -> None:
     assert suggest_column("zzz", ("email", "name")) == ""
     far = find_slips([("{{ zzz }}", 1)], ("email", "name"))
     assert "the list's columns: email, name" in far[0].message
+
+
+def test_render_says_how_to_write_a_column_name_with_spaces(workspace: Path) -> None:
+    write_issue(workspace, "subject: News", "Dear {{ subscriber.First Name }},\n")
+    with contextlib.chdir(workspace):
+        result = CliRunner().invoke(main, ["render", "issue.md"], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert "a column name with spaces is written with `_`: subscriber.first_name" in result.output
+    assert "chunk after expression" not in result.output
