@@ -717,7 +717,13 @@ def dkim() -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Private key file (default: .newsletter/dkim-SELECTOR.pem, mode 0600).",
 )
-@click.option("--algorithm", type=click.Choice(["rsa", "ed25519"]), default="rsa", show_default=True)
+@click.option(
+    "--algorithm",
+    type=click.Choice(["rsa", "ed25519"]),
+    default="rsa",
+    show_default=True,
+    help="RSA (every receiver checks it) or Ed25519 (RFC 8463, a second signature beside RSA).",
+)
 @click.option("--bits", type=click.Choice(["2048", "3072", "4096"]), help="RSA key size  [default: 2048]")
 @click.pass_context
 @friendly
