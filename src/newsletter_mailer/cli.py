@@ -8,10 +8,11 @@ from __future__ import annotations
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 from rich.console import Console
@@ -227,6 +228,24 @@ def _writable_target(path: Path) -> None:
         raise UserInputError("is a folder: give a file name to write", file=path)
     if not path.parent.is_dir():
         raise UserInputError(f"the folder {path.parent} does not exist: create it first", file=path)
+
+
+NO_BOM = click.option(
+    "--no-bom", is_flag=True, help="Leave out the byte-order mark (spreadsheets need it to read accents right)."
+)
+
+
+@contextmanager
+def csv_output(path: Path | None, no_bom: bool) -> Iterator[TextIO]:
+    """Where an export goes: a file in UTF-8 with a byte-order mark (without it Excel reads Zoë as
+    ZoÃ«) unless --no-bom; or stdout, with the mark only when it is not a terminal."""
+    if path is None:
+        if not no_bom and not sys.stdout.isatty():
+            sys.stdout.write("\ufeff")
+        yield sys.stdout
+        return
+    with path.open("w", encoding="utf-8" if no_bom else "utf-8-sig", newline="") as handle:
+        yield handle
 
 
 def _check_port(port: int) -> None:
@@ -568,13 +587,14 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 @click.option("--token", help="An unsubscribe link's token instead of ADDRESS (to replay one `serve` logged).")
 @click.option(
     "--reason",
-    type=click.Choice(["unsubscribed", "bounced", "complained", "manual"]),
     default="unsubscribed",
     show_default=True,
+    help="unsubscribed, bounced, complained or manual (other words: a manual one, the words its note).",
 )
+@click.option("--note", default="", help='Free text kept beside the reason ("asked by phone").')
 @click.pass_context
 @friendly
-def unsubscribe(ctx: click.Context, address: str | None, token: str | None, reason: str) -> None:
+def unsubscribe(ctx: click.Context, address: str | None, token: str | None, reason: str, note: str) -> None:
     """Put ADDRESS on the suppression list: no send mails it again."""
     from .audience.links import signer_for
     from .errors import TokenError, UserInputError
@@ -589,7 +609,7 @@ def unsubscribe(ctx: click.Context, address: str | None, token: str | None, reas
         except TokenError:
             raise UserInputError("--token: not a valid unsubscribe token for this list") from None
     with open_store(settings) as store:
-        done = store.suppressions.suppress(address or "", reason, "replayed token" if token else "cli")
+        done = store.suppressions.suppress(address or "", reason, "replayed token" if token else "cli", note)
     out.print(
         f"{done.address} {'suppressed' if done.added else 'was already suppressed'} ({done.reason})", markup=False
     )
@@ -603,35 +623,34 @@ def suppressions() -> None:
 @suppressions.command("export", short_help="Write the suppression list as CSV.")
 @click.argument("csv_path", type=click.Path(path_type=Path, dir_okay=False), default="-")
 @click.option("--all", "everything", is_flag=True, help="Also the addresses taken off the list, with when and why.")
+@NO_BOM
 @click.pass_context
 @friendly
-def suppressions_export(ctx: click.Context, csv_path: Path, everything: bool) -> None:
-    """Write the suppression list as CSV (email, reason, source, created) to CSV_PATH or stdout."""
+def suppressions_export(ctx: click.Context, csv_path: Path, everything: bool, no_bom: bool) -> None:
+    """Write the suppression list as CSV (email, reason, source, created, note) to CSV_PATH or stdout."""
     from .store.workspace_store import open_store
 
-    if str(csv_path) != "-":
-        _writable_target(csv_path)
-    with open_store(settings_from(ctx)) as store:
-        if str(csv_path) == "-":
-            count = store.suppressions.export_csv(sys.stdout, removed=everything)
-        else:
-            with csv_path.open("w", encoding="utf-8", newline="") as handle:
-                count = store.suppressions.export_csv(handle, removed=everything)
+    target = None if str(csv_path) == "-" else csv_path
+    if target is not None:
+        _writable_target(target)
+    with open_store(settings_from(ctx)) as store, csv_output(target, no_bom) as handle:
+        count = store.suppressions.export_csv(handle, removed=everything)
     err.print(f"exported {plural(count, 'suppressed address', 'suppressed addresses')}")
 
 
 @suppressions.command("remove", short_help="Take addresses off the list.")
 @click.argument("addresses", nargs=-1, required=True)
-@click.option("--reason", "note", default="", help="Why, kept with the record of the removal.")
+@click.option("--note", default="", help="Why, kept with the record of the removal.")
+@click.option("--reason", "old_note", default="", hidden=True)  # its name before --note; still taken
 @click.pass_context
 @friendly
-def suppressions_remove(ctx: click.Context, addresses: tuple[str, ...], note: str) -> None:
+def suppressions_remove(ctx: click.Context, addresses: tuple[str, ...], note: str, old_note: str) -> None:
     """Take ADDRESSES off the suppression list; `export --all` keeps showing who was removed and when."""
     from .audience.suppressions import remove_addresses
     from .store.workspace_store import open_store
 
     with open_store(settings_from(ctx)) as store:
-        lines = remove_addresses(store.suppressions, addresses, note)
+        lines = remove_addresses(store.suppressions, addresses, note or old_note)
     for line in lines:
         out.print(line, markup=False)
 
@@ -641,7 +660,7 @@ def suppressions_remove(ctx: click.Context, addresses: tuple[str, ...], note: st
 @click.pass_context
 @friendly
 def suppressions_import(ctx: click.Context, csv_path: Path) -> None:
-    """Add every address in CSV_PATH (an email column, optional reason) to the suppression list."""
+    """Add every address in CSV_PATH (an email column, optional reason and note) to the suppression list."""
     from .store.workspace_store import open_store
 
     with open_store(settings_from(ctx)) as store:
@@ -674,6 +693,8 @@ def subscribers_check(ctx: click.Context, csv_path: Path | None) -> None:
         out.print(problem, markup=False)
     if report.more_problems:
         out.print(f"... and {report.more_problems} more")
+    for line, warning in report.warnings:
+        out.print(f"{report.path}:{line}: warning: {warning}", markup=False)
     out.print(
         f"{plural(report.valid, 'valid address', 'valid addresses')}: {result.would_mail} would be mailed, "
         f"{result.suppressed} {'is' if result.suppressed == 1 else 'are'} unsubscribed or bounced; "
@@ -688,7 +709,7 @@ def dkim() -> None:
 
 
 @dkim.command("keygen", short_help="A DKIM key pair and its DNS record.")
-@click.option("--selector", default="newsletter", show_default=True)
+@click.option("--selector", help="DNS selector (default: newsletter, or newsletter-ed25519 for Ed25519).")
 @click.option("--domain", help="Signing domain (default: the From address's domain).")
 @click.option(
     "--out",
@@ -696,15 +717,33 @@ def dkim() -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Private key file (default: .newsletter/dkim-SELECTOR.pem, mode 0600).",
 )
-@click.option("--bits", type=click.Choice(["2048", "3072", "4096"]), default="2048", show_default=True)
+@click.option(
+    "--algorithm",
+    type=click.Choice(["rsa", "ed25519"]),
+    default="rsa",
+    show_default=True,
+    help="RSA (every receiver checks it) or Ed25519 (RFC 8463, a second signature beside RSA).",
+)
+@click.option("--bits", type=click.Choice(["2048", "3072", "4096"]), help="RSA key size  [default: 2048]")
 @click.pass_context
 @friendly
-def dkim_keygen(ctx: click.Context, selector: str, domain: str | None, out_path: Path | None, bits: str) -> None:
+def dkim_keygen(
+    ctx: click.Context,
+    selector: str | None,
+    domain: str | None,
+    out_path: Path | None,
+    algorithm: str,
+    bits: str | None,
+) -> None:
     """Write a DKIM key pair and print the DNS TXT record to publish."""
-    from .compose.dkim import generate_key, write_key
+    from .compose.dkim import generate_key, publish_instructions, write_key
     from .config import valid_selector
     from .errors import UserInputError
 
+    if bits and algorithm != "rsa":
+        raise UserInputError("--bits is for RSA keys: an Ed25519 key has one size")
+    if selector is None:
+        selector = "newsletter-ed25519" if algorithm == "ed25519" else "newsletter"
     if not valid_selector(selector):
         raise UserInputError(
             f"--selector must be a DNS label (letters, digits and hyphens, dots between labels), not {selector!r}"
@@ -714,14 +753,11 @@ def dkim_keygen(ctx: click.Context, selector: str, domain: str | None, out_path:
     path = out_path or settings.state_dir / f"dkim-{selector}.pem"
     if path.exists():
         raise UserInputError("a key already exists there; choose another --out or --selector", file=path)
-    pair = generate_key(selector, domain, int(bits))
+    pair = generate_key(selector, domain, int(bits or 2048), algorithm)
     write_key(pair, path)
-    out.print(f"wrote the private key to {path} (mode 0600; keep it out of version control)", markup=False)
-    out.print("\nPublish this TXT record in DNS:\n", markup=False)
-    out.print(f'{pair.dns_name}. IN TXT "{pair.dns_value}"', markup=False)
-    out.print("\nThen add to newsletter.toml:\n", markup=False)
+    out.print(f"wrote the private key to {path} (mode 0600; keep it out of version control)\n", markup=False)
     relative = path.relative_to(settings.workspace) if path.is_relative_to(settings.workspace) else path
-    out.print(f'[dkim]\ndomain = "{domain}"\nselector = "{selector}"\nkey_file = "{relative}"', markup=False)
+    out.print(publish_instructions(pair, selector, str(relative), algorithm), markup=False)
 
 
 @main.command(short_help="Process delivery reports (bounces).")
@@ -758,9 +794,10 @@ def bounces(ctx: click.Context, paths: tuple[Path, ...]) -> None:
 @click.option(
     "-o", "--out", "out_path", type=click.Path(path_type=Path, dir_okay=False), help="CSV file (default: stdout)."
 )
+@NO_BOM
 @click.pass_context
 @friendly
-def subscribers_export(ctx: click.Context, out_path: Path | None) -> None:
+def subscribers_export(ctx: click.Context, out_path: Path | None, no_bom: bool) -> None:
     """Write the list a send would use: the CSV plus confirmed signups, minus suppressions, with consent columns."""
     from .audience.subscribers import ListReport, read_subscribers
     from .store import open_store
@@ -771,12 +808,8 @@ def subscribers_export(ctx: click.Context, out_path: Path | None) -> None:
     rows = read_subscribers(path, ListReport(path))
     if out_path is not None:
         _writable_target(out_path)
-    with open_store(settings) as store:
-        if out_path is None:
-            count = export_list(store, rows, sys.stdout, settings.signup.fields)
-        else:
-            with out_path.open("w", encoding="utf-8", newline="") as handle:
-                count = export_list(store, rows, handle, settings.signup.fields)
+    with open_store(settings) as store, csv_output(out_path, no_bom) as handle:
+        count = export_list(store, rows, handle, settings.signup.fields)
     err.print(f"exported {count} subscribers", markup=False)
 
 

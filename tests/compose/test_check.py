@@ -326,8 +326,8 @@ def test_unmatched_highlights_and_long_past_events_are_warned_at_their_line(tmp_
     assert result.returncode == 0, result.stdout
     warnings = [line for line in result.stdout.splitlines() if ": warning: " in line]
     assert warnings == [
-        "issue.md:6: warning: highlight 'a secret' matches no section heading, so it links nowhere: "
-        "use the heading's words",
+        "issue.md:4: warning: 1 highlight matches no section heading, so it links nowhere (line 6: 'a secret'): "
+        "name the section, as in `- text → Heading` or `- text: ...` with `section: Heading` (docs/issue-file.md)",
         "issue.md:9: warning: event 'Night walk' on 2025-12-08 is 358 days before the issue's date 2026-12-01: "
         "a wrong year?",
     ]

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from ..audience.links import signer_for
-from ..audience.subscribers import ListReport, read_subscribers
+from ..audience.subscribers import ListReport, list_columns, read_subscribers
 from ..config import Settings, key_line
 from ..errors import IssueError, IssueNotFound, IssueProblems, MergeFieldError, SubscriberListError
 from . import markup
@@ -22,6 +23,7 @@ from .issue import Issue, read_issue
 from .merge import Context, html_contexts, safe_url
 from .palette import DEFAULT_ACCENT, MIN_CONTRAST, contrast, palette_for, parse_colour
 from .render import GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES, RenderedIssue, render_issue
+from .slips import find_slips, suggest_column
 
 Level = Literal["error", "warning"]
 
@@ -193,16 +195,7 @@ DIARY_PAST_DAYS = 7  # a diary entry this far before the issue's date is most li
 def content_findings(issue: Issue) -> list[Finding]:
     """Highlights that link nowhere, and diary events long past when the issue goes out."""
     file = str(issue.path)
-    found = [
-        Finding(
-            file,
-            h.line,
-            "warning",
-            f"highlight {h.text!r} matches no section heading, so it links nowhere: use the heading's words",
-        )
-        for h in issue.highlights
-        if not h.anchor and "](" not in h.text
-    ]
+    found = highlight_findings(issue)
     if issue.date is not None:
         for event in issue.events:
             days = (issue.date - event.date).days
@@ -217,6 +210,40 @@ def content_findings(issue: Issue) -> list[Finding]:
                     )
                 )
     return found
+
+
+def highlight_findings(issue: Issue) -> list[Finding]:
+    """A highlight that names a section no heading has, at its line (with the closest heading);
+    the highlights that link nowhere, in one warning that says how to name their sections."""
+    file, titles = str(issue.path), [s.title for s in issue.sections]
+    found = []
+    for h in issue.highlights:
+        if h.section and not h.anchor:
+            close = difflib.get_close_matches(h.section, titles, n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}?" if close else f"the headings: {', '.join(map(repr, titles)) or 'none'}"
+            found.append(
+                Finding(
+                    file, h.line, "warning", f"highlight names section {h.section!r}, which no ## heading is; {hint}"
+                )
+            )
+    loose = [h for h in issue.highlights if not h.section and not h.anchor and "](" not in h.text]
+    if loose:
+        listed = "; ".join(f"line {h.line}: {h.text[:50]!r}" for h in loose)
+        found.append(
+            Finding(
+                file,
+                issue.line_of("highlights"),
+                "warning",
+                f"{plural_of(len(loose), 'highlight matches', 'highlights match')} no section heading, so "
+                f"{'it links' if len(loose) == 1 else 'they link'} nowhere ({listed}): name the section, as in "
+                "`- text → Heading` or `- text: ...` with `section: Heading` (docs/issue-file.md)",
+            )
+        )
+    return found
+
+
+def plural_of(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
 
 
 def subject_findings(issue: Issue) -> list[Finding]:
@@ -456,7 +483,17 @@ def _fill_findings(rendered: RenderedIssue, subscribers: Path) -> tuple[list[Fin
     if failing > MAX_ROW_FINDINGS:
         more = f"{failing - MAX_ROW_FINDINGS} more rows cannot be filled (the first {MAX_ROW_FINDINGS} are above)"
         found.append(Finding(str(subscribers), None, "error", more))
-    return found, report
+    return found + row_warnings(report), report
+
+
+def row_warnings(report: ListReport) -> list[Finding]:
+    """Rows that are sent but look wrong (extra cells, an overlong value), the first few at their line."""
+    found = [Finding(str(report.path), line, "warning", message) for line, message in report.warnings]
+    hidden = len(found) - MAX_ROW_FINDINGS + report.more_warnings
+    if hidden > 0:
+        more = f"{hidden} more rows look wrong (`newsletter subscribers check` lists them)"
+        return [*found[:MAX_ROW_FINDINGS], Finding(str(report.path), None, "warning", more)]
+    return found
 
 
 def _whole_url_slots(rendered: RenderedIssue) -> list[int]:
@@ -475,15 +512,10 @@ def field_findings(rendered: RenderedIssue, subscribers: Path, columns: tuple[st
     found = []
     for source, (file, line), named in rendered.fields.named_columns():
         for name in sorted(named - set(columns)):
-            found.append(
-                Finding(
-                    file,
-                    line,
-                    "error",
-                    f"merge field {{{{ {source} }}}}: {name!r} is no column of {subscribers}; "
-                    f"its columns: {', '.join(columns)}",
-                )
-            )
+            guess = suggest_column(name, columns)
+            hint = f"did you mean `subscriber.{guess}`? " if guess else ""
+            message = f"merge field {{{{ {source} }}}}: {name!r} is no column of {subscribers}; {hint}"
+            found.append(Finding(file, line, "error", f"{message}its columns: {', '.join(columns)}"))
     return found
 
 
@@ -518,15 +550,27 @@ def check_issue(path: Path, settings: Settings, subscribers: Path | None = None)
         return [Finding(e.file or str(path), e.line, "error", e.message) for e in exc.errors]
     except IssueError as exc:
         return [Finding(exc.file or str(path), exc.line, "error", exc.message)]
-    findings = link_findings(issue) + link_text_findings(issue) + subject_findings(issue) + content_findings(issue)
-    findings += settings_findings(settings) + accent_findings(settings)
+    slips = slip_findings(issue, settings, subscribers)
+    findings = slips + link_findings(issue) + link_text_findings(issue) + subject_findings(issue)
+    findings += content_findings(issue) + settings_findings(settings) + accent_findings(settings)
     try:
         rendered = render_issue(issue, settings)
         findings += size_findings(issue, rendered.html_bytes)
         findings += message_findings(*sample_message(rendered, settings), rendered, settings)
     except IssueError as exc:
+        if exc.line in {f.line for f in slips if f.level == "error"}:
+            return findings  # the slip at that line says it better than the renderer
         return [*findings, Finding(exc.file or str(path), exc.line, "error", exc.message)]
     return findings + list_findings(rendered, settings, subscribers)
+
+
+def slip_findings(issue: Issue, settings: Settings, subscribers: Path | None) -> list[Finding]:
+    """Merge-field slips (slips.py) in every text that is filled per reader, with suggestions from
+    the columns of the list it goes to (when there is one to read)."""
+    texts = [(s.text, s.line) for s in markdown_sources(issue)]
+    texts += [(issue.subject, issue.line_of("subject")), (issue.preheader, issue.line_of("preheader"))]
+    columns = list_columns(subscribers or settings.path(settings.newsletter.subscribers))
+    return [Finding(str(issue.path), s.line, s.level, s.message) for s in find_slips(texts, columns)]
 
 
 def has_errors(findings: list[Finding]) -> bool:

@@ -21,9 +21,11 @@ from urllib.parse import quote
 from jinja2 import TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
+from ..audience.subscribers import column_key
 from ..errors import IssueError, MergeFieldError
 
 _EXPRESSION = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+_SPACED = re.compile(r"^\s*subscriber\s*\.\s*(\w+(?: +\w+)+)\s*(?:\|.*)?$", re.DOTALL)
 _STATEMENT = re.compile(r"\{%.*?%\}", re.DOTALL)
 
 UNSUBSCRIBE_URL = "unsubscribe_url"
@@ -156,9 +158,11 @@ class MergeFields:
             try:
                 return self.placeholder(self._add(match.group(1), (str(file), at)))
             except TemplateSyntaxError as exc:
-                raise IssueError(
-                    f"merge field {match.group(0)!r} is not valid: {exc.message}", file=file, line=at
-                ) from None
+                spaced = _SPACED.match(match.group(1))
+                reason = exc.message or "not an expression"
+                if spaced:  # {{ subscriber.First Name }}: Jinja says "chunk after expression"
+                    reason = f"a column name with spaces is written with `_`: subscriber.{column_key(spaced.group(1))}"
+                raise IssueError(f"merge field {match.group(0)!r} is not valid: {reason}", file=file, line=at) from None
 
         return _EXPRESSION.sub(replace, text)
 
