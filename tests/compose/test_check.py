@@ -136,6 +136,17 @@ def test_an_accent_readable_on_white_gives_no_warning(tmp_path: Path, accent: st
     assert findings(tmp_path, settings=settings) == []
 
 
+@pytest.mark.parametrize(("shade", "warned"), [("#5c4a00", False), ("#d4d400", True)])
+def test_text_accent_is_used_as_set_and_warned_when_hard_to_read(tmp_path: Path, shade: str, warned: bool) -> None:
+    settings = setup(tmp_path, CLEAN_SETTINGS + f'[brand]\naccent = "#ffff00"\ntext_accent = "{shade}"\n')
+    found = findings(tmp_path, settings=settings)
+    if warned:
+        assert len(found) == 1 and has(found, "warning", f"[brand] text_accent {shade} has contrast 1.")
+        assert found[0].startswith(f"{tmp_path / 'newsletter.toml'}:12: ")
+    else:
+        assert found == []
+
+
 def test_subject_rules(tmp_path: Path) -> None:
     assert has(findings(tmp_path, front="subject: " + "word " * 40), "warning", "characters")
     assert has(findings(tmp_path, front="subject: BIG NEWS FOR ALL"), "warning", "all capitals")

@@ -20,7 +20,7 @@ from . import markup
 from .envelope import MessageTemplate, preview_subscriber
 from .issue import Issue, read_issue
 from .merge import Context, html_contexts, safe_url
-from .palette import DEFAULT_ACCENT, MIN_CONTRAST, contrast, palette_for, parse_colour
+from .palette import DEFAULT_ACCENT, LIGHT_SURFACES, MIN_CONTRAST, contrast, palette_for, parse_colour
 from .render import GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES, RenderedIssue, render_issue
 
 Level = Literal["error", "warning"]
@@ -171,7 +171,9 @@ def accent_findings(settings: Settings) -> list[Finding]:
                 file, line, "warning", f"[brand] accent {accent!r} is not a colour like #1a6fb5; using {DEFAULT_ACCENT}"
             )
         ]
-    palette = palette_for(accent)
+    palette = palette_for(accent, settings.brand.text_accent)
+    if palette.text_chosen:
+        return _text_accent_findings(settings, palette.text_light)
     if not palette.adjusted:
         return []
     ratio = contrast(rgb, (255, 255, 255))
@@ -183,6 +185,24 @@ def accent_findings(settings: Settings) -> list[Finding]:
             f"[brand] accent {accent} on white has contrast {ratio:.1f}:1, under {MIN_CONTRAST}:1: "
             f"headings and links use {palette.text_light} instead; buttons keep {accent} with "
             f"{palette.button_text} text",
+        )
+    ]
+
+
+def _text_accent_findings(settings: Settings, shade: str) -> list[Finding]:
+    """[brand] text_accent is used as set; say so when it is hard to read on the card."""
+    rgb = parse_colour(shade) or (0, 0, 0)
+    ratio = min(contrast(rgb, parse_colour(surface) or (255, 255, 255)) for surface in LIGHT_SURFACES)
+    if ratio >= MIN_CONTRAST:
+        return []
+    line = _setting_line(settings, "brand", "text_accent")
+    return [
+        Finding(
+            str(settings.config_path),
+            line,
+            "warning",
+            f"[brand] text_accent {settings.brand.text_accent} has contrast {ratio:.1f}:1 on the email's "
+            f"light backgrounds, under {MIN_CONTRAST}:1: headings and links will be hard to read",
         )
     ]
 

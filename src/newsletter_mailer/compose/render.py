@@ -124,7 +124,7 @@ def build_context(issue: Issue, settings: Settings, fields: MergeFields) -> dict
     return {
         "newsletter": settings.newsletter,
         "brand": settings.brand,
-        "palette": palette_for(settings.brand.accent),
+        "palette": palette_for(settings.brand.accent, settings.brand.text_accent),
         "preheader_padding": PREHEADER_PADDING,
         "issue": {
             "subject": fields.substitute(issue.subject, file=file, line=issue.line_of("subject")),
