@@ -260,10 +260,8 @@ def test_outlook_conditional_tables_are_intact(repo_settings: Settings, path: Pa
         checker = _TableNesting()
         checker.feed(_as_seen_by(body, outlook))
         assert checker.errors == [] and checker.stack == [], f"outlook={outlook}"
-    issue = read_issue(path)
-    sections = 3 + len(issue.sections) + bool(issue.highlights) + bool(issue.events) + bool(issue.signoff)
     outlook_tables = re.findall(r'<!--\[if mso \| IE\]><table [^>]*width="600"', body)
-    assert len(outlook_tables) == sections  # header, intro, highlights, sections, diary, signoff, footer
+    assert len(outlook_tables) == 3  # header, the card, footer: however many sections the issue has
 
 
 @pytest.mark.parametrize("path", [EXAMPLE, LARGE], ids=["example", "large"])

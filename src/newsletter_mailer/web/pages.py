@@ -12,21 +12,12 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.responses import HTMLResponse
 
+from ..compose.bidi import direction
 from ..compose.palette import palette_for
 from ..compose.render import template_dirs
 from ..config import Settings
 
-__all__ = ["RTL_LANGUAGES", "Pages", "direction"]
-
-RTL_LANGUAGES = frozenset({"ar", "he", "fa", "ur", "yi", "ps", "sd", "ug", "dv", "ckb"})
-
-
-def direction(language: str) -> str:
-    """``rtl`` for a right-to-left language tag (``ar``, ``he-IL``), else ``ltr``: the page's
-    direction comes from its language, never from the first strong character of its content."""
-    primary = language.strip().lower().replace("_", "-").split("-", 1)[0]
-    return "rtl" if primary in RTL_LANGUAGES else "ltr"
-
+__all__ = ["Pages"]
 
 class Pages:
     """Renders ``templates/pages/<name>.html`` (a workspace's templates/ first) with the
