@@ -57,7 +57,7 @@ def test_the_name_is_isolated_in_html_text_subject_and_to(tmp_path: Path, settin
     message = email.message_from_bytes(data, policy=policy.default)
     assert message["Subject"] == f"{FSI}{NAME}{PDI}, 3 new events"
     assert message["To"].addresses[0].display_name == f"{FSI}{NAME}{PDI}"
-    text, html = (part.get_content() for part in message.iter_parts())  # type: ignore[attr-defined]
+    text, html = (part.get_content() for part in message.iter_parts())
     assert f"Dear {FSI}{NAME}{PDI}, 3 new events" in text
     assert f'Dear <span dir="auto">{NAME}</span>, 3 new events' in html
     assert f'<span dir="auto">{NAME}</span>, 3 new events</h1>' in html
@@ -80,8 +80,8 @@ const box = (node, start, end) => { const r = document.createRange(); r.setStart
 const before = p.firstChild, name = p.querySelector('span'), after = name.nextSibling;
 const dear = box(before, 0, 4), three = box(after, after.textContent.indexOf('3'), after.textContent.indexOf('3') + 1);
 const n = name.getBoundingClientRect();
-return {dear: [dear.left, dear.right, dear.top], name: [n.left, n.right, n.top], three: [three.left, three.right, three.top],
-        text: p.textContent};
+return {dear: [dear.left, dear.right, dear.top], name: [n.left, n.right, n.top],
+        three: [three.left, three.right, three.top], text: p.textContent};
 """
 
 

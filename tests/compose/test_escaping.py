@@ -86,7 +86,7 @@ def test_every_field_reads_back_as_written_in_html_text_and_headers(tmp_path: Pa
     envelope = MessageTemplate(rendered, settings, signer_for(settings)).envelope(Subscriber("a@example.org", "Al"))
     message = email.message_from_bytes(envelope.data, policy=policy.default)
     assert message["Subject"] == FIELDS["subject"]
-    text_part, html_part = (part.get_content() for part in message.iter_parts())  # type: ignore[attr-defined]
+    text_part, html_part = (part.get_content() for part in message.iter_parts())
 
     document = _Document()
     document.feed(html_part)

@@ -15,8 +15,8 @@ from markupsafe import escape
 from browser_checks import axe_violations, emulate
 from conftest import node_package, serve_asgi
 from newsletter_mailer.audience.links import signer_for
-from newsletter_mailer.config import BrandSettings, Settings
 from newsletter_mailer.compose.bidi import direction
+from newsletter_mailer.config import BrandSettings, Settings
 from newsletter_mailer.web.pages import Pages
 from newsletter_mailer.web.unsubscribe import create_app
 

@@ -89,13 +89,13 @@ def contact_href(contact: str) -> str:
 
 
 _IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
-_PIXEL_WIDTH = re.compile(r"""\swidth\s*=\s*["']?(\d+)["']?""", re.IGNORECASE)
+_PIXEL_WIDTH = re.compile(r"""\swidth\s*=\s*("\d+"|'\d+'|\d+(?=[\s/>]))""", re.IGNORECASE)
 
 
 def sized_images(html: str) -> str:
     """Every ``<img>`` with a pixel ``width``: Outlook for Windows draws an image without one at
-    the file's own size. One given in the HTML is kept; the others get the column's width, as
-    an upper bound the other clients honour through ``max-width: 100%`` (check warns of them)."""
+    the file's own size. One given in the HTML is kept; the others get the column's width as an
+    upper bound for Outlook, and ``width:auto`` for the clients that read CSS (check warns of them)."""
 
     def size(match: re.Match[str]) -> str:
         tag = match.group(0)
@@ -103,7 +103,9 @@ def sized_images(html: str) -> str:
             return tag
         tag = re.sub(r"""\swidth\s*=\s*(["'][^"']*["']|\S+)""", "", tag, flags=re.IGNORECASE)  # "100%"
         end = -2 if tag.endswith("/>") else -1
-        return f'{tag[:end].rstrip()} width="{COLUMN_WIDTH}"{tag[end:]}'
+        # width:auto keeps the file's own size (up to max-width: 100%) where CSS is read
+        style = "" if re.search(r"\sstyle\s*=", tag, re.IGNORECASE) else ' style="width:auto"'
+        return f'{tag[:end].rstrip()} width="{COLUMN_WIDTH}"{style}{tag[end:]}'
 
     return _IMG.sub(size, html)
 

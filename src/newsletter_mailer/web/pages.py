@@ -19,6 +19,7 @@ from ..config import Settings
 
 __all__ = ["Pages"]
 
+
 class Pages:
     """Renders ``templates/pages/<name>.html`` (a workspace's templates/ first) with the
     newsletter's name, language and palette."""
