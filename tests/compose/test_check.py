@@ -251,8 +251,8 @@ def test_size_warning_from_90kb_and_error_from_102kb(tmp_path: Path) -> None:
 
     small = findings(tmp_path, body(10))
     assert not any("KB" in f for f in small)
-    assert has(findings(tmp_path, body(60)), "warning", "close to Gmail's 102 KB clipping limit")
-    assert has(findings(tmp_path, body(68)), "error", "Gmail clips messages from 102 KB")
+    assert has(findings(tmp_path, body(70)), "warning", "close to Gmail's 102 KB clipping limit")
+    assert has(findings(tmp_path, body(80)), "error", "Gmail clips messages from 102 KB")
 
 
 def test_template_without_unsubscribe_link_or_with_images_lacking_alt(tmp_path: Path) -> None:
