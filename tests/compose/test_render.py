@@ -428,3 +428,13 @@ def test_a_nested_list_sits_close_to_its_parent_item(tmp_path: Path) -> None:
     outer, inner = re.findall(r"<ul\b[^>]*>", html)
     assert 'style="margin:0 0 12px 24px; padding:0"' in outer
     assert 'style="margin:6px 0 0 24px; padding:0"' in inner
+
+
+def test_an_image_in_a_highlight_or_an_event_title_gets_a_pixel_width_too(tmp_path: Path) -> None:
+    front = (
+        "subject: S\nhighlights:\n  - 'New ![star](https://example.org/star.png) walks'\n"
+        "events:\n  - date: 2027-01-02\n    title: 'Walk ![boot](https://example.org/boot.png)'"
+    )
+    html = render_issue(read_issue(write_issue(tmp_path, front, "Hi\n")), load_settings(workspace=tmp_path)).html
+    images = re.findall(r"<img\b[^>]*>", html)
+    assert len(images) == 2 and all(' width="552"' in img for img in images)

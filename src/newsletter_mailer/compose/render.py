@@ -131,7 +131,7 @@ def build_context(issue: Issue, settings: Settings, fields: MergeFields) -> dict
         return [_block_context(b) for b in markup.to_blocks(fields.substitute(source, file=file, line=line), line)]
 
     def inline(source: str, line: int) -> Markup:
-        return Markup(markup.render_inline(fields.substitute(source, file=file, line=line)))
+        return Markup(sized_images(markup.render_inline(fields.substitute(source, file=file, line=line))))
 
     events = []
     for event in issue.events:
