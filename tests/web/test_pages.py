@@ -15,7 +15,6 @@ from markupsafe import escape
 from browser_checks import axe_violations, emulate
 from conftest import node_package, serve_asgi
 from newsletter_mailer.audience.links import signer_for
-from newsletter_mailer.compose.bidi import direction
 from newsletter_mailer.config import BrandSettings, Settings
 from newsletter_mailer.web.pages import Pages
 from newsletter_mailer.web.unsubscribe import create_app
@@ -44,14 +43,6 @@ PAGES: dict[str, dict[str, Any]] = {
 def with_accent(settings: Settings, accent: str, name: str = "Riverton Residents") -> Settings:
     news = dataclasses.replace(settings.newsletter, name=name)
     return dataclasses.replace(settings, brand=BrandSettings(accent=accent), newsletter=news)
-
-
-@pytest.mark.parametrize(
-    ("language", "expected"),
-    [("ar", "rtl"), ("he-IL", "rtl"), ("fa", "rtl"), ("ur_PK", "rtl"), ("en", "ltr"), ("fr", "ltr"), ("arn", "ltr")],
-)
-def test_direction_comes_from_the_language(language: str, expected: str) -> None:
-    assert direction(language) == expected
 
 
 @pytest.mark.parametrize("name", PAGES)

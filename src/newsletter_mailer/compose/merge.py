@@ -256,7 +256,8 @@ def _fast_path(source: str) -> Callable[..., Any] | None:
 
 def html_contexts(markup: str, pattern: re.Pattern[str]) -> Iterable[tuple[re.Match[str], Context]]:
     """Each placeholder in final HTML with its context, read from the markup around it."""
-    lowered = markup.lower()
+    # Text inside <title> is shown as is, markup and all: its values are isolated without a span.
+    titles = [m.span(1) for m in re.finditer(r"<title\b[^>]*>(.*?)</title\s*>", markup, re.IGNORECASE | re.DOTALL)]
     for match in pattern.finditer(markup):
         start = match.start()
         if markup.rfind("<", 0, start) > markup.rfind(">", 0, start):
@@ -267,7 +268,7 @@ def html_contexts(markup: str, pattern: re.Pattern[str]) -> Iterable[tuple[re.Ma
                 yield match, Context.HTML_URL if whole else Context.HTML_URL_PART
                 continue
             yield match, Context.HTML_PLAIN
-        elif lowered.rfind("<title", 0, start) > lowered.rfind("</title", 0, start):
+        elif any(first <= start < last for first, last in titles):
             yield match, Context.HTML_PLAIN
         else:
             yield match, Context.HTML
