@@ -193,10 +193,13 @@ def render(ctx: click.Context, issue: Path, out_dir: Path, as_address: str | Non
 @friendly
 def check(ctx: click.Context, issue: Path, subscribers: Path | None) -> None:
     """List every problem in ISSUE as file:line: level: message; exit 1 on any error."""
-    from .compose.check import check_issue, has_errors
+    from .compose.check import check_issue, has_errors, size_summary
 
     findings = check_issue(issue, settings_from(ctx), subscribers)
     print_findings(findings, out)
+    size = size_summary(issue, settings_from(ctx))
+    if size is not None:
+        out.print(str(size))
     errors = sum(f.level == "error" for f in findings)
     warnings = len(findings) - errors
     out.print(f"{errors} error(s), {warnings} warning(s)")

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
 import re
@@ -21,8 +22,8 @@ from . import markup
 from .envelope import MessageTemplate, preview_subscriber
 from .issue import Issue, read_issue
 from .merge import Context, html_contexts, safe_url
-from .palette import DEFAULT_ACCENT, MIN_CONTRAST, contrast, palette_for, parse_colour
-from .render import GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES, RenderedIssue, render_issue
+from .palette import DEFAULT_ACCENT, LIGHT_SURFACES, MIN_CONTRAST, contrast, palette_for, parse_colour
+from .render import COLUMN_WIDTH, GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES, RenderedIssue, render_issue
 from .slips import find_slips, suggest_column
 
 Level = Literal["error", "warning"]
@@ -90,6 +91,48 @@ def link_findings(issue: Issue) -> list[Finding]:
     return found
 
 
+def _unsized_images(source: Source) -> list[tuple[int, str]]:
+    """Images whose width Outlook cannot know: Markdown images that share their paragraph (a
+    sentence, a list item, two in a row) and raw ``<img>`` tags without a pixel width."""
+    found: list[tuple[int, str]] = []
+    tokens = markup.parse(source.text)
+    for n, token in enumerate(tokens):
+        line = source.line + (token.map[0] if token.map else 0)
+        if token.type == "html_block":
+            found += [(line, tag) for tag in _IMG_TAG.findall(token.content) if not _IMG_WIDTH.search(tag)]
+        if token.type != "inline":
+            continue
+        alone = n > 0 and tokens[n - 1].type == "paragraph_open" and tokens[n - 1].level == 0
+        if alone and markup.as_image(token, line) is not None:
+            continue  # a full-width image, drawn at the column's width
+        for child in token.children or []:
+            if child.type == "image":
+                found.append((line, f"![{child.content}]({child.attrs.get('src', '')})"))
+            elif child.type == "html_inline" and _IMG_TAG.match(child.content) and not _IMG_WIDTH.search(child.content):
+                found.append((line, child.content))
+            line += child.type in ("softbreak", "hardbreak")
+    return found
+
+
+_IMG_TAG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_IMG_WIDTH = re.compile(r"""\swidth\s*=\s*("\d+"|'\d+'|\d+(?=[\s/>]))""", re.IGNORECASE)
+
+
+def image_width_findings(issue: Issue) -> list[Finding]:
+    """Each image given the column's width because its own is unknown, by line."""
+    return [
+        Finding(
+            str(issue.path),
+            line,
+            "warning",
+            f"image {image[:60]!r} has no pixel width, so Outlook for Windows draws it {COLUMN_WIDTH} px "
+            'wide; give it one as HTML: <img src="..." alt="..." width="120">',
+        )
+        for source in markdown_sources(issue)
+        for line, image in _unsized_images(source)
+    ]
+
+
 def size_findings(issue: Issue, html_bytes: int) -> list[Finding]:
     kb = html_bytes / 1024
     if html_bytes >= GMAIL_CLIP_BYTES:
@@ -106,6 +149,46 @@ def size_findings(issue: Issue, html_bytes: int) -> list[Finding]:
             Finding(str(issue.path), None, "warning", f"HTML is {kb:.0f} KB, close to Gmail's 102 KB clipping limit")
         ]
     return []
+
+
+@dataclass(frozen=True)
+class SizeReport:
+    """How big the HTML is and how many sections of this issue's average size fit under Gmail's clip."""
+
+    html_bytes: int
+    sections: int
+    per_section: int  # bytes a section adds, on average, layout and content
+    clips_at: int | None  # the section count at which Gmail would clip; None without sections
+
+    def __str__(self) -> str:
+        line = f"HTML: {self.html_bytes / 1024:.1f} KB with {self.sections} section(s)"
+        if self.clips_at is None:
+            return line + f"; Gmail clips at {GMAIL_CLIP_BYTES // 1024} KB"
+        return (
+            f"{line} ({self.per_section / 1024:.1f} KB each); Gmail would clip it at {self.clips_at} "
+            f"sections ({GMAIL_CLIP_BYTES // 1024} KB)"
+        )
+
+
+def size_report(issue: Issue, settings: Settings, rendered: RenderedIssue) -> SizeReport:
+    """The size, and the clip point from the issue rendered again without its sections."""
+    count = len(issue.sections)
+    if not count:
+        return SizeReport(rendered.html_bytes, 0, 0, None)
+    bare = render_issue(dataclasses.replace(issue, sections=()), settings).html_bytes
+    per_section = max((rendered.html_bytes - bare) // count, 1)
+    room = GMAIL_CLIP_BYTES - rendered.html_bytes
+    clips_at = count + room // per_section + 1 if room > 0 else count
+    return SizeReport(rendered.html_bytes, count, per_section, clips_at)
+
+
+def size_summary(path: Path, settings: Settings) -> SizeReport | None:
+    """The size report of an issue file; None when it cannot be rendered (its findings say why)."""
+    try:
+        issue = read_issue(path)
+        return size_report(issue, settings, render_issue(issue, settings))
+    except IssueError:
+        return None
 
 
 # Lighthouse's list of link texts that do not describe their target (its link-text audit),
@@ -173,7 +256,9 @@ def accent_findings(settings: Settings) -> list[Finding]:
                 file, line, "warning", f"[brand] accent {accent!r} is not a colour like #1a6fb5; using {DEFAULT_ACCENT}"
             )
         ]
-    palette = palette_for(accent)
+    palette = palette_for(accent, settings.brand.text_accent)
+    if palette.text_chosen:
+        return _text_accent_findings(settings, palette.text_light)
     if not palette.adjusted:
         return []
     ratio = contrast(rgb, (255, 255, 255))
@@ -185,6 +270,24 @@ def accent_findings(settings: Settings) -> list[Finding]:
             f"[brand] accent {accent} on white has contrast {ratio:.1f}:1, under {MIN_CONTRAST}:1: "
             f"headings and links use {palette.text_light} instead; buttons keep {accent} with "
             f"{palette.button_text} text",
+        )
+    ]
+
+
+def _text_accent_findings(settings: Settings, shade: str) -> list[Finding]:
+    """[brand] text_accent is used as set; say so when it is hard to read on the card."""
+    rgb = parse_colour(shade) or (0, 0, 0)
+    ratio = min(contrast(rgb, parse_colour(surface) or (255, 255, 255)) for surface in LIGHT_SURFACES)
+    if ratio >= MIN_CONTRAST:
+        return []
+    line = _setting_line(settings, "brand", "text_accent")
+    return [
+        Finding(
+            str(settings.config_path),
+            line,
+            "warning",
+            f"[brand] text_accent {settings.brand.text_accent} has contrast {ratio:.1f}:1 on the email's "
+            f"light backgrounds, under {MIN_CONTRAST}:1: headings and links will be hard to read",
         )
     ]
 
@@ -552,7 +655,8 @@ def check_issue(path: Path, settings: Settings, subscribers: Path | None = None)
         return [Finding(exc.file or str(path), exc.line, "error", exc.message)]
     slips = slip_findings(issue, settings, subscribers)
     findings = slips + link_findings(issue) + link_text_findings(issue) + subject_findings(issue)
-    findings += content_findings(issue) + settings_findings(settings) + accent_findings(settings)
+    findings += content_findings(issue) + image_width_findings(issue)
+    findings += settings_findings(settings) + accent_findings(settings)
     try:
         rendered = render_issue(issue, settings)
         findings += size_findings(issue, rendered.html_bytes)
