@@ -17,7 +17,15 @@ from typing import Protocol
 
 from ..audience.signup import Tally, merge_lists
 from ..audience.subscribers import ListReport, read_subscribers
-from ..compose.check import Finding, RowFill, check_issue, check_message, check_rendered, has_errors
+from ..compose.check import (
+    Finding,
+    RowFill,
+    check_issue,
+    check_message,
+    check_rendered,
+    has_errors,
+    slip_findings,
+)
 from ..compose.issue import read_issue
 from ..compose.render import RenderedIssue, render_issue
 from ..config import Settings
@@ -174,7 +182,7 @@ def rendered_and_checked(
         return None, check_issue(path, settings, subscribers)
     if with_list:
         return rendered, check_rendered(rendered, settings, subscribers)
-    return rendered, check_message(rendered, settings)
+    return rendered, check_message(rendered, settings, subscribers, slips=False)
 
 
 def send_campaign(
@@ -198,7 +206,9 @@ def send_campaign(
         )
     )
     with opened as campaign:
-        _checked(ui, campaign, [*findings, *fill.findings()], request.force)
+        columns = None if request.join else fill.report.columns  # the list the pre-flight read
+        slips = slip_findings(rendered.issue, settings, fill.path, columns)
+        _checked(ui, campaign, [*slips, *findings, *fill.findings()], request.force)
         preflight = campaign.preflight
         if not request.join:
             ui.preflight(preflight)

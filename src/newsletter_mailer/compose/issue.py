@@ -78,6 +78,7 @@ class Highlight:
     text: str
     anchor: str  # the id of the section it links to, or ""
     line: int = 0
+    section: str = ""  # the section it names (``section:`` or ``→ Heading``), as written; "" if none
 
 
 @dataclass(frozen=True)
@@ -314,7 +315,10 @@ def _front_matter(
         preheader=text("preheader"),
         date=problems.attempt(lambda: _parse_date(date, "date", path, line("date", 2)), None) if date else None,
         highlights=problems.attempt(
-            lambda: _highlights(data.get("highlights"), list(sections), path, line("highlights", 2)), ()
+            lambda: _highlights(
+                data.get("highlights"), value_nodes.get("highlights"), list(sections), path, line("highlights", 2)
+            ),
+            (),
         ),
         events=problems.attempt(
             lambda: _events(data.get("events"), value_nodes.get("events"), path, line("events", 2), problems), ()
@@ -360,17 +364,63 @@ def _first_text_line(node: yaml.Node | None) -> int:
     return node.start_mark.line + 2 + (1 if node.style in ("|", ">") else 0)
 
 
-def _highlights(value: Any, sections: list[Section], file: Path, line: int) -> tuple[Highlight, ...]:
+HIGHLIGHT_KEYS = ("text", "section")
+_ARROW = re.compile(r"\s+(?:→|->)\s+")  # the last " → " (or " -> ") ends the text
+
+
+def _highlights(
+    value: Any, node: yaml.Node | None, sections: list[Section], file: Path, line: int
+) -> tuple[Highlight, ...]:
+    """The highlights: ``auto`` (every section), or a list whose items are a line of Markdown
+    (linked to the section whose heading says the same), a line ending in ``→ Heading``, or a
+    mapping with ``text`` and ``section``."""
     if value is None:
         return ()
     if value == "auto":
         return tuple(Highlight(s.title, s.anchor, line) for s in sections)
-    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
-        raise IssueError("highlights must be a list of short Markdown lines, or the word auto", file=file, line=line)
-    by_title = {slugify(s.title): s.anchor for s in sections}
-    return tuple(
-        Highlight(str(v).strip(), by_title.get(slugify(str(v)), ""), line + 1 + i) for i, v in enumerate(value)
-    )
+    if not isinstance(value, list) or not isinstance(node, yaml.SequenceNode):
+        raise IssueError(
+            "highlights must be a list (of short Markdown lines, or text/section mappings), or the word auto",
+            file=file,
+            line=line,
+        )
+    by_name = {slugify(s.title): s.anchor for s in sections} | {s.anchor: s.anchor for s in sections}
+    return tuple(_highlight(item, item_node, by_name, file) for item, item_node in zip(value, node.value, strict=True))
+
+
+def _highlight(item: Any, node: yaml.Node, by_name: dict[str, str], file: Path) -> Highlight:
+    at = node.start_mark.line + 2
+    if isinstance(item, dict):
+        _refuse_other_keys(item, _mapping_lines(node), at, file)
+        text = _text(item.get("text"), "highlight text", file, at)
+        section = _text(item.get("section"), "highlight section", file, at)
+        if not text:
+            raise IssueError("a highlight given as a mapping needs its text: `- text: ...`", file=file, line=at)
+    elif isinstance(item, (str, int, float)) and not isinstance(item, bool):
+        text, section = _split_arrow(str(item).strip())
+    else:
+        raise IssueError(
+            "each highlight is a line of text, `text → Heading`, or a mapping with text and section", file=file, line=at
+        )
+    return Highlight(text, by_name.get(slugify(section or text), ""), at, section)
+
+
+def _split_arrow(line: str) -> tuple[str, str]:
+    """``text → Heading`` as (text, heading); a line without an arrow as (line, "")."""
+    arrows = list(_ARROW.finditer(line))
+    if not arrows:
+        return line, ""
+    return line[: arrows[-1].start()].strip(), line[arrows[-1].end() :].strip()
+
+
+def _refuse_other_keys(item: dict[Any, Any], lines: dict[str, int], at: int, file: Path) -> None:
+    for key in item:
+        if key not in HIGHLIGHT_KEYS:
+            raise IssueError(
+                f"unknown highlight key {key!r}; allowed: {', '.join(HIGHLIGHT_KEYS)}",
+                file=file,
+                line=lines.get(str(key), at),
+            )
 
 
 def issue_key(path: Path) -> str:
