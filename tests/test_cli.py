@@ -136,6 +136,7 @@ def test_send_refuses_without_a_terminal_unless_yes_then_sends_and_reports(tmp_p
         refused = run("send", "issue.md", cwd=root)
         assert refused.returncode == 2 and "--yes" in refused.stderr
         assert server.handler.messages == []
+        assert run("status", "issue", cwd=root).stdout == "issue: nothing sent yet\n"  # nothing left pending
         sent = run("send", "issue.md", "--yes", cwd=root)
         assert sent.returncode == 0, sent.stdout + sent.stderr
         assert "to send now" in sent.stdout and "sent 5, failed 0" in sent.stdout

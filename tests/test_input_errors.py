@@ -92,6 +92,10 @@ def test_an_oversized_issue_file_is_refused_before_it_is_read(tmp_path: Path) ->
         (b'[brand]\naccent = "gren"\n', "newsletter.toml:2: error: [brand] accent must be a hex colour"),
         (b'[brand]\naccent = "#2e7d3"\n', "newsletter.toml:2: error: [brand] accent must be a hex colour"),
         (
+            b'[brand]\naccent = "#ff0"\ntext_accent = "olive"\n',
+            "newsletter.toml:3: error: [brand] text_accent must be a hex colour",
+        ),
+        (
             b'[dkim]\ndomain = "example.org"\nselector = "a b"\n',
             "newsletter.toml:3: error: [dkim] selector must be a DNS label",
         ),

@@ -61,6 +61,7 @@ class BrandSettings:
     logo: str = ""
     logo_alt: str = ""
     accent: str = "#1a6fb5"
+    text_accent: str = ""  # the shade for headings and links in light mode; derived from accent if empty
 
 
 @dataclass(frozen=True)
@@ -313,6 +314,12 @@ def _check_values(sections: dict[str, Any], text: str, file: str) -> None:
             f"[brand] accent must be a hex colour like #1a6fb5 or #2e7, not {brand.accent!r}",
             file=file,
             line=key_line(text, "brand", "accent"),
+        )
+    if brand.text_accent and not _HEX_COLOUR.match(brand.text_accent):
+        raise ConfigError(
+            f"[brand] text_accent must be a hex colour like #1a6fb5 or #2e7, not {brand.text_accent!r}",
+            file=file,
+            line=key_line(text, "brand", "text_accent"),
         )
     dkim: DKIMSettings = sections["dkim"]
     if dkim.selector and not valid_selector(dkim.selector):

@@ -172,7 +172,8 @@ def test_only_on_events_and_highlights(tmp_path: Path) -> None:
         ("subject: S", "{only: branch == 'x'}\n## A\n", 4, "directly under"),
         ("subject: S\nevents:\n  - date: 2026-12-08\n    title: M\n    only: 'a b'", "", 6, "only: expected"),
         ("subject: S\nevents:\n  - date: 2026-12-08\n    title: M\n    only: [1]", "", 6, "must be a condition"),
-        ("subject: S\nhighlights:\n  - text: A\n    when: x", "", 4, "takes text: and only:"),
+        ("subject: S\nhighlights:\n  - text: A\n    when: x", "", 5, "unknown highlight key 'when'"),
+        ("subject: S\nhighlights:\n  - text: A\n    only: a ==", "", 5, "only: expected"),
     ],
 )
 def test_bad_conditions_are_errors_at_their_line(front: str, body: str, line: int, said: str, tmp_path: Path) -> None:
@@ -194,3 +195,98 @@ def test_for_variant_leaves_out_what_the_variant_does_not_show(tmp_path: Path) -
     assert segmenter.variant_of({"branch": "north"}) is north  # decided once per distinct cell
     assert [s.title for s in issue.for_variant(north).sections] == ["North", "All"]
     assert [s.title for s in issue.for_variant(Variant()).sections] == ["All"]
+
+
+SEED_HIGHLIGHTS = [
+    ("learn about the work of Kent Stand Up to Racism at our speaker meeting this Tuesday", "Speaker meeting"),
+    ("tell us who you would like as speakers at our 2026 meetings", "Speakers for 2026"),
+    ("participate in this year's Write for Rights Campaign", "Write for Rights"),
+    ("call on your MP to stand up for the European Convention on Human Rights", "The ECHR"),
+    ("order and display Amnesty posters", "Posters"),
+    ("learn about using personal divestment as a force for change", "Divestment"),
+    ("become better able to talk confidently about refugees", "Talking about refugees"),
+    ("support Safe Passage's campaign to restore refugee family reunion", "Family reunion"),
+    ("call on the Prime Minister to mend the social security system", "Social security"),
+    ("call on the government to extend Relationships and Sex Education", "RSE for sixth forms"),
+    ("attend a launch of the Defend Dissent Campaign on 25 and 27 November", "Defend Dissent"),
+    ("support our efforts to strengthen links with our local MPs", "Our local MPs"),
+    ("join our new Working with Schools Team", "Working with schools"),
+    ("volunteer to join our new Social Media Team", "Social media team"),
+    ("buy your Christmas cards and presents from the Amnesty shop", "The Amnesty shop"),
+    ("join the online training session on 25 November on direct action", "Direct action training"),
+    ("support the elimination of violence against women and girls", "16 days of activism"),
+    ("read our round-up of the month's actions", "Round-up"),
+]
+
+
+def seed_issue(folder: Path, items: list[str]) -> Path:
+    """The seed's shape: 18 highlights that are phrases, not headings, and a section for each."""
+    body = "Welcome.\n\n" + "".join(f"## {heading}\n\nMore about it.\n\n" for _, heading in SEED_HIGHLIGHTS)
+    return write_issue(folder, "subject: November\nhighlights:\n" + "".join(items), body)
+
+
+def newsletter_check(folder: Path) -> list[str]:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "newsletter_mailer", "check", "issue.md"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return [line for line in result.stdout.splitlines() if "highlight" in line]
+
+
+def test_phrase_highlights_are_one_warning_listing_them(tmp_path: Path) -> None:
+    seed_issue(tmp_path, [f'  - "{text}"\n' for text, _ in SEED_HIGHLIGHTS])
+    warnings = newsletter_check(tmp_path)
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("issue.md:3: warning: 18 highlights match no section heading, so they link nowhere")
+    assert all(f"line {4 + i}: " in warnings[0] for i in range(18))
+    assert "`- text → Heading`" in warnings[0]
+
+
+def test_a_highlight_names_its_section_with_an_arrow_or_a_mapping(tmp_path: Path) -> None:
+    arrows = [f'  - "{text} → {heading}"\n' for text, heading in SEED_HIGHLIGHTS[:9]]
+    ascii_arrow = [f"  - {text.replace(chr(39), '')} -> {heading}\n" for text, heading in SEED_HIGHLIGHTS[9:12]]
+    mappings = [f'  - text: "{text}"\n    section: {heading}\n' for text, heading in SEED_HIGHLIGHTS[12:]]
+    path = seed_issue(tmp_path, arrows + ascii_arrow + mappings)
+    assert newsletter_check(tmp_path) == []
+    issue = read_issue(path)
+    assert [h.text for h in issue.highlights][:2] == [SEED_HIGHLIGHTS[0][0], SEED_HIGHLIGHTS[1][0]]
+    assert [h.anchor for h in issue.highlights] == [s.anchor for s in issue.sections]
+    assert [h.line for h in issue.highlights][11:14] == [15, 16, 18]  # a mapping's line is its first
+    from newsletter_mailer.compose.render import render_issue
+    from newsletter_mailer.config import load_settings
+
+    html = render_issue(issue, load_settings(workspace=tmp_path)).html
+    assert 'href="#speaker-meeting"' in html and "→" not in html and "Speaker meeting</a>" not in html
+
+
+def test_a_named_section_no_heading_has_is_a_warning_at_its_line(tmp_path: Path) -> None:
+    seed_issue(tmp_path, ['  - "the speaker meeting → Speakr meeting"\n', "  - text: Posters\n    section: Nowhere\n"])
+    warnings = newsletter_check(tmp_path)
+    assert warnings == [
+        "issue.md:4: warning: highlight names section 'Speakr meeting', which no ## heading is; "
+        "did you mean 'Speaker meeting'?",
+        "issue.md:5: warning: highlight names section 'Nowhere', which no ## heading is; the headings: "
+        + ", ".join(repr(h) for _, h in SEED_HIGHLIGHTS),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("item", "fragment"),
+    [
+        ("  - text: A\n    where: B\n", "issue.md:5: unknown highlight key 'where'; allowed: text, section"),
+        ("  - section: Posters\n", "issue.md:4: a highlight given as a mapping needs its text"),
+        ("  - [a, b]\n", "issue.md:4: each highlight is a line of text"),
+    ],
+)
+def test_a_malformed_highlight_is_an_error_at_its_line(tmp_path: Path, item: str, fragment: str) -> None:
+    seed_issue(tmp_path, [item])
+    with pytest.raises(IssueError) as raised:
+        read_issue(tmp_path / "issue.md")
+    assert fragment in str(raised.value)

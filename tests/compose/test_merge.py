@@ -37,7 +37,7 @@ def test_hostile_names_are_escaped_in_html_and_verbatim_in_text(tmp_path: Path, 
     html, text = fill(tmp_path, Subscriber("bob@example.org", name))
     assert f"Hello {name}," in text
     escaped = name.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-    assert f"Hello {escaped}," in html
+    assert f'Hello <span dir="auto">{escaped}</span>,' in html
     assert "<script>" not in html
 
 

@@ -233,7 +233,7 @@ def test_a_confirmed_signup_gets_the_next_issue_and_is_exported_with_consent(sit
     assert site.server.handler.copies() == {"user0@example.org": 1, "user1@example.org": 1, "joiner@example.org": 1}
     exported = newsletter("subscribers", "export", "-o", "list.csv", cwd=root)
     assert exported.returncode == 0 and "exported 3 subscribers" in exported.stderr
-    rows = list(csv.DictReader((root / "list.csv").open(encoding="utf-8")))
+    rows = list(csv.DictReader((root / "list.csv").open(encoding="utf-8-sig")))
     assert [r["email"] for r in rows] == ["user0@example.org", "user1@example.org", "joiner@example.org"]
     assert [r["source"] for r in rows] == ["csv+signup", "csv", "signup"]
     joiner = rows[2]

@@ -54,7 +54,7 @@ def test_get_shows_a_confirmation_page_and_never_unsubscribes(site: tuple[str, S
     for _ in range(3):
         response = httpx.get(f"{base}/unsubscribe/{token}")
     assert response.status_code == 200
-    assert '<html lang="fr">' in response.text and "Les Randonneurs" in response.text
+    assert '<html lang="fr" dir="ltr">' in response.text and "Les Randonneurs" in response.text
     assert "ad**********@example.org" in response.text and "ada.lovelace" not in response.text
     assert f'<form method="post" action="/unsubscribe/{token}">' in response.text
     assert "#aa3300" in response.text and "<script" not in response.text

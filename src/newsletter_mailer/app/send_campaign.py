@@ -11,14 +11,22 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 from ..audience.signup import Tally, merge_lists
 from ..audience.subscribers import ListReport, Subscriber, read_subscribers
-from ..compose.check import Finding, check_issue, check_rendered, has_errors
+from ..compose.check import (
+    Finding,
+    RowFill,
+    check_issue,
+    check_message,
+    check_rendered,
+    has_errors,
+    slip_findings,
+)
 from ..compose.issue import read_issue
 from ..compose.render import RenderedIssue, render_issue
 from ..compose.variants import Segmenter, Variant
@@ -141,42 +149,68 @@ def send_issue(request: SendRequest, settings: Settings, ui: SendUI) -> SendResu
     elif request.subscribers is not None and not request.subscribers.is_file():
         what = "is a folder, not a CSV file" if request.subscribers.is_dir() else "subscriber list not found"
         raise SubscriberListError(what, file=request.subscribers)  # not a finding --force could pass
-    rendered, findings = rendered_and_checked(request.issue, settings, request.subscribers)
-    ui.findings(findings, forced=request.force and has_errors(findings))
-    if (has_errors(findings) and not request.force) or rendered is None:
-        raise CheckFailed("the pre-send check found errors (listed above); fix them, or send with --force")
+    trying = request.test or request.dry_run
+    # A campaign's list is checked as the pre-flight loads it: the CSV is read once.
+    rendered, findings = rendered_and_checked(request.issue, settings, request.subscribers, with_list=trying)
+    if rendered is None or trying:
+        _refuse_on_errors(ui, findings, request.force and rendered is not None)
+    if rendered is None:  # nothing to send, --force or not
+        raise CheckFailed("the issue cannot be rendered (the errors are listed above); fix them and send again")
     if request.test:
         return trial.send_test(rendered, settings, request.to)
     if request.dry_run:
         return trial.dry_run(rendered, settings, request.subscribers)
-    return send_campaign(request, settings, ui, rendered)
+    return send_campaign(request, settings, ui, rendered, findings)
+
+
+def _refuse_on_errors(ui: SendUI, findings: list[Finding], force: bool) -> None:
+    """Show the check's findings; refuse on an error unless --force."""
+    ui.findings(findings, forced=force and has_errors(findings))
+    if has_errors(findings) and not force:
+        raise CheckFailed("the pre-send check found errors (listed above); fix them, or send with --force")
 
 
 def rendered_and_checked(
-    path: Path, settings: Settings, subscribers: Path | None
+    path: Path, settings: Settings, subscribers: Path | None, *, with_list: bool = True
 ) -> tuple[RenderedIssue | None, list[Finding]]:
-    """The issue rendered once and the check's findings on that rendering; an issue that cannot be
-    rendered gives no rendering, and the check says every problem in it."""
+    """The issue rendered once and the check's findings on that rendering (``with_list``: the
+    list's too); an issue that cannot be rendered gives no rendering, and the check says every
+    problem in it."""
     try:
         rendered = render_issue(read_issue(path), settings)
     except IssueNotFound:
         raise
     except IssueError:
         return None, check_issue(path, settings, subscribers)
-    return rendered, check_rendered(rendered, settings, subscribers)
+    if with_list:
+        return rendered, check_rendered(rendered, settings, subscribers)
+    return rendered, check_message(rendered, settings, subscribers, slips=False)
 
 
-def send_campaign(request: SendRequest, settings: Settings, ui: SendUI, rendered: RenderedIssue) -> CampaignOutcome:
-    """Pre-flight, confirmation, dispatch; Ctrl+C becomes a SendInterrupted that says what is where."""
+def send_campaign(
+    request: SendRequest, settings: Settings, ui: SendUI, rendered: RenderedIssue, findings: list[Finding]
+) -> CampaignOutcome:
+    """Pre-flight (the list checked as it loads), confirmation, dispatch; Ctrl+C becomes a
+    SendInterrupted that says what is where."""
     outbox = None if settings.smtp.host else outbox_path(settings)
+    fill = RowFill(rendered, request.subscribers or settings.path(settings.newsletter.subscribers))
     opened = (
         join_campaign(request.issue, settings, rendered=rendered)
         if request.join
         else open_campaign(
-            request.issue, settings, request.subscribers, request.retry_failed, request.new_database, rendered=rendered
+            request.issue,
+            settings,
+            request.subscribers,
+            request.retry_failed,
+            request.new_database,
+            rendered=rendered,
+            fill=fill,
         )
     )
     with opened as campaign:
+        columns = None if request.join else fill.report.columns  # the list the pre-flight read
+        slips = slip_findings(rendered.issue, settings, fill.path, columns)
+        _checked(ui, campaign, [*slips, *findings, *fill.findings()], request.force)
         preflight = campaign.preflight
         if not request.join:
             ui.preflight(preflight)
@@ -201,12 +235,23 @@ def send_campaign(request: SendRequest, settings: Settings, ui: SendUI, rendered
     return CampaignOutcome(preflight, summary, outbox)
 
 
+def _checked(ui: SendUI, campaign: Campaign, findings: list[Finding], force: bool) -> None:
+    """The check's findings, the list's among them; on an error (without --force) nothing is sent,
+    and an issue never sent before keeps no rows."""
+    try:
+        _refuse_on_errors(ui, findings, force)
+    except CheckFailed:
+        if campaign.preflight.first_run:
+            campaign.journal.discard_unsent(campaign.issue)
+        raise
+
+
 def _confirm(ui: SendUI, confirmation: Confirmation, campaign: Campaign) -> None:
     """Ask; a "no" or a Ctrl+C leaves the journal as it was before this send's pre-flight (an issue
     never sent before: no rows at all), so ``status`` does not show a send that never began."""
     try:
         ui.confirm(confirmation)
-    except (SendDeclined, KeyboardInterrupt) as exc:
+    except BaseException as exc:  # a no, Ctrl+C, or no terminal to ask on
         if campaign.preflight.first_run:
             campaign.journal.discard_unsent(campaign.issue)
         if isinstance(exc, KeyboardInterrupt):
@@ -240,18 +285,18 @@ def _preflight(
     issue: str,
     subscribers: Path,
     retry_failed: bool,
-    segmenter: Segmenter,
-    variant_tally: Counter[Variant],
+    fill: RowFill | None,
+    first_run: bool,
+    variants: tuple[Segmenter, Counter[Variant]],
 ) -> Preflight:
     report = ListReport(subscribers)
-    first_run = not any(journal.counts(issue).values())
     end_leases_of_the_gone(journal, issue)
     recovered = journal.recover_in_flight(issue)
     tally = Tally()  # the list at send time: the CSV plus confirmed signups
-    variants = variant_tally
     signups = confirmed_signups(journal)
-    readers = merge_lists(read_subscribers(subscribers, report), signups, tally)
-    journal.add_recipients(issue, _tallied(readers, segmenter, variants))
+    rows = read_subscribers(subscribers, report)
+    readers = merge_lists(fill.watch(rows, report) if fill else rows, signups, tally)
+    journal.add_recipients(issue, _tallied(readers, *variants))
     if retry_failed:
         journal.retry_failed(issue)
     counts = journal.counts(issue)
@@ -284,6 +329,7 @@ def open_campaign(
     new_database: bool = False,
     *,
     rendered: RenderedIssue | None = None,
+    fill: RowFill | None = None,
 ) -> Iterator[Campaign]:
     """Take the send lock, load the list into the journal; ``rendered``: the issue as the check
     saw it (else the file is rendered here)."""
@@ -295,13 +341,33 @@ def open_campaign(
         if not new_database:
             _refuse_a_store_that_forgot(journal, rendered.issue.key, settings)
         tally: Counter[Variant] = Counter()
-        segmenter = Segmenter(rendered.issue.conditional_parts())
-        preflight = _preflight(journal, rendered.issue.key, subscribers, retry_failed, segmenter, tally)
+        variants = (Segmenter(rendered.issue.conditional_parts()), tally)
+        preflight = _loaded(journal, rendered.issue.key, subscribers, retry_failed, fill, variants)
         journal.record_send(rendered.issue.key, content_hash(rendered, settings), replace=True)
         campaign = Campaign(settings, rendered, journal, preflight, issue_path)
         if tally:  # each variant rendered and encoded now, before the run, and counted
             campaign.preflight = replace(preflight, variants=tuple(campaign.template().counts(tally)))
         yield campaign
+
+
+def _loaded(
+    journal: Store,
+    issue: str,
+    subscribers: Path,
+    retry_failed: bool,
+    fill: RowFill | None,
+    variants: tuple[Segmenter, Counter[Variant]],
+) -> Preflight:
+    """The pre-flight; a list that fails half-way through (a quote that swallows rows, bytes that
+    are not UTF-8) leaves an issue never sent before with no rows, as a "no" at the prompt does."""
+    first_run = not any(journal.counts(issue).values())
+    try:
+        return _preflight(journal, issue, subscribers, retry_failed, fill, first_run, variants)
+    except BaseException:
+        if first_run:
+            with suppress(Exception):  # the error that stopped the pre-flight is the one to report
+                journal.discard_unsent(issue)
+        raise
 
 
 def _refuse_a_store_that_forgot(journal: Store, issue: str, settings: Settings) -> None:

@@ -3,6 +3,7 @@ counting confirmed signups) and ``subscribers export`` (the list a send uses, wi
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -35,12 +36,10 @@ def check_subscribers(settings: Settings, path: Path) -> ListSummary:
         return ListSummary(result, sum(1 for address in extra if address not in suppressions))
 
 
-def export_subscribers(settings: Settings, out: TextIO | Path) -> int:
-    """Write the list a send would use: the CSV plus confirmed signups, minus suppressions."""
+def export_subscribers(settings: Settings, output: AbstractContextManager[TextIO]) -> int:
+    """Write the list a send would use (the CSV plus confirmed signups, minus suppressions) to
+    ``output``, opened once the store is."""
     path = settings.path(settings.newsletter.subscribers)
     rows = read_subscribers(path, ListReport(path))
-    with opened_store(settings) as store:
-        if not isinstance(out, Path):
-            return export_list(store, rows, out, settings.signup.fields)
-        with out.open("w", encoding="utf-8", newline="") as handle:
-            return export_list(store, rows, handle, settings.signup.fields)
+    with opened_store(settings) as store, output as handle:
+        return export_list(store, rows, handle, settings.signup.fields)

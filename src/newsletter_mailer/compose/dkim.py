@@ -29,6 +29,7 @@ from ..config import Settings
 from ..errors import ConfigError
 
 __all__ = [
+    "ALGORITHMS",
     "SIGNED_HEADERS",
     "BodyPlan",
     "DkimSigner",
@@ -38,6 +39,7 @@ __all__ = [
     "dkim_signer",
     "generate_key",
     "load_key",
+    "publish_instructions",
     "relaxed_body",
     "write_key",
 ]
@@ -362,22 +364,66 @@ def _checked_key(settings: Settings, pem: bytes, selector: str, file: str, kind:
     return key
 
 
+TXT_STRING_MAX = 255  # octets in one character-string of a TXT record (RFC 1035 3.3)
+ALGORITHMS = ("rsa", "ed25519")
+
+
 @dataclass(frozen=True)
 class KeyPair:
     private_pem: bytes
     dns_name: str
     dns_value: str
 
+    def txt_strings(self) -> list[str]:
+        """The record's value as the character-strings of one TXT record: DNS holds at most 255
+        octets in each, and a DKIM verifier joins them without a separator (RFC 6376 3.6.2.2)."""
+        value = self.dns_value
+        return [value[i : i + TXT_STRING_MAX] for i in range(0, len(value), TXT_STRING_MAX)]
 
-def generate_key(selector: str, domain: str, bits: int = 2048) -> KeyPair:
-    """An RSA key pair and the TXT record that publishes its public half."""
+    def bind_record(self) -> str:
+        """The record as a zone file writes it: the strings in parentheses, one a line."""
+        strings = [f'"{part}"' for part in self.txt_strings()]
+        return f"{self.dns_name}. IN TXT ( " + "\n    ".join(strings) + " )"
+
+
+def generate_key(selector: str, domain: str, bits: int = 2048, algorithm: str = "rsa") -> KeyPair:
+    """A key pair and the TXT record that publishes its public half: RSA (``p=`` the
+    SubjectPublicKeyInfo), or Ed25519 as RFC 8463 says (``k=ed25519``, ``p=`` the raw 32-byte key)."""
+    name = f"{selector}._domainkey.{domain}"
+    if algorithm == "ed25519":
+        ed_key = ed25519.Ed25519PrivateKey.generate()
+        ed_private = ed_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        raw = ed_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return KeyPair(ed_private, name, f"v=DKIM1; k=ed25519; p={base64.b64encode(raw).decode('ascii')}")
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
     )
     public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     value = f"v=DKIM1; k=rsa; p={base64.b64encode(public).decode('ascii')}"
-    return KeyPair(private, f"{selector}._domainkey.{domain}", value)
+    return KeyPair(private, name, value)
+
+
+def publish_instructions(pair: KeyPair, selector: str, key_file: str, algorithm: str) -> str:
+    """What to put in DNS (as a zone file writes it, and as one value for panels that split it
+    themselves) and in newsletter.toml for a key ``keygen`` made."""
+    domain = pair.dns_name.split("._domainkey.", 1)[1]
+    prefix = "ed25519_" if algorithm == "ed25519" else ""
+    settings = f'[dkim]\ndomain = "{domain}"\n{prefix}selector = "{selector}"\n{prefix}key_file = "{key_file}"'
+    if algorithm == "ed25519":
+        settings += (
+            "\n\n(an Ed25519 signature goes beside the RSA one, which [dkim] selector and key_file "
+            "name: receivers that do not know Ed25519 check the RSA one)"
+        )
+    return (
+        "Publish this TXT record in DNS. In a zone file (BIND), as strings of at most "
+        f"{TXT_STRING_MAX} characters:\n\n{pair.bind_record()}\n\n"
+        f"In a DNS panel that takes one value (it splits it itself): name {selector}._domainkey "
+        f"(in the zone of {domain}), type TXT, value:\n\n{pair.dns_value}\n\n"
+        f"Then add to newsletter.toml:\n\n{settings}"
+    )
 
 
 def write_key(pair: KeyPair, path: Path) -> None:

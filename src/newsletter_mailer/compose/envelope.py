@@ -21,6 +21,7 @@ from ..audience.links import TokenSigner
 from ..audience.subscribers import Subscriber
 from ..audience.verp import VerpCodec
 from ..config import Settings
+from .bidi import isolate
 from .dkim import DkimSigner, TemplateSigner
 from .headers import mailbox, unstructured
 from .merge import ESCAPERS, Context, html_contexts, text_contexts
@@ -225,9 +226,9 @@ class MessageTemplate:
         message_id = self.message_id(address)
         subject = b""
         if self._subject_has_fields:
-            subject = unstructured("Subject", self._fields.render_plain(self._subject, values))
+            subject = unstructured("Subject", self._fields.render_header(self._subject, values))
         filled = [
-            mailbox("To", subscriber.name, address),
+            mailbox("To", isolate(subscriber.name), address),
             self._now().encode("ascii"),
             message_id.encode("ascii"),
             url.encode("ascii"),

@@ -23,7 +23,6 @@ from .variants import ConditionalPart, Variant
 
 ALLOWED_KEYS = ("subject", "preheader", "date", "highlights", "events", "signoff")
 EVENT_KEYS = ("date", "time", "title", "where", "contact", "link", "only")
-HIGHLIGHT_KEYS = ("text", "only")
 _ONLY_LINE = re.compile(r"^\s*\{\s*only\s*:(.*)\}\s*$")
 T = TypeVar("T")
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
@@ -84,6 +83,7 @@ class Highlight:
     text: str
     anchor: str  # the id of the section it links to, or ""
     line: int = 0
+    section: str = ""  # the section it names (``section:`` or ``→ Heading``), as written; "" if none
     only: Condition | None = None
 
 
@@ -396,7 +396,10 @@ def _front_matter(
         preheader=text("preheader"),
         date=problems.attempt(lambda: _parse_date(date, "date", path, line("date", 2)), None) if date else None,
         highlights=problems.attempt(
-            lambda: _highlights(data.get("highlights"), list(sections), path, line("highlights", 2)), ()
+            lambda: _highlights(
+                data.get("highlights"), value_nodes.get("highlights"), list(sections), path, line("highlights", 2)
+            ),
+            (),
         ),
         events=problems.attempt(
             lambda: _events(data.get("events"), value_nodes.get("events"), path, line("events", 2), problems), ()
@@ -442,36 +445,68 @@ def _first_text_line(node: yaml.Node | None) -> int:
     return node.start_mark.line + 2 + (1 if node.style in ("|", ">") else 0)
 
 
-def _highlights(value: Any, sections: list[Section], file: Path, line: int) -> tuple[Highlight, ...]:
+HIGHLIGHT_KEYS = ("text", "section", "only")
+_ARROW = re.compile(r"\s+(?:→|->)\s+")  # the last " → " (or " -> ") ends the text
+
+
+def _highlights(
+    value: Any, node: yaml.Node | None, sections: list[Section], file: Path, line: int
+) -> tuple[Highlight, ...]:
+    """The highlights: ``auto`` (every section), or a list whose items are a line of Markdown
+    (linked to the section whose heading says the same), a line ending in ``→ Heading``, or a
+    mapping with ``text`` and ``section``."""
     if value is None:
         return ()
     if value == "auto":
         return tuple(Highlight(s.title, s.anchor, line) for s in sections)
-    if not isinstance(value, list) or not all(isinstance(v, (str, int, float, dict)) for v in value):
+    if not isinstance(value, list) or not isinstance(node, yaml.SequenceNode):
         raise IssueError(
-            "highlights must be a list of short Markdown lines (or of text: and only:), or the word auto",
+            "highlights must be a list (of short Markdown lines, or text/section mappings), or the word auto",
             file=file,
             line=line,
         )
-    by_title = {slugify(s.title): s.anchor for s in sections}
-    out = []
-    for i, item in enumerate(value):
-        at = line + 1 + i
-        text, only = _highlight_item(item, file, at) if isinstance(item, dict) else (str(item).strip(), None)
-        out.append(Highlight(text, by_title.get(slugify(text), ""), at, only))
-    return tuple(out)
+    by_name = {slugify(s.title): s.anchor for s in sections} | {s.anchor: s.anchor for s in sections}
+    return tuple(_highlight(item, item_node, by_name, file) for item, item_node in zip(value, node.value, strict=True))
 
 
-def _highlight_item(item: dict[Any, Any], file: Path, line: int) -> tuple[str, Condition | None]:
-    """A highlight written as a mapping: ``- text: ...`` with ``only: ...``."""
-    unknown = [str(k) for k in item if k not in HIGHLIGHT_KEYS]
-    if unknown or not isinstance(item.get("text"), (str, int, float)):
+def _highlight(item: Any, node: yaml.Node, by_name: dict[str, str], file: Path) -> Highlight:
+    at = node.start_mark.line + 2
+    if isinstance(item, dict):
+        _refuse_other_keys(item, _mapping_lines(node), at, file)
+        text = _text(item.get("text"), "highlight text", file, at)
+        section = _text(item.get("section"), "highlight section", file, at)
+        if not text:
+            raise IssueError("a highlight given as a mapping needs its text: `- text: ...`", file=file, line=at)
+        if "only" in item:
+            only_at = _mapping_lines(node).get("only", at)
+            return Highlight(
+                text, by_name.get(slugify(section or text), ""), at, section, _condition(item["only"], file, only_at)
+            )
+    elif isinstance(item, (str, int, float)) and not isinstance(item, bool):
+        text, section = _split_arrow(str(item).strip())
+    else:
         raise IssueError(
-            f"a highlight written as a mapping takes text: and only: (found {', '.join(map(str, item)) or 'nothing'})",
-            file=file,
-            line=line,
+            "each highlight is a line of text, `text → Heading`, or a mapping with text and section", file=file, line=at
         )
-    return str(item["text"]).strip(), _condition(item["only"], file, line) if "only" in item else None
+    return Highlight(text, by_name.get(slugify(section or text), ""), at, section)
+
+
+def _split_arrow(line: str) -> tuple[str, str]:
+    """``text → Heading`` as (text, heading); a line without an arrow as (line, "")."""
+    arrows = list(_ARROW.finditer(line))
+    if not arrows:
+        return line, ""
+    return line[: arrows[-1].start()].strip(), line[arrows[-1].end() :].strip()
+
+
+def _refuse_other_keys(item: dict[Any, Any], lines: dict[str, int], at: int, file: Path) -> None:
+    for key in item:
+        if key not in HIGHLIGHT_KEYS:
+            raise IssueError(
+                f"unknown highlight key {key!r}; allowed: {', '.join(HIGHLIGHT_KEYS)}",
+                file=file,
+                line=lines.get(str(key), at),
+            )
 
 
 def issue_key(path: Path) -> str:

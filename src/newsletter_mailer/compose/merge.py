@@ -21,9 +21,12 @@ from urllib.parse import quote
 from jinja2 import TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
+from ..audience.subscribers import column_key
 from ..errors import IssueError, MergeFieldError
+from .bidi import isolate
 
 _EXPRESSION = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+_SPACED = re.compile(r"^\s*subscriber\s*\.\s*(\w+(?: +\w+)+)\s*(?:\|.*)?$", re.DOTALL)
 _STATEMENT = re.compile(r"\{%.*?%\}", re.DOTALL)
 
 UNSUBSCRIBE_URL = "unsubscribe_url"
@@ -33,7 +36,8 @@ EMAIL = "email"
 class Context(enum.Enum):
     """Where a value lands, which decides how it is escaped."""
 
-    HTML = "html"  # HTML text or a quoted attribute
+    HTML = "html"  # HTML text: the value in its own <span dir="auto">
+    HTML_PLAIN = "html_plain"  # a quoted attribute or <title>, where no markup can go
     HTML_URL = "html_url"  # a whole href/src value
     HTML_URL_PART = "html_url_part"  # part of an href/src value (a query parameter)
     TEXT = "text"  # the plain-text part: verbatim
@@ -44,11 +48,18 @@ def safe_url(value: str) -> str:
     return value if re.match(r"^(https?:|mailto:)", value, re.IGNORECASE) else ""
 
 
+def html_isolated(value: str) -> str:
+    """A value in HTML text, in an element of its own with ``dir="auto"``: a right-to-left name
+    keeps its place in "Dear NAME, 3 new events" whatever the paragraph's direction."""
+    return f'<span dir="auto">{html.escape(value, quote=True)}</span>'
+
+
 ESCAPERS: dict[Context, Callable[[str], str]] = {
-    Context.HTML: lambda v: html.escape(v, quote=True),
+    Context.HTML: html_isolated,
+    Context.HTML_PLAIN: lambda v: html.escape(isolate(v), quote=True),
     Context.HTML_URL: lambda v: html.escape(safe_url(v), quote=True),
     Context.HTML_URL_PART: lambda v: html.escape(quote(v, safe=""), quote=True),
-    Context.TEXT: lambda v: v,
+    Context.TEXT: isolate,
     Context.TEXT_URL_PART: lambda v: quote(v, safe=""),
 }
 
@@ -156,9 +167,11 @@ class MergeFields:
             try:
                 return self.placeholder(self._add(match.group(1), (str(file), at)))
             except TemplateSyntaxError as exc:
-                raise IssueError(
-                    f"merge field {match.group(0)!r} is not valid: {exc.message}", file=file, line=at
-                ) from None
+                spaced = _SPACED.match(match.group(1))
+                reason = exc.message or "not an expression"
+                if spaced:  # {{ subscriber.First Name }}: Jinja says "chunk after expression"
+                    reason = f"a column name with spaces is written with `_`: subscriber.{column_key(spaced.group(1))}"
+                raise IssueError(f"merge field {match.group(0)!r} is not valid: {reason}", file=file, line=at) from None
 
         return _EXPRESSION.sub(replace, text)
 
@@ -189,8 +202,12 @@ class MergeFields:
         return [(s, o, c) for s, o, c in zip(self.sources, self.origins, self.columns, strict=True)][2:]
 
     def render_plain(self, text: str, values: list[str]) -> str:
-        """Fill placeholders in text verbatim (for headers and previews)."""
+        """Fill placeholders in text verbatim (for previews)."""
         return self._pattern.sub(lambda m: values[int(m.group(1))], text)
+
+    def render_header(self, text: str, values: list[str]) -> str:
+        """Fill placeholders in a header's text, each right-to-left value isolated (FSI ... PDI)."""
+        return self._pattern.sub(lambda m: isolate(values[int(m.group(1))]), text)
 
 
 _DICT_METHODS = frozenset({"get", "items", "keys", "values"})
@@ -243,6 +260,8 @@ def _fast_path(source: str) -> Callable[..., Any] | None:
 
 def html_contexts(markup: str, pattern: re.Pattern[str]) -> Iterable[tuple[re.Match[str], Context]]:
     """Each placeholder in final HTML with its context, read from the markup around it."""
+    # Text inside <title> is shown as is, markup and all: its values are isolated without a span.
+    titles = [m.span(1) for m in re.finditer(r"<title\b[^>]*>(.*?)</title\s*>", markup, re.IGNORECASE | re.DOTALL)]
     for match in pattern.finditer(markup):
         start = match.start()
         if markup.rfind("<", 0, start) > markup.rfind(">", 0, start):
@@ -252,7 +271,11 @@ def html_contexts(markup: str, pattern: re.Pattern[str]) -> Iterable[tuple[re.Ma
                 whole = attr.group(3) == ""
                 yield match, Context.HTML_URL if whole else Context.HTML_URL_PART
                 continue
-        yield match, Context.HTML
+            yield match, Context.HTML_PLAIN
+        elif any(first <= start < last for first, last in titles):
+            yield match, Context.HTML_PLAIN
+        else:
+            yield match, Context.HTML
 
 
 def text_contexts(text: str, pattern: re.Pattern[str]) -> Iterable[tuple[re.Match[str], Context]]:

@@ -62,6 +62,12 @@ MIGRATIONS: tuple[str, ...] = (
     # 6: signups, the signup mail log and bounce reports behind the store interface (their tables,
     # unchanged, are created by sqlite_rows.py's SCHEMA at every open, as they were before)
     "",
+    # 7: a note beside a suppression's reason (the reasons are one vocabulary; "asked by phone" is
+    # a manual one's note), kept in the record when the address is taken off the list
+    """
+    ALTER TABLE suppressions ADD COLUMN note TEXT NOT NULL DEFAULT '';
+    ALTER TABLE suppression_removals ADD COLUMN entry_note TEXT NOT NULL DEFAULT '';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -117,6 +117,12 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX bounce_reports_by_address ON bounce_reports (lower(address), category, received);
     CREATE INDEX bounce_reports_by_issue ON bounce_reports (issue);
     """,
+    # 7: a note beside a suppression's reason (the reasons are one vocabulary; "asked by phone" is
+    # a manual one's note), kept in the record when the address is taken off the list
+    """
+    ALTER TABLE suppressions ADD COLUMN note text NOT NULL DEFAULT '';
+    ALTER TABLE suppression_removals ADD COLUMN entry_note text NOT NULL DEFAULT '';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _MIGRATE_LOCK = 0x6E6C5F6D  # one `store migrate` at a time, whoever runs it
@@ -376,9 +382,9 @@ class PostgresStore(PostgresPool, PostgresStateRows, PostgresSignupRows, Postgre
     def add_suppression(self, entry: Suppression) -> bool:
         return (
             self._run(
-                "INSERT INTO suppressions (address, reason, source, created) VALUES (%s, %s, %s, %s)"
+                "INSERT INTO suppressions (address, reason, source, created, note) VALUES (%s, %s, %s, %s, %s)"
                 " ON CONFLICT ((lower(address))) DO NOTHING",
-                (entry.address, entry.reason, entry.source, entry.created),
+                (entry.address, entry.reason, entry.source, entry.created, entry.note),
             )
             == 1
         )
@@ -388,28 +394,32 @@ class PostgresStore(PostgresPool, PostgresStateRows, PostgresSignupRows, Postgre
             entry = self.get_suppression(address)
             if entry is not None:
                 self.db.execute(
-                    "INSERT INTO suppression_removals (address, reason, source, created, removed, note)"
-                    " VALUES (%s, %s, %s, %s, %s, %s)",
-                    (entry.address, entry.reason, entry.source, entry.created, when, note),
+                    "INSERT INTO suppression_removals (address, reason, source, created, removed, note, entry_note)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    (entry.address, entry.reason, entry.source, entry.created, when, note, entry.note),
                 )
                 self.db.execute("DELETE FROM suppressions WHERE lower(address) = lower(%s)", (address,))
         return entry
 
     def iter_removals(self) -> Iterator[Removal]:
         rows = self.db.execute(
-            "SELECT address, reason, source, created, removed, note FROM suppression_removals ORDER BY removed"
+            "SELECT address, reason, source, created, removed, note, entry_note FROM suppression_removals"
+            " ORDER BY removed"
         ).fetchall()
         for row in rows:
-            yield Removal(Suppression(*row[:4]), row[4], row[5])
+            yield Removal(Suppression(row[0], row[1], row[2], row[3], row[6]), row[4], row[5])
 
     def get_suppression(self, address: str) -> Suppression | None:
         row = self.db.execute(
-            "SELECT address, reason, source, created FROM suppressions WHERE lower(address) = lower(%s)", (address,)
+            "SELECT address, reason, source, created, note FROM suppressions WHERE lower(address) = lower(%s)",
+            (address,),
         ).fetchone()
         return Suppression(*row) if row else None
 
     def iter_suppressions(self) -> Iterator[Suppression]:
-        rows = self.db.execute("SELECT address, reason, source, created FROM suppressions ORDER BY created").fetchall()
+        rows = self.db.execute(
+            "SELECT address, reason, source, created, note FROM suppressions ORDER BY created"
+        ).fetchall()
         for row in rows:
             yield Suppression(*row)
 

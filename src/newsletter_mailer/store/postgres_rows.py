@@ -36,10 +36,10 @@ class PostgresStateRows:
         entry = removal.entry
         values = (entry.address, entry.reason, entry.source, entry.created, removal.removed, removal.note)
         cursor = self.db.execute(
-            "INSERT INTO suppression_removals (address, reason, source, created, removed, note)"
-            " SELECT %s, %s, %s, %s, %s, %s WHERE NOT EXISTS (SELECT 1 FROM suppression_removals"
+            "INSERT INTO suppression_removals (address, reason, source, created, removed, note, entry_note)"
+            " SELECT %s, %s, %s, %s, %s, %s, %s WHERE NOT EXISTS (SELECT 1 FROM suppression_removals"
             " WHERE address = %s AND reason = %s AND source = %s AND created = %s AND removed = %s AND note = %s)",
-            values + values,
+            (*values, entry.note, *values),
         )
         return cursor.rowcount == 1
 

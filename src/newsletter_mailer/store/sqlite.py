@@ -36,8 +36,8 @@ class SQLiteSuppressionRows:
 
     def add_suppression(self, entry: Suppression) -> bool:
         cursor = self.db.execute(
-            "INSERT OR IGNORE INTO suppressions (address, reason, source, created) VALUES (?, ?, ?, ?)",
-            (entry.address, entry.reason, entry.source, entry.created),
+            "INSERT OR IGNORE INTO suppressions (address, reason, source, created, note) VALUES (?, ?, ?, ?, ?)",
+            (entry.address, entry.reason, entry.source, entry.created, entry.note),
         )
         return cursor.rowcount == 1
 
@@ -51,27 +51,28 @@ class SQLiteSuppressionRows:
         entry = self.get_suppression(address)
         if entry is not None:
             self.db.execute(
-                "INSERT INTO suppression_removals (address, reason, source, created, removed, note)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (entry.address, entry.reason, entry.source, entry.created, when, note),
+                "INSERT INTO suppression_removals (address, reason, source, created, removed, note, entry_note)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (entry.address, entry.reason, entry.source, entry.created, when, note, entry.note),
             )
             self.db.execute("DELETE FROM suppressions WHERE address = ?", (address,))
         return entry
 
     def iter_removals(self) -> Iterator[Removal]:
         for row in self.db.execute(
-            "SELECT address, reason, source, created, removed, note FROM suppression_removals ORDER BY removed"
+            "SELECT address, reason, source, created, removed, note, entry_note FROM suppression_removals"
+            " ORDER BY removed"
         ):
-            yield Removal(Suppression(*row[:4]), row[4], row[5])
+            yield Removal(Suppression(row[0], row[1], row[2], row[3], row[6]), row[4], row[5])
 
     def get_suppression(self, address: str) -> Suppression | None:
         row = self.db.execute(
-            "SELECT address, reason, source, created FROM suppressions WHERE address = ?", (address,)
+            "SELECT address, reason, source, created, note FROM suppressions WHERE address = ?", (address,)
         ).fetchone()
         return Suppression(*row) if row else None
 
     def iter_suppressions(self) -> Iterator[Suppression]:
-        for row in self.db.execute("SELECT address, reason, source, created FROM suppressions ORDER BY created"):
+        for row in self.db.execute("SELECT address, reason, source, created, note FROM suppressions ORDER BY created"):
             yield Suppression(*row)
 
     def count_suppressions(self) -> int:

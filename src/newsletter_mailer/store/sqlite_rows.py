@@ -80,10 +80,10 @@ class SQLiteStateRows:
         entry = removal.entry
         values = (entry.address, entry.reason, entry.source, entry.created, removal.removed, removal.note)
         cursor = self.db.execute(
-            "INSERT INTO suppression_removals (address, reason, source, created, removed, note)"
-            " SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM suppression_removals WHERE address = ?"
+            "INSERT INTO suppression_removals (address, reason, source, created, removed, note, entry_note)"
+            " SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM suppression_removals WHERE address = ?"
             " AND reason = ? AND source = ? AND created = ? AND removed = ? AND note = ?)",
-            values + values,
+            (*values, entry.note, *values),
         )
         return cursor.rowcount == 1
 

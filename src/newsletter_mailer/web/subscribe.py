@@ -9,11 +9,11 @@ long it takes tells a visitor whether an address is subscribed.
 
 from __future__ import annotations
 
-import html
 import logging
 from collections.abc import Callable
 from urllib.parse import parse_qs
 
+from markupsafe import Markup
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -41,7 +41,7 @@ __all__ = ["MAX_BODY", "signup_routes"]
 
 MAX_BODY = 8 * 1024  # a filled form is a few hundred bytes
 log = logging.getLogger("newsletter_mailer.signup")
-Page = Callable[[str, str, int], HTMLResponse]
+Page = Callable[..., HTMLResponse]  # web.pages.Pages: (name, status, **values)
 
 
 class TooLarge(Exception):
@@ -69,21 +69,10 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str], st
     dkim = dkim_signer(settings)
 
     def form_page(error: str = "", email: str = "", status: int = 200) -> HTMLResponse:
-        intro = f"<p>Get {html.escape(news.name)} by email. We will send you a link to confirm.</p>"
-        return page(
-            f"Subscribe to {news.name}",
-            intro + form_html("/subscribe", signup.fields, error=error, email=email),
-            status,
-        )
+        return page("subscribe", status, form=Markup(form_html("/subscribe", signup.fields, error=error, email=email)))
 
     def check_inbox() -> HTMLResponse:
-        return page(
-            "Check your inbox",
-            "<p>If the address can receive mail, a message with a confirmation link is on its way. "
-            "Open it and press the button to start receiving "
-            f"{html.escape(news.name)}. Nothing happens until you do.</p>",
-            200,
-        )
+        return page("check_inbox", 200)
 
     def show_form(request: Request) -> Response:
         return form_page()
@@ -101,7 +90,7 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str], st
         try:
             form = read_form(await _form_body(request), signup.fields)
         except TooLarge:
-            return page("Too much data", "<p>The form sent more than a signup needs.</p>", 413)
+            return page("too_large", 413)
         except FormError as exc:
             return form_page(str(exc), status=400)
         ip = request.client.host if request.client else ""
@@ -124,25 +113,14 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str], st
             return None
 
     def invalid() -> HTMLResponse:
-        return page(
-            "This link is not valid",
-            "<p>This confirmation link is not valid or has expired. "
-            '<a href="/subscribe">Sign up again</a> to get a new one.</p>',
-            400,
-        )
+        return page("confirm_invalid", 400)
 
     async def confirm_page(request: Request) -> Response:
         ref = request_of(request)
         pending = await store.run(pending_signup, settings, ref) if ref is not None else None
         if pending is None:
             return invalid()
-        action = html.escape(request.url.path)
-        button = f'<form method="post" action="{action}"><button type="submit">Confirm</button></form>'
-        return page(
-            f"Confirm your subscription to {news.name}",
-            f"<p>Send {html.escape(news.name)} to <strong>{html.escape(mask(pending.address))}</strong>?</p>" + button,
-            200,
-        )
+        return page("confirm", 200, who=mask(pending.address), action=request.url.path)
 
     faults: tuple[type[BaseException], ...] = (StateLost, StoreError, *unmapped_faults())
 
@@ -152,15 +130,10 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str], st
         try:
             address = await store.run(confirm_signup, settings, ref, ip) if ref is not None else None
         except faults:
-            return page("Please try again", "<p>Something went wrong on our side. Please try again.</p>", 503)
+            return page("confirm_failed", 503)
         if address is None:
             return invalid()
-        return page(
-            f"You are subscribed to {news.name}",
-            f"<p><strong>{html.escape(mask(address))}</strong> will receive the next issue. "
-            "Every issue has a link to unsubscribe.</p>",
-            200,
-        )
+        return page("confirmed", 200, who=mask(address))
 
     return [
         Route("/subscribe", show_form, methods=["GET"]),
