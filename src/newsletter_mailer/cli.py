@@ -409,6 +409,8 @@ def print_preflight(p: Preflight) -> None:
         table.add_row("no longer in the list (not sent)", str(p.removed))
     if p.resumed_in_flight:
         table.add_row("in flight when the last run stopped (will be resent)", str(p.resumed_in_flight))
+    if p.where:
+        table.add_row(f"left for another run (not matched by --where {p.where})", str(p.held))
     out.print(table)
     print_variants(p.variants)
     for problem in p.problems[:20]:
@@ -512,6 +514,7 @@ def print_send_result(result: SendResult, issue: Path) -> int:
 @click.option("--rate", type=click.FloatRange(0), help="Messages per second (0: no limit).")
 @click.option("--force", is_flag=True, help="Send even if the pre-send check finds errors.")
 @click.option("--new-database", is_flag=True, help="Start a new journal though this workspace has sent before.")
+@click.option("--where", metavar="CONDITION", default="", help='Send only to readers it matches: branch == "North".')
 @click.pass_context
 @friendly
 def send(
@@ -530,21 +533,21 @@ def send(
     as_address: str | None,
     workers: int,
     join: bool,
+    where: str,
 ) -> None:
-    """Send ISSUE: a test with --test, otherwise to every subscriber, resumably."""
+    """Send ISSUE: a test with --test, otherwise to every subscriber (or those --where matches), resumably."""
     from .app.send_campaign import SendRequest, send_issue
 
-    _refuse_option_mixes(to=bool(to), test=test, dry_run=dry_run, as_address=bool(as_address), join=join)
-    if join and (subscribers or retry_failed or new_database):
+    _refuse_option_mixes(to=bool(to), test=test, dry_run=dry_run, as_address=bool(as_address), join=join or bool(where))
+    if join and (subscribers or retry_failed or new_database or where):
         raise click.UsageError(JOIN_ALONE)
     if as_address:
         from .compose.artifacts import message_as
 
         click.echo(message_as(issue, settings_from(ctx), as_address, subscribers), nl=False)
         return
-    request = SendRequest(
-        issue, test, to, dry_run, subscribers, retry_failed, force, concurrency, rate, new_database, workers, join
-    )
+    options = (dry_run, subscribers, retry_failed, force, concurrency, rate, new_database, workers, join, where)
+    request = SendRequest(issue, test, to, *options)
     try:
         result = send_issue(request, settings_from(ctx), ConsoleSendUI(yes))
     except SendInterrupted as exc:
@@ -558,7 +561,8 @@ def send(
 
 JOIN_ALONE = (
     "--join helps a running send: it goes without --test, --dry-run, --subscribers, "
-    "--retry-failed and --new-database (the send that runs has its list)"
+    "--retry-failed, --new-database and --where (the send that runs has its list); --where goes "
+    "with a send to the list, not with --test or --dry-run"
 )
 
 
@@ -628,6 +632,11 @@ def print_issue_detail(detail: IssueDetail, show_workers: bool) -> None:
         f"in flight {counts['sending']}, possibly duplicated {counts['resent']}",
         markup=False,
     )
+    for started, where in detail.runs:
+        day = time.strftime("%Y-%m-%d %H:%M", time.localtime(started))
+        out.print(f"run {day}: {'--where ' + where if where else 'the whole list'}", markup=False)
+    if counts["held"]:
+        out.print(f"left out by --where so far (not sent): {counts['held']}", markup=False)
     for failure in report.failures:
         out.print(f"failed {failure.address} after {failure.attempts} attempt(s): {failure.reply}", markup=False)
     for b in detail.bounced:

@@ -208,3 +208,41 @@ def test_a_send_reads_the_list_once_and_the_issue_once(tmp_path: Path) -> None:
     assert len(server.handler.messages) == 5
     assert [p for p in _opened if p.endswith("subscribers.csv")] == [str(root / "subscribers.csv")]
     assert [p for p in _opened if p.endswith("issue.md")] == [str(root / "issue.md")]
+
+
+def test_where_sends_to_one_branch_and_a_later_full_send_reaches_only_the_others(tmp_path: Path) -> None:
+    with SMTPTestServer() as server:
+        root = _segmented_workspace(tmp_path / "ws", server.port)
+        north = _newsletter(root, "send", "issue.md", "--yes", "--where", 'branch == "North"')
+        assert north.returncode == 0, north.stdout + north.stderr
+        assert 'left for another run (not matched by --where branch == "North")' in north.stdout
+        first = [m.rcpt_tos[0] for m in server.handler.messages]
+        shown = _newsletter(root, "status", "issue")
+        everyone = _newsletter(root, "send", "issue.md", "--yes")
+        assert everyone.returncode == 0, everyone.stdout + everyone.stderr
+        second = [m.rcpt_tos[0] for m in server.handler.messages][len(first) :]
+        again = _newsletter(root, "send", "issue.md", "--yes", "--where", 'branch != "North"')
+        final = _newsletter(root, "status", "issue")
+    numbers = [int(a.removeprefix("user").partition("@")[0]) for a in first]
+    assert len(first) == 50 and all(BRANCHES[n % 4] == "North" for n in numbers)
+    assert "sent 50, pending 0" in shown.stdout and "left out by --where so far (not sent): 150" in shown.stdout
+    assert "no longer in the list 0" in shown.stdout  # the others are not removed
+    assert len(second) == 150 and not set(first) & set(second)
+    assert "nothing to send" in again.stdout  # everyone has it: no reader is sent it twice
+    runs = [line for line in final.stdout.splitlines() if line.startswith("run ")]
+    assert [r.partition(": ")[2] for r in runs] == ['--where branch == "North"', "the whole list"]
+
+
+@pytest.mark.parametrize(
+    ("where", "said"),
+    [
+        ("branch ==", "--where: expected a column name"),
+        ('brnach == "North"', "--where: 'brnach' is no column of"),
+        ("branch.lower()", "--where: cannot read '.lower()"),
+    ],
+)
+def test_a_bad_where_is_one_line_and_exit_2_before_anything_is_loaded(tmp_path: Path, where: str, said: str) -> None:
+    root = _segmented_workspace(tmp_path / "ws", 1)
+    refused = _newsletter(root, "send", "issue.md", "--yes", "--where", where)
+    assert refused.returncode == 2 and said in refused.stderr and "Traceback" not in refused.stderr
+    assert "nothing sent yet" in _newsletter(root, "status", "issue").stdout

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
+from ..audience.segments import Condition, parse_condition
 from ..audience.signup import Tally, merge_lists
-from ..audience.subscribers import ListReport, Subscriber, read_subscribers
+from ..audience.subscribers import ListReport, Subscriber, list_columns, read_subscribers
 from ..compose.check import (
     Finding,
     RowFill,
@@ -34,6 +35,7 @@ from ..config import Settings
 from ..errors import (
     AlreadySending,
     CheckFailed,
+    ConditionError,
     IssueError,
     IssueNotFound,
     SendDeclined,
@@ -79,6 +81,7 @@ class SendRequest:
     new_database: bool = False
     workers: int = 1  # sender processes on this machine
     join: bool = False  # help a send of this issue that is running (here or on another machine)
+    where: str = ""  # send only to the readers this condition matches; "" for the whole list
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,7 @@ def send_issue(request: SendRequest, settings: Settings, ui: SendUI) -> SendResu
     elif request.subscribers is not None and not request.subscribers.is_file():
         what = "is a folder, not a CSV file" if request.subscribers.is_dir() else "subscriber list not found"
         raise SubscriberListError(what, file=request.subscribers)  # not a finding --force could pass
+    where = _where(request, settings)
     trying = request.test or request.dry_run
     # A campaign's list is checked as the pre-flight loads it: the CSV is read once.
     rendered, findings = rendered_and_checked(request.issue, settings, request.subscribers, with_list=trying)
@@ -160,7 +164,25 @@ def send_issue(request: SendRequest, settings: Settings, ui: SendUI) -> SendResu
         return trial.send_test(rendered, settings, request.to)
     if request.dry_run:
         return trial.dry_run(rendered, settings, request.subscribers)
-    return send_campaign(request, settings, ui, rendered, findings)
+    return send_campaign(request, settings, ui, rendered, findings, where)
+
+
+def _where(request: SendRequest, settings: Settings) -> Condition | None:
+    """The --where condition, read and held against the list's columns before anything is loaded."""
+    if not request.where:
+        return None
+    try:
+        where = parse_condition(request.where)
+    except ConditionError as exc:
+        raise UserInputError(f"--where: {exc.message}") from None
+    path = request.subscribers or settings.path(settings.newsletter.subscribers)
+    columns = list_columns(path)
+    unknown = sorted(where.columns - set(columns))
+    if unknown:
+        raise UserInputError(
+            f"--where: {', '.join(map(repr, unknown))} is no column of {path}; its columns: {', '.join(columns)}"
+        )
+    return where
 
 
 def _refuse_on_errors(ui: SendUI, findings: list[Finding], force: bool) -> None:
@@ -188,7 +210,12 @@ def rendered_and_checked(
 
 
 def send_campaign(
-    request: SendRequest, settings: Settings, ui: SendUI, rendered: RenderedIssue, findings: list[Finding]
+    request: SendRequest,
+    settings: Settings,
+    ui: SendUI,
+    rendered: RenderedIssue,
+    findings: list[Finding],
+    where: Condition | None = None,
 ) -> CampaignOutcome:
     """Pre-flight (the list checked as it loads), confirmation, dispatch; Ctrl+C becomes a
     SendInterrupted that says what is where."""
@@ -205,6 +232,7 @@ def send_campaign(
             request.new_database,
             rendered=rendered,
             fill=fill,
+            where=where,
         )
     )
     with opened as campaign:
@@ -226,6 +254,8 @@ def send_campaign(
             workers=request.workers,
         )
         _confirm(ui, confirmation, campaign)
+        if not request.join:
+            campaign.journal.record_run(campaign.issue, request.where)
         try:
             summary = run_workers(campaign, request.workers, ui)
         except KeyboardInterrupt:
@@ -272,12 +302,23 @@ def _interrupted(counts: dict[str, int], preflight: Preflight) -> SendInterrupte
     return SendInterrupted(message, sent=sent, in_flight=in_flight, pending=pending)
 
 
-def _tallied(readers: Iterable[Subscriber], segmenter: Segmenter, tally: Counter[Variant]) -> Iterator[Subscriber]:
-    """The readers, each counted in ``tally`` under their variant as they pass."""
-    for reader in readers:
-        if segmenter.parts:
-            tally[segmenter.variant_of(reader.merge_values())] += 1
-        yield reader
+@dataclass
+class _Loading:
+    """What a pre-flight works out as the list passes into the journal: whom the run's --where
+    leaves out, and how many of the others fall into each variant."""
+
+    segmenter: Segmenter
+    where: Condition | None = None
+    variants: Counter[Variant] = field(default_factory=Counter)
+    left_out: list[str] = field(default_factory=list)
+
+    def watch(self, readers: Iterable[Subscriber]) -> Iterator[Subscriber]:
+        for reader in readers:
+            if self.where is not None and not self.where(reader.merge_values()):
+                self.left_out.append(reader.email)
+            elif self.segmenter.parts:
+                self.variants[self.segmenter.variant_of(reader.merge_values())] += 1
+            yield reader
 
 
 def _preflight(
@@ -287,7 +328,7 @@ def _preflight(
     retry_failed: bool,
     fill: RowFill | None,
     first_run: bool,
-    variants: tuple[Segmenter, Counter[Variant]],
+    loading: _Loading,
 ) -> Preflight:
     report = ListReport(subscribers)
     end_leases_of_the_gone(journal, issue)
@@ -296,9 +337,10 @@ def _preflight(
     signups = confirmed_signups(journal)
     rows = read_subscribers(subscribers, report)
     readers = merge_lists(fill.watch(rows, report) if fill else rows, signups, tally)
-    journal.add_recipients(issue, _tallied(readers, *variants))
+    journal.add_recipients(issue, loading.watch(readers))
     if retry_failed:
         journal.retry_failed(issue)
+    held = journal.hold(issue, loading.left_out) if loading.where is not None else 0
     counts = journal.counts(issue)
     suppressed = journal.pending_suppressed(issue)
     return Preflight(
@@ -317,6 +359,8 @@ def _preflight(
         from_csv=tally.from_csv,
         from_signups=tally.from_signups,
         first_run=first_run,
+        held=held,
+        where=loading.where.source if loading.where is not None else "",
     )
 
 
@@ -330,6 +374,7 @@ def open_campaign(
     *,
     rendered: RenderedIssue | None = None,
     fill: RowFill | None = None,
+    where: Condition | None = None,
 ) -> Iterator[Campaign]:
     """Take the send lock, load the list into the journal; ``rendered``: the issue as the check
     saw it (else the file is rendered here)."""
@@ -340,9 +385,9 @@ def open_campaign(
         stack.enter_context(journal.send_lock(rendered.issue.key))
         if not new_database:
             _refuse_a_store_that_forgot(journal, rendered.issue.key, settings)
-        tally: Counter[Variant] = Counter()
-        variants = (Segmenter(rendered.issue.conditional_parts()), tally)
-        preflight = _loaded(journal, rendered.issue.key, subscribers, retry_failed, fill, variants)
+        loading = _Loading(Segmenter(rendered.issue.conditional_parts()), where)
+        preflight = _loaded(journal, rendered.issue.key, subscribers, retry_failed, fill, loading)
+        tally = loading.variants
         journal.record_send(rendered.issue.key, content_hash(rendered, settings), replace=True)
         campaign = Campaign(settings, rendered, journal, preflight, issue_path)
         if tally:  # each variant rendered and encoded now, before the run, and counted
@@ -356,13 +401,13 @@ def _loaded(
     subscribers: Path,
     retry_failed: bool,
     fill: RowFill | None,
-    variants: tuple[Segmenter, Counter[Variant]],
+    loading: _Loading,
 ) -> Preflight:
     """The pre-flight; a list that fails half-way through (a quote that swallows rows, bytes that
     are not UTF-8) leaves an issue never sent before with no rows, as a "no" at the prompt does."""
     first_run = not any(journal.counts(issue).values())
     try:
-        return _preflight(journal, issue, subscribers, retry_failed, fill, first_run, variants)
+        return _preflight(journal, issue, subscribers, retry_failed, fill, first_run, loading)
     except BaseException:
         if first_run:
             with suppress(Exception):  # the error that stopped the pre-flight is the one to report

@@ -44,6 +44,8 @@ class Preflight:
     from_signups: int = 0
     first_run: bool = False  # the journal had no row of the issue before this pre-flight
     variants: tuple[VariantCount, ...] = ()  # an issue with conditions: how many readers get each
+    held: int = 0  # listed readers this run's --where leaves out (neither sent nor removed)
+    where: str = ""  # this run's --where, as given
 
 
 class Campaign:
