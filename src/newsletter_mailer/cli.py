@@ -180,7 +180,7 @@ def ask(question: str, default: str) -> str:
 @friendly
 def render(ctx: click.Context, issue: Path, out_dir: Path, as_address: str | None, subscribers: Path | None) -> None:
     """Render ISSUE to HTML, plain text and a complete .eml message."""
-    from .audience.subscribers import find_subscriber
+    from .app.reader import find_reader
     from .compose.artifacts import write_files
     from .compose.issue import read_issue
     from .compose.render import render_issue
@@ -188,7 +188,7 @@ def render(ctx: click.Context, issue: Path, out_dir: Path, as_address: str | Non
     settings = settings_from(ctx)
     row = None
     if as_address:
-        row = find_subscriber(subscribers or settings.path(settings.newsletter.subscribers), as_address)
+        row = find_reader(settings, subscribers, as_address)
     files = write_files(render_issue(read_issue(issue), settings), settings, out_dir, row)
     for path in (files.html, files.text, files.eml):
         out.print(f"wrote {path}")
@@ -227,9 +227,10 @@ def check(ctx: click.Context, issue: Path, subscribers: Path | None) -> None:
 @click.argument("issue", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8025, show_default=True, type=int)
+@click.option("--as", "as_address", metavar="ADDRESS", help="Show the copy this reader gets (list or signup).")
 @click.pass_context
 @friendly
-def preview(ctx: click.Context, issue: Path, host: str, port: int) -> None:
+def preview(ctx: click.Context, issue: Path, host: str, port: int, as_address: str | None) -> None:
     """Serve a page with ISSUE at desktop and phone widths and its text part; reloads on save."""
 
     from .compose.issue import issue_key
@@ -239,7 +240,7 @@ def preview(ctx: click.Context, issue: Path, host: str, port: int) -> None:
     settings_from(ctx)
     sock = _listen(host, port)
     out.print(f"preview of {issue} at http://{host}:{port}/ (Ctrl+C to stop)")
-    _serve_app(create_app(issue, ctx.obj.get("config")), sock, "warning")
+    _serve_app(create_app(issue, ctx.obj.get("config"), as_address), sock, "warning")
 
 
 def _writable_target(path: Path) -> None:
@@ -504,7 +505,12 @@ def print_send_result(result: SendResult, issue: Path) -> int:
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Build every message, send nothing.")
-@click.option("--as", "as_address", metavar="ADDRESS", help="With --dry-run: print the message ADDRESS would get.")
+@click.option(
+    "--as",
+    "as_address",
+    metavar="ADDRESS",
+    help="With --dry-run: print the message ADDRESS would get; with --test: send it.",
+)
 @click.option("--retry-failed", is_flag=True, help="Try the recipients that failed before again.")
 @click.option("--concurrency", type=click.IntRange(1, 200), help="Parallel SMTP connections (per worker).")
 @click.option(
@@ -541,13 +547,13 @@ def send(
     _refuse_option_mixes(to=bool(to), test=test, dry_run=dry_run, as_address=bool(as_address), join=join or bool(where))
     if join and (subscribers or retry_failed or new_database or where):
         raise click.UsageError(JOIN_ALONE)
-    if as_address:
-        from .compose.artifacts import message_as
+    if as_address and dry_run:
+        from .app.reader import reader_message
 
-        click.echo(message_as(issue, settings_from(ctx), as_address, subscribers), nl=False)
+        click.echo(reader_message(issue, settings_from(ctx), as_address, subscribers), nl=False)
         return
-    options = (dry_run, subscribers, retry_failed, force, concurrency, rate, new_database, workers, join, where)
-    request = SendRequest(issue, test, to, *options)
+    options = (dry_run, subscribers, retry_failed, force, concurrency, rate, new_database, workers, join)
+    request = SendRequest(issue, test, to, *options, where=where, as_reader=as_address or "")
     try:
         result = send_issue(request, settings_from(ctx), ConsoleSendUI(yes))
     except SendInterrupted as exc:
@@ -570,8 +576,8 @@ def _refuse_option_mixes(*, to: bool, test: bool, dry_run: bool, as_address: boo
     """Options of ``send`` that make no sense together: a usage error, before anything is read."""
     if to and not test:
         raise click.UsageError("--to goes with --test")
-    if as_address and not dry_run:
-        raise click.UsageError("--as goes with --dry-run")
+    if as_address and not (dry_run or test):
+        raise click.UsageError("--as goes with --dry-run (print that reader's message) or --test (send it)")
     if join and (test or dry_run):
         raise click.UsageError(JOIN_ALONE)
 

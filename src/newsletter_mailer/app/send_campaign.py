@@ -52,6 +52,7 @@ from ..send.trial import DryRun, TestSend
 from ..store.base import Store
 from ..store.database import sent_issues
 from ..store.factory import confirmed_signups
+from .reader import find_reader
 from .stores import opened_store
 
 __all__ = [
@@ -82,6 +83,7 @@ class SendRequest:
     workers: int = 1  # sender processes on this machine
     join: bool = False  # help a send of this issue that is running (here or on another machine)
     where: str = ""  # send only to the readers this condition matches; "" for the whole list
+    as_reader: str = ""  # with test: send the copy this reader (in the list or a signup) would get
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,8 @@ def send_issue(request: SendRequest, settings: Settings, ui: SendUI) -> SendResu
     if rendered is None:  # nothing to send, --force or not
         raise CheckFailed("the issue cannot be rendered (the errors are listed above); fix them and send again")
     if request.test:
-        return trial.send_test(rendered, settings, request.to)
+        reader = find_reader(settings, request.subscribers, request.as_reader) if request.as_reader else None
+        return trial.send_test(rendered, settings, request.to, reader=reader)
     if request.dry_run:
         return trial.dry_run(rendered, settings, request.subscribers)
     return send_campaign(request, settings, ui, rendered, findings, where)

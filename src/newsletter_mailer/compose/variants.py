@@ -53,6 +53,11 @@ class Segmenter:
         self._known: dict[tuple[str, ...], Variant] = {}
 
     @property
+    def all_parts(self) -> frozenset[str]:
+        """Every conditional part: the variant a test copy without ``--as`` shows."""
+        return frozenset(p.part for p in self.parts)
+
+    @property
     def names(self) -> dict[str, str]:
         return {p.part: p.label for p in self.parts}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from email_validator import EmailNotValidError
@@ -105,21 +105,26 @@ def _address(raw: str, message: str, file: Path | None) -> str:
 
 
 def send_test(
-    rendered: RenderedIssue, settings: Settings, to: tuple[str, ...] = (), transport: Transport | None = None
+    rendered: RenderedIssue,
+    settings: Settings,
+    to: tuple[str, ...] = (),
+    transport: Transport | None = None,
+    *,
+    reader: Subscriber | None = None,
 ) -> TestSend:
-    """Send the issue to the test recipients (or any addresses given), subject prefixed [TEST].
+    """Send the issue to the test recipients (or any addresses given), subject prefixed [TEST];
+    with ``reader``, the very message that reader would get (their name in To, their fields, their
+    variant), handed to the test recipients instead of them.
 
     Nothing is recorded in the journal; each copy gets a fresh Message-ID so mail clients
     show every test instead of folding them together.
     """
     recipients = test_recipients(settings, to)
-    template = MessageTemplate(
+    signer, dkim = signer_for(settings, test=True), dkim_signer(settings)  # its links change nothing
+    editions = Editions(
         rendered,
         settings,
-        signer_for(settings, test=True),  # its links show the pages and change nothing
-        subject_prefix=TEST_PREFIX,
-        unique_ids=True,
-        dkim=dkim_signer(settings),
+        lambda r: MessageTemplate(r, settings, signer, subject_prefix=TEST_PREFIX, unique_ids=True, dkim=dkim),
     )
 
     async def deliver(chosen: Transport) -> list[tuple[str, Result]]:
@@ -128,7 +133,12 @@ def send_test(
         out = []
         try:
             for address in recipients:
-                envelope = template.envelope(Subscriber(email=address, name="Test Reader"))
+                if reader is None:  # every part shown, for the editor to read through
+                    envelope = editions.template(Variant(editions.segmenter.all_parts)).envelope(
+                        Subscriber(email=address, name="Test Reader")
+                    )
+                else:
+                    envelope = replace(editions.envelope(reader), recipient=address)
                 result = await connection.send(envelope)
                 if result.kind is Kind.TEMPORARY:
                     await asyncio.sleep(1.0)
