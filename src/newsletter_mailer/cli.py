@@ -786,6 +786,7 @@ def subscribers_check(ctx: click.Context, csv_path: Path | None) -> None:
         out.print(f"... and {report.more_problems} more")
     for line, warning in report.warnings:
         out.print(f"{report.path}:{line}: warning: {warning}", markup=False)
+    out.print(f"names: {report.names_from}", markup=False)
     out.print(
         f"{plural(report.valid, 'valid address', 'valid addresses')}: {result.would_mail} would be mailed, "
         f"{result.suppressed} {'is' if result.suppressed == 1 else 'are'} unsubscribed or bounced; "

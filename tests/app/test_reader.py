@@ -89,3 +89,12 @@ def test_as_finds_a_reader_who_came_through_the_signup_form(tmp_path: Path) -> N
         find_reader(settings, None, "unconfirmed@example.org")
     shown = _newsletter(root, "send", "issue.md", "--dry-run", "--as", "joined@example.org")
     assert shown.returncode == 0 and "To: Jo Ined <joined@example.org>" in shown.stdout
+
+
+def test_subscribers_check_says_which_columns_make_the_names(tmp_path: Path) -> None:
+    root = _workspace(tmp_path / "ws", 1)
+    (root / "subscribers.csv").write_text("E-mail;First Name;Last Name\nada@example.org;Ada;Lovelace\n")
+    checked = _newsletter(root, "subscribers", "check")
+    assert "names: display name from 'First Name' + 'Last Name'" in checked.stdout
+    shown = _newsletter(root, "send", "issue.md", "--dry-run", "--as", "ada@example.org")
+    assert "To: Ada Lovelace <ada@example.org>" in shown.stdout

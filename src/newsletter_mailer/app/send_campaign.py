@@ -18,7 +18,7 @@ from typing import Protocol
 
 from ..audience.segments import Condition, parse_condition
 from ..audience.signup import Tally, merge_lists
-from ..audience.subscribers import ListReport, Subscriber, list_columns, read_subscribers
+from ..audience.subscribers import DERIVED_COLUMNS, ListReport, Subscriber, list_columns, read_subscribers
 from ..compose.check import (
     Finding,
     RowFill,
@@ -180,7 +180,7 @@ def _where(request: SendRequest, settings: Settings) -> Condition | None:
         raise UserInputError(f"--where: {exc.message}") from None
     path = request.subscribers or settings.path(settings.newsletter.subscribers)
     columns = list_columns(path)
-    unknown = sorted(where.columns - set(columns))
+    unknown = sorted(where.columns - set(columns) - DERIVED_COLUMNS)
     if unknown:
         raise UserInputError(
             f"--where: {', '.join(map(repr, unknown))} is no column of {path}; its columns: {', '.join(columns)}"

@@ -18,7 +18,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from ..audience.links import signer_for
-from ..audience.subscribers import ListReport, Subscriber, list_columns, read_subscribers
+from ..audience.subscribers import DERIVED_COLUMNS, ListReport, Subscriber, list_columns, read_subscribers
 from ..config import Settings, key_line
 from ..errors import IssueError, IssueNotFound, IssueProblems, MergeFieldError, SubscriberListError
 from . import markup
@@ -661,7 +661,7 @@ def field_findings(rendered: RenderedIssue, subscribers: Path, columns: tuple[st
     ``default(...)`` would only hide it."""
     found = []
     for source, (file, line), named in rendered.fields.named_columns():
-        for name in sorted(named - set(columns)):
+        for name in sorted(named - set(columns) - DERIVED_COLUMNS):
             guess = suggest_column(name, columns)
             hint = f"did you mean `subscriber.{guess}`? " if guess else ""
             message = f"merge field {{{{ {source} }}}}: {name!r} is no column of {subscribers}; {hint}"

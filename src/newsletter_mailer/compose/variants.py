@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..audience.segments import Condition
+from ..audience.subscribers import DERIVED_COLUMNS
 
 __all__ = ["ConditionalPart", "Segmenter", "Variant"]
 
@@ -75,7 +76,7 @@ class Segmenter:
 
     def unknown_columns(self, columns: Sequence[str]) -> list[ConditionalPart]:
         """The parts whose condition names a column the list does not have."""
-        have = set(columns)
+        have = set(columns) | DERIVED_COLUMNS
         return [p for p in self.parts if not p.condition.columns <= have]
 
 
