@@ -78,3 +78,11 @@ def test_an_issue_without_conditions_is_not_rendered_again(tmp_path: Path, setti
         editions.envelope(_reader(i, "North"))
     assert len(made) == 1 and made[0] is editions.full
     assert editions.counts(Counter()) == []
+
+
+def test_a_condition_on_the_name_or_first_name_is_decided_per_name(tmp_path: Path, settings: Settings) -> None:
+    body = '## For Ada\n{only: first_name == "Ada"}\n\nAdatext.\n\n## All\n\nx\n'
+    editions, _ = _editions(tmp_path, settings, body)
+    ada, bob = Subscriber("a@example.org", "Ada Lovelace"), Subscriber("b@example.org", "Bob Smith")
+    assert "Adatext" in _text(editions.envelope(ada).data)
+    assert "Adatext" not in _text(editions.envelope(bob).data)  # same (empty) fields, another name

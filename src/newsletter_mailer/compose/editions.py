@@ -45,7 +45,9 @@ class Editions:
         self._rendered: dict[Variant, RenderedIssue] = {}
         self._templates: dict[Variant, MessageTemplate] = {}
         self._only = None if self.segmenter.parts else make(rendered)
-        self._identity = bool({"email", "name"} & set(self.segmenter.columns))
+        # The memo is keyed by the row's fields; a condition on a value from outside them (the
+        # address, the name, a first_name made from the name) keys it by those too.
+        self._identity = bool({"email", "name", "first_name"} & set(self.segmenter.columns))
         self._rows: dict[object, Variant] = {}
 
     def rendered(self, variant: Variant) -> RenderedIssue:
