@@ -567,9 +567,10 @@ def test_subscribers_check_counts_confirmed_signups(tmp_path: Path) -> None:
     root = make_workspace(tmp_path / "ws", 1, 2)
     with open_store(settings_for(root)) as store:
         signups = SignupLog(store)
-        for address in ("new@example.org", "user0@example.org"):  # one new, one already in the CSV
+        for address in ("new@example.org", "user0@example.org", "gone@example.org"):  # user0 is in the CSV
             pending = signups.request(Subscriber(address, "New"), "127.0.0.1", "1")
             assert signups.confirm(RequestRef(pending.id, int(pending.requested)), "127.0.0.1") == address
+    assert run("unsubscribe", "gone@example.org", cwd=root).returncode == 0  # signed up, then left
     result = run("subscribers", "check", cwd=root)
     assert result.returncode == 0, result.stderr
     assert "2 valid addresses: 2 would be mailed" in result.stdout
