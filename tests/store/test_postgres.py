@@ -152,9 +152,9 @@ def test_copy_moves_a_workspaces_sqlite_state_and_says_what(pg_url: str, tmp_pat
         SuppressionList(sqlite).add("user5@example.org", "unsubscribed", "web page")
         SuppressionList(sqlite).add("gone@example.org", "bounced", "2026-11")
     from conftest import settings_for
-    from newsletter_mailer.send import dispatch
+    from newsletter_mailer.app.send_campaign import open_campaign
 
-    with dispatch.open_campaign(root / "issue.md", settings_for(root)) as campaign:
+    with open_campaign(root / "issue.md", settings_for(root)) as campaign:
         summary = campaign.run(transport=MemoryTransport())
     assert summary.sent == 5
     code, output = cli(root, "store", "copy", "--to", pg_url)
@@ -169,7 +169,7 @@ def test_copy_moves_a_workspaces_sqlite_state_and_says_what(pg_url: str, tmp_pat
     assert "sent 5, pending 0, failed 0, skipped as unsubscribed 1" in output
     code, output = cli(root, "suppressions", "export")
     assert "user5@example.org,unsubscribed,web page," in output and "gone@example.org,bounced,2026-11," in output
-    with dispatch.open_campaign(root / "issue.md", settings_for(root)) as campaign:
+    with open_campaign(root / "issue.md", settings_for(root)) as campaign:
         assert campaign.preflight.to_send == 0 and campaign.preflight.already_sent == 5  # nobody mailed again
 
 

@@ -8,6 +8,7 @@ import dataclasses
 import difflib
 import ipaddress
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from ..audience.links import signer_for
-from ..audience.subscribers import ListReport, list_columns, read_subscribers
+from ..audience.subscribers import ListReport, Subscriber, list_columns, read_subscribers
 from ..config import Settings, key_line
 from ..errors import IssueError, IssueNotFound, IssueProblems, MergeFieldError, SubscriberListError
 from . import markup
@@ -555,38 +556,67 @@ def message_findings(data: bytes, url: str, rendered: RenderedIssue, settings: S
 MAX_ROW_FINDINGS = 20
 
 
+class RowFill:
+    """Fills each row of the list as a send would (microseconds a row), so an expression that fails
+    for one row stops the send before anything is sent, not after 197 messages; a value that fills
+    a link's whole address but is no http(s) or mailto: link (``javascript:...``) is written as an
+    empty link, and said here. Rows come one at a time: a send checks the list as it loads it."""
+
+    def __init__(self, rendered: RenderedIssue, subscribers: Path) -> None:
+        self.rendered, self.path = rendered, subscribers
+        self.report = ListReport(subscribers)  # the reader's, once ``watch`` has been given it
+        self.found: list[Finding] = []
+        self.url_slots = _whole_url_slots(rendered)
+        self.failing = 0
+
+    def row(self, subscriber: Subscriber) -> None:
+        fields, path = self.rendered.fields, str(self.path)
+        try:
+            values = fields.values(subscriber.merge_values(), "")
+        except MergeFieldError as exc:
+            self.failing += 1
+            if self.failing <= MAX_ROW_FINDINGS:
+                where = f"{exc.file}:{exc.line}: " if exc.file else ""
+                self.found.append(Finding(path, subscriber.line, "error", f"{where}{exc.message}"))
+            return
+        for slot in self.url_slots:
+            if values[slot] and not safe_url(values[slot]) and len(self.found) < 2 * MAX_ROW_FINDINGS:
+                message = (
+                    f"{{{{ {fields.sources[slot]} }}}} is {values[slot][:60]!r} here, not an http(s) "
+                    "or mailto: link: this recipient's link will be empty"
+                )
+                self.found.append(Finding(path, subscriber.line, "warning", message))
+
+    def watch(self, rows: Iterable[Subscriber], report: ListReport) -> Iterator[Subscriber]:
+        """The rows, each filled in on its way through; ``report``: their reader's (its columns)."""
+        self.report = report
+        for subscriber in rows:
+            self.row(subscriber)
+            yield subscriber
+
+    def findings(self) -> list[Finding]:
+        """What the rows seen said, after the fields that name no column of the list."""
+        columns = self.report.columns
+        found = field_findings(self.rendered, self.path, columns) if columns else []
+        found += self.found
+        if self.failing > MAX_ROW_FINDINGS:
+            more = (
+                f"{self.failing - MAX_ROW_FINDINGS} more rows cannot be filled (the first {MAX_ROW_FINDINGS} are above)"
+            )
+            found.append(Finding(str(self.path), None, "error", more))
+        return found + row_warnings(self.report)
+
+
 def _fill_findings(rendered: RenderedIssue, subscribers: Path) -> tuple[list[Finding], ListReport]:
-    """Fill every row of the list as a send would (microseconds a row), so an expression that
-    fails for one row stops the send before anything is sent, not after 197 messages; a value
-    that fills a link's whole address but is no http(s) or mailto: link (``javascript:...``)
-    is written as an empty link, and said here."""
+    """Every row of the list filled in (RowFill); the list's own faults as findings."""
     report = ListReport(subscribers)
-    found: list[Finding] = []
-    url_slots = _whole_url_slots(rendered)
-    failing = 0
+    fill = RowFill(rendered, subscribers)
     try:
-        for subscriber in read_subscribers(subscribers, report):
-            try:
-                values = rendered.fields.values(subscriber.merge_values(), "")
-            except MergeFieldError as exc:
-                failing += 1
-                if failing <= MAX_ROW_FINDINGS:
-                    where = f"{exc.file}:{exc.line}: " if exc.file else ""
-                    found.append(Finding(str(subscribers), subscriber.line, "error", f"{where}{exc.message}"))
-                continue
-            for slot in url_slots:
-                if values[slot] and not safe_url(values[slot]) and len(found) < 2 * MAX_ROW_FINDINGS:
-                    message = (
-                        f"{{{{ {rendered.fields.sources[slot]} }}}} is {values[slot][:60]!r} here, not an http(s) "
-                        "or mailto: link: this recipient's link will be empty"
-                    )
-                    found.append(Finding(str(subscribers), subscriber.line, "warning", message))
+        for _ in fill.watch(read_subscribers(subscribers, report), ListReport(subscribers)):
+            pass  # field_findings are the caller's: an empty report keeps them out of these
     except SubscriberListError as exc:
-        return [*found, Finding(exc.file or str(subscribers), exc.line, "error", exc.message)], report
-    if failing > MAX_ROW_FINDINGS:
-        more = f"{failing - MAX_ROW_FINDINGS} more rows cannot be filled (the first {MAX_ROW_FINDINGS} are above)"
-        found.append(Finding(str(subscribers), None, "error", more))
-    return found + row_warnings(report), report
+        return [*fill.findings(), Finding(exc.file or str(subscribers), exc.line, "error", exc.message)], report
+    return fill.findings() + row_warnings(report), report
 
 
 def row_warnings(report: ListReport) -> list[Finding]:
@@ -653,34 +683,58 @@ def check_issue(path: Path, settings: Settings, subscribers: Path | None = None)
         return [Finding(e.file or str(path), e.line, "error", e.message) for e in exc.errors]
     except IssueError as exc:
         return [Finding(exc.file or str(path), exc.line, "error", exc.message)]
-    slips = slip_findings(issue, settings, subscribers)
-    findings = slips + link_findings(issue) + link_text_findings(issue) + subject_findings(issue)
-    findings += content_findings(issue) + image_width_findings(issue)
-    findings += settings_findings(settings) + accent_findings(settings)
     try:
         rendered = render_issue(issue, settings)
-        findings += size_findings(issue, rendered.html_bytes)
+    except IssueError as exc:
+        return _with_error(_source_findings(issue, settings, columns_of(settings, subscribers)), exc, path)
+    return check_rendered(rendered, settings, subscribers)
+
+
+def check_rendered(rendered: RenderedIssue, settings: Settings, subscribers: Path | None = None) -> list[Finding]:
+    """Every finding for an issue already rendered (a send checks the rendering it sends)."""
+    columns = columns_of(settings, subscribers)
+    return check_message(rendered, settings, columns) + list_findings(rendered, settings, subscribers)
+
+
+def check_message(rendered: RenderedIssue, settings: Settings, columns: Sequence[str] = ()) -> list[Finding]:
+    """Every finding but the list's: a send checks the list with RowFill as it loads it, so it
+    gives no ``columns`` (the list's, which merge-field slips are matched against for a "did you
+    mean"): the list is read once, by that pass."""
+    issue = rendered.issue
+    findings = _source_findings(issue, settings, columns) + size_findings(issue, rendered.html_bytes)
+    try:
         findings += message_findings(*sample_message(rendered, settings), rendered, settings)
     except IssueError as exc:
-        if exc.line in {f.line for f in slips if f.level == "error"}:
-            return findings  # the slip at that line says it better than the renderer
-        return [*findings, Finding(exc.file or str(path), exc.line, "error", exc.message)]
-    return findings + list_findings(rendered, settings, subscribers)
+        return _with_error(findings, exc, issue.path)
+    return findings
 
 
-def slip_findings(issue: Issue, settings: Settings, subscribers: Path | None) -> list[Finding]:
+def _source_findings(issue: Issue, settings: Settings, columns: Sequence[str]) -> list[Finding]:
+    """What the issue file and the settings say before anything is rendered."""
+    findings = slip_findings(issue, columns) + link_findings(issue) + link_text_findings(issue)
+    findings += subject_findings(issue) + content_findings(issue) + image_width_findings(issue)
+    return findings + settings_findings(settings) + accent_findings(settings)
+
+
+def _with_error(findings: list[Finding], exc: IssueError, path: Path) -> list[Finding]:
+    """The renderer's error added, unless an error at that line (a merge-field slip) says it better."""
+    if exc.line is not None and any(f.level == "error" and f.line == exc.line for f in findings):
+        return findings
+    return [*findings, Finding(exc.file or str(path), exc.line, "error", exc.message)]
+
+
+def columns_of(settings: Settings, subscribers: Path | None) -> tuple[str, ...]:
+    """The merge names of the list's columns (its header only), for a check's "did you mean"."""
+    return list_columns(subscribers or settings.path(settings.newsletter.subscribers))
+
+
+def slip_findings(issue: Issue, columns: Sequence[str]) -> list[Finding]:
     """Merge-field slips (slips.py) in every text that is filled per reader, with suggestions from
-    the columns of the list it goes to (when there is one to read)."""
+    the list's ``columns`` where they are known."""
     texts = [(s.text, s.line) for s in markdown_sources(issue)]
     texts += [(issue.subject, issue.line_of("subject")), (issue.preheader, issue.line_of("preheader"))]
-    columns = list_columns(subscribers or settings.path(settings.newsletter.subscribers))
     return [Finding(str(issue.path), s.line, s.level, s.message) for s in find_slips(texts, columns)]
 
 
 def has_errors(findings: list[Finding]) -> bool:
     return any(f.level == "error" for f in findings)
-
-
-def run_check(path: Path, settings: Settings, subscribers: Path | None = None) -> list[Finding]:
-    """The check ``send`` runs before it sends."""
-    return check_issue(path, settings, subscribers)

@@ -72,6 +72,12 @@ class Journal(Protocol):
     def state_of(self, issue: str, address: str) -> str | None: ...
     def failures(self, issue: str) -> list[tuple[str, int, str]]: ...
     def retry_failed(self, issue: str) -> int: ...
+    def issues(self) -> list[tuple[str, float]]:
+        """Every issue in the journal with when its list was first loaded, newest first."""
+
+    def discard_unsent(self, issue: str) -> int:
+        """Delete the issue's rows never tried (a send declined at its prompt), and its send record
+        when no row is left; returns how many rows went."""
 
 
 def fields_of(text: str) -> tuple[tuple[str, str], ...]:
@@ -242,6 +248,21 @@ class SQLiteJournal:
                 " WHERE issue = ? AND state = 'failed'",
                 (time.time(), issue),
             )
+        return cursor.rowcount
+
+    def issues(self) -> list[tuple[str, float]]:
+        rows = self.db.execute("SELECT issue, MIN(created) FROM deliveries GROUP BY issue ORDER BY 2 DESC, 1")
+        return [(str(issue), float(created)) for issue, created in rows]
+
+    def discard_unsent(self, issue: str) -> int:
+        with transaction(self.db):
+            cursor = self.db.execute(
+                "DELETE FROM deliveries WHERE issue = ? AND attempts = 0"
+                " AND state IN ('pending', 'suppressed', 'removed')",
+                (issue,),
+            )
+            if not self.db.execute("SELECT 1 FROM deliveries WHERE issue = ? LIMIT 1", (issue,)).fetchone():
+                self.db.execute("DELETE FROM sends WHERE issue = ?", (issue,))
         return cursor.rowcount
 
 

@@ -362,6 +362,21 @@ class PostgresStore(PostgresPool, PostgresStateRows, PostgresSignupRows, Postgre
             (time.time(), issue),
         )
 
+    def issues(self) -> list[tuple[str, float]]:
+        rows = self.db.execute("SELECT issue, min(created) FROM deliveries GROUP BY issue ORDER BY 2 DESC, 1")
+        return [(str(issue), float(created)) for issue, created in rows.fetchall()]
+
+    def discard_unsent(self, issue: str) -> int:
+        with self.db.transaction():
+            gone = self.db.execute(
+                "DELETE FROM deliveries WHERE issue = %s AND attempts = 0"
+                " AND state IN ('pending', 'suppressed', 'removed')",
+                (issue,),
+            ).rowcount
+            if self.db.execute("SELECT 1 FROM deliveries WHERE issue = %s LIMIT 1", (issue,)).fetchone() is None:
+                self.db.execute("DELETE FROM sends WHERE issue = %s", (issue,))
+        return gone
+
     # The suppression list's rows (the rules are in audience/suppressions.py)
 
     def add_suppression(self, entry: Suppression) -> bool:

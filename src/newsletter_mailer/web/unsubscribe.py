@@ -9,21 +9,21 @@ from a [TEST] copy shows the same pages, changes nothing, and says so.
 from __future__ import annotations
 
 import logging
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from ..app import unsubscribe as unsubscribing
+from ..app.health import store_answers
+from ..app.stores import describe_fault, unmapped_faults
 from ..audience.links import TokenSubject, signer_for
-from ..audience.suppressions import SuppressionList
 from ..config import Settings
-from ..errors import StateLost, StoreError, TokenError
-from ..store.database import describe_fault
-from ..store.factory import describe_store_fault, environment_faults, open_store
+from ..errors import NotRecorded, StateLost, StoreError, TokenError
+from .offload import HealthProbe, Offload
 from .pages import Pages
 
 BODY_LIMIT = 4096  # a one-click unsubscribe sends 26 bytes; nothing here needs more
@@ -50,26 +50,24 @@ async def small_body(request: Request) -> bytes | None:
     return bytes(body)
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, offload: Offload | None = None) -> Starlette:
+    """The pages; ``offload``: the bounded threads and deadline the store is reached through."""
     from .subscribe import signup_routes  # the signup pages share this app and its page style
 
     signer = signer_for(settings)
     render_page = Pages(settings)
-
-    @contextmanager
-    def suppressions() -> Iterator[SuppressionList]:
-        with open_store(settings) as store:
-            yield SuppressionList(store)
+    store = offload or Offload()
+    health = HealthProbe(store, lambda: store_answers(settings))
 
     def invalid() -> HTMLResponse:
         return render_page("unsubscribe_invalid", 400)
 
-    def not_recorded(token: str, exc: sqlite3.Error | OSError | StateLost | StoreError) -> HTMLResponse:
+    def not_recorded(token: str, exc: BaseException) -> HTMLResponse:
         # The request must not be lost silently: the log line carries what replays it.
         log.error(
-            "unsubscribe NOT recorded (%s); replay it with: newsletter unsubscribe --token %s",
-            exc if isinstance(exc, StateLost | StoreError) else describe_fault(exc),
-            token,
+            "unsubscribe NOT recorded (%s); replay it with: %s",
+            exc.__cause__ or exc if isinstance(exc, NotRecorded) else exc,
+            unsubscribing.replay_command(token),
         )
         return render_page("not_recorded", 503, action=f"/unsubscribe/{token}")
 
@@ -79,16 +77,17 @@ def create_app(settings: Settings) -> Starlette:
         except TokenError:
             return None
 
-    def confirm(request: Request) -> Response:
+    async def confirm(request: Request) -> Response:
         subject = subject_of(request)
         if subject is None:
             return invalid()
-        with suppressions() as lst:
-            current = lst.get(subject.address)
-        who = mask(subject.address)
+        current = await store.run(unsubscribing.subscription_of, settings, subject.address)
+        who = mask(subject.address)  # the template escapes it
         if current is not None and not subject.test:
             return render_page("already_unsubscribed", who=who, action=f"/resubscribe/{request.path_params['token']}")
         return render_page("unsubscribe", who=who, action=str(request.url.path), test=subject.test)
+
+    faults: tuple[type[BaseException], ...] = (StoreError, StateLost, *unmapped_faults())
 
     async def unsubscribe(request: Request) -> Response:
         body = await small_body(request)
@@ -98,56 +97,55 @@ def create_app(settings: Settings) -> Starlette:
         if subject is None:
             return invalid()
         source = "one-click" if b"List-Unsubscribe=One-Click" in body else "web page"
-        if not subject.test:
-            try:
-                with suppressions() as lst:
-                    lst.add(subject.address, "unsubscribed", source)
-            except (sqlite3.Error, OSError, StateLost, StoreError) as exc:
-                return not_recorded(request.path_params["token"], exc)
+        token = request.path_params["token"]
+        try:
+            await store.run(unsubscribing.unsubscribe, settings, token, source)
+        except faults as exc:  # a deadline missed too
+            return not_recorded(token, exc)
         return render_page(
             "unsubscribed",
             who=mask(subject.address),
-            action=f"/resubscribe/{request.path_params['token']}",
+            action=f"/resubscribe/{token}",
             test=subject.test,
         )
 
-    def resubscribe(request: Request) -> Response:
+    async def resubscribe(request: Request) -> Response:
         subject = subject_of(request)
         if subject is None:
             return invalid()
         who = mask(subject.address)
-        if not subject.test:
-            with suppressions() as lst:
-                current = lst.get(subject.address)
-                if current is not None and current.reason != "unsubscribed":
-                    return render_page("resubscribe_refused", who=who)
-                lst.remove(subject.address, "subscribed again on the web page")
+        if await store.run(unsubscribing.resubscribe, settings, subject) is not None:
+            return render_page("resubscribe_refused", who=who)
         return render_page(
             "resubscribed", who=who, action=f"/unsubscribe/{request.path_params['token']}", test=subject.test
         )
 
-    def healthz(request: Request) -> Response:
-        try:
-            with suppressions() as lst:
-                len(lst)
-        except (sqlite3.Error, StoreError):
+    async def healthz(request: Request) -> Response:
+        if not await health.healthy():
             return PlainTextResponse("database unavailable", status_code=503)
         return PlainTextResponse("ok")
 
     def unavailable(request: Request, exc: Exception) -> Response:
         """The store or the machine failed under a page that changes nothing (a GET, a signup):
         one line in the log, and a page that says to come back, not a 500 with a traceback."""
-        log.error("%s %s: the store is unavailable: %s", request.method, request.url.path, describe_store_fault(exc))
+        said = exc if isinstance(exc, StoreError | StateLost) else describe_fault(exc)
+        log.error("%s %s: the store is unavailable: %s", request.method, request.url.path, said)
         return render_page("unavailable", 503)
 
-    faults: tuple[type[BaseException], ...] = (*environment_faults(), StoreError, StateLost)
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if offload is None:
+            store.close()
+
     return Starlette(
+        lifespan=lifespan,
         exception_handlers=dict.fromkeys(faults, unavailable),
         routes=[
             Route("/unsubscribe/{token}", confirm, methods=["GET"]),
             Route("/unsubscribe/{token}", unsubscribe, methods=["POST"]),
             Route("/resubscribe/{token}", resubscribe, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
-            *signup_routes(settings, render_page, mask),
+            *signup_routes(settings, render_page, mask, store),
         ],
     )
