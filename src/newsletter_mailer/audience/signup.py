@@ -1,8 +1,9 @@
-"""Double opt-in signups: the form, its validation, the signed expiring confirmation link, the
-confirmation mail, and the list at send time (the CSV plus confirmed signups).
+"""Double opt-in signups: the form, its validation, the signed expiring confirmation link, and the
+list at send time (the CSV plus confirmed signups).
 
 Every value a visitor types is hostile: it is length-capped, stripped of control characters,
-escaped for HTML where it is shown, and encoded by the email package where it is a header.
+escaped for HTML where it is shown, and only ever text in a header (the confirmation mail is
+written by compose/confirmation.py through the hardened header writer).
 """
 
 from __future__ import annotations
@@ -12,13 +13,9 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 
 from email_validator import EmailNotValidError
 
-from ..config import Settings
 from ..errors import TokenError
 from .links import TokenSigner
 from .subscribers import Subscriber, address_key, clean_value, normalise_address
@@ -29,7 +26,6 @@ __all__ = [
     "FormError",
     "RequestRef",
     "Tally",
-    "confirmation_message",
     "field_key",
     "form_html",
     "merge_lists",
@@ -102,37 +98,6 @@ class ConfirmCodec:
         if (now if now is not None else time.time()) > int(stamp) + self.hours * 3600:
             raise TokenError("confirmation token has expired")
         return RequestRef(int(number), int(stamp))
-
-
-def confirmation_message(settings: Settings, subscriber: Subscriber, url: str) -> EmailMessage:
-    """The mail with the confirmation link: plain text and a simple HTML part."""
-    news = settings.newsletter
-    message = EmailMessage()
-    message["From"] = Address(news.name, addr_spec=news.from_)
-    local, _, domain = subscriber.email.rpartition("@")
-    message["To"] = Address(subscriber.name, local, domain)
-    message["Subject"] = f"Please confirm your subscription to {news.name}"
-    message["Date"] = formatdate(localtime=True)
-    message["Message-ID"] = make_msgid(domain=news.from_domain)
-    message["Auto-Submitted"] = "auto-generated"
-    hours = settings.signup.confirm_hours
-    text = (
-        f"Someone, probably you, asked to receive {news.name} at this address.\n\n"
-        f"To confirm, open this link and press the button:\n\n{url}\n\n"
-        f"The link works for {hours:g} hours. If you did not ask, ignore this message: "
-        "you will not be subscribed and will not hear from us again.\n"
-    )
-    message.set_content(text)
-    name = html.escape(news.name)
-    message.add_alternative(
-        f'<!doctype html><html lang="{html.escape(news.language)}"><body style="font-family:sans-serif">'
-        f"<p>Someone, probably you, asked to receive {name} at this address.</p>"
-        f'<p><a href="{html.escape(url)}">Confirm your subscription</a></p>'
-        f"<p>The link works for {hours:g} hours. If you did not ask, ignore this message: you will not be "
-        "subscribed and will not hear from us again.</p></body></html>",
-        subtype="html",
-    )
-    return message
 
 
 def form_html(action: str, extra_fields: Iterable[str], *, error: str = "", email: str = "") -> str:

@@ -29,10 +29,10 @@ from ..audience.signup import (
     FormError,
     RequestRef,
     SignupForm,
-    confirmation_message,
     form_html,
     read_form,
 )
+from ..compose.confirmation import confirmation_envelope
 from ..compose.dkim import dkim_signer
 from ..compose.envelope import Envelope
 from ..config import Settings
@@ -118,12 +118,7 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str]) ->
 
     def envelope_for(form: SignupForm, request_id: int, requested: float) -> Envelope:
         url = f"{news.base_url.rstrip('/')}/confirm/{codec.token(request_id, requested)}"
-        message = confirmation_message(settings, form.subscriber, url)
-        data = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
-        if dkim is not None:
-            data = dkim.sign(data)
-        sender = settings.bounces.address or news.from_
-        return Envelope(sender, form.subscriber.email, data, str(message["Message-ID"]))
+        return confirmation_envelope(settings, form.subscriber, url, dkim)
 
     async def submit(request: Request) -> Response:
         try:
