@@ -408,6 +408,8 @@ def print_campaign(outcome: CampaignOutcome, issue: Path) -> int:
     if summary.left_pending:
         out.print(f"[yellow]{summary.left_pending} still to send[/]: run the same command again to resume")
     if summary.failed:
+        for address, reason in summary.failures[:10]:  # who could not be mailed, and why
+            out.print(f"  failed: {escape(address)}: {escape(reason)}")
         out.print(f"`newsletter status {issue}` lists the failures; `--retry-failed` tries them again")
     for note in summary.notes:
         err.print(f"[yellow]note:[/] {escape(note)}")

@@ -12,8 +12,12 @@ import tomllib
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from email import errors as email_errors
+from email import policy as email_policy
 from pathlib import Path
 from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
 
 from .errors import ConfigError
 
@@ -42,6 +46,15 @@ class NewsletterSettings:
     test_recipients: tuple[str, ...] = ()
     list_id: str = ""
     unsubscribe_mailto: str = ""
+    # Not keys of the file: the display names ``from`` and ``reply_to`` were given with, if any
+    # (``from = "Kent Network <news@kent.example.org>"``); from_ and reply_to hold the bare address.
+    from_name: str = field(default="", metadata={"derived": True})
+    reply_to_name: str = field(default="", metadata={"derived": True})
+
+    @property
+    def from_display_name(self) -> str:
+        """The From header's name: the one written in ``from``, else the newsletter's ``name``."""
+        return self.from_name or self.name
 
     @property
     def from_domain(self) -> str:
@@ -267,7 +280,7 @@ def _one_line(label: str, value: str, where: tuple[str, int | None]) -> str:
 
 def _section(name: str, raw: Mapping[str, Any], env: Mapping[str, str], text: str, file: str) -> Any:
     cls = _SECTIONS[name]
-    by_key = {_toml_name(f.name): f for f in fields(cls)}
+    by_key = {_toml_name(f.name): f for f in fields(cls) if not f.metadata.get("derived")}
     values: dict[str, Any] = {}
     for key, value in raw.items():
         line = key_line(text, name, key)
@@ -389,10 +402,7 @@ def load_settings(
             file=file,
             line=key_line(text, "newsletter", "base_url"),
         )
-    if "@" not in news.from_:
-        raise ConfigError(
-            "[newsletter] from must be an email address", file=file, line=key_line(text, "newsletter", "from")
-        )
+    news = _mailboxes(news, text, file)
     return Settings(
         workspace=workspace,
         config_path=config,
@@ -405,6 +415,54 @@ def load_settings(
         signup=sections["signup"],
         store=store,
     )
+
+
+def parse_mailbox(value: str) -> tuple[str, str]:
+    """``address`` or ``Name <address>`` as (display name, address): exactly one RFC 5322 mailbox,
+    read by Python's strict header parser, its address checked by email-validator (ASCII local
+    part: a From or Reply-To that needs SMTPUTF8 would make every message need it). ValueError
+    says what is wrong."""
+    try:
+        header = email_policy.default.header_factory("Reply-To", value)
+        addresses, groups, defects = header.addresses, header.groups, header.defects
+    except (email_errors.HeaderParseError, IndexError, ValueError) as exc:
+        raise ValueError(f"it cannot be read as an address: {str(exc).rstrip('.')}") from None
+    if len(groups) == 1 and groups[0].display_name is not None:
+        raise ValueError("it is a group, not one address")
+    if len(addresses) != 1:
+        raise ValueError(f"it holds {len(addresses)} addresses, not one")
+    if defects:
+        raise ValueError(str(defects[0]).rstrip("."))
+    mailbox = addresses[0]
+    if _CONTROL.search(mailbox.display_name):
+        raise ValueError("its name holds a line break or a control character")
+    try:
+        checked = validate_email(
+            mailbox.addr_spec, check_deliverability=False, allow_smtputf8=False, globally_deliverable=False
+        )
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc).rstrip(".")) from None
+    return mailbox.display_name.strip(), checked.ascii_email or checked.normalized
+
+
+def _mailboxes(news: NewsletterSettings, text: str, file: str) -> NewsletterSettings:
+    """``from`` and ``reply_to`` split into a display name and an address, each one mailbox."""
+    parsed: dict[str, Any] = {}
+    for key, attr in (("from", "from_"), ("reply_to", "reply_to")):
+        value = getattr(news, attr)
+        if not value and key == "reply_to":
+            continue
+        try:
+            name, address = parse_mailbox(value)
+        except ValueError as exc:
+            raise ConfigError(
+                f"[newsletter] {key} must be one address, such as news@example.org or "
+                f'"Our News <news@example.org>", not {value!r} ({exc})',
+                file=file,
+                line=key_line(text, "newsletter", key),
+            ) from None
+        parsed[attr], parsed[f"{key}_name"] = address, name
+    return replace(news, **parsed)
 
 
 def _bounces(bounces: BouncesSettings, env: Mapping[str, str], text: str, file: str) -> BouncesSettings:

@@ -44,9 +44,11 @@ def confirmation_text(settings: Settings, url: str) -> tuple[str, str]:
 def _headers(settings: Settings, subscriber: Subscriber, message_id: str) -> bytes:
     news = settings.newsletter
     lines = [
-        b"From: " + mailbox("From", news.name, news.from_),
+        b"From: " + mailbox("From", news.from_display_name, news.from_),
         b"To: " + mailbox("To", subscriber.name, subscriber.email),
     ]
+    if news.reply_to:  # where the newsletter's answers go, the confirmation's go too
+        lines.append(b"Reply-To: " + mailbox("Reply-To", news.reply_to_name, news.reply_to))
     subject = f"Please confirm your subscription to {news.name}"
     lines.append(b"Subject: " + unstructured("Subject", subject))
     lines.append(b"Date: " + formatdate(localtime=True).encode("ascii"))

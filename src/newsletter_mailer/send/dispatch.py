@@ -198,6 +198,8 @@ def content_hash(rendered: RenderedIssue, settings: Settings) -> str:
     headers: tuple[str, ...] = (news.name, news.from_, news.reply_to, news.language, news.postal_address)
     headers += (news.base_url, news.list_id_value, news.unsubscribe_mailto, settings.bounces.address)
     headers += (repr(settings.brand), dkim.domain, dkim.selector, dkim.ed25519_selector)
+    if news.from_name or news.reply_to_name:  # only then: a send begun before they existed still joins
+        headers += (news.from_name, news.reply_to_name)
     secret = hashlib.sha256(b"newsletter join\0" + signer_for(settings).message_id_key()).hexdigest()
     for part in (rendered.issue.key, rendered.subject, rendered.html, rendered.text, *headers, secret):
         digest.update(part.replace(nonce, "nlm-x").encode("utf-8", "surrogatepass"))
@@ -425,7 +427,8 @@ class _Run:
             self.record_sent(job, envelope.message_id, result)
             return 0.0
         pause, final = self.record_failure(job, result)
-        self.streak.add(job.address, result, final=final)
+        if not result.local:  # a reader we cannot mail through this relay says nothing about it
+            self.streak.add(job.address, result, final=final)
         if self.streak.count >= self.smtp.max_consecutive_failures:
             # Messages still in flight add to the streak: the reason is written once they are in.
             self.last_failure = self.last_failure or result

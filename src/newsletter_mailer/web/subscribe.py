@@ -38,7 +38,7 @@ from ..compose.envelope import Envelope
 from ..config import Settings
 from ..errors import StateLost, StoreError, TokenError
 from ..send.dispatch import delivery_route
-from ..send.transport import SMTPTransport
+from ..send.transport import Kind, Result, SMTPTransport
 from ..store.factory import open_store
 from ..store.signup_log import SignupLog
 
@@ -66,22 +66,26 @@ async def _form_body(request: Request) -> dict[str, list[str]]:
     return parse_qs(body.decode("utf-8", "replace"), max_num_fields=20)
 
 
-def send_confirmation(settings: Settings, envelope: Envelope) -> None:
+def send_confirmation(settings: Settings, envelope: Envelope, mask: Callable[[str], str]) -> None:
     """Deliver one confirmation mail through the relay or the local outbox (in a worker thread)."""
 
-    async def deliver(transport: SMTPTransport) -> str:
+    async def deliver(transport: SMTPTransport) -> Result:
         connection = transport.connection()
         try:
-            return str(await connection.send(envelope))
+            return await connection.send(envelope)
         finally:
             await connection.close()
 
     try:
         with delivery_route(settings) as route:
             outcome = asyncio.run(deliver(SMTPTransport(route.smtp)))
-        log.info("confirmation mail: %s", outcome)
     except Exception as exc:  # the visitor has their page; the operator gets the log line
         log.warning("confirmation mail could not be sent: %s", exc)
+        return
+    if outcome.kind is Kind.SENT:
+        log.info("confirmation mail: %s", outcome)
+    else:  # a refusal, or an address this relay cannot carry (no SMTPUTF8): said, never raised
+        log.warning("confirmation mail to %s: %s", mask(envelope.recipient), outcome)
 
 
 def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str]) -> list[Route]:
@@ -144,7 +148,7 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str]) ->
             pending = store.request(form.subscriber, ip, signup.wording_version)
         response = check_inbox()
         response.background = BackgroundTask(
-            send_confirmation, settings, envelope_for(form, pending.id, pending.requested)
+            send_confirmation, settings, envelope_for(form, pending.id, pending.requested), mask
         )
         return response
 
