@@ -562,7 +562,9 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         f"(links point to {settings.newsletter.base_url})",
         markup=False,
     )
-    _serve_app(create_app(settings), sock, "info", proxy_headers=True)
+    # uvicorn's own proxy headers would trust X-Forwarded-For from any loopback peer: the pages
+    # read it themselves, from [serve] trusted_proxies only (web/visitors.py).
+    _serve_app(create_app(settings), sock, "info", proxy_headers=False)
 
 
 @main.command(short_help="Put ADDRESS on the suppression list.")

@@ -5,6 +5,7 @@ Secrets never come from the file: the SMTP password is read from NEWSLETTER_SMTP
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -152,6 +153,28 @@ class SignupSettings:
     per_ip_per_hour: int = 10
 
 
+MAX_SIGNUP_FIELDS = 10  # extra form fields; with email, name and the honeypot well under the form's cap
+MAX_FIELD_LABEL = 60
+# Names the form itself uses: a configured field with one of these keys would collide with it.
+RESERVED_FIELD_KEYS = ("email", "name", "website")  # "website" is the honeypot's
+
+
+def field_key(label: str) -> str:
+    """``"Home town"`` -> ``home_town``, the column and merge-field name of an extra form field."""
+    return re.sub(r"[^\w]+", "_", label.strip().lower()).strip("_")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """How ``newsletter serve`` reads its visitors: which peers may say who the visitor is."""
+
+    trusted_proxies: tuple[str, ...] = ()  # addresses or CIDR networks; X-Forwarded-For is read only from these
+
+    @property
+    def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(p, strict=False) for p in self.trusted_proxies)
+
+
 @dataclass(frozen=True)
 class StoreSettings:
     """Where state lives: empty for the workspace's SQLite file, or a ``postgresql://`` URL."""
@@ -173,6 +196,7 @@ class Settings:
     bounces: BouncesSettings = BouncesSettings()
     signup: SignupSettings = SignupSettings()
     store: StoreSettings = StoreSettings()
+    serve: ServeSettings = ServeSettings()
 
     def path(self, value: str) -> Path:
         """A path from the settings, relative to the workspace."""
@@ -195,6 +219,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "dkim": DKIMSettings,
     "bounces": BouncesSettings,
     "signup": SignupSettings,
+    "serve": ServeSettings,
     "store": StoreSettings,
 }
 _SECRET_KEYS = {
@@ -327,6 +352,8 @@ def _check_values(sections: dict[str, Any], text: str, file: str) -> None:
             file=file,
             line=key_line(text, "brand", "accent"),
         )
+    _check_signup(sections["signup"], text, file)
+    _check_serve(sections["serve"], text, file)
     dkim: DKIMSettings = sections["dkim"]
     if dkim.selector and not valid_selector(dkim.selector):
         raise ConfigError(
@@ -334,6 +361,47 @@ def _check_values(sections: dict[str, Any], text: str, file: str) -> None:
             file=file,
             line=key_line(text, "dkim", "selector"),
         )
+
+
+def _check_signup(signup: SignupSettings, text: str, file: str) -> None:
+    """The form's extra fields: few, short, each its own name, none the form already uses."""
+    line = key_line(text, "signup", "fields")
+    if len(signup.fields) > MAX_SIGNUP_FIELDS:
+        raise ConfigError(
+            f"[signup] fields holds {len(signup.fields)} fields; a signup form takes at most {MAX_SIGNUP_FIELDS}",
+            file=file,
+            line=line,
+        )
+    seen: dict[str, str] = {}
+    for label in signup.fields:
+        key = field_key(label)
+        if not key or len(label) > MAX_FIELD_LABEL:
+            problem = "has no letters or digits" if not key else f"is longer than {MAX_FIELD_LABEL} characters"
+            raise ConfigError(f"[signup] fields: {label[:80]!r} {problem}", file=file, line=line)
+        if key in RESERVED_FIELD_KEYS:
+            raise ConfigError(
+                f"[signup] fields: {label!r} is a name the form already uses ({', '.join(RESERVED_FIELD_KEYS)}; "
+                '"website" is the hidden field that catches bots)',
+                file=file,
+                line=line,
+            )
+        if key in seen:
+            raise ConfigError(
+                f"[signup] fields: {label!r} and {seen[key]!r} are one field ({key})", file=file, line=line
+            )
+        seen[key] = label
+
+
+def _check_serve(serve: ServeSettings, text: str, file: str) -> None:
+    for proxy in serve.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"[serve] trusted_proxies: {proxy!r} is not an IP address or network such as 10.0.0.0/8",
+                file=file,
+                line=key_line(text, "serve", "trusted_proxies"),
+            ) from None
 
 
 def load_settings(
@@ -413,6 +481,7 @@ def load_settings(
         dkim=sections["dkim"],
         bounces=_bounces(sections["bounces"], env, text, file),
         signup=sections["signup"],
+        serve=sections["serve"],
         store=store,
     )
 

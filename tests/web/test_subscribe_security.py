@@ -4,7 +4,9 @@ DKIM on: names that try to inject headers or parts into the confirmation mail.""
 from __future__ import annotations
 
 import base64
+import contextlib
 import email
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,8 +17,10 @@ from pathlib import Path
 import dkim as dkimpy
 import httpx
 import pytest
+from click.testing import CliRunner
 
 from conftest import free_port, make_workspace, serve_asgi
+from newsletter_mailer.cli import main
 from newsletter_mailer.compose.dkim import generate_key, write_key
 from newsletter_mailer.config import Settings, load_settings
 from newsletter_mailer.web.unsubscribe import create_app
@@ -126,3 +130,162 @@ def test_a_hostile_name_changes_nothing_in_the_signed_confirmation_mail(site: Si
     assert message.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
     assert b"evil.example" not in body and b"<h1>" not in body and b"attacker" not in body
+
+
+# Issue 20 item 7: the form cannot mail-bomb one mailbox, and X-Forwarded-For is read only
+# through a trusted proxy.
+
+GMAIL_VARIANTS = ["v.ictim", "vi.ctim", "vic.tim", "vict.im", "victi.m", "v.i.c.t.i.m", "VICTIM", "victim+a"]
+
+
+def post_from(site: Site, address: str, forwarded_for: str | None = None) -> httpx.Response:
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    return httpx.post(f"{site.base}/subscribe", data={"email": address}, headers=headers)
+
+
+def recipients(site: Site, domains: tuple[str, ...], settle: float = 0.7) -> list[str]:
+    time.sleep(settle)  # a refused mail would have gone out by now
+    return [r for m in site.server.handler.messages for r in m.rcpt_tos if r.lower().endswith(domains)]
+
+
+@pytest.mark.parametrize("trusted", [False, True], ids=["no-proxy", "trusted-proxy"])
+def test_plus_and_dot_variants_of_one_mailbox_get_at_most_its_daily_limit(tmp_path: Path, trusted: bool) -> None:
+    text = "[signup]\nper_address_per_day = 3\nper_ip_per_hour = 100\n"
+    if trusted:  # rotating X-Forwarded-For then gives every post its own visitor address
+        text += '[serve]\ntrusted_proxies = ["127.0.0.0/8"]\n'
+    with running_site(tmp_path / "ws", text, dkim=False) as site:
+        plus = [f"victim+{n}@example.net" for n in range(21)]
+        dots = [f"{local}@gmail.com" for local in GMAIL_VARIANTS] + [
+            "victim+x@googlemail.com",
+            "vic.tim@googlemail.com",
+        ]
+        for n, address in enumerate(plus + dots):
+            answer = post_from(site, address, f"203.0.113.{n}")
+            assert answer.status_code == 200 and "Check your inbox" in answer.text
+        site.mails_to("victim+2@example.net")
+        mailed = recipients(site, ("@example.net",))
+        assert mailed == plus[:3]  # the limit per mailbox, each mail to the address as typed
+        assert len(recipients(site, ("@gmail.com", "@googlemail.com"), settle=0)) == 3
+
+
+def test_x_forwarded_for_counts_only_from_a_trusted_proxy(tmp_path: Path) -> None:
+    limits = "[signup]\nper_ip_per_hour = 3\n"
+    with running_site(tmp_path / "plain", limits, dkim=False) as site:
+        answers = [post_from(site, f"a{n}@example.org", f"198.51.100.{n}") for n in range(4)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429]  # the header is not believed
+    with running_site(tmp_path / "proxied", limits + '[serve]\ntrusted_proxies = ["127.0.0.1"]\n', dkim=False) as site:
+        rotating = [post_from(site, f"b{n}@example.org", f"198.51.100.{n}") for n in range(4)]
+        assert [a.status_code for a in rotating] == [200] * 4
+        spoofed = [post_from(site, f"c{n}@example.org", f"10.9.9.{n}, 203.0.113.7") for n in range(4)]
+        assert [a.status_code for a in spoofed] == [200, 200, 200, 429]  # the proxy's hop counts, not the visitor's
+
+
+def test_behind_a_proxy_without_the_header_check_your_inbox_means_a_mail_is_on_its_way(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = '[signup]\nper_ip_per_hour = 3\n[serve]\ntrusted_proxies = ["127.0.0.1"]\n'
+    with running_site(tmp_path / "ws", text, dkim=False) as site:
+        answers = {f"visitor{n}@example.org": post_from(site, f"visitor{n}@example.org") for n in range(1, 6)}
+        told = [a for a, r in answers.items() if "Check your inbox" in r.text]
+        refused = [r for r in answers.values() if r.status_code == 429]
+        assert len(told) == 3 and len(refused) == 2
+        assert all("try again later" in r.text and "Check your inbox" not in r.text for r in refused)
+        for address in told:
+            assert site.mails_to(address)
+        assert sorted(recipients(site, ("@example.org",))) == sorted(told)
+    assert "carry no X-Forwarded-For" in caplog.text
+
+
+# Issue 20 item 8: the answer is sent before any work, for every outcome.
+
+
+@pytest.mark.parametrize("blocked", ["store", "relay"])
+def test_every_outcome_is_answered_before_any_store_or_smtp_work(tmp_path: Path, blocked: str) -> None:
+    text = "[signup]\nper_address_per_day = 1\nper_ip_per_hour = 100\n"
+    with running_site(tmp_path / "ws", text, dkim=False) as site:
+        post_from(site, "limited@example.org")
+        assert site.mails_to("limited@example.org")  # its one mail a day is used
+        outcomes = {
+            "new": {"email": "new@example.org"},
+            "subscribed": {"email": "user0@example.org"},  # in the list
+            "limited": {"email": "limited@example.org"},
+            "valid-looking": {"email": "nobody@no-mail-here.example.com"},
+            "bot": {"email": "victim@example.org", "website": "http://spam.example"},
+        }
+        with holding(site, blocked):
+            before = len(site.server.handler.messages)
+            answers = {k: httpx.post(f"{site.base}/subscribe", data=v, timeout=20) for k, v in outcomes.items()}
+            # Each answer came back while nothing could be read from the store or sent to the relay.
+            assert len(site.server.handler.messages) == before
+        assert len({(a.status_code, a.text) for a in answers.values()}) == 1
+        for address in ("new@example.org", "user0@example.org", "nobody@no-mail-here.example.com"):
+            assert site.mails_to(address), address  # the work was done, after the answers
+        assert len(site.mails_to("limited@example.org", wait=0)) == 1
+        assert site.mails_to("victim@example.org", wait=0) == []
+
+
+@contextmanager
+def holding(site: Site, what: str) -> Iterator[None]:
+    """Hold the workspace database locked (every store step waits), or the relay silent."""
+    if what == "store":
+        db = sqlite3.connect(site.settings.database_path, isolation_level=None)
+        db.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+        return
+    site.server.handler.faults.delay = 3.0
+    try:
+        yield
+    finally:
+        site.server.handler.faults.delay = 0.0
+
+
+# Issue 20 item 8: form limits answer a page, never a 500.
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ("&".join(f"f{n}=x" for n in range(21)) + "&email=a%40example.org", 413, "more than a signup needs"),
+        ("&".join("email=a%40example.org" for _ in range(21)), 413, "more than a signup needs"),
+        ("email=a%40example.org&name=" + "x" * 201, 400, "at most 200 characters"),
+        ("email=a%40example.org&home_town=" + "%C3%A9" * 201, 400, "at most 200 characters"),
+        ("email=" + "a" * 190 + "%40example.org", 400, "at most 200 characters"),
+        ("email=a%40example.org&name=" + "x" * 9000, 413, "more than a signup needs"),
+    ],
+)
+def test_too_many_fields_or_too_long_values_answer_a_page(site: Site, body: str, status: int, words: str) -> None:
+    answer = httpx.post(
+        f"{site.base}/subscribe", content=body.encode(), headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert answer.status_code == status and words in answer.text
+    assert answer.headers["content-type"].startswith("text/html") and "Traceback" not in answer.text
+    time.sleep(0.3)
+    assert site.server.handler.messages == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ('["Website"]', "a name the form already uses"),
+        ('["EMAIL"]', "a name the form already uses"),
+        ('[" name "]', "a name the form already uses"),
+        ('["Home town", "home-town"]', "are one field"),
+        ("[" + ", ".join(f'"Field {n}"' for n in range(18)) + "]", "at most 10"),
+        ('["' + "x" * 61 + '"]', "longer than 60"),
+        ('["!!!"]', "no letters or digits"),
+    ],
+)
+def test_signup_fields_that_cannot_be_a_form_are_refused_when_serve_starts(
+    tmp_path: Path, fields: str, words: str
+) -> None:
+    root = make_workspace(tmp_path / "ws", free_port(), 1)
+    with (root / "newsletter.toml").open("a") as handle:
+        handle.write(f"[signup]\nfields = {fields}\n")
+    with contextlib.chdir(root):
+        result = CliRunner().invoke(main, ["serve", "--port", str(free_port())])
+    assert result.exit_code == 2, result.output
+    assert "[signup] fields" in result.output and words in result.output and "Traceback" not in result.output

@@ -2,9 +2,11 @@
 /subscribe (always the same "check your inbox" page), GET /confirm/TOKEN (a button; link
 scanners follow links, so a GET never confirms) and POST /confirm/TOKEN (confirms).
 
-The confirmation mail goes out after the response, so the answer takes the same time whether
-a mail was sent, refused by a limit, or caught by the honeypot; nothing the page says or how
-long it takes tells a visitor whether an address is subscribed.
+Everything a signup does (the limits, the store, the confirmation mail) runs after the response
+is sent, so the answer is the same page in the same time whether the address is new, subscribed,
+over its limit or caught by the honeypot: nothing the page says or how long it takes tells a
+visitor anything about an address. Only a visitor over the per-network limit gets another page
+(429), decided before any work from what that visitor alone has sent (visitors.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import html
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,11 +28,13 @@ from starlette.routing import Route
 
 from ..audience.links import signer_for
 from ..audience.signup import (
+    MAX_FORM_FIELDS,
     ConfirmCodec,
     FormError,
     RequestRef,
     SignupForm,
     form_html,
+    mailbox_key,
     read_form,
 )
 from ..compose.confirmation import confirmation_envelope
@@ -41,6 +46,7 @@ from ..send.dispatch import delivery_route
 from ..send.transport import Kind, Result, SMTPTransport
 from ..store.factory import open_store
 from ..store.signup_log import SignupLog
+from .visitors import SignupGate, TrustedProxies
 
 __all__ = ["MAX_BODY", "signup_routes"]
 
@@ -63,7 +69,10 @@ async def _form_body(request: Request) -> dict[str, list[str]]:
         body += chunk
         if len(body) > MAX_BODY:
             raise TooLarge
-    return parse_qs(body.decode("utf-8", "replace"), max_num_fields=20)
+    try:
+        return parse_qs(body.decode("utf-8", "replace"), max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:  # more fields than any form of ours has
+        raise TooLarge from None
 
 
 def send_confirmation(settings: Settings, envelope: Envelope, mask: Callable[[str], str]) -> None:
@@ -124,6 +133,44 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str]) ->
         url = f"{news.base_url.rstrip('/')}/confirm/{codec.token(request_id, requested)}"
         return confirmation_envelope(settings, form.subscriber, url, dkim)
 
+    gate = SignupGate(signup.per_ip_per_hour)
+    proxies = TrustedProxies(settings.serve.proxy_networks)
+
+    # Whether the last signup could reach the store. The answer is sent before the store is
+    # touched, so only the signups after a failure can be told to come back (503); each such answer
+    # sends a probe, and the first that reaches the store lets the form work again.
+    store_down = threading.Event()
+
+    def probe() -> None:
+        try:
+            with signups():
+                store_down.clear()
+        except (sqlite3.Error, OSError, StateLost, StoreError):
+            pass
+
+    def record_and_mail(form: SignupForm, ip: str) -> None:
+        """Everything a signup does, run after its answer was sent, whatever the outcome: the page
+        and its timing cannot tell a new address from one subscribed, limited or mistyped."""
+        address = form.subscriber.email
+        try:
+            with signups() as store:
+                allowed = store.may_mail(
+                    mailbox_key(address),  # plus-tags and ignored dots count as one mailbox
+                    ip,
+                    per_address_per_day=signup.per_address_per_day,
+                    per_ip_per_hour=signup.per_ip_per_hour,
+                )
+                if not allowed:
+                    log.warning("signup limit reached for %s from %s", mask(address), ip)
+                    return
+                store.expire(time.time() - signup.confirm_hours * 3600)
+                pending = store.request(form.subscriber, ip, signup.wording_version)
+        except (sqlite3.Error, OSError, StateLost, StoreError) as exc:
+            store_down.set()
+            log.error("signup for %s from %s NOT recorded: %s", mask(address), ip, exc)
+            return
+        send_confirmation(settings, envelope_for(form, pending.id, pending.requested), mask)
+
     async def submit(request: Request) -> Response:
         try:
             form = read_form(await _form_body(request), signup.fields)
@@ -131,25 +178,23 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str]) ->
             return page("Too much data", "<p>The form sent more than a signup needs.</p>", 413)
         except FormError as exc:
             return form_page(str(exc), status=400)
-        ip = request.client.host if request.client else ""
-        if form.bot:
-            return check_inbox()
-        with signups() as store:
-            allowed = store.may_mail(
-                form.subscriber.email,
-                ip,
-                per_address_per_day=signup.per_address_per_day,
-                per_ip_per_hour=signup.per_ip_per_hour,
+        forwarded = ", ".join(request.headers.getlist("x-forwarded-for")) or None
+        ip = proxies.client(request.client.host if request.client else "", forwarded)
+        if not gate.admit(ip):  # about the visitor's own network, never about the address typed
+            log.warning("signups from %s over [signup] per_ip_per_hour; answered 429", ip)
+            return page(
+                "Please try again later",
+                "<p>Many signups have come from your network in the last hour, so this one was not sent. "
+                "Please try again later.</p>",
+                429,
             )
-            if not allowed:
-                log.warning("signup limit reached for %s from %s", mask(form.subscriber.email), ip)
-                return check_inbox()
-            store.expire(time.time() - signup.confirm_hours * 3600)
-            pending = store.request(form.subscriber, ip, signup.wording_version)
+        if store_down.is_set():  # the same for every address: it says nothing about one
+            response = page("Please try again", "<p>Something went wrong on our side. Please try again.</p>", 503)
+            response.background = BackgroundTask(probe)
+            return response
         response = check_inbox()
-        response.background = BackgroundTask(
-            send_confirmation, settings, envelope_for(form, pending.id, pending.requested), mask
-        )
+        if not form.bot:  # the honeypot was filled: the same answer, and nothing done
+            response.background = BackgroundTask(record_and_mail, form, ip)
         return response
 
     def request_of(request: Request) -> RequestRef | None:
