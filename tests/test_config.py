@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter_mailer.config import load_settings
+from newsletter_mailer.config import load_settings, new_settings_text
 from newsletter_mailer.errors import ConfigError
 
 
@@ -207,3 +207,35 @@ def test_from_and_reply_to_names_are_not_keys_of_the_file(tmp_path: Path) -> Non
     write(tmp_path, '[newsletter]\nfrom_name = "X"\n')
     with pytest.raises(ConfigError, match=r"unknown key \[newsletter\] from_name"):
         load_settings(workspace=tmp_path, env={})
+
+
+def test_a_new_workspace_takes_a_named_from(tmp_path: Path) -> None:
+    (tmp_path / "newsletter.toml").write_text(
+        new_settings_text("Kent News", "Kent Network <news@kent.example.org>", "https://news.kent.example.org")
+    )
+    news = load_settings(workspace=tmp_path, env={}).newsletter
+    assert (news.from_name, news.from_) == ("Kent Network", "news@kent.example.org")
+    assert news.test_recipients == ("news@kent.example.org",)
+    for bad in ("Kent <Kent <news@kent.example.org>>", "not an address", "a@example.org, b@example.org"):
+        with pytest.raises(ConfigError, match="the From address must be an email address"):
+            new_settings_text("Kent News", bad, "https://news.kent.example.org")
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ('list_id = "news.example.org>, <evil.example"', "list_id"),
+        ('list_id = "news"', "list_id"),
+        ('list_id = "Zoë.example.org"', "list_id"),
+        ('unsubscribe_mailto = "u@example.org?subject=x>, <https://evil.example/"', "unsubscribe_mailto"),
+        ('unsubscribe_mailto = "Name <u@example.org>"', "unsubscribe_mailto"),
+        ('unsubscribe_mailto = "zoë@example.org"', "unsubscribe_mailto"),
+    ],
+)
+def test_list_headers_take_only_what_fits_between_angle_brackets(tmp_path: Path, line: str, key: str) -> None:
+    write(tmp_path, f"[newsletter]\n{line}\n")
+    with pytest.raises(ConfigError, match=rf"\[newsletter\] {key} must be") as caught:
+        load_settings(workspace=tmp_path, env={})
+    assert caught.value.line == 2
+    write(tmp_path, '[newsletter]\nlist_id = "news.example.org"\nunsubscribe_mailto = "u+x@example.org"\n')
+    assert load_settings(workspace=tmp_path, env={}).newsletter.list_id_value == "news.example.org"

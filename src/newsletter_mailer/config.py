@@ -25,6 +25,8 @@ from .errors import ConfigError
 CONFIG_NAME = "newsletter.toml"
 SECURITY_CHOICES = ("starttls", "tls", "none")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LIST_ID = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})+")
 _HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _SELECTOR = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
 
@@ -352,6 +354,7 @@ def _check_values(sections: dict[str, Any], text: str, file: str) -> None:
             file=file,
             line=key_line(text, "brand", "accent"),
         )
+    _check_list_headers(sections["newsletter"], text, file)
     _check_signup(sections["signup"], text, file)
     _check_serve(sections["serve"], text, file)
     dkim: DKIMSettings = sections["dkim"]
@@ -361,6 +364,28 @@ def _check_values(sections: dict[str, Any], text: str, file: str) -> None:
             file=file,
             line=key_line(text, "dkim", "selector"),
         )
+
+
+def _check_list_headers(news: NewsletterSettings, text: str, file: str) -> None:
+    """list_id and unsubscribe_mailto go into List-Id and List-Unsubscribe between angle brackets:
+    a label of atoms (RFC 2919) and one plain address, nothing that could close the bracket."""
+    if news.list_id and not _LIST_ID.fullmatch(news.list_id):
+        raise ConfigError(
+            f"[newsletter] list_id must be a label such as news.example.org (RFC 2919), not {news.list_id!r}",
+            file=file,
+            line=key_line(text, "newsletter", "list_id"),
+        )
+    if not news.unsubscribe_mailto:
+        return
+    try:
+        validate_email(news.unsubscribe_mailto, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise ConfigError(
+            f"[newsletter] unsubscribe_mailto must be one plain address such as unsubscribe@example.org, "
+            f"not {news.unsubscribe_mailto!r} ({str(exc).rstrip('.')})",
+            file=file,
+            line=key_line(text, "newsletter", "unsubscribe_mailto"),
+        ) from None
 
 
 def _check_signup(signup: SignupSettings, text: str, file: str) -> None:
@@ -611,7 +636,7 @@ language = "en"
 # public https address: unsubscribe links point here.
 base_url = {base_url}
 subscribers = "subscribers.csv"
-test_recipients = [{from_}]
+test_recipients = [{test_recipient}]
 
 [smtp]
 # No host: `newsletter send` delivers through a built-in SMTP server on loopback into outbox/.
@@ -628,8 +653,13 @@ def new_settings_text(name: str, from_: str, base_url: str) -> str:
     """newsletter.toml for a new workspace; ConfigError names a value that cannot be used."""
     if not name.strip() or not name.isprintable():
         raise ConfigError(f"the newsletter's name must be one line of text, not {name!r}")
-    if not re.fullmatch(r"[^@\s\"<>]+@[^@\s\"<>]+\.[^@\s\"<>]+", from_):
-        raise ConfigError(f"the From address must be an email address like news@your-domain.org, not {from_!r}")
+    try:
+        address = parse_mailbox(from_)[1]
+    except ValueError:
+        raise ConfigError(
+            "the From address must be an email address like news@your-domain.org "
+            f'(or "Our News <news@your-domain.org>"), not {from_!r}'
+        ) from None
     if not re.fullmatch(r"https?://[^\s/\"<>]+(/[^\s\"<>]*)?", base_url):
         raise ConfigError(
             f"the base URL must be an absolute http(s) URL like https://news.example.org, not {base_url!r}"
@@ -638,5 +668,6 @@ def new_settings_text(name: str, from_: str, base_url: str) -> str:
         name_comment=name.strip(),
         name=_toml_string(name.strip()),
         from_=_toml_string(from_),
+        test_recipient=_toml_string(address),
         base_url=_toml_string(base_url.rstrip("/")),
     )

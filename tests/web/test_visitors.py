@@ -29,7 +29,9 @@ def test_without_trusted_proxies_the_header_is_ignored(caplog: pytest.LogCapture
         ("10.0.0.5", "198.51.100.66, 203.0.113.9", "203.0.113.9"),  # the visitor's own words are left
         ("10.0.0.5", "203.0.113.9, 10.0.0.7", "203.0.113.9"),  # a chain of our proxies
         ("10.0.0.5", "10.0.0.8, 10.0.0.7", "10.0.0.8"),  # only proxies: the farthest
-        ("10.0.0.5", "not-an-ip, 10.0.0.7", "not-an-ip"),
+        ("10.0.0.5", "203.0.113.9, not-an-ip\x1b[31m, 10.0.0.7", "10.0.0.7"),  # words are not an address
+        ("10.0.0.5", "", "10.0.0.5"),
+        ("10.0.0.5", " , ", "10.0.0.5"),
         ("::1", "2001:db8::1", "2001:db8::1"),
         ("192.0.2.1", "203.0.113.9", "192.0.2.1"),  # not our proxy: its header is not read
     ],

@@ -3,7 +3,8 @@ proxies only (``[serve] trusted_proxies``), and a per-process window of signups 
 
 X-Forwarded-For is written by whoever sends the request, so it is read only when the TCP peer is
 a proxy we were told to trust, and then from the right: the first hop that is not one of our
-proxies is the visitor (the entries to its left are the visitor's own words).
+proxies is the visitor (the entries to its left are the visitor's own words). What is returned is
+always an IP address (it is logged and kept with the consent record), never the header's text.
 """
 
 from __future__ import annotations
@@ -19,15 +20,19 @@ __all__ = ["Network", "SignupGate", "TrustedProxies"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 log = logging.getLogger("newsletter_mailer.signup")
-_MAX_HOP = 64  # longer than any written IPv6 address
+_MAX_HOP = 64  # longer than any written IPv6 address (with a zone)
+
+
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
 
 
 def _trusted(host: str, proxies: Sequence[Network]) -> bool:
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return any(address in network for network in proxies)
+    address = _address(host)
+    return address is not None and any(address in network for network in proxies)
 
 
 class TrustedProxies:
@@ -61,11 +66,14 @@ class TrustedProxies:
                 peer,
             )
             return peer
-        hops = [hop.strip()[:_MAX_HOP] for hop in forwarded_for.split(",")]
-        for hop in reversed(hops):
-            if hop and not _trusted(hop, self.networks):
+        nearest = peer
+        for hop in reversed([hop.strip()[:_MAX_HOP] for hop in forwarded_for.split(",")]):
+            if not _address(hop):  # not an address: words, not a hop; the last hop we know stands
+                return nearest
+            if not _trusted(hop, self.networks):
                 return hop
-        return hops[0] or peer
+            nearest = hop
+        return nearest
 
 
 class SignupGate:
