@@ -8,7 +8,7 @@ import contextlib
 import email
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email import policy
 from email.message import EmailMessage
@@ -289,3 +289,35 @@ def test_signup_fields_that_cannot_be_a_form_are_refused_when_serve_starts(
         result = CliRunner().invoke(main, ["serve", "--port", str(free_port())])
     assert result.exit_code == 2, result.output
     assert "[signup] fields" in result.output and words in result.output and "Traceback" not in result.output
+
+
+def test_a_store_that_fails_is_said_after_the_first_signup_and_the_form_works_again_when_it_is_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with running_site(tmp_path / "ws", "[signup]\nper_ip_per_hour = 100\n", dkim=False) as site:
+        assert post_from(site, "first@example.org").status_code == 200 and site.mails_to("first@example.org")
+        state = site.settings.state_dir
+        (state / "sent-issues").write_text("issue\t2026-12-01T00:00:00Z\n")  # the workspace has sent...
+        aside = tmp_path / "aside"
+        aside.mkdir()
+        for path in state.glob("newsletter.db*"):  # ...and its database is gone: the store refuses
+            path.rename(aside / path.name)
+        lost = post_from(site, "lost@example.org")
+        assert lost.status_code == 200  # answered before the store was touched
+        wait_until(lambda: "lo***@example.org from 127.0.0.1 NOT recorded" in caplog.text)
+        assert post_from(site, "later@example.org").status_code == 503  # and sends a probe, which fails
+        time.sleep(0.5)  # (lets that probe run while the store is still away)
+        assert post_from(site, "later@example.org").status_code == 503
+        for path in aside.iterdir():
+            path.rename(state / path.name)
+        # The next answer is still 503; its probe finds the store back, and the form works again.
+        wait_until(lambda: post_from(site, "back@example.org").status_code == 200)
+        assert site.mails_to("back@example.org")
+        assert site.mails_to("lost@example.org", wait=0) == [] and site.mails_to("later@example.org", wait=0) == []
+
+
+def wait_until(condition: Callable[[], bool], wait: float = 10.0) -> None:
+    deadline = time.monotonic() + wait
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
