@@ -48,11 +48,15 @@ class Result:
     uncertain: bool = False  # the message may have arrived though no 2xx said so: possibly duplicated
     reset_connection: bool = False  # back off the whole connection (421, disconnect, an unreadable reply)
     hard_bounce: bool = False  # the mailbox does not exist or is disabled: suppress the address
+    local: bool = False  # refused here, before any command: says nothing about the relay's health
 
     def __str__(self) -> str:
         return f"{self.code} {self.reply}".strip() if self.code else self.reply
 
 
+NO_SMTPUTF8 = (
+    "not sent: the address has a non-ASCII local part, which needs SMTPUTF8 (RFC 6531), and the relay does not offer it"
+)
 _ENHANCED_STATUS = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\U0010ffff]|[\u2028\u2029\ud800-\udfff]")
 REPLY_LIMIT = 400
@@ -236,7 +240,11 @@ class SMTPConnection:
         try:
             client = await self._ensure()
             phase = Phase.ENVELOPE
+            # The sender is always ASCII (the settings refuse another); only a reader's address may
+            # need SMTPUTF8, and only a relay that offers it may be asked to carry it.
             options = ["SMTPUTF8"] if not envelope.recipient.isascii() else []
+            if options and not await self._offers_smtputf8(client):
+                return Result(Kind.PERMANENT, 0, NO_SMTPUTF8, local=True)
             await self._step(client.mail(envelope.sender, options=options, timeout=None))
             encoding = "utf-8" if options else "ascii"
             await self._step(client.rcpt(envelope.recipient, encoding=encoding, timeout=None))
@@ -255,6 +263,11 @@ class SMTPConnection:
             return result
         self.sent_on_connection += 1
         return delivered(response.code, response.message)
+
+    async def _offers_smtputf8(self, client: aiosmtplib.SMTP) -> bool:
+        if client.is_ehlo_or_helo_needed:  # no STARTTLS or login on this connection has asked yet
+            await self._step(client.ehlo())
+        return client.supports_extension("smtputf8")
 
     async def _step(self, command: Awaitable[T]) -> T:
         """One command under the relay timeout, with one timer for the step: aiosmtplib's own
