@@ -34,6 +34,7 @@ __all__ = [
     "category_of",
     "classify_status",
     "parse_report",
+    "sender_side",
 ]
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -130,10 +131,15 @@ def category_of(klass: int, subject: int, detail: int) -> Category:
     return Category.SOFT
 
 
+def sender_side(words: str) -> bool:
+    """A refusal whose words are about our sender ("Sender address rejected"), whatever its code."""
+    return bool(_SENDER_SIDE.search(words))
+
+
 def classify_status(status: str, diagnostic: str = "") -> Category:
     """The category of a report's status code (``category_of``); a refusal whose words are about
     our sender is policy whatever its code; without a code, the words."""
-    if _SENDER_SIDE.search(diagnostic):
+    if sender_side(diagnostic):
         return Category.POLICY
     match = _STATUS.search(status) or _STATUS.search(diagnostic)
     if match is None:

@@ -26,7 +26,7 @@ from ..config import BouncesSettings
 from ..errors import ConfigError, MailboxError, UserInputError
 from .bounces import MAX_REPORT_BYTES
 
-__all__ = ["ImapMailbox", "Incoming", "flag_maildir", "read_paths"]
+__all__ = ["READ_LIMIT", "ImapMailbox", "Incoming", "flag_maildir", "read_paths"]
 
 PASSWORD_ENV = "NEWSLETTER_BOUNCES_PASSWORD"
 READ_LIMIT = MAX_REPORT_BYTES + 1  # one byte more than a report may have: enough to know it is too big
