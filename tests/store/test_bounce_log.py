@@ -230,11 +230,19 @@ def test_a_forged_complaint_changes_nothing_and_a_real_one_suppresses_as_complai
     entry = SuppressionList(db).get("ada@example.org")
     assert outcome.action is Action.SUPPRESSED and entry is not None and entry.reason == "complained"
     # Providers redact the recipient of a complaint: the Message-ID alone names them.
-    redacted = arf("redacted@example.invalid", mark_sent(db, "2024-05", "bob@example.org"))
+    bobs = mark_sent(db, "2024-05", "bob@example.org")
+    redacted = arf("redacted@example.invalid", bobs)
     redacted = redacted.replace(b"Original-Rcpt-To: <redacted@example.invalid>\n", b"").replace(
         b"To: <redacted@example.invalid>", b"To: redacted"
     )
     assert BounceLog(db).process("redacted", redacted).action is Action.SUPPRESSED
+    # Or rewrite it in the quoted headers (no Original-Rcpt-To): the Message-ID still names them.
+    rewritten = arf("xxxxxxxx@example.org", bobs).replace(b"Original-Rcpt-To: <xxxxxxxx@example.org>\n", b"")
+    outcome = BounceLog(db).process("rewritten", rewritten)
+    assert (outcome.address, outcome.action) == ("bob@example.org", Action.SUPPRESSED)
+    # But a complaint whose Original-Rcpt-To names another reader proves nothing about either.
+    claimed = BounceLog(db).process("claimed", arf("carol@example.org", bobs))
+    assert claimed.action is Action.UNVERIFIED and SuppressionList(db).get("carol@example.org") is None
 
 
 def test_hostile_text_in_a_report_is_only_ever_a_parameter(db: Store) -> None:

@@ -95,6 +95,9 @@ class Report:
     recipients: tuple[str, ...] = ()  # as the report names them (lower-cased domain not assumed)
     status: str = ""  # enhanced status code, e.g. 5.1.1
     diagnostic: str = ""  # the remote server's words, cleaned of control characters
+    # The recipients come only from the quoted message's To: (a complaint without Original-Rcpt-To),
+    # which feedback loops redact or rewrite: shown, but not a claim a proof has to agree with.
+    quoted_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -199,7 +202,8 @@ def _from_arf(msg: Message, part: Message) -> Report:
     blocks = _field_blocks(part)
     fields = blocks[0] if blocks else Message()
     recipients = [_address(v) for v in fields.get_all("Original-Rcpt-To", [])]
-    if not any(recipients):
+    quoted_only = not any(recipients)
+    if quoted_only:
         for inner in _parts(msg):
             if inner.get_content_type() in ("message/rfc822", "text/rfc822-headers") and inner is not part:
                 original = _original_headers(inner)
@@ -207,7 +211,7 @@ def _from_arf(msg: Message, part: Message) -> Report:
     feedback = clean(fields.get("Feedback-Type"), 40) or "abuse"
     agent = clean(fields.get("User-Agent"), 80)
     diagnostic = f"feedback report: {feedback}" + (f" ({agent})" if agent else "")
-    return Report(Category.COMPLAINT, tuple(r for r in recipients if r), "", diagnostic)
+    return Report(Category.COMPLAINT, tuple(r for r in recipients if r), "", diagnostic, quoted_only)
 
 
 def _original_headers(part: Message) -> Message | None:

@@ -10,8 +10,9 @@ side of the conversation could have seen, bound to the recipient it names:
   real reports quote the returned message's headers.
 
 Either proof names the address acted on; the report's words only have to agree with it (they
-may name nobody). Anything else is ``unverified``: recorded and shown, never acted on. See
-docs/bounces-security.md.
+may name nobody, and a complaint's quoted To: header, which feedback loops redact, is not a
+claim to agree with: only its Original-Rcpt-To is). Anything else is ``unverified``: recorded
+and shown, never acted on. See docs/bounces-security.md.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def subject_of(data: bytes, report: Report, journal: Journal, verp: VerpCodec | 
     """The journal row a report proves it is about; else, unverified, the row its words name or
     the row of a proof that disagrees with its words (a forwarded address's report); else nobody."""
     text = data.decode("latin-1")
-    named: set[str] = set().union(*(_keys(r) for r in report.recipients))
+    named: set[str] = set() if report.quoted_only else set().union(*(_keys(r) for r in report.recipients))
     proven = [journal.recipient_of_row(row) for row in verp.find(text)[:MAX_PROOFS]] if verp else []
     for found in proven:
         if found is not None and _agrees(found[0], named):
