@@ -204,12 +204,18 @@ def test_poison_in_the_imap_mailbox_is_quarantined_flagged_and_never_stops_the_r
     for data in poison_reports().values():
         dovecot.deliver(data)
     dovecot.deliver(dsn_for("user1@example.org", sender))
+    dovecot.deliver(dsn_for("user0@example.org", "bounces@news.example.org"))  # forged: no proof
+    dovecot.deliver(forged_arf("user0@example.org"))
     env = {"NEWSLETTER_BOUNCES_PASSWORD": dovecot.password}
     result = newsletter("bounces", cwd=root, env=env)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     assert "imap:INBOX/3: unreadable, no recipient of ours: quarantined; more than 40 nested" in result.stdout
     assert "imap:INBOX/4: hard, user1@example.org (issue): suppressed; 5.1.1" in result.stdout
-    assert "1 suppressed" in result.stdout and "1 quarantined" in result.stdout
+    assert "imap:INBOX/5: hard, user0@example.org (issue): unverified; 5.1.1" in result.stdout
+    assert "imap:INBOX/6: complaint, user0@example.org (issue): unverified" in result.stdout
+    assert "1 suppressed" in result.stdout and "1 quarantined" in result.stdout and "2 unverified" in result.stdout
+    exported = newsletter("suppressions", "export", cwd=root)
+    assert "user1@example.org,bounced" in exported.stdout and "user0@" not in exported.stdout
     again = newsletter("bounces", cwd=root, env=env)
     assert again.returncode == 0 and "0 message(s)" in again.stdout, again.stdout + again.stderr
     imap = dovecot.client()
@@ -217,6 +223,7 @@ def test_poison_in_the_imap_mailbox_is_quarantined_flagged_and_never_stops_the_r
         imap.select("INBOX")
         assert imap.uid("SEARCH", "FLAGGED")[1] == [b"3"]  # the quarantined one, left for a person
         assert imap.uid("SEARCH", "UNSEEN")[1] == [b""]
+        assert imap.uid("SEARCH", "ALL")[1] == [b"3 5 6"]  # quarantined and unverified: for a person
     finally:
         imap.logout()
 

@@ -130,13 +130,13 @@ def process_paths(settings: Settings, paths: Iterable[Path]) -> list[Outcome]:
 
 def process_imap(settings: Settings) -> list[Outcome]:
     """Process the unseen messages of the IMAP folder; each is marked seen once recorded, and
-    moved to the processed folder unless nobody could make sense of it (left for a person);
-    a quarantined one is also flagged, and stays."""
+    moved to the processed folder unless it is for a person to judge: unrecognised, unverified
+    (it names a reader but proves nothing) or quarantined (also flagged)."""
     outcomes: list[Outcome] = []
     with bounce_log(settings) as log, ImapMailbox(settings.bounces) as box:
         for message in box.unseen():
             outcome = log.process(message.source, message.data)
-            left = outcome.action in (Action.UNRECOGNISED, Action.QUARANTINED)
+            left = outcome.action in (Action.UNRECOGNISED, Action.UNVERIFIED, Action.QUARANTINED)
             box.done(message, move=not left, flag=outcome.action is Action.QUARANTINED)
             outcomes.append(outcome)
     return outcomes
