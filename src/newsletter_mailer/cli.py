@@ -845,7 +845,7 @@ def bounces(ctx: click.Context, paths: tuple[Path, ...]) -> None:
         )
     counts = {
         a: sum(o.action.value == a for o in outcomes)
-        for a in ("suppressed", "counted", "ignored", "unrecognised", "duplicate")
+        for a in ("suppressed", "counted", "ignored", "unrecognised", "duplicate", "unverified", "quarantined")
     }
     out.print(f"{len(outcomes)} message(s): " + ", ".join(f"{n} {a}" for a, n in counts.items()), markup=False)
 
