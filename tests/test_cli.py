@@ -552,7 +552,7 @@ def test_following_inits_postal_address_hint_names_the_organisation_once(tmp_pat
     (ws / "newsletter.toml").write_text(toml.replace(hint, hint.lstrip("# ")))  # as its comment says
     assert run("render", "issues/example.md", cwd=ws).returncode == 0
     text = (ws / "build" / "example.txt").read_text()
-    footer = text[text.rindex("\n-- \n") :]  # the signature delimiter, its space included
+    footer = text[text.rindex("\n-- \n") :]
     assert footer.count("River News") == 2  # the name line and "you subscribed to River News"
     assert "Your organisation" not in text
 

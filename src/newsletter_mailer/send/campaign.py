@@ -93,6 +93,8 @@ def content_hash(rendered: RenderedIssue, settings: Settings) -> str:
     headers: tuple[str, ...] = (news.name, news.from_, news.reply_to, news.language, news.postal_address)
     headers += (news.base_url, news.list_id_value, news.unsubscribe_mailto, settings.bounces.address)
     headers += (repr(settings.brand), dkim.domain, dkim.selector, dkim.ed25519_selector)
+    if news.from_name or news.reply_to_name:  # only then: a send begun before they existed still joins
+        headers += (news.from_name, news.reply_to_name)
     secret = hashlib.sha256(b"newsletter join\0" + signer_for(settings).message_id_key()).hexdigest()
     for part in (rendered.issue.key, rendered.subject, rendered.html, rendered.text, *headers, secret):
         digest.update(part.replace(nonce, "nlm-x").encode("utf-8", "surrogatepass"))
