@@ -131,7 +131,9 @@ class RecordingHandler:
 class SMTPTestServer:
     """``with SMTPTestServer(faults) as server:``; ``server.port`` and ``server.handler.messages``."""
 
-    def __init__(self, faults: Faults | None = None, *, credentials: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self, faults: Faults | None = None, *, credentials: tuple[str, str] | None = None, smtputf8: bool = True
+    ) -> None:
         from conftest import free_port
 
         self.handler = RecordingHandler(faults or Faults(), on_vanish=self.stop)
@@ -144,6 +146,7 @@ class SMTPTestServer:
                 return AuthResult(success=ok, handled=False)
 
             kwargs.update(authenticator=authenticate, auth_require_tls=False)
+        kwargs.update(enable_SMTPUTF8=smtputf8)  # RFC 6531, offered unless a test says not
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **kwargs)
         self._stopped = False
 

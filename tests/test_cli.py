@@ -552,7 +552,7 @@ def test_following_inits_postal_address_hint_names_the_organisation_once(tmp_pat
     (ws / "newsletter.toml").write_text(toml.replace(hint, hint.lstrip("# ")))  # as its comment says
     assert run("render", "issues/example.md", cwd=ws).returncode == 0
     text = (ws / "build" / "example.txt").read_text()
-    footer = text[text.rindex("\n-- \n") :]  # the signature delimiter, its space included
+    footer = text[text.rindex("\n-- \n") :]
     assert footer.count("River News") == 2  # the name line and "you subscribed to River News"
     assert "Your organisation" not in text
 
@@ -567,9 +567,10 @@ def test_subscribers_check_counts_confirmed_signups(tmp_path: Path) -> None:
     root = make_workspace(tmp_path / "ws", 1, 2)
     with open_store(settings_for(root)) as store:
         signups = SignupLog(store)
-        for address in ("new@example.org", "user0@example.org"):  # one new, one already in the CSV
+        for address in ("new@example.org", "user0@example.org", "gone@example.org"):  # user0 is in the CSV
             pending = signups.request(Subscriber(address, "New"), "127.0.0.1", "1")
             assert signups.confirm(RequestRef(pending.id, int(pending.requested)), "127.0.0.1") == address
+    assert run("unsubscribe", "gone@example.org", cwd=root).returncode == 0  # signed up, then left
     result = run("subscribers", "check", cwd=root)
     assert result.returncode == 0, result.stderr
     assert "2 valid addresses: 2 would be mailed" in result.stdout

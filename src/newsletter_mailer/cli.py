@@ -477,6 +477,8 @@ def print_campaign(outcome: CampaignOutcome, issue: Path) -> int:
     if summary.left_pending:
         out.print(f"[yellow]{summary.left_pending} still to send[/]: run the same command again to resume")
     if summary.failed:
+        for address, reason in summary.failures[:10]:  # who could not be mailed, and why
+            out.print(f"  failed: {escape(address)}: {escape(reason)}")
         out.print(f"`newsletter status {issue}` lists the failures; `--retry-failed` tries them again")
     for note in summary.notes:
         err.print(f"[yellow]note:[/] {escape(note)}")
@@ -675,7 +677,9 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         f"(links point to {settings.newsletter.base_url})",
         markup=False,
     )
-    _serve_app(create_app(settings), sock, "info", proxy_headers=True)
+    # uvicorn's own proxy headers would trust X-Forwarded-For from any loopback peer: the pages
+    # read it themselves, from [serve] trusted_proxies only (web/visitors.py).
+    _serve_app(create_app(settings), sock, "info", proxy_headers=False)
 
 
 @main.command(short_help="Put ADDRESS on the suppression list.")
@@ -871,7 +875,7 @@ def bounces(ctx: click.Context, paths: tuple[Path, ...]) -> None:
         )
     counts = {
         a: sum(o.action.value == a for o in outcomes)
-        for a in ("suppressed", "counted", "ignored", "unrecognised", "duplicate")
+        for a in ("suppressed", "counted", "ignored", "unrecognised", "duplicate", "unverified", "quarantined")
     }
     out.print(f"{len(outcomes)} message(s): " + ", ".join(f"{n} {a}" for a, n in counts.items()), markup=False)
 

@@ -26,7 +26,6 @@ from ..compose.check import (
     check_message,
     check_rendered,
     has_errors,
-    slip_findings,
 )
 from ..compose.issue import read_issue
 from ..compose.render import RenderedIssue, render_issue
@@ -209,7 +208,7 @@ def rendered_and_checked(
         return None, check_issue(path, settings, subscribers)
     if with_list:
         return rendered, check_rendered(rendered, settings, subscribers)
-    return rendered, check_message(rendered, settings, subscribers, slips=False)
+    return rendered, check_message(rendered, settings)
 
 
 def send_campaign(
@@ -239,9 +238,7 @@ def send_campaign(
         )
     )
     with opened as campaign:
-        columns = None if request.join else fill.report.columns  # the list the pre-flight read
-        slips = slip_findings(rendered.issue, settings, fill.path, columns)
-        _checked(ui, campaign, [*slips, *findings, *fill.findings()], request.force)
+        _checked(ui, campaign, [*findings, *fill.findings()], request.force)
         preflight = campaign.preflight
         if not request.join:
             ui.preflight(preflight)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from ..audience.signup import Tally, merge_lists
 from ..audience.subscribers import ListCheck, ListReport, check_list, read_subscribers
 from ..audience.suppressions import SuppressionList
 from ..config import Settings
@@ -25,15 +26,19 @@ class ListSummary:
 
 
 def check_subscribers(settings: Settings, path: Path) -> ListSummary:
-    """Read the whole list; count who would be mailed, the confirmed signups included."""
+    """Read the whole list once, as a send would merge it with the confirmed signups; count who
+    would be mailed."""
     with existing_store(settings) as store:
         if store is None:
             return ListSummary(check_list(path, frozenset()), 0)
-        suppressions = SuppressionList(store)
-        result = check_list(path, suppressions)
-        listed = {s.email.lower() for s in read_subscribers(path, ListReport(path))}
-        extra = {s.email.lower() for s in confirmed_signups(store)} - listed
-        return ListSummary(result, sum(1 for address in extra if address not in suppressions))
+        suppressions, report, tally = SuppressionList(store), ListReport(path), Tally()
+        suppressed = signups = 0
+        for subscriber in merge_lists(read_subscribers(path, report), confirmed_signups(store), tally):
+            listed = subscriber.email in suppressions
+            from_csv = tally.from_signups == 0  # the CSV's rows come first, then the signups it lacks
+            suppressed += listed and from_csv
+            signups += not listed and not from_csv
+        return ListSummary(ListCheck(report, suppressed), signups)
 
 
 def export_subscribers(settings: Settings, output: AbstractContextManager[TextIO]) -> int:

@@ -43,7 +43,8 @@ def unsubscribe(settings: Settings, token: str, source: str) -> Unsubscribed:
 
 
 def suppress_address(settings: Settings, address: str, reason: str, note: str = "") -> Suppressed:
-    """``newsletter unsubscribe ADDRESS``: the organiser suppresses an address."""
+    """``newsletter unsubscribe ADDRESS``: the organiser suppresses an address (``note``: free
+    text kept beside the reason)."""
     with opened_store(settings) as store:
         return SuppressionList(store).suppress(address, reason, "cli", note)
 

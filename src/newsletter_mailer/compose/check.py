@@ -10,7 +10,7 @@ import difflib
 import ipaddress
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -733,55 +733,53 @@ def check_issue(path: Path, settings: Settings, subscribers: Path | None = None)
     try:
         rendered = render_issue(issue, settings)
     except IssueError as exc:
-        slips = slip_findings(issue, settings, subscribers)
-        return _with_error(slips + _source_findings(issue, settings), slips, exc, path)
+        return _with_error(_source_findings(issue, settings, columns_of(settings, subscribers)), exc, path)
     return check_rendered(rendered, settings, subscribers)
 
 
 def check_rendered(rendered: RenderedIssue, settings: Settings, subscribers: Path | None = None) -> list[Finding]:
     """Every finding for an issue already rendered (a send checks the rendering it sends)."""
-    return check_message(rendered, settings, subscribers) + list_findings(rendered, settings, subscribers)
+    columns = columns_of(settings, subscribers)
+    return check_message(rendered, settings, columns) + list_findings(rendered, settings, subscribers)
 
 
-def check_message(
-    rendered: RenderedIssue, settings: Settings, subscribers: Path | None = None, *, slips: bool = True
-) -> list[Finding]:
-    """Every finding but the rows of the list (a send checks them with RowFill as it loads them);
-    ``slips=False``: without the merge-field slips too (a send adds them once it knows the list's
-    columns, see ``slip_findings``)."""
+def check_message(rendered: RenderedIssue, settings: Settings, columns: Sequence[str] = ()) -> list[Finding]:
+    """Every finding but the list's: a send checks the list with RowFill as it loads it, so it
+    gives no ``columns`` (the list's, which merge-field slips are matched against for a "did you
+    mean"): the list is read once, by that pass."""
     issue = rendered.issue
-    slipped = slip_findings(issue, settings, subscribers) if slips else []
-    findings = slipped + _source_findings(issue, settings) + size_findings(issue, rendered.html_bytes)
+    findings = _source_findings(issue, settings, columns) + size_findings(issue, rendered.html_bytes)
     try:
         findings += message_findings(*sample_message(rendered, settings), rendered, settings)
     except IssueError as exc:
-        return _with_error(findings, slipped, exc, issue.path)
+        return _with_error(findings, exc, issue.path)
     return findings
 
 
-def _source_findings(issue: Issue, settings: Settings) -> list[Finding]:
-    """What the issue file and the settings say before anything is rendered (the slips aside)."""
-    findings = link_findings(issue) + link_text_findings(issue) + subject_findings(issue)
-    findings += content_findings(issue) + image_width_findings(issue)
+def _source_findings(issue: Issue, settings: Settings, columns: Sequence[str]) -> list[Finding]:
+    """What the issue file and the settings say before anything is rendered."""
+    findings = slip_findings(issue, columns) + link_findings(issue) + link_text_findings(issue)
+    findings += subject_findings(issue) + content_findings(issue) + image_width_findings(issue)
     return findings + settings_findings(settings) + accent_findings(settings)
 
 
-def _with_error(findings: list[Finding], slips: list[Finding], exc: IssueError, path: Path) -> list[Finding]:
-    """The renderer's error after the findings, unless a slip at its line says it better."""
-    if exc.line in {f.line for f in slips if f.level == "error"}:
+def _with_error(findings: list[Finding], exc: IssueError, path: Path) -> list[Finding]:
+    """The renderer's error added, unless an error at that line (a merge-field slip) says it better."""
+    if exc.line is not None and any(f.level == "error" and f.line == exc.line for f in findings):
         return findings
     return [*findings, Finding(exc.file or str(path), exc.line, "error", exc.message)]
 
 
-def slip_findings(
-    issue: Issue, settings: Settings, subscribers: Path | None, columns: tuple[str, ...] | None = None
-) -> list[Finding]:
+def columns_of(settings: Settings, subscribers: Path | None) -> tuple[str, ...]:
+    """The merge names of the list's columns (its header only), for a check's "did you mean"."""
+    return list_columns(subscribers or settings.path(settings.newsletter.subscribers))
+
+
+def slip_findings(issue: Issue, columns: Sequence[str]) -> list[Finding]:
     """Merge-field slips (slips.py) in every text that is filled per reader, with suggestions from
-    the columns of the list it goes to (``columns``, when the list was read; else its header)."""
+    the list's ``columns`` where they are known."""
     texts = [(s.text, s.line) for s in markdown_sources(issue)]
     texts += [(issue.subject, issue.line_of("subject")), (issue.preheader, issue.line_of("preheader"))]
-    if columns is None:
-        columns = list_columns(subscribers or settings.path(settings.newsletter.subscribers))
     return [Finding(str(issue.path), s.line, s.level, s.message) for s in find_slips(texts, columns)]
 
 

@@ -14,7 +14,6 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from email import policy
 from email.quoprimime import body_encode
 
 from ..audience.links import TokenSigner
@@ -66,13 +65,6 @@ def qp_value(value: str) -> bytes:
 def format_to(name: str, address: str) -> str:
     """The To header's value for one recipient (folded, never more than 998 characters a line)."""
     return mailbox("To", name, address).decode("utf-8")
-
-
-def _fold(name: str, value: str) -> bytes:
-    """A header line holding an address list from the settings, folded, ending in CRLF."""
-    header = policy.SMTP.header_factory(name, value)
-    folded: str = header.fold(policy=policy.SMTP)
-    return folded.encode("ascii")
 
 
 def _text_header(name: str, value: str) -> bytes:
@@ -129,7 +121,7 @@ class MessageTemplate:
         def slot(name: str, context: Context | None = None) -> None:
             parts.append(_Part(b"", (name, context)))
 
-        literal(b"From: " + mailbox("From", news.name, news.from_) + b"\r\n")
+        literal(b"From: " + mailbox("From", news.from_display_name, news.from_) + b"\r\n")
         literal(b"To: ")
         slot("to")
         literal(b"\r\n")
@@ -145,7 +137,7 @@ class MessageTemplate:
         slot("message_id")
         literal(b"\r\n")
         if news.reply_to:
-            literal(_fold("Reply-To", news.reply_to))
+            literal(b"Reply-To: " + mailbox("Reply-To", news.reply_to_name, news.reply_to) + b"\r\n")
         literal(b"List-Id: " + mailbox("List-Id", news.name, news.list_id_value) + b"\r\n")
         literal(b"List-Unsubscribe: ")
         if news.unsubscribe_mailto:

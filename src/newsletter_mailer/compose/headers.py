@@ -83,8 +83,14 @@ def _phrase(name: str) -> str:
 
 
 def mailbox(label: str, name: str, address: str) -> bytes:
-    """``Name <address>`` for From and To: the name as atoms, a quoted string or encoded-words,
-    the address on a line of its own when the whole would not fit in 78 characters."""
+    """``Name <address>``: the one writer of every header that holds an address (From, To,
+    Reply-To, List-Id's label, the confirmation mail's). The name as atoms, a quoted string or
+    encoded-words, the address on a line of its own when the whole would not fit in 78 characters.
+
+    ``address`` is one already checked (email-validator, the settings' parse_mailbox); one that
+    could end the header or the bracket is refused (ValueError) rather than written."""
+    if not address.isprintable() or "<" in address or ">" in address:
+        raise ValueError(f"not an address that can go in a {label} header: {address!r}")
     # This runs for every recipient: a short printable ASCII name skips the regex substitution.
     name = name.strip() if name.isascii() and name.isprintable() else _one_line(name)
     if not name:

@@ -26,6 +26,15 @@ EVENT_KEYS = ("date", "time", "title", "where", "contact", "link", "only")
 _ONLY_LINE = re.compile(r"^\s*\{\s*only\s*:(.*)\}\s*$")
 T = TypeVar("T")
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # C0 controls but tab and line ends, and DEL
+MAX_NESTING = 20
+_OPENS = (
+    yaml.BlockMappingStartToken,
+    yaml.BlockSequenceStartToken,
+    yaml.FlowMappingStartToken,
+    yaml.FlowSequenceStartToken,
+)
+_CLOSES = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
 
 
 class _Loader(yaml.SafeLoader):
@@ -214,7 +223,12 @@ def _text(value: Any, label: str, file: Path, line: int) -> str:
     if value is None:
         return ""
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        return str(value).strip()
+        text = str(value).strip()
+        control = _CONTROL.search(text)
+        if control:  # "\0" in a quoted YAML string: no mail header or template may carry it
+            code = f"U+{ord(control.group()):04X}"
+            raise IssueError(f"{label} contains a control character ({code}): remove it", file=file, line=line)
+        return text
     raise IssueError(f"{label} must be text, not {type(value).__name__}", file=file, line=line)
 
 
@@ -226,6 +240,27 @@ def _condition(value: Any, file: Path, line: int) -> Condition:
         return parse_condition(str(value))
     except ConditionError as exc:
         raise IssueError(f"only: {exc.message}", file=file, line=line) from None
+
+
+def _too_deep(front: str, path: Path) -> None:
+    """Refuse front matter nested past MAX_NESTING before PyYAML composes it: its composer
+    recurses once per level, and 5,000 levels are a RecursionError. Counted on the scanner's
+    tokens, which are read without recursion; a scanner error is left to the real parse."""
+    depth = 0
+    try:
+        for token in yaml.scan(front, Loader=yaml.SafeLoader):
+            if isinstance(token, _OPENS):
+                depth += 1
+                if depth > MAX_NESTING:
+                    raise IssueError(
+                        f"front matter nests more than {MAX_NESTING} levels deep: an issue needs a few",
+                        file=path,
+                        line=token.start_mark.line + 2,
+                    )
+            elif isinstance(token, _CLOSES):
+                depth -= 1
+    except yaml.YAMLError:
+        return
 
 
 def _events(value: Any, node: yaml.Node | None, file: Path, line: int, problems: Problems) -> tuple[Event, ...]:
@@ -299,6 +334,7 @@ def _split_sections(body: str, body_line: int) -> tuple[str, int, list[tuple[str
 def parse_issue_text(text: str, path: Path) -> Issue:
     """Parse an issue's text; ``path`` names it in errors and gives its key."""
     front, body, body_line = _split_front_matter(text.replace("\r\n", "\n"), path)
+    _too_deep(front, path)
     loader = _Loader(front)
     try:
         node = loader.get_single_node()
@@ -387,7 +423,8 @@ def _front_matter(
 
     line = key_lines.get
     subject = text("subject")
-    if not subject and isinstance(data.get("subject"), (str, type(None))):
+    raw_subject = data.get("subject")
+    if raw_subject is None or (isinstance(raw_subject, str) and not raw_subject.strip()):
         problems.add(IssueError("subject is required (the email's subject line)", file=path, line=line("subject", 2)))
     date = data.get("date")
     return Issue(

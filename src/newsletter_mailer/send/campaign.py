@@ -108,6 +108,8 @@ def content_hash(rendered: RenderedIssue, settings: Settings) -> str:
     headers: tuple[str, ...] = (news.name, news.from_, news.reply_to, news.language, news.postal_address)
     headers += (news.base_url, news.list_id_value, news.unsubscribe_mailto, settings.bounces.address)
     headers += (repr(settings.brand), dkim.domain, dkim.selector, dkim.ed25519_selector)
+    if news.from_name or news.reply_to_name:  # only then: a send begun before they existed still joins
+        headers += (news.from_name, news.reply_to_name)
     secret = hashlib.sha256(b"newsletter join\0" + signer_for(settings).message_id_key()).hexdigest()
     conditions = tuple(f"{p.part}={p.condition.source}" for p in rendered.issue.conditional_parts())
     for part in (rendered.issue.key, rendered.subject, rendered.html, rendered.text, *headers, *conditions, secret):

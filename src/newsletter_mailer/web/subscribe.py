@@ -2,14 +2,17 @@
 /subscribe (always the same "check your inbox" page), GET /confirm/TOKEN (a button; link
 scanners follow links, so a GET never confirms) and POST /confirm/TOKEN (confirms).
 
-The confirmation mail goes out after the response, so the answer takes the same time whether
-a mail was sent, refused by a limit, or caught by the honeypot; nothing the page says or how
-long it takes tells a visitor whether an address is subscribed.
+Everything a signup does (the limits, the store, the confirmation mail) runs after the response
+is sent, so the answer is the same page in the same time whether the address is new, subscribed,
+over its limit or caught by the honeypot: nothing the page says or how long it takes tells a
+visitor anything about an address. Only a visitor over the per-network limit gets another page
+(429), decided before any work from what that visitor alone has sent (visitors.py).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from urllib.parse import parse_qs
 
@@ -19,23 +22,26 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from ..app.health import store_answers
 from ..app.signup import confirm_signup, pending_signup, request_signup, send_confirmation
 from ..app.stores import unmapped_faults
 from ..audience.links import signer_for
 from ..audience.signup import (
+    MAX_FORM_FIELDS,
     ConfirmCodec,
     FormError,
     RequestRef,
     SignupForm,
-    confirmation_message,
     form_html,
     read_form,
 )
+from ..compose.confirmation import confirmation_envelope
 from ..compose.dkim import dkim_signer
 from ..compose.envelope import Envelope
 from ..config import Settings
 from ..errors import StateLost, StoreError, TokenError
 from .offload import Offload
+from .visitors import SignupGate, TrustedProxies
 
 __all__ = ["MAX_BODY", "signup_routes"]
 
@@ -58,7 +64,10 @@ async def _form_body(request: Request) -> dict[str, list[str]]:
         body += chunk
         if len(body) > MAX_BODY:
             raise TooLarge
-    return parse_qs(body.decode("utf-8", "replace"), max_num_fields=20)
+    try:
+        return parse_qs(body.decode("utf-8", "replace"), max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:  # more fields than any form of ours has
+        raise TooLarge from None
 
 
 def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str], store: Offload) -> list[Route]:
@@ -67,6 +76,8 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str], st
     signer = signer_for(settings)
     codec = ConfirmCodec.for_list(signer.secret, signer.list_id, signup.confirm_hours)
     dkim = dkim_signer(settings)
+
+    faults: tuple[type[BaseException], ...] = (StateLost, StoreError, *unmapped_faults())
 
     def form_page(error: str = "", email: str = "", status: int = 200) -> HTMLResponse:
         return page("subscribe", status, form=Markup(form_html("/subscribe", signup.fields, error=error, email=email)))
@@ -79,12 +90,37 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str], st
 
     def envelope_for(form: SignupForm, request_id: int, requested: float) -> Envelope:
         url = f"{news.base_url.rstrip('/')}/confirm/{codec.token(request_id, requested)}"
-        message = confirmation_message(settings, form.subscriber, url)
-        data = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
-        if dkim is not None:
-            data = dkim.sign(data)
-        sender = settings.bounces.address or news.from_
-        return Envelope(sender, form.subscriber.email, data, str(message["Message-ID"]))
+        return confirmation_envelope(settings, form.subscriber, url, dkim)
+
+    gate = SignupGate(signup.per_ip_per_hour)
+    proxies = TrustedProxies(settings.serve.proxy_networks)
+
+    # Whether the last signup could reach the store. The answer is sent before the store is
+    # touched, so only the signups after a failure can be told to come back (503); each such answer
+    # sends a probe, and the first that reaches the store lets the form work again.
+    store_down = threading.Event()
+
+    def probe() -> None:
+        try:
+            store_answers(settings)
+        except faults:
+            return
+        store_down.clear()
+
+    def record_and_mail(form: SignupForm, ip: str) -> None:
+        """Everything a signup does, run after its answer was sent, whatever the outcome: the page
+        and its timing cannot tell a new address from one subscribed, limited or mistyped."""
+        address = form.subscriber.email
+        try:
+            pending = request_signup(settings, form, ip)
+        except faults as exc:
+            store_down.set()
+            log.error("signup for %s from %s NOT recorded: %s", mask(address), ip, exc)
+            return
+        if pending is None:
+            log.warning("signup limit reached for %s from %s", mask(address), ip)
+            return
+        send_confirmation(settings, envelope_for(form, pending.id, pending.requested), mask)
 
     async def submit(request: Request) -> Response:
         try:
@@ -93,17 +129,18 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str], st
             return page("too_large", 413)
         except FormError as exc:
             return form_page(str(exc), status=400)
-        ip = request.client.host if request.client else ""
-        if form.bot:
-            return check_inbox()
-        pending = await store.run(request_signup, settings, form, ip)
-        if pending is None:
-            log.warning("signup limit reached for %s from %s", mask(form.subscriber.email), ip)
-            return check_inbox()
+        forwarded = ", ".join(request.headers.getlist("x-forwarded-for")) or None
+        ip = proxies.client(request.client.host if request.client else "", forwarded)
+        if not gate.admit(ip):  # about the visitor's own network, never about the address typed
+            log.warning("signups from %s over [signup] per_ip_per_hour; answered 429", ip)
+            return page("signup_later", 429)
+        if store_down.is_set():  # the same for every address: it says nothing about one
+            response = page("confirm_failed", 503)
+            response.background = BackgroundTask(probe)
+            return response
         response = check_inbox()
-        response.background = BackgroundTask(
-            send_confirmation, settings, envelope_for(form, pending.id, pending.requested)
-        )
+        if not form.bot:  # the honeypot was filled: the same answer, and nothing done
+            response.background = BackgroundTask(record_and_mail, form, ip)
         return response
 
     def request_of(request: Request) -> RequestRef | None:
@@ -121,8 +158,6 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str], st
         if pending is None:
             return invalid()
         return page("confirm", 200, who=mask(pending.address), action=request.url.path)
-
-    faults: tuple[type[BaseException], ...] = (StateLost, StoreError, *unmapped_faults())
 
     async def confirm(request: Request) -> Response:
         ref = request_of(request)

@@ -82,7 +82,7 @@ def create_app(settings: Settings, offload: Offload | None = None) -> Starlette:
         if subject is None:
             return invalid()
         current = await store.run(unsubscribing.subscription_of, settings, subject.address)
-        who = mask(subject.address)
+        who = mask(subject.address)  # the template escapes it
         if current is not None and not subject.test:
             return render_page("already_unsubscribed", who=who, action=f"/resubscribe/{request.path_params['token']}")
         return render_page("unsubscribe", who=who, action=str(request.url.path), test=subject.test)
@@ -105,7 +105,7 @@ def create_app(settings: Settings, offload: Offload | None = None) -> Starlette:
         return render_page(
             "unsubscribed",
             who=mask(subject.address),
-            action=f"/resubscribe/{request.path_params['token']}",
+            action=f"/resubscribe/{token}",
             test=subject.test,
         )
 
