@@ -21,6 +21,7 @@ CONFIG_NAME = "newsletter.toml"
 SECURITY_CHOICES = ("starttls", "tls", "none")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 _HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+_FEEDBACK_FIELD = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _SELECTOR = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
 
 
@@ -149,6 +150,16 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class DeliverabilitySettings:
+    """What mailbox providers read beside the message: Gmail's Feedback-ID sender and the DNS
+    check's resolver (docs/dns.md)."""
+
+    feedback_id_sender: str = ""  # the SenderId field of Feedback-ID; empty: no Feedback-ID header
+    resolver: str = ""  # "host" or "host:port" for `check --dns`; empty: the system's resolvers
+    dns_timeout: float = 3.0  # seconds per lookup; send's pre-flight gives up quietly after it
+
+
+@dataclass(frozen=True)
 class Settings:
     workspace: Path
     config_path: Path
@@ -160,6 +171,7 @@ class Settings:
     bounces: BouncesSettings = BouncesSettings()
     signup: SignupSettings = SignupSettings()
     store: StoreSettings = StoreSettings()
+    deliverability: DeliverabilitySettings = DeliverabilitySettings()
 
     def path(self, value: str) -> Path:
         """A path from the settings, relative to the workspace."""
@@ -183,6 +195,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "bounces": BouncesSettings,
     "signup": SignupSettings,
     "store": StoreSettings,
+    "deliverability": DeliverabilitySettings,
 }
 _SECRET_KEYS = {
     ("smtp", "password"),
@@ -321,6 +334,14 @@ def _check_values(sections: dict[str, Any], text: str, file: str) -> None:
             file=file,
             line=key_line(text, "dkim", "selector"),
         )
+    sender: str = sections["deliverability"].feedback_id_sender
+    if sender and not _FEEDBACK_FIELD.match(sender):
+        raise ConfigError(
+            "[deliverability] feedback_id_sender must be 1 to 64 letters, digits, dots, hyphens or "
+            f"underscores (a field of Feedback-ID, which colons separate), not {sender!r}",
+            file=file,
+            line=key_line(text, "deliverability", "feedback_id_sender"),
+        )
 
 
 def load_settings(
@@ -404,6 +425,7 @@ def load_settings(
         bounces=_bounces(sections["bounces"], env, text, file),
         signup=sections["signup"],
         store=store,
+        deliverability=sections["deliverability"],
     )
 
 

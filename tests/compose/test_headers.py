@@ -61,3 +61,16 @@ def test_plain_text_stays_readable_and_long_text_is_folded_at_spaces() -> None:
 )
 def test_mailbox(name: str, expected: bytes) -> None:
     assert mailbox("To", name, "a@example.org") == expected
+
+
+def test_feedback_id_fields_cannot_gain_or_lose_a_colon() -> None:
+    from newsletter_mailer.compose.headers import feedback_id
+
+    assert feedback_id("2026-12", "river-news.example.org", "newsletter", "RiverNews") == (
+        b"2026-12:river-news.example.org:newsletter:RiverNews"
+    )
+    hostile = feedback_id("a:b\r\nBcc: x@example.org", "=?utf-8?b?QQ==?=", "x" * 300, "S")
+    assert b"\r" not in hostile and b"\n" not in hostile
+    fields = hostile.decode("ascii").split(":")
+    assert len(fields) == 4 and fields[0] == "a-b-Bcc-x-example.org"
+    assert len(fields[2]) == 64 and fields[3] == "S"

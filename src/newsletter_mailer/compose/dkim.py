@@ -52,6 +52,7 @@ SIGNED_HEADERS = (
     b"List-Id",
     b"List-Unsubscribe",
     b"List-Unsubscribe-Post",
+    b"Feedback-ID",  # Gmail reads it only when it is signed
     b"MIME-Version",
     b"Content-Type",
 )
