@@ -19,6 +19,7 @@ from .errors import ConfigError
 
 CONFIG_NAME = "newsletter.toml"
 SECURITY_CHOICES = ("starttls", "tls", "none")
+AUTH_CHOICES = ("password", "xoauth2")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 _HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _FEEDBACK_FIELD = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -71,6 +72,8 @@ class SMTPSettings:
     security: str = "starttls"
     username: str = ""
     password: str = field(default="", repr=False)
+    auth: str = "password"  # or "xoauth2": a token from token_command (send/oauth.py)
+    token_command: str = ""  # prints an OAuth2 access token (or JSON with access_token, expires_in)
     verify_certificates: bool = True
     concurrency: int = 4
     rate: float = 0.0
@@ -391,6 +394,7 @@ def load_settings(
             file=file,
             line=key_line(text, "smtp", "security"),
         )
+    _check_auth(smtp, text, file)
     if smtp.concurrency < 1:
         raise ConfigError(
             "[smtp] concurrency must be at least 1", file=file, line=key_line(text, "smtp", "concurrency")
@@ -427,6 +431,24 @@ def load_settings(
         store=store,
         deliverability=sections["deliverability"],
     )
+
+
+def _check_auth(smtp: SMTPSettings, text: str, file: str) -> None:
+    """XOAUTH2 needs the mailbox to log in as and the command that prints its token."""
+    if smtp.auth not in AUTH_CHOICES:
+        raise ConfigError(
+            f"[smtp] auth must be one of {', '.join(AUTH_CHOICES)}, not {smtp.auth!r}",
+            file=file,
+            line=key_line(text, "smtp", "auth"),
+        )
+    if smtp.auth == "xoauth2" and smtp.host:
+        for key in ("username", "token_command"):
+            if not getattr(smtp, key):
+                raise ConfigError(
+                    f'[smtp] auth = "xoauth2" needs [smtp] {key} too',
+                    file=file,
+                    line=key_line(text, "smtp", "auth"),
+                )
 
 
 def _bounces(bounces: BouncesSettings, env: Mapping[str, str], text: str, file: str) -> BouncesSettings:
