@@ -5,6 +5,7 @@ Secrets never come from the file: the SMTP password is read from NEWSLETTER_SMTP
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -24,6 +25,21 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 _HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _FEEDBACK_FIELD = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _SELECTOR = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
+
+
+def parse_resolver(value: str) -> tuple[str, int]:
+    """``"127.0.0.1:5353"``, ``"[::1]:53"`` or ``"9.9.9.9"`` -> (address, port); ValueError otherwise.
+    A resolver is named by IP address: looking up its name would need a resolver."""
+    host, port = value.strip(), "53"
+    if host.startswith("["):
+        host, _, rest = host[1:].partition("]")
+        port = rest.removeprefix(":") or "53"
+    elif host.count(":") == 1:
+        host, _, port = host.partition(":")
+    ipaddress.ip_address(host)
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"bad port {port!r}")
+    return host, int(port)
 
 
 def valid_selector(selector: str) -> bool:
@@ -337,6 +353,17 @@ def _check_values(sections: dict[str, Any], text: str, file: str) -> None:
             file=file,
             line=key_line(text, "dkim", "selector"),
         )
+    resolver: str = sections["deliverability"].resolver
+    try:
+        if resolver:
+            parse_resolver(resolver)
+    except ValueError:
+        raise ConfigError(
+            "[deliverability] resolver must be an IP address with an optional port, like 127.0.0.1:5353, "
+            f"not {resolver!r}",
+            file=file,
+            line=key_line(text, "deliverability", "resolver"),
+        ) from None
     sender: str = sections["deliverability"].feedback_id_sender
     if sender and not _FEEDBACK_FIELD.match(sender):
         raise ConfigError(

@@ -16,6 +16,7 @@
     │   ├── SendInterrupted       Ctrl+C stopped a dispatch; says what was sent and what is in flight
     │   └── StateLost             the database was deleted or replaced, or is missing after sends
     ├── MailboxError              the bounce mailbox cannot be reached or refused the login (ConnectionError)
+    ├── DnsUnavailable            the DNS resolver does not answer (`check --dns`; a note in send's pre-flight)
     ├── StoreError                the store (SQLite file or PostgreSQL server) cannot be used
     │   ├── StoreUnavailable      the server cannot be reached, or stopped answering (ConnectionError)
     │   ├── StoreLocked           another process holds the database longer than the wait allows
@@ -132,6 +133,11 @@ class SendInterrupted(SendError):
 class MailboxError(NewsletterError, ConnectionError):
     """Raised when the IMAP mailbox in [bounces] cannot be reached, refuses TLS or the login, or
     lacks the folder; nothing is marked or moved then."""
+
+
+class DnsUnavailable(NewsletterError, ConnectionError):
+    """Raised when the resolver `check --dns` uses does not answer (timeout, SERVFAIL, refused) or
+    none is configured; ``send``'s pre-flight turns it into one note and sends."""
 
 
 class StoreError(NewsletterError):

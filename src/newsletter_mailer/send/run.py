@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..compose.check import Finding, has_errors, run_check
+from ..compose.dnscheck import preflight_findings
 from ..config import Settings
 from ..errors import CheckFailed, SendInterrupted
 from . import dispatch
@@ -137,6 +138,8 @@ def send_campaign(request: SendRequest, settings: Settings, ui: SendUI) -> Campa
             ui.preflight(preflight)
         if preflight.to_send == 0:
             return CampaignOutcome(preflight, None, outbox)
+        if settings.smtp.host:  # a real relay: what its receivers will find in DNS (docs/dns.md)
+            ui.findings(preflight_findings(settings), forced=False)
         subject = campaign.rendered.issue.subject
         ui.confirm(
             Confirmation(
