@@ -179,6 +179,21 @@ class DeliverabilitySettings:
 
 
 @dataclass(frozen=True)
+class WebhookSettings:
+    """Provider webhooks that ``serve`` answers at /webhooks/<provider> (docs/relays.md). Shared
+    secrets come from the environment only: NEWSLETTER_WEBHOOKS_MAILGUN_SIGNING_KEY,
+    NEWSLETTER_WEBHOOKS_POSTMARK_SECRET and NEWSLETTER_WEBHOOKS_BREVO_SECRET."""
+
+    sns_topic_arns: tuple[str, ...] = ()  # the SNS topics SES notifications may come from
+    sns_trusted_origin: str = ""  # another origin trusted for SNS certificates (a local stand-in)
+    sendgrid_public_key: str = ""  # the Signed Event Webhook's verification key (base64 DER; public)
+    max_age: float = 300.0  # seconds a signed timestamp (Mailgun, SendGrid) stays acceptable
+    mailgun_signing_key: str = field(default="", repr=False)
+    postmark_secret: str = field(default="", repr=False)  # "user:password" of the webhook URL's basic auth
+    brevo_secret: str = field(default="", repr=False)  # a bearer token, or "user:password"
+
+
+@dataclass(frozen=True)
 class Settings:
     workspace: Path
     config_path: Path
@@ -191,6 +206,7 @@ class Settings:
     signup: SignupSettings = SignupSettings()
     store: StoreSettings = StoreSettings()
     deliverability: DeliverabilitySettings = DeliverabilitySettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
     def path(self, value: str) -> Path:
         """A path from the settings, relative to the workspace."""
@@ -215,6 +231,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "signup": SignupSettings,
     "store": StoreSettings,
     "deliverability": DeliverabilitySettings,
+    "webhooks": WebhookSettings,
 }
 _SECRET_KEYS = {
     ("smtp", "password"),
@@ -222,6 +239,9 @@ _SECRET_KEYS = {
     ("dkim", "ed25519_key"),
     ("bounces", "password"),
     ("store", "password"),
+    ("webhooks", "mailgun_signing_key"),
+    ("webhooks", "postmark_secret"),
+    ("webhooks", "brevo_secret"),
 }
 STORE_SCHEMES = ("postgresql://", "postgres://")
 
@@ -457,7 +477,18 @@ def load_settings(
         signup=sections["signup"],
         store=store,
         deliverability=sections["deliverability"],
+        webhooks=_webhooks(sections["webhooks"], env),
     )
+
+
+def _webhooks(webhooks: WebhookSettings, env: Mapping[str, str]) -> WebhookSettings:
+    """The webhook secrets, from the environment only (and the public SendGrid key from either)."""
+    found: dict[str, Any] = {
+        key: env[f"NEWSLETTER_WEBHOOKS_{key.upper()}"]
+        for key in ("mailgun_signing_key", "postmark_secret", "brevo_secret", "sendgrid_public_key")
+        if env.get(f"NEWSLETTER_WEBHOOKS_{key.upper()}")
+    }
+    return replace(webhooks, **found)
 
 
 def _check_auth(smtp: SMTPSettings, text: str, file: str) -> None:

@@ -54,11 +54,15 @@ class BounceLog:
         self.verp = verp
 
     def process(self, source: str, data: bytes) -> Outcome:
-        """Read one returned message, record it, and suppress its recipient where the policy says.
-        The record, the count it was decided on and the suppression are one exclusive step."""
-        fingerprint = hashlib.sha256(data).hexdigest()
+        """Read one returned message, record it, and suppress its recipient where the policy says."""
         report = parse_report(data)
         address, issue = self._recipient(data, report)
+        return self.record(source, hashlib.sha256(data).hexdigest(), report, address, issue)
+
+    def record(self, source: str, fingerprint: str, report: Report, address: str, issue: str) -> Outcome:
+        """Record one report (a returned message, or a provider's webhook event) once per
+        ``fingerprint``, and suppress its recipient where the policy says. The record, the count it
+        was decided on and the suppression are one exclusive step."""
         with self.store.exclusive():
             if self.store.has_bounce_report(fingerprint):
                 return Outcome(source, report, address, issue, Action.DUPLICATE)
@@ -101,7 +105,14 @@ class BounceLog:
             for row in self.verp.find(text):
                 if found := self.store.recipient_of_row(row):
                     return found
-        for message_id in dict.fromkeys(_MESSAGE_ID.findall(text)):
+        return self.find_recipient(_MESSAGE_ID.findall(text), report)
+
+    def find_recipient(self, message_ids: Iterable[str], report: Report) -> tuple[str, str]:
+        """(address, issue) from a Message-ID of ours (``id@domain``, without brackets) that names one
+        of the report's recipients, else from a recipient this workspace has mailed; ('', '')."""
+        for message_id in dict.fromkeys(message_ids):
+            if not _MESSAGE_ID.fullmatch(f"<{message_id}>"):
+                continue
             found = self.store.recipient_of_message(f"<{message_id}>")
             if found and (not report.recipients or found[0].lower() in {r.lower() for r in report.recipients}):
                 return found

@@ -86,6 +86,7 @@ async def small_body(request: Request) -> bytes | None:
 
 def create_app(settings: Settings) -> Starlette:
     from .subscribe import signup_routes  # the signup pages share this app and its page style
+    from .webhooks import webhook_routes
 
     signer = signer_for(settings)
     news = settings.newsletter
@@ -233,5 +234,6 @@ def create_app(settings: Settings) -> Starlette:
             Route("/resubscribe/{token}", resubscribe, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             *signup_routes(settings, page, mask),
+            *webhook_routes(settings),
         ],
     )
