@@ -21,6 +21,7 @@ from .errors import ConfigError
 CONFIG_NAME = "newsletter.toml"
 SECURITY_CHOICES = ("starttls", "tls", "none")
 AUTH_CHOICES = ("password", "xoauth2")
+TRANSPORT_KINDS = ("smtp", "ses", "postmark", "mailgun")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 _HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _FEEDBACK_FIELD = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -194,6 +195,24 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True)
+class TransportSettings:
+    """How messages leave: SMTP (``[smtp]``), or a provider's HTTP API (docs/relays.md). API
+    credentials come from the environment only: NEWSLETTER_TRANSPORT_API_KEY (Postmark's server
+    token, Mailgun's API key) and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN."""
+
+    kind: str = "smtp"
+    endpoint: str = ""  # the API's base URL; empty: the provider's own (SES: by region)
+    region: str = "us-east-1"  # Amazon SES
+    domain: str = ""  # Mailgun's sending domain
+    message_stream: str = "broadcast"  # Postmark: newsletters go in a broadcast stream
+    timeout: float = 30.0
+    api_key: str = field(default="", repr=False)
+    aws_access_key_id: str = field(default="", repr=False)
+    aws_secret_access_key: str = field(default="", repr=False)
+    aws_session_token: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
 class Settings:
     workspace: Path
     config_path: Path
@@ -207,6 +226,7 @@ class Settings:
     store: StoreSettings = StoreSettings()
     deliverability: DeliverabilitySettings = DeliverabilitySettings()
     webhooks: WebhookSettings = WebhookSettings()
+    transport: TransportSettings = TransportSettings()
 
     def path(self, value: str) -> Path:
         """A path from the settings, relative to the workspace."""
@@ -232,6 +252,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "store": StoreSettings,
     "deliverability": DeliverabilitySettings,
     "webhooks": WebhookSettings,
+    "transport": TransportSettings,
 }
 _SECRET_KEYS = {
     ("smtp", "password"),
@@ -242,6 +263,10 @@ _SECRET_KEYS = {
     ("webhooks", "mailgun_signing_key"),
     ("webhooks", "postmark_secret"),
     ("webhooks", "brevo_secret"),
+    ("transport", "api_key"),
+    ("transport", "aws_access_key_id"),
+    ("transport", "aws_secret_access_key"),
+    ("transport", "aws_session_token"),
 }
 STORE_SCHEMES = ("postgresql://", "postgres://")
 
@@ -478,6 +503,34 @@ def load_settings(
         store=store,
         deliverability=sections["deliverability"],
         webhooks=_webhooks(sections["webhooks"], env),
+        transport=_transport(sections["transport"], env, text, file),
+    )
+
+
+def _transport(transport: TransportSettings, env: Mapping[str, str], text: str, file: str) -> TransportSettings:
+    """The transport's kind and endpoint checked; its credentials from the environment."""
+    if transport.kind not in TRANSPORT_KINDS:
+        raise ConfigError(
+            f"[transport] kind must be one of {', '.join(TRANSPORT_KINDS)}, not {transport.kind!r}",
+            file=file,
+            line=key_line(text, "transport", "kind"),
+        )
+    endpoint = urllib.parse.urlsplit(transport.endpoint)
+    loopback = endpoint.hostname in ("127.0.0.1", "localhost", "::1")
+    if transport.endpoint and not (endpoint.scheme == "https" or (endpoint.scheme == "http" and loopback)):
+        raise ConfigError(
+            "[transport] endpoint must be an https:// URL (http:// only on loopback, for a local stand-in)",
+            file=file,
+            line=key_line(text, "transport", "endpoint"),
+        )
+    if transport.kind == "mailgun" and not transport.domain:
+        raise ConfigError('[transport] kind = "mailgun" needs [transport] domain, the sending domain', file=file)
+    return replace(
+        transport,
+        api_key=env.get("NEWSLETTER_TRANSPORT_API_KEY", ""),
+        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID", ""),
+        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY", ""),
+        aws_session_token=env.get("AWS_SESSION_TOKEN", ""),
     )
 
 

@@ -55,8 +55,9 @@ from ..store.journal import Delivery
 from ..store.sqlite import SQLiteStore
 from .identity import gone_here, new_identity
 from .outbox import LocalOutbox
+from .providers import transport_for
 from .ratelimit import RateLimiter
-from .transport import Connection, Kind, Result, SMTPTransport, Transport
+from .transport import Connection, Kind, Result, Transport
 
 TEST_PREFIX = "[TEST] "
 DATABASE_CHECK_SECONDS = 3.0  # how often a run makes sure its database is still the file at its path
@@ -129,8 +130,8 @@ class Route:
 
 @contextmanager
 def delivery_route(settings: Settings) -> Iterator[Route]:
-    """The configured relay, or a loopback SMTP server filing into ``outbox/``."""
-    if settings.smtp.host:
+    """The configured relay (or provider API), or a loopback SMTP server filing into ``outbox/``."""
+    if settings.smtp.host or settings.transport.kind != "smtp":
         yield Route(settings.smtp, None)
         return
     path = settings.workspace / "outbox"
@@ -180,7 +181,7 @@ class Campaign:
         if transport is not None:
             return asyncio.run(self._dispatch(transport, smtp or self.settings.smtp, progress))
         with delivery_route(self.settings) as route:
-            return asyncio.run(self._dispatch(SMTPTransport(route.smtp), route.smtp, progress))
+            return asyncio.run(self._dispatch(transport_for(self.settings, route.smtp), route.smtp, progress))
 
     async def _dispatch(self, transport: Transport, smtp: SMTPSettings, progress: Progress) -> Summary:
         await transport.probe()  # a refused connection or login stops here, before any claim
@@ -731,5 +732,5 @@ def send_test(
     if transport is not None:
         return TestSend(tuple(recipients), tuple(asyncio.run(deliver(transport))), None)
     with delivery_route(settings) as route:
-        results = asyncio.run(deliver(SMTPTransport(route.smtp)))
+        results = asyncio.run(deliver(transport_for(settings, route.smtp)))
         return TestSend(tuple(recipients), tuple(results), route.outbox)

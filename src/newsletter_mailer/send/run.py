@@ -19,6 +19,7 @@ from ..errors import CheckFailed, SendInterrupted
 from . import dispatch
 from .dispatch import DryRun, Preflight, Progress, Summary, TestSend
 from .pool import run_workers
+from .providers import describe
 
 __all__ = [
     "CampaignOutcome",
@@ -85,6 +86,8 @@ class SendUI(Progress, Protocol):
 
 def destination(settings: Settings) -> str:
     """Where a send's messages go, in words."""
+    if api := describe(settings):
+        return api
     if settings.smtp.host:
         return f"the SMTP relay {settings.smtp.host}:{settings.smtp.effective_port}"
     return f"the local outbox {outbox_path(settings)}/ (no SMTP host is configured)"
@@ -124,7 +127,7 @@ def send_issue(request: SendRequest, settings: Settings, ui: SendUI) -> SendResu
 
 def send_campaign(request: SendRequest, settings: Settings, ui: SendUI) -> CampaignOutcome:
     """Pre-flight, confirmation, dispatch; Ctrl+C becomes a SendInterrupted that says what is where."""
-    outbox = None if settings.smtp.host else outbox_path(settings)
+    outbox = None if settings.smtp.host or settings.transport.kind != "smtp" else outbox_path(settings)
     opened = (
         dispatch.join_campaign(request.issue, settings)
         if request.join
@@ -138,7 +141,9 @@ def send_campaign(request: SendRequest, settings: Settings, ui: SendUI) -> Campa
             ui.preflight(preflight)
         if preflight.to_send == 0:
             return CampaignOutcome(preflight, None, outbox)
-        if settings.smtp.host:  # a real relay: what its receivers will find in DNS (docs/dns.md)
+        if (
+            settings.smtp.host or settings.transport.kind != "smtp"
+        ):  # a real relay: what its receivers will find in DNS (docs/dns.md)
             ui.findings(preflight_findings(settings), forced=False)
         subject = campaign.rendered.issue.subject
         ui.confirm(

@@ -36,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..audience.webhooks import PARSERS, WebhookEvent, parse_events, ses_events
+from ..audience.webhook_events import PARSERS, WebhookEvent, parse_events, ses_events
 from ..config import Settings, WebhookSettings
 from ..errors import WebhookError
 from ..store.bounce_log import bounce_log

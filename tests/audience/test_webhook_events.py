@@ -1,4 +1,4 @@
-"""webhooks.py (audience): each provider's documented events map to the bounce classes; hostile
+"""webhook_events.py (audience): each provider's documented events map to the bounce classes; hostile
 values are cleaned, bounded or dropped, and a payload of the wrong shape maps to nothing."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from newsletter_mailer.audience.bounces import Category
-from newsletter_mailer.audience.webhooks import EventClass, parse_events, ses_events
+from newsletter_mailer.audience.webhook_events import EventClass, parse_events, ses_events
 from newsletter_mailer.errors import WebhookError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks"
