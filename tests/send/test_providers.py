@@ -258,3 +258,15 @@ def test_missing_credentials_and_plain_http_endpoints_are_refused(
     (root / "newsletter.toml").write_text(text)
     with pytest.raises(ConfigError, match="endpoint must be an https"):
         load_settings(workspace=root)
+
+
+def test_signup_confirmations_go_through_the_api_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from newsletter_mailer.compose.envelope import Envelope
+    from newsletter_mailer.web.subscribe import send_confirmation
+
+    state = StandIn()
+    data = b"From: news@example.org\r\nTo: new@example.org\r\nSubject: Please confirm\r\n\r\nConfirm here.\r\n"
+    with serve_asgi(mailgun_app(state)) as base:
+        root = workspace(tmp_path / "ws", "mailgun", base, 0, monkeypatch)
+        send_confirmation(load_settings(workspace=root), Envelope("news@example.org", "new@example.org", data, "<c@x>"))
+    assert [(k.recipient, k.data) for k in state.kept] == [("new@example.org", data)]

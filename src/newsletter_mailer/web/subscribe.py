@@ -38,7 +38,8 @@ from ..compose.envelope import Envelope
 from ..config import Settings
 from ..errors import StateLost, StoreError, TokenError
 from ..send.dispatch import delivery_route
-from ..send.transport import SMTPTransport
+from ..send.providers import transport_for
+from ..send.transport import Transport
 from ..store.factory import open_store
 from ..store.signup_log import SignupLog
 
@@ -67,9 +68,10 @@ async def _form_body(request: Request) -> dict[str, list[str]]:
 
 
 def send_confirmation(settings: Settings, envelope: Envelope) -> None:
-    """Deliver one confirmation mail through the relay or the local outbox (in a worker thread)."""
+    """Deliver one confirmation mail through the relay (or provider API) or the local outbox (in a
+    worker thread)."""
 
-    async def deliver(transport: SMTPTransport) -> str:
+    async def deliver(transport: Transport) -> str:
         connection = transport.connection()
         try:
             return str(await connection.send(envelope))
@@ -78,7 +80,7 @@ def send_confirmation(settings: Settings, envelope: Envelope) -> None:
 
     try:
         with delivery_route(settings) as route:
-            outcome = asyncio.run(deliver(SMTPTransport(route.smtp)))
+            outcome = asyncio.run(deliver(transport_for(settings, route.smtp)))
         log.info("confirmation mail: %s", outcome)
     except Exception as exc:  # the visitor has their page; the operator gets the log line
         log.warning("confirmation mail could not be sent: %s", exc)
