@@ -183,3 +183,17 @@ def test_send_preflight_with_dns_unreachable_is_one_note(tmp_path: Path) -> None
     notes = [line for line in result.stderr.splitlines() if line.startswith("dns:")]
     assert len(notes) == 1 and "not checked" in notes[0]
     assert len(server.handler.messages) == 3
+
+
+def test_the_preflight_asks_dns_only_for_a_real_relay_or_a_configured_resolver(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from newsletter_mailer.compose.dnscheck import preflight_findings, preflight_wanted
+
+    settings = load_settings(workspace=workspace(tmp_path / "ws", f"127.0.0.1:{free_port()}"))
+    loopback = replace(settings, deliverability=replace(settings.deliverability, resolver=""))
+    assert not preflight_wanted(loopback) and preflight_findings(loopback) == []
+    assert preflight_wanted(settings)  # a resolver is configured: the tests' own DNS server
+    assert preflight_wanted(replace(loopback, smtp=replace(loopback.smtp, host="smtp.example.org")))
+    assert preflight_wanted(replace(loopback, transport=replace(loopback.transport, kind="ses")))
+    assert not preflight_wanted(replace(loopback, smtp=replace(loopback.smtp, host="")))

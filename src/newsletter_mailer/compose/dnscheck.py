@@ -33,6 +33,7 @@ __all__ = [
     "check_dns",
     "organisational",
     "preflight_findings",
+    "preflight_wanted",
     "relay_spf_mechanism",
 ]
 
@@ -52,6 +53,7 @@ _RELAY_SPF = {
     "smtp.sendgrid.net": "include:sendgrid.net",
     "smtp-relay.brevo.com": "include:spf.brevo.com",
 }
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 _SLD_SUFFIXES = {"co", "com", "org", "net", "ac", "gov", "edu", "ne", "or"}
 
 
@@ -293,9 +295,21 @@ def check_dns(settings: Settings, lookup: DnsLookup | None = None) -> list[DnsFi
     return findings + check_alignment(settings, tags, dkim_ok)
 
 
+def preflight_wanted(settings: Settings) -> bool:
+    """A send through a relay or API checks DNS first; a relay on loopback (a test setup or a local
+    MTA) only with a resolver configured, so such a send never asks the network's DNS by surprise."""
+    if settings.transport.kind != "smtp":
+        return True
+    if not settings.smtp.host:
+        return False
+    return bool(settings.deliverability.resolver) or settings.smtp.host.lower() not in LOOPBACK
+
+
 def preflight_findings(settings: Settings) -> list[Finding]:
     """What ``send``'s pre-flight says about DNS: each warn and fail as a warning, or one warning
     that DNS was not checked when it cannot be reached; never a reason not to send."""
+    if not preflight_wanted(settings):
+        return []
     try:
         findings = check_dns(settings)
     except DnsUnavailable as exc:
