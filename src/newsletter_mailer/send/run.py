@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Protocol
 
 from ..compose.check import Finding, has_errors, run_check
-from ..compose.dnscheck import preflight_findings
 from ..config import Settings
 from ..errors import CheckFailed, SendInterrupted
 from . import dispatch
@@ -144,7 +143,9 @@ def send_campaign(request: SendRequest, settings: Settings, ui: SendUI) -> Campa
         if (
             settings.smtp.host or settings.transport.kind != "smtp"
         ):  # a real relay: what its receivers will find in DNS (docs/dns.md)
-            ui.findings(preflight_findings(settings), forced=False)
+            from ..compose.dnscheck import preflight_findings  # dnspython only where a send asks DNS
+
+        ui.findings(preflight_findings(settings), forced=False)
         subject = campaign.rendered.issue.subject
         ui.confirm(
             Confirmation(
