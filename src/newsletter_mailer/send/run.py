@@ -140,12 +140,9 @@ def send_campaign(request: SendRequest, settings: Settings, ui: SendUI) -> Campa
             ui.preflight(preflight)
         if preflight.to_send == 0:
             return CampaignOutcome(preflight, None, outbox)
-        if (
-            settings.smtp.host or settings.transport.kind != "smtp"
-        ):  # a real relay: what its receivers will find in DNS (docs/dns.md)
-            from ..compose.dnscheck import preflight_findings  # dnspython only where a send asks DNS
+        from ..compose.dnscheck import preflight_findings  # dnspython only where a send asks DNS
 
-        ui.findings(preflight_findings(settings), forced=False)
+        ui.findings(preflight_findings(settings), forced=False)  # what receivers find in DNS (docs/dns.md)
         subject = campaign.rendered.issue.subject
         ui.confirm(
             Confirmation(
