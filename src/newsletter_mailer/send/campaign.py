@@ -19,8 +19,9 @@ from ..store.database import FileIdentity
 from ..store.sqlite import SQLiteStore
 from .engine import NoProgress, Progress, Summary, dispatch
 from .identity import new_identity
+from .providers import transport_for
 from .route import delivery_route
-from .transport import SMTPTransport, Transport
+from .transport import Transport
 
 __all__ = ["Campaign", "Preflight", "content_hash"]
 
@@ -79,7 +80,7 @@ class Campaign:
         if transport is not None:
             return asyncio.run(dispatch(self, transport, smtp or self.settings.smtp, progress))
         with delivery_route(self.settings) as route:
-            return asyncio.run(dispatch(self, SMTPTransport(route.smtp), route.smtp, progress))
+            return asyncio.run(dispatch(self, transport_for(self.settings, route.smtp), route.smtp, progress))
 
 
 def content_hash(rendered: RenderedIssue, settings: Settings) -> str:
