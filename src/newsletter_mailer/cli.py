@@ -724,8 +724,7 @@ def suppressions_export(ctx: click.Context, csv_path: Path, everything: bool, no
     target = None if str(csv_path) == "-" else csv_path
     if target is not None:
         _writable_target(target)
-    with csv_output(target, no_bom) as handle:
-        count = export_suppressions(settings_from(ctx), handle, removed=everything)
+    count = export_suppressions(settings_from(ctx), csv_output(target, no_bom), removed=everything)
     err.print(f"exported {plural(count, 'suppressed address', 'suppressed addresses')}")
 
 
@@ -882,8 +881,7 @@ def subscribers_export(ctx: click.Context, out_path: Path | None, no_bom: bool) 
 
     if out_path is not None:
         _writable_target(out_path)
-    with csv_output(out_path, no_bom) as handle:
-        count = export_subscribers(settings_from(ctx), handle)
+    count = export_subscribers(settings_from(ctx), csv_output(out_path, no_bom))
     err.print(f"exported {count} subscribers", markup=False)
 
 

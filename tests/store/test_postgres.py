@@ -284,7 +284,7 @@ def test_status_shows_each_worker(migrated_pg_url: str, tmp_path: Path) -> None:
         store.heartbeat("issue", "w2", "server.example", 77, sent=0, lease=60)
     root = make_workspace(tmp_path / "ws", 1, 1)
     use_store(root, migrated_pg_url)
-    code, output = cli(root, "status", "issue.md")
+    code, output = cli(root, "status", "issue.md", "--workers")
     assert code == 0
     assert "worker w1 on laptop.example (pid 4242): sent 12," in output
     assert "worker w2 on server.example (pid 77): sent 0, 0.0 msg/s, last seen 20" in output

@@ -17,7 +17,14 @@ from typing import Protocol
 
 from ..audience.signup import Tally, merge_lists
 from ..audience.subscribers import ListReport, read_subscribers
-from ..compose.check import Finding, RowFill, check_issue, check_message, check_rendered, has_errors
+from ..compose.check import (
+    Finding,
+    RowFill,
+    check_issue,
+    check_message,
+    check_rendered,
+    has_errors,
+)
 from ..compose.issue import read_issue
 from ..compose.render import RenderedIssue, render_issue
 from ..config import Settings
@@ -245,7 +252,7 @@ def _confirm(ui: SendUI, confirmation: Confirmation, campaign: Campaign) -> None
     never sent before: no rows at all), so ``status`` does not show a send that never began."""
     try:
         ui.confirm(confirmation)
-    except (SendDeclined, KeyboardInterrupt) as exc:
+    except BaseException as exc:  # a no, Ctrl+C, or no terminal to ask on
         if campaign.preflight.first_run:
             campaign.journal.discard_unsent(campaign.issue)
         if isinstance(exc, KeyboardInterrupt):

@@ -595,7 +595,8 @@ class RowFill:
             yield subscriber
 
     def findings(self) -> list[Finding]:
-        """What the rows seen said, after the fields that name no column of the list."""
+        """What the rows seen said, after the fields that name no column of the list, and before
+        the rows that are sent but look wrong."""
         columns = self.report.columns
         found = field_findings(self.rendered, self.path, columns) if columns else []
         found += self.found
@@ -612,11 +613,11 @@ def _fill_findings(rendered: RenderedIssue, subscribers: Path) -> tuple[list[Fin
     report = ListReport(subscribers)
     fill = RowFill(rendered, subscribers)
     try:
-        for _ in fill.watch(read_subscribers(subscribers, report), ListReport(subscribers)):
-            pass  # field_findings are the caller's: an empty report keeps them out of these
+        for _ in fill.watch(read_subscribers(subscribers, report), report):
+            pass
     except SubscriberListError as exc:
         return [*fill.findings(), Finding(exc.file or str(subscribers), exc.line, "error", exc.message)], report
-    return fill.findings() + row_warnings(report), report
+    return fill.findings(), report
 
 
 def row_warnings(report: ListReport) -> list[Finding]:
@@ -666,10 +667,7 @@ def list_findings(rendered: RenderedIssue, settings: Settings, subscribers: Path
                 )
             ]
         return []
-    found, report = _fill_findings(rendered, path)
-    if report.columns:
-        found = field_findings(rendered, path, report.columns) + found
-    return found
+    return _fill_findings(rendered, path)[0]
 
 
 def check_issue(path: Path, settings: Settings, subscribers: Path | None = None) -> list[Finding]:
