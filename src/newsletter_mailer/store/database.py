@@ -62,6 +62,9 @@ MIGRATIONS: tuple[str, ...] = (
     # 6: signups, the signup mail log and bounce reports behind the store interface (their tables,
     # unchanged, are created by sqlite_rows.py's SCHEMA at every open, as they were before)
     "",
+    # 7: signup request numbers never handed out twice (AUTOINCREMENT) and a random nonce per
+    # request that its link names (rebuilt by sqlite_rows.request_numbers_never_reused)
+    "",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

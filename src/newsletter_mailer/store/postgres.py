@@ -25,7 +25,7 @@ from ..errors import AlreadySending, SchemaMismatch, StoreError
 from .base import JournalRow, redact_url
 from .journal import STATES, Delivery
 from .postgres_pool import NOW_SQL, PostgresPool
-from .postgres_rows import PostgresBounceRows, PostgresSignupRows, PostgresStateRows
+from .postgres_rows import RAISE_SEQUENCE, PostgresBounceRows, PostgresSignupRows, PostgresStateRows
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStore"]
 
@@ -116,6 +116,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX bounce_reports_by_address ON bounce_reports (lower(address), category, received);
     CREATE INDEX bounce_reports_by_issue ON bounce_reports (issue);
+    """,
+    # 7: a random nonce per signup request, which its confirmation link names (identity numbers
+    # are never handed out twice already)
+    """
+    ALTER TABLE signup_requests ADD COLUMN nonce text NOT NULL DEFAULT '';
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -425,10 +430,7 @@ class PostgresStore(PostgresPool, PostgresStateRows, PostgresSignupRows, Postgre
                 ):
                     clashes.append(row)
             # The numbers the store hands out next start above every number kept.
-            self.db.execute(
-                "SELECT setval(pg_get_serial_sequence('deliveries', 'id'),"
-                " greatest((SELECT max(id) FROM deliveries), 1))"
-            )
+            self.db.execute(RAISE_SEQUENCE.format(table="deliveries"))
             for row in clashes:
                 self._run(f"INSERT INTO deliveries ({_COLUMNS}) VALUES ({', '.join(['%s'] * 14)})", astuple(row)[:-1])
         renumbered = sum(1 for row in clashes if row.id)

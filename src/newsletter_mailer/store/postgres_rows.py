@@ -14,10 +14,16 @@ import psycopg
 from ..audience.suppressions import Removal
 from .rows import BounceRecord, SignupMail, SignupRequest, SignupRow
 
-__all__ = ["PostgresBounceRows", "PostgresSignupRows", "PostgresStateRows"]
+__all__ = ["RAISE_SEQUENCE", "PostgresBounceRows", "PostgresSignupRows", "PostgresStateRows"]
 
 _EXCLUSIVE_LOCK = 0x6E6C5F78  # the advisory lock every exclusive() block holds, whoever runs it
-_REQUEST = "id, address, name, fields, requested, ip, wording"
+_REQUEST = "id, address, name, fields, requested, ip, wording, nonce"
+# The numbers the store hands out next start above every number kept and every number it handed
+# out before (only raised: a number whose row is gone is never handed out again).
+RAISE_SEQUENCE = (
+    "SELECT setval(pg_get_serial_sequence('{table}', 'id'), greatest((SELECT max(id) FROM {table}),"
+    " pg_sequence_last_value(pg_get_serial_sequence('{table}', 'id')::regclass), 1))"
+)
 _SIGNUP = "address, name, fields, requested, request_ip, confirmed, confirm_ip, wording"
 _BOUNCE = "address, issue, category, status, diagnostic, action, received, fingerprint, source"
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -50,22 +56,18 @@ class PostgresSignupRows:
     def add_signup_request(self, request: SignupRequest) -> int:
         if not request.id:
             row = self.db.execute(
-                "INSERT INTO signup_requests (address, name, fields, requested, ip, wording)"
-                " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                "INSERT INTO signup_requests (address, name, fields, requested, ip, wording, nonce)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
                 astuple(request)[1:],
             ).fetchone()
             return int(row[0]) if row else 0
         with self.db.transaction():
             row = self.db.execute(
-                f"INSERT INTO signup_requests ({_REQUEST}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                f"INSERT INTO signup_requests ({_REQUEST}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (id) DO NOTHING RETURNING id",
                 astuple(request),
             ).fetchone()
-            # The numbers the store hands out next start above every number kept.
-            self.db.execute(
-                "SELECT setval(pg_get_serial_sequence('signup_requests', 'id'),"
-                " greatest((SELECT max(id) FROM signup_requests), 1))"
-            )
+            self.db.execute(RAISE_SEQUENCE.format(table="signup_requests"))
         return int(row[0]) if row else 0
 
     def get_signup_request(self, request_id: int) -> SignupRequest | None:

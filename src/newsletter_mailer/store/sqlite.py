@@ -16,7 +16,7 @@ from .database import SCHEMA_VERSION, connect, send_lock, transaction
 from .journal import SQLiteJournal
 from .sqlite_pool import SQLitePool
 from .sqlite_rows import SCHEMA as ROWS_SCHEMA
-from .sqlite_rows import SQLiteBounceRows, SQLiteSignupRows, SQLiteStateRows
+from .sqlite_rows import SQLiteBounceRows, SQLiteSignupRows, SQLiteStateRows, request_numbers_never_reused
 
 __all__ = ["SQLiteStore", "SQLiteSuppressionRows"]
 
@@ -90,6 +90,7 @@ class SQLiteStore(
         """The workspace file; ``new`` allows a fresh one where one is missing after sends."""
         db = connect(path, new=new)
         db.executescript(ROWS_SCHEMA)
+        request_numbers_never_reused(db)
         return cls(db, path)
 
     def __enter__(self) -> SQLiteStore:

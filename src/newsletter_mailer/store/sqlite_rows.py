@@ -13,17 +13,18 @@ from ..audience.suppressions import Removal
 from .database import transaction
 from .rows import BounceRecord, SignupMail, SignupRequest, SignupRow
 
-__all__ = ["SCHEMA", "SQLiteBounceRows", "SQLiteSignupRows", "SQLiteStateRows"]
+__all__ = ["SCHEMA", "SQLiteBounceRows", "SQLiteSignupRows", "SQLiteStateRows", "request_numbers_never_reused"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS signup_requests (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     address     TEXT NOT NULL COLLATE NOCASE,
     name        TEXT NOT NULL DEFAULT '',
     fields      TEXT NOT NULL DEFAULT '',
     requested   REAL NOT NULL,
     ip          TEXT NOT NULL DEFAULT '',
-    wording     TEXT NOT NULL DEFAULT ''
+    wording     TEXT NOT NULL DEFAULT '',
+    nonce       TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS signups (
     address     TEXT PRIMARY KEY COLLATE NOCASE,
@@ -57,9 +58,27 @@ CREATE TABLE IF NOT EXISTS bounce_reports (
 CREATE INDEX IF NOT EXISTS bounce_reports_by_address ON bounce_reports (address, category, received);
 CREATE INDEX IF NOT EXISTS bounce_reports_by_issue ON bounce_reports (issue);
 """
-_REQUEST = "id, address, name, fields, requested, ip, wording"
+_REQUEST = "id, address, name, fields, requested, ip, wording, nonce"
 _SIGNUP = "address, name, fields, requested, request_ip, confirmed, confirm_ip, wording"
 _BOUNCE = "address, issue, category, status, diagnostic, action, received, fingerprint, source"
+
+
+def request_numbers_never_reused(db: sqlite3.Connection) -> None:
+    """A file made before schema 7 numbered signup requests with a plain INTEGER PRIMARY KEY, which
+    hands the number of the newest request, once it is gone, to the next one (its link would then
+    name another person's request): the table is rebuilt once with AUTOINCREMENT and the nonce
+    column, keeping every row and its number."""
+    row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'signup_requests'").fetchone()
+    if "AUTOINCREMENT" in row[0]:
+        return
+    with transaction(db):
+        db.execute("ALTER TABLE signup_requests RENAME TO signup_requests_before_7")
+        db.execute(SCHEMA[: SCHEMA.index(");") + 2])
+        db.execute(
+            "INSERT INTO signup_requests (id, address, name, fields, requested, ip, wording)"
+            " SELECT id, address, name, fields, requested, ip, wording FROM signup_requests_before_7"
+        )
+        db.execute("DROP TABLE signup_requests_before_7")
 
 
 class SQLiteStateRows:
@@ -93,7 +112,7 @@ class SQLiteSignupRows:
 
     def add_signup_request(self, request: SignupRequest) -> int:
         cursor = self.db.execute(
-            f"INSERT OR IGNORE INTO signup_requests ({_REQUEST}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR IGNORE INTO signup_requests ({_REQUEST}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (request.id or None, *astuple(request)[1:]),
         )
         return int(cursor.lastrowid or 0) if cursor.rowcount == 1 else 0

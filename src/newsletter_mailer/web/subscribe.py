@@ -40,7 +40,7 @@ from ..errors import StateLost, StoreError, TokenError
 from ..send.dispatch import delivery_route
 from ..send.transport import SMTPTransport
 from ..store.factory import open_store
-from ..store.signup_log import SignupLog
+from ..store.signup_log import PendingSignup, SignupLog
 
 __all__ = ["MAX_BODY", "signup_routes"]
 
@@ -116,8 +116,9 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str]) ->
     def show_form(request: Request) -> Response:
         return form_page()
 
-    def envelope_for(form: SignupForm, request_id: int, requested: float) -> Envelope:
-        url = f"{news.base_url.rstrip('/')}/confirm/{codec.token(request_id, requested)}"
+    def envelope_for(form: SignupForm, pending: PendingSignup) -> Envelope:
+        token = codec.token(pending.id, pending.requested, pending.nonce, pending.address)
+        url = f"{news.base_url.rstrip('/')}/confirm/{token}"
         message = confirmation_message(settings, form.subscriber, url)
         data = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
         if dkim is not None:
@@ -148,9 +149,7 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str]) ->
             store.expire(time.time() - signup.confirm_hours * 3600)
             pending = store.request(form.subscriber, ip, signup.wording_version)
         response = check_inbox()
-        response.background = BackgroundTask(
-            send_confirmation, settings, envelope_for(form, pending.id, pending.requested)
-        )
+        response.background = BackgroundTask(send_confirmation, settings, envelope_for(form, pending))
         return response
 
     def request_of(request: Request) -> RequestRef | None:
