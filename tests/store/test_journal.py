@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.audience.suppressions import SuppressionList
 from newsletter_mailer.store.base import Store
@@ -147,3 +149,20 @@ def test_a_copied_row_keeps_its_number_where_the_target_has_it_free(store: Store
     (eve,) = pending(store, "i2")
     assert eve.id > max(copied.values())
     assert [d.address for d in pending(store, "i1")] == ["bob@example.org", "cy@example.org", "ann@example.org"]
+
+
+def test_a_sender_clock_ahead_of_the_store_sees_its_retries_as_old_as_they_are(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 20: the first try is stamped on the store's clock; a sender 15 minutes ahead measured
+    # it on its own and gave up at once. Both ends of the span are now on one clock.
+    store.add_recipients("i1", people("ann"))
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 900)
+    ann = claim(store)
+    assert ann is not None and ann.tried_for() < 5
+    store.mark_deferred(ann, "451 later", uncertain=False, not_before=0)
+    time.sleep(0.2)
+    again = claim(store)
+    assert again is not None and again.first_try == ann.first_try and 0.2 <= again.tried_for() < 5
+    assert 0.2 <= again.tried_for(real() + 900 + 60) - 60 < 5  # measured from any later moment

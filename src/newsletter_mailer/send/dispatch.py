@@ -484,8 +484,7 @@ class _Run:
         attempts = job.attempts + 1
         reply = str(result)
         if result.kind is Kind.TEMPORARY:
-            elapsed = time.time() - (job.first_try or time.time())
-            if attempts < self.smtp.max_attempts and elapsed < self.smtp.retry_max_seconds:
+            if attempts < self.smtp.max_attempts and job.tried_for() < self.smtp.retry_max_seconds:
                 delay = self.retry_later(job, result, attempts)
                 return (delay if result.reset_connection else 0.0), False
             reply = f"{result} (gave up after {attempts} attempts)"

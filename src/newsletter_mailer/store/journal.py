@@ -50,6 +50,13 @@ class Delivery:
     last_reply: str = ""
     resent: bool = False
     first_try: float = 0.0  # when the first attempt was claimed (epoch seconds, the store's clock)
+    clock_offset: float = 0.0  # this machine's clock minus the store's, as seen at the claim
+
+    def tried_for(self, now: float | None = None) -> float:
+        """Seconds since the first attempt, on one clock (the store's): a sender whose clock is
+        ahead of the database's must not think its retries are older than they are."""
+        local = time.time() if now is None else now
+        return max(0.0, local - self.clock_offset - self.first_try) if self.first_try else 0.0
 
     def subscriber(self) -> Subscriber:
         return Subscriber(email=self.address, name=self.name, fields=self.fields)
@@ -81,7 +88,7 @@ def fields_of(text: str) -> tuple[tuple[str, str], ...]:
 
 # What a claim returns for each row, in either store; ``skipped`` is true for a row it found
 # suppressed (and marked so) instead of claiming it.
-CLAIM_RETURNS = "id, address, name, fields, attempts, last_reply, resent, skipped, first_try"
+CLAIM_RETURNS = "id, address, name, fields, attempts, last_reply, resent, skipped, first_try, now"
 
 
 def claimed_delivery(row: Sequence[Any]) -> Delivery:
@@ -96,6 +103,7 @@ def claimed_delivery(row: Sequence[Any]) -> Delivery:
         str(row[5]),
         bool(row[6]),
         float(row[8]),
+        time.time() - float(row[9]),
     )
 
 

@@ -37,7 +37,7 @@ UPDATE deliveries d SET
     first_try = CASE WHEN d.first_try = 0 THEN {NOW_SQL} ELSE d.first_try END,
     worker = %(worker)s, lease_until = {NOW_SQL} + %(lease)s, updated = {NOW_SQL}
   FROM marked m WHERE d.id = m.id
-RETURNING d.id, d.address, d.name, d.fields, d.attempts, d.last_reply, d.resent, m.gone, d.first_try
+RETURNING d.id, d.address, d.name, d.fields, d.attempts, d.last_reply, d.resent, m.gone, d.first_try, {NOW_SQL}
 """  # journal.CLAIM_RETURNS
 
 

@@ -32,7 +32,7 @@ WHERE id IN (
                        AND lease_until < :now ORDER BY id LIMIT :size)
     ORDER BY id LIMIT :size
 )
-RETURNING id, address, name, fields, attempts, last_reply, resent, state = 'suppressed', first_try
+RETURNING id, address, name, fields, attempts, last_reply, resent, state = 'suppressed', first_try, :now
 """  # journal.CLAIM_RETURNS
 
 
