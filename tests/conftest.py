@@ -385,6 +385,8 @@ PG_PASSWORD = "pg-test-password"
 class PostgresCluster:
     host: str
     port: int
+    start: tuple[str, ...] = ()  # the command that started it, to start it again after a crash
+    data: Path | None = None
 
     def url(self, database: str = "postgres") -> str:
         """A URL without the password: it comes from NEWSLETTER_STORE_PASSWORD, as in real use."""
@@ -403,7 +405,7 @@ def _as_postgres(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command]
 
 
-def _start_cluster(root: Path) -> tuple[PostgresCluster, Callable[[], None]] | str:
+def start_cluster(root: Path) -> tuple[PostgresCluster, Callable[[], None]] | str:
     initdb, pg_ctl = _postgres_bin("initdb"), _postgres_bin("pg_ctl")
     if not initdb or not pg_ctl:
         return "PostgreSQL is not installed (initdb and pg_ctl not found): install Debian's postgresql package"
@@ -425,8 +427,9 @@ def _start_cluster(root: Path) -> tuple[PostgresCluster, Callable[[], None]] | s
         return f"initdb failed: {init.stderr.strip()[-300:]}"
     port = free_port()
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -F -c max_connections=200"
+    command = _as_postgres([pg_ctl, "-D", str(data), "-l", str(root / "log"), "-o", options, "-w", "-t", "60", "start"])
     start = subprocess.run(
-        _as_postgres([pg_ctl, "-D", str(data), "-l", str(root / "log"), "-o", options, "-w", "-t", "60", "start"]),
+        command,
         capture_output=True,
         text=True,
         timeout=120,
@@ -447,7 +450,7 @@ def _start_cluster(root: Path) -> tuple[PostgresCluster, Callable[[], None]] | s
                 os.kill(postmaster, 0)
                 time.sleep(0.05)
 
-    return PostgresCluster("127.0.0.1", port), stop
+    return PostgresCluster("127.0.0.1", port, tuple(command), data), stop
 
 
 @pytest.fixture(scope="session")
@@ -461,7 +464,7 @@ def postgres_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postg
     # temporary root, which any other pytest session makes private again at its start: the
     # cluster then gets a temporary directory of its own under the system's, removed after.
     root = Path(tempfile.mkdtemp(prefix="newsletter-pg-")) if os.geteuid() == 0 else tmp_path_factory.mktemp("pg")
-    started = _start_cluster(root)
+    started = start_cluster(root)
     try:
         if isinstance(started, str):
             pytest.skip(f"PostgreSQL tests skipped: {started}")

@@ -134,9 +134,10 @@ class Store(Journal, SuppressionStore, SignupRows, BounceRows, Exclusive, Shared
 
     def close(self) -> None: ...
     def for_sending(self) -> None:
-        """This connection now writes a send's journal, two small commits per message: let them
-        return before the disk has them. A crash of the machine (not of the sender) may then lose
-        the last moment's outcomes, whose messages are sent again (README, "Sharing state")."""
+        """This connection now writes a send's journal, two small commits per message: let the
+        outcomes return before the disk has them. A crash of the database server or the machine
+        may then lose the last moment's outcomes; claims stay durable, so those rows come back in
+        flight and are resent flagged (README, "Sharing state")."""
 
     def send_lock(self, issue: str) -> AbstractContextManager[None]:
         """Only one send of an issue at a time; dropped when the holder dies."""

@@ -26,7 +26,11 @@ WITH due AS (
 ), picked AS (
     SELECT id FROM (SELECT id FROM due UNION ALL SELECT id FROM lapsed) AS both_kinds ORDER BY id LIMIT %(size)s
 ), marked AS (
-    SELECT p.id, EXISTS (SELECT 1 FROM suppressions s WHERE lower(s.address) = lower(d.address)) AS gone
+    -- A claim is durable whatever the session says (for_sending turns synchronous commits off):
+    -- lost in a crash of the server, its rows would come back pending, unflagged, although their
+    -- messages reached the relay. set_config is volatile, so this CTE is computed for every row.
+    SELECT p.id, EXISTS (SELECT 1 FROM suppressions s WHERE lower(s.address) = lower(d.address)) AS gone,
+           set_config('synchronous_commit', 'on', true) AS durable
       FROM picked p JOIN deliveries d ON d.id = p.id
 )
 UPDATE deliveries d SET
@@ -45,9 +49,10 @@ class PostgresPool:
     db: psycopg.Connection[tuple[Any, ...]]
 
     def for_sending(self) -> None:
-        # As SQLite's synchronous=NORMAL: without it every claim and outcome waits for the
-        # server's WAL flush (about 2 ms here: 220 messages a second instead of thousands).
-        # Only this session: unsubscribes written by `serve` stay synchronous.
+        # Outcomes need not wait for the server's WAL flush (about 2 ms here: 220 messages a
+        # second instead of thousands): one lost in a crash of the server leaves its row as its
+        # claim left it, in flight, and the next run resends it flagged. The claims that make that
+        # true are durable (_CLAIM). Only this session: `serve`'s writes stay synchronous.
         self.db.execute("SET synchronous_commit = off")
 
     def record_send(self, issue: str, content_hash: str, *, replace: bool = False) -> str:
