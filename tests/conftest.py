@@ -10,7 +10,6 @@ import itertools
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -24,7 +23,6 @@ import pytest
 from newsletter_mailer.config import Settings, load_settings
 from newsletter_mailer.send import dispatch
 from newsletter_mailer.store.base import Store
-from newsletter_mailer.store.journal import SQLiteJournal
 from newsletter_mailer.store.sqlite import SQLiteStore
 from newsletter_mailer.workspace import init_workspace
 
@@ -240,7 +238,7 @@ def run_send(root: Path, retry_failed: bool = False) -> tuple[dispatch.Preflight
 
 
 def journal_counts(root: Path) -> dict[str, int]:
-    journal = SQLiteJournal.open(settings_for(root).database_path)
+    journal = SQLiteStore.open(settings_for(root).database_path)
     try:
         return journal.counts("issue")
     finally:
@@ -526,13 +524,6 @@ def use_store(root: Path, url: str) -> None:
     """Point a workspace's settings at a PostgreSQL store."""
     text = (root / "newsletter.toml").read_text()
     (root / "newsletter.toml").write_text(text.replace("[smtp]", f'[store]\nurl = "{url}"\n[smtp]', 1))
-
-
-DATABASE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
-with contextlib.suppress(ImportError):
-    import psycopg
-
-    DATABASE_ERRORS = (sqlite3.Error, psycopg.Error)
 
 
 def refuse_inserts(store: Store, table: str) -> None:

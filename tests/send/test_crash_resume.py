@@ -17,7 +17,7 @@ from pathlib import Path
 
 from conftest import make_workspace
 from newsletter_mailer.config import load_settings
-from newsletter_mailer.store.journal import SQLiteJournal
+from newsletter_mailer.store.sqlite import SQLiteStore
 from smtp_servers import Faults, SMTPTestServer
 
 CONCURRENCY = 4
@@ -67,7 +67,7 @@ def test_sigkill_at_random_moments_never_skips_and_bounds_duplicates(tmp_path: P
     print(f"reported={reported}")
     assert len(duplicated) <= kills * CONCURRENCY, (duplicated, seed)  # real duplicates: only those in flight
     assert len(duplicated) <= sum(reported) <= kills * 2 * CONCURRENCY, (duplicated, reported, seed)
-    journal = SQLiteJournal.open(load_settings(workspace=root).database_path)
+    journal = SQLiteStore.open(load_settings(workspace=root).database_path)
     try:
         counts = journal.counts("issue")
         flagged = {row[0] for row in journal.db.execute("SELECT address FROM deliveries WHERE resent = 1")}

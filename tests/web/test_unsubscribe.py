@@ -181,3 +181,27 @@ def test_an_unreachable_store_is_a_503_page_on_every_route(tmp_path: Path, caplo
     assert [a.status_code for a in answers] == [503, 503, 503, 503], [a.text[:200] for a in answers]
     assert all("Traceback" not in r.getMessage() and r.exc_info is None for r in caplog.records)
     assert "dave@example.org" not in " ".join(a.text for a in answers)
+
+
+def test_a_postgresql_store_that_refuses_the_write_loses_no_unsubscribe(
+    migrated_pg_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 19: PostgreSQL answers, then refuses the unsubscribe's INSERT: the reader gets the
+    try-again form and the log the replay command, as with a damaged SQLite file."""
+    from conftest import PG_PASSWORD, refuse_inserts
+    from newsletter_mailer.store.factory import open_url
+
+    (tmp_path / "newsletter.toml").write_text(f'[newsletter]\nname = "News"\n[store]\nurl = "{migrated_pg_url}"\n')
+    settings = load_settings(workspace=tmp_path)
+    store = open_url(migrated_pg_url, PG_PASSWORD)
+    try:
+        refuse_inserts(store, "suppressions")
+    finally:
+        store.close()
+    token = signer_for(settings).token("dave@example.org")
+    with serve_asgi(create_app(settings)) as base:
+        response = httpx.post(f"{base}/unsubscribe/{token}", content="List-Unsubscribe=One-Click")
+    assert response.status_code == 503 and "Please try again" in response.text
+    assert f'action="/unsubscribe/{token}"' in response.text
+    logged = [r.getMessage() for r in caplog.records if r.name == "newsletter_mailer.web"]
+    assert logged and f"newsletter unsubscribe --token {token}" in logged[0] and "refused by the test" in logged[0]

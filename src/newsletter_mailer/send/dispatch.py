@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -38,21 +37,14 @@ from ..errors import (
     SendPaused,
     SMTPStartError,
     StateLost,
+    StoreError,
+    StoreFull,
     UserInputError,
 )
 from ..store.base import Store
-from ..store.database import (
-    FileIdentity,
-    disk_full,
-    record_sent_issue,
-    release_reserve,
-    reserve_space,
-    salvage,
-    sent_issues,
-)
+from ..store.database import sent_issues
 from ..store.factory import confirmed_signups, open_store
 from ..store.journal import Delivery
-from ..store.sqlite import SQLiteStore
 from .identity import gone_here, new_identity
 from .outbox import LocalOutbox
 from .ratelimit import RateLimiter
@@ -162,8 +154,6 @@ class Campaign:
         self.suppressions = SuppressionList(journal)
         self.preflight = preflight
         self.issue = rendered.issue.key
-        # A SQLite file can be deleted or replaced under a running send; a server database cannot.
-        self.database = FileIdentity.of(settings.database_path) if isinstance(journal, SQLiteStore) else None
         self.identity = new_identity()
         self.issue_path = issue_path  # for worker processes, which render it again
         self.watch_others = False  # other workers share this send: show the whole send's progress
@@ -279,8 +269,7 @@ class _Run:
         self.total = self.journal.counts(self.issue)["pending"]
         self.progress.started(self.total)
         started = time.monotonic()
-        record_sent_issue(self.campaign.settings.state_dir, self.issue)
-        reserve_space(self.campaign.settings.state_dir)
+        self.journal.start_sending(self.issue)
         beat = asyncio.create_task(self.keep_alive())
         try:
             # Every connection ends before the run does: one that fails stops the others, and its
@@ -298,7 +287,7 @@ class _Run:
             with suppress(asyncio.CancelledError):
                 await beat
             self.release_unsent()
-            release_reserve(self.campaign.settings.state_dir)
+            self.journal.free_reserve()
             self.summary.elapsed = time.monotonic() - started
             self.check_database(force=True)
             self.finish_summary()
@@ -315,12 +304,12 @@ class _Run:
 
     def release_unsent(self) -> None:
         """Rows claimed but never handed over go back as they were (a stop, a pause, Ctrl+C)."""
-        with suppress(sqlite3.Error, OSError):  # then the next run counts them as possibly duplicated
+        with suppress(StoreError):  # then the next run counts them as possibly duplicated
             while self.claimed:
                 self.journal.release(self.claimed.popleft())
 
     def finish_summary(self) -> None:
-        with suppress(sqlite3.Error, OSError):  # the error that stopped the run is the one to report
+        with suppress(StoreError):  # the error that stopped the run is the one to report
             self.beat()
             counts = self.journal.counts(self.issue)
             self.summary.left_pending = counts["pending"]
@@ -376,7 +365,7 @@ class _Run:
                 return self.claimed.popleft()
             try:
                 claimed = self.journal.claim_batch(self.issue, self.me.worker, self.batch, self.lease)
-            except (sqlite3.Error, OSError) as exc:  # nothing handed over yet: stop here
+            except StoreError as exc:  # nothing handed over yet: stop here
                 self.stop_on_full_disk(exc)
                 return None
             self.skip_suppressed(claimed.suppressed)
@@ -399,9 +388,9 @@ class _Run:
             self.progress.finished_one("", None)
 
     def stop_on_full_disk(self, exc: BaseException) -> None:
-        if not disk_full(exc):
+        if not isinstance(exc, StoreFull):
             raise exc
-        release_reserve(self.campaign.settings.state_dir)  # for the messages still in flight
+        self.journal.free_reserve()  # for the messages still in flight
         self.fatal = self.fatal or exc
         self.stop.set()
 
@@ -437,15 +426,14 @@ class _Run:
         """Stop if the database file was deleted or replaced: what is written now would be lost with it,
         and the next run would mail everyone again."""
         now = time.monotonic()
-        database = self.campaign.database
-        if database is None or (now < self.next_database_check and not force) or self.fatal is not None:
+        if (now < self.next_database_check and not force) or self.fatal is not None:
             return
         self.next_database_check = now + DATABASE_CHECK_SECONDS
-        what = database.lost()
-        if not what or not isinstance(self.journal, SQLiteStore):
+        lost = self.journal.salvage_if_lost()
+        if lost is None:
             return
-        path = database.path
-        saved = salvage(self.journal.db, database)
+        what, saved = lost
+        path = self.campaign.settings.database_path
         where = (
             "back where it was: run the same `newsletter send` again to resume"
             if saved == path
@@ -463,8 +451,8 @@ class _Run:
         messages still in flight are written (the next run must not mail them again), and the run stops."""
         try:
             write()
-        except (sqlite3.Error, OSError) as exc:
-            if not disk_full(exc) or not release_reserve(self.campaign.settings.state_dir):
+        except StoreError as exc:
+            if not isinstance(exc, StoreFull) or not self.journal.free_reserve():
                 raise
             self.fatal = self.fatal or exc
             self.stop.set()

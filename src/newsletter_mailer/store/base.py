@@ -1,13 +1,14 @@
 """What every store offers, whichever database holds it: the journal, the suppression list's
 rows, signups and bounce reports (rows.py), the per-issue send lock and a versioned schema.
-SQLite (sqlite.py) and PostgreSQL (postgres.py) implement it; open one with ``open_store``
-(factory.py)."""
+One implementation (sql.py) serves SQLite (sqlite.py) and PostgreSQL (postgres.py); open one with
+``open_store`` (factory.py). Every failure leaves it as a StoreError (faults.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote
 
@@ -141,6 +142,22 @@ class Store(Journal, SuppressionStore, SignupRows, BounceRows, Exclusive, Shared
 
     def send_lock(self, issue: str) -> AbstractContextManager[None]:
         """Only one send of an issue at a time; dropped when the holder dies."""
+
+    def exclusive(self) -> AbstractContextManager[None]: ...
+
+    # What a send asks of the store beyond its rows (a file can be lost or fill its disk).
+
+    def start_sending(self, issue: str) -> None:
+        """Before the first message of ``issue`` goes out: note in the workspace that it sends it
+        (a database lost later is then refused, not silently recreated), and hold back a little
+        disk for the outcomes still in flight should the disk fill (SQLite)."""
+
+    def free_reserve(self) -> bool:
+        """Free the disk held back by ``start_sending``; False if there was none left to free."""
+
+    def salvage_if_lost(self) -> tuple[str, Path] | None:
+        """None while the store is the one that was opened; else what happened to its file
+        ("deleted" or "replaced") and where its open copy was saved, so its record is not lost."""
 
     def schema_version(self) -> int: ...
     def migrate(self) -> tuple[int, int]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -186,7 +185,7 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str]) ->
         try:
             with signups() as store:
                 address = store.confirm(ref, ip) if ref is not None else None
-        except (sqlite3.Error, OSError, StateLost, StoreError):
+        except (StoreError, OSError, StateLost):
             return page("Please try again", "<p>Something went wrong on our side. Please try again.</p>", 503)
         if address is None:
             return invalid()

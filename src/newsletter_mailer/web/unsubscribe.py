@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import logging
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,7 +22,6 @@ from ..audience.links import TokenSubject, signer_for
 from ..audience.suppressions import SuppressionList
 from ..config import Settings
 from ..errors import StateLost, StoreError, TokenError
-from ..store.database import describe_fault
 from ..store.factory import describe_store_fault, environment_faults, open_store
 
 BODY_LIMIT = 4096  # a one-click unsubscribe sends 26 bytes; nothing here needs more
@@ -90,6 +88,7 @@ def create_app(settings: Settings) -> Starlette:
     signer = signer_for(settings)
     news = settings.newsletter
     name = html.escape(news.name)
+    faults: tuple[type[BaseException], ...] = (*environment_faults(), StoreError, StateLost)
 
     @contextmanager
     def suppressions() -> Iterator[SuppressionList]:
@@ -115,11 +114,11 @@ def create_app(settings: Settings) -> Starlette:
             400,
         )
 
-    def not_recorded(token: str, exc: sqlite3.Error | OSError | StateLost | StoreError) -> HTMLResponse:
+    def not_recorded(token: str, exc: BaseException) -> HTMLResponse:
         # The request must not be lost silently: the log line carries what replays it.
         log.error(
             "unsubscribe NOT recorded (%s); replay it with: newsletter unsubscribe --token %s",
-            exc if isinstance(exc, StateLost | StoreError) else describe_fault(exc),
+            describe_store_fault(exc),
             token,
         )
         return page(
@@ -173,7 +172,7 @@ def create_app(settings: Settings) -> Starlette:
             try:
                 with suppressions() as lst:
                     lst.add(subject.address, "unsubscribed", source)
-            except (sqlite3.Error, OSError, StateLost, StoreError) as exc:
+            except faults as exc:
                 return not_recorded(request.path_params["token"], exc)
         return page(
             f"You are unsubscribed from {news.name}",
@@ -210,7 +209,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             with suppressions() as lst:
                 len(lst)
-        except (sqlite3.Error, StoreError):
+        except faults:
             return PlainTextResponse("database unavailable", status_code=503)
         return PlainTextResponse("ok")
 
@@ -224,7 +223,6 @@ def create_app(settings: Settings) -> Starlette:
             503,
         )
 
-    faults: tuple[type[BaseException], ...] = (*environment_faults(), StoreError, StateLost)
     return Starlette(
         exception_handlers=dict.fromkeys(faults, unavailable),
         routes=[
