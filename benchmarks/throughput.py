@@ -26,10 +26,11 @@ from pathlib import Path
 
 from common import LARGE_SECTIONS, make_workspace, smtp_sink, smtp_source_run
 
+from newsletter_mailer.app.send_campaign import open_campaign
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.compose.dkim import generate_key, write_key
 from newsletter_mailer.config import load_settings
-from newsletter_mailer.send import dispatch
+from newsletter_mailer.send.engine import NoProgress
 from newsletter_mailer.send.pool import run_workers
 
 
@@ -45,10 +46,10 @@ def send(root: Path, issue: str, subscribers: int, workers: int) -> tuple[float,
     settings = load_settings(workspace=root)
     path = root / f"{issue}.md"
     path.write_text((root / "issue.md").read_text())
-    with dispatch.open_campaign(path, settings) as campaign:
+    with open_campaign(path, settings) as campaign:
         size = len(campaign.template().envelope(Subscriber("member0@example.org", "Member 0")).data)
         cpu, started = cpu_seconds(), time.perf_counter()
-        summary = run_workers(campaign, workers, dispatch.NoProgress())
+        summary = run_workers(campaign, workers, NoProgress())
         elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     assert summary.sent == subscribers, summary
     return elapsed, cpu, size

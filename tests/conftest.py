@@ -20,8 +20,10 @@ from typing import Any
 
 import pytest
 
+from newsletter_mailer.app.send_campaign import open_campaign
 from newsletter_mailer.config import Settings, load_settings
-from newsletter_mailer.send import dispatch
+from newsletter_mailer.send.campaign import Preflight
+from newsletter_mailer.send.engine import Summary
 from newsletter_mailer.store.base import Store
 from newsletter_mailer.store.sqlite import SQLiteStore
 from newsletter_mailer.workspace import init_workspace
@@ -231,9 +233,9 @@ def settings_for(root: Path) -> Settings:
     return load_settings(workspace=root)
 
 
-def run_send(root: Path, retry_failed: bool = False) -> tuple[dispatch.Preflight, dispatch.Summary]:
+def run_send(root: Path, retry_failed: bool = False) -> tuple[Preflight, Summary]:
     settings = settings_for(root)
-    with dispatch.open_campaign(root / "issue.md", settings, retry_failed=retry_failed) as campaign:
+    with open_campaign(root / "issue.md", settings, retry_failed=retry_failed) as campaign:
         return campaign.preflight, campaign.run()
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import Dovecot, make_workspace, use_store
+from newsletter_mailer.app.send_campaign import open_campaign
 from newsletter_mailer.config import load_settings
-from newsletter_mailer.send import dispatch
 from smtp_servers import SMTPTestServer
 
 REPORTS = Path(__file__).parent / "audience" / "bounce_reports"
@@ -67,7 +67,7 @@ def test_a_report_in_the_imap_mailbox_suppresses_the_subscriber_for_the_next_iss
         assert again.returncode == 0 and "0 message(s)" in again.stdout
         server.handler.messages.clear()
         (root / "next.md").write_text((root / "issue.md").read_text())
-        with dispatch.open_campaign(root / "next.md", load_settings(workspace=root)) as campaign:
+        with open_campaign(root / "next.md", load_settings(workspace=root)) as campaign:
             summary = campaign.run()
     assert summary.sent == 3 and "user1@example.org" not in server.handler.copies()
     status = newsletter("status", "issue.md", cwd=root)

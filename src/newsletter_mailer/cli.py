@@ -19,13 +19,15 @@ from rich.markup import escape
 
 from .compose.render import SIZE_WARNING_BYTES
 from .config import Settings, load_settings
-from .errors import IssueProblems, NewsletterError, SendInterrupted, UserInputError
+from .errors import IssueProblems, NewsletterError, SendDeclined, SendInterrupted, UserInputError
 
 if TYPE_CHECKING:  # the sending machinery is imported when a command needs it: --help stays quick
+    from .app.send_campaign import CampaignOutcome, Confirmation, SendResult
+    from .app.status import IssueDetail, IssueLine
     from .compose.check import Finding
-    from .send.dispatch import DryRun, Preflight, TestSend
-    from .send.run import CampaignOutcome, Confirmation, SendResult
+    from .send.campaign import Preflight
     from .send.transport import Result
+    from .send.trial import DryRun, TestSend
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -53,9 +55,9 @@ def friendly(func: F) -> F:
                     err.print(f"[bold red]error:[/] {escape(str(problem))}")
             sys.exit(EXIT_USER_ERROR if isinstance(exc, UserInputError) else EXIT_FINDINGS)
         except _environment_faults() as exc:  # the machine or the store, not the user or a bug: one line
-            from .store.factory import describe_store_fault
+            from .app.stores import describe_fault
 
-            err.print(f"[bold red]error:[/] {escape(describe_store_fault(exc))}")
+            err.print(f"[bold red]error:[/] {escape(describe_fault(exc))}")
             sys.exit(EXIT_FINDINGS)
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -65,9 +67,9 @@ def friendly(func: F) -> F:
 
 
 def _environment_faults() -> tuple[type[BaseException], ...]:
-    from .store.factory import environment_faults
+    from .app.stores import unmapped_faults
 
-    return environment_faults()
+    return unmapped_faults()
 
 
 def plural(count: int, word: str, words: str = "") -> str:
@@ -120,21 +122,34 @@ def init(directory: Path, name: str | None, from_: str | None, base_url: str | N
     from .workspace import init_workspace
 
     default_name = directory.resolve().name.replace("-", " ").replace("_", " ").title() or "Our Newsletter"
+    asked = {"name": name, "from": from_, "base_url": base_url}
     name = name or ask("The newsletter's name", default_name)
     from_ = from_ or ask("From address", "newsletter@example.org")
     base_url = base_url or ask("Base URL of the unsubscribe pages", "http://127.0.0.1:8000")
     try:
         written = init_workspace(directory, new_settings_text(name, from_, base_url))
     except FileExistsError as exc:
-        err.print(f"error: would overwrite {exc}; choose an empty directory")
-        sys.exit(EXIT_USER_ERROR)
+        raise UserInputError(f"would overwrite {exc}; choose an empty directory") from None
     for path in written:
         out.print(f"wrote {path}")
+    chosen = {"name": name, "from": from_, "base_url": base_url}
+    _say_placeholders({key: value for key, value in chosen.items() if not asked[key]})
     step = "" if directory.resolve() == Path.cwd() else f"`cd {directory}`, then "
     out.print(
         f"next: {step}put your readers in subscribers.csv, and try `newsletter check issues/example.md`",
         markup=False,
     )
+
+
+def _say_placeholders(placeholders: dict[str, str]) -> None:
+    """With nobody at a terminal to ask, the settings not given are placeholders: say which."""
+    if placeholders and not sys.stdin.isatty():
+        listed = ", ".join(f"{key} = {value!r}" for key, value in placeholders.items())
+        err.print(
+            f"note: no terminal to ask on, so newsletter.toml has placeholder settings ({listed}): edit "
+            "them there before a real send, or give --name, --from and --base-url to init",
+            markup=False,
+        )
 
 
 def ask(question: str, default: str) -> str:
@@ -256,6 +271,18 @@ def _serve_app(app: Any, sock: socket.socket, log_level: str, **options: Any) ->
     uvicorn.Server(uvicorn.Config(app, log_level=log_level, **options)).run(sockets=[sock])
 
 
+def ask_yes(question: str) -> bool:
+    """A yes/no question on the terminal, no by default; Ctrl+C while it waits is a no that
+    interrupted (SendDeclined), not click's "Aborted!"."""
+    click.echo(f"{question} [y/N]: ", nl=False)
+    try:
+        answer = sys.stdin.readline()
+    except KeyboardInterrupt:
+        click.echo()
+        raise SendDeclined(interrupted=True) from None
+    return answer.strip().lower() in ("y", "yes")
+
+
 class ConsoleSendUI:
     """What a send shows on the terminal: findings, the pre-flight, a confirmation, a progress bar."""
 
@@ -306,7 +333,8 @@ class ConsoleSendUI:
                 else f"Send {c.issue}, subject {c.subject!r}, to {plural(c.recipients, 'recipient')} through "
                 f"{c.destination}{by}?"
             )
-            click.confirm(question, abort=True)
+            if not ask_yes(question):
+                raise SendDeclined
         if confirmation.outbox is not None:
             out.print(
                 f"no SMTP host is configured: delivering through a built-in SMTP server on loopback "
@@ -416,7 +444,7 @@ def print_campaign(outcome: CampaignOutcome, issue: Path) -> int:
 
 def print_send_result(result: SendResult, issue: Path) -> int:
     """Print what a send did; returns the exit code."""
-    from .send.dispatch import DryRun, TestSend
+    from .send.trial import DryRun, TestSend
 
     if isinstance(result, TestSend):
         return print_test_send(result)
@@ -466,7 +494,7 @@ def send(
     join: bool,
 ) -> None:
     """Send ISSUE: a test with --test, otherwise to every subscriber, resumably."""
-    from .send.run import SendRequest, send_issue
+    from .app.send_campaign import SendRequest, send_issue
 
     if to and not test:
         raise click.UsageError("--to goes with --test")
@@ -490,6 +518,9 @@ def send(
     except SendInterrupted as exc:
         err.print(f"{exc}\nresume with: {resume_command(ctx, issue, subscribers)}", markup=False)
         sys.exit(EXIT_INTERRUPTED)
+    except SendDeclined as exc:
+        err.print(str(exc), markup=False)
+        sys.exit(EXIT_INTERRUPTED if exc.interrupted else EXIT_FINDINGS)
     sys.exit(print_send_result(result, issue))
 
 
@@ -503,39 +534,58 @@ def resume_command(ctx: click.Context, issue: Path, subscribers: Path | None) ->
     return shlex.join(words)
 
 
-@main.command(short_help="Counts for ISSUE and every failure.")
-@click.argument("issue", type=click.Path(path_type=Path, dir_okay=False))
+@main.command(short_help="Every issue at a glance, or one in detail.")
+@click.argument("issue", required=False)
+@click.option("--workers", "show_workers", is_flag=True, help="With ISSUE: each sender process and its rate.")
 @click.pass_context
 @friendly
-def status(ctx: click.Context, issue: Path) -> None:
-    """Journal counts for ISSUE, each failed recipient with its last SMTP reply, and its bounce reports."""
-    from .compose.issue import issue_key
-    from .store.bounce_log import BounceLog
-    from .store.journal import issue_status
-    from .store.workspace_store import existing_store
+def status(ctx: click.Context, issue: str | None, show_workers: bool) -> None:
+    """With no ISSUE, every issue sent, newest first, with its counts; with ISSUE (a stem such as
+    2027-01 or the issue file), its counts, every failure with its SMTP reply, and its bounce reports."""
+    from .app.status import issue_detail, issue_of, overview
 
-    key = issue_key(issue)
-    with existing_store(settings_from(ctx)) as store:
-        report = issue_status(store.journal if store else None, key)
-        skipped = store.journal.suppressed_by_reason(key) if store else {}
-        bounced = BounceLog(store.journal).for_issue(key) if store else []
-        workers = store.journal.workers(key) if store else []
-    counts = report.counts
-    if not any(counts.values()) and not workers:
-        out.print(f"{report.issue}: nothing sent yet")
+    settings = settings_from(ctx)
+    if issue is None:
+        if show_workers:
+            raise click.UsageError("--workers goes with ISSUE")
+        print_overview(overview(settings))
         return
-    reasons = "".join(f", skipped as {reason} {n}" for reason, n in skipped.items())
+    print_issue_detail(issue_detail(settings, issue_of(issue)), show_workers)
+
+
+def print_overview(lines: Sequence[IssueLine]) -> None:
+    if not lines:
+        out.print("nothing sent yet")
+        return
+    for line in lines:
+        day = time.strftime("%Y-%m-%d", time.localtime(line.started))
+        left = f", {line.pending} still to send" if line.pending else ""
+        out.print(
+            f"{line.issue}  {day}  sent {line.sent}, failed {line.failed}, possibly duplicated "
+            f"{line.possibly_duplicated}, bounced {line.bounced}, complained {line.complained}, "
+            f"unsubscribed since {line.unsubscribed_since}{left}",
+            markup=False,
+        )
+
+
+def print_issue_detail(detail: IssueDetail, show_workers: bool) -> None:
+    report, counts = detail.report, detail.report.counts
+    if detail.nothing:
+        out.print(f"{report.issue}: nothing sent yet", markup=False)
+        return
+    reasons = "".join(f", skipped as {reason} {n}" for reason, n in detail.skipped.items())
     out.print(
         f"{report.issue}: sent {counts['sent']}, pending {counts['pending']}, failed {counts['failed']}"
         f"{reasons}, no longer in the list {counts['removed']}, "
-        f"in flight {counts['sending']}, possibly duplicated {counts['resent']}"
+        f"in flight {counts['sending']}, possibly duplicated {counts['resent']}",
+        markup=False,
     )
     for failure in report.failures:
-        out.print(f"failed {escape(failure.address)} after {failure.attempts} attempt(s): {escape(failure.reply)}")
-    for b in bounced:
-        detail = " ".join(p for p in (b.status, b.diagnostic) if p)
-        out.print(f"bounce report: {b.category} for {b.address}, {b.action}; {detail}".rstrip("; "), markup=False)
-    for w in workers:
+        out.print(f"failed {failure.address} after {failure.attempts} attempt(s): {failure.reply}", markup=False)
+    for b in detail.bounced:
+        said = " ".join(p for p in (b.status, b.diagnostic) if p)
+        out.print(f"bounce report: {b.category} for {b.address}, {b.action}; {said}".rstrip("; "), markup=False)
+    for w in detail.workers if show_workers else ():
         seen = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(w.last_seen))
         out.print(
             f"worker {w.worker} on {w.host} (pid {w.pid}): sent {w.sent}, {w.rate:.1f} msg/s, last seen {seen}",
@@ -543,20 +593,22 @@ def status(ctx: click.Context, issue: Path) -> None:
         )
 
 
-@main.command(short_help="Run the unsubscribe endpoint.")
+@main.command(short_help="Serve the readers' pages: unsubscribe, sign up, confirm.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.pass_context
 @friendly
 def serve(ctx: click.Context, host: str, port: int) -> None:
-    """Run the unsubscribe endpoint (GET confirm page, POST one-click unsubscribe, /healthz)."""
+    """Serve the pages readers reach from a message or your website: unsubscribe (a confirmation
+    page, RFC 8058 one-click, subscribe again), the signup form (/subscribe) and its confirmation
+    links (/confirm/TOKEN), and /healthz. `newsletter preview` serves the preview of an issue."""
 
     from .web.unsubscribe import create_app
 
     settings = settings_from(ctx)
     sock = _listen(host, port)
     out.print(
-        f"unsubscribe endpoint for {settings.newsletter.name} on http://{host}:{port}/ "
+        f"pages for {settings.newsletter.name} (unsubscribe, /subscribe, /confirm) on http://{host}:{port}/ "
         f"(links point to {settings.newsletter.base_url})",
         markup=False,
     )
@@ -576,23 +628,25 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 @friendly
 def unsubscribe(ctx: click.Context, address: str | None, token: str | None, reason: str) -> None:
     """Put ADDRESS on the suppression list: no send mails it again."""
-    from .audience.links import signer_for
-    from .errors import TokenError, UserInputError
-    from .store.workspace_store import open_store
+    from .app.unsubscribe import suppress_address
+    from .app.unsubscribe import unsubscribe as by_token
+    from .errors import TokenError
 
     settings = settings_from(ctx)
     if (address is None) == (token is None):
         raise click.UsageError("give ADDRESS or --token TOKEN")
-    if token:
+    if token is None:
+        done = suppress_address(settings, address or "", reason)
+        added, shown, why = done.added, done.address, done.reason
+    else:
         try:
-            address = signer_for(settings).verify(token)
+            replayed = by_token(settings, token, "replayed token")
         except TokenError:
             raise UserInputError("--token: not a valid unsubscribe token for this list") from None
-    with open_store(settings) as store:
-        done = store.suppressions.suppress(address or "", reason, "replayed token" if token else "cli")
-    out.print(
-        f"{done.address} {'suppressed' if done.added else 'was already suppressed'} ({done.reason})", markup=False
-    )
+        if replayed.test:
+            raise UserInputError("--token: a test copy's token changes nothing")
+        added, shown, why = replayed.added, replayed.address, replayed.reason
+    out.print(f"{shown} {'suppressed' if added else 'was already suppressed'} ({why})", markup=False)
 
 
 @main.group(short_help="Export, import or remove suppressed addresses.")
@@ -607,16 +661,12 @@ def suppressions() -> None:
 @friendly
 def suppressions_export(ctx: click.Context, csv_path: Path, everything: bool) -> None:
     """Write the suppression list as CSV (email, reason, source, created) to CSV_PATH or stdout."""
-    from .store.workspace_store import open_store
+    from .app.suppressions import export_suppressions
 
     if str(csv_path) != "-":
         _writable_target(csv_path)
-    with open_store(settings_from(ctx)) as store:
-        if str(csv_path) == "-":
-            count = store.suppressions.export_csv(sys.stdout, removed=everything)
-        else:
-            with csv_path.open("w", encoding="utf-8", newline="") as handle:
-                count = store.suppressions.export_csv(handle, removed=everything)
+    target = sys.stdout if str(csv_path) == "-" else csv_path
+    count = export_suppressions(settings_from(ctx), target, removed=everything)
     err.print(f"exported {plural(count, 'suppressed address', 'suppressed addresses')}")
 
 
@@ -627,12 +677,9 @@ def suppressions_export(ctx: click.Context, csv_path: Path, everything: bool) ->
 @friendly
 def suppressions_remove(ctx: click.Context, addresses: tuple[str, ...], note: str) -> None:
     """Take ADDRESSES off the suppression list; `export --all` keeps showing who was removed and when."""
-    from .audience.suppressions import remove_addresses
-    from .store.workspace_store import open_store
+    from .app.suppressions import remove_suppressions
 
-    with open_store(settings_from(ctx)) as store:
-        lines = remove_addresses(store.suppressions, addresses, note)
-    for line in lines:
+    for line in remove_suppressions(settings_from(ctx), addresses, note):
         out.print(line, markup=False)
 
 
@@ -642,10 +689,9 @@ def suppressions_remove(ctx: click.Context, addresses: tuple[str, ...], note: st
 @friendly
 def suppressions_import(ctx: click.Context, csv_path: Path) -> None:
     """Add every address in CSV_PATH (an email column, optional reason) to the suppression list."""
-    from .store.workspace_store import open_store
+    from .app.suppressions import import_suppressions
 
-    with open_store(settings_from(ctx)) as store:
-        added, problems = store.suppressions.import_csv(csv_path)
+    added, problems = import_suppressions(settings_from(ctx), csv_path)
     for problem in problems:
         err.print(problem, markup=False)
     out.print(f"imported {plural(added, 'new suppressed address', 'new suppressed addresses')}")
@@ -661,15 +707,13 @@ def subscribers() -> None:
 @click.pass_context
 @friendly
 def subscribers_check(ctx: click.Context, csv_path: Path | None) -> None:
-    """Report invalid and duplicate rows of CSV_PATH and how many addresses would be mailed."""
-    from .audience.subscribers import check_list
-    from .store.workspace_store import existing_store
+    """Report invalid and duplicate rows of CSV_PATH and how many addresses would be mailed (confirmed
+    signups included)."""
+    from .app.subscribers import check_subscribers
 
     settings = settings_from(ctx)
-    path = csv_path or settings.path(settings.newsletter.subscribers)
-    with existing_store(settings) as store:
-        result = check_list(path, store.suppressions if store else frozenset())
-    report = result.report
+    summary = check_subscribers(settings, csv_path or settings.path(settings.newsletter.subscribers))
+    report, result = summary.check.report, summary.check
     for problem in report.problems:
         out.print(problem, markup=False)
     if report.more_problems:
@@ -679,6 +723,8 @@ def subscribers_check(ctx: click.Context, csv_path: Path | None) -> None:
         f"{result.suppressed} {'is' if result.suppressed == 1 else 'are'} unsubscribed or bounced; "
         f"skipped {report.invalid} invalid and {plural(report.duplicates, 'duplicate row')}"
     )
+    if summary.signups:
+        out.print(f"{plural(summary.signups, 'confirmed signup')} not in the CSV would be mailed too")
     sys.exit(EXIT_FINDINGS if report.invalid or report.duplicates else 0)
 
 
@@ -730,17 +776,9 @@ def dkim_keygen(ctx: click.Context, selector: str, domain: str | None, out_path:
 @friendly
 def bounces(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     """Process delivery reports from PATHS (files, mbox, Maildir) or, with none, the [bounces] IMAP folder."""
-    import logging
+    from .app.bounces import process_bounces
 
-    from .store.bounce_log import process_imap, process_paths
-
-    # flufl.bounce logs a traceback for each of its detectors that a strange message trips up;
-    # such a message is reported below as unrecognised, which is all the editor needs to know.
-    quiet = logging.getLogger("flufl.bounce")
-    quiet.addHandler(logging.NullHandler())
-    quiet.propagate = False
-    settings = settings_from(ctx)
-    outcomes = process_paths(settings, paths) if paths else process_imap(settings)
+    outcomes = process_bounces(settings_from(ctx), paths)
     for o in outcomes:
         who = f"{o.address} ({o.issue or 'issue unknown'})" if o.address else "no recipient of ours"
         detail = " ".join(p for p in (o.report.status, o.report.diagnostic) if p)
@@ -762,21 +800,11 @@ def bounces(ctx: click.Context, paths: tuple[Path, ...]) -> None:
 @friendly
 def subscribers_export(ctx: click.Context, out_path: Path | None) -> None:
     """Write the list a send would use: the CSV plus confirmed signups, minus suppressions, with consent columns."""
-    from .audience.subscribers import ListReport, read_subscribers
-    from .store import open_store
-    from .store.signup_log import export_list
+    from .app.subscribers import export_subscribers
 
-    settings = settings_from(ctx)
-    path = settings.path(settings.newsletter.subscribers)
-    rows = read_subscribers(path, ListReport(path))
     if out_path is not None:
         _writable_target(out_path)
-    with open_store(settings) as store:
-        if out_path is None:
-            count = export_list(store, rows, sys.stdout, settings.signup.fields)
-        else:
-            with out_path.open("w", encoding="utf-8", newline="") as handle:
-                count = export_list(store, rows, handle, settings.signup.fields)
+    count = export_subscribers(settings_from(ctx), sys.stdout if out_path is None else out_path)
     err.print(f"exported {count} subscribers", markup=False)
 
 
@@ -802,12 +830,11 @@ def store() -> None:
 @friendly
 def store_migrate(ctx: click.Context) -> None:
     """Bring the store's schema up to this version of newsletter-mailer."""
-    from .store import open_store
+    from .app.store_admin import migrate
 
-    with open_store(settings_from(ctx), check=False) as opened:
-        before, after = opened.migrate()
-    what = "already at" if before == after else f"migrated from version {before} to"
-    out.print(f"store {opened.where}: {what} schema version {after}", markup=False)
+    done = migrate(settings_from(ctx))
+    what = "already at" if done.before == done.after else f"migrated from version {done.before} to"
+    out.print(f"store {done.where}: {what} schema version {done.after}", markup=False)
 
 
 @store.command("copy", short_help="Copy SQLite state into PostgreSQL.")
@@ -820,33 +847,16 @@ def store_copy(ctx: click.Context, to: str) -> None:
     """Copy this workspace's SQLite state (journal, suppressions, signups, bounce reports) into the store at --to."""
     import os
 
-    from .config import STORE_SCHEMES
-    from .errors import UserInputError
-    from .store.copy import copy_store
-    from .store.factory import open_url
-    from .store.sqlite import SQLiteStore
+    from .app.store_admin import copy_to
 
-    settings = settings_from(ctx)
-    if not to.startswith(STORE_SCHEMES):
-        raise UserInputError("--to must be a postgresql://user@host/database URL")
-    if not settings.database_path.exists():
-        raise UserInputError("no SQLite store in this workspace to copy", file=settings.database_path)
-    source = SQLiteStore.open(settings.database_path)
-    try:
-        target = open_url(to, os.environ.get("NEWSLETTER_STORE_PASSWORD", ""), check=False)
-        try:
-            before, after = target.migrate()
-            report = copy_store(source, target)
-        finally:
-            target.close()
-    finally:
-        source.close()
+    done = copy_to(settings_from(ctx), to, os.environ.get("NEWSLETTER_STORE_PASSWORD", ""))
+    report, before, after = done.report, done.migrated.before, done.migrated.after
     if before != after:
-        out.print(f"{target.where}: schema migrated from version {before} to {after}", markup=False)
+        out.print(f"{done.where}: schema migrated from version {before} to {after}", markup=False)
     issues = f" ({', '.join(report.issues)})" if report.issues else ""
     journal = plural(report.journal.copied, report.journal.one, report.journal.many)
     out.print(
-        f"copied to {target.where}: {journal} of {len(report.issues)} issue(s){issues}, "
+        f"copied to {done.where}: {journal} of {len(report.issues)} issue(s){issues}, "
         + ", ".join(plural(part.copied, part.one, part.many) for part in report.state)
         + "; already there and left as they were: "
         + ", ".join(plural(part.skipped, part.one, part.many) for part in (report.journal, *report.state)),
@@ -859,10 +869,8 @@ def store_copy(ctx: click.Context, to: str) -> None:
             "address to another recipient; check the bounce reports `status` shows for those issues",
             markup=False,
         )
-    from .store.base import without_password
-
     out.print("to use it, set in newsletter.toml (and the password in NEWSLETTER_STORE_PASSWORD):", markup=False)
-    out.print(f'[store]\nurl = "{without_password(target.where)}"', markup=False)
+    out.print(f'[store]\nurl = "{done.url}"', markup=False)
 
 
 def run() -> None:

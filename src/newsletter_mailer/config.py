@@ -479,7 +479,7 @@ name = {name}
 from = {from_}
 # reply_to = "someone@your-domain"
 language = "en"
-# postal_address = "Your organisation, street, town"   # shown in the footer
+# postal_address = "Street, town, postcode"   # shown in the footer, under the name
 # Where `newsletter serve` is reachable. Before sending through a real relay this must be a
 # public https address: unsubscribe links point here.
 base_url = {base_url}

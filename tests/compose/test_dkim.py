@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import make_workspace
+from newsletter_mailer.app.send_campaign import open_campaign
 from newsletter_mailer.audience.links import signer_for
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.compose.dkim import (
@@ -39,7 +40,6 @@ from newsletter_mailer.compose.issue import read_issue
 from newsletter_mailer.compose.render import render_issue
 from newsletter_mailer.config import load_settings
 from newsletter_mailer.errors import ConfigError
-from newsletter_mailer.send import dispatch
 from smtp_servers import SMTPTestServer
 
 PAIR = generate_key("sel", "example.org")
@@ -132,7 +132,7 @@ def test_signatures_survive_the_trip_through_an_smtp_server(tmp_path: Path) -> N
             for i, name in enumerate(EDGE_NAMES):
                 writer.writerow([f"user{i}@example.org", name, ["", " Riverton ", "\t", "Zürich" * 20][i % 4]])
         add_dkim(root)
-        with dispatch.open_campaign(root / "issue.md", load_settings(workspace=root)) as campaign:
+        with open_campaign(root / "issue.md", load_settings(workspace=root)) as campaign:
             assert campaign.run().sent == len(EDGE_NAMES)
     assert len(server.handler.messages) == len(EDGE_NAMES)
     for received in server.handler.messages:
@@ -315,7 +315,7 @@ def test_ed25519_second_signature_from_settings(tmp_path: Path, monkeypatch: pyt
         (root / "ed.pem").write_bytes(ED_PEM)
         with (root / "newsletter.toml").open("a") as handle:
             handle.write('ed25519_selector = "ed"\ned25519_key_file = "ed.pem"\n')
-        with dispatch.open_campaign(root / "issue.md", load_settings(workspace=root)) as campaign:
+        with open_campaign(root / "issue.md", load_settings(workspace=root)) as campaign:
             assert campaign.run().sent == 3
     for received in server.handler.messages:
         fields, _ = split_signatures(received.data)

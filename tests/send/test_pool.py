@@ -88,7 +88,7 @@ def test_two_workers_share_the_list_and_send_each_once(store_url: str, tmp_path:
     assert len(workers) == 2 and len({w.pid for w in workers}) == 2
     assert all(w.sent > 0 for w in workers) and sum(w.sent for w in workers) == 200  # both took a share
     assert store.counts("issue")["resent"] == 0
-    status = finish(newsletter(root, "status", "issue.md"))
+    status = finish(newsletter(root, "status", "issue.md", "--workers"))
     assert status.count("worker ") == 2 and "msg/s" in status
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from conftest import TEST_SECRET, make_workspace, refuse_inserts, run_send, settings_for
+from newsletter_mailer.app.send_campaign import open_campaign
 from newsletter_mailer.audience.bounces import Action, Category, Policy
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.audience.suppressions import SuppressionList
 from newsletter_mailer.audience.verp import VerpCodec
-from newsletter_mailer.send import dispatch
 from newsletter_mailer.store.base import Store
 from newsletter_mailer.store.bounce_log import BounceLog, BounceRecord
 from newsletter_mailer.store.sqlite import SQLiteStore
@@ -71,7 +71,7 @@ def test_a_send_with_a_bounce_address_uses_one_verp_sender_per_recipient_and_a_b
         server.handler.messages.clear()
         next_issue = root / "next.md"
         next_issue.write_text((root / "issue.md").read_text())
-        with dispatch.open_campaign(next_issue, settings_for(root)) as campaign:
+        with open_campaign(next_issue, settings_for(root)) as campaign:
             preflight, summary = campaign.preflight, campaign.run()
     assert preflight.suppressed == 1 and summary.sent == 4
     assert "user2@example.org" not in server.handler.copies()

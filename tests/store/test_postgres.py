@@ -151,9 +151,9 @@ def test_copy_moves_a_workspaces_sqlite_state_and_says_what(pg_url: str, tmp_pat
         SuppressionList(sqlite).add("user5@example.org", "unsubscribed", "web page")
         SuppressionList(sqlite).add("gone@example.org", "bounced", "2026-11")
     from conftest import settings_for
-    from newsletter_mailer.send import dispatch
+    from newsletter_mailer.app.send_campaign import open_campaign
 
-    with dispatch.open_campaign(root / "issue.md", settings_for(root)) as campaign:
+    with open_campaign(root / "issue.md", settings_for(root)) as campaign:
         summary = campaign.run(transport=MemoryTransport())
     assert summary.sent == 5
     code, output = cli(root, "store", "copy", "--to", pg_url)
@@ -168,7 +168,7 @@ def test_copy_moves_a_workspaces_sqlite_state_and_says_what(pg_url: str, tmp_pat
     assert "sent 5, pending 0, failed 0, skipped as unsubscribed 1" in output
     code, output = cli(root, "suppressions", "export")
     assert "user5@example.org,unsubscribed,web page," in output and "gone@example.org,bounced,2026-11," in output
-    with dispatch.open_campaign(root / "issue.md", settings_for(root)) as campaign:
+    with open_campaign(root / "issue.md", settings_for(root)) as campaign:
         assert campaign.preflight.to_send == 0 and campaign.preflight.already_sent == 5  # nobody mailed again
 
 
@@ -276,7 +276,7 @@ def test_status_shows_each_worker(migrated_pg_url: str, tmp_path: Path) -> None:
         store.heartbeat("issue", "w2", "server.example", 77, sent=0, lease=60)
     root = make_workspace(tmp_path / "ws", 1, 1)
     use_store(root, migrated_pg_url)
-    code, output = cli(root, "status", "issue.md")
+    code, output = cli(root, "status", "issue.md", "--workers")  # worker ids only when asked (wt-app)
     assert code == 0
     assert "worker w1 on laptop.example (pid 4242): sent 12," in output
     assert "worker w2 on server.example (pid 77): sent 0, 0.0 msg/s, last seen 20" in output

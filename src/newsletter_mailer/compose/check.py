@@ -518,21 +518,29 @@ def check_issue(path: Path, settings: Settings, subscribers: Path | None = None)
         return [Finding(e.file or str(path), e.line, "error", e.message) for e in exc.errors]
     except IssueError as exc:
         return [Finding(exc.file or str(path), exc.line, "error", exc.message)]
-    findings = link_findings(issue) + link_text_findings(issue) + subject_findings(issue) + content_findings(issue)
-    findings += settings_findings(settings) + accent_findings(settings)
     try:
         rendered = render_issue(issue, settings)
-        findings += size_findings(issue, rendered.html_bytes)
+    except IssueError as exc:
+        return [*_source_findings(issue, settings), Finding(exc.file or str(path), exc.line, "error", exc.message)]
+    return check_rendered(rendered, settings, subscribers)
+
+
+def check_rendered(rendered: RenderedIssue, settings: Settings, subscribers: Path | None = None) -> list[Finding]:
+    """Every finding for an issue already rendered (a send checks the rendering it sends)."""
+    issue = rendered.issue
+    findings = _source_findings(issue, settings) + size_findings(issue, rendered.html_bytes)
+    try:
         findings += message_findings(*sample_message(rendered, settings), rendered, settings)
     except IssueError as exc:
-        return [*findings, Finding(exc.file or str(path), exc.line, "error", exc.message)]
+        return [*findings, Finding(exc.file or str(issue.path), exc.line, "error", exc.message)]
     return findings + list_findings(rendered, settings, subscribers)
+
+
+def _source_findings(issue: Issue, settings: Settings) -> list[Finding]:
+    """What the issue file and the settings say before anything is rendered."""
+    findings = link_findings(issue) + link_text_findings(issue) + subject_findings(issue) + content_findings(issue)
+    return findings + settings_findings(settings) + accent_findings(settings)
 
 
 def has_errors(findings: list[Finding]) -> bool:
     return any(f.level == "error" for f in findings)
-
-
-def run_check(path: Path, settings: Settings, subscribers: Path | None = None) -> list[Finding]:
-    """The check ``send`` runs before it sends."""
-    return check_issue(path, settings, subscribers)

@@ -21,7 +21,9 @@ from ..compose.render import RenderedIssue, render_issue
 from ..config import Settings, SMTPSettings
 from ..errors import IssueError, NewsletterError
 from ..store.factory import open_store
-from .dispatch import Campaign, Preflight, Progress, Summary, content_hash, delivery_route
+from .campaign import Campaign, Preflight, content_hash
+from .engine import Progress, Summary
+from .route import delivery_route
 from .transport import SMTPTransport
 
 __all__ = ["run_workers"]

@@ -76,6 +76,12 @@ class Journal(Protocol):
     def state_of(self, issue: str, address: str) -> str | None: ...
     def failures(self, issue: str) -> list[tuple[str, int, str]]: ...
     def retry_failed(self, issue: str) -> int: ...
+    def issues(self) -> list[tuple[str, float]]:
+        """Every issue in the journal with when its list was first loaded, newest first."""
+
+    def discard_unsent(self, issue: str) -> int:
+        """Delete the issue's rows never tried (a send declined at its prompt), and its send record
+        when no row is left; returns how many rows went."""
 
 
 def fields_of(text: str) -> tuple[tuple[str, str], ...]:

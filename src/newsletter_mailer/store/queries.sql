@@ -70,6 +70,19 @@ SELECT address, attempts, last_reply FROM deliveries WHERE issue = :issue AND st
 UPDATE deliveries SET state = 'pending', updated = :stamp, first_try = 0, lease_until = 0
  WHERE issue = :issue AND state = 'failed';
 
+-- issues --
+SELECT issue, min(created) FROM deliveries GROUP BY issue ORDER BY 2 DESC, 1;
+
+-- discard_unsent --
+-- A send declined at its prompt: the rows its pre-flight loaded and nobody tried.
+DELETE FROM deliveries WHERE issue = :issue AND attempts = 0 AND state IN ('pending', 'suppressed', 'removed');
+
+-- has_rows --
+SELECT 1 FROM deliveries WHERE issue = :issue LIMIT 1;
+
+-- forget_send --
+DELETE FROM sends WHERE issue = :issue;
+
 -- journal_rows --
 SELECT issue, address, name, fields, line, state, attempts, last_reply, message_id, resent, listed, created,
        updated, sent_at, id

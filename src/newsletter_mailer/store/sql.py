@@ -200,6 +200,19 @@ class SQLStore(_Statements):
     def retry_failed(self, issue: str) -> int:
         return self._run("retry_failed", {"issue": issue, "stamp": time.time()})
 
+    def issues(self) -> list[tuple[str, float]]:
+        """Every issue in the journal with when its list was first loaded, newest first."""
+        return [(str(issue), float(created)) for issue, created in self._rows("issues")]
+
+    def discard_unsent(self, issue: str) -> int:
+        """Delete the issue's rows never tried (a send declined at its prompt), and its send record
+        when no row is left; returns how many rows went."""
+        with self._transaction():
+            gone = self._run("discard_unsent", {"issue": issue})
+            if not self._rows("has_rows", {"issue": issue}):
+                self._run("forget_send", {"issue": issue})
+        return gone
+
     # Copying between stores
 
     def journal_rows(self) -> Iterator[JournalRow]:

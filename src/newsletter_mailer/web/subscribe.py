@@ -9,12 +9,9 @@ long it takes tells a visitor whether an address is subscribed.
 
 from __future__ import annotations
 
-import asyncio
 import html
 import logging
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from urllib.parse import parse_qs
 
 from starlette.background import BackgroundTask
@@ -22,6 +19,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from ..app.signup import confirm_signup, pending_signup, request_signup, send_confirmation
+from ..app.stores import unmapped_faults
 from ..audience.links import signer_for
 from ..audience.signup import (
     ConfirmCodec,
@@ -36,10 +35,7 @@ from ..compose.dkim import dkim_signer
 from ..compose.envelope import Envelope
 from ..config import Settings
 from ..errors import StateLost, StoreError, TokenError
-from ..send.dispatch import delivery_route
-from ..send.transport import SMTPTransport
-from ..store.factory import open_store
-from ..store.signup_log import PendingSignup, SignupLog
+from .offload import Offload
 
 __all__ = ["MAX_BODY", "signup_routes"]
 
@@ -65,35 +61,12 @@ async def _form_body(request: Request) -> dict[str, list[str]]:
     return parse_qs(body.decode("utf-8", "replace"), max_num_fields=20)
 
 
-def send_confirmation(settings: Settings, envelope: Envelope) -> None:
-    """Deliver one confirmation mail through the relay or the local outbox (in a worker thread)."""
-
-    async def deliver(transport: SMTPTransport) -> str:
-        connection = transport.connection()
-        try:
-            return str(await connection.send(envelope))
-        finally:
-            await connection.close()
-
-    try:
-        with delivery_route(settings) as route:
-            outcome = asyncio.run(deliver(SMTPTransport(route.smtp)))
-        log.info("confirmation mail: %s", outcome)
-    except Exception as exc:  # the visitor has their page; the operator gets the log line
-        log.warning("confirmation mail could not be sent: %s", exc)
-
-
-def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str]) -> list[Route]:
+def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str], store: Offload) -> list[Route]:
     signup = settings.signup
     news = settings.newsletter
     signer = signer_for(settings)
     codec = ConfirmCodec.for_list(signer.secret, signer.list_id, signup.confirm_hours)
     dkim = dkim_signer(settings)
-
-    @contextmanager
-    def signups() -> Iterator[SignupLog]:
-        with open_store(settings) as store:  # the SQLite file or PostgreSQL, as a send reads it
-            yield SignupLog(store)
 
     def form_page(error: str = "", email: str = "", status: int = 200) -> HTMLResponse:
         intro = f"<p>Get {html.escape(news.name)} by email. We will send you a link to confirm.</p>"
@@ -115,8 +88,8 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str]) ->
     def show_form(request: Request) -> Response:
         return form_page()
 
-    def envelope_for(form: SignupForm, pending: PendingSignup) -> Envelope:
-        token = codec.token(pending.id, pending.requested, pending.nonce, pending.address)
+    def envelope_for(form: SignupForm, ref: RequestRef) -> Envelope:
+        token = codec.token(ref.id, ref.requested, ref.nonce, ref.address)
         url = f"{news.base_url.rstrip('/')}/confirm/{token}"
         message = confirmation_message(settings, form.subscriber, url)
         data = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
@@ -135,20 +108,12 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str]) ->
         ip = request.client.host if request.client else ""
         if form.bot:
             return check_inbox()
-        with signups() as store:
-            allowed = store.may_mail(
-                form.subscriber.email,
-                ip,
-                per_address_per_day=signup.per_address_per_day,
-                per_ip_per_hour=signup.per_ip_per_hour,
-            )
-            if not allowed:
-                log.warning("signup limit reached for %s from %s", mask(form.subscriber.email), ip)
-                return check_inbox()
-            store.expire(time.time() - signup.confirm_hours * 3600)
-            pending = store.request(form.subscriber, ip, signup.wording_version)
+        pending = await store.run(request_signup, settings, form, ip)
+        if pending is None:
+            log.warning("signup limit reached for %s from %s", mask(form.subscriber.email), ip)
+            return check_inbox()
         response = check_inbox()
-        response.background = BackgroundTask(send_confirmation, settings, envelope_for(form, pending))
+        response.background = BackgroundTask(send_confirmation, settings, envelope_for(form, pending.ref))
         return response
 
     def request_of(request: Request) -> RequestRef | None:
@@ -165,10 +130,9 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str]) ->
             400,
         )
 
-    def confirm_page(request: Request) -> Response:
+    async def confirm_page(request: Request) -> Response:
         ref = request_of(request)
-        with signups() as store:
-            pending = store.pending(ref) if ref is not None else None
+        pending = await store.run(pending_signup, settings, ref) if ref is not None else None
         if pending is None:
             return invalid()
         action = html.escape(request.url.path)
@@ -179,13 +143,14 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str]) ->
             200,
         )
 
-    def confirm(request: Request) -> Response:
+    faults: tuple[type[BaseException], ...] = (StateLost, StoreError, *unmapped_faults())
+
+    async def confirm(request: Request) -> Response:
         ref = request_of(request)
         ip = request.client.host if request.client else ""
         try:
-            with signups() as store:
-                address = store.confirm(ref, ip) if ref is not None else None
-        except (StoreError, OSError, StateLost):
+            address = await store.run(confirm_signup, settings, ref, ip) if ref is not None else None
+        except faults:
             return page("Please try again", "<p>Something went wrong on our side. Please try again.</p>", 503)
         if address is None:
             return invalid()

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from ..app import unsubscribe as unsubscribing
+from ..app.health import store_answers
+from ..app.stores import describe_fault, unmapped_faults
 from ..audience.links import TokenSubject, signer_for
-from ..audience.suppressions import SuppressionList
 from ..config import Settings
-from ..errors import StateLost, StoreError, TokenError
-from ..store.factory import describe_store_fault, environment_faults, open_store
+from ..errors import NotRecorded, StateLost, StoreError, TokenError
+from .offload import HealthProbe, Offload
 
 BODY_LIMIT = 4096  # a one-click unsubscribe sends 26 bytes; nothing here needs more
 log = logging.getLogger("newsletter_mailer.web")
@@ -82,18 +84,15 @@ async def small_body(request: Request) -> bytes | None:
     return bytes(body)
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, offload: Offload | None = None) -> Starlette:
+    """The pages; ``offload``: the bounded threads and deadline the store is reached through."""
     from .subscribe import signup_routes  # the signup pages share this app and its page style
 
     signer = signer_for(settings)
     news = settings.newsletter
     name = html.escape(news.name)
-    faults: tuple[type[BaseException], ...] = (*environment_faults(), StoreError, StateLost)
-
-    @contextmanager
-    def suppressions() -> Iterator[SuppressionList]:
-        with open_store(settings) as store:
-            yield SuppressionList(store)
+    store = offload or Offload()
+    health = HealthProbe(store, lambda: store_answers(settings))
 
     def page(title: str, body: str, status: int = 200, test: bool = False) -> HTMLResponse:
         return HTMLResponse(
@@ -117,9 +116,9 @@ def create_app(settings: Settings) -> Starlette:
     def not_recorded(token: str, exc: BaseException) -> HTMLResponse:
         # The request must not be lost silently: the log line carries what replays it.
         log.error(
-            "unsubscribe NOT recorded (%s); replay it with: newsletter unsubscribe --token %s",
-            describe_store_fault(exc),
-            token,
+            "unsubscribe NOT recorded (%s); replay it with: %s",
+            exc.__cause__ or exc if isinstance(exc, NotRecorded) else exc,
+            unsubscribing.replay_command(token),
         )
         return page(
             "Please try again in a few minutes",
@@ -141,12 +140,11 @@ def create_app(settings: Settings) -> Starlette:
         except TokenError:
             return None
 
-    def confirm(request: Request) -> Response:
+    async def confirm(request: Request) -> Response:
         subject = subject_of(request)
         if subject is None:
             return invalid()
-        with suppressions() as lst:
-            current = lst.get(subject.address)
+        current = await store.run(unsubscribing.subscription_of, settings, subject.address)
         who = html.escape(mask(subject.address))
         if current is not None and not subject.test:
             return page(
@@ -160,6 +158,8 @@ def create_app(settings: Settings) -> Starlette:
             test=subject.test,
         )
 
+    faults: tuple[type[BaseException], ...] = (StoreError, StateLost, *unmapped_faults())
+
     async def unsubscribe(request: Request) -> Response:
         body = await small_body(request)
         if body is None:
@@ -168,12 +168,11 @@ def create_app(settings: Settings) -> Starlette:
         if subject is None:
             return invalid()
         source = "one-click" if b"List-Unsubscribe=One-Click" in body else "web page"
-        if not subject.test:
-            try:
-                with suppressions() as lst:
-                    lst.add(subject.address, "unsubscribed", source)
-            except faults as exc:
-                return not_recorded(request.path_params["token"], exc)
+        token = request.path_params["token"]
+        try:
+            await store.run(unsubscribing.unsubscribe, settings, token, source)
+        except faults as exc:  # a deadline missed too
+            return not_recorded(token, exc)
         return page(
             f"You are unsubscribed from {news.name}",
             f"<p><strong>{html.escape(mask(subject.address))}</strong> will not receive {name} any more. "
@@ -183,21 +182,17 @@ def create_app(settings: Settings) -> Starlette:
             test=subject.test,
         )
 
-    def resubscribe(request: Request) -> Response:
+    async def resubscribe(request: Request) -> Response:
         subject = subject_of(request)
         if subject is None:
             return invalid()
         who = html.escape(mask(subject.address))
-        if not subject.test:
-            with suppressions() as lst:
-                current = lst.get(subject.address)
-                if current is not None and current.reason != "unsubscribed":
-                    return page(
-                        "Cannot subscribe this address again here",
-                        f"<p>{who} was removed because mail to it could not be delivered or at the "
-                        "organiser's request. Reply to the newsletter to be added again.</p>",
-                    )
-                lst.remove(subject.address, "subscribed again on the web page")
+        if await store.run(unsubscribing.resubscribe, settings, subject) is not None:
+            return page(
+                "Cannot subscribe this address again here",
+                f"<p>{who} was removed because mail to it could not be delivered or at the "
+                "organiser's request. Reply to the newsletter to be added again.</p>",
+            )
         return page(
             f"You are subscribed to {news.name} again",
             f"<p><strong>{who}</strong> will receive {name} again.</p>"
@@ -205,31 +200,36 @@ def create_app(settings: Settings) -> Starlette:
             test=subject.test,
         )
 
-    def healthz(request: Request) -> Response:
-        try:
-            with suppressions() as lst:
-                len(lst)
-        except faults:
+    async def healthz(request: Request) -> Response:
+        if not await health.healthy():
             return PlainTextResponse("database unavailable", status_code=503)
         return PlainTextResponse("ok")
 
     def unavailable(request: Request, exc: Exception) -> Response:
         """The store or the machine failed under a page that changes nothing (a GET, a signup):
         one line in the log, and a page that says to come back, not a 500 with a traceback."""
-        log.error("%s %s: the store is unavailable: %s", request.method, request.url.path, describe_store_fault(exc))
+        said = exc if isinstance(exc, StoreError | StateLost) else describe_fault(exc)
+        log.error("%s %s: the store is unavailable: %s", request.method, request.url.path, said)
         return page(
             "Please try again in a few minutes",
             "<p>This page is not available just now. Nothing has changed; please try again in a few minutes.</p>",
             503,
         )
 
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if offload is None:
+            store.close()
+
     return Starlette(
+        lifespan=lifespan,
         exception_handlers=dict.fromkeys(faults, unavailable),
         routes=[
             Route("/unsubscribe/{token}", confirm, methods=["GET"]),
             Route("/unsubscribe/{token}", unsubscribe, methods=["POST"]),
             Route("/resubscribe/{token}", resubscribe, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
-            *signup_routes(settings, page, mask),
+            *signup_routes(settings, page, mask, store),
         ],
     )

@@ -1,5 +1,5 @@
-"""dispatch.py against real SMTP servers: exact accounting under faults, resume after a pause,
-start-up refusals, unsubscribes honoured mid-run, test sends and dry runs."""
+"""The send engine (engine.py, campaign.py, trial.py) against real SMTP servers: exact accounting
+under faults, resume after a pause, start-up refusals, unsubscribes honoured mid-run, test sends and dry runs."""
 
 from __future__ import annotations
 
@@ -11,11 +11,15 @@ from pathlib import Path
 import pytest
 
 from conftest import TEST_SECRET, journal_counts, make_workspace, run_send, settings_for
+from newsletter_mailer.app.send_campaign import open_campaign
 from newsletter_mailer.audience.links import TokenSigner
 from newsletter_mailer.audience.suppressions import SuppressionList
+from newsletter_mailer.compose.issue import read_issue
+from newsletter_mailer.compose.render import RenderedIssue, render_issue
 from newsletter_mailer.errors import AlreadySending, ConfigError, SendPaused, SMTPStartError, UserInputError
-from newsletter_mailer.send import dispatch
+from newsletter_mailer.send.engine import NoProgress
 from newsletter_mailer.send.transport import Result
+from newsletter_mailer.send.trial import dry_run, send_test
 from newsletter_mailer.store.database import send_lock
 from newsletter_mailer.store.sqlite import SQLiteStore
 from smtp_servers import DROP, Faults, RawSMTPServer, Script, SMTPTestServer
@@ -143,11 +147,11 @@ def test_unsubscribe_during_a_run_is_honoured_at_the_next_recipient(tmp_path: Pa
         settings = settings_for(root)
         with SQLiteStore.open(settings.database_path) as store:
             SuppressionList(store).add("user0@example.org", "unsubscribed", "before")
-        with dispatch.open_campaign(root / "issue.md", settings) as campaign:
+        with open_campaign(root / "issue.md", settings) as campaign:
             suppressions = SuppressionList(campaign.journal)
             assert campaign.preflight.suppressed == 1 and campaign.preflight.to_send == 19
 
-            class Unsubscriber(dispatch.NoProgress):
+            class Unsubscriber(NoProgress):
                 def finished_one(self, address: str, result: Result | None) -> None:
                     if address == "user2@example.org":
                         suppressions.add("user10@example.org", "unsubscribed", "during the run")
@@ -180,16 +184,20 @@ def test_second_send_of_the_same_issue_is_refused(tmp_path: Path) -> None:
     with (
         send_lock(settings.state_dir, "issue"),
         pytest.raises(AlreadySending, match="another"),
-        dispatch.open_campaign(root / "issue.md", settings),
+        open_campaign(root / "issue.md", settings),
     ):
         pass
+
+
+def rendered_of(root: Path) -> RenderedIssue:
+    return render_issue(read_issue(root / "issue.md"), settings_for(root))
 
 
 def test_test_send_goes_to_any_address_and_records_nothing(tmp_path: Path) -> None:
     with SMTPTestServer() as server:
         root = make_workspace(tmp_path / "ws", server.port, 3)
-        result = dispatch.send_test(root / "issue.md", settings_for(root), ("someone@example.net",))
-        again = dispatch.send_test(root / "issue.md", settings_for(root))
+        result = send_test(rendered_of(root), settings_for(root), ("someone@example.net",))
+        again = send_test(rendered_of(root), settings_for(root))
     assert [a for a, _ in result.results] == ["someone@example.net"]
     assert [a for a, _ in again.results] == ["editor@example.org"]
     first = email.message_from_bytes(server.handler.messages[0].data, policy=policy.default)
@@ -197,20 +205,22 @@ def test_test_send_goes_to_any_address_and_records_nothing(tmp_path: Path) -> No
     token = re.search(r"/unsubscribe/([\w-]+)", first["List-Unsubscribe"]).group(1)  # type: ignore[union-attr]
     read = TokenSigner(TEST_SECRET.encode(), "test-list.example.org").read(token)
     assert (read.address, read.test) == ("someone@example.net", True)  # a test copy's link changes nothing
-    assert not settings_for(root).database_path.exists() or journal_counts(root)["sent"] == 0
+    second = email.message_from_bytes(server.handler.messages[1].data, policy=policy.default)
+    assert first["Message-ID"] != second["Message-ID"]  # every test copy shows, none folded into another
+    assert not settings_for(root).database_path.exists()  # no journal, no store: nothing recorded
 
 
 def test_test_send_without_recipients_or_with_a_bad_one_is_a_clear_error(tmp_path: Path) -> None:
     root = make_workspace(tmp_path / "ws", 1, 1)
     with pytest.raises(UserInputError, match=r"^--to 'nobody' is not a valid address") as raised:
-        dispatch.send_test(root / "issue.md", settings_for(root), ("nobody",))
+        send_test(rendered_of(root), settings_for(root), ("nobody",))
     assert not isinstance(raised.value, ConfigError)  # the command line is to blame, not the settings
 
 
 def test_dry_run_builds_every_message_and_sends_none(tmp_path: Path) -> None:
     with SMTPTestServer() as server:
         root = make_workspace(tmp_path / "ws", server.port, 30, bad_rows="bad,row\n")
-        report = dispatch.dry_run(root / "issue.md", settings_for(root))
+        report = dry_run(rendered_of(root), settings_for(root))
     assert report.built == 30 and report.invalid == 1 and report.octets > 30 * 1000
     assert server.handler.messages == []
     assert journal_counts(root)["pending"] == 0
@@ -271,7 +281,7 @@ def test_dispatch_logic_with_the_in_memory_transport(tmp_path: Path) -> None:
     with SQLiteStore.open(settings.database_path) as store:
         SuppressionList(store).add("user5@example.org", "manual")
     memory = MemoryTransport()
-    with dispatch.open_campaign(root / "issue.md", settings) as campaign:
+    with open_campaign(root / "issue.md", settings) as campaign:
         summary = campaign.run(transport=memory)
     assert summary.sent == 11 and summary.suppressed == 1
     assert sorted(e.recipient for e in memory.sent) == sorted(f"user{i}@example.org" for i in range(12) if i != 5)

@@ -1,75 +1,45 @@
-"""Run a whole send: issue -> rendered message -> per-recipient envelope -> transport -> journal.
+"""The send engine: claim -> per-recipient bytes -> transport -> outcome, for one sender process.
 
-The only module that knows the whole flow. Recipients are claimed in the journal before they are
-handed to the server and marked after, so a crash resends at most the ``concurrency`` messages
-in flight; temporary failures are retried with exponential backoff and jitter; hard bounces go
-on the suppression list; too many consecutive failures pause the run.
+Recipients are claimed in the journal before they are handed to the server and marked after, so a
+crash resends at most the messages in flight; temporary failures are retried with exponential
+backoff and jitter; hard bounces go on the suppression list; too many consecutive failures pause
+the run. It never renders (the campaign hands it a rendered issue) and decides no policy.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Protocol
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
-from email_validator import EmailNotValidError
-
-from ..audience.links import signer_for
-from ..audience.signup import Tally, merge_lists
-from ..audience.subscribers import ListReport, Subscriber, normalise_address, read_subscribers
-from ..audience.suppressions import SuppressionList
-from ..compose.dkim import dkim_signer
-from ..compose.envelope import MessageTemplate
-from ..compose.issue import read_issue
-from ..compose.render import RenderedIssue, render_issue
-from ..config import Settings, SMTPSettings
-from ..errors import (
-    AlreadySending,
-    ConfigError,
-    MergeFieldError,
-    SendPaused,
-    SMTPStartError,
-    StateLost,
-    StoreError,
-    StoreFull,
-    UserInputError,
-)
+from ..config import SMTPSettings
+from ..errors import MergeFieldError, SendPaused, SMTPStartError, StateLost, StoreError, StoreFull
 from ..store.base import Store
-from ..store.database import sent_issues
-from ..store.factory import confirmed_signups, open_store
 from ..store.journal import Delivery
-from .identity import gone_here, new_identity
-from .outbox import LocalOutbox
+from .identity import gone_here
 from .ratelimit import RateLimiter
-from .transport import Connection, Kind, Result, SMTPTransport, Transport
+from .transport import Connection, Kind, Result, Transport
 
-TEST_PREFIX = "[TEST] "
+if TYPE_CHECKING:
+    from .campaign import Campaign
+
+__all__ = [
+    "DATABASE_CHECK_SECONDS",
+    "FailureStreak",
+    "NoProgress",
+    "Progress",
+    "Summary",
+    "backoff",
+    "dispatch",
+    "end_leases_of_the_gone",
+]
+
 DATABASE_CHECK_SECONDS = 3.0  # how often a run makes sure its database is still the file at its path
-
-
-@dataclass(frozen=True)
-class Preflight:
-    issue: str
-    subscribers: Path
-    to_send: int
-    invalid: int
-    duplicates: int
-    suppressed: int
-    already_sent: int
-    failed: int
-    removed: int
-    resumed_in_flight: int
-    problems: tuple[str, ...]
-    more_problems: int
-    from_csv: int = 0
-    from_signups: int = 0
 
 
 @dataclass
@@ -111,88 +81,10 @@ class NoProgress:
         pass
 
 
-@dataclass(frozen=True)
-class Route:
-    """Where messages go: the configured relay, or the built-in outbox."""
-
-    smtp: SMTPSettings
-    outbox: Path | None
-
-
-@contextmanager
-def delivery_route(settings: Settings) -> Iterator[Route]:
-    """The configured relay, or a loopback SMTP server filing into ``outbox/``."""
-    if settings.smtp.host:
-        yield Route(settings.smtp, None)
-        return
-    path = settings.workspace / "outbox"
-    with LocalOutbox(path) as outbox:
-        smtp = replace(settings.smtp, host="127.0.0.1", port=outbox.port, security="none", username="")
-        yield Route(smtp, path)
-
-
 def backoff(attempt: int, base: float, cap: float = 300.0) -> float:
     """Exponential backoff with full jitter (half to all of the exponential step)."""
     step: float = min(cap, base * (2.0 ** max(attempt - 1, 0)))
     return step * (0.5 + random.random() / 2)
-
-
-class Campaign:
-    """One issue's dispatch to its list. Open with ``open_campaign``, which holds the send lock."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        rendered: RenderedIssue,
-        journal: Store,
-        preflight: Preflight,
-        issue_path: Path | None = None,
-    ) -> None:
-        self.settings = settings
-        self.rendered = rendered
-        self.journal = journal
-        self.suppressions = SuppressionList(journal)
-        self.preflight = preflight
-        self.issue = rendered.issue.key
-        self.identity = new_identity()
-        self.issue_path = issue_path  # for worker processes, which render it again
-        self.watch_others = False  # other workers share this send: show the whole send's progress
-
-    def template(self) -> MessageTemplate:
-        return MessageTemplate(self.rendered, self.settings, signer_for(self.settings), dkim=dkim_signer(self.settings))
-
-    def run(
-        self, progress: Progress | None = None, transport: Transport | None = None, smtp: SMTPSettings | None = None
-    ) -> Summary:
-        """Send in this process; ``transport`` and ``smtp``: a given route (a worker process gets its
-        parent's) instead of the configured relay or a new outbox."""
-        progress = progress or NoProgress()
-        if transport is not None:
-            return asyncio.run(self._dispatch(transport, smtp or self.settings.smtp, progress))
-        with delivery_route(self.settings) as route:
-            return asyncio.run(self._dispatch(SMTPTransport(route.smtp), route.smtp, progress))
-
-    async def _dispatch(self, transport: Transport, smtp: SMTPSettings, progress: Progress) -> Summary:
-        await transport.probe()  # a refused connection or login stops here, before any claim
-        return await _Run(self, transport, smtp, progress).execute()
-
-
-def content_hash(rendered: RenderedIssue, settings: Settings) -> str:
-    """What a send sends, for ``--join`` to compare: the subject and both rendered bodies (each
-    render draws its own placeholder nonce: it is left out), every setting that shows in a
-    message's headers, and the link secret (a digest of a key derived from it: unsubscribe links,
-    Message-IDs and VERP tokens must be the same whichever machine sends)."""
-    digest = hashlib.sha256()
-    nonce = f"nlm{rendered.fields.nonce}x"
-    news, dkim = settings.newsletter, settings.dkim
-    headers: tuple[str, ...] = (news.name, news.from_, news.reply_to, news.language, news.postal_address)
-    headers += (news.base_url, news.list_id_value, news.unsubscribe_mailto, settings.bounces.address)
-    headers += (repr(settings.brand), dkim.domain, dkim.selector, dkim.ed25519_selector)
-    secret = hashlib.sha256(b"newsletter join\0" + signer_for(settings).message_id_key()).hexdigest()
-    for part in (rendered.issue.key, rendered.subject, rendered.html, rendered.text, *headers, secret):
-        digest.update(part.replace(nonce, "nlm-x").encode("utf-8", "surrogatepass"))
-        digest.update(b"\0")
-    return digest.hexdigest()
 
 
 class FailureStreak:
@@ -510,213 +402,7 @@ def end_leases_of_the_gone(journal: Store, issue: str) -> int:
     return journal.expire_workers(issue, [w for w in journal.in_flight_workers(issue) if gone_here(w)])
 
 
-def _preflight(journal: Store, issue: str, subscribers: Path, retry_failed: bool) -> Preflight:
-    report = ListReport(subscribers)
-    end_leases_of_the_gone(journal, issue)
-    recovered = journal.recover_in_flight(issue)
-    tally = Tally()  # the list at send time: the CSV plus confirmed signups
-    signups = confirmed_signups(journal)
-    journal.add_recipients(issue, merge_lists(read_subscribers(subscribers, report), signups, tally))
-    if retry_failed:
-        journal.retry_failed(issue)
-    counts = journal.counts(issue)
-    suppressed = journal.pending_suppressed(issue)
-    return Preflight(
-        issue=issue,
-        subscribers=subscribers,
-        to_send=counts["pending"] - suppressed,
-        invalid=report.invalid,
-        duplicates=report.duplicates,
-        suppressed=suppressed + counts["suppressed"],
-        already_sent=counts["sent"],
-        failed=counts["failed"],
-        removed=counts["removed"],
-        resumed_in_flight=recovered,
-        problems=tuple(report.problems),
-        more_problems=report.more_problems,
-        from_csv=tally.from_csv,
-        from_signups=tally.from_signups,
-    )
-
-
-@contextmanager
-def open_campaign(
-    issue_path: Path,
-    settings: Settings,
-    subscribers: Path | None = None,
-    retry_failed: bool = False,
-    new_database: bool = False,
-) -> Iterator[Campaign]:
-    """Render the issue, take the send lock, load the list into the journal."""
-    rendered = render_issue(read_issue(issue_path), settings)
-    subscribers = subscribers or settings.path(settings.newsletter.subscribers)
-    with ExitStack() as stack:
-        journal = stack.enter_context(open_store(settings, new_database=new_database))
-        stack.enter_context(journal.send_lock(rendered.issue.key))
-        if not new_database:
-            _refuse_a_store_that_forgot(journal, rendered.issue.key, settings)
-        preflight = _preflight(journal, rendered.issue.key, subscribers, retry_failed)
-        journal.record_send(rendered.issue.key, content_hash(rendered, settings), replace=True)
-        yield Campaign(settings, rendered, journal, preflight, issue_path)
-
-
-def _refuse_a_store_that_forgot(journal: Store, issue: str, settings: Settings) -> None:
-    """This workspace has sent the issue (``.newsletter/sent-issues``), yet the store has no row of
-    it: a new or wrong store URL. Sending would mail everyone again and ignore every unsubscribe."""
-    if issue in sent_issues(settings.state_dir) and not any(journal.counts(issue).values()):
-        raise StateLost(
-            f"this workspace has sent {issue}, but the store {journal.where} has no record of it: is the "
-            "store URL the one it was sent with? Only if that record is truly gone, run `newsletter send "
-            "--new-database` (every subscriber may be mailed again)"
-        )
-
-
-@contextmanager
-def join_campaign(issue_path: Path, settings: Settings) -> Iterator[Campaign]:
-    """Join a send of the issue that is running (here or on another machine, on the same store):
-    the same issue file is required, the list is the one the send loaded."""
-    rendered = render_issue(read_issue(issue_path), settings)
-    issue = rendered.issue.key
-    with open_store(settings) as journal:
-        try:
-            with journal.send_lock(issue):
-                raise UserInputError(
-                    f"no send of {issue} is running to join: start it with `newsletter send {issue_path}`",
-                    file=issue_path,
-                )
-        except AlreadySending:
-            pass  # a send is running: join it
-        ours = content_hash(rendered, settings)
-        if journal.record_send(issue, ours) != ours:
-            raise UserInputError(
-                f"not what the running send of {issue} is sending: the issue file, its templates, the "
-                "settings that show in a message or the link secret (NEWSLETTER_SECRET) differ; join "
-                "with the same file, settings and secret",
-                file=issue_path,
-            )
-        counts = journal.counts(issue)
-        preflight = Preflight(  # the list was loaded by the send that runs: only the journal's counts
-            issue=issue,
-            subscribers=Path(),
-            to_send=counts["pending"],
-            invalid=0,
-            duplicates=0,
-            suppressed=counts["suppressed"],
-            already_sent=counts["sent"],
-            failed=counts["failed"],
-            removed=counts["removed"],
-            resumed_in_flight=counts["sending"],
-            problems=(),
-            more_problems=0,
-        )
-        yield Campaign(settings, rendered, journal, preflight, issue_path)
-
-
-@dataclass(frozen=True)
-class DryRun:
-    built: int
-    octets: int
-    invalid: int
-    duplicates: int
-    suppressed: int
-    already_sent: int
-    problems: tuple[str, ...]
-
-
-def dry_run(issue_path: Path, settings: Settings, subscribers: Path | None = None) -> DryRun:
-    """Build every message that a send would, and send none; nothing is written to the journal."""
-    rendered = render_issue(read_issue(issue_path), settings)
-    subscribers = subscribers or settings.path(settings.newsletter.subscribers)
-    template = MessageTemplate(rendered, settings, signer_for(settings), dkim=dkim_signer(settings))
-    report = ListReport(subscribers)
-    built = octets = suppressed = already = 0
-    with open_store(settings) as journal:
-        suppressions = SuppressionList(journal)
-        signups = confirmed_signups(journal)
-        for subscriber in merge_lists(read_subscribers(subscribers, report), signups, Tally()):
-            if subscriber.email in suppressions:
-                suppressed += 1
-                continue
-            if journal.state_of(rendered.issue.key, subscriber.email) == "sent":
-                already += 1
-                continue
-            try:
-                octets += len(template.envelope(subscriber).data)
-            except MergeFieldError as exc:  # reported as a skipped row; a send marks it failed
-                report.add_problem(subscriber.line, str(exc))
-                continue
-            built += 1
-    return DryRun(built, octets, report.invalid, report.duplicates, suppressed, already, tuple(report.problems))
-
-
-@dataclass(frozen=True)
-class TestSend:
-    recipients: tuple[str, ...]
-    results: tuple[tuple[str, Result], ...]
-    outbox: Path | None
-
-
-def test_recipients(settings: Settings, to: tuple[str, ...]) -> list[str]:
-    """The addresses a test goes to; a bad one is blamed where it was written: --to or the settings."""
-    if to:
-        return [_address(raw, f"--to {raw!r} is not a valid address", None) for raw in to]
-    if not settings.newsletter.test_recipients:
-        raise ConfigError(
-            "no test recipients: give --to ADDRESS or set [newsletter] test_recipients",
-            file=settings.config_path if settings.found else None,
-        )
-    where = settings.config_path if settings.found else None
-    return [
-        _address(raw, f"[newsletter] test_recipients: {raw!r} is not a valid address", where)
-        for raw in settings.newsletter.test_recipients
-    ]
-
-
-def _address(raw: str, message: str, file: Path | None) -> str:
-    try:
-        return normalise_address(raw)
-    except EmailNotValidError as exc:
-        error = ConfigError if file else UserInputError
-        raise error(f"{message}: {exc}", file=file) from None
-
-
-def send_test(
-    issue_path: Path, settings: Settings, to: tuple[str, ...] = (), transport: Transport | None = None
-) -> TestSend:
-    """Send the issue to the test recipients (or any addresses given), subject prefixed [TEST].
-
-    Nothing is recorded in the journal; each copy gets a fresh Message-ID so mail clients
-    show every test instead of folding them together.
-    """
-    recipients = test_recipients(settings, to)
-    rendered = render_issue(read_issue(issue_path), settings)
-    template = MessageTemplate(
-        rendered,
-        settings,
-        signer_for(settings, test=True),  # its links show the pages and change nothing
-        subject_prefix=TEST_PREFIX,
-        unique_ids=True,
-        dkim=dkim_signer(settings),
-    )
-
-    async def deliver(chosen: Transport) -> list[tuple[str, Result]]:
-        await chosen.probe()
-        connection = chosen.connection()
-        out = []
-        try:
-            for address in recipients:
-                envelope = template.envelope(Subscriber(email=address, name="Test Reader"))
-                result = await connection.send(envelope)
-                if result.kind is Kind.TEMPORARY:
-                    await asyncio.sleep(1.0)
-                    result = await connection.send(envelope)
-                out.append((address, result))
-        finally:
-            await connection.close()
-        return out
-
-    if transport is not None:
-        return TestSend(tuple(recipients), tuple(asyncio.run(deliver(transport))), None)
-    with delivery_route(settings) as route:
-        results = asyncio.run(deliver(SMTPTransport(route.smtp)))
-        return TestSend(tuple(recipients), tuple(results), route.outbox)
+async def dispatch(campaign: Campaign, transport: Transport, smtp: SMTPSettings, progress: Progress) -> Summary:
+    """Probe the route, then run this process's part of the campaign."""
+    await transport.probe()  # a refused connection or login stops here, before any claim
+    return await _Run(campaign, transport, smtp, progress).execute()
