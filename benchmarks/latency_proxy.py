@@ -53,8 +53,12 @@ class LatencyProxy:
         self.target = (target_host, target_port)
         self.delay = delay_ms / 1000
         self.port = 0
+        self.clients: set[asyncio.Task[None]] = set()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.clients.add(task)
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -74,6 +78,9 @@ class LatencyProxy:
         started.set()
         async with server:
             await stop.wait()
+            for client in self.clients:
+                client.cancel()
+            await asyncio.gather(*self.clients, return_exceptions=True)
 
 
 @contextmanager

@@ -134,6 +134,9 @@ class Store(Journal, SuppressionStore, SignupRows, BounceRows, Exclusive, Shared
         """The store named for messages: a file path, or a URL without its password."""
 
     def close(self) -> None: ...
+    def another(self) -> Store:
+        """A second connection to the same store, closed by the caller."""
+
     def for_sending(self) -> None:
         """This connection now writes a send's journal, two small commits per message: let the
         outcomes return before the disk has them. A crash of the database server or the machine

@@ -59,6 +59,20 @@ class Delivery:
         return Subscriber(email=self.address, name=self.name, fields=self.fields)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one claimed delivery, as a sender records it: ``sent`` (with its Message-ID),
+    ``failed``, ``deferred`` (back to pending, not claimed before ``not_before``) or ``released``
+    (never handed over). Several are written in one transaction (``record_outcomes``)."""
+
+    delivery: Delivery
+    state: str
+    reply: str = ""
+    message_id: str = ""
+    uncertain: bool = False
+    not_before: float = 0.0
+
+
 class Journal(Protocol):
     """What a dispatch needs from its journal; SQLite here, another database later."""
 
@@ -69,6 +83,9 @@ class Journal(Protocol):
         """Back to pending after a temporary failure; no worker claims it before ``not_before``."""
 
     def mark_failed(self, delivery: Delivery, reply: str) -> None: ...
+    def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        """Write several outcomes in one transaction (one round trip to a server): all or none."""
+
     def release(self, delivery: Delivery) -> None: ...
     def counts(self, issue: str) -> dict[str, int]: ...
     def pending_suppressed(self, issue: str) -> int: ...

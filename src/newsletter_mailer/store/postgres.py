@@ -54,11 +54,13 @@ class PostgresStore(SQLStore):
         self._attach(db, POSTGRESQL)
         self.url = url
         self.state_dir = state_dir  # the workspace's, for the marker of issues it sent
+        self._password = ""
 
     @classmethod
     def open(cls, url: str, password: str = "", *, check: bool = True, state_dir: Path | None = None) -> PostgresStore:
         """Connect; with ``check``, refuse a schema older or newer than the code."""
         store = cls(connect(url, password), url, state_dir)
+        store._password = password  # kept in memory only, for another() (a second session)
         if check:
             try:
                 store.check_schema()
@@ -80,6 +82,10 @@ class PostgresStore(SQLStore):
     def close(self) -> None:
         with mapped():
             self.db.close()
+
+    def another(self) -> PostgresStore:
+        """A second session to the same store (a sender's writer of outcomes runs beside its claims)."""
+        return PostgresStore.open(self.url, getattr(self, "_password", ""), check=False, state_dir=self.state_dir)
 
     def for_sending(self) -> None:
         # Outcomes need not wait for the server's WAL flush (about 2 ms here: 220 messages a

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict
 from typing import Any
 
@@ -20,7 +20,7 @@ from ..audience.suppressions import Removal, Suppression
 from .base import TAKEN_OVER, Claimed, JournalRow, Outlook, WorkerInfo
 from .dialect import Dialect
 from .faults import driver_errors, store_fault
-from .journal import STATES, Delivery
+from .journal import STATES, Delivery, Outcome
 from .queries import Queries, queries_for
 from .rows import BounceRecord, SignupMail, SignupRequest, SignupRow
 
@@ -51,13 +51,14 @@ class _Statements:
     def _attach(self, db: Any, dialect: Dialect) -> None:
         self.db, self.dialect, self.q = db, dialect, queries_for(dialect)
 
+    def _values(self, params: Params | None) -> Params:
+        values = params or {}
+        return {**values, "now": time.time()} if self.dialect.local_clock else values
+
     def _exec(self, name: str, params: Params | None = None, **marks: str) -> Any:
         sql = self.q[name].format(**marks) if marks else self.q[name]
-        values = params or {}
-        if self.dialect.local_clock:
-            values = {**values, "now": time.time()}
         try:
-            return self.db.execute(sql, values)
+            return self.db.execute(sql, self._values(params))
         except driver_errors() as exc:
             raise store_fault(exc) from exc
 
@@ -159,21 +160,39 @@ class SQLStore(_Statements):
         return self._run("recover_in_flight", {"issue": issue})
 
     def mark_sent(self, delivery: Delivery, message_id: str, reply: str) -> None:
-        self._run("mark_sent", {"id": delivery.id, "message_id": message_id, "reply": reply, "stamp": time.time()})
+        self.record_outcomes([Outcome(delivery, "sent", reply, message_id)])
 
     def mark_deferred(self, delivery: Delivery, reply: str, *, uncertain: bool, not_before: float = 0.0) -> None:
-        # ``not_before`` is on this machine's clock, the lease column on the database's: a wait.
-        now = time.time()
-        wait = max(0.0, not_before - now) if not_before > 0 else 0.0
-        params = {"id": delivery.id, "reply": reply, "stamp": now, "uncertain": uncertain, "wait": wait}
-        self._run("mark_deferred", params)
+        self.record_outcomes([Outcome(delivery, "deferred", reply, uncertain=uncertain, not_before=not_before)])
 
     def mark_failed(self, delivery: Delivery, reply: str) -> None:
-        self._run("mark_failed", {"id": delivery.id, "reply": reply, "stamp": time.time()})
+        self.record_outcomes([Outcome(delivery, "failed", reply)])
 
     def release(self, delivery: Delivery) -> None:
         """A claimed row that was never handed to the server goes back to pending as it was."""
-        self._run("release", {"id": delivery.id, "stamp": time.time()})
+        self.record_outcomes([Outcome(delivery, "released")])
+
+    def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        """Several outcomes in one transaction; on PostgreSQL pipelined, so one round trip writes
+        them all. A single one is its own statement (autocommit), as before."""
+        if len(outcomes) == 1:
+            self._exec(*_outcome_statement(outcomes[0]))
+            return
+        statements = [_outcome_statement(outcome) for outcome in outcomes]
+        begin = self.dialect.begin_write(None)[0]
+        try:
+            with self._pipeline():
+                self.db.execute(begin)
+                for name, params in statements:
+                    self.db.execute(self.q[name], self._values(params))
+                self.db.execute("COMMIT")
+        except driver_errors() as exc:
+            with _quietly():
+                self.db.execute("ROLLBACK")
+            raise store_fault(exc) from exc
+
+    def _pipeline(self) -> AbstractContextManager[Any]:
+        return self.db.pipeline() if self.dialect.name == "postgresql" else nullcontext()
 
     def counts(self, issue: str) -> dict[str, int]:
         counts = dict.fromkeys(STATES, 0)
@@ -387,6 +406,21 @@ class SQLStore(_Statements):
 
     def last_mailed(self, address: str) -> tuple[str, str] | None:
         return _pair(self._rows("last_mailed", {"address": address}))
+
+
+def _outcome_statement(outcome: Outcome) -> tuple[str, Params]:
+    """The named statement that records an outcome, and its parameters."""
+    now, row = time.time(), outcome.delivery.id
+    if outcome.state == "sent":
+        return "mark_sent", {"id": row, "message_id": outcome.message_id, "reply": outcome.reply, "stamp": now}
+    if outcome.state == "failed":
+        return "mark_failed", {"id": row, "reply": outcome.reply, "stamp": now}
+    if outcome.state == "deferred":
+        # ``not_before`` is on this machine's clock, the lease column on the database's: a wait.
+        wait = max(0.0, outcome.not_before - now) if outcome.not_before > 0 else 0.0
+        return "mark_deferred", {"id": row, "reply": outcome.reply, "stamp": now, "uncertain": outcome.uncertain,
+                                 "wait": wait}  # fmt: skip
+    return "release", {"id": row, "stamp": now}
 
 
 def _pair(rows: Sequence[Sequence[Any]]) -> tuple[str, str] | None:

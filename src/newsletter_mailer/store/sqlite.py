@@ -45,6 +45,10 @@ class SQLiteStore(SQLStore):
     def close(self) -> None:
         self.db.close()
 
+    def another(self) -> SQLiteStore:
+        """A second connection to the same file (a sender's writer of outcomes runs beside its claims)."""
+        return SQLiteStore.open(self.path)
+
     def for_sending(self) -> None:
         pass  # every connection to the file already commits with synchronous=NORMAL (database.py)
 
