@@ -166,3 +166,17 @@ def test_a_sender_clock_ahead_of_the_store_sees_its_retries_as_old_as_they_are(
     again = claim(store)
     assert again is not None and again.first_try == ann.first_try and 0.2 <= again.tried_for() < 5
     assert 0.2 <= again.tried_for(real() + 900 + 60) - 60 < 5  # measured from any later moment
+
+
+def test_a_suppression_keeps_its_note_and_its_removal_keeps_both_notes(store: Store) -> None:
+    # Schema 7 (main): a note beside the reason, kept in the record when the address is taken off.
+    from newsletter_mailer.audience.suppressions import Suppression
+
+    assert store.add_suppression(Suppression("Gil@example.org", "manual", "cli", 1.0, "asked by phone"))
+    assert store.get_suppression("gil@EXAMPLE.org") == Suppression(
+        "Gil@example.org", "manual", "cli", 1.0, "asked by phone"
+    )
+    removed = store.remove_suppression("gil@example.org", "signed up again", 2.0)
+    assert removed is not None and removed.note == "asked by phone"
+    [record] = list(store.iter_removals())
+    assert (record.entry.note, record.note, record.removed) == ("asked by phone", "signed up again", 2.0)

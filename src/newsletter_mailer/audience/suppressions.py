@@ -29,6 +29,7 @@ class Suppression:
     reason: str
     source: str
     created: float
+    note: str = ""
 
 
 @dataclass(frozen=True)

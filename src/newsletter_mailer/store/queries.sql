@@ -118,30 +118,31 @@ SELECT 1;
 -- The suppression list's rows (the rules are in audience/suppressions.py)
 
 -- add_suppression --
-INSERT INTO suppressions (address, reason, source, created) VALUES (:address, :reason, :source, :created)
+INSERT INTO suppressions (address, reason, source, created, note)
+VALUES (:address, :reason, :source, :created, :note)
 ON CONFLICT DO NOTHING;
 
 -- get_suppression --
-SELECT address, reason, source, created FROM suppressions WHERE {ci}(address) = {ci}(:address);
+SELECT address, reason, source, created, note FROM suppressions WHERE {ci}(address) = {ci}(:address);
 
 -- delete_suppression --
 DELETE FROM suppressions WHERE {ci}(address) = {ci}(:address);
 
 -- add_removal --
-INSERT INTO suppression_removals (address, reason, source, created, removed, note)
-VALUES (:address, :reason, :source, :created, :removed, :note);
+INSERT INTO suppression_removals (address, reason, source, created, removed, note, entry_note)
+VALUES (:address, :reason, :source, :created, :removed, :note, :entry_note);
 
 -- add_removal_once --
-INSERT INTO suppression_removals (address, reason, source, created, removed, note)
-SELECT :address, :reason, :source, :created, :removed, :note
+INSERT INTO suppression_removals (address, reason, source, created, removed, note, entry_note)
+SELECT :address, :reason, :source, :created, :removed, :note, :entry_note
  WHERE NOT EXISTS (SELECT 1 FROM suppression_removals WHERE address = :address AND reason = :reason
                    AND source = :source AND created = :created AND removed = :removed AND note = :note);
 
 -- iter_removals --
-SELECT address, reason, source, created, removed, note FROM suppression_removals ORDER BY removed;
+SELECT address, reason, source, created, removed, note, entry_note FROM suppression_removals ORDER BY removed;
 
 -- iter_suppressions --
-SELECT address, reason, source, created FROM suppressions ORDER BY created;
+SELECT address, reason, source, created, note FROM suppressions ORDER BY created;
 
 -- count_suppressions --
 SELECT count(*) FROM suppressions;

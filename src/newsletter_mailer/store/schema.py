@@ -87,6 +87,11 @@ def _request_numbers_never_reused(db: sqlite3.Connection) -> None:
     db.execute("DROP TABLE signup_requests_before_7")
 
 
+def _notes(db: sqlite3.Connection) -> None:
+    _add_columns("suppressions", {"note": "TEXT NOT NULL DEFAULT ''"})(db)
+    _add_columns("suppression_removals", {"entry_note": "TEXT NOT NULL DEFAULT ''"})(db)
+
+
 STEPS: tuple[Step, ...] = (
     Step(
         "the journal and the suppression list",
@@ -277,6 +282,14 @@ STEPS: tuple[Step, ...] = (
         );
         CREATE INDEX bounce_reports_by_address ON bounce_reports (lower(address), category, received);
         CREATE INDEX bounce_reports_by_issue ON bounce_reports (issue);
+        """,
+    ),
+    Step(
+        "a note beside a suppression's reason, kept in the record when the address is taken off the list",
+        _notes,
+        """
+        ALTER TABLE suppressions ADD COLUMN note text NOT NULL DEFAULT '';
+        ALTER TABLE suppression_removals ADD COLUMN entry_note text NOT NULL DEFAULT '';
         """,
     ),
     Step(

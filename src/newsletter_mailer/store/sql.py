@@ -267,17 +267,17 @@ class SQLStore(_Statements):
         with self._transaction():  # the record and the removal together, or neither
             entry = self.get_suppression(address)
             if entry is not None:
-                self._run("add_removal", {**asdict(entry), "removed": when, "note": note})
+                self._run("add_removal", {**_entry(entry), "removed": when, "note": note})
                 self._run("delete_suppression", {"address": address})
         return entry
 
     def add_removal(self, removal: Removal) -> bool:
-        params = {**asdict(removal.entry), "removed": removal.removed, "note": removal.note}
+        params = {**_entry(removal.entry), "removed": removal.removed, "note": removal.note}
         return self._run("add_removal_once", params) == 1
 
     def iter_removals(self) -> Iterator[Removal]:
         for row in self._rows("iter_removals"):
-            yield Removal(Suppression(*row[:4]), row[4], row[5])
+            yield Removal(Suppression(row[0], row[1], row[2], row[3], row[6]), row[4], row[5])
 
     def get_suppression(self, address: str) -> Suppression | None:
         rows = self._rows("get_suppression", {"address": address})
@@ -406,6 +406,12 @@ class SQLStore(_Statements):
 
     def last_mailed(self, address: str) -> tuple[str, str] | None:
         return _pair(self._rows("last_mailed", {"address": address}))
+
+
+def _entry(entry: Suppression) -> Params:
+    """A suppression as the record of its removal keeps it (its note as ``entry_note``)."""
+    return {"address": entry.address, "reason": entry.reason, "source": entry.source, "created": entry.created,
+            "entry_note": entry.note}  # fmt: skip
 
 
 def _outcome_statement(outcome: Outcome) -> tuple[str, Params]:
