@@ -54,6 +54,7 @@ class LatencyProxy:
         self.delay = delay_ms / 1000
         self.port = 0
         self.clients: set[asyncio.Task[None]] = set()
+        self.writers: set[asyncio.StreamWriter] = set()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -64,6 +65,7 @@ class LatencyProxy:
         except OSError:
             writer.close()
             return
+        self.writers.update((writer, upstream_writer))
         await asyncio.gather(
             _pipe(reader, upstream_writer, self.delay),
             _pipe(upstream_reader, writer, self.delay),
@@ -78,9 +80,9 @@ class LatencyProxy:
         started.set()
         async with server:
             await stop.wait()
-            for client in self.clients:
-                client.cancel()
-            await asyncio.gather(*self.clients, return_exceptions=True)
+            for writer in self.writers:  # each pipe then reads its end and finishes
+                writer.transport.abort()
+            await asyncio.wait(self.clients, timeout=5) if self.clients else None
 
 
 @contextmanager
