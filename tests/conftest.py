@@ -181,6 +181,7 @@ def serve_asgi(app: Callable[..., Any], port: int = 0) -> Iterator[str]:
             port=port,
             log_level="warning",
             lifespan="off",
+            proxy_headers=False,  # as `newsletter serve` runs it: the pages read X-Forwarded-For themselves
         )
     )
     thread = threading.Thread(target=server.run, daemon=True)

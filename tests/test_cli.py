@@ -551,7 +551,7 @@ def test_following_inits_postal_address_hint_names_the_organisation_once(tmp_pat
     (ws / "newsletter.toml").write_text(toml.replace(hint, hint.lstrip("# ")))  # as its comment says
     assert run("render", "issues/example.md", cwd=ws).returncode == 0
     text = (ws / "build" / "example.txt").read_text()
-    footer = text[text.rindex("\n--\n") :]
+    footer = text[text.rindex("\n-- \n") :]
     assert footer.count("River News") == 2  # the name line and "you subscribed to River News"
     assert "Your organisation" not in text
 
@@ -572,3 +572,64 @@ def test_subscribers_check_counts_confirmed_signups(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "2 valid addresses: 2 would be mailed" in result.stdout
     assert "1 confirmed signup not in the CSV would be mailed too" in result.stdout
+
+
+@pytest.mark.parametrize(("configured", "given", "side_by_side"), [(4, "1", False), (1, "3", True)])
+def test_concurrency_on_the_command_line_overrides_the_settings(
+    tmp_path: Path, configured: int, given: str, side_by_side: bool
+) -> None:
+    from conftest import make_workspace
+    from smtp_servers import Faults, SMTPTestServer
+
+    with SMTPTestServer(Faults(delay=0.05)) as server:
+        root = make_workspace(tmp_path / "ws", server.port, 12, smtp_extra=f"concurrency = {configured}")
+        result = run("send", "issue.md", "--yes", "--concurrency", given, cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert len(server.handler.messages) == 12
+    assert (server.handler.peak_in_data > 1) is side_by_side, server.handler.peak_in_data
+
+
+def test_rate_on_the_command_line_overrides_the_settings(tmp_path: Path) -> None:
+    from conftest import make_workspace
+    from smtp_servers import SMTPTestServer
+
+    with SMTPTestServer() as server:
+        root = make_workspace(tmp_path / "ws", server.port, 6, smtp_extra="rate = 0")
+        result = run("send", "issue.md", "--yes", "--rate", "5", cwd=root)
+    assert result.returncode == 0, result.stderr
+    times = server.handler.accepted_at
+    assert len(times) == 6 and times[-1] - times[0] >= 5 / 5 * 0.9  # never faster than 5 a second
+
+
+def test_a_deferred_recipient_fails_once_retry_max_seconds_is_over(tmp_path: Path) -> None:
+    """Temporary failures are retried until the send's retry window closes, then the row fails
+    with the reason, long before max_attempts."""
+    from conftest import make_workspace
+    from smtp_servers import Faults, SMTPTestServer
+
+    extra = "retry_delay = 0.05\nmax_attempts = 1000\nretry_max_seconds = 1"
+    with SMTPTestServer(Faults(defer=frozenset({"user1@example.org"}))) as server:
+        root = make_workspace(tmp_path / "ws", server.port, 3, smtp_extra=extra)
+        result = run("send", "issue.md", "--yes", cwd=root)
+    assert result.returncode == 1 and "sent 2, failed 1" in result.stdout, result.stdout + result.stderr
+    status = run("status", "issue.md", cwd=root).stdout
+    failed = next(line for line in status.splitlines() if line.startswith("failed user1@example.org"))
+    attempts = int(failed.split(" after ")[1].split()[0])
+    assert 2 <= attempts < 1000 and "(gave up after" in failed and "451" in failed, failed
+
+
+def test_unsubscribe_mailto_goes_in_list_unsubscribe_beside_the_link(tmp_path: Path) -> None:
+    from conftest import make_workspace
+    from smtp_servers import SMTPTestServer
+
+    with SMTPTestServer() as server:
+        root = make_workspace(tmp_path / "ws", server.port, 1)
+        toml = (root / "newsletter.toml").read_text()
+        (root / "newsletter.toml").write_text(
+            toml.replace("[newsletter]\n", '[newsletter]\nunsubscribe_mailto = "leave@example.org"\n', 1)
+        )
+        assert run("send", "issue.md", "--yes", cwd=root).returncode == 0
+    message = email.message_from_bytes(server.handler.messages[0].data, policy=policy.default)
+    header = " ".join(str(message["List-Unsubscribe"]).split())
+    assert header.startswith("<mailto:leave@example.org?subject=unsubscribe>, <https://lists.example.org/unsubscribe/")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

@@ -125,6 +125,32 @@ def test_the_boundary_check_catches_a_store_import_and_a_driver(tmp_path: Path) 
     ]
 
 
+def long_commands(path: Path, limit: int = 25) -> list[str]:
+    """The click commands in ``path`` whose body (after the docstring) is over ``limit`` lines."""
+    found = []
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        if not any(".command(" in ast.unparse(d) for d in node.decorator_list):
+            continue
+        body = node.body[1:] if isinstance(node.body[0], ast.Expr) and len(node.body) > 1 else node.body
+        lines = (node.end_lineno or body[0].lineno) - body[0].lineno + 1
+        if lines > limit:
+            found.append(f"{node.name}: {lines} lines")
+    return found
+
+
+def test_every_command_body_is_short() -> None:
+    """A command reads its arguments, calls one use case and presents the result: 25 lines do."""
+    assert long_commands(PACKAGE / "cli.py") == []
+
+
+def test_the_length_check_counts_a_commands_body(tmp_path: Path) -> None:
+    body = "\n".join(f"    x = {i}" for i in range(26))
+    (tmp_path / "cli.py").write_text(f'@main.command()\ndef long() -> None:\n    """Doc."""\n{body}\n')
+    assert long_commands(tmp_path / "cli.py") == ["long: 26 lines"]
+
+
 def test_every_module_sits_in_a_known_wing() -> None:
     tops = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir() if not p.name.startswith("_")}
     assert tops - {"py"} <= set(WINGS) | {"py.typed"}, tops - set(WINGS)

@@ -8,10 +8,11 @@ from __future__ import annotations
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 from rich.console import Console
@@ -24,6 +25,7 @@ from .errors import IssueProblems, NewsletterError, SendDeclined, SendInterrupte
 if TYPE_CHECKING:  # the sending machinery is imported when a command needs it: --help stays quick
     from .app.send_campaign import CampaignOutcome, Confirmation, SendResult
     from .app.status import IssueDetail, IssueLine
+    from .app.store_admin import Copied
     from .compose.check import Finding
     from .send.campaign import Preflight
     from .send.transport import Result
@@ -196,25 +198,47 @@ def render(ctx: click.Context, issue: Path, out_dir: Path, as_address: str | Non
         out.print(f"{size} (Gmail clips from about 102 KB)")
 
 
-@main.command(short_help="List every problem in ISSUE, file:line first.")
-@click.argument("issue", type=click.Path(path_type=Path, dir_okay=False))
+@main.command(short_help="List every problem in ISSUE, file:line first; --dns checks DNS.")
+@click.argument("issue", type=click.Path(path_type=Path, dir_okay=False), required=False)
 @click.option(
     "--subscribers",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Check merge fields against this CSV (default: [newsletter] subscribers).",
 )
+@click.option("--dns", "dns", is_flag=True, help="Check SPF, DKIM, DMARC, MX and alignment in DNS.")
 @click.pass_context
 @friendly
-def check(ctx: click.Context, issue: Path, subscribers: Path | None) -> None:
+def check(ctx: click.Context, issue: Path | None, subscribers: Path | None, dns: bool) -> None:
     """List every problem in ISSUE as file:line: level: message; exit 1 on any error."""
-    from .compose.check import check_issue, has_errors
+    from .compose.check import check_issue, has_errors, size_summary
 
+    if issue is None and not dns:
+        raise click.UsageError("give an ISSUE to check, or --dns")
+    failed = check_dns_records(settings_from(ctx)) if dns else False
+    if issue is None:
+        sys.exit(EXIT_FINDINGS if failed else 0)
     findings = check_issue(issue, settings_from(ctx), subscribers)
     print_findings(findings, out)
+    size = size_summary(issue, settings_from(ctx))
+    if size is not None:
+        out.print(str(size))
     errors = sum(f.level == "error" for f in findings)
     warnings = len(findings) - errors
     out.print(f"{errors} error(s), {warnings} warning(s)")
-    sys.exit(EXIT_FINDINGS if has_errors(findings) else 0)
+    sys.exit(EXIT_FINDINGS if has_errors(findings) or failed else 0)
+
+
+def check_dns_records(settings: Settings) -> bool:
+    """Print each DNS finding (docs/dns.md); True if any failed."""
+    from .compose.dnscheck import check_dns
+
+    findings = check_dns(settings)
+    colours = {"pass": "green", "warn": "yellow", "fail": "red"}
+    for finding in findings:
+        out.print(f"[{colours[finding.level]}]{escape(str(finding))}[/]")
+    failed = sum(f.level == "fail" for f in findings)
+    out.print(f"dns: {failed} failed, {sum(f.level == 'warn' for f in findings)} warning(s)")
+    return failed > 0
 
 
 @main.command(short_help="Show ISSUE on desktop, phone and as text; live.")
@@ -242,6 +266,24 @@ def _writable_target(path: Path) -> None:
         raise UserInputError("is a folder: give a file name to write", file=path)
     if not path.parent.is_dir():
         raise UserInputError(f"the folder {path.parent} does not exist: create it first", file=path)
+
+
+NO_BOM = click.option(
+    "--no-bom", is_flag=True, help="Leave out the byte-order mark (spreadsheets need it to read accents right)."
+)
+
+
+@contextmanager
+def csv_output(path: Path | None, no_bom: bool) -> Iterator[TextIO]:
+    """Where an export goes: a file in UTF-8 with a byte-order mark (without it Excel reads Zoë as
+    ZoÃ«) unless --no-bom; or stdout, with the mark only when it is not a terminal."""
+    if path is None:
+        if not no_bom and not sys.stdout.isatty():
+            sys.stdout.write("\ufeff")
+        yield sys.stdout
+        return
+    with path.open("w", encoding="utf-8" if no_bom else "utf-8-sig", newline="") as handle:
+        yield handle
 
 
 def _check_port(port: int) -> None:
@@ -436,6 +478,8 @@ def print_campaign(outcome: CampaignOutcome, issue: Path) -> int:
     if summary.left_pending:
         out.print(f"[yellow]{summary.left_pending} still to send[/]: run the same command again to resume")
     if summary.failed:
+        for address, reason in summary.failures[:10]:  # who could not be mailed, and why
+            out.print(f"  failed: {escape(address)}: {escape(reason)}")
         out.print(f"`newsletter status {issue}` lists the failures; `--retry-failed` tries them again")
     for note in summary.notes:
         err.print(f"[yellow]note:[/] {escape(note)}")
@@ -496,20 +540,14 @@ def send(
     """Send ISSUE: a test with --test, otherwise to every subscriber, resumably."""
     from .app.send_campaign import SendRequest, send_issue
 
-    if to and not test:
-        raise click.UsageError("--to goes with --test")
+    _refuse_option_mixes(to=bool(to), test=test, dry_run=dry_run, as_address=bool(as_address), join=join)
+    if join and (subscribers or retry_failed or new_database):
+        raise click.UsageError(JOIN_ALONE)
     if as_address:
-        if not dry_run:
-            raise click.UsageError("--as goes with --dry-run")
         from .compose.artifacts import message_as
 
         click.echo(message_as(issue, settings_from(ctx), as_address, subscribers), nl=False)
         return
-    if join and (test or dry_run or subscribers or retry_failed or new_database):
-        raise click.UsageError(
-            "--join helps a running send: it goes without --test, --dry-run, --subscribers, "
-            "--retry-failed and --new-database (the send that runs has its list)"
-        )
     request = SendRequest(
         issue, test, to, dry_run, subscribers, retry_failed, force, concurrency, rate, new_database, workers, join
     )
@@ -522,6 +560,22 @@ def send(
         err.print(str(exc), markup=False)
         sys.exit(EXIT_INTERRUPTED if exc.interrupted else EXIT_FINDINGS)
     sys.exit(print_send_result(result, issue))
+
+
+JOIN_ALONE = (
+    "--join helps a running send: it goes without --test, --dry-run, --subscribers, "
+    "--retry-failed and --new-database (the send that runs has its list)"
+)
+
+
+def _refuse_option_mixes(*, to: bool, test: bool, dry_run: bool, as_address: bool, join: bool) -> None:
+    """Options of ``send`` that make no sense together: a usage error, before anything is read."""
+    if to and not test:
+        raise click.UsageError("--to goes with --test")
+    if as_address and not dry_run:
+        raise click.UsageError("--as goes with --dry-run")
+    if join and (test or dry_run):
+        raise click.UsageError(JOIN_ALONE)
 
 
 def resume_command(ctx: click.Context, issue: Path, subscribers: Path | None) -> str:
@@ -612,7 +666,9 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         f"(links point to {settings.newsletter.base_url})",
         markup=False,
     )
-    _serve_app(create_app(settings), sock, "info", proxy_headers=True)
+    # uvicorn's own proxy headers would trust X-Forwarded-For from any loopback peer: the pages
+    # read it themselves, from [serve] trusted_proxies only (web/visitors.py).
+    _serve_app(create_app(settings), sock, "info", proxy_headers=False)
 
 
 @main.command(short_help="Put ADDRESS on the suppression list.")
@@ -620,13 +676,14 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 @click.option("--token", help="An unsubscribe link's token instead of ADDRESS (to replay one `serve` logged).")
 @click.option(
     "--reason",
-    type=click.Choice(["unsubscribed", "bounced", "complained", "manual"]),
     default="unsubscribed",
     show_default=True,
+    help="unsubscribed, bounced, complained or manual (other words: a manual one, the words its note).",
 )
+@click.option("--note", default="", help='Free text kept beside the reason ("asked by phone").')
 @click.pass_context
 @friendly
-def unsubscribe(ctx: click.Context, address: str | None, token: str | None, reason: str) -> None:
+def unsubscribe(ctx: click.Context, address: str | None, token: str | None, reason: str, note: str) -> None:
     """Put ADDRESS on the suppression list: no send mails it again."""
     from .app.unsubscribe import suppress_address
     from .app.unsubscribe import unsubscribe as by_token
@@ -636,7 +693,7 @@ def unsubscribe(ctx: click.Context, address: str | None, token: str | None, reas
     if (address is None) == (token is None):
         raise click.UsageError("give ADDRESS or --token TOKEN")
     if token is None:
-        done = suppress_address(settings, address or "", reason)
+        done = suppress_address(settings, address or "", reason, note)
         added, shown, why = done.added, done.address, done.reason
     else:
         try:
@@ -657,29 +714,32 @@ def suppressions() -> None:
 @suppressions.command("export", short_help="Write the suppression list as CSV.")
 @click.argument("csv_path", type=click.Path(path_type=Path, dir_okay=False), default="-")
 @click.option("--all", "everything", is_flag=True, help="Also the addresses taken off the list, with when and why.")
+@NO_BOM
 @click.pass_context
 @friendly
-def suppressions_export(ctx: click.Context, csv_path: Path, everything: bool) -> None:
-    """Write the suppression list as CSV (email, reason, source, created) to CSV_PATH or stdout."""
+def suppressions_export(ctx: click.Context, csv_path: Path, everything: bool, no_bom: bool) -> None:
+    """Write the suppression list as CSV (email, reason, source, created, note) to CSV_PATH or stdout."""
     from .app.suppressions import export_suppressions
 
-    if str(csv_path) != "-":
-        _writable_target(csv_path)
-    target = sys.stdout if str(csv_path) == "-" else csv_path
-    count = export_suppressions(settings_from(ctx), target, removed=everything)
+    target = None if str(csv_path) == "-" else csv_path
+    if target is not None:
+        _writable_target(target)
+    with csv_output(target, no_bom) as handle:
+        count = export_suppressions(settings_from(ctx), handle, removed=everything)
     err.print(f"exported {plural(count, 'suppressed address', 'suppressed addresses')}")
 
 
 @suppressions.command("remove", short_help="Take addresses off the list.")
 @click.argument("addresses", nargs=-1, required=True)
-@click.option("--reason", "note", default="", help="Why, kept with the record of the removal.")
+@click.option("--note", default="", help="Why, kept with the record of the removal.")
+@click.option("--reason", "old_note", default="", hidden=True)  # its name before --note; still taken
 @click.pass_context
 @friendly
-def suppressions_remove(ctx: click.Context, addresses: tuple[str, ...], note: str) -> None:
+def suppressions_remove(ctx: click.Context, addresses: tuple[str, ...], note: str, old_note: str) -> None:
     """Take ADDRESSES off the suppression list; `export --all` keeps showing who was removed and when."""
     from .app.suppressions import remove_suppressions
 
-    for line in remove_suppressions(settings_from(ctx), addresses, note):
+    for line in remove_suppressions(settings_from(ctx), addresses, note or old_note):
         out.print(line, markup=False)
 
 
@@ -688,7 +748,7 @@ def suppressions_remove(ctx: click.Context, addresses: tuple[str, ...], note: st
 @click.pass_context
 @friendly
 def suppressions_import(ctx: click.Context, csv_path: Path) -> None:
-    """Add every address in CSV_PATH (an email column, optional reason) to the suppression list."""
+    """Add every address in CSV_PATH (an email column, optional reason and note) to the suppression list."""
     from .app.suppressions import import_suppressions
 
     added, problems = import_suppressions(settings_from(ctx), csv_path)
@@ -718,6 +778,8 @@ def subscribers_check(ctx: click.Context, csv_path: Path | None) -> None:
         out.print(problem, markup=False)
     if report.more_problems:
         out.print(f"... and {report.more_problems} more")
+    for line, warning in report.warnings:
+        out.print(f"{report.path}:{line}: warning: {warning}", markup=False)
     out.print(
         f"{plural(report.valid, 'valid address', 'valid addresses')}: {result.would_mail} would be mailed, "
         f"{result.suppressed} {'is' if result.suppressed == 1 else 'are'} unsubscribed or bounced; "
@@ -734,7 +796,7 @@ def dkim() -> None:
 
 
 @dkim.command("keygen", short_help="A DKIM key pair and its DNS record.")
-@click.option("--selector", default="newsletter", show_default=True)
+@click.option("--selector", help="DNS selector (default: newsletter, or newsletter-ed25519 for Ed25519).")
 @click.option("--domain", help="Signing domain (default: the From address's domain).")
 @click.option(
     "--out",
@@ -742,15 +804,33 @@ def dkim() -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Private key file (default: .newsletter/dkim-SELECTOR.pem, mode 0600).",
 )
-@click.option("--bits", type=click.Choice(["2048", "3072", "4096"]), default="2048", show_default=True)
+@click.option(
+    "--algorithm",
+    type=click.Choice(["rsa", "ed25519"]),
+    default="rsa",
+    show_default=True,
+    help="RSA (every receiver checks it) or Ed25519 (RFC 8463, a second signature beside RSA).",
+)
+@click.option("--bits", type=click.Choice(["2048", "3072", "4096"]), help="RSA key size  [default: 2048]")
 @click.pass_context
 @friendly
-def dkim_keygen(ctx: click.Context, selector: str, domain: str | None, out_path: Path | None, bits: str) -> None:
+def dkim_keygen(
+    ctx: click.Context,
+    selector: str | None,
+    domain: str | None,
+    out_path: Path | None,
+    algorithm: str,
+    bits: str | None,
+) -> None:
     """Write a DKIM key pair and print the DNS TXT record to publish."""
-    from .compose.dkim import generate_key, write_key
+    from .compose.dkim import generate_key, publish_instructions, write_key
     from .config import valid_selector
     from .errors import UserInputError
 
+    if bits and algorithm != "rsa":
+        raise UserInputError("--bits is for RSA keys: an Ed25519 key has one size")
+    if selector is None:
+        selector = "newsletter-ed25519" if algorithm == "ed25519" else "newsletter"
     if not valid_selector(selector):
         raise UserInputError(
             f"--selector must be a DNS label (letters, digits and hyphens, dots between labels), not {selector!r}"
@@ -760,14 +840,11 @@ def dkim_keygen(ctx: click.Context, selector: str, domain: str | None, out_path:
     path = out_path or settings.state_dir / f"dkim-{selector}.pem"
     if path.exists():
         raise UserInputError("a key already exists there; choose another --out or --selector", file=path)
-    pair = generate_key(selector, domain, int(bits))
+    pair = generate_key(selector, domain, int(bits or 2048), algorithm)
     write_key(pair, path)
-    out.print(f"wrote the private key to {path} (mode 0600; keep it out of version control)", markup=False)
-    out.print("\nPublish this TXT record in DNS:\n", markup=False)
-    out.print(f'{pair.dns_name}. IN TXT "{pair.dns_value}"', markup=False)
-    out.print("\nThen add to newsletter.toml:\n", markup=False)
+    out.print(f"wrote the private key to {path} (mode 0600; keep it out of version control)\n", markup=False)
     relative = path.relative_to(settings.workspace) if path.is_relative_to(settings.workspace) else path
-    out.print(f'[dkim]\ndomain = "{domain}"\nselector = "{selector}"\nkey_file = "{relative}"', markup=False)
+    out.print(publish_instructions(pair, selector, str(relative), algorithm), markup=False)
 
 
 @main.command(short_help="Process delivery reports (bounces).")
@@ -787,7 +864,7 @@ def bounces(ctx: click.Context, paths: tuple[Path, ...]) -> None:
         )
     counts = {
         a: sum(o.action.value == a for o in outcomes)
-        for a in ("suppressed", "counted", "ignored", "unrecognised", "duplicate")
+        for a in ("suppressed", "counted", "ignored", "unrecognised", "duplicate", "unverified", "quarantined")
     }
     out.print(f"{len(outcomes)} message(s): " + ", ".join(f"{n} {a}" for a, n in counts.items()), markup=False)
 
@@ -796,15 +873,17 @@ def bounces(ctx: click.Context, paths: tuple[Path, ...]) -> None:
 @click.option(
     "-o", "--out", "out_path", type=click.Path(path_type=Path, dir_okay=False), help="CSV file (default: stdout)."
 )
+@NO_BOM
 @click.pass_context
 @friendly
-def subscribers_export(ctx: click.Context, out_path: Path | None) -> None:
+def subscribers_export(ctx: click.Context, out_path: Path | None, no_bom: bool) -> None:
     """Write the list a send would use: the CSV plus confirmed signups, minus suppressions, with consent columns."""
     from .app.subscribers import export_subscribers
 
     if out_path is not None:
         _writable_target(out_path)
-    count = export_subscribers(settings_from(ctx), sys.stdout if out_path is None else out_path)
+    with csv_output(out_path, no_bom) as handle:
+        count = export_subscribers(settings_from(ctx), handle)
     err.print(f"exported {count} subscribers", markup=False)
 
 
@@ -849,7 +928,10 @@ def store_copy(ctx: click.Context, to: str) -> None:
 
     from .app.store_admin import copy_to
 
-    done = copy_to(settings_from(ctx), to, os.environ.get("NEWSLETTER_STORE_PASSWORD", ""))
+    print_copy(copy_to(settings_from(ctx), to, os.environ.get("NEWSLETTER_STORE_PASSWORD", "")))
+
+
+def print_copy(done: Copied) -> None:
     report, before, after = done.report, done.migrated.before, done.migrated.after
     if before != after:
         out.print(f"{done.where}: schema migrated from version {before} to {after}", markup=False)

@@ -90,3 +90,64 @@ def test_declining_a_resumed_send_keeps_what_was_sent(tmp_path: Path) -> None:
             os.close(terminal)
     assert process.returncode == 1
     assert "sent 3, pending 1" in _newsletter(root, "status", "issue").stdout
+
+
+class QuietUI:
+    """A SendUI that says yes and shows nothing."""
+
+    def findings(self, findings: object, forced: bool) -> None:
+        pass
+
+    def preflight(self, preflight: object) -> None:
+        pass
+
+    def confirm(self, confirmation: object) -> None:
+        pass
+
+    def started(self, total: int) -> None:
+        pass
+
+    def finished_one(self, address: str, result: object) -> None:
+        pass
+
+    def retrying(self, address: str, result: object, delay: float) -> None:
+        pass
+
+    def overall(self, done: int) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+_opened: list[str] = []
+_counting = False
+
+
+def _count_opens(event: str, args: tuple[object, ...]) -> None:
+    if _counting and event == "open" and isinstance(args[0], str | Path):
+        _opened.append(str(args[0]))
+
+
+sys.addaudithook(_count_opens)
+
+
+def test_a_send_reads_the_list_once_and_the_issue_once(tmp_path: Path) -> None:
+    """The check, the pre-flight and the run share one rendering and one pass over the CSV
+    (each open of a file is seen through the interpreter's audit hook)."""
+    global _counting
+    from conftest import settings_for
+    from newsletter_mailer.app.send_campaign import CampaignOutcome, SendRequest, send_issue
+
+    with SMTPTestServer() as server:
+        root = make_workspace(tmp_path / "ws", server.port, 5)
+        _opened.clear()
+        _counting = True
+        try:
+            result = send_issue(SendRequest(root / "issue.md"), settings_for(root), QuietUI())
+        finally:
+            _counting = False
+    assert isinstance(result, CampaignOutcome) and result.summary is not None and result.summary.sent == 5
+    assert len(server.handler.messages) == 5
+    assert [p for p in _opened if p.endswith("subscribers.csv")] == [str(root / "subscribers.csv")]
+    assert [p for p in _opened if p.endswith("issue.md")] == [str(root / "issue.md")]

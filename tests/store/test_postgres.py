@@ -188,7 +188,14 @@ def test_copy_moves_signups_bounce_reports_and_removals_and_says_what(pg_url: st
             assert log.may_mail(address, "192.0.2.1", per_address_per_day=3, per_ip_per_hour=10)
         SuppressionList(sqlite).add("joiner@example.org", "unsubscribed", "web page")
         assert log.confirm(joined.ref, "192.0.2.3") == "Joiner@example.org"
-        assert BounceLog(sqlite).process("report.eml", hard_report("user1@example.org")).action is Action.SUPPRESSED
+        user1 = next(
+            d for d in sqlite.claim_batch("issue", "w", 3, lease=60).deliveries if d.address == "user1@example.org"
+        )
+        sqlite.mark_sent(user1, "<issue.user1@news.example.org>", "250 ok")  # the report quotes it: a proof
+        report = hard_report("user1@example.org").replace(
+            b"<0000notoursatall0000@example.org>", b"<issue.user1@news.example.org>"
+        )
+        assert BounceLog(sqlite).process("report.eml", report).action is Action.SUPPRESSED
         consents, mails = log.confirmed(), list(sqlite.iter_signup_mails())
         reports, removals = list(sqlite.iter_bounce_reports()), list(SuppressionList(sqlite).removals())
     code, output = cli(root, "store", "copy", "--to", pg_url)

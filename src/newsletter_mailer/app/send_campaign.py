@@ -10,14 +10,14 @@ asks for confirmation; everything it decides lives here.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 from ..audience.signup import Tally, merge_lists
 from ..audience.subscribers import ListReport, read_subscribers
-from ..compose.check import Finding, check_issue, check_rendered, has_errors
+from ..compose.check import Finding, RowFill, check_issue, check_message, check_rendered, has_errors
 from ..compose.issue import read_issue
 from ..compose.render import RenderedIssue, render_issue
 from ..config import Settings
@@ -36,6 +36,7 @@ from ..send import trial
 from ..send.campaign import Campaign, Preflight, content_hash
 from ..send.engine import Progress, Summary, end_leases_of_the_gone
 from ..send.pool import run_workers
+from ..send.providers import describe
 from ..send.trial import DryRun, TestSend
 from ..store.base import Store
 from ..store.database import sent_issues
@@ -109,6 +110,8 @@ class SendUI(Progress, Protocol):
 
 def destination(settings: Settings) -> str:
     """Where a send's messages go, in words."""
+    if api := describe(settings):
+        return api
     if settings.smtp.host:
         return f"the SMTP relay {settings.smtp.host}:{settings.smtp.effective_port}"
     return f"the local outbox {outbox_path(settings)}/ (no SMTP host is configured)"
@@ -139,47 +142,74 @@ def send_issue(request: SendRequest, settings: Settings, ui: SendUI) -> SendResu
     elif request.subscribers is not None and not request.subscribers.is_file():
         what = "is a folder, not a CSV file" if request.subscribers.is_dir() else "subscriber list not found"
         raise SubscriberListError(what, file=request.subscribers)  # not a finding --force could pass
-    rendered, findings = rendered_and_checked(request.issue, settings, request.subscribers)
-    ui.findings(findings, forced=request.force and has_errors(findings))
-    if (has_errors(findings) and not request.force) or rendered is None:
-        raise CheckFailed("the pre-send check found errors (listed above); fix them, or send with --force")
+    trying = request.test or request.dry_run
+    # A campaign's list is checked as the pre-flight loads it: the CSV is read once.
+    rendered, findings = rendered_and_checked(request.issue, settings, request.subscribers, with_list=trying)
+    if rendered is None or trying:
+        _refuse_on_errors(ui, findings, request.force and rendered is not None)
+    if rendered is None:  # nothing to send, --force or not
+        raise CheckFailed("the issue cannot be rendered (the errors are listed above); fix them and send again")
     if request.test:
         return trial.send_test(rendered, settings, request.to)
     if request.dry_run:
         return trial.dry_run(rendered, settings, request.subscribers)
-    return send_campaign(request, settings, ui, rendered)
+    return send_campaign(request, settings, ui, rendered, findings)
+
+
+def _refuse_on_errors(ui: SendUI, findings: list[Finding], force: bool) -> None:
+    """Show the check's findings; refuse on an error unless --force."""
+    ui.findings(findings, forced=force and has_errors(findings))
+    if has_errors(findings) and not force:
+        raise CheckFailed("the pre-send check found errors (listed above); fix them, or send with --force")
 
 
 def rendered_and_checked(
-    path: Path, settings: Settings, subscribers: Path | None
+    path: Path, settings: Settings, subscribers: Path | None, *, with_list: bool = True
 ) -> tuple[RenderedIssue | None, list[Finding]]:
-    """The issue rendered once and the check's findings on that rendering; an issue that cannot be
-    rendered gives no rendering, and the check says every problem in it."""
+    """The issue rendered once and the check's findings on that rendering (``with_list``: the
+    list's too); an issue that cannot be rendered gives no rendering, and the check says every
+    problem in it."""
     try:
         rendered = render_issue(read_issue(path), settings)
     except IssueNotFound:
         raise
     except IssueError:
         return None, check_issue(path, settings, subscribers)
-    return rendered, check_rendered(rendered, settings, subscribers)
+    if with_list:
+        return rendered, check_rendered(rendered, settings, subscribers)
+    return rendered, check_message(rendered, settings)
 
 
-def send_campaign(request: SendRequest, settings: Settings, ui: SendUI, rendered: RenderedIssue) -> CampaignOutcome:
-    """Pre-flight, confirmation, dispatch; Ctrl+C becomes a SendInterrupted that says what is where."""
-    outbox = None if settings.smtp.host else outbox_path(settings)
+def send_campaign(
+    request: SendRequest, settings: Settings, ui: SendUI, rendered: RenderedIssue, findings: list[Finding]
+) -> CampaignOutcome:
+    """Pre-flight (the list checked as it loads), confirmation, dispatch; Ctrl+C becomes a
+    SendInterrupted that says what is where."""
+    outbox = None if settings.smtp.host or settings.transport.kind != "smtp" else outbox_path(settings)
+    fill = RowFill(rendered, request.subscribers or settings.path(settings.newsletter.subscribers))
     opened = (
         join_campaign(request.issue, settings, rendered=rendered)
         if request.join
         else open_campaign(
-            request.issue, settings, request.subscribers, request.retry_failed, request.new_database, rendered=rendered
+            request.issue,
+            settings,
+            request.subscribers,
+            request.retry_failed,
+            request.new_database,
+            rendered=rendered,
+            fill=fill,
         )
     )
     with opened as campaign:
+        _checked(ui, campaign, [*findings, *fill.findings()], request.force)
         preflight = campaign.preflight
         if not request.join:
             ui.preflight(preflight)
         if preflight.to_send == 0:
             return CampaignOutcome(preflight, None, outbox)
+        from ..compose.dnscheck import preflight_findings  # dnspython only where a send asks DNS
+
+        ui.findings(preflight_findings(settings), forced=False)  # what receivers find in DNS (docs/dns.md)
         confirmation = Confirmation(
             campaign.issue,
             campaign.rendered.issue.subject,
@@ -197,6 +227,17 @@ def send_campaign(request: SendRequest, settings: Settings, ui: SendUI, rendered
         finally:
             ui.stop()
     return CampaignOutcome(preflight, summary, outbox)
+
+
+def _checked(ui: SendUI, campaign: Campaign, findings: list[Finding], force: bool) -> None:
+    """The check's findings, the list's among them; on an error (without --force) nothing is sent,
+    and an issue never sent before keeps no rows."""
+    try:
+        _refuse_on_errors(ui, findings, force)
+    except CheckFailed:
+        if campaign.preflight.first_run:
+            campaign.journal.discard_unsent(campaign.issue)
+        raise
 
 
 def _confirm(ui: SendUI, confirmation: Confirmation, campaign: Campaign) -> None:
@@ -225,14 +266,16 @@ def _interrupted(counts: dict[str, int], preflight: Preflight) -> SendInterrupte
     return SendInterrupted(message, sent=sent, in_flight=in_flight, pending=pending)
 
 
-def _preflight(journal: Store, issue: str, subscribers: Path, retry_failed: bool) -> Preflight:
+def _preflight(
+    journal: Store, issue: str, subscribers: Path, retry_failed: bool, fill: RowFill | None, first_run: bool
+) -> Preflight:
     report = ListReport(subscribers)
-    first_run = not any(journal.counts(issue).values())
     end_leases_of_the_gone(journal, issue)
     recovered = journal.recover_in_flight(issue)
     tally = Tally()  # the list at send time: the CSV plus confirmed signups
     signups = confirmed_signups(journal)
-    journal.add_recipients(issue, merge_lists(read_subscribers(subscribers, report), signups, tally))
+    rows = read_subscribers(subscribers, report)
+    journal.add_recipients(issue, merge_lists(fill.watch(rows, report) if fill else rows, signups, tally))
     if retry_failed:
         journal.retry_failed(issue)
     counts = journal.counts(issue)
@@ -265,6 +308,7 @@ def open_campaign(
     new_database: bool = False,
     *,
     rendered: RenderedIssue | None = None,
+    fill: RowFill | None = None,
 ) -> Iterator[Campaign]:
     """Take the send lock, load the list into the journal; ``rendered``: the issue as the check
     saw it (else the file is rendered here)."""
@@ -275,9 +319,22 @@ def open_campaign(
         stack.enter_context(journal.send_lock(rendered.issue.key))
         if not new_database:
             _refuse_a_store_that_forgot(journal, rendered.issue.key, settings)
-        preflight = _preflight(journal, rendered.issue.key, subscribers, retry_failed)
+        preflight = _loaded(journal, rendered.issue.key, subscribers, retry_failed, fill)
         journal.record_send(rendered.issue.key, content_hash(rendered, settings), replace=True)
         yield Campaign(settings, rendered, journal, preflight, issue_path)
+
+
+def _loaded(journal: Store, issue: str, subscribers: Path, retry_failed: bool, fill: RowFill | None) -> Preflight:
+    """The pre-flight; a list that fails half-way through (a quote that swallows rows, bytes that
+    are not UTF-8) leaves an issue never sent before with no rows, as a "no" at the prompt does."""
+    first_run = not any(journal.counts(issue).values())
+    try:
+        return _preflight(journal, issue, subscribers, retry_failed, fill, first_run)
+    except BaseException:
+        if first_run:
+            with suppress(Exception):  # the error that stopped the pre-flight is the one to report
+                journal.discard_unsent(issue)
+        raise
 
 
 def _refuse_a_store_that_forgot(journal: Store, issue: str, settings: Settings) -> None:

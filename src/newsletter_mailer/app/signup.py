@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
-from ..audience.signup import RequestRef, SignupForm
+from ..audience.signup import RequestRef, SignupForm, mailbox_key
 from ..compose.envelope import Envelope
 from ..config import Settings
+from ..send.providers import transport_for
 from ..send.route import delivery_route
-from ..send.transport import SMTPTransport
+from ..send.transport import Kind, Result, Transport
 from ..store.signup_log import PendingSignup, SignupLog
 from .stores import opened_store
 
@@ -26,7 +28,7 @@ def request_signup(settings: Settings, form: SignupForm, ip: str) -> PendingSign
     with opened_store(settings) as store:
         signups = SignupLog(store)
         allowed = signups.may_mail(
-            form.subscriber.email,
+            mailbox_key(form.subscriber.email),  # plus-tags and ignored dots count as one mailbox
             ip,
             per_address_per_day=signup.per_address_per_day,
             per_ip_per_hour=signup.per_ip_per_hour,
@@ -48,19 +50,25 @@ def confirm_signup(settings: Settings, ref: RequestRef, ip: str) -> str | None:
         return SignupLog(store).confirm(ref, ip)
 
 
-def send_confirmation(settings: Settings, envelope: Envelope) -> None:
-    """Deliver one confirmation mail through the relay or the local outbox (in a worker thread)."""
+def send_confirmation(settings: Settings, envelope: Envelope, mask: Callable[[str], str]) -> None:
+    """Deliver one confirmation mail through the relay (or provider API) or the local outbox (in a
+    worker thread);
+    a refusal, or an address this relay cannot carry (no SMTPUTF8), is logged, never raised."""
 
-    async def deliver(transport: SMTPTransport) -> str:
+    async def deliver(transport: Transport) -> Result:
         connection = transport.connection()
         try:
-            return str(await connection.send(envelope))
+            return await connection.send(envelope)
         finally:
             await connection.close()
 
     try:
         with delivery_route(settings) as route:
-            outcome = asyncio.run(deliver(SMTPTransport(route.smtp)))
-        log.info("confirmation mail: %s", outcome)
+            outcome = asyncio.run(deliver(transport_for(settings, route.smtp)))
     except Exception as exc:  # the visitor has their page; the operator gets the log line
         log.warning("confirmation mail could not be sent: %s", exc)
+        return
+    if outcome.kind is Kind.SENT:
+        log.info("confirmation mail: %s", outcome)
+    else:
+        log.warning("confirmation mail to %s: %s", mask(envelope.recipient), outcome)

@@ -42,10 +42,11 @@ def unsubscribe(settings: Settings, token: str, source: str) -> Unsubscribed:
     return Unsubscribed(done.address, done.added, done.reason)
 
 
-def suppress_address(settings: Settings, address: str, reason: str) -> Suppressed:
-    """``newsletter unsubscribe ADDRESS``: the organiser suppresses an address."""
+def suppress_address(settings: Settings, address: str, reason: str, note: str = "") -> Suppressed:
+    """``newsletter unsubscribe ADDRESS``: the organiser suppresses an address (``note``: free
+    text kept beside the reason)."""
     with opened_store(settings) as store:
-        return SuppressionList(store).suppress(address, reason, "cli")
+        return SuppressionList(store).suppress(address, reason, "cli", note)
 
 
 def subscription_of(settings: Settings, address: str) -> Suppression | None:

@@ -23,12 +23,14 @@ from ..config import Settings
 from ..errors import IssueError
 from ..workspace import shipped
 from . import markup
+from .bidi import direction
 from .issue import Event, Issue
 from .merge import MergeFields
 from .palette import palette_for
 from .plaintext import TextWriter, underline, wrap
 
 TEMPLATE = "newsletter.mjml"
+COLUMN_WIDTH = 552  # the 600 px card less 24 px padding each side: the widest an image is drawn
 GMAIL_CLIP_BYTES = 102 * 1024
 SIZE_WARNING_BYTES = 90 * 1024
 # Inbox previews show the first 90-200 characters of the body. After the preheader come
@@ -86,16 +88,39 @@ def contact_href(contact: str) -> str:
     return f"tel:{digits}" if len(digits) >= 6 else ""
 
 
+_IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_PIXEL_WIDTH = re.compile(r"""\swidth\s*=\s*("\d+"|'\d+'|\d+(?=[\s/>]))""", re.IGNORECASE)
+
+
+def sized_images(html: str) -> str:
+    """Every ``<img>`` with a pixel ``width``: Outlook for Windows draws an image without one at
+    the file's own size. One given in the HTML is kept; the others get the column's width as an
+    upper bound for Outlook, and ``width:auto`` for the clients that read CSS (check warns of them)."""
+
+    def size(match: re.Match[str]) -> str:
+        tag = match.group(0)
+        if _PIXEL_WIDTH.search(tag):
+            return tag
+        tag = re.sub(r"""\swidth\s*=\s*(["'][^"']*["']|\S+)""", "", tag, flags=re.IGNORECASE)  # "100%"
+        end = -2 if tag.endswith("/>") else -1
+        # width:auto keeps the file's own size (up to max-width: 100%) where CSS is read
+        style = "" if re.search(r"\sstyle\s*=", tag, re.IGNORECASE) else ' style="width:auto"'
+        return f'{tag[:end].rstrip()} width="{COLUMN_WIDTH}"{style}{tag[end:]}'
+
+    return _IMG.sub(size, html)
+
+
 def _block_context(block: markup.Block) -> dict[str, Any]:
     if isinstance(block, markup.HtmlBlock):
-        return {"kind": "html", "html": Markup(block.html)}
+        return {"kind": "html", "html": Markup(sized_images(block.html))}
     if isinstance(block, markup.ButtonBlock):
         return {"kind": "button", "href": block.href, "label": block.label}
-    return {"kind": "image", "src": block.src, "alt": block.alt, "caption": block.caption}
+    return {"kind": "image", "src": block.src, "alt": block.alt, "caption": block.caption, "width": COLUMN_WIDTH}
 
 
 def _inline_text(source: str) -> str:
-    return re.sub(r"<[^>]+>", "", markup.render_inline(source))
+    """Inline Markdown as plain text, unescaped: the template escapes it once where it lands."""
+    return Markup(markup.render_inline(source)).striptags()
 
 
 def build_context(issue: Issue, settings: Settings, fields: MergeFields) -> dict[str, Any]:
@@ -106,7 +131,7 @@ def build_context(issue: Issue, settings: Settings, fields: MergeFields) -> dict
         return [_block_context(b) for b in markup.to_blocks(fields.substitute(source, file=file, line=line), line)]
 
     def inline(source: str, line: int) -> Markup:
-        return Markup(markup.render_inline(fields.substitute(source, file=file, line=line)))
+        return Markup(sized_images(markup.render_inline(fields.substitute(source, file=file, line=line))))
 
     events = []
     for event in issue.events:
@@ -124,7 +149,9 @@ def build_context(issue: Issue, settings: Settings, fields: MergeFields) -> dict
     return {
         "newsletter": settings.newsletter,
         "brand": settings.brand,
-        "palette": palette_for(settings.brand.accent),
+        "palette": palette_for(settings.brand.accent, settings.brand.text_accent),
+        "direction": direction(settings.newsletter.language),
+        "column_width": COLUMN_WIDTH,
         "preheader_padding": PREHEADER_PADDING,
         "issue": {
             "subject": fields.substitute(issue.subject, file=file, line=issue.line_of("subject")),
@@ -278,7 +305,7 @@ def render_text(issue: Issue, settings: Settings, fields: MergeFields) -> str:
     if issue.signoff:
         signoff = fields.substitute(issue.signoff, file=file, line=issue.signoff_line)
         out += ["", writer.blocks(signoff), ""]
-    footer = ["--", news.name]
+    footer = ["-- ", news.name]  # the signature delimiter is dash, dash, space (RFC 3676)
     if news.postal_address:
         footer.append(news.postal_address)
     footer += [
@@ -288,7 +315,7 @@ def render_text(issue: Issue, settings: Settings, fields: MergeFields) -> str:
     out += ["", "\n".join(footer)]
     text = "\n".join(out)
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
-    return "\n".join(line.rstrip() for line in text.split("\n"))
+    return "\n".join(line if line == "-- " else line.rstrip() for line in text.split("\n"))
 
 
 def render_issue(issue: Issue, settings: Settings) -> RenderedIssue:

@@ -17,8 +17,9 @@ from ..config import Settings, SMTPSettings
 from ..store.base import Store
 from .engine import NoProgress, Progress, Summary, dispatch
 from .identity import new_identity
+from .providers import transport_for
 from .route import delivery_route
-from .transport import SMTPTransport, Transport
+from .transport import Transport
 
 __all__ = ["Campaign", "Preflight", "content_hash"]
 
@@ -75,7 +76,7 @@ class Campaign:
         if transport is not None:
             return asyncio.run(dispatch(self, transport, smtp or self.settings.smtp, progress))
         with delivery_route(self.settings) as route:
-            return asyncio.run(dispatch(self, SMTPTransport(route.smtp), route.smtp, progress))
+            return asyncio.run(dispatch(self, transport_for(self.settings, route.smtp), route.smtp, progress))
 
 
 def content_hash(rendered: RenderedIssue, settings: Settings) -> str:
@@ -89,6 +90,8 @@ def content_hash(rendered: RenderedIssue, settings: Settings) -> str:
     headers: tuple[str, ...] = (news.name, news.from_, news.reply_to, news.language, news.postal_address)
     headers += (news.base_url, news.list_id_value, news.unsubscribe_mailto, settings.bounces.address)
     headers += (repr(settings.brand), dkim.domain, dkim.selector, dkim.ed25519_selector)
+    if news.from_name or news.reply_to_name:  # only then: a send begun before they existed still joins
+        headers += (news.from_name, news.reply_to_name)
     secret = hashlib.sha256(b"newsletter join\0" + signer_for(settings).message_id_key()).hexdigest()
     for part in (rendered.issue.key, rendered.subject, rendered.html, rendered.text, *headers, secret):
         digest.update(part.replace(nonce, "nlm-x").encode("utf-8", "surrogatepass"))

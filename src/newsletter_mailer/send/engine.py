@@ -359,7 +359,8 @@ class _Run:
             await self.record_sent(job, envelope.message_id, result)
             return 0.0
         pause, final = self.record_failure(job, result)
-        self.streak.add(job.address, result, final=final)
+        if not result.local:  # a reader we cannot mail through this relay says nothing about it
+            self.streak.add(job.address, result, final=final)
         if self.streak.count >= self.smtp.max_consecutive_failures:
             # Messages still in flight add to the streak: the reason is written once they are in.
             self.last_failure = self.last_failure or result
