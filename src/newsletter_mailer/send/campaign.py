@@ -15,8 +15,6 @@ from ..compose.envelope import MessageTemplate
 from ..compose.render import RenderedIssue
 from ..config import Settings, SMTPSettings
 from ..store.base import Store
-from ..store.database import FileIdentity
-from ..store.sqlite import SQLiteStore
 from .engine import NoProgress, Progress, Summary, dispatch
 from .identity import new_identity
 from .providers import transport_for
@@ -62,8 +60,6 @@ class Campaign:
         self.suppressions = SuppressionList(journal)
         self.preflight = preflight
         self.issue = rendered.issue.key
-        # A SQLite file can be deleted or replaced under a running send; a server database cannot.
-        self.database = FileIdentity.of(settings.database_path) if isinstance(journal, SQLiteStore) else None
         self.identity = new_identity()
         self.issue_path = issue_path  # for worker processes, which render it again
         self.watch_others = False  # other workers share this send: show the whole send's progress
