@@ -23,6 +23,7 @@ from .errors import IssueProblems, NewsletterError, SendInterrupted, UserInputEr
 
 if TYPE_CHECKING:  # the sending machinery is imported when a command needs it: --help stays quick
     from .compose.check import Finding
+    from .publish.site import PublishResult
     from .send.dispatch import DryRun, Preflight, TestSend
     from .send.run import CampaignOutcome, Confirmation, SendResult
     from .send.transport import Result
@@ -490,7 +491,56 @@ def send(
     except SendInterrupted as exc:
         err.print(f"{exc}\nresume with: {resume_command(ctx, issue, subscribers)}", markup=False)
         sys.exit(EXIT_INTERRUPTED)
-    sys.exit(print_send_result(result, issue))
+    code = print_send_result(result, issue)
+    publish_after_send(ctx, result)
+    sys.exit(code)
+
+
+def publish_after_send(ctx: click.Context, result: SendResult) -> None:
+    """After a real send, the web archive (unless [publish] enabled = false); the send stands
+    whatever happens here, so a failure is a warning that says how to publish again."""
+    from .publish.site import after_send
+
+    try:
+        published = after_send(settings_from(ctx), result)
+    except (NewsletterError, OSError) as exc:
+        err.print(f"warning: the issue was sent, but the web archive was not written: {exc}", markup=False)
+        err.print("fix that, then run `newsletter publish`", markup=False)
+        return
+    if published is not None:
+        print_published(published)
+
+
+def print_published(result: PublishResult) -> None:
+    out.print(
+        f"published {plural(len(result.issues), 'issue')} to {result.out_dir}/: {result.written} file(s) written, "
+        f"{result.unchanged} unchanged, {result.removed} removed",
+        markup=False,
+    )
+    for key in result.missing:
+        err.print(
+            f"note: {key} was sent, but {result.issues_folder / key}.md is not there: not published "
+            "(the archive holds the sent issues of [publish] issues)",
+            markup=False,
+        )
+
+
+@main.command(short_help="Write the web archive of the sent issues.")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    help="The site's folder (default: [publish] out, site/).",
+)
+@click.pass_context
+@friendly
+def publish(ctx: click.Context, out_dir: Path | None) -> None:
+    """Write every sent issue as a web page, the archive's index and its Atom feed into a folder
+    any static host (or `newsletter serve`) can serve. Nothing personal is written."""
+    from .publish.site import publish_site
+
+    print_published(publish_site(settings_from(ctx), out_dir))
 
 
 def resume_command(ctx: click.Context, issue: Path, subscribers: Path | None) -> str:

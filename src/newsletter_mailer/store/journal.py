@@ -72,6 +72,9 @@ class Journal(Protocol):
     def state_of(self, issue: str, address: str) -> str | None: ...
     def failures(self, issue: str) -> list[tuple[str, int, str]]: ...
     def retry_failed(self, issue: str) -> int: ...
+    def issues_sent(self) -> dict[str, float]:
+        """Each issue with a message sent, and when its first was sent (epoch seconds): what the
+        web archive publishes, dated. Test sends are never in the journal."""
 
 
 def fields_of(text: str) -> tuple[tuple[str, str], ...]:
@@ -243,6 +246,12 @@ class SQLiteJournal:
                 (time.time(), issue),
             )
         return cursor.rowcount
+
+    def issues_sent(self) -> dict[str, float]:
+        rows = self.db.execute(
+            "SELECT issue, MIN(sent_at) FROM deliveries WHERE state = 'sent' AND sent_at IS NOT NULL GROUP BY issue"
+        )
+        return {str(issue): float(first) for issue, first in rows}
 
 
 def issue_status(journal: Journal | None, issue: str) -> IssueStatus:

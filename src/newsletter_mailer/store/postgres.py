@@ -342,6 +342,12 @@ class PostgresStore(PostgresPool, PostgresStateRows, PostgresSignupRows, Postgre
         )
         return None if state is None else str(state)
 
+    def issues_sent(self) -> dict[str, float]:
+        rows = self.db.execute(
+            "SELECT issue, min(sent_at) FROM deliveries WHERE state = 'sent' AND sent_at IS NOT NULL GROUP BY issue"
+        )
+        return {str(issue): float(first) for issue, first in rows}
+
     def failures(self, issue: str) -> list[tuple[str, int, str]]:
         rows = self.db.execute(
             "SELECT address, attempts, last_reply FROM deliveries WHERE issue = %s AND state = 'failed' ORDER BY id",

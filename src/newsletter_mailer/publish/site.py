@@ -1,0 +1,145 @@
+"""``newsletter publish``: the whole site built in memory from the sent issues, then written so
+that a second run changes no byte (a file is rewritten only when its bytes differ, and every
+date comes from the journal), and files of an earlier run that are no longer part of the site
+are removed, but only those the manifest says ``publish`` wrote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..compose.online import issue_path
+from ..config import Settings
+from ..errors import UserInputError
+from ..send.run import CampaignOutcome, SendResult
+from ..store.workspace_store import existing_store
+from .archive import Archive, SentIssue, find_sent
+from .feed import atom_feed
+from .page import Article, PageRenderer
+
+__all__ = ["MANIFEST", "PublishResult", "after_send", "build_site", "publish_site", "sent_archive", "write_site"]
+
+MANIFEST = ".newsletter-site"  # the files the last run wrote, one a line: what a later run may remove
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    out_dir: Path
+    issues: tuple[str, ...]  # the published issues' keys, newest first
+    written: int  # files new or changed
+    unchanged: int
+    removed: int  # files of an earlier run no longer in the site
+    missing: tuple[str, ...]  # sent issues whose file is not in the issues folder
+    issues_folder: Path
+
+
+def sent_archive(settings: Settings) -> Archive:
+    """The sent issues, as the journal knows them; no store yet means nothing sent."""
+    with existing_store(settings) as store:
+        sent = store.journal.issues_sent() if store else {}
+    return find_sent(settings.path(settings.publish.issues), sent)
+
+
+def build_site(settings: Settings, archive: Archive) -> dict[str, bytes]:
+    """Every file of the site by its path relative to the site's root."""
+    renderer = PageRenderer(settings)
+    files: dict[str, bytes] = {}
+    entries: list[tuple[SentIssue, Article]] = []
+    for sent in archive.issues:
+        page_article = renderer.article(sent, absolute=False)
+        files[f"{issue_path(sent.key)}index.html"] = renderer.issue_page(sent, page_article, "").encode()
+        entries.append((sent, renderer.article(sent, absolute=True)))
+    files["index.html"] = renderer.index_page(entries).encode()
+    files["feed.xml"] = atom_feed(settings, entries)
+    return files
+
+
+def publish_site(settings: Settings, out_dir: Path | None = None) -> PublishResult:
+    """Write the web archive of every sent issue into ``out_dir`` (default ``[publish] out``)."""
+    out = out_dir if out_dir is not None else settings.path(settings.publish.out)
+    archive = sent_archive(settings)
+    written, unchanged, removed = write_site(out, build_site(settings, archive))
+    keys = tuple(s.key for s in archive.issues)
+    folder = settings.path(settings.publish.issues)
+    return PublishResult(out, keys, written, unchanged, removed, archive.missing, folder)
+
+
+def after_send(settings: Settings, result: SendResult) -> PublishResult | None:
+    """The archive again after a send that sent something, unless ``[publish] enabled = false``;
+    a test send or a dry run publishes nothing."""
+    if not settings.publish.enabled or not isinstance(result, CampaignOutcome):
+        return None
+    if result.summary is None or result.summary.sent == 0:
+        return None
+    return publish_site(settings)
+
+
+def _prepare(out: Path) -> set[str]:
+    """The output folder, made if its parent is there; what the last run wrote. A folder with
+    other files and no manifest is someone else's: refused rather than written over."""
+    if out.exists() and not out.is_dir():
+        raise UserInputError("is a file, not a folder for the site: choose another -o", file=out)
+    if not out.exists():
+        if not out.parent.is_dir():
+            raise UserInputError(f"the folder {out.parent} does not exist: create it first", file=out)
+        out.mkdir()
+    manifest = out / MANIFEST
+    if not manifest.is_file():
+        if any(out.iterdir()):
+            raise UserInputError(
+                "this folder has files that `newsletter publish` did not write: choose an empty or new folder", file=out
+            )
+        return set()
+    return {line for line in manifest.read_text(encoding="utf-8").splitlines() if line}
+
+
+def _write(path: Path, data: bytes) -> bool:
+    """Write the file only if its bytes differ (atomically); True if written."""
+    with contextlib.suppress(FileNotFoundError):
+        if path.read_bytes() == data:
+            return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".publish-")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.chmod(temporary, 0o644)  # a public web page, readable by the web server
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    return True
+
+
+def write_site(out: Path, files: dict[str, bytes]) -> tuple[int, int, int]:
+    """Write ``files`` under ``out``; returns (written, unchanged, removed)."""
+    before = _prepare(out)
+    written = unchanged = 0
+    for relative in sorted(files):
+        if _write(out / relative, files[relative]):
+            written += 1
+        else:
+            unchanged += 1
+    stale = sorted(before - set(files))
+    for relative in stale:
+        target = out / relative
+        if target.resolve().is_relative_to(out.resolve()):  # a manifest line is never a way out
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
+            _remove_empty_parents(target.parent, out)
+    _write(out / MANIFEST, "".join(f"{name}\n" for name in sorted(files)).encode())
+    return written, unchanged, len(stale)
+
+
+def _remove_empty_parents(folder: Path, root: Path) -> None:
+    while folder != root and folder.is_relative_to(root):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
