@@ -124,8 +124,11 @@ def personal_values(rows: list[dict[str, str]], messages: list[bytes], senders: 
     return values
 
 
+SentSite = tuple[Path, list[dict[str, str]], set[str], list[bytes]]
+
+
 @pytest.fixture(scope="module")
-def sent_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[dict[str, str]], set[str]]]:
+def sent_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentSite]:
     """A workspace that sent the sentinel issue to its list (the send wrote the site), a draft
     and a test send beside it. Tests that change it work on a copy."""
     rows = sentinel_rows(4)
@@ -142,11 +145,11 @@ def sent_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
         messages = [m.data for m in server.handler.messages]
         senders = [m.mail_from for m in server.handler.messages]
     assert len(messages) == 5  # the test copy and one per row
-    yield root, rows, personal_values(rows, messages, senders)
+    yield root, rows, personal_values(rows, messages, senders), messages
 
 
-def test_no_personal_data_anywhere_in_the_site(sent_site: tuple[Path, list[dict[str, str]], set[str]]) -> None:
-    root, _, personal = sent_site
+def test_no_personal_data_anywhere_in_the_site(sent_site: SentSite) -> None:
+    root, _, personal, _ = sent_site
     again = run("publish", cwd=root)
     assert again.returncode == 0, again.stderr
     files = site_bytes(root / "site")
@@ -162,16 +165,16 @@ def test_no_personal_data_anywhere_in_the_site(sent_site: tuple[Path, list[dict[
     assert "/unsubscribe/" not in page
 
 
-def test_drafts_and_test_sends_are_never_published(sent_site: tuple[Path, list[dict[str, str]], set[str]]) -> None:
-    root, _, _ = sent_site
+def test_drafts_and_test_sends_are_never_published(sent_site: SentSite) -> None:
+    root = sent_site[0]
     files = site_bytes(root / "site")
     assert not any(name.startswith(("issues/draft", "issues/trial")) for name in files)
     everything = b"".join(files.values())
     assert b"DRAFTMARKER" not in everything and b"TESTMARKER" not in everything
 
 
-def test_a_second_publish_changes_no_byte(sent_site: tuple[Path, list[dict[str, str]], set[str]]) -> None:
-    root, _, _ = sent_site
+def test_a_second_publish_changes_no_byte(sent_site: SentSite) -> None:
+    root = sent_site[0]
     site = root / "site"
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in site.rglob("*") if p.is_file()}
     result = publish_site(load_settings(workspace=root))
@@ -180,8 +183,8 @@ def test_a_second_publish_changes_no_byte(sent_site: tuple[Path, list[dict[str, 
     assert after == before
 
 
-def test_the_feed_is_valid_atom_with_full_content(sent_site: tuple[Path, list[dict[str, str]], set[str]]) -> None:
-    root, _, _ = sent_site
+def test_the_feed_is_valid_atom_with_full_content(sent_site: SentSite) -> None:
+    root = sent_site[0]
     feed = feedparser.parse((root / "site" / "feed.xml").read_bytes())
     assert not feed.bozo, feed.get("bozo_exception")
     assert feed.version == "atom10"
@@ -237,8 +240,8 @@ def resolves(site: Path, page: str, link: str) -> bool:
     return True
 
 
-def test_every_link_within_the_site_resolves(sent_site: tuple[Path, list[dict[str, str]], set[str]]) -> None:
-    root, _, _ = sent_site
+def test_every_link_within_the_site_resolves(sent_site: SentSite) -> None:
+    root = sent_site[0]
     site = root / "site"
     checked = 0
     for page, link, _ in site_links(site):
@@ -267,9 +270,7 @@ def test_publish_refuses_a_folder_it_did_not_write(tmp_path: Path) -> None:
     assert (root / "site" / "index.html").is_file() and (root / "site" / MANIFEST).is_file()
 
 
-def test_an_issue_no_longer_in_the_folder_is_named_and_its_page_removed(
-    sent_site: tuple[Path, list[dict[str, str]], set[str]], tmp_path: Path
-) -> None:
+def test_an_issue_no_longer_in_the_folder_is_named_and_its_page_removed(sent_site: SentSite, tmp_path: Path) -> None:
     root = Path(shutil.copytree(sent_site[0], tmp_path / "ws"))
     (root / "site" / "extra.txt").write_text("the editor's own file")
     (root / "issues" / "letter.md").rename(root / "letter.md")
@@ -288,3 +289,25 @@ def test_send_does_not_publish_when_disabled(tmp_path: Path) -> None:
         sent = run("send", "issues/letter.md", "--yes", cwd=root)
     assert sent.returncode == 0, sent.stderr
     assert "published" not in sent.stdout and not (root / "site").exists()
+
+
+def view_online_links(raw: bytes) -> tuple[list[str], list[str]]:
+    """The "View in your browser" links of a message: in its HTML part, in its text part."""
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    html_part, text_part = message.get_body(("html",)), message.get_body(("plain",))
+    assert html_part is not None and text_part is not None
+    in_html = re.findall(r'<a href="([^"]+)"[^>]*>View in your browser</a>', html_part.get_content())
+    in_text = re.findall(r"^View in your browser: (\S+?)\r?$", text_part.get_content(), re.M)
+    return in_html, in_text
+
+
+def test_every_message_links_to_the_same_public_page(sent_site: SentSite) -> None:
+    root, _, _, messages = sent_site
+    links = {link for raw in messages[1:] for part in view_online_links(raw) for link in part}
+    assert links == {f"{SITE_URL}/issues/letter/"}  # one page for every reader, no token in it
+    assert all(view_online_links(raw) == ([f"{SITE_URL}/issues/letter/"],) * 2 for raw in messages[1:])
+    test_copy = view_online_links(messages[0])
+    assert test_copy == ([f"{SITE_URL}/issues/trial/"],) * 2  # a test copy links where its page will be
+    (link,) = links
+    page = root / "site" / link.removeprefix(f"{SITE_URL}/") / "index.html"
+    assert "Hello friend: the sentinel issue" in page.read_text(encoding="utf-8")

@@ -25,8 +25,9 @@ from ..workspace import shipped
 from . import markup
 from .issue import Event, Issue
 from .merge import MergeFields
+from .online import issue_url, online
 from .palette import palette_for
-from .plaintext import TextWriter, underline, wrap
+from .plaintext import TextWriter, underline, view_online, wrap
 
 TEMPLATE = "newsletter.mjml"
 GMAIL_CLIP_BYTES = 102 * 1024
@@ -140,6 +141,7 @@ def build_context(issue: Issue, settings: Settings, fields: MergeFields) -> dict
         "events": events,
         "signoff": blocks(issue.signoff, issue.signoff_line) if issue.signoff else [],
         "unsubscribe_url": fields.unsubscribe_url,
+        "view_online_url": issue_url(settings, issue.key) if online(settings) else "",
     }
 
 
@@ -240,7 +242,10 @@ def render_text(issue: Issue, settings: Settings, fields: MergeFields) -> str:
     writer = TextWriter()
     news = settings.newsletter
     subject = fields.substitute(issue.subject, file=file, line=issue.line_of("subject"))
-    out: list[str] = [news.name, "", underline(subject, "=")]
+    out: list[str] = [news.name, ""]
+    if online(settings):
+        out += [view_online(issue_url(settings, issue.key)), ""]
+    out.append(underline(subject, "="))
     if issue.date:
         out.append(date_label(issue.date))
     out.append("")
