@@ -111,11 +111,12 @@ def _slug(text: str) -> str:
 
 
 def event_uids(issue: Issue) -> Iterator[tuple[Event, str]]:
-    """Each event with its calendar UID's name part: from the issue and the event's title, not
-    its date, so a postponed event keeps its UID and calendars move it instead of adding one."""
+    """Each event with its calendar UID's name part, from the event's day and title (not the
+    issue): the same event announced in two issues is one event in a reader's calendar, and
+    re-publishing never changes it. Two same-titled events on one day are told apart by order."""
     seen: dict[str, int] = {}
     for event in issue.events:
-        base = f"{issue.key}\0{_slug(event.title) or 'event'}"
+        base = f"{event.date.isoformat()}\0{_slug(event.title) or 'event'}"
         n = seen[base] = seen.get(base, 0) + 1
         yield event, hashlib.sha256(f"{base}\0{n}".encode()).hexdigest()[:20]
 

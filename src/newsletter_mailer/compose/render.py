@@ -25,7 +25,7 @@ from ..workspace import shipped
 from . import markup
 from .issue import Event, Issue
 from .merge import MergeFields
-from .online import issue_url, online
+from .online import EventLinks, event_links, issue_url, online
 from .palette import palette_for
 from .plaintext import TextWriter, underline, view_online, wrap
 
@@ -110,7 +110,8 @@ def build_context(issue: Issue, settings: Settings, fields: MergeFields) -> dict
         return Markup(markup.render_inline(fields.substitute(source, file=file, line=line)))
 
     events = []
-    for event in issue.events:
+    calendar = event_links(issue, settings) if online(settings) else [EventLinks("", "")] * len(issue.events)
+    for event, links in zip(issue.events, calendar, strict=True):
         events.append(
             {
                 "when": event_when(event),
@@ -120,6 +121,8 @@ def build_context(issue: Issue, settings: Settings, fields: MergeFields) -> dict
                 "contact": event.contact,
                 "contact_href": contact_href(event.contact),
                 "link": event.link,
+                "ics_url": links.ics_url,
+                "google_url": links.google_url,
             }
         )
     return {
@@ -267,7 +270,8 @@ def render_text(issue: Issue, settings: Settings, fields: MergeFields) -> str:
         out += ["", underline(section.title.upper(), "-"), "", body, ""]
     if issue.events:
         out += ["", underline("DIARY", "-"), ""]
-        for event in issue.events:
+        calendar = event_links(issue, settings) if online(settings) else []
+        for n, event in enumerate(issue.events):
             title = writer.inline(markup.parse_inline(fields.substitute(event.title, file=file, line=event.line)))
             lines = [event_when(event), wrap(title, "  ", "  ")]
             if event.where:
@@ -276,6 +280,8 @@ def render_text(issue: Issue, settings: Settings, fields: MergeFields) -> str:
                 lines.append(wrap(f"Contact: {event.contact}", "  ", "    "))
             if event.link:
                 lines.append(f"  Details: {event.link}")
+            if calendar:
+                lines.append(f"  Add to calendar: {calendar[n].ics_url}")
             out += ["\n".join(lines), ""]
         refs = writer.take_references()
         if refs:

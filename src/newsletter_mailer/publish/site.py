@@ -18,6 +18,7 @@ from ..errors import UserInputError
 from ..send.run import CampaignOutcome, SendResult
 from ..store.workspace_store import existing_store
 from .archive import Archive, SentIssue, find_sent
+from .calendar import diary_calendar, issue_event_files
 from .feed import atom_feed
 from .page import Article, PageRenderer
 
@@ -51,10 +52,14 @@ def build_site(settings: Settings, archive: Archive) -> dict[str, bytes]:
     entries: list[tuple[SentIssue, Article]] = []
     for sent in archive.issues:
         page_article = renderer.article(sent, absolute=False)
-        files[f"{issue_path(sent.key)}index.html"] = renderer.issue_page(sent, page_article, "").encode()
+        folder = issue_path(sent.key)
+        files[f"{folder}index.html"] = renderer.issue_page(sent, page_article, "").encode()
+        for name, data in issue_event_files(sent, settings).items():
+            files[f"{folder}events/{name}"] = data
         entries.append((sent, renderer.article(sent, absolute=True)))
     files["index.html"] = renderer.index_page(entries).encode()
     files["feed.xml"] = atom_feed(settings, entries)
+    files["diary.ics"] = diary_calendar(archive.issues, settings)
     return files
 
 
