@@ -62,7 +62,7 @@ def test_each_event_of_the_large_issue_is_a_valid_calendar_file_in_local_time(tm
         assert vevent["UID"] == f"{uid}@eastfield.example"
         assert [tz["TZID"] for tz in calendar.walk("VTIMEZONE")] == ["Europe/London"]
         start = vevent.decoded("DTSTART")
-        assert start.tzinfo is not None and start.tzinfo.key == "Europe/London"  # type: ignore[union-attr]
+        assert start.tzinfo is not None and start.tzinfo.key == "Europe/London"
         assert start.strftime("%H:%M") == event.time.split("-")[0]  # the editor's clock, kept
         assert vevent.decoded("DTSTAMP") == dt.datetime.fromtimestamp(SENT, dt.UTC)
     bird = next(event for event in sent.issue.events if event.title == "Bird count")
