@@ -486,6 +486,8 @@ def send(
     request = SendRequest(
         issue, test, to, dry_run, subscribers, retry_failed, force, concurrency, rate, new_database, workers, join
     )
+    if not dry_run:
+        stage_images(ctx, issue)
     try:
         result = send_issue(request, settings_from(ctx), ConsoleSendUI(yes))
     except SendInterrupted as exc:
@@ -494,6 +496,15 @@ def send(
     code = print_send_result(result, issue)
     publish_after_send(ctx, result)
     sys.exit(code)
+
+
+def stage_images(ctx: click.Context, issue: Path) -> None:
+    """The issue's own images on the site before the first message that shows them is sent."""
+    from .publish.site import before_send
+
+    staged = before_send(settings_from(ctx), issue)
+    if staged:
+        out.print(f"copied {plural(staged, 'image')} of the issue into the web archive", markup=False)
 
 
 def publish_after_send(ctx: click.Context, result: SendResult) -> None:

@@ -18,6 +18,7 @@ from ..config import Settings, key_line
 from ..errors import IssueError, IssueNotFound, IssueProblems, MergeFieldError, SubscriberListError
 from . import markup
 from .envelope import MessageTemplate, preview_subscriber
+from .images import ImageResolver, image_blocks, is_local
 from .issue import Issue, read_issue
 from .merge import Context, html_contexts, safe_url
 from .palette import DEFAULT_ACCENT, MIN_CONTRAST, contrast, palette_for, parse_colour
@@ -74,7 +75,7 @@ def link_findings(issue: Issue) -> list[Finding]:
                     )
                 if ref.url.lower().startswith("http://"):
                     found.append(Finding(file, ref.line, "warning", f"image {ref.url} is served over http: use https"))
-                elif not _ABSOLUTE.match(ref.url):
+                elif not _ABSOLUTE.match(ref.url) and not is_local(ref.url):  # a file: image_findings
                     found.append(Finding(file, ref.line, "error", f"image {ref.url!r} is not an absolute https URL"))
             elif ref.url.startswith("#"):
                 continue
@@ -362,6 +363,19 @@ def settings_findings(settings: Settings) -> list[Finding]:
     return found
 
 
+def image_findings(issue: Issue, settings: Settings) -> list[Finding]:
+    """The editor's own image files (and remote ones the archive copies): each one that cannot
+    be published, at its line; a remote image that stays remote is checked by link_findings."""
+    images = ImageResolver(issue, settings)
+    found = []
+    for src, line in image_blocks(issue):
+        try:
+            images.served(src, line)
+        except IssueError as exc:
+            found.append(Finding(exc.file or str(issue.path), exc.line, "error", exc.message))
+    return found
+
+
 def issue_images(issue: Issue) -> set[str]:
     return {
         ref.url
@@ -408,7 +422,8 @@ def message_findings(data: bytes, url: str, rendered: RenderedIssue, settings: S
     message_id = message.get("Message-ID") or ""
     if not _aligned(message_id.rpartition("@")[2].strip(">"), settings.newsletter.from_domain):
         found.append(Finding(file, None, "warning", f"Message-ID {message_id} is not under the From domain"))
-    from_issue = issue_images(rendered.issue)
+    copies = ImageResolver(rendered.issue, settings)
+    from_issue = issue_images(rendered.issue) | {copies.address(image) for image in copies.all()}
     for img in re.findall(r"<img\b[^>]*>", rendered.html):
         src = re.search(r'\bsrc="([^"]*)"', img)
         alt = re.search(r'\balt="([^"]*)"', img)
@@ -519,13 +534,14 @@ def check_issue(path: Path, settings: Settings, subscribers: Path | None = None)
     except IssueError as exc:
         return [Finding(exc.file or str(path), exc.line, "error", exc.message)]
     findings = link_findings(issue) + link_text_findings(issue) + subject_findings(issue) + content_findings(issue)
-    findings += settings_findings(settings) + accent_findings(settings)
+    findings += settings_findings(settings) + accent_findings(settings) + image_findings(issue, settings)
     try:
         rendered = render_issue(issue, settings)
         findings += size_findings(issue, rendered.html_bytes)
         findings += message_findings(*sample_message(rendered, settings), rendered, settings)
     except IssueError as exc:
-        return [*findings, Finding(exc.file or str(path), exc.line, "error", exc.message)]
+        failed = Finding(exc.file or str(path), exc.line, "error", exc.message)
+        return findings if failed in findings else [*findings, failed]  # an image's error, said once
     return findings + list_findings(rendered, settings, subscribers)
 
 

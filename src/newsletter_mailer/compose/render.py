@@ -23,6 +23,7 @@ from ..config import Settings
 from ..errors import IssueError
 from ..workspace import shipped
 from . import markup
+from .images import ImageResolver, with_heights
 from .issue import Event, Issue
 from .merge import MergeFields
 from .online import EventLinks, event_links, issue_url, online
@@ -87,12 +88,13 @@ def contact_href(contact: str) -> str:
     return f"tel:{digits}" if len(digits) >= 6 else ""
 
 
-def _block_context(block: markup.Block) -> dict[str, Any]:
-    if isinstance(block, markup.HtmlBlock):
-        return {"kind": "html", "html": Markup(block.html)}
+def _block_context(block: markup.Block, images: ImageResolver, line: int) -> dict[str, Any]:
+    if isinstance(block, markup.HtmlBlock):  # an image inside a paragraph: the archive's copy too
+        return {"kind": "html", "html": Markup(images.rewrite(block.html, line, images.address))}
     if isinstance(block, markup.ButtonBlock):
         return {"kind": "button", "href": block.href, "label": block.label}
-    return {"kind": "image", "src": block.src, "alt": block.alt, "caption": block.caption}
+    src, width, _ = images.url(block.src, block.line)  # the archive's copy of a local image
+    return {"kind": "image", "src": src, "alt": block.alt, "caption": block.caption, "width": width}
 
 
 def _inline_text(source: str) -> str:
@@ -102,9 +104,11 @@ def _inline_text(source: str) -> str:
 def build_context(issue: Issue, settings: Settings, fields: MergeFields) -> dict[str, Any]:
     """What the MJML template sees, with merge fields already turned into placeholders."""
     file = issue.path
+    images = ImageResolver(issue, settings)
 
     def blocks(source: str, line: int) -> list[dict[str, Any]]:
-        return [_block_context(b) for b in markup.to_blocks(fields.substitute(source, file=file, line=line), line)]
+        substituted = fields.substitute(source, file=file, line=line)
+        return [_block_context(b, images, line) for b in markup.to_blocks(substituted, line)]
 
     def inline(source: str, line: int) -> Markup:
         return Markup(markup.render_inline(fields.substitute(source, file=file, line=line)))
@@ -145,6 +149,7 @@ def build_context(issue: Issue, settings: Settings, fields: MergeFields) -> dict
         "signoff": blocks(issue.signoff, issue.signoff_line) if issue.signoff else [],
         "unsubscribe_url": fields.unsubscribe_url,
         "view_online_url": issue_url(settings, issue.key) if online(settings) else "",
+        "image_heights": images.heights,
     }
 
 
@@ -189,8 +194,9 @@ def inline_css(html: str) -> str:
 
 def render_html(issue: Issue, settings: Settings, fields: MergeFields) -> str:
     env = _environment(settings)
+    context = build_context(issue, settings, fields)
     try:
-        source = env.get_template(TEMPLATE).render(build_context(issue, settings, fields))
+        source = env.get_template(TEMPLATE).render(context)
     except TemplateError as exc:
         name = getattr(exc, "filename", None) or TEMPLATE
         raise IssueError(f"template error: {exc}", file=name, line=getattr(exc, "lineno", None)) from None
@@ -202,7 +208,7 @@ def render_html(issue: Issue, settings: Settings, fields: MergeFields) -> str:
             raise blamed from None
         where = next((d / TEMPLATE for d in template_dirs(settings) if (d / TEMPLATE).is_file()), TEMPLATE)
         raise IssueError(f"the MJML template is not valid MJML: {exc}", file=where) from None
-    return inline_css(html)
+    return with_heights(inline_css(html), context["image_heights"])
 
 
 _PROBE = "<mjml><mj-body><mj-section><mj-column><mj-text>{}</mj-text></mj-column></mj-section></mj-body></mjml>"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ from markdown_it.token import Token
 from markupsafe import Markup
 
 from ..compose import markup
+from ..compose.images import ImageResolver, MediaImage, image_blocks
 from ..compose.issue import Issue
 from ..compose.merge import ESCAPERS, MergeFields, html_contexts
 from ..compose.online import event_links, issue_path, issue_url, site_url
@@ -29,25 +29,9 @@ from ..config import Settings
 from ..errors import IssueError
 from .archive import SentIssue
 
-__all__ = ["Article", "ImageView", "PageRenderer", "public_text"]
+__all__ = ["Article", "PageRenderer", "og_image", "public_text"]
 
 _MD = MarkdownIt("commonmark")
-
-
-@dataclass(frozen=True)
-class ImageView:
-    """An image as a page shows it: its address and, when known, its pixel size."""
-
-    src: str
-    width: int = 0
-    height: int = 0
-
-
-ImageResolver = Callable[[markup.ImageBlock, Issue], ImageView]
-
-
-def remote_only(block: markup.ImageBlock, issue: Issue) -> ImageView:
-    return ImageView(block.src)
 
 
 @dataclass(frozen=True)
@@ -69,9 +53,8 @@ def public_text(text: str, issue: Issue, settings: Settings, line: int) -> str:
 class PageRenderer:
     """Renders the site's pages of one settings; each issue's merge fields filled once."""
 
-    def __init__(self, settings: Settings, images: ImageResolver = remote_only) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.images = images
         site_dirs = [d / "site" for d in template_dirs(settings) if (d / "site").is_dir()]
         self.env = Environment(
             loader=FileSystemLoader([str(d) for d in site_dirs]),
@@ -104,7 +87,7 @@ class PageRenderer:
         issue, fields = sent.issue, MergeFields()
         base = issue_url(self.settings, issue.key) if absolute else ""
         media_root = f"{site_url(self.settings)}/" if absolute else "../../"
-        blocks = _Blocks(fields, issue, lambda b: self.images(b, issue), media_root)
+        blocks = _Blocks(fields, issue, ImageResolver(issue, self.settings), media_root + "media/")
         context = {
             "subject": fields.substitute(issue.subject, file=issue.path, line=issue.line_of("subject")),
             "intro": blocks.html(issue.intro, issue.intro_line),
@@ -170,6 +153,18 @@ class PageRenderer:
         return self._render("index.html", {**self._common(f"{site_url(self.settings)}/", ""), "items": items})
 
 
+def og_image(issue: Issue, settings: Settings) -> str:
+    """The issue's first image as an absolute https(s) URL, for link previews; "" if none."""
+    images = ImageResolver(issue, settings)
+    for src, line in image_blocks(issue):
+        served = images.served(src, line)
+        if served is not None:
+            return f"{site_url(settings)}/media/{served.name}"
+        if re.match(r"^https?://", src):
+            return src
+    return ""
+
+
 def _fill(page: str, fields: MergeFields, values: list[str]) -> str:
     """Each placeholder replaced by its public value, escaped for where it stands."""
     parts: list[str] = []
@@ -184,10 +179,11 @@ class _Blocks:
     """Markdown of one issue to page HTML: paragraphs as they are, a lone button link as a
     button, a lone image as a figure with its caption."""
 
-    def __init__(
-        self, fields: MergeFields, issue: Issue, image: Callable[[markup.ImageBlock], ImageView], media_root: str
-    ) -> None:
-        self.fields, self.file, self.image, self.media_root = fields, issue.path, image, media_root
+    def __init__(self, fields: MergeFields, issue: Issue, images: ImageResolver, media: str) -> None:
+        self.fields, self.file, self.images, self.media = fields, issue.path, images, media
+
+    def _address(self, image: MediaImage) -> str:
+        return self.media + image.name
 
     def inline(self, source: str, line: int) -> Markup:
         return Markup(markup.render_inline(self.fields.substitute(source, file=self.file, line=line)))
@@ -202,15 +198,18 @@ class _Blocks:
             if token.type == "paragraph_open" and token.level == 0 and i + 1 < len(tokens):
                 special = self._special(tokens[i + 1], first_line + (token.map[0] if token.map else 0))
                 if special is not None:
-                    out.append(_MD.renderer.render(pending, _MD.options, {}))
+                    out += [self._render(pending, first_line), special]
                     pending.clear()
-                    out.append(special)
                     i += 3
                     continue
             pending.append(token)
             i += 1
-        out.append(_MD.renderer.render(pending, _MD.options, {}))
+        out.append(self._render(pending, first_line))
         return Markup("".join(out))
+
+    def _render(self, tokens: list[Token], line: int) -> str:
+        """Markdown as it is; an image inside a paragraph points at the archive's copy."""
+        return self.images.rewrite(_MD.renderer.render(tokens, _MD.options, {}), line, self._address)
 
     def _special(self, inline: Token, line: int) -> str | None:
         button = markup.as_button(inline)
@@ -219,9 +218,9 @@ class _Blocks:
         image = markup.as_image(inline, line)
         if image is None:
             return None
-        view = self.image(image)
-        src = view.src if re.match(r"^https?://", view.src) else self.media_root + view.src
-        size = f' width="{view.width}" height="{view.height}"' if view.width and view.height else ""
+        served = self.images.served(image.src, line)
+        src = image.src if served is None else self._address(served)
+        size = "" if served is None else f' width="{served.width}" height="{served.height}"'
         caption = f"<figcaption>{Markup.escape(image.caption)}</figcaption>" if image.caption else ""
         return f'<figure><img src="{_attr(src)}" alt="{_attr(image.alt)}"{size}>{caption}</figure>\n'
 

@@ -12,6 +12,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..compose.images import ImageResolver
+from ..compose.issue import Issue, read_issue
 from ..compose.online import issue_path
 from ..config import Settings
 from ..errors import UserInputError
@@ -20,10 +22,22 @@ from ..store.workspace_store import existing_store
 from .archive import Archive, SentIssue, find_sent
 from .calendar import diary_calendar, issue_event_files
 from .feed import atom_feed
-from .page import Article, PageRenderer
+from .media import served_bytes
+from .page import Article, PageRenderer, og_image
 
-__all__ = ["MANIFEST", "PublishResult", "after_send", "build_site", "publish_site", "sent_archive", "write_site"]
+__all__ = [
+    "MANIFEST",
+    "PublishResult",
+    "after_send",
+    "before_send",
+    "build_site",
+    "media_files",
+    "publish_site",
+    "sent_archive",
+    "write_site",
+]
 
+MEDIA = "media/"
 MANIFEST = ".newsletter-site"  # the files the last run wrote, one a line: what a later run may remove
 
 
@@ -45,15 +59,21 @@ def sent_archive(settings: Settings) -> Archive:
     return find_sent(settings.path(settings.publish.issues), sent)
 
 
+def media_files(issue: Issue, settings: Settings) -> dict[str, bytes]:
+    """The archive's copies of the issue's own images, by their path in the site."""
+    return {f"media/{image.name}": served_bytes(image) for image in ImageResolver(issue, settings).all()}
+
+
 def build_site(settings: Settings, archive: Archive) -> dict[str, bytes]:
     """Every file of the site by its path relative to the site's root."""
     renderer = PageRenderer(settings)
     files: dict[str, bytes] = {}
     entries: list[tuple[SentIssue, Article]] = []
     for sent in archive.issues:
+        files.update(media_files(sent.issue, settings))
         page_article = renderer.article(sent, absolute=False)
         folder = issue_path(sent.key)
-        files[f"{folder}index.html"] = renderer.issue_page(sent, page_article, "").encode()
+        files[f"{folder}index.html"] = renderer.issue_page(sent, page_article, og_image(sent.issue, settings)).encode()
         for name, data in issue_event_files(sent, settings).items():
             files[f"{folder}events/{name}"] = data
         entries.append((sent, renderer.article(sent, absolute=True)))
@@ -71,6 +91,17 @@ def publish_site(settings: Settings, out_dir: Path | None = None) -> PublishResu
     keys = tuple(s.key for s in archive.issues)
     folder = settings.path(settings.publish.issues)
     return PublishResult(out, keys, written, unchanged, removed, archive.missing, folder)
+
+
+def before_send(settings: Settings, issue_path: Path) -> int:
+    """The issue's own images in the archive before any message links them (a test copy too);
+    returns how many files were new. Nothing else of the site changes."""
+    if not settings.publish.enabled:
+        return 0
+    files = media_files(read_issue(issue_path), settings)
+    if not files:
+        return 0
+    return write_site(settings.path(settings.publish.out), files, prune=False)[0]
 
 
 def after_send(settings: Settings, result: SendResult) -> PublishResult | None:
@@ -121,8 +152,9 @@ def _write(path: Path, data: bytes) -> bool:
     return True
 
 
-def write_site(out: Path, files: dict[str, bytes]) -> tuple[int, int, int]:
-    """Write ``files`` under ``out``; returns (written, unchanged, removed)."""
+def write_site(out: Path, files: dict[str, bytes], *, prune: bool = True) -> tuple[int, int, int]:
+    """Write ``files`` under ``out``; returns (written, unchanged, removed). Media are never
+    removed: an email already sent may show them. ``prune=False`` removes nothing."""
     before = _prepare(out)
     written = unchanged = 0
     for relative in sorted(files):
@@ -130,14 +162,15 @@ def write_site(out: Path, files: dict[str, bytes]) -> tuple[int, int, int]:
             written += 1
         else:
             unchanged += 1
-    stale = sorted(before - set(files))
+    stale = sorted(name for name in before - set(files) if prune and not name.startswith(MEDIA))
     for relative in stale:
         target = out / relative
         if target.resolve().is_relative_to(out.resolve()):  # a manifest line is never a way out
             with contextlib.suppress(FileNotFoundError):
                 target.unlink()
             _remove_empty_parents(target.parent, out)
-    _write(out / MANIFEST, "".join(f"{name}\n" for name in sorted(files)).encode())
+    kept = set(files) | {name for name in before if name.startswith(MEDIA) or not prune}
+    _write(out / MANIFEST, "".join(f"{name}\n" for name in sorted(kept)).encode())
     return written, unchanged, len(stale)
 
 
