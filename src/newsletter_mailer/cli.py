@@ -604,13 +604,14 @@ def status(ctx: click.Context, issue: Path) -> None:
         )
 
 
-@main.command(short_help="Run the unsubscribe endpoint.")
+@main.command(short_help="Run the unsubscribe and signup pages and the web archive.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.pass_context
 @friendly
 def serve(ctx: click.Context, host: str, port: int) -> None:
-    """Run the unsubscribe endpoint (GET confirm page, POST one-click unsubscribe, /healthz)."""
+    """Run the unsubscribe endpoint (GET confirm page, POST one-click unsubscribe, /healthz), the
+    signup pages, and the web archive `newsletter publish` writes (at /)."""
 
     from .web.unsubscribe import create_app
 
@@ -618,7 +619,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     sock = _listen(host, port)
     out.print(
         f"unsubscribe endpoint for {settings.newsletter.name} on http://{host}:{port}/ "
-        f"(links point to {settings.newsletter.base_url})",
+        f"(links point to {settings.newsletter.base_url}); the web archive from {settings.path(settings.publish.out)}/",
         markup=False,
     )
     _serve_app(create_app(settings), sock, "info", proxy_headers=True)

@@ -85,6 +85,7 @@ async def small_body(request: Request) -> bytes | None:
 
 
 def create_app(settings: Settings) -> Starlette:
+    from .archive import site_routes
     from .subscribe import signup_routes  # the signup pages share this app and its page style
 
     signer = signer_for(settings)
@@ -233,5 +234,6 @@ def create_app(settings: Settings) -> Starlette:
             Route("/resubscribe/{token}", resubscribe, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             *signup_routes(settings, page, mask),
+            *site_routes(settings),  # the web archive (newsletter publish), last: it answers the rest
         ],
     )
