@@ -97,9 +97,12 @@ def event_times(event: Event, timezone: str) -> EventTimes:
     return EventTimes(start, end, False)
 
 
-def event_title(event: Event, reader: dict[str, str], file: Path) -> str:
-    """The event's title as plain text, merge fields filled with the public reader's values."""
-    fields = MergeFields()
+def event_title(event: Event, reader: dict[str, str], file: Path, fields: MergeFields | None = None) -> str:
+    """The event's title as plain text, merge fields filled with the public reader's values
+    (``fields``: one collection for the issue, which saves compiling the same ones again)."""
+    if "{{" not in event.title:  # the usual case: no merge field, no sandbox to start
+        return html.unescape(re.sub(r"<[^>]+>", "", markup.render_inline(event.title)))
+    fields = fields or MergeFields()
     source = fields.substitute(event.title, file=file, line=event.line)
     text = html.unescape(re.sub(r"<[^>]+>", "", markup.render_inline(source)))
     return fields.render_plain(text, fields.values(reader, ""))
@@ -153,10 +156,12 @@ class EventLinks:
 
 def event_links(issue: Issue, settings: Settings) -> list[EventLinks]:
     """The "Add to calendar" links of each of the issue's events, in the issue's order."""
-    reader = dict(settings.publish.reader)
+    reader, fields = dict(settings.publish.reader), MergeFields()
     zone = settings.newsletter.timezone
     base = issue_url(settings, issue.key)
     return [
-        EventLinks(f"{base}events/{uid}.ics", google_calendar_url(event, event_title(event, reader, issue.path), zone))
+        EventLinks(
+            f"{base}events/{uid}.ics", google_calendar_url(event, event_title(event, reader, issue.path, fields), zone)
+        )
         for event, uid in event_uids(issue)
     ]

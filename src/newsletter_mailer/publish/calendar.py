@@ -11,9 +11,11 @@ DTSTAMP is the issue's first send: re-publishing writes the same bytes.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 import icalendar
 
+from ..compose.merge import MergeFields
 from ..compose.online import event_times, event_title, event_uids, issue_url
 from ..config import Settings
 from .archive import SentIssue
@@ -35,7 +37,7 @@ def _calendar(settings: Settings, name: str) -> icalendar.Calendar:
 
 def _events(sent: SentIssue, settings: Settings) -> list[tuple[str, icalendar.Event]]:
     """Each of the issue's events as a VEVENT, with its UID's name part."""
-    reader = dict(settings.publish.reader)
+    reader, fields = dict(settings.publish.reader), MergeFields()
     zone = settings.newsletter.timezone
     found = []
     for event, uid in event_uids(sent.issue):
@@ -45,7 +47,7 @@ def _events(sent: SentIssue, settings: Settings) -> list[tuple[str, icalendar.Ev
         vevent.add("dtstamp", sent.sent)
         vevent.add("dtstart", times.start)
         vevent.add("dtend", times.end)
-        vevent.add("summary", event_title(event, reader, sent.issue.path))
+        vevent.add("summary", event_title(event, reader, sent.issue.path, fields))
         if event.where:
             vevent.add("location", event.where)
         details = [f"Contact: {event.contact}" if event.contact else "", event.link]
@@ -57,12 +59,17 @@ def _events(sent: SentIssue, settings: Settings) -> list[tuple[str, icalendar.Ev
     return found
 
 
+@functools.lru_cache(maxsize=64)
+def _vtimezone(zone: str, first: int, last: int) -> icalendar.Timezone:
+    """The VTIMEZONE of ``zone`` from zoneinfo for the years ``first`` to ``last`` (not
+    icalendar's default 1970-2038: smaller, and right for an event after 2037); made once."""
+    return icalendar.Timezone.from_tzid(zone, first_date=dt.date(first - 1, 1, 1), last_date=dt.date(last + 2, 1, 1))
+
+
 def _finish(calendar: icalendar.Calendar, settings: Settings) -> bytes:
     years = [event.start.year for event in calendar.events]
     if settings.newsletter.timezone and years:
-        # The VTIMEZONE each TZID names, from zoneinfo, for the years the events need (not
-        # icalendar's default 1970-2038): smaller, and right for an event after 2037.
-        calendar.add_missing_timezones(dt.date(min(years) - 1, 1, 1), dt.date(max(years) + 2, 1, 1))
+        calendar.subcomponents.insert(0, _vtimezone(settings.newsletter.timezone, min(years), max(years)))
     data: bytes = calendar.to_ical()
     return data
 

@@ -82,12 +82,12 @@ class PageRenderer:
             "subscribe_url": f"{news.base_url.rstrip('/')}/subscribe",
         }
 
-    def article(self, sent: SentIssue, *, absolute: bool) -> Article:
+    def article(self, sent: SentIssue, images: ImageResolver, *, absolute: bool) -> Article:
         """The issue's content; ``absolute``: every link a full URL (for the feed)."""
         issue, fields = sent.issue, MergeFields()
         base = issue_url(self.settings, issue.key) if absolute else ""
         media_root = f"{site_url(self.settings)}/" if absolute else "../../"
-        blocks = _Blocks(fields, issue, ImageResolver(issue, self.settings), media_root + "media/")
+        blocks = _Blocks(fields, issue, images, media_root + "media/")
         context = {
             "subject": fields.substitute(issue.subject, file=issue.path, line=issue.line_of("subject")),
             "intro": blocks.html(issue.intro, issue.intro_line),
@@ -153,13 +153,12 @@ class PageRenderer:
         return self._render("index.html", {**self._common(f"{site_url(self.settings)}/", ""), "items": items})
 
 
-def og_image(issue: Issue, settings: Settings) -> str:
-    """The issue's first image as an absolute https(s) URL, for link previews; "" if none."""
-    images = ImageResolver(issue, settings)
+def og_image(issue: Issue, images: ImageResolver) -> str:
+    """The issue's first image as an absolute http(s) URL, for link previews; "" if none."""
     for src, line in image_blocks(issue):
         served = images.served(src, line)
         if served is not None:
-            return f"{site_url(settings)}/media/{served.name}"
+            return images.address(served)
         if re.match(r"^https?://", src):
             return src
     return ""

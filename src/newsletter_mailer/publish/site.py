@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..compose.images import ImageResolver
-from ..compose.issue import Issue, read_issue
+from ..compose.issue import read_issue
 from ..compose.online import issue_path
 from ..config import Settings
 from ..errors import UserInputError
@@ -31,6 +31,7 @@ __all__ = [
     "after_send",
     "before_send",
     "build_site",
+    "existing_media",
     "media_files",
     "publish_site",
     "sent_archive",
@@ -59,35 +60,45 @@ def sent_archive(settings: Settings) -> Archive:
     return find_sent(settings.path(settings.publish.issues), sent)
 
 
-def media_files(issue: Issue, settings: Settings) -> dict[str, bytes]:
-    """The archive's copies of the issue's own images, by their path in the site."""
-    return {f"media/{image.name}": served_bytes(image) for image in ImageResolver(issue, settings).all()}
+def media_files(images: ImageResolver, have: frozenset[str] = frozenset()) -> dict[str, bytes]:
+    """The archive's copies of an issue's own images by their path in the site, but those in
+    ``have``: a media file's name is its content, so one already written is never made again."""
+    wanted = (image for image in images.all() if f"{MEDIA}{image.name}" not in have)
+    return {f"{MEDIA}{image.name}": served_bytes(image) for image in wanted}
 
 
-def build_site(settings: Settings, archive: Archive) -> dict[str, bytes]:
-    """Every file of the site by its path relative to the site's root."""
+def build_site(settings: Settings, archive: Archive, have: frozenset[str] = frozenset()) -> dict[str, bytes]:
+    """Every file of the site by its path relative to the site's root (media in ``have`` left
+    out: they are there already)."""
     renderer = PageRenderer(settings)
     files: dict[str, bytes] = {}
     entries: list[tuple[SentIssue, Article]] = []
     for sent in archive.issues:
-        files.update(media_files(sent.issue, settings))
-        page_article = renderer.article(sent, absolute=False)
+        images = ImageResolver(sent.issue, settings)
+        files.update(media_files(images, have | frozenset(files)))
+        page_article = renderer.article(sent, images, absolute=False)
         folder = issue_path(sent.key)
-        files[f"{folder}index.html"] = renderer.issue_page(sent, page_article, og_image(sent.issue, settings)).encode()
+        files[f"{folder}index.html"] = renderer.issue_page(sent, page_article, og_image(sent.issue, images)).encode()
         for name, data in issue_event_files(sent, settings).items():
             files[f"{folder}events/{name}"] = data
-        entries.append((sent, renderer.article(sent, absolute=True)))
+        entries.append((sent, renderer.article(sent, images, absolute=True)))
     files["index.html"] = renderer.index_page(entries).encode()
     files["feed.xml"] = atom_feed(settings, entries)
     files["diary.ics"] = diary_calendar(archive.issues, settings)
     return files
 
 
+def existing_media(out: Path) -> frozenset[str]:
+    """The media files a site folder has (by path in the site)."""
+    folder = out / MEDIA
+    return frozenset(f"{MEDIA}{p.name}" for p in folder.iterdir() if p.is_file()) if folder.is_dir() else frozenset()
+
+
 def publish_site(settings: Settings, out_dir: Path | None = None) -> PublishResult:
     """Write the web archive of every sent issue into ``out_dir`` (default ``[publish] out``)."""
     out = out_dir if out_dir is not None else settings.path(settings.publish.out)
     archive = sent_archive(settings)
-    written, unchanged, removed = write_site(out, build_site(settings, archive))
+    written, unchanged, removed = write_site(out, build_site(settings, archive, existing_media(out)))
     keys = tuple(s.key for s in archive.issues)
     folder = settings.path(settings.publish.issues)
     return PublishResult(out, keys, written, unchanged, removed, archive.missing, folder)
@@ -98,10 +109,11 @@ def before_send(settings: Settings, issue_path: Path) -> int:
     returns how many files were new. Nothing else of the site changes."""
     if not settings.publish.enabled:
         return 0
-    files = media_files(read_issue(issue_path), settings)
+    out = settings.path(settings.publish.out)
+    files = media_files(ImageResolver(read_issue(issue_path), settings), existing_media(out))
     if not files:
         return 0
-    return write_site(settings.path(settings.publish.out), files, prune=False)[0]
+    return write_site(out, files, prune=False)[0]
 
 
 def after_send(settings: Settings, result: SendResult) -> PublishResult | None:

@@ -85,7 +85,7 @@ async def small_body(request: Request) -> bytes | None:
 
 
 def create_app(settings: Settings) -> Starlette:
-    from .archive import site_routes
+    from .static import site_routes
     from .subscribe import signup_routes  # the signup pages share this app and its page style
 
     signer = signer_for(settings)

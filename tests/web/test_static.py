@@ -1,4 +1,4 @@
-"""web/archive.py end to end, as the issue's "done" reads: a seed-shaped issue with two local
+"""web/static.py end to end, as the issue's "done" reads: a seed-shaped issue with two local
 photos and ten events is sent through the recording SMTP server, then `serve` (the real ASGI
 app under uvicorn) serves the archive beside the unsubscribe pages; each message's "View in
 your browser", image and calendar links land, the feed and the diary read back with feedparser
