@@ -141,6 +141,8 @@ def test_images_are_on_the_site_before_the_send_and_never_removed(tmp_path: Path
     camera_photo(tmp_path / "coats.jpg", (900, 601))  # the editor swaps the photo after the send
     _, _, removed = write_site(tmp_path / "site", build_site(settings, Archive((), ())))
     assert removed == 0 and media.is_file()  # the sent email still shows the old one
+    (tmp_path / "coats.jpg").unlink()
+    assert before_send(settings, issue) == 0  # the send's check will say what is wrong, with the rest
 
 
 class _Images(BaseHTTPRequestHandler):

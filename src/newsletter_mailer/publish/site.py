@@ -16,7 +16,7 @@ from ..compose.images import ImageResolver
 from ..compose.issue import read_issue
 from ..compose.online import issue_path
 from ..config import Settings
-from ..errors import UserInputError
+from ..errors import IssueError, UserInputError
 from ..send.run import CampaignOutcome, SendResult
 from ..store.workspace_store import existing_store
 from .archive import Archive, SentIssue, find_sent
@@ -110,7 +110,10 @@ def before_send(settings: Settings, issue_path: Path) -> int:
     if not settings.publish.enabled:
         return 0
     out = settings.path(settings.publish.out)
-    files = media_files(ImageResolver(read_issue(issue_path), settings), existing_media(out))
+    try:
+        files = media_files(ImageResolver(read_issue(issue_path), settings), existing_media(out))
+    except IssueError:
+        return 0  # the send's check reports it, with every other finding, and refuses to send
     if not files:
         return 0
     return write_site(out, files, prune=False)[0]
