@@ -72,6 +72,8 @@ def main() -> None:
             return mail.as_bytes()
 
         ours = per_item(template.envelope, people)
+        addresses = [p.email for p in people]
+        token = per_item(signer.token, addresses)
         reference = per_item(naive, people[:500], repeats=3)
         pair = generate_key("bench", "example.org")
         write_key(pair, root / "dkim.pem")
@@ -109,6 +111,7 @@ def main() -> None:
     dkim = with_dkim - ours
     print(f"message: {len(message) / 1024:.1f} KB; {args.recipients} recipients")
     print(f"fill per recipient:             {ours:8.1f} us (target <= 20 us)")
+    print(f"  of which the unsubscribe token: {token:6.1f} us (AES-SIV, one per recipient)")
     print(f"new EmailMessage per recipient: {reference:8.1f} us (reference, {reference / ours:.0f}x slower)")
     print(f"DKIM RSA-2048 per message:      {dkim:8.1f} us (target <= 500 us); fill + DKIM {with_dkim:.1f} us")
     print(f"  physical floor:               {physical:8.1f} us (one OpenSSL signature + SHA-256 of the message;")

@@ -5,8 +5,10 @@ messages, 550 for chosen addresses, slow replies, AUTH, and vanishing mid-run.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +32,12 @@ class Faults:
     reject: frozenset[str] = frozenset()
     delay: float = 0.0
     vanish_after: int = 0  # stop listening after this many accepted messages
+    hold_after: int = 0  # after this many accepted messages, hold each DATA until release()
+    defer: frozenset[str] = frozenset()  # addresses that always get 451 at RCPT
     seed: int = 7
+    # Hold every end of data until this many connections have had a recipient accepted (a minute at
+    # most): no sender can finish the list before the others have started, however loaded the machine.
+    gate_connections: int = 0
 
 
 @dataclass
@@ -44,20 +51,57 @@ class RecordingHandler:
         self._random = random.Random(self.faults.seed)
         self._lock = threading.Lock()
         self._data_count = 0
+        self._released = threading.Event()
+        self.in_data = self.peak_in_data = 0  # messages being received at once, now and at most
+        self.accepted_at: list[float] = []  # time.monotonic() of each accepted message
+        self._sessions: set[int] = set()
+        self._gate: asyncio.Event | None = None
+
+    def release(self) -> None:
+        """Let the messages held by ``hold_after`` through (and every later one)."""
+        self._released.set()
+
+    def held(self) -> int:
+        """How many messages are waiting for ``release``."""
+        with self._lock:
+            return self.in_data if self.faults.hold_after and len(self.messages) >= self.faults.hold_after else 0
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         if address in self.faults.reject:
             self.replies["550"] += 1
             return f"550 5.1.1 <{address}>: mailbox unavailable"
-        if self._random.random() < self.faults.rcpt_451:
+        if address in self.faults.defer or self._random.random() < self.faults.rcpt_451:
             self.replies["451-rcpt"] += 1
             return "451 4.3.0 try again later"
         envelope.rcpt_tos.append(address)
+        self._sessions.add(id(session))
+        if len(self._sessions) >= self.faults.gate_connections:
+            self._opened().set()
         return "250 OK"
 
+    def _opened(self) -> asyncio.Event:
+        if self._gate is None:  # made in the server's own loop, on first use
+            self._gate = asyncio.Event()
+        return self._gate
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self._lock:
+            self.in_data += 1
+            self.peak_in_data = max(self.peak_in_data, self.in_data)
+        try:
+            return await self._data(server, envelope)
+        finally:
+            with self._lock:
+                self.in_data -= 1
+
+    async def _data(self, server: Any, envelope: Any) -> str:
+        if self.faults.gate_connections:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._opened().wait(), 60)
         if self.faults.delay:
             await asyncio.sleep(self.faults.delay)
+        while self.faults.hold_after and len(self.messages) >= self.faults.hold_after and not self._released.is_set():
+            await asyncio.sleep(0.005)
         if self._random.random() < self.faults.data_451:
             self.replies["451-data"] += 1
             return "451 4.3.0 data deferred"
@@ -74,6 +118,7 @@ class RecordingHandler:
                 )
             )
             accepted = len(self.messages)
+            self.accepted_at.append(time.monotonic())
         if self.faults.vanish_after and accepted == self.faults.vanish_after and self.on_vanish:
             threading.Thread(target=self.on_vanish, daemon=True).start()
         return "250 OK queued"
@@ -86,7 +131,9 @@ class RecordingHandler:
 class SMTPTestServer:
     """``with SMTPTestServer(faults) as server:``; ``server.port`` and ``server.handler.messages``."""
 
-    def __init__(self, faults: Faults | None = None, *, credentials: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self, faults: Faults | None = None, *, credentials: tuple[str, str] | None = None, smtputf8: bool = True
+    ) -> None:
         from conftest import free_port
 
         self.handler = RecordingHandler(faults or Faults(), on_vanish=self.stop)
@@ -99,6 +146,7 @@ class SMTPTestServer:
                 return AuthResult(success=ok, handled=False)
 
             kwargs.update(authenticator=authenticate, auth_require_tls=False)
+        kwargs.update(enable_SMTPUTF8=smtputf8)  # RFC 6531, offered unless a test says not
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **kwargs)
         self._stopped = False
 

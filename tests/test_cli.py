@@ -136,6 +136,7 @@ def test_send_refuses_without_a_terminal_unless_yes_then_sends_and_reports(tmp_p
         refused = run("send", "issue.md", cwd=root)
         assert refused.returncode == 2 and "--yes" in refused.stderr
         assert server.handler.messages == []
+        assert run("status", "issue", cwd=root).stdout == "issue: nothing sent yet\n"  # nothing left pending
         sent = run("send", "issue.md", "--yes", cwd=root)
         assert sent.returncode == 0, sent.stdout + sent.stderr
         assert "to send now" in sent.stdout and "sent 5, failed 0" in sent.stdout
@@ -182,7 +183,6 @@ def test_a_missing_issue_file_is_one_line_and_exit_2_for_every_command(tmp_path:
         ["send", "nope.md", "--dry-run"],
         ["render", "nope.md"],
         ["check", "nope.md"],
-        ["status", "nope.md"],
         ["preview", "nope.md", "--port", "9"],
     ):
         result = run(*command, cwd=root)
@@ -299,7 +299,7 @@ def test_the_confirmation_names_subject_destination_and_count(tmp_path: Path) ->
         f"127.0.0.1:{server.port}? [y/N]"
     )
     assert prompt in output, output + errors
-    assert process.returncode == 1 and "Aborted" in errors
+    assert process.returncode == 1 and "nothing sent" in errors
 
 
 def test_send_prints_the_issues_running_total_of_possibly_duplicated_and_status_tells_reasons_apart(
@@ -496,3 +496,142 @@ def test_the_command_keeps_clicks_usage_errors_and_exit_codes(tmp_path: Path) ->
     assert unknown.returncode == 2 and "Error: No such command 'nope'." in unknown.stderr
     assert missing.returncode == 2 and "Error: Missing argument 'ISSUE'." in missing.stderr
     assert version.returncode == 0 and version.stdout.startswith("newsletter, version ")
+
+
+def test_a_missing_subscribers_file_is_one_line_and_does_not_suggest_force(tmp_path: Path) -> None:
+    from conftest import make_workspace
+
+    root = make_workspace(tmp_path / "ws", 1, 2)
+    for extra in ((), ("--dry-run",), ("--force",)):
+        result = run("send", "issue.md", "--subscribers", "nope.csv", "--yes", *extra, cwd=root)
+        assert result.returncode == 2, (extra, result.stdout, result.stderr)
+        assert result.stderr == "nope.csv: error: subscriber list not found\n", extra
+        assert "--force" not in result.stdout + result.stderr
+
+
+def test_serve_help_names_every_page_it_serves(tmp_path: Path) -> None:
+    said = " ".join(run("serve", "--help", cwd=tmp_path).stdout.split())
+    for page in ("unsubscribe", "one-click", "/subscribe", "/confirm/TOKEN", "/healthz"):
+        assert page in said, page
+    assert "sign up" in run("--help", cwd=tmp_path).stdout
+
+
+def test_the_readmes_editor_line_works_with_editor_unset(tmp_path: Path) -> None:
+    from conftest import REPO
+
+    line = next(x for x in (REPO / "README.md").read_text().splitlines() if "EDITOR" in x)
+    command = line.split("#")[0].strip()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "vi").write_text('#!/bin/sh\necho "$@" > "$(dirname "$0")/opened"\n')
+    (bin_dir / "vi").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("EDITOR", "VISUAL")}
+    env["PATH"] = f"{bin_dir}:{env.get('PATH', '')}"
+    done = subprocess.run(["sh", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert (bin_dir / "opened").read_text().strip() == "issues/2026-12.md"
+
+
+def test_init_without_a_terminal_says_which_settings_are_placeholders(tmp_path: Path) -> None:
+    result = run("init", "ws", "--name", "River News", cwd=tmp_path, input="")
+    assert result.returncode == 0, result.stderr
+    note = next(line for line in result.stderr.splitlines() if "placeholder" in line)
+    assert "from = 'newsletter@example.org'" in note and "base_url = 'http://127.0.0.1:8000'" in note
+    assert "name =" not in note  # given on the command line: not a placeholder
+    given = run(
+        "init", "ws2", "--name", "N", "--from", "n@example.org", "--base-url", "https://x.example", cwd=tmp_path
+    )
+    assert "placeholder" not in given.stderr
+
+
+def test_following_inits_postal_address_hint_names_the_organisation_once(tmp_path: Path) -> None:
+    assert run("init", "ws", "--name", "River News", cwd=tmp_path, input="").returncode == 0
+    ws = tmp_path / "ws"
+    toml = (ws / "newsletter.toml").read_text()
+    hint = next(line for line in toml.splitlines() if line.startswith("# postal_address"))
+    (ws / "newsletter.toml").write_text(toml.replace(hint, hint.lstrip("# ")))  # as its comment says
+    assert run("render", "issues/example.md", cwd=ws).returncode == 0
+    text = (ws / "build" / "example.txt").read_text()
+    footer = text[text.rindex("\n-- \n") :]
+    assert footer.count("River News") == 2  # the name line and "you subscribed to River News"
+    assert "Your organisation" not in text
+
+
+def test_subscribers_check_counts_confirmed_signups(tmp_path: Path) -> None:
+    from conftest import make_workspace, settings_for
+    from newsletter_mailer.audience.subscribers import Subscriber
+    from newsletter_mailer.store.factory import open_store
+    from newsletter_mailer.store.signup_log import SignupLog
+
+    root = make_workspace(tmp_path / "ws", 1, 2)
+    with open_store(settings_for(root)) as store:
+        signups = SignupLog(store)
+        for address in ("new@example.org", "user0@example.org", "gone@example.org"):  # user0 is in the CSV
+            pending = signups.request(Subscriber(address, "New"), "127.0.0.1", "1")
+            assert signups.confirm(pending.ref, "127.0.0.1") == address
+    assert run("unsubscribe", "gone@example.org", cwd=root).returncode == 0  # signed up, then left
+    result = run("subscribers", "check", cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert "2 valid addresses: 2 would be mailed" in result.stdout
+    assert "1 confirmed signup not in the CSV would be mailed too" in result.stdout
+
+
+@pytest.mark.parametrize(("configured", "given", "side_by_side"), [(4, "1", False), (1, "3", True)])
+def test_concurrency_on_the_command_line_overrides_the_settings(
+    tmp_path: Path, configured: int, given: str, side_by_side: bool
+) -> None:
+    from conftest import make_workspace
+    from smtp_servers import Faults, SMTPTestServer
+
+    with SMTPTestServer(Faults(delay=0.05)) as server:
+        root = make_workspace(tmp_path / "ws", server.port, 12, smtp_extra=f"concurrency = {configured}")
+        result = run("send", "issue.md", "--yes", "--concurrency", given, cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert len(server.handler.messages) == 12
+    assert (server.handler.peak_in_data > 1) is side_by_side, server.handler.peak_in_data
+
+
+def test_rate_on_the_command_line_overrides_the_settings(tmp_path: Path) -> None:
+    from conftest import make_workspace
+    from smtp_servers import SMTPTestServer
+
+    with SMTPTestServer() as server:
+        root = make_workspace(tmp_path / "ws", server.port, 6, smtp_extra="rate = 0")
+        result = run("send", "issue.md", "--yes", "--rate", "5", cwd=root)
+    assert result.returncode == 0, result.stderr
+    times = server.handler.accepted_at
+    assert len(times) == 6 and times[-1] - times[0] >= 5 / 5 * 0.9  # never faster than 5 a second
+
+
+def test_a_deferred_recipient_fails_once_retry_max_seconds_is_over(tmp_path: Path) -> None:
+    """Temporary failures are retried until the send's retry window closes, then the row fails
+    with the reason, long before max_attempts."""
+    from conftest import make_workspace
+    from smtp_servers import Faults, SMTPTestServer
+
+    extra = "retry_delay = 0.05\nmax_attempts = 1000\nretry_max_seconds = 1"
+    with SMTPTestServer(Faults(defer=frozenset({"user1@example.org"}))) as server:
+        root = make_workspace(tmp_path / "ws", server.port, 3, smtp_extra=extra)
+        result = run("send", "issue.md", "--yes", cwd=root)
+    assert result.returncode == 1 and "sent 2, failed 1" in result.stdout, result.stdout + result.stderr
+    status = run("status", "issue.md", cwd=root).stdout
+    failed = next(line for line in status.splitlines() if line.startswith("failed user1@example.org"))
+    attempts = int(failed.split(" after ")[1].split()[0])
+    assert 2 <= attempts < 1000 and "(gave up after" in failed and "451" in failed, failed
+
+
+def test_unsubscribe_mailto_goes_in_list_unsubscribe_beside_the_link(tmp_path: Path) -> None:
+    from conftest import make_workspace
+    from smtp_servers import SMTPTestServer
+
+    with SMTPTestServer() as server:
+        root = make_workspace(tmp_path / "ws", server.port, 1)
+        toml = (root / "newsletter.toml").read_text()
+        (root / "newsletter.toml").write_text(
+            toml.replace("[newsletter]\n", '[newsletter]\nunsubscribe_mailto = "leave@example.org"\n', 1)
+        )
+        assert run("send", "issue.md", "--yes", cwd=root).returncode == 0
+    message = email.message_from_bytes(server.handler.messages[0].data, policy=policy.default)
+    header = " ".join(str(message["List-Unsubscribe"]).split())
+    assert header.startswith("<mailto:leave@example.org?subject=unsubscribe>, <https://lists.example.org/unsubscribe/")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

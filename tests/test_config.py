@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from newsletter_mailer.config import load_settings
+from newsletter_mailer.config import load_settings, new_settings_text
 from newsletter_mailer.errors import ConfigError
 
 
@@ -181,3 +182,84 @@ def test_publish_settings_default_to_the_newsletter_and_read_the_public_reader(t
     write(tmp_path, '[publish.reader]\nname = "a\\nb"\n')
     with pytest.raises(ConfigError, match="one line"):
         load_settings(workspace=tmp_path, env={})
+
+
+def test_from_and_reply_to_take_a_name_and_an_address(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        '[newsletter]\nname = "Kent News"\nfrom = "Kent Network <news@kent.example.org>"\n'
+        'reply_to = "\\"Help, Desk\\" <help@kent.example.org>"\n',
+    )
+    news = load_settings(workspace=tmp_path, env={}).newsletter
+    assert (news.from_, news.from_name, news.from_display_name) == (
+        "news@kent.example.org",
+        "Kent Network",
+        "Kent Network",
+    )
+    assert (news.reply_to, news.reply_to_name) == ("help@kent.example.org", "Help, Desk")
+    assert news.from_domain == "kent.example.org" and news.list_id_value == "kent-news.kent.example.org"
+    write(tmp_path, '[newsletter]\nname = "Kent News"\nfrom = "news@kent.example.org"\n')
+    news = load_settings(workspace=tmp_path, env={}).newsletter
+    assert (news.from_, news.from_name, news.from_display_name) == ("news@kent.example.org", "", "Kent News")
+
+
+@pytest.mark.parametrize("key", ["from", "reply_to"])
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("Kent Network <Kent Network <news@kent.example.org>>", "invalid address"),
+        ("a@example.org, b@example.org", "2 addresses, not one"),
+        ("Team: a@example.org, b@example.org;", "a group"),
+        ("Kent Network", "not one|no domain|cannot be read"),
+        ("=?utf-8?q?Kent=0D=0ABcc:_x@evil.example?= <news@example.org>", "CR or LF|line break"),
+        ("Hélène <hélène@example.fr>", "non-ASCII"),
+        ("news@kent.example.org>", "cannot be read|invalid|not one"),
+    ],
+)
+def test_a_from_or_reply_to_that_is_not_one_mailbox_names_the_key(
+    tmp_path: Path, key: str, value: str, fragment: str
+) -> None:
+    quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+    write(tmp_path, f'[newsletter]\nname = "N"\n{key} = "{quoted}"\n')
+    with pytest.raises(ConfigError, match=rf"\[newsletter\] {key} must be one address") as caught:
+        load_settings(workspace=tmp_path, env={})
+    assert caught.value.line == 3 and str(caught.value.file).endswith("newsletter.toml")
+    assert re.search(fragment, str(caught.value)), str(caught.value)
+
+
+def test_from_and_reply_to_names_are_not_keys_of_the_file(tmp_path: Path) -> None:
+    write(tmp_path, '[newsletter]\nfrom_name = "X"\n')
+    with pytest.raises(ConfigError, match=r"unknown key \[newsletter\] from_name"):
+        load_settings(workspace=tmp_path, env={})
+
+
+def test_a_new_workspace_takes_a_named_from(tmp_path: Path) -> None:
+    (tmp_path / "newsletter.toml").write_text(
+        new_settings_text("Kent News", "Kent Network <news@kent.example.org>", "https://news.kent.example.org")
+    )
+    news = load_settings(workspace=tmp_path, env={}).newsletter
+    assert (news.from_name, news.from_) == ("Kent Network", "news@kent.example.org")
+    assert news.test_recipients == ("news@kent.example.org",)
+    for bad in ("Kent <Kent <news@kent.example.org>>", "not an address", "a@example.org, b@example.org"):
+        with pytest.raises(ConfigError, match="the From address must be an email address"):
+            new_settings_text("Kent News", bad, "https://news.kent.example.org")
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ('list_id = "news.example.org>, <evil.example"', "list_id"),
+        ('list_id = "news"', "list_id"),
+        ('list_id = "Zoë.example.org"', "list_id"),
+        ('unsubscribe_mailto = "u@example.org?subject=x>, <https://evil.example/"', "unsubscribe_mailto"),
+        ('unsubscribe_mailto = "Name <u@example.org>"', "unsubscribe_mailto"),
+        ('unsubscribe_mailto = "zoë@example.org"', "unsubscribe_mailto"),
+    ],
+)
+def test_list_headers_take_only_what_fits_between_angle_brackets(tmp_path: Path, line: str, key: str) -> None:
+    write(tmp_path, f"[newsletter]\n{line}\n")
+    with pytest.raises(ConfigError, match=rf"\[newsletter\] {key} must be") as caught:
+        load_settings(workspace=tmp_path, env={})
+    assert caught.value.line == 2
+    write(tmp_path, '[newsletter]\nlist_id = "news.example.org"\nunsubscribe_mailto = "u+x@example.org"\n')
+    assert load_settings(workspace=tmp_path, env={}).newsletter.list_id_value == "news.example.org"

@@ -150,17 +150,17 @@ def test_an_unclosed_quote_refuses_the_list_before_anything_is_sent(tmp_path: Pa
     with SMTPTestServer() as server:
         root = make_workspace(tmp_path / "ws", server.port, 0)
         write_list(root, "email,name,city\n" + "\n".join(rows) + "\n")
-        sent = cli(root, "send", "issue.md", "--yes")  # the pre-send check refuses it
-        forced = cli(root, "send", "issue.md", "--yes", "--force")  # and so does reading the list
+        sent = cli(root, "send", "issue.md", "--yes")  # reading the list (once) refuses it
+        forced = cli(root, "send", "issue.md", "--yes", "--force")  # --force does not change that
         checked = cli(root, "subscribers", "check")
         dry = cli(root, "send", "issue.md", "--dry-run", "--force")
     assert server.handler.messages == []
-    assert sent.exit_code == 1 and "subscribers.csv:12: error: unclosed quote" in sent.output
-    for result in (forced, checked, dry):
+    for result in (sent, forced, checked, dry):
         assert result.exit_code == 2, result.output
         assert "subscribers.csv:12: error: unclosed quote" in result.output
     for result in (sent, forced, checked, dry):
         assert "Traceback" not in result.output and "to send now" not in result.output
+    assert cli(root, "status").output == "nothing sent yet\n"  # nothing left pending either
 
 
 def test_a_quoted_field_over_two_lines_still_works(tmp_path: Path) -> None:

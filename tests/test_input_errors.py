@@ -46,6 +46,22 @@ ISSUE_MISTAKES = [
     ("subject: S", "Hi {{ 1/0 }}\n", "issue.md:4: error: merge field {{ 1/0 }} cannot be filled: division by zero"),
     (
         "subject: S",
+        'Hi {{ "%099999999d"|format(1) }}\n',
+        'issue.md:4: error: merge field {{ "%099999999d"|format(1) }} cannot be filled: '
+        "the widths in this format string are too large for a merge field",
+    ),
+    (
+        'subject: "Hello\\0world"',
+        "Hi\n",
+        "issue.md:2: error: subject contains a control character (U+0000): remove it",
+    ),
+    (
+        "subject: S\nevents: " + "[" * 5000 + "]" * 5000,
+        "Hi\n",
+        "issue.md:3: error: front matter nests more than 20 levels deep: an issue needs a few",
+    ),
+    (
+        "subject: S",
         "Hi\n\n## Events\n\nSee the table </td></tr></table> below.\n",
         "issue.md:8: error: raw HTML '</td>' breaks the email's layout",
     ),
@@ -91,6 +107,10 @@ def test_an_oversized_issue_file_is_refused_before_it_is_read(tmp_path: Path) ->
         ),
         (b'[brand]\naccent = "gren"\n', "newsletter.toml:2: error: [brand] accent must be a hex colour"),
         (b'[brand]\naccent = "#2e7d3"\n', "newsletter.toml:2: error: [brand] accent must be a hex colour"),
+        (
+            b'[brand]\naccent = "#ff0"\ntext_accent = "olive"\n',
+            "newsletter.toml:3: error: [brand] text_accent must be a hex colour",
+        ),
         (
             b'[dkim]\ndomain = "example.org"\nselector = "a b"\n',
             "newsletter.toml:3: error: [dkim] selector must be a DNS label",

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from conftest import ARTEFACTS, make_workspace, serve_asgi
+from newsletter_mailer.app.send_campaign import open_campaign
 from newsletter_mailer.config import Settings, load_settings
-from newsletter_mailer.send import dispatch
 from newsletter_mailer.web.unsubscribe import create_app
 from smtp_servers import SMTPTestServer
 
@@ -49,7 +49,7 @@ def list_with_endpoint(tmp_path: Path, subscribers: int) -> Iterator[tuple[SMTPT
 
 def test_one_click_from_a_received_message_stops_the_next_send(tmp_path: Path) -> None:
     with list_with_endpoint(tmp_path, 5) as (server, root, settings, base):
-        with dispatch.open_campaign(root / "issue.md", settings) as campaign:
+        with open_campaign(root / "issue.md", settings) as campaign:
             campaign.run()
         received = next(m for m in server.handler.messages if m.rcpt_tos == ("user2@example.org",))
         link = unsubscribe_link(received.data)
@@ -59,7 +59,7 @@ def test_one_click_from_a_received_message_stops_the_next_send(tmp_path: Path) -
         )
         assert response.status_code == 200
         (root / "second.md").write_text("---\nsubject: Second issue\n---\nHello again\n")
-        with dispatch.open_campaign(root / "second.md", settings) as campaign:
+        with open_campaign(root / "second.md", settings) as campaign:
             assert campaign.preflight.suppressed == 1 and campaign.preflight.to_send == 4
             summary = campaign.run()
     assert summary.sent == 4
@@ -101,7 +101,7 @@ def test_a_test_copys_links_show_the_pages_and_change_nothing(tmp_path: Path) ->
         exported = newsletter("suppressions", "export", cwd=root)
         assert "tester@example.org" not in exported.stdout
         assert exported.stderr.strip().startswith("exported 0 ")
-        with dispatch.open_campaign(root / "issue.md", settings) as campaign:
+        with open_campaign(root / "issue.md", settings) as campaign:
             campaign.run()
         real = unsubscribe_link(server.handler.messages[-1].data)
         assert "This link is from a test copy" not in httpx.get(real).text
@@ -130,7 +130,7 @@ def test_a_person_confirms_in_chromium_and_undoes_it(browser: Any, tmp_path: Pat
 
     with list_with_endpoint(tmp_path, 1) as (server, root, settings, base):
         (root / "subscribers.csv").write_text("email\nreader@example.org\n")
-        with dispatch.open_campaign(root / "issue.md", settings) as campaign:
+        with open_campaign(root / "issue.md", settings) as campaign:
             campaign.run()
         link = unsubscribe_link(server.handler.messages[-1].data)
         browser.get(link)

@@ -8,10 +8,11 @@ from __future__ import annotations
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 from rich.console import Console
@@ -19,14 +20,17 @@ from rich.markup import escape
 
 from .compose.render import SIZE_WARNING_BYTES
 from .config import Settings, load_settings
-from .errors import IssueProblems, NewsletterError, SendInterrupted, UserInputError
+from .errors import IssueProblems, NewsletterError, SendDeclined, SendInterrupted, UserInputError
 
 if TYPE_CHECKING:  # the sending machinery is imported when a command needs it: --help stays quick
+    from .app.send_campaign import CampaignOutcome, Confirmation, SendResult
+    from .app.status import IssueDetail, IssueLine
+    from .app.store_admin import Copied
     from .compose.check import Finding
     from .publish.site import PublishResult
-    from .send.dispatch import DryRun, Preflight, TestSend
-    from .send.run import CampaignOutcome, Confirmation, SendResult
+    from .send.campaign import Preflight
     from .send.transport import Result
+    from .send.trial import DryRun, TestSend
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -54,9 +58,9 @@ def friendly(func: F) -> F:
                     err.print(f"[bold red]error:[/] {escape(str(problem))}")
             sys.exit(EXIT_USER_ERROR if isinstance(exc, UserInputError) else EXIT_FINDINGS)
         except _environment_faults() as exc:  # the machine or the store, not the user or a bug: one line
-            from .store.factory import describe_store_fault
+            from .app.stores import describe_fault
 
-            err.print(f"[bold red]error:[/] {escape(describe_store_fault(exc))}")
+            err.print(f"[bold red]error:[/] {escape(describe_fault(exc))}")
             sys.exit(EXIT_FINDINGS)
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -66,9 +70,9 @@ def friendly(func: F) -> F:
 
 
 def _environment_faults() -> tuple[type[BaseException], ...]:
-    from .store.factory import environment_faults
+    from .app.stores import unmapped_faults
 
-    return environment_faults()
+    return unmapped_faults()
 
 
 def plural(count: int, word: str, words: str = "") -> str:
@@ -121,21 +125,34 @@ def init(directory: Path, name: str | None, from_: str | None, base_url: str | N
     from .workspace import init_workspace
 
     default_name = directory.resolve().name.replace("-", " ").replace("_", " ").title() or "Our Newsletter"
+    asked = {"name": name, "from": from_, "base_url": base_url}
     name = name or ask("The newsletter's name", default_name)
     from_ = from_ or ask("From address", "newsletter@example.org")
     base_url = base_url or ask("Base URL of the unsubscribe pages", "http://127.0.0.1:8000")
     try:
         written = init_workspace(directory, new_settings_text(name, from_, base_url))
     except FileExistsError as exc:
-        err.print(f"error: would overwrite {exc}; choose an empty directory")
-        sys.exit(EXIT_USER_ERROR)
+        raise UserInputError(f"would overwrite {exc}; choose an empty directory") from None
     for path in written:
         out.print(f"wrote {path}")
+    chosen = {"name": name, "from": from_, "base_url": base_url}
+    _say_placeholders({key: value for key, value in chosen.items() if not asked[key]})
     step = "" if directory.resolve() == Path.cwd() else f"`cd {directory}`, then "
     out.print(
         f"next: {step}put your readers in subscribers.csv, and try `newsletter check issues/example.md`",
         markup=False,
     )
+
+
+def _say_placeholders(placeholders: dict[str, str]) -> None:
+    """With nobody at a terminal to ask, the settings not given are placeholders: say which."""
+    if placeholders and not sys.stdin.isatty():
+        listed = ", ".join(f"{key} = {value!r}" for key, value in placeholders.items())
+        err.print(
+            f"note: no terminal to ask on, so newsletter.toml has placeholder settings ({listed}): edit "
+            "them there before a real send, or give --name, --from and --base-url to init",
+            markup=False,
+        )
 
 
 def ask(question: str, default: str) -> str:
@@ -182,25 +199,47 @@ def render(ctx: click.Context, issue: Path, out_dir: Path, as_address: str | Non
         out.print(f"{size} (Gmail clips from about 102 KB)")
 
 
-@main.command(short_help="List every problem in ISSUE, file:line first.")
-@click.argument("issue", type=click.Path(path_type=Path, dir_okay=False))
+@main.command(short_help="List every problem in ISSUE, file:line first; --dns checks DNS.")
+@click.argument("issue", type=click.Path(path_type=Path, dir_okay=False), required=False)
 @click.option(
     "--subscribers",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Check merge fields against this CSV (default: [newsletter] subscribers).",
 )
+@click.option("--dns", "dns", is_flag=True, help="Check SPF, DKIM, DMARC, MX and alignment in DNS.")
 @click.pass_context
 @friendly
-def check(ctx: click.Context, issue: Path, subscribers: Path | None) -> None:
+def check(ctx: click.Context, issue: Path | None, subscribers: Path | None, dns: bool) -> None:
     """List every problem in ISSUE as file:line: level: message; exit 1 on any error."""
-    from .compose.check import check_issue, has_errors
+    from .compose.check import check_issue, has_errors, size_summary
 
+    if issue is None and not dns:
+        raise click.UsageError("give an ISSUE to check, or --dns")
+    failed = check_dns_records(settings_from(ctx)) if dns else False
+    if issue is None:
+        sys.exit(EXIT_FINDINGS if failed else 0)
     findings = check_issue(issue, settings_from(ctx), subscribers)
     print_findings(findings, out)
+    size = size_summary(issue, settings_from(ctx))
+    if size is not None:
+        out.print(str(size))
     errors = sum(f.level == "error" for f in findings)
     warnings = len(findings) - errors
     out.print(f"{errors} error(s), {warnings} warning(s)")
-    sys.exit(EXIT_FINDINGS if has_errors(findings) else 0)
+    sys.exit(EXIT_FINDINGS if has_errors(findings) or failed else 0)
+
+
+def check_dns_records(settings: Settings) -> bool:
+    """Print each DNS finding (docs/dns.md); True if any failed."""
+    from .compose.dnscheck import check_dns
+
+    findings = check_dns(settings)
+    colours = {"pass": "green", "warn": "yellow", "fail": "red"}
+    for finding in findings:
+        out.print(f"[{colours[finding.level]}]{escape(str(finding))}[/]")
+    failed = sum(f.level == "fail" for f in findings)
+    out.print(f"dns: {failed} failed, {sum(f.level == 'warn' for f in findings)} warning(s)")
+    return failed > 0
 
 
 @main.command(short_help="Show ISSUE on desktop, phone and as text; live.")
@@ -230,6 +269,24 @@ def _writable_target(path: Path) -> None:
         raise UserInputError(f"the folder {path.parent} does not exist: create it first", file=path)
 
 
+NO_BOM = click.option(
+    "--no-bom", is_flag=True, help="Leave out the byte-order mark (spreadsheets need it to read accents right)."
+)
+
+
+@contextmanager
+def csv_output(path: Path | None, no_bom: bool) -> Iterator[TextIO]:
+    """Where an export goes: a file in UTF-8 with a byte-order mark (without it Excel reads Zoë as
+    ZoÃ«) unless --no-bom; or stdout, with the mark only when it is not a terminal."""
+    if path is None:
+        if not no_bom and not sys.stdout.isatty():
+            sys.stdout.write("\ufeff")
+        yield sys.stdout
+        return
+    with path.open("w", encoding="utf-8" if no_bom else "utf-8-sig", newline="") as handle:
+        yield handle
+
+
 def _check_port(port: int) -> None:
     if not 1 <= port <= 65535:
         raise UserInputError(f"--port must be between 1 and 65535, not {port}")
@@ -255,6 +312,18 @@ def _serve_app(app: Any, sock: socket.socket, log_level: str, **options: Any) ->
     import uvicorn
 
     uvicorn.Server(uvicorn.Config(app, log_level=log_level, **options)).run(sockets=[sock])
+
+
+def ask_yes(question: str) -> bool:
+    """A yes/no question on the terminal, no by default; Ctrl+C while it waits is a no that
+    interrupted (SendDeclined), not click's "Aborted!"."""
+    click.echo(f"{question} [y/N]: ", nl=False)
+    try:
+        answer = sys.stdin.readline()
+    except KeyboardInterrupt:
+        click.echo()
+        raise SendDeclined(interrupted=True) from None
+    return answer.strip().lower() in ("y", "yes")
 
 
 class ConsoleSendUI:
@@ -307,7 +376,8 @@ class ConsoleSendUI:
                 else f"Send {c.issue}, subject {c.subject!r}, to {plural(c.recipients, 'recipient')} through "
                 f"{c.destination}{by}?"
             )
-            click.confirm(question, abort=True)
+            if not ask_yes(question):
+                raise SendDeclined
         if confirmation.outbox is not None:
             out.print(
                 f"no SMTP host is configured: delivering through a built-in SMTP server on loopback "
@@ -409,6 +479,8 @@ def print_campaign(outcome: CampaignOutcome, issue: Path) -> int:
     if summary.left_pending:
         out.print(f"[yellow]{summary.left_pending} still to send[/]: run the same command again to resume")
     if summary.failed:
+        for address, reason in summary.failures[:10]:  # who could not be mailed, and why
+            out.print(f"  failed: {escape(address)}: {escape(reason)}")
         out.print(f"`newsletter status {issue}` lists the failures; `--retry-failed` tries them again")
     for note in summary.notes:
         err.print(f"[yellow]note:[/] {escape(note)}")
@@ -417,13 +489,23 @@ def print_campaign(outcome: CampaignOutcome, issue: Path) -> int:
 
 def print_send_result(result: SendResult, issue: Path) -> int:
     """Print what a send did; returns the exit code."""
-    from .send.dispatch import DryRun, TestSend
+    from .send.trial import DryRun, TestSend
 
-    if isinstance(result, TestSend):
-        return print_test_send(result)
     if isinstance(result, DryRun):
         return print_dry_run(result)
-    return print_campaign(result, issue)
+    if result.staged:
+        out.print(f"copied {plural(result.staged, 'image')} of the issue into the web archive", markup=False)
+    if isinstance(result, TestSend):
+        return print_test_send(result)
+    code = print_campaign(result, issue)
+    if result.publish_error:
+        err.print(
+            f"warning: the issue was sent, but the web archive was not written: {result.publish_error}", markup=False
+        )
+        err.print("fix that, then run `newsletter publish`", markup=False)
+    if result.published is not None:
+        print_published(result.published)
+    return code
 
 
 @main.command(short_help="Send ISSUE: a test, a dry run, or to all.")
@@ -467,59 +549,28 @@ def send(
     join: bool,
 ) -> None:
     """Send ISSUE: a test with --test, otherwise to every subscriber, resumably."""
-    from .send.run import SendRequest, send_issue
+    from .app.send_campaign import SendRequest, send_issue
 
-    if to and not test:
-        raise click.UsageError("--to goes with --test")
+    _refuse_option_mixes(to=bool(to), test=test, dry_run=dry_run, as_address=bool(as_address), join=join)
+    if join and (subscribers or retry_failed or new_database):
+        raise click.UsageError(JOIN_ALONE)
     if as_address:
-        if not dry_run:
-            raise click.UsageError("--as goes with --dry-run")
         from .compose.artifacts import message_as
 
         click.echo(message_as(issue, settings_from(ctx), as_address, subscribers), nl=False)
         return
-    if join and (test or dry_run or subscribers or retry_failed or new_database):
-        raise click.UsageError(
-            "--join helps a running send: it goes without --test, --dry-run, --subscribers, "
-            "--retry-failed and --new-database (the send that runs has its list)"
-        )
     request = SendRequest(
         issue, test, to, dry_run, subscribers, retry_failed, force, concurrency, rate, new_database, workers, join
     )
-    if not dry_run:
-        stage_images(ctx, issue)
     try:
         result = send_issue(request, settings_from(ctx), ConsoleSendUI(yes))
     except SendInterrupted as exc:
         err.print(f"{exc}\nresume with: {resume_command(ctx, issue, subscribers)}", markup=False)
         sys.exit(EXIT_INTERRUPTED)
-    code = print_send_result(result, issue)
-    publish_after_send(ctx, result)
-    sys.exit(code)
-
-
-def stage_images(ctx: click.Context, issue: Path) -> None:
-    """The issue's own images on the site before the first message that shows them is sent."""
-    from .publish.site import before_send
-
-    staged = before_send(settings_from(ctx), issue)
-    if staged:
-        out.print(f"copied {plural(staged, 'image')} of the issue into the web archive", markup=False)
-
-
-def publish_after_send(ctx: click.Context, result: SendResult) -> None:
-    """After a real send, the web archive (unless [publish] enabled = false); the send stands
-    whatever happens here, so a failure is a warning that says how to publish again."""
-    from .publish.site import after_send
-
-    try:
-        published = after_send(settings_from(ctx), result)
-    except (NewsletterError, OSError) as exc:
-        err.print(f"warning: the issue was sent, but the web archive was not written: {exc}", markup=False)
-        err.print("fix that, then run `newsletter publish`", markup=False)
-        return
-    if published is not None:
-        print_published(published)
+    except SendDeclined as exc:
+        err.print(str(exc), markup=False)
+        sys.exit(EXIT_INTERRUPTED if exc.interrupted else EXIT_FINDINGS)
+    sys.exit(print_send_result(result, issue))
 
 
 def print_published(result: PublishResult) -> None:
@@ -549,9 +600,25 @@ def print_published(result: PublishResult) -> None:
 def publish(ctx: click.Context, out_dir: Path | None) -> None:
     """Write every sent issue as a web page, the archive's index and its Atom feed into a folder
     any static host (or `newsletter serve`) can serve. Nothing personal is written."""
-    from .publish.site import publish_site
+    from .app.publish_archive import publish_archive
 
-    print_published(publish_site(settings_from(ctx), out_dir))
+    print_published(publish_archive(settings_from(ctx), out_dir))
+
+
+JOIN_ALONE = (
+    "--join helps a running send: it goes without --test, --dry-run, --subscribers, "
+    "--retry-failed and --new-database (the send that runs has its list)"
+)
+
+
+def _refuse_option_mixes(*, to: bool, test: bool, dry_run: bool, as_address: bool, join: bool) -> None:
+    """Options of ``send`` that make no sense together: a usage error, before anything is read."""
+    if to and not test:
+        raise click.UsageError("--to goes with --test")
+    if as_address and not dry_run:
+        raise click.UsageError("--as goes with --dry-run")
+    if join and (test or dry_run):
+        raise click.UsageError(JOIN_ALONE)
 
 
 def resume_command(ctx: click.Context, issue: Path, subscribers: Path | None) -> str:
@@ -564,39 +631,58 @@ def resume_command(ctx: click.Context, issue: Path, subscribers: Path | None) ->
     return shlex.join(words)
 
 
-@main.command(short_help="Counts for ISSUE and every failure.")
-@click.argument("issue", type=click.Path(path_type=Path, dir_okay=False))
+@main.command(short_help="Every issue at a glance, or one in detail.")
+@click.argument("issue", required=False)
+@click.option("--workers", "show_workers", is_flag=True, help="With ISSUE: each sender process and its rate.")
 @click.pass_context
 @friendly
-def status(ctx: click.Context, issue: Path) -> None:
-    """Journal counts for ISSUE, each failed recipient with its last SMTP reply, and its bounce reports."""
-    from .compose.issue import issue_key
-    from .store.bounce_log import BounceLog
-    from .store.journal import issue_status
-    from .store.workspace_store import existing_store
+def status(ctx: click.Context, issue: str | None, show_workers: bool) -> None:
+    """With no ISSUE, every issue sent, newest first, with its counts; with ISSUE (a stem such as
+    2027-01 or the issue file), its counts, every failure with its SMTP reply, and its bounce reports."""
+    from .app.status import issue_detail, issue_of, overview
 
-    key = issue_key(issue)
-    with existing_store(settings_from(ctx)) as store:
-        report = issue_status(store.journal if store else None, key)
-        skipped = store.journal.suppressed_by_reason(key) if store else {}
-        bounced = BounceLog(store.journal).for_issue(key) if store else []
-        workers = store.journal.workers(key) if store else []
-    counts = report.counts
-    if not any(counts.values()) and not workers:
-        out.print(f"{report.issue}: nothing sent yet")
+    settings = settings_from(ctx)
+    if issue is None:
+        if show_workers:
+            raise click.UsageError("--workers goes with ISSUE")
+        print_overview(overview(settings))
         return
-    reasons = "".join(f", skipped as {reason} {n}" for reason, n in skipped.items())
+    print_issue_detail(issue_detail(settings, issue_of(issue)), show_workers)
+
+
+def print_overview(lines: Sequence[IssueLine]) -> None:
+    if not lines:
+        out.print("nothing sent yet")
+        return
+    for line in lines:
+        day = time.strftime("%Y-%m-%d", time.localtime(line.started))
+        left = f", {line.pending} still to send" if line.pending else ""
+        out.print(
+            f"{line.issue}  {day}  sent {line.sent}, failed {line.failed}, possibly duplicated "
+            f"{line.possibly_duplicated}, bounced {line.bounced}, complained {line.complained}, "
+            f"unsubscribed since {line.unsubscribed_since}{left}",
+            markup=False,
+        )
+
+
+def print_issue_detail(detail: IssueDetail, show_workers: bool) -> None:
+    report, counts = detail.report, detail.report.counts
+    if detail.nothing:
+        out.print(f"{report.issue}: nothing sent yet", markup=False)
+        return
+    reasons = "".join(f", skipped as {reason} {n}" for reason, n in detail.skipped.items())
     out.print(
         f"{report.issue}: sent {counts['sent']}, pending {counts['pending']}, failed {counts['failed']}"
         f"{reasons}, no longer in the list {counts['removed']}, "
-        f"in flight {counts['sending']}, possibly duplicated {counts['resent']}"
+        f"in flight {counts['sending']}, possibly duplicated {counts['resent']}",
+        markup=False,
     )
     for failure in report.failures:
-        out.print(f"failed {escape(failure.address)} after {failure.attempts} attempt(s): {escape(failure.reply)}")
-    for b in bounced:
-        detail = " ".join(p for p in (b.status, b.diagnostic) if p)
-        out.print(f"bounce report: {b.category} for {b.address}, {b.action}; {detail}".rstrip("; "), markup=False)
-    for w in workers:
+        out.print(f"failed {failure.address} after {failure.attempts} attempt(s): {failure.reply}", markup=False)
+    for b in detail.bounced:
+        said = " ".join(p for p in (b.status, b.diagnostic) if p)
+        out.print(f"bounce report: {b.category} for {b.address}, {b.action}; {said}".rstrip("; "), markup=False)
+    for w in detail.workers if show_workers else ():
         seen = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(w.last_seen))
         out.print(
             f"worker {w.worker} on {w.host} (pid {w.pid}): sent {w.sent}, {w.rate:.1f} msg/s, last seen {seen}",
@@ -604,25 +690,29 @@ def status(ctx: click.Context, issue: Path) -> None:
         )
 
 
-@main.command(short_help="Run the unsubscribe and signup pages and the web archive.")
+@main.command(short_help="Serve the readers' pages: unsubscribe, sign up, confirm, the web archive.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.pass_context
 @friendly
 def serve(ctx: click.Context, host: str, port: int) -> None:
-    """Run the unsubscribe endpoint (GET confirm page, POST one-click unsubscribe, /healthz), the
-    signup pages, and the web archive `newsletter publish` writes (at /)."""
+    """Serve the pages readers reach from a message or your website: unsubscribe (a confirmation
+    page, RFC 8058 one-click, subscribe again), the signup form (/subscribe) and its confirmation
+    links (/confirm/TOKEN), /healthz, and the web archive `newsletter publish` writes (at /).
+    `newsletter preview` serves the preview of an issue."""
 
     from .web.unsubscribe import create_app
 
     settings = settings_from(ctx)
     sock = _listen(host, port)
     out.print(
-        f"unsubscribe endpoint for {settings.newsletter.name} on http://{host}:{port}/ "
+        f"pages for {settings.newsletter.name} (unsubscribe, /subscribe, /confirm) on http://{host}:{port}/ "
         f"(links point to {settings.newsletter.base_url}); the web archive from {settings.path(settings.publish.out)}/",
         markup=False,
     )
-    _serve_app(create_app(settings), sock, "info", proxy_headers=True)
+    # uvicorn's own proxy headers would trust X-Forwarded-For from any loopback peer: the pages
+    # read it themselves, from [serve] trusted_proxies only (web/visitors.py).
+    _serve_app(create_app(settings), sock, "info", proxy_headers=False)
 
 
 @main.command(short_help="Put ADDRESS on the suppression list.")
@@ -630,31 +720,34 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 @click.option("--token", help="An unsubscribe link's token instead of ADDRESS (to replay one `serve` logged).")
 @click.option(
     "--reason",
-    type=click.Choice(["unsubscribed", "bounced", "complained", "manual"]),
     default="unsubscribed",
     show_default=True,
+    help="unsubscribed, bounced, complained or manual (other words: a manual one, the words its note).",
 )
+@click.option("--note", default="", help='Free text kept beside the reason ("asked by phone").')
 @click.pass_context
 @friendly
-def unsubscribe(ctx: click.Context, address: str | None, token: str | None, reason: str) -> None:
+def unsubscribe(ctx: click.Context, address: str | None, token: str | None, reason: str, note: str) -> None:
     """Put ADDRESS on the suppression list: no send mails it again."""
-    from .audience.links import signer_for
-    from .errors import TokenError, UserInputError
-    from .store.workspace_store import open_store
+    from .app.unsubscribe import suppress_address
+    from .app.unsubscribe import unsubscribe as by_token
+    from .errors import TokenError
 
     settings = settings_from(ctx)
     if (address is None) == (token is None):
         raise click.UsageError("give ADDRESS or --token TOKEN")
-    if token:
+    if token is None:
+        done = suppress_address(settings, address or "", reason, note)
+        added, shown, why = done.added, done.address, done.reason
+    else:
         try:
-            address = signer_for(settings).verify(token)
+            replayed = by_token(settings, token, "replayed token")
         except TokenError:
             raise UserInputError("--token: not a valid unsubscribe token for this list") from None
-    with open_store(settings) as store:
-        done = store.suppressions.suppress(address or "", reason, "replayed token" if token else "cli")
-    out.print(
-        f"{done.address} {'suppressed' if done.added else 'was already suppressed'} ({done.reason})", markup=False
-    )
+        if replayed.test:
+            raise UserInputError("--token: a test copy's token changes nothing")
+        added, shown, why = replayed.added, replayed.address, replayed.reason
+    out.print(f"{shown} {'suppressed' if added else 'was already suppressed'} ({why})", markup=False)
 
 
 @main.group(short_help="Export, import or remove suppressed addresses.")
@@ -665,36 +758,31 @@ def suppressions() -> None:
 @suppressions.command("export", short_help="Write the suppression list as CSV.")
 @click.argument("csv_path", type=click.Path(path_type=Path, dir_okay=False), default="-")
 @click.option("--all", "everything", is_flag=True, help="Also the addresses taken off the list, with when and why.")
+@NO_BOM
 @click.pass_context
 @friendly
-def suppressions_export(ctx: click.Context, csv_path: Path, everything: bool) -> None:
-    """Write the suppression list as CSV (email, reason, source, created) to CSV_PATH or stdout."""
-    from .store.workspace_store import open_store
+def suppressions_export(ctx: click.Context, csv_path: Path, everything: bool, no_bom: bool) -> None:
+    """Write the suppression list as CSV (email, reason, source, created, note) to CSV_PATH or stdout."""
+    from .app.suppressions import export_suppressions
 
-    if str(csv_path) != "-":
-        _writable_target(csv_path)
-    with open_store(settings_from(ctx)) as store:
-        if str(csv_path) == "-":
-            count = store.suppressions.export_csv(sys.stdout, removed=everything)
-        else:
-            with csv_path.open("w", encoding="utf-8", newline="") as handle:
-                count = store.suppressions.export_csv(handle, removed=everything)
+    target = None if str(csv_path) == "-" else csv_path
+    if target is not None:
+        _writable_target(target)
+    count = export_suppressions(settings_from(ctx), csv_output(target, no_bom), removed=everything)
     err.print(f"exported {plural(count, 'suppressed address', 'suppressed addresses')}")
 
 
 @suppressions.command("remove", short_help="Take addresses off the list.")
 @click.argument("addresses", nargs=-1, required=True)
-@click.option("--reason", "note", default="", help="Why, kept with the record of the removal.")
+@click.option("--note", default="", help="Why, kept with the record of the removal.")
+@click.option("--reason", "old_note", default="", hidden=True)  # its name before --note; still taken
 @click.pass_context
 @friendly
-def suppressions_remove(ctx: click.Context, addresses: tuple[str, ...], note: str) -> None:
+def suppressions_remove(ctx: click.Context, addresses: tuple[str, ...], note: str, old_note: str) -> None:
     """Take ADDRESSES off the suppression list; `export --all` keeps showing who was removed and when."""
-    from .audience.suppressions import remove_addresses
-    from .store.workspace_store import open_store
+    from .app.suppressions import remove_suppressions
 
-    with open_store(settings_from(ctx)) as store:
-        lines = remove_addresses(store.suppressions, addresses, note)
-    for line in lines:
+    for line in remove_suppressions(settings_from(ctx), addresses, note or old_note):
         out.print(line, markup=False)
 
 
@@ -703,11 +791,10 @@ def suppressions_remove(ctx: click.Context, addresses: tuple[str, ...], note: st
 @click.pass_context
 @friendly
 def suppressions_import(ctx: click.Context, csv_path: Path) -> None:
-    """Add every address in CSV_PATH (an email column, optional reason) to the suppression list."""
-    from .store.workspace_store import open_store
+    """Add every address in CSV_PATH (an email column, optional reason and note) to the suppression list."""
+    from .app.suppressions import import_suppressions
 
-    with open_store(settings_from(ctx)) as store:
-        added, problems = store.suppressions.import_csv(csv_path)
+    added, problems = import_suppressions(settings_from(ctx), csv_path)
     for problem in problems:
         err.print(problem, markup=False)
     out.print(f"imported {plural(added, 'new suppressed address', 'new suppressed addresses')}")
@@ -723,24 +810,26 @@ def subscribers() -> None:
 @click.pass_context
 @friendly
 def subscribers_check(ctx: click.Context, csv_path: Path | None) -> None:
-    """Report invalid and duplicate rows of CSV_PATH and how many addresses would be mailed."""
-    from .audience.subscribers import check_list
-    from .store.workspace_store import existing_store
+    """Report invalid and duplicate rows of CSV_PATH and how many addresses would be mailed (confirmed
+    signups included)."""
+    from .app.subscribers import check_subscribers
 
     settings = settings_from(ctx)
-    path = csv_path or settings.path(settings.newsletter.subscribers)
-    with existing_store(settings) as store:
-        result = check_list(path, store.suppressions if store else frozenset())
-    report = result.report
+    summary = check_subscribers(settings, csv_path or settings.path(settings.newsletter.subscribers))
+    report, result = summary.check.report, summary.check
     for problem in report.problems:
         out.print(problem, markup=False)
     if report.more_problems:
         out.print(f"... and {report.more_problems} more")
+    for line, warning in report.warnings:
+        out.print(f"{report.path}:{line}: warning: {warning}", markup=False)
     out.print(
         f"{plural(report.valid, 'valid address', 'valid addresses')}: {result.would_mail} would be mailed, "
         f"{result.suppressed} {'is' if result.suppressed == 1 else 'are'} unsubscribed or bounced; "
         f"skipped {report.invalid} invalid and {plural(report.duplicates, 'duplicate row')}"
     )
+    if summary.signups:
+        out.print(f"{plural(summary.signups, 'confirmed signup')} not in the CSV would be mailed too")
     sys.exit(EXIT_FINDINGS if report.invalid or report.duplicates else 0)
 
 
@@ -750,7 +839,7 @@ def dkim() -> None:
 
 
 @dkim.command("keygen", short_help="A DKIM key pair and its DNS record.")
-@click.option("--selector", default="newsletter", show_default=True)
+@click.option("--selector", help="DNS selector (default: newsletter, or newsletter-ed25519 for Ed25519).")
 @click.option("--domain", help="Signing domain (default: the From address's domain).")
 @click.option(
     "--out",
@@ -758,15 +847,33 @@ def dkim() -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Private key file (default: .newsletter/dkim-SELECTOR.pem, mode 0600).",
 )
-@click.option("--bits", type=click.Choice(["2048", "3072", "4096"]), default="2048", show_default=True)
+@click.option(
+    "--algorithm",
+    type=click.Choice(["rsa", "ed25519"]),
+    default="rsa",
+    show_default=True,
+    help="RSA (every receiver checks it) or Ed25519 (RFC 8463, a second signature beside RSA).",
+)
+@click.option("--bits", type=click.Choice(["2048", "3072", "4096"]), help="RSA key size  [default: 2048]")
 @click.pass_context
 @friendly
-def dkim_keygen(ctx: click.Context, selector: str, domain: str | None, out_path: Path | None, bits: str) -> None:
+def dkim_keygen(
+    ctx: click.Context,
+    selector: str | None,
+    domain: str | None,
+    out_path: Path | None,
+    algorithm: str,
+    bits: str | None,
+) -> None:
     """Write a DKIM key pair and print the DNS TXT record to publish."""
-    from .compose.dkim import generate_key, write_key
+    from .compose.dkim import generate_key, publish_instructions, write_key
     from .config import valid_selector
     from .errors import UserInputError
 
+    if bits and algorithm != "rsa":
+        raise UserInputError("--bits is for RSA keys: an Ed25519 key has one size")
+    if selector is None:
+        selector = "newsletter-ed25519" if algorithm == "ed25519" else "newsletter"
     if not valid_selector(selector):
         raise UserInputError(
             f"--selector must be a DNS label (letters, digits and hyphens, dots between labels), not {selector!r}"
@@ -776,14 +883,11 @@ def dkim_keygen(ctx: click.Context, selector: str, domain: str | None, out_path:
     path = out_path or settings.state_dir / f"dkim-{selector}.pem"
     if path.exists():
         raise UserInputError("a key already exists there; choose another --out or --selector", file=path)
-    pair = generate_key(selector, domain, int(bits))
+    pair = generate_key(selector, domain, int(bits or 2048), algorithm)
     write_key(pair, path)
-    out.print(f"wrote the private key to {path} (mode 0600; keep it out of version control)", markup=False)
-    out.print("\nPublish this TXT record in DNS:\n", markup=False)
-    out.print(f'{pair.dns_name}. IN TXT "{pair.dns_value}"', markup=False)
-    out.print("\nThen add to newsletter.toml:\n", markup=False)
+    out.print(f"wrote the private key to {path} (mode 0600; keep it out of version control)\n", markup=False)
     relative = path.relative_to(settings.workspace) if path.is_relative_to(settings.workspace) else path
-    out.print(f'[dkim]\ndomain = "{domain}"\nselector = "{selector}"\nkey_file = "{relative}"', markup=False)
+    out.print(publish_instructions(pair, selector, str(relative), algorithm), markup=False)
 
 
 @main.command(short_help="Process delivery reports (bounces).")
@@ -792,17 +896,9 @@ def dkim_keygen(ctx: click.Context, selector: str, domain: str | None, out_path:
 @friendly
 def bounces(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     """Process delivery reports from PATHS (files, mbox, Maildir) or, with none, the [bounces] IMAP folder."""
-    import logging
+    from .app.bounces import process_bounces
 
-    from .store.bounce_log import process_imap, process_paths
-
-    # flufl.bounce logs a traceback for each of its detectors that a strange message trips up;
-    # such a message is reported below as unrecognised, which is all the editor needs to know.
-    quiet = logging.getLogger("flufl.bounce")
-    quiet.addHandler(logging.NullHandler())
-    quiet.propagate = False
-    settings = settings_from(ctx)
-    outcomes = process_paths(settings, paths) if paths else process_imap(settings)
+    outcomes = process_bounces(settings_from(ctx), paths)
     for o in outcomes:
         who = f"{o.address} ({o.issue or 'issue unknown'})" if o.address else "no recipient of ours"
         detail = " ".join(p for p in (o.report.status, o.report.diagnostic) if p)
@@ -811,7 +907,7 @@ def bounces(ctx: click.Context, paths: tuple[Path, ...]) -> None:
         )
     counts = {
         a: sum(o.action.value == a for o in outcomes)
-        for a in ("suppressed", "counted", "ignored", "unrecognised", "duplicate")
+        for a in ("suppressed", "counted", "ignored", "unrecognised", "duplicate", "unverified", "quarantined")
     }
     out.print(f"{len(outcomes)} message(s): " + ", ".join(f"{n} {a}" for a, n in counts.items()), markup=False)
 
@@ -820,25 +916,16 @@ def bounces(ctx: click.Context, paths: tuple[Path, ...]) -> None:
 @click.option(
     "-o", "--out", "out_path", type=click.Path(path_type=Path, dir_okay=False), help="CSV file (default: stdout)."
 )
+@NO_BOM
 @click.pass_context
 @friendly
-def subscribers_export(ctx: click.Context, out_path: Path | None) -> None:
+def subscribers_export(ctx: click.Context, out_path: Path | None, no_bom: bool) -> None:
     """Write the list a send would use: the CSV plus confirmed signups, minus suppressions, with consent columns."""
-    from .audience.subscribers import ListReport, read_subscribers
-    from .store import open_store
-    from .store.signup_log import export_list
+    from .app.subscribers import export_subscribers
 
-    settings = settings_from(ctx)
-    path = settings.path(settings.newsletter.subscribers)
-    rows = read_subscribers(path, ListReport(path))
     if out_path is not None:
         _writable_target(out_path)
-    with open_store(settings) as store:
-        if out_path is None:
-            count = export_list(store, rows, sys.stdout, settings.signup.fields)
-        else:
-            with out_path.open("w", encoding="utf-8", newline="") as handle:
-                count = export_list(store, rows, handle, settings.signup.fields)
+    count = export_subscribers(settings_from(ctx), csv_output(out_path, no_bom))
     err.print(f"exported {count} subscribers", markup=False)
 
 
@@ -864,12 +951,11 @@ def store() -> None:
 @friendly
 def store_migrate(ctx: click.Context) -> None:
     """Bring the store's schema up to this version of newsletter-mailer."""
-    from .store import open_store
+    from .app.store_admin import migrate
 
-    with open_store(settings_from(ctx), check=False) as opened:
-        before, after = opened.migrate()
-    what = "already at" if before == after else f"migrated from version {before} to"
-    out.print(f"store {opened.where}: {what} schema version {after}", markup=False)
+    done = migrate(settings_from(ctx))
+    what = "already at" if done.before == done.after else f"migrated from version {done.before} to"
+    out.print(f"store {done.where}: {what} schema version {done.after}", markup=False)
 
 
 @store.command("copy", short_help="Copy SQLite state into PostgreSQL.")
@@ -882,33 +968,19 @@ def store_copy(ctx: click.Context, to: str) -> None:
     """Copy this workspace's SQLite state (journal, suppressions, signups, bounce reports) into the store at --to."""
     import os
 
-    from .config import STORE_SCHEMES
-    from .errors import UserInputError
-    from .store.copy import copy_store
-    from .store.factory import open_url
-    from .store.sqlite import SQLiteStore
+    from .app.store_admin import copy_to
 
-    settings = settings_from(ctx)
-    if not to.startswith(STORE_SCHEMES):
-        raise UserInputError("--to must be a postgresql://user@host/database URL")
-    if not settings.database_path.exists():
-        raise UserInputError("no SQLite store in this workspace to copy", file=settings.database_path)
-    source = SQLiteStore.open(settings.database_path)
-    try:
-        target = open_url(to, os.environ.get("NEWSLETTER_STORE_PASSWORD", ""), check=False)
-        try:
-            before, after = target.migrate()
-            report = copy_store(source, target)
-        finally:
-            target.close()
-    finally:
-        source.close()
+    print_copy(copy_to(settings_from(ctx), to, os.environ.get("NEWSLETTER_STORE_PASSWORD", "")))
+
+
+def print_copy(done: Copied) -> None:
+    report, before, after = done.report, done.migrated.before, done.migrated.after
     if before != after:
-        out.print(f"{target.where}: schema migrated from version {before} to {after}", markup=False)
+        out.print(f"{done.where}: schema migrated from version {before} to {after}", markup=False)
     issues = f" ({', '.join(report.issues)})" if report.issues else ""
     journal = plural(report.journal.copied, report.journal.one, report.journal.many)
     out.print(
-        f"copied to {target.where}: {journal} of {len(report.issues)} issue(s){issues}, "
+        f"copied to {done.where}: {journal} of {len(report.issues)} issue(s){issues}, "
         + ", ".join(plural(part.copied, part.one, part.many) for part in report.state)
         + "; already there and left as they were: "
         + ", ".join(plural(part.skipped, part.one, part.many) for part in (report.journal, *report.state)),
@@ -921,10 +993,8 @@ def store_copy(ctx: click.Context, to: str) -> None:
             "address to another recipient; check the bounce reports `status` shows for those issues",
             markup=False,
         )
-    from .store.base import without_password
-
     out.print("to use it, set in newsletter.toml (and the password in NEWSLETTER_STORE_PASSWORD):", markup=False)
-    out.print(f'[store]\nurl = "{without_password(target.where)}"', markup=False)
+    out.print(f'[store]\nurl = "{done.url}"', markup=False)
 
 
 def run() -> None:

@@ -5,6 +5,7 @@ Secrets never come from the file: the SMTP password is read from NEWSLETTER_SMTP
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -13,16 +14,40 @@ import urllib.parse
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from email import errors as email_errors
+from email import policy as email_policy
 from pathlib import Path
 from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
 
 from .errors import ConfigError
 
 CONFIG_NAME = "newsletter.toml"
 SECURITY_CHOICES = ("starttls", "tls", "none")
+AUTH_CHOICES = ("password", "xoauth2")
+TRANSPORT_KINDS = ("smtp", "ses", "postmark", "mailgun")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LIST_ID = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})+")
 _HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+_FEEDBACK_FIELD = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _SELECTOR = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
+
+
+def parse_resolver(value: str) -> tuple[str, int]:
+    """``"127.0.0.1:5353"``, ``"[::1]:53"`` or ``"9.9.9.9"`` -> (address, port); ValueError otherwise.
+    A resolver is named by IP address: looking up its name would need a resolver."""
+    host, port = value.strip(), "53"
+    if host.startswith("["):
+        host, _, rest = host[1:].partition("]")
+        port = rest.removeprefix(":") or "53"
+    elif host.count(":") == 1:
+        host, _, port = host.partition(":")
+    ipaddress.ip_address(host)
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"bad port {port!r}")
+    return host, int(port)
 
 
 def valid_selector(selector: str) -> bool:
@@ -44,6 +69,15 @@ class NewsletterSettings:
     list_id: str = ""
     unsubscribe_mailto: str = ""
     timezone: str = ""  # an IANA zone (Europe/London) for the diary's times; empty: floating local times
+    # Not keys of the file: the display names ``from`` and ``reply_to`` were given with, if any
+    # (``from = "Kent Network <news@kent.example.org>"``); from_ and reply_to hold the bare address.
+    from_name: str = field(default="", metadata={"derived": True})
+    reply_to_name: str = field(default="", metadata={"derived": True})
+
+    @property
+    def from_display_name(self) -> str:
+        """The From header's name: the one written in ``from``, else the newsletter's ``name``."""
+        return self.from_name or self.name
 
     @property
     def from_domain(self) -> str:
@@ -63,6 +97,7 @@ class BrandSettings:
     logo: str = ""
     logo_alt: str = ""
     accent: str = "#1a6fb5"
+    text_accent: str = ""  # the shade for headings and links in light mode; derived from accent if empty
 
 
 @dataclass(frozen=True)
@@ -72,6 +107,8 @@ class SMTPSettings:
     security: str = "starttls"
     username: str = ""
     password: str = field(default="", repr=False)
+    auth: str = "password"  # or "xoauth2": a token from token_command (send/oauth.py)
+    token_command: str = ""  # prints an OAuth2 access token (or JSON with access_token, expires_in)
     verify_certificates: bool = True
     concurrency: int = 4
     rate: float = 0.0
@@ -141,6 +178,28 @@ class SignupSettings:
     per_ip_per_hour: int = 10
 
 
+MAX_SIGNUP_FIELDS = 10  # extra form fields; with email, name and the honeypot well under the form's cap
+MAX_FIELD_LABEL = 60
+# Names the form itself uses: a configured field with one of these keys would collide with it.
+RESERVED_FIELD_KEYS = ("email", "name", "website")  # "website" is the honeypot's
+
+
+def field_key(label: str) -> str:
+    """``"Home town"`` -> ``home_town``, the column and merge-field name of an extra form field."""
+    return re.sub(r"[^\w]+", "_", label.strip().lower()).strip("_")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """How ``newsletter serve`` reads its visitors: which peers may say who the visitor is."""
+
+    trusted_proxies: tuple[str, ...] = ()  # addresses or CIDR networks; X-Forwarded-For is read only from these
+
+    @property
+    def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(p, strict=False) for p in self.trusted_proxies)
+
+
 @dataclass(frozen=True)
 class StoreSettings:
     """Where state lives: empty for the workspace's SQLite file, or a ``postgresql://`` URL."""
@@ -170,6 +229,49 @@ class PublishSettings:
 
 
 @dataclass(frozen=True)
+class DeliverabilitySettings:
+    """What mailbox providers read beside the message: Gmail's Feedback-ID sender and the DNS
+    check's resolver (docs/dns.md)."""
+
+    feedback_id_sender: str = ""  # the SenderId field of Feedback-ID; empty: no Feedback-ID header
+    resolver: str = ""  # "host" or "host:port" for `check --dns`; empty: the system's resolvers
+    dns_timeout: float = 3.0  # seconds per lookup; send's pre-flight gives up quietly after it
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Provider webhooks that ``serve`` answers at /webhooks/<provider> (docs/relays.md). Shared
+    secrets come from the environment only: NEWSLETTER_WEBHOOKS_MAILGUN_SIGNING_KEY,
+    NEWSLETTER_WEBHOOKS_POSTMARK_SECRET and NEWSLETTER_WEBHOOKS_BREVO_SECRET."""
+
+    sns_topic_arns: tuple[str, ...] = ()  # the SNS topics SES notifications may come from
+    sns_trusted_origin: str = ""  # another origin trusted for SNS certificates (a local stand-in)
+    sendgrid_public_key: str = ""  # the Signed Event Webhook's verification key (base64 DER; public)
+    max_age: float = 300.0  # seconds a signed timestamp (Mailgun, SendGrid) stays acceptable
+    mailgun_signing_key: str = field(default="", repr=False)
+    postmark_secret: str = field(default="", repr=False)  # "user:password" of the webhook URL's basic auth
+    brevo_secret: str = field(default="", repr=False)  # a bearer token, or "user:password"
+
+
+@dataclass(frozen=True)
+class TransportSettings:
+    """How messages leave: SMTP (``[smtp]``), or a provider's HTTP API (docs/relays.md). API
+    credentials come from the environment only: NEWSLETTER_TRANSPORT_API_KEY (Postmark's server
+    token, Mailgun's API key) and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN."""
+
+    kind: str = "smtp"
+    endpoint: str = ""  # the API's base URL; empty: the provider's own (SES: by region)
+    region: str = "us-east-1"  # Amazon SES
+    domain: str = ""  # Mailgun's sending domain
+    message_stream: str = "broadcast"  # Postmark: newsletters go in a broadcast stream
+    timeout: float = 30.0
+    api_key: str = field(default="", repr=False)
+    aws_access_key_id: str = field(default="", repr=False)
+    aws_secret_access_key: str = field(default="", repr=False)
+    aws_session_token: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
 class Settings:
     workspace: Path
     config_path: Path
@@ -182,6 +284,10 @@ class Settings:
     signup: SignupSettings = SignupSettings()
     store: StoreSettings = StoreSettings()
     publish: PublishSettings = PublishSettings()
+    serve: ServeSettings = ServeSettings()
+    deliverability: DeliverabilitySettings = DeliverabilitySettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    transport: TransportSettings = TransportSettings()
 
     def path(self, value: str) -> Path:
         """A path from the settings, relative to the workspace."""
@@ -204,8 +310,12 @@ _SECTIONS: dict[str, type[Any]] = {
     "dkim": DKIMSettings,
     "bounces": BouncesSettings,
     "signup": SignupSettings,
+    "serve": ServeSettings,
     "store": StoreSettings,
     "publish": PublishSettings,
+    "deliverability": DeliverabilitySettings,
+    "webhooks": WebhookSettings,
+    "transport": TransportSettings,
 }
 _SECRET_KEYS = {
     ("smtp", "password"),
@@ -213,6 +323,13 @@ _SECRET_KEYS = {
     ("dkim", "ed25519_key"),
     ("bounces", "password"),
     ("store", "password"),
+    ("webhooks", "mailgun_signing_key"),
+    ("webhooks", "postmark_secret"),
+    ("webhooks", "brevo_secret"),
+    ("transport", "api_key"),
+    ("transport", "aws_access_key_id"),
+    ("transport", "aws_secret_access_key"),
+    ("transport", "aws_session_token"),
 }
 STORE_SCHEMES = ("postgresql://", "postgres://")
 
@@ -299,7 +416,7 @@ def _one_line(label: str, value: str, where: tuple[str, int | None]) -> str:
 
 def _section(name: str, raw: Mapping[str, Any], env: Mapping[str, str], text: str, file: str) -> Any:
     cls = _SECTIONS[name]
-    by_key = {_toml_name(f.name): f for f in fields(cls)}
+    by_key = {_toml_name(f.name): f for f in fields(cls) if not f.metadata.get("derived")}
     values: dict[str, Any] = {}
     for key, value in raw.items():
         line = key_line(text, name, key)
@@ -346,6 +463,15 @@ def _check_values(sections: dict[str, Any], text: str, file: str) -> None:
             file=file,
             line=key_line(text, "brand", "accent"),
         )
+    if brand.text_accent and not _HEX_COLOUR.match(brand.text_accent):
+        raise ConfigError(
+            f"[brand] text_accent must be a hex colour like #1a6fb5 or #2e7, not {brand.text_accent!r}",
+            file=file,
+            line=key_line(text, "brand", "text_accent"),
+        )
+    _check_list_headers(sections["newsletter"], text, file)
+    _check_signup(sections["signup"], text, file)
+    _check_serve(sections["serve"], text, file)
     dkim: DKIMSettings = sections["dkim"]
     if dkim.selector and not valid_selector(dkim.selector):
         raise ConfigError(
@@ -353,6 +479,88 @@ def _check_values(sections: dict[str, Any], text: str, file: str) -> None:
             file=file,
             line=key_line(text, "dkim", "selector"),
         )
+    resolver: str = sections["deliverability"].resolver
+    try:
+        if resolver:
+            parse_resolver(resolver)
+    except ValueError:
+        raise ConfigError(
+            "[deliverability] resolver must be an IP address with an optional port, like 127.0.0.1:5353, "
+            f"not {resolver!r}",
+            file=file,
+            line=key_line(text, "deliverability", "resolver"),
+        ) from None
+    sender: str = sections["deliverability"].feedback_id_sender
+    if sender and not _FEEDBACK_FIELD.match(sender):
+        raise ConfigError(
+            "[deliverability] feedback_id_sender must be 1 to 64 letters, digits, dots, hyphens or "
+            f"underscores (a field of Feedback-ID, which colons separate), not {sender!r}",
+            file=file,
+            line=key_line(text, "deliverability", "feedback_id_sender"),
+        )
+
+
+def _check_list_headers(news: NewsletterSettings, text: str, file: str) -> None:
+    """list_id and unsubscribe_mailto go into List-Id and List-Unsubscribe between angle brackets:
+    a label of atoms (RFC 2919) and one plain address, nothing that could close the bracket."""
+    if news.list_id and not _LIST_ID.fullmatch(news.list_id):
+        raise ConfigError(
+            f"[newsletter] list_id must be a label such as news.example.org (RFC 2919), not {news.list_id!r}",
+            file=file,
+            line=key_line(text, "newsletter", "list_id"),
+        )
+    if not news.unsubscribe_mailto:
+        return
+    try:
+        validate_email(news.unsubscribe_mailto, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise ConfigError(
+            f"[newsletter] unsubscribe_mailto must be one plain address such as unsubscribe@example.org, "
+            f"not {news.unsubscribe_mailto!r} ({str(exc).rstrip('.')})",
+            file=file,
+            line=key_line(text, "newsletter", "unsubscribe_mailto"),
+        ) from None
+
+
+def _check_signup(signup: SignupSettings, text: str, file: str) -> None:
+    """The form's extra fields: few, short, each its own name, none the form already uses."""
+    line = key_line(text, "signup", "fields")
+    if len(signup.fields) > MAX_SIGNUP_FIELDS:
+        raise ConfigError(
+            f"[signup] fields holds {len(signup.fields)} fields; a signup form takes at most {MAX_SIGNUP_FIELDS}",
+            file=file,
+            line=line,
+        )
+    seen: dict[str, str] = {}
+    for label in signup.fields:
+        key = field_key(label)
+        if not key or len(label) > MAX_FIELD_LABEL:
+            problem = "has no letters or digits" if not key else f"is longer than {MAX_FIELD_LABEL} characters"
+            raise ConfigError(f"[signup] fields: {label[:80]!r} {problem}", file=file, line=line)
+        if key in RESERVED_FIELD_KEYS:
+            raise ConfigError(
+                f"[signup] fields: {label!r} is a name the form already uses ({', '.join(RESERVED_FIELD_KEYS)}; "
+                '"website" is the hidden field that catches bots)',
+                file=file,
+                line=line,
+            )
+        if key in seen:
+            raise ConfigError(
+                f"[signup] fields: {label!r} and {seen[key]!r} are one field ({key})", file=file, line=line
+            )
+        seen[key] = label
+
+
+def _check_serve(serve: ServeSettings, text: str, file: str) -> None:
+    for proxy in serve.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"[serve] trusted_proxies: {proxy!r} is not an IP address or network such as 10.0.0.0/8",
+                file=file,
+                line=key_line(text, "serve", "trusted_proxies"),
+            ) from None
 
 
 def load_settings(
@@ -402,6 +610,7 @@ def load_settings(
             file=file,
             line=key_line(text, "smtp", "security"),
         )
+    _check_auth(smtp, text, file)
     if smtp.concurrency < 1:
         raise ConfigError(
             "[smtp] concurrency must be at least 1", file=file, line=key_line(text, "smtp", "concurrency")
@@ -421,10 +630,7 @@ def load_settings(
             file=file,
             line=key_line(text, "newsletter", "base_url"),
         )
-    if "@" not in news.from_:
-        raise ConfigError(
-            "[newsletter] from must be an email address", file=file, line=key_line(text, "newsletter", "from")
-        )
+    news = _mailboxes(news, text, file)
     return Settings(
         publish=_publish(sections["publish"], news, text, file),
         workspace=workspace,
@@ -436,7 +642,11 @@ def load_settings(
         dkim=sections["dkim"],
         bounces=_bounces(sections["bounces"], env, text, file),
         signup=sections["signup"],
+        serve=sections["serve"],
         store=store,
+        deliverability=sections["deliverability"],
+        webhooks=_webhooks(sections["webhooks"], env),
+        transport=_transport(sections["transport"], env, text, file),
     )
 
 
@@ -456,6 +666,109 @@ def _publish(publish: PublishSettings, news: NewsletterSettings, text: str, file
             "[publish] base_url must be an absolute http(s) URL", file=file, line=key_line(text, "publish", "base_url")
         )
     return replace(publish, base_url=(publish.base_url or news.base_url).rstrip("/"))
+
+
+def parse_mailbox(value: str) -> tuple[str, str]:
+    """``address`` or ``Name <address>`` as (display name, address): exactly one RFC 5322 mailbox,
+    read by Python's strict header parser, its address checked by email-validator (ASCII local
+    part: a From or Reply-To that needs SMTPUTF8 would make every message need it). ValueError
+    says what is wrong."""
+    try:
+        header = email_policy.default.header_factory("Reply-To", value)
+        addresses, groups, defects = header.addresses, header.groups, header.defects
+    except (email_errors.HeaderParseError, IndexError, ValueError) as exc:
+        raise ValueError(f"it cannot be read as an address: {str(exc).rstrip('.')}") from None
+    if len(groups) == 1 and groups[0].display_name is not None:
+        raise ValueError("it is a group, not one address")
+    if len(addresses) != 1:
+        raise ValueError(f"it holds {len(addresses)} addresses, not one")
+    if defects:
+        raise ValueError(str(defects[0]).rstrip("."))
+    mailbox = addresses[0]
+    if _CONTROL.search(mailbox.display_name):
+        raise ValueError("its name holds a line break or a control character")
+    try:
+        checked = validate_email(
+            mailbox.addr_spec, check_deliverability=False, allow_smtputf8=False, globally_deliverable=False
+        )
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc).rstrip(".")) from None
+    return mailbox.display_name.strip(), checked.ascii_email or checked.normalized
+
+
+def _mailboxes(news: NewsletterSettings, text: str, file: str) -> NewsletterSettings:
+    """``from`` and ``reply_to`` split into a display name and an address, each one mailbox."""
+    parsed: dict[str, Any] = {}
+    for key, attr in (("from", "from_"), ("reply_to", "reply_to")):
+        value = getattr(news, attr)
+        if not value and key == "reply_to":
+            continue
+        try:
+            name, address = parse_mailbox(value)
+        except ValueError as exc:
+            raise ConfigError(
+                f"[newsletter] {key} must be one address, such as news@example.org or "
+                f'"Our News <news@example.org>", not {value!r} ({exc})',
+                file=file,
+                line=key_line(text, "newsletter", key),
+            ) from None
+        parsed[attr], parsed[f"{key}_name"] = address, name
+    return replace(news, **parsed)
+
+
+def _transport(transport: TransportSettings, env: Mapping[str, str], text: str, file: str) -> TransportSettings:
+    """The transport's kind and endpoint checked; its credentials from the environment."""
+    if transport.kind not in TRANSPORT_KINDS:
+        raise ConfigError(
+            f"[transport] kind must be one of {', '.join(TRANSPORT_KINDS)}, not {transport.kind!r}",
+            file=file,
+            line=key_line(text, "transport", "kind"),
+        )
+    endpoint = urllib.parse.urlsplit(transport.endpoint)
+    loopback = endpoint.hostname in ("127.0.0.1", "localhost", "::1")
+    if transport.endpoint and not (endpoint.scheme == "https" or (endpoint.scheme == "http" and loopback)):
+        raise ConfigError(
+            "[transport] endpoint must be an https:// URL (http:// only on loopback, for a local stand-in)",
+            file=file,
+            line=key_line(text, "transport", "endpoint"),
+        )
+    if transport.kind == "mailgun" and not transport.domain:
+        raise ConfigError('[transport] kind = "mailgun" needs [transport] domain, the sending domain', file=file)
+    return replace(
+        transport,
+        api_key=env.get("NEWSLETTER_TRANSPORT_API_KEY", ""),
+        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID", ""),
+        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY", ""),
+        aws_session_token=env.get("AWS_SESSION_TOKEN", ""),
+    )
+
+
+def _webhooks(webhooks: WebhookSettings, env: Mapping[str, str]) -> WebhookSettings:
+    """The webhook secrets, from the environment only (and the public SendGrid key from either)."""
+    found: dict[str, Any] = {
+        key: env[f"NEWSLETTER_WEBHOOKS_{key.upper()}"]
+        for key in ("mailgun_signing_key", "postmark_secret", "brevo_secret", "sendgrid_public_key")
+        if env.get(f"NEWSLETTER_WEBHOOKS_{key.upper()}")
+    }
+    return replace(webhooks, **found)
+
+
+def _check_auth(smtp: SMTPSettings, text: str, file: str) -> None:
+    """XOAUTH2 needs the mailbox to log in as and the command that prints its token."""
+    if smtp.auth not in AUTH_CHOICES:
+        raise ConfigError(
+            f"[smtp] auth must be one of {', '.join(AUTH_CHOICES)}, not {smtp.auth!r}",
+            file=file,
+            line=key_line(text, "smtp", "auth"),
+        )
+    if smtp.auth == "xoauth2" and smtp.host:
+        for key in ("username", "token_command"):
+            if not getattr(smtp, key):
+                raise ConfigError(
+                    f'[smtp] auth = "xoauth2" needs [smtp] {key} too',
+                    file=file,
+                    line=key_line(text, "smtp", "auth"),
+                )
 
 
 def _bounces(bounces: BouncesSettings, env: Mapping[str, str], text: str, file: str) -> BouncesSettings:
@@ -530,12 +843,12 @@ name = {name}
 from = {from_}
 # reply_to = "someone@your-domain"
 language = "en"
-# postal_address = "Your organisation, street, town"   # shown in the footer
+# postal_address = "Street, town, postcode"   # shown in the footer, under the name
 # Where `newsletter serve` is reachable. Before sending through a real relay this must be a
 # public https address: unsubscribe links point here.
 base_url = {base_url}
 subscribers = "subscribers.csv"
-test_recipients = [{from_}]
+test_recipients = [{test_recipient}]
 
 [smtp]
 # No host: `newsletter send` delivers through a built-in SMTP server on loopback into outbox/.
@@ -552,8 +865,13 @@ def new_settings_text(name: str, from_: str, base_url: str) -> str:
     """newsletter.toml for a new workspace; ConfigError names a value that cannot be used."""
     if not name.strip() or not name.isprintable():
         raise ConfigError(f"the newsletter's name must be one line of text, not {name!r}")
-    if not re.fullmatch(r"[^@\s\"<>]+@[^@\s\"<>]+\.[^@\s\"<>]+", from_):
-        raise ConfigError(f"the From address must be an email address like news@your-domain.org, not {from_!r}")
+    try:
+        address = parse_mailbox(from_)[1]
+    except ValueError:
+        raise ConfigError(
+            "the From address must be an email address like news@your-domain.org "
+            f'(or "Our News <news@your-domain.org>"), not {from_!r}'
+        ) from None
     if not re.fullmatch(r"https?://[^\s/\"<>]+(/[^\s\"<>]*)?", base_url):
         raise ConfigError(
             f"the base URL must be an absolute http(s) URL like https://news.example.org, not {base_url!r}"
@@ -562,5 +880,6 @@ def new_settings_text(name: str, from_: str, base_url: str) -> str:
         name_comment=name.strip(),
         name=_toml_string(name.strip()),
         from_=_toml_string(from_),
+        test_recipient=_toml_string(address),
         base_url=_toml_string(base_url.rstrip("/")),
     )

@@ -14,15 +14,19 @@
     │   ├── SendPaused            too many consecutive failures: the run paused itself
     │   ├── AlreadySending        another `send` of the same issue holds the lock
     │   ├── SendInterrupted       Ctrl+C stopped a dispatch; says what was sent and what is in flight
+    │   ├── SendDeclined          "n" or Ctrl+C at the confirmation: nothing sent, nothing left pending
     │   └── StateLost             the database was deleted or replaced, or is missing after sends
     ├── MailboxError              the bounce mailbox cannot be reached or refused the login (ConnectionError)
+    ├── WebhookError              a provider webhook's request is unsigned, badly signed or unreadable (ValueError)
+    ├── DnsUnavailable            the DNS resolver does not answer (`check --dns`; a note in send's pre-flight)
     ├── StoreError                the store (SQLite file or PostgreSQL server) cannot be used
     │   ├── StoreUnavailable      the server cannot be reached, or stopped answering (ConnectionError)
     │   ├── StoreLocked           another process holds the database longer than the wait allows
     │   ├── StoreFull             the disk (or the server's disk) is full
     │   ├── StoreReadOnly         the store cannot be written (read-only folder, file or server)
     │   ├── StoreCorrupt          the database file is damaged or is not a database
-    │   └── SchemaMismatch        the store's schema is older or newer than this code
+    │   ├── SchemaMismatch        the store's schema is older or newer than this code
+    │   └── NotRecorded           a reader's request (an unsubscribe) could not be recorded; carries its replay
     └── TokenError                an unsubscribe token is altered, truncated or foreign (ValueError)
 
 The CLI turns every NewsletterError into a message and an exit code; anything else is a bug
@@ -129,9 +133,32 @@ class SendInterrupted(SendError):
         self.pending = pending
 
 
+class SendDeclined(SendError):
+    """Raised when the editor answers no (or presses Ctrl+C, ``interrupted``) at a send's
+    confirmation: nothing was sent, and the rows the pre-flight loaded for it are gone again."""
+
+    def __init__(self, message: str = "nothing sent", *, interrupted: bool = False) -> None:
+        super().__init__(message)
+        self.interrupted = interrupted
+
+
 class MailboxError(NewsletterError, ConnectionError):
     """Raised when the IMAP mailbox in [bounces] cannot be reached, refuses TLS or the login, or
     lacks the folder; nothing is marked or moved then."""
+
+
+class WebhookError(NewsletterError, ValueError):
+    """Raised when a request to /webhooks/<provider> fails its signature or secret check, or its
+    payload cannot be read; ``serve`` answers 401 (or 400) and records nothing."""
+
+    def __init__(self, message: str, *, status: int = 401):
+        super().__init__(message)
+        self.status = status
+
+
+class DnsUnavailable(NewsletterError, ConnectionError):
+    """Raised when the resolver `check --dns` uses does not answer (timeout, SERVFAIL, refused) or
+    none is configured; ``send``'s pre-flight turns it into one note and sends."""
 
 
 class StoreError(NewsletterError):
@@ -165,6 +192,15 @@ class StoreCorrupt(StoreError):
 class SchemaMismatch(StoreError):
     """Raised at start when the store's schema version is not the code's: older (run
     ``newsletter store migrate``) or newer (a newer newsletter-mailer wrote it)."""
+
+
+class NotRecorded(StoreError):
+    """Raised when the store fails under a reader's request that must not be lost (an unsubscribe):
+    ``replay`` is the command that records it once the store answers."""
+
+    def __init__(self, message: str, *, replay: str) -> None:
+        super().__init__(message)
+        self.replay = replay
 
 
 class TokenError(NewsletterError, ValueError):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter_mailer.audience.bounces import Action, Category, Policy, classify_status, parse_report
+from newsletter_mailer.audience.bounces import MAX_REPORT_BYTES, Action, Category, Policy, classify_status, parse_report
 
 REPORTS = Path(__file__).parent / "bounce_reports"
 
@@ -55,6 +55,14 @@ def test_the_remote_servers_words_are_kept_on_one_line() -> None:
         ("5.4.1", "no answer from host", Category.POLICY),
         ("", "550 no such user here", Category.HARD),
         ("", "service unavailable", Category.SOFT),
+        ("5.1.8", "Sender address rejected: Domain not found", Category.POLICY),
+        ("5.1.7", "bad sender's mailbox address syntax", Category.POLICY),
+        ("4.1.8", "", Category.POLICY),
+        ("5.1.0", "550 5.1.0 <bounces@news.example.org>: Sender address rejected", Category.POLICY),
+        ("", "550 <bounces@news.example.org>: Sender address rejected: Domain not found", Category.POLICY),
+        ("5.5.2", "syntax error", Category.POLICY),
+        ("5.6.1", "media not supported", Category.POLICY),
+        ("4.7.1", "greylisted", Category.POLICY),
     ],
 )
 def test_status_codes_are_classified(status: str, diagnostic: str, category: Category) -> None:
@@ -71,6 +79,52 @@ def test_policy_hard_and_complaint_at_once_soft_after_the_threshold() -> None:
     assert policy.decide(Category.AUTO_REPLY, 9) is Action.IGNORED
     assert policy.decide(Category.DELAYED, 9) is Action.IGNORED
     assert policy.decide(Category.UNKNOWN, 0) is Action.UNRECOGNISED
+    assert policy.decide(Category.UNREADABLE, 0) is Action.QUARANTINED
+
+
+def test_a_report_of_a_sender_side_refusal_names_the_reader_but_is_policy() -> None:
+    data = (REPORTS / "postfix-user-unknown.eml").read_bytes()
+    data = data.replace(b"5.1.1", b"5.1.8").replace(b"Recipient address", b"Sender address")
+    assert parse_report(data).category is Category.POLICY
+    qmail = (REPORTS / "qmail-no-dsn.eml").read_bytes()
+    words = qmail.replace(b"550 5.1.1 <no.such.user@example.com>... No such user", b"553 sender address rejected")
+    assert parse_report(words).category is Category.POLICY
+
+
+def nested(depth: int, kind: bytes = b"multipart/mixed") -> bytes:
+    return b"".join(b'Content-Type: %s; boundary="b%d"\n\n--b%d\n' % (kind, i, i) for i in range(depth))
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"Subject: x\n" + nested(3000), "more than 40 nested multipart or message parts"),
+        (b"Subject: x\n" + nested(41, b"message/rfc822"), "more than 40 nested"),
+        (b"Subject: x\n" + nested(5000, b"Multipart/Mixed"), "more than 40 nested"),
+        (
+            b"Subject: x\nContent-Type: multipart/mixed; boundary=b\n\n"
+            + b"--b\nContent-Type: text/plain\n\nx\n" * 401,
+            "more than 400 parts",
+        ),
+        (b"Subject: x\n\n" + b"x" * (MAX_REPORT_BYTES + 1), "larger than 10 MB"),
+    ],
+    ids=["3000 nested", "41 messages", "5000 nested, mixed case", "401 parts", "too large"],
+)
+def test_a_report_too_deep_wide_or_big_is_unreadable_with_the_reason(data: bytes, reason: str) -> None:
+    report = parse_report(data)
+    assert report.category is Category.UNREADABLE and reason in report.diagnostic and report.recipients == ()
+
+
+@pytest.mark.parametrize("charset", ["x-bogus", "utf-8\0", "base64", "rot13", "a" * 100, "utf-8''%ff"])
+def test_a_charset_python_does_not_know_is_read_as_utf8(charset: str) -> None:
+    qmail = (REPORTS / "qmail-no-dsn.eml").read_bytes()
+    header = b'MIME-Version: 1.0\nContent-Type: text/plain; charset="' + charset.encode() + b'"\n'
+    report = parse_report(qmail.replace(b"Subject: failure notice\n", b"Subject: failure notice\n" + header))
+    assert (report.category, report.recipients, report.status) == (
+        Category.HARD,
+        ("no.such.user@example.com",),
+        "5.1.1",
+    )
 
 
 @pytest.mark.parametrize(

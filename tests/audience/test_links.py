@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import json
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,14 +92,59 @@ def test_a_test_copys_token_is_read_as_a_test_and_never_verifies() -> None:
         TEST_SIGNER.verify(token)
 
 
-def test_a_real_token_cannot_be_downgraded_nor_a_test_token_upgraded() -> None:
+@pytest.mark.parametrize("version", [0, 1, 2, 4, 5, 255])
+def test_a_real_token_cannot_be_downgraded_nor_a_test_token_upgraded(version: int) -> None:
     real, test = SIGNER.token(ADDRESS), TEST_SIGNER.token(ADDRESS)
     with pytest.raises(TokenError):
-        SIGNER.read(_with_version(real, 2))
+        SIGNER.read(_with_version(real, version))
     with pytest.raises(TokenError):
-        SIGNER.read(_with_version(test, 1))
+        SIGNER.read(_with_version(test, version if version != 4 else 3))
+
+
+def test_a_token_is_aes_siv_under_the_version_byte() -> None:
+    """Version 3, then RFC 5297's synthetic IV (16 bytes) and the sealed address: nothing else."""
+    raw = base64.urlsafe_b64decode(SIGNER.token(ADDRESS) + "==")
+    assert raw[0] == 3 and len(raw) == 1 + 16 + len(ADDRESS)
+    assert base64.urlsafe_b64decode(TEST_SIGNER.token(ADDRESS) + "==")[0] == 4
+
+
+VECTORS = json.loads((Path(__file__).parent / "token_vectors" / "hmac-siv-v1.json").read_text(encoding="utf-8"))
+
+
+def _legacy(vector: dict[str, Any]) -> tuple[TokenSigner, str]:
+    return TokenSigner(VECTORS["secret"].encode(), vector["list_id"]), vector["token"]
+
+
+@pytest.mark.parametrize("vector", VECTORS["vectors"], ids=lambda v: f"{v['list_id']}-{v['test']}-{v['address']}")
+def test_links_sent_before_aes_siv_are_still_honoured(vector: dict[str, Any]) -> None:
+    signer, token = _legacy(vector)
+    assert base64.urlsafe_b64decode(token + "==")[0] == (2 if vector["test"] else 1)
+    subject = signer.read(token)
+    assert (subject.address, subject.test) == (vector["address"], vector["test"])
+    if vector["test"]:
+        with pytest.raises(TokenError):
+            signer.verify(token)
+    else:
+        assert signer.verify(token) == vector["address"]
+    assert signer.token(vector["address"]) != token  # new links are AES-SIV only
+
+
+@pytest.mark.parametrize("vector", VECTORS["vectors"][:4], ids=lambda v: v["address"])
+def test_old_links_altered_truncated_or_foreign_are_refused(vector: dict[str, Any]) -> None:
+    signer, token = _legacy(vector)
+    raw = base64.urlsafe_b64decode(token + "==")
+    for index in range(len(raw)):
+        forged = bytearray(raw)
+        forged[index] ^= 0x10
+        with pytest.raises(TokenError):
+            signer.read(base64.urlsafe_b64encode(bytes(forged)).rstrip(b"=").decode())
+    for cut in (1, 16, 28):
+        with pytest.raises(TokenError):
+            signer.read(token[:-cut])
     with pytest.raises(TokenError):
-        SIGNER.read(_with_version(real, 3))
+        TokenSigner(b"another secret", vector["list_id"]).read(token)
+    with pytest.raises(TokenError):
+        TokenSigner(VECTORS["secret"].encode(), "elsewhere.example").read(token)
 
 
 def test_a_forged_test_token_is_refused() -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import mailbox
+import os
 from pathlib import Path
 
 import pytest
 
 from conftest import Dovecot
-from newsletter_mailer.audience.mailbox import ImapMailbox, read_paths
+from newsletter_mailer.audience.mailbox import READ_LIMIT, ImapMailbox, flag_maildir, read_paths
 from newsletter_mailer.config import BouncesSettings
 from newsletter_mailer.errors import ConfigError, MailboxError, UserInputError
 
@@ -91,3 +92,43 @@ def test_nothing_listening_is_a_mailbox_error() -> None:
     settings = BouncesSettings(host="127.0.0.1", port=free_port(), tls=False, username="u", password="p")
     with pytest.raises(MailboxError, match="cannot connect"):
         ImapMailbox(settings, timeout=3).__enter__()
+
+
+def test_no_message_is_read_past_the_cap_in_a_file_an_mbox_or_a_maildir(tmp_path: Path) -> None:
+    big = b"Subject: big\n\n" + b"x" * (READ_LIMIT + 5000) + b"\n"
+    box = mailbox.mbox(tmp_path / "bounces.mbox")
+    box.add(big)
+    box.add((REPORTS / "vacation-reply.eml").read_bytes())
+    box.close()
+    maildir = mailbox.Maildir(tmp_path / "Maildir", create=True)
+    maildir.add(big)
+    (tmp_path / "big.eml").write_bytes(big)
+    found = list(read_paths([tmp_path / "bounces.mbox", tmp_path / "Maildir", tmp_path / "big.eml"]))
+    assert [len(m.data) for m in found if m.data.startswith(b"Subject: big")] == [READ_LIMIT] * 3
+    assert b"Subject: Automatic reply" in found[1].data and found[1].data.endswith(b"\n")
+
+
+def test_imap_fetches_no_more_than_the_cap_and_flags_what_it_is_told(dovecot: Dovecot) -> None:
+    dovecot.deliver(b"Subject: big\r\n\r\n" + b"x" * (READ_LIMIT + 5000) + b"\r\n")
+    with ImapMailbox(settings_for_dovecot(dovecot)) as box:
+        [message] = list(box.unseen())
+        assert len(message.data) == READ_LIMIT
+        box.done(message, move=False, flag=True)
+    imap = dovecot.client()
+    try:
+        imap.select("INBOX")
+        assert imap.uid("SEARCH", "FLAGGED SEEN")[1] == [b"1"]
+    finally:
+        imap.logout()
+
+
+def test_a_quarantined_maildir_message_is_flagged_by_renaming_it(tmp_path: Path) -> None:
+    maildir = mailbox.Maildir(tmp_path / "Maildir", create=True)
+    key = maildir.add(b"Subject: x\n\nbody\n")
+    [message] = list(read_paths([tmp_path / "Maildir"]))
+    flag_maildir(message)
+    assert os.listdir(tmp_path / "Maildir" / "new") == []
+    assert os.listdir(tmp_path / "Maildir" / "cur") == [f"{key}:2,FS"]
+    assert (tmp_path / "Maildir" / "cur" / f"{key}:2,FS").read_bytes() == b"Subject: x\n\nbody\n"
+    flag_maildir(message)  # twice: the same flags
+    assert os.listdir(tmp_path / "Maildir" / "cur") == [f"{key}:2,FS"]

@@ -93,3 +93,39 @@ def test_reading_is_a_stream(tmp_path: Path) -> None:
     stream = read_subscribers(path)
     assert next(stream).email == "user0@example.org"  # yielded before the rest is read
     assert sum(1 for _ in stream) == 49_999
+
+
+def test_extra_cells_and_overlong_values_are_warned_at_their_line_by_both_commands(workspace: Path) -> None:
+    import contextlib
+
+    from click.testing import CliRunner
+
+    from conftest import write_issue
+    from newsletter_mailer.cli import main
+
+    long_name = "Zoë " * 2560  # 10 KB
+    (workspace / "subscribers.csv").write_text(
+        "email,name,branch\n"
+        "ada@example.org,Lovelace, Ada,Riverton\n"  # a comma in an unquoted name: the cells shift
+        "bob@example.org,Bob,East,,\n"  # empty trailing cells, as spreadsheets write them: fine
+        f"zoe@example.org,{long_name},North\n"
+        f"max@example.org,Max,{'x' * 1001}\n",
+        encoding="utf-8",
+    )
+    write_issue(workspace, "subject: News", "Dear {{ subscriber.name }} of {{ subscriber.branch }},\n")
+    expected = [
+        "subscribers.csv:2: warning: 4 cells but the header has 3: the extra cells ('Riverton') are ignored; "
+        'a comma inside a value needs quotes ("Lovelace, Ada")',
+        "subscribers.csv:4: warning: name is 10239 characters (more than 256): it goes out as it is in the To: "
+        "header and in every merge field; is this the right cell?",
+        "subscribers.csv:5: warning: branch is 1001 characters (more than 1000): it goes out as it is in every "
+        "merge field; is this the right cell?",
+    ]
+    with contextlib.chdir(workspace):
+        listed = CliRunner().invoke(main, ["subscribers", "check"], catch_exceptions=False)
+        checked = CliRunner().invoke(main, ["check", "issue.md"], catch_exceptions=False)
+    assert listed.exit_code == 0 and "4 valid addresses: 4 would be mailed" in listed.output, listed.output
+    assert checked.exit_code == 0, checked.output
+    for output in (listed.output, checked.output):
+        found = [line.split("/ws/", 1)[1] for line in output.splitlines() if "subscribers.csv:" in line]
+        assert found == expected, output

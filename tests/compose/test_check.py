@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,10 +10,17 @@ from pathlib import Path
 import pytest
 
 from conftest import write_issue
-from newsletter_mailer.compose.check import Finding, check_issue, has_errors, message_findings, sample_message
+from newsletter_mailer.compose.check import (
+    Finding,
+    check_issue,
+    has_errors,
+    message_findings,
+    sample_message,
+    size_summary,
+)
 from newsletter_mailer.compose.dkim import generate_key, write_key
 from newsletter_mailer.compose.issue import read_issue
-from newsletter_mailer.compose.render import render_issue
+from newsletter_mailer.compose.render import GMAIL_CLIP_BYTES, render_issue
 from newsletter_mailer.config import Settings, load_settings
 
 CLEAN_SETTINGS = """
@@ -136,6 +144,17 @@ def test_an_accent_readable_on_white_gives_no_warning(tmp_path: Path, accent: st
     assert findings(tmp_path, settings=settings) == []
 
 
+@pytest.mark.parametrize(("shade", "warned"), [("#5c4a00", False), ("#d4d400", True)])
+def test_text_accent_is_used_as_set_and_warned_when_hard_to_read(tmp_path: Path, shade: str, warned: bool) -> None:
+    settings = setup(tmp_path, CLEAN_SETTINGS + f'[brand]\naccent = "#ffff00"\ntext_accent = "{shade}"\n')
+    found = findings(tmp_path, settings=settings)
+    if warned:
+        assert len(found) == 1 and has(found, "warning", f"[brand] text_accent {shade} has contrast 1.")
+        assert found[0].startswith(f"{tmp_path / 'newsletter.toml'}:12: ")
+    else:
+        assert found == []
+
+
 def test_subject_rules(tmp_path: Path) -> None:
     assert has(findings(tmp_path, front="subject: " + "word " * 40), "warning", "characters")
     assert has(findings(tmp_path, front="subject: BIG NEWS FOR ALL"), "warning", "all capitals")
@@ -232,8 +251,8 @@ def test_size_warning_from_90kb_and_error_from_102kb(tmp_path: Path) -> None:
 
     small = findings(tmp_path, body(10))
     assert not any("KB" in f for f in small)
-    assert has(findings(tmp_path, body(32)), "warning", "close to Gmail's 102 KB clipping limit")
-    assert has(findings(tmp_path, body(37)), "error", "Gmail clips messages from 102 KB")
+    assert has(findings(tmp_path, body(70)), "warning", "close to Gmail's 102 KB clipping limit")
+    assert has(findings(tmp_path, body(80)), "error", "Gmail clips messages from 102 KB")
 
 
 def test_template_without_unsubscribe_link_or_with_images_lacking_alt(tmp_path: Path) -> None:
@@ -326,8 +345,8 @@ def test_unmatched_highlights_and_long_past_events_are_warned_at_their_line(tmp_
     assert result.returncode == 0, result.stdout
     warnings = [line for line in result.stdout.splitlines() if ": warning: " in line]
     assert warnings == [
-        "issue.md:6: warning: highlight 'a secret' matches no section heading, so it links nowhere: "
-        "use the heading's words",
+        "issue.md:4: warning: 1 highlight matches no section heading, so it links nowhere (line 6: 'a secret'): "
+        "name the section, as in `- text → Heading` or `- text: ...` with `section: Heading` (docs/issue-file.md)",
         "issue.md:9: warning: event 'Night walk' on 2025-12-08 is 358 days before the issue's date 2026-12-01: "
         "a wrong year?",
     ]
@@ -338,4 +357,51 @@ def test_the_bundled_example_checks_clean_with_its_settings(tmp_path: Path) -> N
 
     config = str(REPO / "newsletter.toml")
     result = newsletter("--config", config, "check", str(REPO / "issues" / "example.md"), cwd=tmp_path)
-    assert result.returncode == 0 and result.stdout.strip() == "0 error(s), 0 warning(s)", result.stdout
+    size, summary = result.stdout.strip().splitlines()
+    assert result.returncode == 0 and summary == "0 error(s), 0 warning(s)", result.stdout
+    assert re.fullmatch(
+        r"HTML: \d+\.\d KB with 6 section\(s\) \(\d\.\d KB each\); Gmail would clip it at \d+ sections \(102 KB\)", size
+    )
+
+
+IMAGES = """Intro with an icon ![bike](https://example.org/bike.png) in a sentence.
+
+- A list item ![tick](https://example.org/tick.png)
+
+![one](https://example.org/1.png) ![two](https://example.org/2.png)
+
+![Alone, drawn at the column's width](https://example.org/alone.png)
+
+<img src="https://example.org/raw.png" alt="raw">
+
+Sized <img src="https://example.org/s.png" alt="sized" width="40">, not <img src="u.png" alt="u" width="100%">.
+"""
+
+
+def test_images_whose_width_outlook_cannot_know_are_warned_at_their_lines(tmp_path: Path) -> None:
+    found = [f for f in findings(tmp_path, IMAGES) if "has no pixel width" in f]
+    issue = tmp_path / "issue.md"
+    lines = [int(f.removeprefix(f"{issue}:").split(":")[0]) for f in found]
+    assert lines == [4, 6, 8, 8, 12, 14], found  # sentence, list item, two in a row, raw HTML, width="100%"
+    assert "'![bike](https://example.org/bike.png)'" in found[0] and "draws it 552 px wide" in found[0]
+    assert not [f for f in found if "alone.png" in f or "s.png" in f]
+
+
+def test_the_size_report_gives_the_section_count_at_which_gmail_clips(tmp_path: Path) -> None:
+    settings = setup(tmp_path)
+    sections = "".join(f"## Part {n}\n\n{'Some words about it. ' * 20}\n\n" for n in range(10))
+    path = write_issue(tmp_path, "subject: Walk news", sections)
+    report = size_summary(path, settings)
+    assert report is not None and report.sections == 10 and report.clips_at is not None
+    assert 300 < report.per_section < 1200  # 420 bytes of words and its share of layout
+    grown = html_bytes_with(tmp_path, settings, report.clips_at)
+    assert grown >= GMAIL_CLIP_BYTES > html_bytes_with(tmp_path, settings, report.clips_at - 2)
+    assert str(report).startswith(f"HTML: {report.html_bytes / 1024:.1f} KB with 10 section(s)")
+    assert f"Gmail would clip it at {report.clips_at} sections" in str(report)
+
+
+def html_bytes_with(folder: Path, settings: Settings, count: int) -> int:
+    sections = "".join(f"## Part {n}\n\n{'Some words about it. ' * 20}\n\n" for n in range(count))
+    return render_issue(
+        read_issue(write_issue(folder, "subject: Walk news", sections, name="grown.md")), settings
+    ).html_bytes

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import make_workspace
+from newsletter_mailer.app.send_campaign import open_campaign
 from newsletter_mailer.audience.links import signer_for
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.compose.dkim import (
@@ -39,7 +40,6 @@ from newsletter_mailer.compose.issue import read_issue
 from newsletter_mailer.compose.render import render_issue
 from newsletter_mailer.config import load_settings
 from newsletter_mailer.errors import ConfigError
-from newsletter_mailer.send import dispatch
 from smtp_servers import SMTPTestServer
 
 PAIR = generate_key("sel", "example.org")
@@ -119,6 +119,39 @@ def test_signed_message_verifies_and_covers_the_unsubscribe_headers(tmp_path: Pa
     assert len(SIGNED_HEADERS) >= 8
 
 
+def test_feedback_id_is_written_once_per_message_and_signed(tmp_path: Path) -> None:
+    """Gmail counts a Feedback-ID only when the DKIM signature covers it: it is in h=, dkimpy
+    verifies, and a message whose Feedback-ID was changed on the way no longer verifies."""
+    root = make_workspace(tmp_path / "ws", 1, 1)
+    add_dkim(root)
+    with (root / "newsletter.toml").open("a") as handle:
+        handle.write('[deliverability]\nfeedback_id_sender = "TestList"\n')
+    settings = load_settings(workspace=root)
+    template = MessageTemplate(
+        render_issue(read_issue(root / "issue.md"), settings),
+        settings,
+        signer_for(settings),
+        dkim=dkim_signer(settings),
+    )
+    data = template.envelope(Subscriber("ada@example.org", "Ada")).data
+    assert data.count(b"\r\nFeedback-ID: ") == 1
+    assert b"\r\nFeedback-ID: issue:test-list.example.org:newsletter:TestList\r\n" in data
+    header = data.split(b"\r\n\r\n", 1)[0].decode().replace("\r\n ", " ")
+    signed = re.search(r"h=([^;]+);", header).group(1)  # type: ignore[union-attr]
+    assert "feedback-id" in {name.strip() for name in signed.split(":")}
+    assert dkimpy.verify(data, dnsfunc=dns)
+    assert not dkimpy.verify(data.replace(b":TestList\r\n", b":Other\r\n", 1), dnsfunc=dns)
+
+
+def test_a_feedback_id_sender_that_would_break_the_fields_is_refused(tmp_path: Path) -> None:
+    root = make_workspace(tmp_path / "ws", 1, 1)
+    with (root / "newsletter.toml").open("a") as handle:
+        handle.write('[deliverability]\nfeedback_id_sender = "a:b"\n')
+    with pytest.raises(ConfigError, match=r"feedback_id_sender must be .*not 'a:b'") as caught:
+        load_settings(workspace=root)
+    assert caught.value.line is not None
+
+
 def test_signatures_survive_the_trip_through_an_smtp_server(tmp_path: Path) -> None:
     """Every signature of a real send verifies with dkimpy after the SMTP server, edge values included."""
     import csv
@@ -132,7 +165,7 @@ def test_signatures_survive_the_trip_through_an_smtp_server(tmp_path: Path) -> N
             for i, name in enumerate(EDGE_NAMES):
                 writer.writerow([f"user{i}@example.org", name, ["", " Riverton ", "\t", "Zürich" * 20][i % 4]])
         add_dkim(root)
-        with dispatch.open_campaign(root / "issue.md", load_settings(workspace=root)) as campaign:
+        with open_campaign(root / "issue.md", load_settings(workspace=root)) as campaign:
             assert campaign.run().sent == len(EDGE_NAMES)
     assert len(server.handler.messages) == len(EDGE_NAMES)
     for received in server.handler.messages:
@@ -162,34 +195,82 @@ def test_key_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     )
 
 
-def test_keygen_writes_a_private_key_and_prints_the_txt_record(tmp_path: Path) -> None:
-    (tmp_path / "newsletter.toml").write_text('[newsletter]\nfrom = "news@lists.example.org"\n')
-    result = subprocess.run(
-        [sys.executable, "-m", "newsletter_mailer", "dkim", "keygen", "--selector", "s1"],
-        cwd=tmp_path,
+def keygen(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "newsletter_mailer", "dkim", "keygen", *args],
+        cwd=root,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def published(output: str, name: str) -> bytes:
+    """The record's value from keygen's zone-file form, each string checked to fit DNS (255
+    octets), joined as a verifier joins them; and the one-line form checked to be the same."""
+    bind = re.search(rf"^{re.escape(name)}\. IN TXT \( (.*?) \)$", output, re.M | re.S)
+    assert bind is not None, output
+    strings = re.findall(r'"([^"]*)"', bind.group(1))
+    assert strings and all(len(part) <= 255 for part in strings)
+    assert re.fullmatch(r'"[^"]*"(\n    "[^"]*")*', bind.group(1))  # one string a line
+    value = "".join(strings)
+    assert f"\n\n{value}\n\n" in output  # the one-line form, for panels that split it themselves
+    return value.encode("ascii")
+
+
+def test_keygen_writes_a_private_key_and_prints_the_txt_record(tmp_path: Path) -> None:
+    (tmp_path / "newsletter.toml").write_text('[newsletter]\nfrom = "news@lists.example.org"\n')
+    result = keygen(tmp_path, "--selector", "s1", "--bits", "4096")
     assert result.returncode == 0, result.stderr
     key = tmp_path / ".newsletter" / "dkim-s1.pem"
     assert key.stat().st_mode & 0o777 == 0o600
-    record = re.search(
-        r'^s1\._domainkey\.lists\.example\.org\. IN TXT "(v=DKIM1; k=rsa; p=[A-Za-z0-9+/=]+)"$', result.stdout, re.M
-    )
-    assert record is not None
+    record = published(result.stdout, "s1._domainkey.lists.example.org")
+    assert re.fullmatch(rb"v=DKIM1; k=rsa; p=[A-Za-z0-9+/=]+", record) and len(record) > 2 * 255
     assert 'key_file = ".newsletter/dkim-s1.pem"' in result.stdout
     message = b"From: a@lists.example.org\r\nSubject: x\r\n\r\nbody\r\n"
     signed = dkimpy.sign(message, b"s1", b"lists.example.org", key.read_bytes()) + message
-    assert dkimpy.verify(signed, dnsfunc=lambda name, timeout=5: record.group(1).encode())
-    again = subprocess.run(
-        [sys.executable, "-m", "newsletter_mailer", "dkim", "keygen", "--selector", "s1"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    assert dkimpy.verify(signed, dnsfunc=lambda name, timeout=5: record)
+    again = keygen(tmp_path, "--selector", "s1")
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_keygen_ed25519_key_signs_what_dkimpy_verifies_beside_the_rsa_one(tmp_path: Path) -> None:
+    (tmp_path / "newsletter.toml").write_text('[newsletter]\nfrom = "news@lists.example.org"\n')
+    rsa_out = keygen(tmp_path)
+    ed_out = keygen(tmp_path, "--algorithm", "ed25519")
+    assert rsa_out.returncode == 0 and ed_out.returncode == 0, rsa_out.stderr + ed_out.stderr
+    ed_file = tmp_path / ".newsletter" / "dkim-newsletter-ed25519.pem"
+    assert ed_file.stat().st_mode & 0o777 == 0o600
+    records = {
+        b"newsletter._domainkey.lists.example.org.": published(
+            rsa_out.stdout, "newsletter._domainkey.lists.example.org"
+        ),
+        b"newsletter-ed25519._domainkey.lists.example.org.": published(
+            ed_out.stdout, "newsletter-ed25519._domainkey.lists.example.org"
+        ),
+    }
+    ed_record = records[b"newsletter-ed25519._domainkey.lists.example.org."]
+    public = base64.b64decode(ed_record.split(b"p=")[1])
+    assert ed_record.startswith(b"v=DKIM1; k=ed25519; p=") and len(public) == 32  # RFC 8463: the raw key
+    # The settings keygen printed, as an editor pastes them (the [dkim] header once).
+    settings_text = rsa_out.stdout.split("Then add to newsletter.toml:\n\n")[1].strip()
+    ed_lines = ed_out.stdout.split("[dkim]\n")[1].split("\n\n")[0].splitlines()[1:]
+    (tmp_path / "newsletter.toml").write_text(
+        '[newsletter]\nfrom = "news@lists.example.org"\n' + settings_text + "\n" + "\n".join(ed_lines) + "\n"
+    )
+    signer = dkim_signer(load_settings(workspace=tmp_path))
+    assert signer is not None and [k.algorithm for k in signer.keys] == [b"rsa-sha256", b"ed25519-sha256"]
+    signed = signer.sign(b"From: a@lists.example.org\r\nTo: b@example.org\r\nSubject: x\r\n\r\nbody\r\n")
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        return records[name]
+
+    for index in (0, 1):
+        assert dkimpy.DKIM(signed).verify(idx=index, dnsfunc=dns), index
+    with pytest.raises(dkimpy.ValidationError, match="body hash mismatch"):
+        dkimpy.DKIM(signed.replace(b"body", b"bodY")).verify(idx=1, dnsfunc=dns)
+    refused = keygen(tmp_path, "--algorithm", "ed25519", "--bits", "4096", "--selector", "x")
+    assert refused.returncode == 2 and "--bits is for RSA keys" in refused.stderr
 
 
 EDGE_NAMES = [
@@ -315,7 +396,7 @@ def test_ed25519_second_signature_from_settings(tmp_path: Path, monkeypatch: pyt
         (root / "ed.pem").write_bytes(ED_PEM)
         with (root / "newsletter.toml").open("a") as handle:
             handle.write('ed25519_selector = "ed"\ned25519_key_file = "ed.pem"\n')
-        with dispatch.open_campaign(root / "issue.md", load_settings(workspace=root)) as campaign:
+        with open_campaign(root / "issue.md", load_settings(workspace=root)) as campaign:
             assert campaign.run().sent == 3
     for received in server.handler.messages:
         fields, _ = split_signatures(received.data)

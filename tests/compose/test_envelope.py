@@ -53,7 +53,7 @@ def test_message_has_every_header_and_both_parts(template: MessageTemplate) -> N
         assert part["Content-Transfer-Encoding"] == "quoted-printable"
         assert part.get_content_charset() == "utf-8"
     assert "Dear Ada Lovelace," in parts[0].get_content()
-    assert "Dear Ada Lovelace," in parts[1].get_content()
+    assert 'Dear <span dir="auto">Ada Lovelace</span>,' in parts[1].get_content()
 
 
 def test_no_line_exceeds_998_octets_and_line_ends_are_crlf(template: MessageTemplate) -> None:

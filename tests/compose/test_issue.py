@@ -139,3 +139,98 @@ def test_missing_and_non_utf8_files(tmp_path: Path) -> None:
     latin.write_bytes("---\nsubject: caf\xe9\n---\n".encode("latin-1"))
     with pytest.raises(IssueError, match="not UTF-8"):
         read_issue(latin)
+
+
+SEED_HIGHLIGHTS = [
+    ("hear from our guest about cleaning up the river at the speaker meeting on Thursday", "Speaker meeting"),
+    ("suggest who we should invite to speak next year", "Speakers for next year"),
+    ("add your name to the winter letter-writing evening", "Letter-writing evening"),
+    ("ask the council to keep the library open on Saturdays", "Library hours"),
+    ("pick up a poster for your window or noticeboard", "Posters"),
+    ("find out how to move your savings to an ethical bank", "Ethical banking"),
+    ("learn to answer the usual questions about volunteering", "Talking about volunteering"),
+    ("help a family settle in with the welcome team", "Welcome team"),
+    ("write to the mayor about the bus route cuts", "Bus routes"),
+    ("back the campaign for safer crossings near schools", "Safer crossings"),
+    ("come to the launch of the repair cafe on 5 and 7 March", "Repair cafe"),
+    ("meet the ward councillors at the open surgery", "Ward councillors"),
+    ("join the new team that visits schools", "School visits"),
+    ("volunteer for the photos and posts team", "Photos and posts team"),
+    ("buy cards and gifts at the charity stall", "The charity stall"),
+    ("book a place on the online first-aid course on 12 March", "First-aid course"),
+    ("walk with us on the spring litter pick", "Litter pick"),
+    ("read our round-up of the month's work", "Round-up"),
+]
+
+
+def seed_issue(folder: Path, items: list[str]) -> Path:
+    """The seed's shape: 18 highlights that are phrases, not headings, and a section for each."""
+    body = "Welcome.\n\n" + "".join(f"## {heading}\n\nMore about it.\n\n" for _, heading in SEED_HIGHLIGHTS)
+    return write_issue(folder, "subject: November\nhighlights:\n" + "".join(items), body)
+
+
+def newsletter_check(folder: Path) -> list[str]:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "newsletter_mailer", "check", "issue.md"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return [line for line in result.stdout.splitlines() if "highlight" in line]
+
+
+def test_phrase_highlights_are_one_warning_listing_them(tmp_path: Path) -> None:
+    seed_issue(tmp_path, [f'  - "{text}"\n' for text, _ in SEED_HIGHLIGHTS])
+    warnings = newsletter_check(tmp_path)
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("issue.md:3: warning: 18 highlights match no section heading, so they link nowhere")
+    assert all(f"line {4 + i}: " in warnings[0] for i in range(18))
+    assert "`- text → Heading`" in warnings[0]
+
+
+def test_a_highlight_names_its_section_with_an_arrow_or_a_mapping(tmp_path: Path) -> None:
+    arrows = [f'  - "{text} → {heading}"\n' for text, heading in SEED_HIGHLIGHTS[:9]]
+    ascii_arrow = [f"  - {text.replace(chr(39), '')} -> {heading}\n" for text, heading in SEED_HIGHLIGHTS[9:12]]
+    mappings = [f'  - text: "{text}"\n    section: {heading}\n' for text, heading in SEED_HIGHLIGHTS[12:]]
+    path = seed_issue(tmp_path, arrows + ascii_arrow + mappings)
+    assert newsletter_check(tmp_path) == []
+    issue = read_issue(path)
+    assert [h.text for h in issue.highlights][:2] == [SEED_HIGHLIGHTS[0][0], SEED_HIGHLIGHTS[1][0]]
+    assert [h.anchor for h in issue.highlights] == [s.anchor for s in issue.sections]
+    assert [h.line for h in issue.highlights][11:14] == [15, 16, 18]  # a mapping's line is its first
+    from newsletter_mailer.compose.render import render_issue
+    from newsletter_mailer.config import load_settings
+
+    html = render_issue(issue, load_settings(workspace=tmp_path)).html
+    assert 'href="#speaker-meeting"' in html and "→" not in html and "Speaker meeting</a>" not in html
+
+
+def test_a_named_section_no_heading_has_is_a_warning_at_its_line(tmp_path: Path) -> None:
+    seed_issue(tmp_path, ['  - "the speaker meeting → Speakr meeting"\n', "  - text: Posters\n    section: Nowhere\n"])
+    warnings = newsletter_check(tmp_path)
+    assert warnings == [
+        "issue.md:4: warning: highlight names section 'Speakr meeting', which no ## heading is; "
+        "did you mean 'Speaker meeting'?",
+        "issue.md:5: warning: highlight names section 'Nowhere', which no ## heading is; the headings: "
+        + ", ".join(repr(h) for _, h in SEED_HIGHLIGHTS),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("item", "fragment"),
+    [
+        ("  - text: A\n    where: B\n", "issue.md:5: unknown highlight key 'where'; allowed: text, section"),
+        ("  - section: Posters\n", "issue.md:4: a highlight given as a mapping needs its text"),
+        ("  - [a, b]\n", "issue.md:4: each highlight is a line of text"),
+    ],
+)
+def test_a_malformed_highlight_is_an_error_at_its_line(tmp_path: Path, item: str, fragment: str) -> None:
+    seed_issue(tmp_path, [item])
+    with pytest.raises(IssueError) as raised:
+        read_issue(tmp_path / "issue.md")
+    assert fragment in str(raised.value)

@@ -10,6 +10,7 @@ from newsletter_mailer.compose.palette import (
     DARK_SURFACES,
     LIGHT_SURFACES,
     MIN_CONTRAST,
+    MIN_SHAPE_CONTRAST,
     contrast,
     palette_for,
     parse_colour,
@@ -66,3 +67,28 @@ def test_every_accent_gives_readable_text_in_both_modes(red: str) -> None:
 
 def test_an_unusable_value_falls_back_to_the_default_accent() -> None:
     assert palette_for("red;}</style>") == palette_for("#1a6fb5")
+
+
+@pytest.mark.parametrize("red", STEPS)
+def test_every_accent_gives_a_visible_button_in_dark_mode(red: str) -> None:
+    for green, blue in itertools.product(STEPS, STEPS):
+        palette = palette_for(f"#{red}{green}{blue}")
+        for surface in DARK_SURFACES:
+            assert contrast(rgb(palette.accent_dark), rgb(surface)) >= MIN_SHAPE_CONTRAST, palette
+        assert contrast(rgb(palette.button_text_dark), rgb(palette.accent_dark)) >= MIN_CONTRAST, palette
+
+
+def test_a_near_black_accent_is_lifted_in_dark_mode_to_near_the_body_text() -> None:
+    palette = palette_for("#1a1a1a")
+    assert palette.accent == "#1a1a1a" and palette.text_light == "#1a1a1a"
+    assert contrast(rgb(palette.accent_dark), rgb(DARK_SURFACES[0])) >= MIN_SHAPE_CONTRAST
+    assert contrast(rgb(palette.text_dark), rgb(DARK_SURFACES[1])) >= 12  # not #8c8c8c, dimmer than the text
+
+
+def test_text_accent_is_the_editors_shade_for_text_in_light_mode() -> None:
+    derived = palette_for("#ffff00")
+    assert derived.text_light == "#737300" and derived.adjusted
+    chosen = palette_for("#ffff00", "#6b4f00")
+    assert chosen.text_light == "#6b4f00" and chosen.text_chosen and not chosen.adjusted
+    assert chosen.accent == "#ffff00" and chosen.button_text == derived.button_text
+    assert palette_for("#ffff00", "not a colour") == derived

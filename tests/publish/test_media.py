@@ -135,7 +135,7 @@ def test_the_site_serves_the_images_the_email_and_the_page_link(tmp_path: Path) 
 def test_images_are_on_the_site_before_the_send_and_never_removed(tmp_path: Path) -> None:
     settings = settings_in(tmp_path)
     camera_photo(tmp_path / "coats.jpg", (900, 600))
-    issue = write_issue(tmp_path, "subject: Coats", "![Coats](coats.jpg)\n")
+    issue = read_issue(write_issue(tmp_path, "subject: Coats", "![Coats](coats.jpg)\n"))
     assert before_send(settings, issue) == 1 and before_send(settings, issue) == 0
     (media,) = (tmp_path / "site" / "media").iterdir()
     camera_photo(tmp_path / "coats.jpg", (900, 601))  # the editor swaps the photo after the send

@@ -1,8 +1,9 @@
 """The journal's promise, tested the hard way: `newsletter send` is killed with SIGKILL at random
-moments and run again. Every recipient ends with exactly one copy, except the messages in flight
-at a kill (at most `concurrency` per kill), which are resent and reported as possibly duplicated;
-the report may also name the rest of the batch the sender had claimed (at most `concurrency` more),
-which the relay never saw."""
+moments and run again. Every recipient ends with exactly one copy, except the messages handed over
+and not yet recorded at a kill: those in flight (at most `concurrency`) and those whose outcome
+waited for the writer (fewer than 2 x `concurrency`), which are resent and reported as possibly
+duplicated; the report may also name the rows the sender had claimed ahead (fewer than
+2 x `concurrency`), which the relay never saw (docs/architecture-store.md, "Crash bounds")."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from conftest import make_workspace
 from newsletter_mailer.config import load_settings
-from newsletter_mailer.store.journal import SQLiteJournal
+from newsletter_mailer.store.sqlite import SQLiteStore
 from smtp_servers import Faults, SMTPTestServer
 
 CONCURRENCY = 4
@@ -63,11 +64,13 @@ def test_sigkill_at_random_moments_never_skips_and_bounds_duplicates(tmp_path: P
     print(f"seed={seed} duplicated={len(duplicated)}")
     assert all(count <= 1 + kills for count in copies.values())
     reported = [int(m) for out in outputs[1:] for m in re.findall(r"in flight when the last run stopped.*?(\d+)", out)]
-    assert all(n <= 2 * CONCURRENCY for n in reported), (reported, seed)  # in flight + the claimed batch
+    # in flight + outcomes not yet written + the rows claimed ahead
+    assert all(n <= 5 * CONCURRENCY for n in reported), (reported, seed)
     print(f"reported={reported}")
-    assert len(duplicated) <= kills * CONCURRENCY, (duplicated, seed)  # real duplicates: only those in flight
-    assert len(duplicated) <= sum(reported) <= kills * 2 * CONCURRENCY, (duplicated, reported, seed)
-    journal = SQLiteJournal.open(load_settings(workspace=root).database_path)
+    # real duplicates: only those in flight and those whose outcome was not yet written
+    assert len(duplicated) <= kills * 3 * CONCURRENCY, (duplicated, seed)
+    assert len(duplicated) <= sum(reported) <= kills * 5 * CONCURRENCY, (duplicated, reported, seed)
+    journal = SQLiteStore.open(load_settings(workspace=root).database_path)
     try:
         counts = journal.counts("issue")
         flagged = {row[0] for row in journal.db.execute("SELECT address FROM deliveries WHERE resent = 1")}
@@ -81,15 +84,18 @@ def test_sigkill_at_random_moments_never_skips_and_bounds_duplicates(tmp_path: P
 
 
 def test_ctrl_c_stops_cleanly_and_the_next_run_finishes_the_list(tmp_path: Path) -> None:
-    with SMTPTestServer(Faults(delay=0.004)) as server:
+    """The server takes 20 messages, then holds every connection's next one until the test lets
+    go: the Ctrl+C lands mid-send however slow the machine is."""
+    with SMTPTestServer(Faults(delay=0.004, hold_after=20)) as server:
         root = make_workspace(tmp_path / "ws", server.port, 120, smtp_extra=f"concurrency = {CONCURRENCY}")
         process = start_send(root)
         deadline = time.monotonic() + 60
-        while len(server.handler.messages) < 20:
+        while server.handler.held() < CONCURRENCY:  # 20 accepted, every connection waiting on one more
             assert time.monotonic() < deadline and process.poll() is None
             time.sleep(0.002)
         process.send_signal(signal.SIGINT)
         output = process.communicate(timeout=60)[0]
+        server.handler.release()
         assert process.returncode == 130, output
         assert "Traceback" not in output, output
         said = re.search(
@@ -97,8 +103,8 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_finishes_the_list(tmp_path: Path)
         )
         assert said is not None, output
         in_flight = int(said.group(3) or 0)
-        # The server has 20; a few of them may still be in flight here (accepted, not yet recorded).
-        assert int(said.group(1)) + in_flight >= 20 and in_flight <= CONCURRENCY
+        # The server has 20 and holds CONCURRENCY more: those are in flight, with any of the 20 not yet recorded.
+        assert int(said.group(1)) + in_flight >= 20 + CONCURRENCY and in_flight <= 2 * CONCURRENCY
         assert int(said.group(1)) + in_flight + int(said.group(4)) == 120
         assert "resume with: newsletter send issue.md\n" in output
         final = start_send(root)

@@ -17,10 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import make_workspace, run_send, settings_for
+from newsletter_mailer.app.send_campaign import open_campaign
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.compose.envelope import Envelope
 from newsletter_mailer.compose.wire import WireReady
-from newsletter_mailer.send import dispatch, fastpath
+from newsletter_mailer.send import fastpath
 from newsletter_mailer.send.transport import Kind, SMTPTransport
 from smtp_servers import SMTPTestServer
 
@@ -79,7 +80,8 @@ def test_fast_functions_return_what_aiosmtplib_returns(message: bytes) -> None:
 def test_importing_the_package_changes_nothing_in_aiosmtplib() -> None:
     script = (
         "import aiosmtplib.protocol as p; before = (getattr(p, 'normalize_message_line_endings', 0), p.PERIOD_REGEX)\n"
-        "import newsletter_mailer.cli, newsletter_mailer.send.dispatch, newsletter_mailer.send.transport\n"
+        "import newsletter_mailer.cli, newsletter_mailer.send.campaign, newsletter_mailer.send.engine\n"
+        "import newsletter_mailer.send.transport\n"
         "assert (getattr(p, 'normalize_message_line_endings', 0), p.PERIOD_REGEX) == before, 'changed on import'\n"
         "import newsletter_mailer.send.fastpath as f; assert not f.state().active"
     )
@@ -107,7 +109,7 @@ def test_the_fast_path_is_in_use_with_the_pinned_aiosmtplib(tmp_path: Path) -> N
 
 
 def _envelopes(root: Path) -> list[Envelope]:
-    with dispatch.open_campaign(root / "issue.md", settings_for(root)) as campaign:
+    with open_campaign(root / "issue.md", settings_for(root)) as campaign:
         template = campaign.template()
         built = [template.envelope(Subscriber(f"user{i}@example.org", f"Ann  {i} .")) for i in range(3)]
     odd = b"From: a@example.org\r\nSubject: x\r\n\r\n.leading dot\r\nlone\nlone\rcr\r\n..\r\n.\r\nend"

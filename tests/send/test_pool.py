@@ -78,9 +78,14 @@ def flagged(store: Store) -> set[str]:
 
 
 def test_two_workers_share_the_list_and_send_each_once(store_url: str, tmp_path: Path, opened: ExitStack) -> None:
-    with SMTPTestServer(Faults(delay=0.005, rcpt_451=0.05)) as server:
+    # The relay holds every message after the first until both workers hold one (a worker has only
+    # CONCURRENCY connections): each takes a share however slowly the second one starts.
+    with SMTPTestServer(Faults(delay=0.005, rcpt_451=0.05, hold_after=1)) as server:
         root = workspace(tmp_path, server.port, 200, store_url)
-        output = finish(newsletter(root, "send", "issue.md", "--yes", "--workers", "2"))
+        sending = newsletter(root, "send", "issue.md", "--yes", "--workers", "2")
+        wait_for(lambda: server.handler.held() > CONCURRENCY, "both workers to hand over a message")
+        server.handler.release()
+        output = finish(sending)
         assert "sent 200, failed 0" in output, output
     assert set(server.handler.copies().values()) == {1} and len(server.handler.copies()) == 200
     store = store_of(root, opened)
@@ -88,7 +93,7 @@ def test_two_workers_share_the_list_and_send_each_once(store_url: str, tmp_path:
     assert len(workers) == 2 and len({w.pid for w in workers}) == 2
     assert all(w.sent > 0 for w in workers) and sum(w.sent for w in workers) == 200  # both took a share
     assert store.counts("issue")["resent"] == 0
-    status = finish(newsletter(root, "status", "issue.md"))
+    status = finish(newsletter(root, "status", "issue.md", "--workers"))
     assert status.count("worker ") == 2 and "msg/s" in status
 
 
@@ -98,7 +103,7 @@ def test_a_worker_killed_with_sigkill_leaves_only_its_claims(
 ) -> None:
     """Kill one of two workers at a random moment: the survivor takes its rows over, a rerun
     finishes; every recipient gets one copy except the flagged ones, at most the killed worker's claims
-    (its messages in flight and the rest of its claimed batch)."""
+    (its messages in flight, its outcomes not yet written and the rows it had claimed ahead)."""
     seed = int(os.environ.get("CRASH_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
     recipients = 240
@@ -127,8 +132,8 @@ def test_a_worker_killed_with_sigkill_leaves_only_its_claims(
     duplicated = {address for address, n in copies.items() if n > 1}
     resent = flagged(store)
     assert duplicated <= resent, f"a duplicate was not flagged (seed {seed})\n{first}\n{rerun}"
-    assert len(resent) <= 2 * CONCURRENCY, f"more flagged than the killed worker had claimed (seed {seed})"
-    assert len(duplicated) <= CONCURRENCY, f"more duplicates than the killed worker had in flight (seed {seed})"
+    assert len(resent) <= 5 * CONCURRENCY, f"more flagged than the killed worker had claimed (seed {seed})"
+    assert len(duplicated) <= 3 * CONCURRENCY, f"more duplicates than the killed worker had unrecorded (seed {seed})"
     assert max(copies.values()) <= 2
     counts = store.counts("issue")
     assert counts["sent"] == recipients and counts["sending"] == counts["pending"] == 0, (first, rerun)
@@ -145,16 +150,20 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_second_machine_joins_a_running_send(store_url: str, tmp_path: Path, opened: ExitStack) -> None:
-    with SMTPTestServer(Faults(delay=0.1)) as server:  # about 5 s alone: time for the others to start
+    # The relay takes 10, then holds each message until the joiner holds one too: the first send
+    # cannot end before the second machine has joined, however slowly it starts.
+    with SMTPTestServer(Faults(delay=0.01, hold_after=10)) as server:
         root = workspace(tmp_path, server.port, 150, store_url)
         alone = finish(newsletter(root, "send", "issue.md", "--join", "--yes"))
         assert "no send of issue is running to join" in alone and "Traceback" not in alone
         first = newsletter(root, "send", "issue.md", "--yes")
         store = store_of(root, opened)
-        wait_for(lambda: len(server.handler.messages) >= 10, "the first send to start")
+        wait_for(lambda: server.handler.held() == CONCURRENCY, "the first send to hold its connections")
         again = finish(newsletter(root, "send", "issue.md", "--yes"))
         assert "another `newsletter send` of issue is running" in again and "--join" in again
         joined = newsletter(root, "send", "issue.md", "--join", "--yes")
+        wait_for(lambda: server.handler.held() > CONCURRENCY, "the joiner to hand over a message")
+        server.handler.release()
         out_first, out_joined = finish(first), finish(joined)
     assert "sent " in out_joined and "Traceback" not in out_joined, out_joined
     copies = server.handler.copies()
@@ -167,10 +176,10 @@ def test_a_second_machine_joins_a_running_send(store_url: str, tmp_path: Path, o
 def test_joining_with_a_different_file_settings_or_secret_is_refused(tmp_path: Path, change: str) -> None:
     """A joiner must send what the send sends: the same issue, the same From and Reply-To, and links
     signed with the same secret (else every unsubscribe link it sends would be refused)."""
-    with SMTPTestServer(Faults(delay=0.05)) as server:
+    with SMTPTestServer(Faults(delay=0.05, hold_after=3)) as server:  # the first send runs until released
         root = workspace(tmp_path, server.port, 60, "")
         first = newsletter(root, "send", "issue.md", "--yes")
-        wait_for(lambda: len(server.handler.messages) >= 3, "the first send to start")
+        wait_for(lambda: server.handler.held() > 0, "the first send to start")
         env = dict(os.environ)
         if change == "issue":
             (root / "issue.md").write_text((root / "issue.md").read_text() + "\nA late edit.\n")
@@ -181,6 +190,7 @@ def test_joining_with_a_different_file_settings_or_secret_is_refused(tmp_path: P
             env["NEWSLETTER_SECRET"] = "another secret entirely, 32 bytes long at least"
         joined = newsletter(root, "send", "issue.md", "--join", "--yes", env=env)
         out = finish(joined)
+        server.handler.release()
         first.kill()
         finish(first)
     assert joined.returncode == 2, out

@@ -12,13 +12,15 @@ from pathlib import Path
 import pytest
 
 from conftest import journal_counts, make_workspace, run_send, settings_for
+from newsletter_mailer.app.send_campaign import open_campaign
 from newsletter_mailer.errors import StateLost
-from newsletter_mailer.send import dispatch
+from newsletter_mailer.send import engine
+from newsletter_mailer.send.engine import NoProgress
 from newsletter_mailer.send.transport import Result
 from smtp_servers import SMTPTestServer
 
 
-class Meddler(dispatch.NoProgress):
+class Meddler(NoProgress):
     """Does something to the database file when the fifth recipient is done."""
 
     def __init__(self, path: Path, replace: bool) -> None:
@@ -40,13 +42,13 @@ class Meddler(dispatch.NoProgress):
 def test_a_database_deleted_or_replaced_mid_send_stops_the_run_and_keeps_its_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, replace: bool
 ) -> None:
-    monkeypatch.setattr(dispatch, "DATABASE_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(engine, "DATABASE_CHECK_SECONDS", 0.0)
     with SMTPTestServer() as server:
         root = make_workspace(tmp_path / "ws", server.port, 40, smtp_extra="concurrency = 1")
         settings = settings_for(root)
         with (
             pytest.raises(StateLost, match="replaced" if replace else "deleted") as stopped,
-            dispatch.open_campaign(root / "issue.md", settings) as campaign,
+            open_campaign(root / "issue.md", settings) as campaign,
         ):
             campaign.run(Meddler(settings.database_path, replace))
         sent = len(server.handler.messages)

@@ -67,11 +67,35 @@ def test_a_reply_out_of_place_is_never_sent_and_after_data_may_be_duplicated(cod
         (550, "4.1.1 class disagrees with the code", False),
         (451, "4.1.1 try later", False),
         (550, "5.1 half a code", False),
+        # RFC 3463's X.1.7 and X.1.8 are about the sender, and so are its words under any 5.1.x code.
+        (550, "5.1.8 <bounces+ab2c@news.example.org>: Sender address rejected: Domain not found", False),
+        (553, "5.1.7 The sender address <bounces@news> is not a valid RFC 5321 address", False),
+        (550, "5.1.0 <bounces@news.example.org>: Sender address rejected: undeliverable address", False),
+        (550, "5.1.1 sender verify failed", False),
+        (554, "5.6.0 message content rejected", False),
     ],
 )
 def test_only_a_5_1_x_or_5_2_1_is_a_hard_bounce(code: int, message: str, hard: bool) -> None:
     assert classify(code, message).hard_bounce is hard
     assert is_hard_bounce(code, message) is hard
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "policy"),
+    [
+        (550, "5.1.8 Sender address rejected: Domain not found", True),
+        (450, "4.1.8 <bounces@news.example.org>: Sender address rejected: Domain not found", False),  # retried
+        (553, "5.1.7 bad sender", True),
+        (550, "5.7.1 Relay access denied", True),
+        (550, "5.4.1 access denied", True),
+        (550, "5.1.1 no such user", False),
+        (552, "5.2.2 mailbox full", False),
+        (550, "mailbox unavailable", False),
+    ],
+)
+def test_sender_side_and_policy_refusals_are_marked_policy(code: int, message: str, policy: bool) -> None:
+    result = classify(code, message)
+    assert result.policy is policy and not (result.policy and result.hard_bounce)
 
 
 def test_a_relays_words_are_stored_on_one_bounded_printable_line() -> None:
@@ -155,6 +179,7 @@ def test_a_relay_that_hangs_before_the_data_times_out_and_nothing_is_uncertain(s
         ("RCPT", b"550 Requested action not taken\r\n", Kind.PERMANENT, False),
         ("RCPT", b"452 4.2.2 over quota\r\n", Kind.TEMPORARY, False),
         ("MAIL", b"553 5.7.1 sender rejected\r\n", Kind.PERMANENT, False),
+        ("RCPT", b"550 5.1.8 <bounces@news.example.org>: Sender address rejected\r\n", Kind.PERMANENT, False),
         ("END", b"554 5.7.1 message refused as spam\r\n", Kind.PERMANENT, False),
         ("END", b"550-5.2.1 this account\r\n550 5.2.1 is disabled\r\n", Kind.PERMANENT, True),
         ("END", b"451 4.3.0 try later\r\n", Kind.TEMPORARY, False),

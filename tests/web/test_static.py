@@ -125,7 +125,7 @@ def test_view_in_your_browser_lands_on_the_same_page_for_every_reader(sent: Sent
     page = httpx.get(links.pop())
     assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
     assert f"<title>{sent.subject} · Eastfield Neighbours</title>" in page.text
-    assert "Hello friend," in page.text  # the public reader, not Ann or Bob
+    assert "Hello friend," in re.sub(r"<[^>]+>", "", page.text)  # the public reader, not Ann or Bob
     assert "Ann," not in page.text and "ann@example.net" not in page.text
 
 

@@ -1,38 +1,52 @@
-"""web.py under a real uvicorn server: confirm page, one-click POST, undo, bad tokens, health."""
+"""unsubscribe.py under a real uvicorn server, on either store: confirm page, one-click POST,
+undo, bad tokens, health, and a store that refuses the write (the reader gets the try-again form,
+the log the command that replays it)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import serve_asgi
+from conftest import refuse_inserts, serve_asgi
 from newsletter_mailer.audience.links import signer_for
 from newsletter_mailer.audience.suppressions import SuppressionList
 from newsletter_mailer.config import Settings, load_settings
-from newsletter_mailer.store.sqlite import SQLiteStore
+from newsletter_mailer.store.factory import open_store
 from newsletter_mailer.web.unsubscribe import create_app, mask
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[tuple[str, Settings]]:
-    (tmp_path / "newsletter.toml").write_text(
-        '[newsletter]\nname = "Les Randonneurs"\nlanguage = "fr"\n[brand]\naccent = "#aa3300"\n'
+def _settings(root: Path, store_url: str = "") -> Settings:
+    store = f'[store]\nurl = "{store_url}"\n' if store_url else ""
+    (root / "newsletter.toml").write_text(
+        '[newsletter]\nname = "Les Randonneurs"\nlanguage = "fr"\n[brand]\naccent = "#aa3300"\n' + store
     )
-    settings = load_settings(workspace=tmp_path)
+    return load_settings(workspace=root)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Settings]]:
+    """The pages on each store: the workspace's SQLite file, or a PostgreSQL store."""
+    url = request.getfixturevalue("migrated_pg_url") if request.param == "postgresql" else ""
+    settings = _settings(tmp_path, url)
+    with serve_asgi(create_app(settings)) as base:
+        yield base, settings
+
+
+@pytest.fixture
+def sqlite_site(tmp_path: Path) -> Iterator[tuple[str, Settings]]:
+    settings = _settings(tmp_path)
     with serve_asgi(create_app(settings)) as base:
         yield base, settings
 
 
 def suppression(settings: Settings, address: str) -> tuple[str, str] | None:
-    store = SQLiteStore.open(settings.database_path)
-    try:
+    with open_store(settings) as store:
         entry = SuppressionList(store).get(address)
         return (entry.reason, entry.source) if entry else None
-    finally:
-        store.close()
 
 
 def test_get_shows_a_confirmation_page_and_never_unsubscribes(site: tuple[str, Settings]) -> None:
@@ -41,7 +55,7 @@ def test_get_shows_a_confirmation_page_and_never_unsubscribes(site: tuple[str, S
     for _ in range(3):
         response = httpx.get(f"{base}/unsubscribe/{token}")
     assert response.status_code == 200
-    assert '<html lang="fr">' in response.text and "Les Randonneurs" in response.text
+    assert '<html lang="fr" dir="ltr">' in response.text and "Les Randonneurs" in response.text
     assert "ad**********@example.org" in response.text and "ada.lovelace" not in response.text
     assert f'<form method="post" action="/unsubscribe/{token}">' in response.text
     assert "#aa3300" in response.text and "<script" not in response.text
@@ -73,9 +87,8 @@ def test_undo_resubscribes_but_not_a_bounced_address(site: tuple[str, Settings])
     response = httpx.post(f"{base}/resubscribe/{token}")
     assert response.status_code == 200 and "subscribed to Les Randonneurs again" in response.text
     assert suppression(settings, "carol@example.org") is None
-    store = SQLiteStore.open(settings.database_path)
-    SuppressionList(store).add("dead@example.org", "bounced", "test")
-    store.close()
+    with open_store(settings) as store:
+        SuppressionList(store).add("dead@example.org", "bounced", "test")
     response = httpx.post(f"{base}/resubscribe/{signer.token('dead@example.org')}")
     assert "Cannot subscribe" in response.text
     assert suppression(settings, "dead@example.org") == ("bounced", "test")
@@ -136,12 +149,14 @@ def test_a_large_body_is_refused_unread(site: tuple[str, Settings]) -> None:
     assert suppression(settings, "carol@example.org") is None
 
 
-def test_a_database_error_loses_no_unsubscribe(site: tuple[str, Settings], caplog: pytest.LogCaptureFixture) -> None:
+def test_a_damaged_database_loses_no_unsubscribe(
+    sqlite_site: tuple[str, Settings], caplog: pytest.LogCaptureFixture
+) -> None:
     from click.testing import CliRunner
 
     from newsletter_mailer.cli import main
 
-    base, settings = site
+    base, settings = sqlite_site
     token = signer_for(settings).token("dave@example.org")
     settings.state_dir.mkdir(exist_ok=True)
     settings.database_path.write_bytes(b"not a database " * 100)
@@ -178,6 +193,45 @@ def test_an_unreachable_store_is_a_503_page_on_every_route(tmp_path: Path, caplo
             httpx.post(f"{base}/subscribe", data=form),
             httpx.get(f"{base}/healthz"),
         ]
-    assert [a.status_code for a in answers] == [503, 503, 503, 503], [a.text[:200] for a in answers]
+        # A signup is answered before the store is touched (the answer must not depend on the
+        # address): the first one finds the store down after its answer, and says so in the log;
+        # the ones after it are told to come back.
+        deadline = time.monotonic() + 10
+        while not (said := [r for r in caplog.records if "er***@example.org from" in r.getMessage()]):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        first = said[0]
+        answers.append(httpx.post(f"{base}/subscribe", data=form))
+    assert [a.status_code for a in answers] == [503, 503, 200, 503, 503], [a.text[:200] for a in answers]
+    assert "cannot open the store" in first.getMessage()
     assert all("Traceback" not in r.getMessage() and r.exc_info is None for r in caplog.records)
     assert "dave@example.org" not in " ".join(a.text for a in answers)
+
+
+def test_a_store_that_refuses_the_write_loses_no_unsubscribe(
+    site: tuple[str, Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The store is reached, then refuses the write (a trigger raises, as a full disk or a
+    read-only server would): the reader gets the try-again form, the log the replay command."""
+    from click.testing import CliRunner
+
+    from newsletter_mailer.cli import main
+
+    base, settings = site
+    token = signer_for(settings).token("erin@example.org")
+    with open_store(settings) as store:
+        refuse_inserts(store, "suppressions")
+    response = httpx.post(f"{base}/unsubscribe/{token}", content="List-Unsubscribe=One-Click")
+    assert response.status_code == 503 and "Please try again" in response.text
+    assert (
+        f'<form method="post" action="/unsubscribe/{token}"><button type="submit">Try again</button>' in response.text
+    )
+    logged = [r.getMessage() for r in caplog.records if r.name == "newsletter_mailer.web"]
+    assert len(logged) == 1 and f"replay it with: newsletter unsubscribe --token {token}" in logged[0]
+    assert "refused by the test" in logged[0] and "erin@example.org" not in logged[0]
+    with open_store(settings) as store:
+        drop = "DROP TRIGGER refuse_suppressions" + ("" if settings.store.url == "" else " ON suppressions")
+        store.db.execute(drop)  # type: ignore[attr-defined]
+    replay = CliRunner().invoke(main, ["--config", str(settings.config_path), "unsubscribe", "--token", token])
+    assert replay.exit_code == 0 and "erin@example.org suppressed" in replay.output
+    assert suppression(settings, "erin@example.org") == ("unsubscribed", "replayed token")

@@ -1,14 +1,19 @@
 """Signed per-recipient unsubscribe tokens and the URLs that carry them.
 
-A token names a recipient and a list without showing the address: the address is encrypted
-with an HMAC-SHA256 keystream under a synthetic IV (deterministic, so a recipient's link is the
-same in every issue), and the whole token is authenticated with HMAC-SHA256 over the list id.
-Altered, truncated, foreign-key and other-list tokens are refused; tags are compared in
-constant time.
+A token names a recipient and a list without showing the address: the version byte, then the
+address sealed with AES-SIV (RFC 5297, ``cryptography``'s AESSIV) under a 512-bit key derived
+from the workspace secret with HKDF-SHA256, with the version byte and the list id as associated
+data. SIV is deterministic, so a recipient's link is the same in every issue, and misuse-
+resistant: the synthetic IV is the tag. Altered, truncated, foreign-key and other-list tokens
+are refused.
 
 A ``[TEST]`` copy carries test tokens: a different version byte, which the tag covers, so a real
 token cannot be turned into a test one (or back) without the key. ``verify`` refuses test tokens;
 only ``read`` accepts them, for pages that show what would happen and change nothing.
+
+Links sent before AES-SIV (versions 1 and 2: an HMAC-SHA256 keystream under a synthetic IV, the
+whole authenticated with HMAC-SHA256) are still read, with the keys they were made with; no new
+token is made that way. tests/audience/token_vectors/ holds tokens of that version as made then.
 """
 
 from __future__ import annotations
@@ -23,13 +28,32 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
 from ..config import Settings
 from ..errors import TokenError
 from ..workspace import private_dir
 
-VERSION = b"\x01"
-TEST_VERSION = b"\x02"
-IV_BYTES = 12
+__all__ = [
+    "SECRET_ENV",
+    "TEST_VERSION",
+    "VERSION",
+    "TokenSigner",
+    "TokenSubject",
+    "load_secret",
+    "signer_for",
+    "unsubscribe_url",
+]
+
+VERSION = b"\x03"  # AES-SIV
+TEST_VERSION = b"\x04"
+LEGACY_VERSION = b"\x01"  # HMAC-SIV, read only
+LEGACY_TEST_VERSION = b"\x02"
+SIV_BYTES = 16
+IV_BYTES = 12  # of the legacy tokens
 TAG_BYTES = 16
 SECRET_ENV = "NEWSLETTER_SECRET"
 SECRET_FILE = "secret.key"
@@ -72,7 +96,11 @@ class TokenSigner:
     test: bool = False
 
     def __post_init__(self) -> None:
-        # Keyed HMAC states, copied per use: a token is made for every recipient of every send.
+        # One AES-SIV key schedule for the signer's life: a token is made for every recipient.
+        key = HKDF(hashes.SHA256(), 64, salt=None, info=b"newsletter-mailer/token/aes-siv").derive(self.secret)
+        object.__setattr__(self, "_siv", AESSIV(key))
+        object.__setattr__(self, "_list_id", self.list_id.encode("utf-8"))
+        # The legacy keys, as keyed HMAC states copied per use, only to read version 1 and 2 links.
         enc = hmac.new(_prf(self.secret, b"newsletter-mailer/enc"), digestmod=hashlib.sha256)
         mac = hmac.new(_prf(self.secret, b"newsletter-mailer/mac"), digestmod=hashlib.sha256)
         object.__setattr__(self, "_enc", enc)
@@ -98,26 +126,43 @@ class TokenSigner:
         return self._prf(self._mac, b"tag" + version + self._list + iv + cipher)[:TAG_BYTES]  # type: ignore[attr-defined]
 
     def token(self, address: str) -> str:
-        plain = address.encode("utf-8")
         version = TEST_VERSION if self.test else VERSION
-        iv = self._prf(self._mac, b"iv" + self._list + plain)[:IV_BYTES]  # type: ignore[attr-defined]
-        cipher = _xor(plain, self._keystream(iv, len(plain)))
-        return _b64(version + iv + cipher + self._tag(version, iv, cipher))
+        siv: AESSIV = self._siv  # type: ignore[attr-defined]
+        return _b64(version + siv.encrypt(address.encode("utf-8"), [version, self._list_id]))  # type: ignore[attr-defined]
 
     def read(self, token: str) -> TokenSubject:
         """Whom a real or test token names; TokenError if this key did not make it for this list."""
         raw = _unb64(token)
         version = raw[:1]
-        if len(raw) < 1 + IV_BYTES + 1 + TAG_BYTES or version not in (VERSION, TEST_VERSION):
+        if version in (VERSION, TEST_VERSION):
+            plain = self._open_siv(version, raw[1:])
+        elif version in (LEGACY_VERSION, LEGACY_TEST_VERSION):
+            plain = self._open_legacy(version, raw[1:])
+        else:
             raise TokenError("token is malformed")
-        iv, cipher, tag = raw[1 : 1 + IV_BYTES], raw[1 + IV_BYTES : -TAG_BYTES], raw[-TAG_BYTES:]
-        if not hmac.compare_digest(tag, self._tag(version, iv, cipher)):
-            raise TokenError("token signature does not match")
-        plain = _xor(cipher, self._keystream(iv, len(cipher)))
         try:
-            return TokenSubject(plain.decode("utf-8"), test=version == TEST_VERSION)
+            address = plain.decode("utf-8")
         except UnicodeDecodeError:
             raise TokenError("token is malformed") from None
+        return TokenSubject(address, test=version in (TEST_VERSION, LEGACY_TEST_VERSION))
+
+    def _open_siv(self, version: bytes, sealed: bytes) -> bytes:
+        if len(sealed) < SIV_BYTES + 1:
+            raise TokenError("token is malformed")
+        siv: AESSIV = self._siv  # type: ignore[attr-defined]
+        try:
+            return siv.decrypt(sealed, [version, self._list_id])  # type: ignore[attr-defined]
+        except InvalidTag:
+            raise TokenError("token signature does not match") from None
+
+    def _open_legacy(self, version: bytes, sealed: bytes) -> bytes:
+        """A link sent before AES-SIV: HMAC-SHA256 tag over version, list, IV and ciphertext."""
+        if len(sealed) < IV_BYTES + 1 + TAG_BYTES:
+            raise TokenError("token is malformed")
+        iv, cipher, tag = sealed[:IV_BYTES], sealed[IV_BYTES:-TAG_BYTES], sealed[-TAG_BYTES:]
+        if not hmac.compare_digest(tag, self._tag(version, iv, cipher)):
+            raise TokenError("token signature does not match")
+        return _xor(cipher, self._keystream(iv, len(cipher)))
 
     def verify(self, token: str) -> str:
         """The address a real token names; TokenError for a test copy's token or a forgery."""

@@ -4,33 +4,48 @@ line, or the IMAP mailbox in ``[bounces]``.
 IMAP messages are fetched with BODY.PEEK so that only the ones actually processed become
 \\Seen; each processed one is then moved to the processed folder, so a rerun does not see it.
 imaplib's exceptions are translated to MailboxError in one place, ``_imap_errors``.
+
+No message is read past MAX_REPORT_BYTES + 1 bytes, wherever it is (a file, an mbox, a Maildir,
+IMAP): the extra byte tells the reader it is too big, and it is quarantined unread.
 """
 
 from __future__ import annotations
 
 import imaplib
 import mailbox
+import os
 import re
 import ssl
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, cast
 
 from ..config import BouncesSettings
 from ..errors import ConfigError, MailboxError, UserInputError
+from .bounces import MAX_REPORT_BYTES
 
-__all__ = ["ImapMailbox", "Incoming", "read_paths"]
+__all__ = ["READ_LIMIT", "ImapMailbox", "Incoming", "flag_maildir", "read_paths"]
 
 PASSWORD_ENV = "NEWSLETTER_BOUNCES_PASSWORD"
-MAX_MESSAGE_BYTES = 10 * 1024 * 1024  # a report is small; anything bigger is read only this far
+READ_LIMIT = MAX_REPORT_BYTES + 1  # one byte more than a report may have: enough to know it is too big
 
 
 @dataclass(frozen=True)
 class Incoming:
     source: str  # where it came from, for the report: a path, path#N, or imap:FOLDER/UID
-    data: bytes
+    data: bytes  # at most READ_LIMIT bytes
     uid: str = ""
+    maildir: Path | None = None  # the Maildir folder it is in, to flag it if it is quarantined
+    key: str = ""  # its key there
+
+
+def _read_bounded(handle: BinaryIO) -> bytes:
+    try:
+        return handle.read(READ_LIMIT)
+    finally:
+        handle.close()
 
 
 def read_paths(paths: Iterable[Path]) -> Iterator[Incoming]:
@@ -41,11 +56,13 @@ def read_paths(paths: Iterable[Path]) -> Iterator[Incoming]:
                 raise UserInputError("a folder, but not a Maildir (it has no cur/ or new/)", file=path)
             box = mailbox.Maildir(path, factory=None, create=False)
             for key in sorted(box.keys()):
-                yield Incoming(f"{path}/{key}", box.get_bytes(key)[:MAX_MESSAGE_BYTES])
+                data = _read_bounded(cast(BinaryIO, box.get_file(key)))
+                yield Incoming(f"{path}/{key}", data, maildir=path, key=key)
             continue
         try:
             with path.open("rb") as handle:
                 head = handle.read(5)
+                data = head + handle.read(READ_LIMIT - len(head)) if head != b"From " else b""
         except FileNotFoundError:
             raise UserInputError("no such file", file=path) from None
         except OSError as exc:
@@ -53,9 +70,35 @@ def read_paths(paths: Iterable[Path]) -> Iterator[Incoming]:
         if head == b"From ":
             mbox = mailbox.mbox(path, factory=None, create=False)
             for number, key in enumerate(mbox.keys(), 1):
-                yield Incoming(f"{path}#{number}", mbox.get_bytes(key)[:MAX_MESSAGE_BYTES])
+                yield Incoming(f"{path}#{number}", _read_bounded(cast(BinaryIO, mbox.get_file(key))))
         else:
-            yield Incoming(str(path), path.read_bytes()[:MAX_MESSAGE_BYTES])
+            yield Incoming(str(path), data)
+
+
+def flag_maildir(message: Incoming) -> None:
+    """Mark a quarantined Maildir message Flagged and Seen (``:2,FS`` in its file name, moved to
+    cur/ as the Maildir spec says), so a person finds it; other sources are left alone. Renamed,
+    not rewritten: the mailbox module would parse the poison message to rewrite it."""
+    if message.maildir is None:
+        return
+    for sub in ("new", "cur"):
+        try:
+            names = os.listdir(message.maildir / sub)
+        except OSError:
+            continue
+        for name in names:
+            key, _, info = name.partition(":")
+            if key != message.key:
+                continue
+            flags = set(info[2:]) if info.startswith("2,") else set()
+            target = message.maildir / "cur" / f"{key}:2,{''.join(sorted(flags | {'F', 'S'}))}"
+            try:
+                os.rename(message.maildir / sub / name, target)
+            except OSError as exc:
+                raise UserInputError(
+                    f"cannot flag a quarantined message: {exc.strerror}", file=message.maildir
+                ) from None
+            return
 
 
 def _quote(name: str) -> str:
@@ -148,15 +191,17 @@ class ImapMailbox:
             if not re.fullmatch(rb"\d+", uid):
                 continue
             with _imap_errors(f"cannot fetch message {uid.decode()}"):
-                _, parts = self.imap.uid("FETCH", uid.decode(), "(BODY.PEEK[])")
+                # A partial fetch: the server sends no more than READ_LIMIT bytes of a huge message.
+                _, parts = self.imap.uid("FETCH", uid.decode(), f"(BODY.PEEK[]<0.{READ_LIMIT}>)")
             data = next((p[1] for p in parts if isinstance(p, tuple) and len(p) == 2), b"")
-            yield Incoming(f"imap:{self.settings.folder}/{uid.decode()}", data[:MAX_MESSAGE_BYTES], uid.decode())
+            yield Incoming(f"imap:{self.settings.folder}/{uid.decode()}", data[:READ_LIMIT], uid.decode())
 
-    def done(self, message: Incoming, *, move: bool) -> None:
-        """Mark a processed message \\Seen and, if ``move``, move it to the processed folder."""
+    def done(self, message: Incoming, *, move: bool, flag: bool = False) -> None:
+        """Mark a processed message \\Seen (and \\Flagged if ``flag``: quarantined, for a person)
+        and, if ``move``, move it to the processed folder."""
         uid, target = message.uid, _quote(self.settings.processed_folder)
         with _imap_errors(f"cannot mark message {uid} as processed"):
-            self.imap.uid("STORE", uid, "+FLAGS", "(\\Seen)")
+            self.imap.uid("STORE", uid, "+FLAGS", "(\\Seen \\Flagged)" if flag else "(\\Seen)")
             if not move:
                 return
             if self._move:

@@ -1,53 +1,48 @@
-"""Double opt-in signups: the form, its validation, the signed expiring confirmation link, the
-confirmation mail, and the list at send time (the CSV plus confirmed signups).
+"""Double opt-in signups: the form, its validation, the signed expiring confirmation link, and the
+list at send time (the CSV plus confirmed signups).
 
 Every value a visitor types is hostile: it is length-capped, stripped of control characters,
-escaped for HTML where it is shown, and encoded by the email package where it is a header.
+escaped for HTML where it is shown, and only ever text in a header (the confirmation mail is
+written by compose/confirmation.py through the hardened header writer).
 """
 
 from __future__ import annotations
 
 import html
-import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 
 from email_validator import EmailNotValidError
 
-from ..config import Settings
+from ..config import RESERVED_FIELD_KEYS, field_key
 from ..errors import TokenError
 from .links import TokenSigner
 from .subscribers import Subscriber, address_key, clean_value, normalise_address
 
 __all__ = [
     "HONEYPOT",
+    "MAX_FORM_FIELDS",
     "ConfirmCodec",
     "FormError",
     "RequestRef",
     "Tally",
-    "confirmation_message",
     "field_key",
     "form_html",
+    "mailbox_key",
     "merge_lists",
     "read_form",
 ]
 
-HONEYPOT = "website"  # hidden from people; bots that fill every field fill it
+HONEYPOT = RESERVED_FIELD_KEYS[2]  # "website": hidden from people; bots that fill every field fill it
 MAX_VALUE = 200
-_KEY = re.compile(r"[^\w]+")
+MAX_FORM_FIELDS = 20  # email, name, the honeypot and at most 10 extra fields (config.py), with room to spare
+# Providers that deliver ``a.da@`` and ``ada@`` to one mailbox (and the domains that are one of them).
+_DOTS_IGNORED = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
 
 
 class FormError(ValueError):
     """A form that cannot be accepted; the message is safe to show to the visitor."""
-
-
-def field_key(label: str) -> str:
-    """``"Home town"`` -> ``home_town``, the column and merge-field name of an extra field."""
-    return _KEY.sub("_", label.strip().lower()).strip("_")
 
 
 @dataclass(frozen=True)
@@ -57,26 +52,45 @@ class SignupForm:
 
 
 def read_form(values: Mapping[str, list[str]], extra_fields: Iterable[str]) -> SignupForm:
-    """Validate a posted form; FormError for an address that cannot be one."""
-    first = {key: clean_value(items[0] if items else "")[: MAX_VALUE + 1] for key, items in values.items()}
+    """Validate a posted form; FormError for an address that cannot be one or a value longer than
+    the form allows (the page's inputs say ``maxlength``: only a script sends more)."""
+    first = {key: clean_value(items[0] if items else "") for key, items in values.items()}
     raw = first.get("email", "")
-    if not raw or len(raw) > MAX_VALUE:
+    if not raw:
         raise FormError("Please enter your email address.")
+    if any(len(value) > MAX_VALUE for value in first.values()):
+        raise FormError(f"Each answer can be at most {MAX_VALUE} characters long.")
     try:
         address = normalise_address(raw)
     except EmailNotValidError:
         raise FormError("That does not look like an email address; please check it.") from None
-    extras = tuple((field_key(label), first.get(field_key(label), "")[:MAX_VALUE]) for label in extra_fields)
-    subscriber = Subscriber(email=address, name=first.get("name", "")[:MAX_VALUE], fields=extras)
+    extras = tuple((field_key(label), first.get(field_key(label), "")) for label in extra_fields)
+    subscriber = Subscriber(email=address, name=first.get("name", ""), fields=extras)
     return SignupForm(subscriber, bot=bool(first.get(HONEYPOT)))
+
+
+def mailbox_key(address: str) -> str:
+    """The mailbox an address reaches, for counting confirmation mails only (the address is stored
+    and mailed as typed): ``Victim+7@Example.net`` and ``victim@example.net`` are one, and at
+    providers that ignore dots ``vi.ctim@gmail.com`` and ``victim@googlemail.com`` are too."""
+    local, _, domain = address.lower().rpartition("@")
+    local = local.partition("+")[0] or local  # a sub-address (RFC 5233); "+x@" alone is kept whole
+    if domain in _DOTS_IGNORED:
+        local, domain = local.replace(".", ""), _DOTS_IGNORED[domain]
+    return f"{local}@{domain}"
 
 
 @dataclass(frozen=True)
 class RequestRef:
-    """What a confirmation link names: a signup request's number and the second it was made."""
+    """What a confirmation link names: a signup request's number, the second it was made, the
+    random nonce stored with it and its address, all under the MAC, so a link names one request
+    and no other (a number alone could be another person's request, issue 20). A link made before
+    nonces has neither (``nonce`` and ``address`` empty) and confirms only a request made then."""
 
     id: int
     requested: int
+    nonce: str = ""
+    address: str = ""
 
 
 @dataclass(frozen=True)
@@ -91,48 +105,21 @@ class ConfirmCodec:
         # Its own list label, so no unsubscribe token is ever accepted as a confirmation.
         return cls(TokenSigner(secret, f"{list_id}#signup"), hours)
 
-    def token(self, request_id: int, requested: float) -> str:
-        return self.signer.token(f"{request_id}.{int(requested)}")
+    def token(self, request_id: int, requested: float, nonce: str = "", address: str = "") -> str:
+        # The address goes last: it is the one part that may hold a dot.
+        bound = f".{nonce}.{address}" if nonce else ""
+        return self.signer.token(f"{request_id}.{int(requested)}{bound}")
 
     def verify(self, token: str, now: float | None = None) -> RequestRef:
         """The request a token names; TokenError if altered, foreign or expired."""
-        number, _, stamp = self.signer.verify(token).partition(".")
-        if not (number.isdigit() and stamp.isdigit()):
+        number, _, rest = self.signer.verify(token).partition(".")
+        stamp, _, rest = rest.partition(".")
+        nonce, _, address = rest.partition(".")
+        if not (number.isdigit() and stamp.isdigit()) or bool(nonce) != bool(address):
             raise TokenError("confirmation token is malformed")
         if (now if now is not None else time.time()) > int(stamp) + self.hours * 3600:
             raise TokenError("confirmation token has expired")
-        return RequestRef(int(number), int(stamp))
-
-
-def confirmation_message(settings: Settings, subscriber: Subscriber, url: str) -> EmailMessage:
-    """The mail with the confirmation link: plain text and a simple HTML part."""
-    news = settings.newsletter
-    message = EmailMessage()
-    message["From"] = Address(news.name, addr_spec=news.from_)
-    local, _, domain = subscriber.email.rpartition("@")
-    message["To"] = Address(subscriber.name, local, domain)
-    message["Subject"] = f"Please confirm your subscription to {news.name}"
-    message["Date"] = formatdate(localtime=True)
-    message["Message-ID"] = make_msgid(domain=news.from_domain)
-    message["Auto-Submitted"] = "auto-generated"
-    hours = settings.signup.confirm_hours
-    text = (
-        f"Someone, probably you, asked to receive {news.name} at this address.\n\n"
-        f"To confirm, open this link and press the button:\n\n{url}\n\n"
-        f"The link works for {hours:g} hours. If you did not ask, ignore this message: "
-        "you will not be subscribed and will not hear from us again.\n"
-    )
-    message.set_content(text)
-    name = html.escape(news.name)
-    message.add_alternative(
-        f'<!doctype html><html lang="{html.escape(news.language)}"><body style="font-family:sans-serif">'
-        f"<p>Someone, probably you, asked to receive {name} at this address.</p>"
-        f'<p><a href="{html.escape(url)}">Confirm your subscription</a></p>'
-        f"<p>The link works for {hours:g} hours. If you did not ask, ignore this message: you will not be "
-        "subscribed and will not hear from us again.</p></body></html>",
-        subtype="html",
-    )
-    return message
+        return RequestRef(int(number), int(stamp), nonce, address)
 
 
 def form_html(action: str, extra_fields: Iterable[str], *, error: str = "", email: str = "") -> str:

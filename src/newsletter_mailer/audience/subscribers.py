@@ -10,8 +10,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-import sqlite3
-from collections.abc import Container, Iterator
+import secrets
+from array import array
+from collections.abc import Container, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,10 +51,18 @@ class ListReport:
     duplicates: int = 0
     problems: list[str] = field(default_factory=list)
     columns: tuple[str, ...] = ()  # what ``{{ subscriber.X }}`` can name, once the header is read
+    warnings: list[tuple[int, str]] = field(default_factory=list)  # (line, message): rows kept but odd
+    more_warnings: int = 0
 
     def add_problem(self, line: int, message: str) -> None:
         if len(self.problems) < MAX_REPORTED:
             self.problems.append(f"{self.path}:{line}: {message}")
+
+    def add_warning(self, line: int, message: str) -> None:
+        if len(self.warnings) < MAX_REPORTED:
+            self.warnings.append((line, message))
+        else:
+            self.more_warnings += 1
 
     @property
     def more_problems(self) -> int:
@@ -84,7 +93,8 @@ def email_column(header: list[str]) -> int:
     return next((i for i, h in enumerate(header) if h.strip().lower() in EMAIL_HEADERS), -1)
 
 
-def _column_key(header: str) -> str:
+def column_key(header: str) -> str:
+    """The merge name of a column: lower case, each run of other characters one ``_`` (Home town: home_town)."""
     return re.sub(r"[^\w]+", "_", header.strip().lower()).strip("_")
 
 
@@ -94,23 +104,51 @@ def sniff_delimiter(header_line: str) -> str:
 
 
 class _Seen:
-    """Which addresses a stream has already yielded, on disk so a million rows stay small."""
+    """Which addresses a stream has already yielded, and on which line first: an open-addressing
+    table of 128-bit keyed digests in flat arrays (20 to 40 bytes per address, so a million rows
+    stay small; a Python set of them would take three times that). The key is random per reading,
+    so nobody can make two addresses collide on purpose."""
 
     def __init__(self) -> None:
-        self._db = sqlite3.connect("")
-        self._db.execute("CREATE TABLE seen (key BLOB PRIMARY KEY, line INTEGER) WITHOUT ROWID")
+        self._key = secrets.token_bytes(16)
+        self._size = 1 << 16
+        self._used = 0
+        self._high, self._low, self._lines = self._tables(self._size)
+
+    @staticmethod
+    def _tables(size: int) -> tuple[array[int], array[int], array[int]]:
+        return array("Q", bytes(8 * size)), array("Q", bytes(8 * size)), array("I", bytes(4 * size))
 
     def first_line(self, address: str, line: int) -> int | None:
-        key = hashlib.blake2b(address_key(address).encode("utf-8"), digest_size=16).digest()
-        try:
-            self._db.execute("INSERT INTO seen VALUES (?, ?)", (key, line))
-        except sqlite3.IntegrityError:
-            row = self._db.execute("SELECT line FROM seen WHERE key = ?", (key,)).fetchone()
-            return int(row[0])
+        digest = hashlib.blake2b(address_key(address).encode("utf-8"), digest_size=16, key=self._key).digest()
+        high, low = int.from_bytes(digest[:8], "big") | 1, int.from_bytes(digest[8:], "big")  # 0 marks a free slot
+        found = self._probe(high, low)
+        if self._high[found]:
+            return int(self._lines[found])
+        self._high[found], self._low[found], self._lines[found] = high, low, line
+        self._used += 1
+        if self._used * 2 > self._size:
+            self._grow()
         return None
 
+    def _probe(self, high: int, low: int) -> int:
+        mask = self._size - 1
+        slot = low & mask
+        while self._high[slot] and (self._high[slot] != high or self._low[slot] != low):
+            slot = (slot + 1) & mask
+        return slot
+
+    def _grow(self) -> None:
+        old = (self._high, self._low, self._lines)
+        self._size *= 2
+        self._high, self._low, self._lines = self._tables(self._size)
+        for high, low, line in zip(*old, strict=True):
+            if high:
+                slot = self._probe(high, low)
+                self._high[slot], self._low[slot], self._lines[slot] = high, low, line
+
     def close(self) -> None:
-        self._db.close()
+        self._high, self._low, self._lines = self._tables(1)
 
 
 _LOOKS_LIKE_ADDRESS = re.compile(r"[^\s@,;\"]+@[^\s@,;\"]+\.[^\s@,;\"]+")
@@ -158,6 +196,13 @@ class _Header:
     email: int
     name: int
     keys: tuple[tuple[int, str], ...]  # (index, key) of the columns besides email and name
+    width: int = 0  # cells in the header row
+
+
+# A name is a line of the To: header and of every greeting: 256 characters is generous (Ms ...
+# with three given names and a double-barrelled surname is under 80); any other value 1,000.
+MAX_NAME = 256
+MAX_VALUE = 1000
 
 
 def _read_header(row: list[str], path: Path, line: int) -> _Header:
@@ -171,10 +216,10 @@ def _read_header(row: list[str], path: Path, line: int) -> _Header:
             line=line,
         )
     name_col = next((i for i, h in enumerate(header) if h.lower() in NAME_HEADERS), -1)
-    keys = tuple((i, _column_key(h)) for i, h in enumerate(header) if i not in (email_col, name_col) and _column_key(h))
+    keys = tuple((i, column_key(h)) for i, h in enumerate(header) if i not in (email_col, name_col) and column_key(h))
     columns = ("email", "name", *(k for _, k in keys))
     _refuse_twins(header, email_col, name_col, columns, path, line)
-    return _Header(columns, email_col, name_col, keys)
+    return _Header(columns, email_col, name_col, keys, len(header))
 
 
 def _refuse_twins(
@@ -201,7 +246,7 @@ def _refuse_twins(
         )
 
 
-def read_subscribers(path: Path, report: ListReport | None = None) -> Iterator[Subscriber]:
+def read_subscribers(path: Path, report: ListReport | None = None) -> Generator[Subscriber, None, None]:
     """Yield each valid, first-seen subscriber. Skipped rows are recorded in ``report``; a list
     that cannot be read as rows at all (no email column, a quote that swallows rows, bytes that
     are not UTF-8) raises SubscriberListError naming the line."""
@@ -279,7 +324,46 @@ def _subscriber(row: list[str], header: _Header, line: int, report: ListReport, 
     extra = tuple((key, clean_value(row[i]) if i < len(row) else "") for i, key in header.keys)
     name = clean_value(row[header.name]) if 0 <= header.name < len(row) else ""
     report.valid += 1
+    _warn_odd_cells(row, header, (("name", name), *extra), line, report)
     return Subscriber(email=address, name=name, fields=extra, line=line)
+
+
+def _warn_odd_cells(
+    row: list[str], header: _Header, values: tuple[tuple[str, str], ...], line: int, report: ListReport
+) -> None:
+    """Rows that are kept but most likely wrong: more cells than the header (a comma inside an
+    unquoted value shifts the cells after it; empty trailing cells, as spreadsheets write them,
+    are fine), and a value longer than any name or field is (a wrong column, a pasted text)."""
+    beyond = [clean_value(cell) for cell in row[header.width :]]
+    if any(beyond):
+        shown = ", ".join(repr(cell[:40]) for cell in beyond[:3]) + (", ..." if len(beyond) > 3 else "")
+        report.add_warning(
+            line,
+            f"{len(row)} cells but the header has {header.width}: the extra cells ({shown}) are ignored; "
+            'a comma inside a value needs quotes ("Lovelace, Ada")',
+        )
+    for key, value in values:
+        limit = MAX_NAME if key == "name" else MAX_VALUE
+        if len(value) > limit:
+            report.add_warning(
+                line,
+                f"{key} is {len(value)} characters (more than {limit}): it goes out as it is"
+                f"{' in the To: header and' if key == 'name' else ''} in every merge field; is this the right cell?",
+            )
+
+
+def list_columns(path: Path) -> tuple[str, ...]:
+    """The merge names of a list's columns, read from its header; none for a list that is missing
+    or unreadable (what is wrong with it is reported where the rows are read)."""
+    report = ListReport(path)
+    rows = read_subscribers(path, report)
+    try:
+        next(rows, None)
+    except (SubscriberListError, OSError):
+        return ()
+    finally:
+        rows.close()
+    return report.columns
 
 
 def find_subscriber(path: Path, address: str) -> Subscriber:

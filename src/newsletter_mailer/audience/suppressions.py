@@ -20,7 +20,10 @@ from email_validator import EmailNotValidError
 from ..errors import SubscriberListError, UserInputError
 from .subscribers import clean_value, email_column, normalise_address, not_utf8_error, sniff_delimiter
 
+# The one vocabulary of reasons, which the code acts on (a bounce count, a complaint rate); what a
+# person says beyond it ("asked by phone") is the suppression's note.
 REASONS = ("unsubscribed", "bounced", "complained", "manual")
+MAX_NOTE = 500
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,16 @@ class Suppression:
     reason: str
     source: str
     created: float
+    note: str = ""
+
+
+def reason_and_note(reason: str, note: str = "") -> tuple[str, str]:
+    """A reason as a person or a spreadsheet gives it, in the vocabulary: one of REASONS as it
+    is; empty is ``manual``; any other words are a ``manual`` suppression's note (before ``note``)."""
+    said, note = clean_value(reason), clean_value(note)
+    if said.lower() in REASONS:
+        return said.lower(), note[:MAX_NOTE]
+    return "manual", "; ".join(part for part in (said, note) if part)[:MAX_NOTE]
 
 
 @dataclass(frozen=True)
@@ -76,21 +89,23 @@ class SuppressionList:
     def __init__(self, store: SuppressionStore) -> None:
         self.store = store
 
-    def add(self, address: str, reason: str, source: str = "") -> bool:
+    def add(self, address: str, reason: str, source: str = "", note: str = "") -> bool:
         """Suppress an address; True if it was not suppressed before. Repeating is harmless."""
         if reason not in REASONS:
             raise ValueError(f"reason must be one of {', '.join(REASONS)}")
-        return self.store.add_suppression(Suppression(address, reason, source, time.time()))
+        return self.store.add_suppression(Suppression(address, reason, source, time.time(), note))
 
-    def suppress(self, raw: str, reason: str, source: str) -> Suppressed:
-        """Suppress an address as typed by a person; the reason shown is the one on record."""
+    def suppress(self, raw: str, reason: str, source: str, note: str = "") -> Suppressed:
+        """Suppress an address as typed by a person, the reason in the vocabulary (other words
+        become the note); the reason shown is the one on record."""
         try:
             address = normalise_address(raw)
         except EmailNotValidError as exc:
             raise UserInputError(f"{raw!r} is not a valid address: {exc}") from None
-        added = self.add(address, reason, source)
-        current = self.get(address)
-        return Suppressed(address, added, current.reason if current else reason)
+        reason, note = reason_and_note(reason, note)
+        added = self.add(address, reason, source, note)
+        current = self.get(address) or Suppression(address, reason, source, 0, note)
+        return Suppressed(address, added, f"{current.reason}: {current.note}" if current.note else current.reason)
 
     def remove(self, address: str, note: str = "") -> Suppression | None:
         """Take an address off the list; what it was, when it was removed and why stay on record."""
@@ -114,16 +129,16 @@ class SuppressionList:
     def export_csv(self, out: TextIO, *, removed: bool = False) -> int:
         """The list as CSV; with ``removed``, also every address taken off it, with when and why."""
         writer = csv.writer(out)
-        writer.writerow(["email", "reason", "source", "created", *(["removed", "removal_note"] if removed else [])])
+        header = ["email", "reason", "source", "created", "note"]
+        writer.writerow(header + (["removed", "removal_note"] if removed else []))
         count = 0
         for entry in self:
-            writer.writerow([entry.address, entry.reason, entry.source, _stamp(entry.created)][: 6 if removed else 4])
+            writer.writerow([entry.address, entry.reason, entry.source, _stamp(entry.created), _cell(entry.note)])
             count += 1
         for removal in self.removals() if removed else ():
             old = removal.entry
-            writer.writerow(
-                [old.address, old.reason, old.source, _stamp(old.created), _stamp(removal.removed), removal.note]
-            )
+            row = [old.address, old.reason, old.source, _stamp(old.created), _cell(old.note), _stamp(removal.removed)]
+            writer.writerow([*row, _cell(removal.note)])
             count += 1
         return count
 
@@ -149,23 +164,35 @@ class SuppressionList:
             if index < 0:
                 raise SubscriberListError("no email column in the header", file=path, line=1)
             email_col = names[index]
-            reason_col = next((c for c in names if c.strip().lower() == "reason"), None)
-            removed_col = next((c for c in names if c.strip().lower() == "removed"), None)
+            column = {c.strip().lower(): c for c in reversed(names)}
             for row in reader:
                 raw = clean_value(row.get(email_col))
-                if not raw or (removed_col and clean_value(row.get(removed_col))):
+                if not raw or _value(row, column, "removed"):
                     continue  # a row of `export --all` for an address taken off the list
                 try:
                     address = normalise_address(raw)
                 except EmailNotValidError as exc:
                     problems.append(f"{path}:{reader.line_num}: {raw!r} is not a valid address: {exc}")
                     continue
-                reason = clean_value(row.get(reason_col)) if reason_col else "manual"
-                if reason not in REASONS:
-                    problems.append(f"{path}:{reader.line_num}: unknown reason {reason!r}; using manual")
-                    reason = "manual"
-                added += self.add(address, reason, f"import {path.name}")
+                reason, note = reason_and_note(_value(row, column, "reason"), _uncell(_value(row, column, "note")))
+                added += self.add(address, reason, f"import {path.name}", note)
         return added, problems
+
+
+def _value(row: dict[str, str], columns: dict[str, str], key: str) -> str:
+    """The cell of the column named ``key`` (any case), or "" where the file has no such column."""
+    name = columns.get(key)
+    return clean_value(row.get(name)) if name is not None else ""
+
+
+def _cell(text: str) -> str:
+    """A note as a spreadsheet cell: one that starts like a formula is shown, never run."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _uncell(text: str) -> str:
+    """A cell ``_cell`` wrote, back as the note it was."""
+    return text[1:] if text[:1] == "'" and text[1:2] in ("=", "+", "-", "@") else text
 
 
 def remove_addresses(suppressions: SuppressionList, addresses: Sequence[str], note: str) -> list[str]:

@@ -4,8 +4,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import ipaddress
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -13,7 +16,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from ..audience.links import signer_for
-from ..audience.subscribers import ListReport, read_subscribers
+from ..audience.subscribers import ListReport, Subscriber, list_columns, read_subscribers
 from ..config import Settings, key_line
 from ..errors import IssueError, IssueNotFound, IssueProblems, MergeFieldError, SubscriberListError
 from . import markup
@@ -21,8 +24,9 @@ from .envelope import MessageTemplate, preview_subscriber
 from .images import ImageResolver, image_blocks, is_local
 from .issue import Issue, read_issue
 from .merge import Context, html_contexts, safe_url
-from .palette import DEFAULT_ACCENT, MIN_CONTRAST, contrast, palette_for, parse_colour
-from .render import GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES, RenderedIssue, render_issue
+from .palette import DEFAULT_ACCENT, LIGHT_SURFACES, MIN_CONTRAST, contrast, palette_for, parse_colour
+from .render import COLUMN_WIDTH, GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES, RenderedIssue, render_issue
+from .slips import find_slips, suggest_column
 
 Level = Literal["error", "warning"]
 
@@ -89,6 +93,48 @@ def link_findings(issue: Issue) -> list[Finding]:
     return found
 
 
+def _unsized_images(source: Source) -> list[tuple[int, str]]:
+    """Images whose width Outlook cannot know: Markdown images that share their paragraph (a
+    sentence, a list item, two in a row) and raw ``<img>`` tags without a pixel width."""
+    found: list[tuple[int, str]] = []
+    tokens = markup.parse(source.text)
+    for n, token in enumerate(tokens):
+        line = source.line + (token.map[0] if token.map else 0)
+        if token.type == "html_block":
+            found += [(line, tag) for tag in _IMG_TAG.findall(token.content) if not _IMG_WIDTH.search(tag)]
+        if token.type != "inline":
+            continue
+        alone = n > 0 and tokens[n - 1].type == "paragraph_open" and tokens[n - 1].level == 0
+        if alone and markup.as_image(token, line) is not None:
+            continue  # a full-width image, drawn at the column's width
+        for child in token.children or []:
+            if child.type == "image":
+                found.append((line, f"![{child.content}]({child.attrs.get('src', '')})"))
+            elif child.type == "html_inline" and _IMG_TAG.match(child.content) and not _IMG_WIDTH.search(child.content):
+                found.append((line, child.content))
+            line += child.type in ("softbreak", "hardbreak")
+    return found
+
+
+_IMG_TAG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_IMG_WIDTH = re.compile(r"""\swidth\s*=\s*("\d+"|'\d+'|\d+(?=[\s/>]))""", re.IGNORECASE)
+
+
+def image_width_findings(issue: Issue) -> list[Finding]:
+    """Each image given the column's width because its own is unknown, by line."""
+    return [
+        Finding(
+            str(issue.path),
+            line,
+            "warning",
+            f"image {image[:60]!r} has no pixel width, so Outlook for Windows draws it {COLUMN_WIDTH} px "
+            'wide; give it one as HTML: <img src="..." alt="..." width="120">',
+        )
+        for source in markdown_sources(issue)
+        for line, image in _unsized_images(source)
+    ]
+
+
 def size_findings(issue: Issue, html_bytes: int) -> list[Finding]:
     kb = html_bytes / 1024
     if html_bytes >= GMAIL_CLIP_BYTES:
@@ -105,6 +151,46 @@ def size_findings(issue: Issue, html_bytes: int) -> list[Finding]:
             Finding(str(issue.path), None, "warning", f"HTML is {kb:.0f} KB, close to Gmail's 102 KB clipping limit")
         ]
     return []
+
+
+@dataclass(frozen=True)
+class SizeReport:
+    """How big the HTML is and how many sections of this issue's average size fit under Gmail's clip."""
+
+    html_bytes: int
+    sections: int
+    per_section: int  # bytes a section adds, on average, layout and content
+    clips_at: int | None  # the section count at which Gmail would clip; None without sections
+
+    def __str__(self) -> str:
+        line = f"HTML: {self.html_bytes / 1024:.1f} KB with {self.sections} section(s)"
+        if self.clips_at is None:
+            return line + f"; Gmail clips at {GMAIL_CLIP_BYTES // 1024} KB"
+        return (
+            f"{line} ({self.per_section / 1024:.1f} KB each); Gmail would clip it at {self.clips_at} "
+            f"sections ({GMAIL_CLIP_BYTES // 1024} KB)"
+        )
+
+
+def size_report(issue: Issue, settings: Settings, rendered: RenderedIssue) -> SizeReport:
+    """The size, and the clip point from the issue rendered again without its sections."""
+    count = len(issue.sections)
+    if not count:
+        return SizeReport(rendered.html_bytes, 0, 0, None)
+    bare = render_issue(dataclasses.replace(issue, sections=()), settings).html_bytes
+    per_section = max((rendered.html_bytes - bare) // count, 1)
+    room = GMAIL_CLIP_BYTES - rendered.html_bytes
+    clips_at = count + room // per_section + 1 if room > 0 else count
+    return SizeReport(rendered.html_bytes, count, per_section, clips_at)
+
+
+def size_summary(path: Path, settings: Settings) -> SizeReport | None:
+    """The size report of an issue file; None when it cannot be rendered (its findings say why)."""
+    try:
+        issue = read_issue(path)
+        return size_report(issue, settings, render_issue(issue, settings))
+    except IssueError:
+        return None
 
 
 # Lighthouse's list of link texts that do not describe their target (its link-text audit),
@@ -172,7 +258,9 @@ def accent_findings(settings: Settings) -> list[Finding]:
                 file, line, "warning", f"[brand] accent {accent!r} is not a colour like #1a6fb5; using {DEFAULT_ACCENT}"
             )
         ]
-    palette = palette_for(accent)
+    palette = palette_for(accent, settings.brand.text_accent)
+    if palette.text_chosen:
+        return _text_accent_findings(settings, palette.text_light)
     if not palette.adjusted:
         return []
     ratio = contrast(rgb, (255, 255, 255))
@@ -188,22 +276,31 @@ def accent_findings(settings: Settings) -> list[Finding]:
     ]
 
 
+def _text_accent_findings(settings: Settings, shade: str) -> list[Finding]:
+    """[brand] text_accent is used as set; say so when it is hard to read on the card."""
+    rgb = parse_colour(shade) or (0, 0, 0)
+    ratio = min(contrast(rgb, parse_colour(surface) or (255, 255, 255)) for surface in LIGHT_SURFACES)
+    if ratio >= MIN_CONTRAST:
+        return []
+    line = _setting_line(settings, "brand", "text_accent")
+    return [
+        Finding(
+            str(settings.config_path),
+            line,
+            "warning",
+            f"[brand] text_accent {settings.brand.text_accent} has contrast {ratio:.1f}:1 on the email's "
+            f"light backgrounds, under {MIN_CONTRAST}:1: headings and links will be hard to read",
+        )
+    ]
+
+
 DIARY_PAST_DAYS = 7  # a diary entry this far before the issue's date is most likely a wrong year
 
 
 def content_findings(issue: Issue) -> list[Finding]:
     """Highlights that link nowhere, and diary events long past when the issue goes out."""
     file = str(issue.path)
-    found = [
-        Finding(
-            file,
-            h.line,
-            "warning",
-            f"highlight {h.text!r} matches no section heading, so it links nowhere: use the heading's words",
-        )
-        for h in issue.highlights
-        if not h.anchor and "](" not in h.text
-    ]
+    found = highlight_findings(issue)
     if issue.date is not None:
         for event in issue.events:
             days = (issue.date - event.date).days
@@ -218,6 +315,40 @@ def content_findings(issue: Issue) -> list[Finding]:
                     )
                 )
     return found
+
+
+def highlight_findings(issue: Issue) -> list[Finding]:
+    """A highlight that names a section no heading has, at its line (with the closest heading);
+    the highlights that link nowhere, in one warning that says how to name their sections."""
+    file, titles = str(issue.path), [s.title for s in issue.sections]
+    found = []
+    for h in issue.highlights:
+        if h.section and not h.anchor:
+            close = difflib.get_close_matches(h.section, titles, n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}?" if close else f"the headings: {', '.join(map(repr, titles)) or 'none'}"
+            found.append(
+                Finding(
+                    file, h.line, "warning", f"highlight names section {h.section!r}, which no ## heading is; {hint}"
+                )
+            )
+    loose = [h for h in issue.highlights if not h.section and not h.anchor and "](" not in h.text]
+    if loose:
+        listed = "; ".join(f"line {h.line}: {h.text[:50]!r}" for h in loose)
+        found.append(
+            Finding(
+                file,
+                issue.line_of("highlights"),
+                "warning",
+                f"{plural_of(len(loose), 'highlight matches', 'highlights match')} no section heading, so "
+                f"{'it links' if len(loose) == 1 else 'they link'} nowhere ({listed}): name the section, as in "
+                "`- text → Heading` or `- text: ...` with `section: Heading` (docs/issue-file.md)",
+            )
+        )
+    return found
+
+
+def plural_of(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
 
 
 def subject_findings(issue: Issue) -> list[Finding]:
@@ -440,38 +571,78 @@ def message_findings(data: bytes, url: str, rendered: RenderedIssue, settings: S
 MAX_ROW_FINDINGS = 20
 
 
+class RowFill:
+    """Fills each row of the list as a send would (microseconds a row), so an expression that fails
+    for one row stops the send before anything is sent, not after 197 messages; a value that fills
+    a link's whole address but is no http(s) or mailto: link (``javascript:...``) is written as an
+    empty link, and said here. Rows come one at a time: a send checks the list as it loads it."""
+
+    def __init__(self, rendered: RenderedIssue, subscribers: Path) -> None:
+        self.rendered, self.path = rendered, subscribers
+        self.report = ListReport(subscribers)  # the reader's, once ``watch`` has been given it
+        self.found: list[Finding] = []
+        self.url_slots = _whole_url_slots(rendered)
+        self.failing = 0
+
+    def row(self, subscriber: Subscriber) -> None:
+        fields, path = self.rendered.fields, str(self.path)
+        try:
+            values = fields.values(subscriber.merge_values(), "")
+        except MergeFieldError as exc:
+            self.failing += 1
+            if self.failing <= MAX_ROW_FINDINGS:
+                where = f"{exc.file}:{exc.line}: " if exc.file else ""
+                self.found.append(Finding(path, subscriber.line, "error", f"{where}{exc.message}"))
+            return
+        for slot in self.url_slots:
+            if values[slot] and not safe_url(values[slot]) and len(self.found) < 2 * MAX_ROW_FINDINGS:
+                message = (
+                    f"{{{{ {fields.sources[slot]} }}}} is {values[slot][:60]!r} here, not an http(s) "
+                    "or mailto: link: this recipient's link will be empty"
+                )
+                self.found.append(Finding(path, subscriber.line, "warning", message))
+
+    def watch(self, rows: Iterable[Subscriber], report: ListReport) -> Iterator[Subscriber]:
+        """The rows, each filled in on its way through; ``report``: their reader's (its columns)."""
+        self.report = report
+        for subscriber in rows:
+            self.row(subscriber)
+            yield subscriber
+
+    def findings(self) -> list[Finding]:
+        """What the rows seen said, after the fields that name no column of the list, and before
+        the rows that are sent but look wrong."""
+        columns = self.report.columns
+        found = field_findings(self.rendered, self.path, columns) if columns else []
+        found += self.found
+        if self.failing > MAX_ROW_FINDINGS:
+            more = (
+                f"{self.failing - MAX_ROW_FINDINGS} more rows cannot be filled (the first {MAX_ROW_FINDINGS} are above)"
+            )
+            found.append(Finding(str(self.path), None, "error", more))
+        return found + row_warnings(self.report)
+
+
 def _fill_findings(rendered: RenderedIssue, subscribers: Path) -> tuple[list[Finding], ListReport]:
-    """Fill every row of the list as a send would (microseconds a row), so an expression that
-    fails for one row stops the send before anything is sent, not after 197 messages; a value
-    that fills a link's whole address but is no http(s) or mailto: link (``javascript:...``)
-    is written as an empty link, and said here."""
+    """Every row of the list filled in (RowFill); the list's own faults as findings."""
     report = ListReport(subscribers)
-    found: list[Finding] = []
-    url_slots = _whole_url_slots(rendered)
-    failing = 0
+    fill = RowFill(rendered, subscribers)
     try:
-        for subscriber in read_subscribers(subscribers, report):
-            try:
-                values = rendered.fields.values(subscriber.merge_values(), "")
-            except MergeFieldError as exc:
-                failing += 1
-                if failing <= MAX_ROW_FINDINGS:
-                    where = f"{exc.file}:{exc.line}: " if exc.file else ""
-                    found.append(Finding(str(subscribers), subscriber.line, "error", f"{where}{exc.message}"))
-                continue
-            for slot in url_slots:
-                if values[slot] and not safe_url(values[slot]) and len(found) < 2 * MAX_ROW_FINDINGS:
-                    message = (
-                        f"{{{{ {rendered.fields.sources[slot]} }}}} is {values[slot][:60]!r} here, not an http(s) "
-                        "or mailto: link: this recipient's link will be empty"
-                    )
-                    found.append(Finding(str(subscribers), subscriber.line, "warning", message))
+        for _ in fill.watch(read_subscribers(subscribers, report), report):
+            pass
     except SubscriberListError as exc:
-        return [*found, Finding(exc.file or str(subscribers), exc.line, "error", exc.message)], report
-    if failing > MAX_ROW_FINDINGS:
-        more = f"{failing - MAX_ROW_FINDINGS} more rows cannot be filled (the first {MAX_ROW_FINDINGS} are above)"
-        found.append(Finding(str(subscribers), None, "error", more))
-    return found, report
+        return [*fill.findings(), Finding(exc.file or str(subscribers), exc.line, "error", exc.message)], report
+    return fill.findings(), report
+
+
+def row_warnings(report: ListReport) -> list[Finding]:
+    """Rows that are sent but look wrong (extra cells, an overlong value), the first few at their line."""
+    found = [Finding(str(report.path), line, "warning", message) for line, message in report.warnings]
+    hidden = len(found) - MAX_ROW_FINDINGS + report.more_warnings
+    if hidden > 0:
+        more = f"{hidden} more rows look wrong (`newsletter subscribers check` lists them)"
+        return [*found[:MAX_ROW_FINDINGS], Finding(str(report.path), None, "warning", more)]
+    return found
 
 
 def _whole_url_slots(rendered: RenderedIssue) -> list[int]:
@@ -490,15 +661,10 @@ def field_findings(rendered: RenderedIssue, subscribers: Path, columns: tuple[st
     found = []
     for source, (file, line), named in rendered.fields.named_columns():
         for name in sorted(named - set(columns)):
-            found.append(
-                Finding(
-                    file,
-                    line,
-                    "error",
-                    f"merge field {{{{ {source} }}}}: {name!r} is no column of {subscribers}; "
-                    f"its columns: {', '.join(columns)}",
-                )
-            )
+            guess = suggest_column(name, columns)
+            hint = f"did you mean `subscriber.{guess}`? " if guess else ""
+            message = f"merge field {{{{ {source} }}}}: {name!r} is no column of {subscribers}; {hint}"
+            found.append(Finding(file, line, "error", f"{message}its columns: {', '.join(columns)}"))
     return found
 
 
@@ -516,10 +682,7 @@ def list_findings(rendered: RenderedIssue, settings: Settings, subscribers: Path
                 )
             ]
         return []
-    found, report = _fill_findings(rendered, path)
-    if report.columns:
-        found = field_findings(rendered, path, report.columns) + found
-    return found
+    return _fill_findings(rendered, path)[0]
 
 
 def check_issue(path: Path, settings: Settings, subscribers: Path | None = None) -> list[Finding]:
@@ -533,22 +696,59 @@ def check_issue(path: Path, settings: Settings, subscribers: Path | None = None)
         return [Finding(e.file or str(path), e.line, "error", e.message) for e in exc.errors]
     except IssueError as exc:
         return [Finding(exc.file or str(path), exc.line, "error", exc.message)]
-    findings = link_findings(issue) + link_text_findings(issue) + subject_findings(issue) + content_findings(issue)
-    findings += settings_findings(settings) + accent_findings(settings) + image_findings(issue, settings)
     try:
         rendered = render_issue(issue, settings)
-        findings += size_findings(issue, rendered.html_bytes)
+    except IssueError as exc:
+        return _with_error(_source_findings(issue, settings, columns_of(settings, subscribers)), exc, path)
+    return check_rendered(rendered, settings, subscribers)
+
+
+def check_rendered(rendered: RenderedIssue, settings: Settings, subscribers: Path | None = None) -> list[Finding]:
+    """Every finding for an issue already rendered (a send checks the rendering it sends)."""
+    columns = columns_of(settings, subscribers)
+    return check_message(rendered, settings, columns) + list_findings(rendered, settings, subscribers)
+
+
+def check_message(rendered: RenderedIssue, settings: Settings, columns: Sequence[str] = ()) -> list[Finding]:
+    """Every finding but the list's: a send checks the list with RowFill as it loads it, so it
+    gives no ``columns`` (the list's, which merge-field slips are matched against for a "did you
+    mean"): the list is read once, by that pass."""
+    issue = rendered.issue
+    findings = _source_findings(issue, settings, columns) + size_findings(issue, rendered.html_bytes)
+    try:
         findings += message_findings(*sample_message(rendered, settings), rendered, settings)
     except IssueError as exc:
-        failed = Finding(exc.file or str(path), exc.line, "error", exc.message)
-        return findings if failed in findings else [*findings, failed]  # an image's error, said once
-    return findings + list_findings(rendered, settings, subscribers)
+        return _with_error(findings, exc, issue.path)
+    return findings
+
+
+def _source_findings(issue: Issue, settings: Settings, columns: Sequence[str]) -> list[Finding]:
+    """What the issue file and the settings say before anything is rendered."""
+    findings = slip_findings(issue, columns) + link_findings(issue) + link_text_findings(issue)
+    findings += subject_findings(issue) + content_findings(issue) + image_width_findings(issue)
+    findings += settings_findings(settings) + accent_findings(settings)
+    return findings + image_findings(issue, settings)
+
+
+def _with_error(findings: list[Finding], exc: IssueError, path: Path) -> list[Finding]:
+    """The renderer's error added, unless an error at that line (a merge-field slip) says it better."""
+    if exc.line is not None and any(f.level == "error" and f.line == exc.line for f in findings):
+        return findings
+    return [*findings, Finding(exc.file or str(path), exc.line, "error", exc.message)]
+
+
+def columns_of(settings: Settings, subscribers: Path | None) -> tuple[str, ...]:
+    """The merge names of the list's columns (its header only), for a check's "did you mean"."""
+    return list_columns(subscribers or settings.path(settings.newsletter.subscribers))
+
+
+def slip_findings(issue: Issue, columns: Sequence[str]) -> list[Finding]:
+    """Merge-field slips (slips.py) in every text that is filled per reader, with suggestions from
+    the list's ``columns`` where they are known."""
+    texts = [(s.text, s.line) for s in markdown_sources(issue)]
+    texts += [(issue.subject, issue.line_of("subject")), (issue.preheader, issue.line_of("preheader"))]
+    return [Finding(str(issue.path), s.line, s.level, s.message) for s in find_slips(texts, columns)]
 
 
 def has_errors(findings: list[Finding]) -> bool:
     return any(f.level == "error" for f in findings)
-
-
-def run_check(path: Path, settings: Settings, subscribers: Path | None = None) -> list[Finding]:
-    """The check ``send`` runs before it sends."""
-    return check_issue(path, settings, subscribers)

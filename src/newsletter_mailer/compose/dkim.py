@@ -29,6 +29,7 @@ from ..config import Settings
 from ..errors import ConfigError
 
 __all__ = [
+    "ALGORITHMS",
     "SIGNED_HEADERS",
     "BodyPlan",
     "DkimSigner",
@@ -38,6 +39,7 @@ __all__ = [
     "dkim_signer",
     "generate_key",
     "load_key",
+    "publish_instructions",
     "relaxed_body",
     "write_key",
 ]
@@ -52,10 +54,12 @@ SIGNED_HEADERS = (
     b"List-Id",
     b"List-Unsubscribe",
     b"List-Unsubscribe-Post",
+    b"Feedback-ID",  # Gmail reads it only when it is signed
     b"MIME-Version",
     b"Content-Type",
 )
-_INCLUDE = tuple(name.lower() for name in SIGNED_HEADERS)
+# Amazon SES overwrites these two in a raw message and asks senders not to sign them.
+NOT_SIGNED_THROUGH_SES = (b"Message-ID", b"Date")
 _WSP_RUN = re.compile(rb"[\t ]+")
 _TRAILING_WSP = re.compile(rb"[\t ]+\r\n")
 _LINE_END = re.compile(rb"\r?\n")
@@ -113,10 +117,10 @@ def _parse_headers(block: bytes) -> list[tuple[bytes, bytes]]:
     return [(name, value) for name, value in fields]
 
 
-def _select(fields: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+def _select(fields: list[tuple[bytes, bytes]], include: tuple[bytes, ...]) -> list[tuple[bytes, bytes]]:
     """The fields to sign, in the order of h=: for each name the last occurrence (RFC 6376 5.4.2)."""
     last = {name.lower(): (name, value) for name, value in fields}  # a later field replaces an earlier one
-    return [last[wanted] for wanted in _INCLUDE if wanted in last]
+    return [last[wanted] for wanted in include if wanted in last]
 
 
 def _fold(value: bytes, namelen: int) -> bytes:
@@ -203,8 +207,9 @@ class BodyPlan:
 class DkimSigner:
     """Signs messages with one or two keys (RSA first, then an optional Ed25519)."""
 
-    def __init__(self, keys: Sequence[SigningKey]) -> None:
+    def __init__(self, keys: Sequence[SigningKey], headers: Sequence[bytes] = SIGNED_HEADERS) -> None:
         self.keys = tuple(keys)
+        self.include = tuple(name.lower() for name in headers)
         # Most signed fields (From, Reply-To, List-Id, Content-Type...) are the same in every
         # message of an issue: each one's canonical form is worked out once.
         self._canonical: dict[tuple[bytes, bytes], bytes] = {}
@@ -228,18 +233,17 @@ class DkimSigner:
 
     def signatures(self, header_block: bytes, body_digest: bytes, now: int | None = None) -> bytes:
         """The DKIM-Signature fields for a header block and the SHA-256 of its canonical body."""
-        selected = _select(_parse_headers(header_block))
+        selected = _select(_parse_headers(header_block), self.include)
         canonical = b"".join([self._canonical_line(name, value) for name, value in selected])
         stamp = str(int(time.time()) if now is None else now).encode("ascii")
         bh = base64.b64encode(body_digest)
         return b"".join(self._one(key, canonical, stamp, bh) for key in self.keys)
 
-    @staticmethod
-    def _one(key: SigningKey, canonical: bytes, stamp: bytes, bh: bytes) -> bytes:
+    def _one(self, key: SigningKey, canonical: bytes, stamp: bytes, bh: bytes) -> bytes:
         # The tags in dkimpy's order, so the two can be compared byte for byte.
         tags = (
             b"v=1; a=" + key.algorithm + b"; c=relaxed/relaxed; d=" + key.domain + b"; i=@" + key.domain
-            + b"; q=dns/txt; s=" + key.selector + b"; t=" + stamp + b"; h=" + b" : ".join(_INCLUDE)
+            + b"; q=dns/txt; s=" + key.selector + b"; t=" + stamp + b"; h=" + b" : ".join(self.include)
             + b"; bh=" + bh + b"; b="
         )  # fmt: skip
         # As dkimpy: fold with a placeholder b= value, then drop the placeholder (no b= follows it).
@@ -348,6 +352,8 @@ def dkim_signer(settings: Settings) -> DkimSigner | None:
         pem = load_key(settings, ed25519=True)
         file = config.ed25519_key_file
         keys.append(_checked_key(settings, pem, config.ed25519_selector, file, ed25519.Ed25519PrivateKey))
+    if settings.transport.kind == "ses":
+        return DkimSigner(keys, [h for h in SIGNED_HEADERS if h not in NOT_SIGNED_THROUGH_SES])
     return DkimSigner(keys)
 
 
@@ -362,22 +368,66 @@ def _checked_key(settings: Settings, pem: bytes, selector: str, file: str, kind:
     return key
 
 
+TXT_STRING_MAX = 255  # octets in one character-string of a TXT record (RFC 1035 3.3)
+ALGORITHMS = ("rsa", "ed25519")
+
+
 @dataclass(frozen=True)
 class KeyPair:
     private_pem: bytes
     dns_name: str
     dns_value: str
 
+    def txt_strings(self) -> list[str]:
+        """The record's value as the character-strings of one TXT record: DNS holds at most 255
+        octets in each, and a DKIM verifier joins them without a separator (RFC 6376 3.6.2.2)."""
+        value = self.dns_value
+        return [value[i : i + TXT_STRING_MAX] for i in range(0, len(value), TXT_STRING_MAX)]
 
-def generate_key(selector: str, domain: str, bits: int = 2048) -> KeyPair:
-    """An RSA key pair and the TXT record that publishes its public half."""
+    def bind_record(self) -> str:
+        """The record as a zone file writes it: the strings in parentheses, one a line."""
+        strings = [f'"{part}"' for part in self.txt_strings()]
+        return f"{self.dns_name}. IN TXT ( " + "\n    ".join(strings) + " )"
+
+
+def generate_key(selector: str, domain: str, bits: int = 2048, algorithm: str = "rsa") -> KeyPair:
+    """A key pair and the TXT record that publishes its public half: RSA (``p=`` the
+    SubjectPublicKeyInfo), or Ed25519 as RFC 8463 says (``k=ed25519``, ``p=`` the raw 32-byte key)."""
+    name = f"{selector}._domainkey.{domain}"
+    if algorithm == "ed25519":
+        ed_key = ed25519.Ed25519PrivateKey.generate()
+        ed_private = ed_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        raw = ed_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return KeyPair(ed_private, name, f"v=DKIM1; k=ed25519; p={base64.b64encode(raw).decode('ascii')}")
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
     )
     public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     value = f"v=DKIM1; k=rsa; p={base64.b64encode(public).decode('ascii')}"
-    return KeyPair(private, f"{selector}._domainkey.{domain}", value)
+    return KeyPair(private, name, value)
+
+
+def publish_instructions(pair: KeyPair, selector: str, key_file: str, algorithm: str) -> str:
+    """What to put in DNS (as a zone file writes it, and as one value for panels that split it
+    themselves) and in newsletter.toml for a key ``keygen`` made."""
+    domain = pair.dns_name.split("._domainkey.", 1)[1]
+    prefix = "ed25519_" if algorithm == "ed25519" else ""
+    settings = f'[dkim]\ndomain = "{domain}"\n{prefix}selector = "{selector}"\n{prefix}key_file = "{key_file}"'
+    if algorithm == "ed25519":
+        settings += (
+            "\n\n(an Ed25519 signature goes beside the RSA one, which [dkim] selector and key_file "
+            "name: receivers that do not know Ed25519 check the RSA one)"
+        )
+    return (
+        "Publish this TXT record in DNS. In a zone file (BIND), as strings of at most "
+        f"{TXT_STRING_MAX} characters:\n\n{pair.bind_record()}\n\n"
+        f"In a DNS panel that takes one value (it splits it itself): name {selector}._domainkey "
+        f"(in the zone of {domain}), type TXT, value:\n\n{pair.dns_value}\n\n"
+        f"Then add to newsletter.toml:\n\n{settings}"
+    )
 
 
 def write_key(pair: KeyPair, path: Path) -> None:

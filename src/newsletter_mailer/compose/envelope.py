@@ -14,15 +14,15 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from email import policy
 from email.quoprimime import body_encode
 
 from ..audience.links import TokenSigner
 from ..audience.subscribers import Subscriber
 from ..audience.verp import VerpCodec
 from ..config import Settings
+from .bidi import isolate
 from .dkim import DkimSigner, TemplateSigner
-from .headers import mailbox, unstructured
+from .headers import feedback_id, mailbox, unstructured
 from .merge import ESCAPERS, Context, html_contexts, text_contexts
 from .render import RenderedIssue
 from .wire import WirePlan, WireReady
@@ -67,17 +67,11 @@ def format_to(name: str, address: str) -> str:
     return mailbox("To", name, address).decode("utf-8")
 
 
-def _fold(name: str, value: str) -> bytes:
-    """A header line holding an address list from the settings, folded, ending in CRLF."""
-    header = policy.SMTP.header_factory(name, value)
-    folded: str = header.fold(policy=policy.SMTP)
-    return folded.encode("ascii")
-
-
 def _text_header(name: str, value: str) -> bytes:
     return f"{name}: ".encode("ascii") + unstructured(name, value) + b"\r\n"
 
 
+FEEDBACK_MAIL_TYPE = "newsletter"  # Feedback-ID's third field: the kind of mail
 _HEADER_SLOTS = ("to", "date", "message_id", "unsubscribe_url", "subject")
 
 
@@ -128,7 +122,7 @@ class MessageTemplate:
         def slot(name: str, context: Context | None = None) -> None:
             parts.append(_Part(b"", (name, context)))
 
-        literal(b"From: " + mailbox("From", news.name, news.from_) + b"\r\n")
+        literal(b"From: " + mailbox("From", news.from_display_name, news.from_) + b"\r\n")
         literal(b"To: ")
         slot("to")
         literal(b"\r\n")
@@ -144,7 +138,7 @@ class MessageTemplate:
         slot("message_id")
         literal(b"\r\n")
         if news.reply_to:
-            literal(_fold("Reply-To", news.reply_to))
+            literal(b"Reply-To: " + mailbox("Reply-To", news.reply_to_name, news.reply_to) + b"\r\n")
         literal(b"List-Id: " + mailbox("List-Id", news.name, news.list_id_value) + b"\r\n")
         literal(b"List-Unsubscribe: ")
         if news.unsubscribe_mailto:
@@ -152,6 +146,10 @@ class MessageTemplate:
         literal(b"<")
         slot("unsubscribe_url")
         literal(b">\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+        if settings.deliverability.feedback_id_sender:
+            # One value for the whole issue: Postmaster Tools groups spam rates by these fields.
+            fields = (rendered.issue.key, news.list_id_value, FEEDBACK_MAIL_TYPE)
+            literal(b"Feedback-ID: " + feedback_id(*fields, settings.deliverability.feedback_id_sender) + b"\r\n")
         literal(b"MIME-Version: 1.0\r\n")
         literal(f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n\r\n'.encode("ascii"))
         literal(b"This is a multi-part message in MIME format.\r\n")
@@ -225,9 +223,9 @@ class MessageTemplate:
         message_id = self.message_id(address)
         subject = b""
         if self._subject_has_fields:
-            subject = unstructured("Subject", self._fields.render_plain(self._subject, values))
+            subject = unstructured("Subject", self._fields.render_header(self._subject, values))
         filled = [
-            mailbox("To", subscriber.name, address),
+            mailbox("To", isolate(subscriber.name), address),
             self._now().encode("ascii"),
             message_id.encode("ascii"),
             url.encode("ascii"),

@@ -11,8 +11,9 @@ from __future__ import annotations
 import base64
 import re
 
-__all__ = ["mailbox", "unstructured"]
+__all__ = ["feedback_id", "mailbox", "unstructured"]
 
+_NOT_FEEDBACK = re.compile(r"[^A-Za-z0-9._-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 _ATOMS = re.compile(r"^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]*$")  # a phrase of atoms: no quoting needed
 _SOFT_LIMIT = 78
@@ -83,8 +84,14 @@ def _phrase(name: str) -> str:
 
 
 def mailbox(label: str, name: str, address: str) -> bytes:
-    """``Name <address>`` for From and To: the name as atoms, a quoted string or encoded-words,
-    the address on a line of its own when the whole would not fit in 78 characters."""
+    """``Name <address>``: the one writer of every header that holds an address (From, To,
+    Reply-To, List-Id's label, the confirmation mail's). The name as atoms, a quoted string or
+    encoded-words, the address on a line of its own when the whole would not fit in 78 characters.
+
+    ``address`` is one already checked (email-validator, the settings' parse_mailbox); one that
+    could end the header or the bracket is refused (ValueError) rather than written."""
+    if not address.isprintable() or "<" in address or ">" in address:
+        raise ValueError(f"not an address that can go in a {label} header: {address!r}")
     # This runs for every recipient: a short printable ASCII name skips the regex substitution.
     name = name.strip() if name.isascii() and name.isprintable() else _one_line(name)
     if not name:
@@ -99,3 +106,11 @@ def mailbox(label: str, name: str, address: str) -> bytes:
 def _utf8(text: str) -> bytes:
     # Only an internationalised local part (sent with SMTPUTF8) is not ASCII here.
     return text.encode("utf-8")
+
+
+def feedback_id(*fields: str) -> bytes:
+    """Gmail's ``Feedback-ID: a:b:c:SenderId`` value (the sender last): colons separate the fields,
+    so each is cut down to letters, digits, ``.``, ``_`` and ``-`` (anything else becomes ``-``)
+    and to 64 characters; an empty field stays empty, as Gmail allows for all but SenderId."""
+    cleaned = [_NOT_FEEDBACK.sub("-", field).strip("-")[:64] for field in fields]
+    return unstructured("Feedback-ID", ":".join(cleaned))

@@ -39,7 +39,6 @@ __all__ = [
     "ImageResolver",
     "MediaImage",
     "is_local",
-    "with_heights",
 ]
 
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
@@ -151,23 +150,6 @@ def media_image(src: str, source: Path, data: bytes, issue: Issue, line: int) ->
     return MediaImage(src, source, f"{digest}.{FORMATS[kind]}", kind, width, height, measured.animated)
 
 
-_IMG = re.compile(r"<img\b[^>]*>")
-
-
-def with_heights(html: str, heights: dict[str, int]) -> str:
-    """MJML writes ``height="auto"`` on an image given only a width (a height in its style would
-    stretch the image when a phone narrows it): the attribute gets the real height, the style
-    keeps ``height:auto``, so Outlook reserves the right box and phones keep the proportions."""
-
-    def fill(match: re.Match[str]) -> str:
-        tag = match.group(0)
-        src = re.search(r'\bsrc="([^"]*)"', tag)
-        height = heights.get(unescape(src.group(1))) if src else None
-        return tag.replace(' height="auto"', f' height="{height}"', 1) if height else tag
-
-    return _IMG.sub(fill, html) if heights else html
-
-
 def image_blocks(issue: Issue) -> Iterator[tuple[str, int]]:
     """Every image of the issue (src, file line), in the order they appear."""
     sources = [(issue.intro, issue.intro_line), *((s.body, s.line + 1) for s in issue.sections)]
@@ -185,7 +167,6 @@ class ImageResolver:
     def __init__(self, issue: Issue, settings: Settings) -> None:
         self.issue, self.settings = issue, settings
         self._found: dict[str, MediaImage | None] = {}
-        self.heights: dict[str, int] = {}  # each served image's address: its height in the email
 
     def served(self, src: str, line: int) -> MediaImage | None:
         """The archive's copy of an image, or None for a remote one that stays remote."""
@@ -218,7 +199,6 @@ class ImageResolver:
             return src, 0, 0
         width, height = image.display()
         address = media_url(self.settings, image.name)
-        self.heights[address] = height
         return address, width, height
 
     def rewrite(self, html: str, line: int, address: Callable[[MediaImage], str]) -> str:

@@ -23,6 +23,15 @@ ALLOWED_KEYS = ("subject", "preheader", "date", "highlights", "events", "signoff
 EVENT_KEYS = ("date", "time", "title", "where", "contact", "link")
 T = TypeVar("T")
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # C0 controls but tab and line ends, and DEL
+MAX_NESTING = 20
+_OPENS = (
+    yaml.BlockMappingStartToken,
+    yaml.BlockSequenceStartToken,
+    yaml.FlowMappingStartToken,
+    yaml.FlowSequenceStartToken,
+)
+_CLOSES = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
 
 
 class _Loader(yaml.SafeLoader):
@@ -78,6 +87,7 @@ class Highlight:
     text: str
     anchor: str  # the id of the section it links to, or ""
     line: int = 0
+    section: str = ""  # the section it names (``section:`` or ``→ Heading``), as written; "" if none
 
 
 @dataclass(frozen=True)
@@ -172,8 +182,34 @@ def _text(value: Any, label: str, file: Path, line: int) -> str:
     if value is None:
         return ""
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        return str(value).strip()
+        text = str(value).strip()
+        control = _CONTROL.search(text)
+        if control:  # "\0" in a quoted YAML string: no mail header or template may carry it
+            code = f"U+{ord(control.group()):04X}"
+            raise IssueError(f"{label} contains a control character ({code}): remove it", file=file, line=line)
+        return text
     raise IssueError(f"{label} must be text, not {type(value).__name__}", file=file, line=line)
+
+
+def _too_deep(front: str, path: Path) -> None:
+    """Refuse front matter nested past MAX_NESTING before PyYAML composes it: its composer
+    recurses once per level, and 5,000 levels are a RecursionError. Counted on the scanner's
+    tokens, which are read without recursion; a scanner error is left to the real parse."""
+    depth = 0
+    try:
+        for token in yaml.scan(front, Loader=yaml.SafeLoader):
+            if isinstance(token, _OPENS):
+                depth += 1
+                if depth > MAX_NESTING:
+                    raise IssueError(
+                        f"front matter nests more than {MAX_NESTING} levels deep: an issue needs a few",
+                        file=path,
+                        line=token.start_mark.line + 2,
+                    )
+            elif isinstance(token, _CLOSES):
+                depth -= 1
+    except yaml.YAMLError:
+        return
 
 
 def _events(value: Any, node: yaml.Node | None, file: Path, line: int, problems: Problems) -> tuple[Event, ...]:
@@ -245,6 +281,7 @@ def _split_sections(body: str, body_line: int) -> tuple[str, int, list[tuple[str
 def parse_issue_text(text: str, path: Path) -> Issue:
     """Parse an issue's text; ``path`` names it in errors and gives its key."""
     front, body, body_line = _split_front_matter(text.replace("\r\n", "\n"), path)
+    _too_deep(front, path)
     loader = _Loader(front)
     try:
         node = loader.get_single_node()
@@ -305,7 +342,8 @@ def _front_matter(
 
     line = key_lines.get
     subject = text("subject")
-    if not subject and isinstance(data.get("subject"), (str, type(None))):
+    raw_subject = data.get("subject")
+    if raw_subject is None or (isinstance(raw_subject, str) and not raw_subject.strip()):
         problems.add(IssueError("subject is required (the email's subject line)", file=path, line=line("subject", 2)))
     date = data.get("date")
     return Issue(
@@ -314,7 +352,10 @@ def _front_matter(
         preheader=text("preheader"),
         date=problems.attempt(lambda: _parse_date(date, "date", path, line("date", 2)), None) if date else None,
         highlights=problems.attempt(
-            lambda: _highlights(data.get("highlights"), list(sections), path, line("highlights", 2)), ()
+            lambda: _highlights(
+                data.get("highlights"), value_nodes.get("highlights"), list(sections), path, line("highlights", 2)
+            ),
+            (),
         ),
         events=problems.attempt(
             lambda: _events(data.get("events"), value_nodes.get("events"), path, line("events", 2), problems), ()
@@ -360,17 +401,63 @@ def _first_text_line(node: yaml.Node | None) -> int:
     return node.start_mark.line + 2 + (1 if node.style in ("|", ">") else 0)
 
 
-def _highlights(value: Any, sections: list[Section], file: Path, line: int) -> tuple[Highlight, ...]:
+HIGHLIGHT_KEYS = ("text", "section")
+_ARROW = re.compile(r"\s+(?:→|->)\s+")  # the last " → " (or " -> ") ends the text
+
+
+def _highlights(
+    value: Any, node: yaml.Node | None, sections: list[Section], file: Path, line: int
+) -> tuple[Highlight, ...]:
+    """The highlights: ``auto`` (every section), or a list whose items are a line of Markdown
+    (linked to the section whose heading says the same), a line ending in ``→ Heading``, or a
+    mapping with ``text`` and ``section``."""
     if value is None:
         return ()
     if value == "auto":
         return tuple(Highlight(s.title, s.anchor, line) for s in sections)
-    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
-        raise IssueError("highlights must be a list of short Markdown lines, or the word auto", file=file, line=line)
-    by_title = {slugify(s.title): s.anchor for s in sections}
-    return tuple(
-        Highlight(str(v).strip(), by_title.get(slugify(str(v)), ""), line + 1 + i) for i, v in enumerate(value)
-    )
+    if not isinstance(value, list) or not isinstance(node, yaml.SequenceNode):
+        raise IssueError(
+            "highlights must be a list (of short Markdown lines, or text/section mappings), or the word auto",
+            file=file,
+            line=line,
+        )
+    by_name = {slugify(s.title): s.anchor for s in sections} | {s.anchor: s.anchor for s in sections}
+    return tuple(_highlight(item, item_node, by_name, file) for item, item_node in zip(value, node.value, strict=True))
+
+
+def _highlight(item: Any, node: yaml.Node, by_name: dict[str, str], file: Path) -> Highlight:
+    at = node.start_mark.line + 2
+    if isinstance(item, dict):
+        _refuse_other_keys(item, _mapping_lines(node), at, file)
+        text = _text(item.get("text"), "highlight text", file, at)
+        section = _text(item.get("section"), "highlight section", file, at)
+        if not text:
+            raise IssueError("a highlight given as a mapping needs its text: `- text: ...`", file=file, line=at)
+    elif isinstance(item, (str, int, float)) and not isinstance(item, bool):
+        text, section = _split_arrow(str(item).strip())
+    else:
+        raise IssueError(
+            "each highlight is a line of text, `text → Heading`, or a mapping with text and section", file=file, line=at
+        )
+    return Highlight(text, by_name.get(slugify(section or text), ""), at, section)
+
+
+def _split_arrow(line: str) -> tuple[str, str]:
+    """``text → Heading`` as (text, heading); a line without an arrow as (line, "")."""
+    arrows = list(_ARROW.finditer(line))
+    if not arrows:
+        return line, ""
+    return line[: arrows[-1].start()].strip(), line[arrows[-1].end() :].strip()
+
+
+def _refuse_other_keys(item: dict[Any, Any], lines: dict[str, int], at: int, file: Path) -> None:
+    for key in item:
+        if key not in HIGHLIGHT_KEYS:
+            raise IssueError(
+                f"unknown highlight key {key!r}; allowed: {', '.join(HIGHLIGHT_KEYS)}",
+                file=file,
+                line=lines.get(str(key), at),
+            )
 
 
 def issue_key(path: Path) -> str:

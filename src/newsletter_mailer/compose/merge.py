@@ -12,18 +12,23 @@ import functools
 import html
 import re
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from jinja2 import TemplateSyntaxError, nodes
+from jinja2 import Environment, TemplateSyntaxError, nodes
+from jinja2.nodes import EvalContext
+from jinja2.runtime import Context as Context_
 from jinja2.sandbox import SandboxedEnvironment
 
+from ..audience.subscribers import column_key
 from ..errors import IssueError, MergeFieldError
+from .bidi import isolate
 
 _EXPRESSION = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+_SPACED = re.compile(r"^\s*subscriber\s*\.\s*(\w+(?: +\w+)+)\s*(?:\|.*)?$", re.DOTALL)
 _STATEMENT = re.compile(r"\{%.*?%\}", re.DOTALL)
 
 UNSUBSCRIBE_URL = "unsubscribe_url"
@@ -33,7 +38,8 @@ EMAIL = "email"
 class Context(enum.Enum):
     """Where a value lands, which decides how it is escaped."""
 
-    HTML = "html"  # HTML text or a quoted attribute
+    HTML = "html"  # HTML text: the value in its own <span dir="auto">
+    HTML_PLAIN = "html_plain"  # a quoted attribute or <title>, where no markup can go
     HTML_URL = "html_url"  # a whole href/src value
     HTML_URL_PART = "html_url_part"  # part of an href/src value (a query parameter)
     TEXT = "text"  # the plain-text part: verbatim
@@ -44,56 +50,123 @@ def safe_url(value: str) -> str:
     return value if re.match(r"^(https?:|mailto:)", value, re.IGNORECASE) else ""
 
 
+def html_isolated(value: str) -> str:
+    """A value in HTML text, in an element of its own with ``dir="auto"``: a right-to-left name
+    keeps its place in "Dear NAME, 3 new events" whatever the paragraph's direction."""
+    return f'<span dir="auto">{html.escape(value, quote=True)}</span>'
+
+
 ESCAPERS: dict[Context, Callable[[str], str]] = {
-    Context.HTML: lambda v: html.escape(v, quote=True),
+    Context.HTML: html_isolated,
+    Context.HTML_PLAIN: lambda v: html.escape(isolate(v), quote=True),
     Context.HTML_URL: lambda v: html.escape(safe_url(v), quote=True),
     Context.HTML_URL_PART: lambda v: html.escape(quote(v, safe=""), quote=True),
-    Context.TEXT: lambda v: v,
+    Context.TEXT: isolate,
     Context.TEXT_URL_PART: lambda v: quote(v, safe=""),
 }
 
 
 MAX_BUILT = 100_000  # characters, items or bits an expression may ask for: a name, not a book
+MAX_OUTPUT = 1_000_000  # characters one filter, method or merge field may build
+_PRINTF_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?[hlL]?[a-zA-Z%]")
+_FORMAT_SPEC = re.compile(r"\{[^{}]*?:([^{}]*)\}")
 
 
 def _too_big(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_BUILT
 
 
+def _size(value: object, depth: int = 0) -> int:
+    """Characters a value stands for: a string's length, a container's contents (a list of one
+    long string repeated is as big as its text), 0 for numbers and other objects."""
+    if isinstance(value, (str, bytes, range)):
+        return len(value)
+    if isinstance(value, (list, tuple, set, frozenset, dict)) and depth < 8:
+        items = list(value.items()) if isinstance(value, dict) else list(value)
+        return len(items) + sum(_size(item, depth + 1) for item in items[:MAX_BUILT])
+    return 0
+
+
+def _format_width(template: str) -> int:
+    """The characters the widths and precisions of a format string ask for, ``%099999999d`` or
+    ``{:>99999999}``: counted before the string is built, as the sandbox cannot see them."""
+    wanted = 0
+    for width, precision in _PRINTF_SPEC.findall(template):
+        wanted += sum(int(n) for n in (width, precision) if n.isdigit())
+    for spec in _FORMAT_SPEC.findall(template):
+        wanted += sum(int(n) for n in re.findall(r"\d+", spec))
+    return wanted
+
+
+def _lines_times(text: object, width: object) -> int:
+    """What ``indent`` or ``expandtabs`` may build: each line or tab widened by ``width``."""
+    per = width if isinstance(width, int) else _size(width)
+    return _size(text) * (1 + max(per, 0)) if isinstance(text, str) else 0
+
+
+def _refuse_amplifiers(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    """Refuse a call that would build more than MAX_OUTPUT characters, before it builds them: a
+    number past MAX_BUILT; a format string whose widths ask for more than MAX_BUILT; or two
+    inputs whose sizes multiply past MAX_OUTPUT (``replace``, ``join``, ``urlize``, ``wordwrap``
+    and the like put one input into the other as often as it fits)."""
+    values = (*args, *kwargs.values())
+    if any(_too_big(value) for value in values):
+        raise OverflowError(f"a number over {MAX_BUILT} is too large for a merge field")
+    strings = [value for value in values if isinstance(value, str)]
+    if name in ("format", "format_map") and strings and _format_width(strings[0]) > MAX_BUILT:
+        raise OverflowError("the widths in this format string are too large for a merge field")
+    if (
+        name in ("indent", "expandtabs")
+        and args
+        and _lines_times(args[0], values[1] if len(values) > 1 else 8) > MAX_OUTPUT
+    ):
+        raise OverflowError("the indented value is too large for a merge field")
+    sizes = sorted((_size(value) for value in values), reverse=True)
+    if len(sizes) > 1 and sizes[0] * max(sizes[1], 1) > MAX_OUTPUT:
+        raise OverflowError("the value this would build is too large for a merge field")
+
+
 class BoundedSandbox(SandboxedEnvironment):
     """Jinja's sandbox, which stops attribute tricks and huge ranges but not ``{{ "x" * 10**9 }}``,
-    ``"x".ljust(10**9)`` or ``"x"|center(10**9)``: each of those would take gigabytes before any
-    check could look at the result. Repetition, powers and every call or filter given a number
-    past MAX_BUILT are refused instead."""
+    ``"x".ljust(10**9)``, ``"x"|center(10**9)`` or ``"%099999999d"|format(1)``: each of those
+    would take gigabytes before any check could look at the result. Repetition, powers, format
+    widths and every call or filter that would build past the bounds are refused instead
+    (``_refuse_amplifiers``), and a merge field's value is at most MAX_OUTPUT characters."""
 
-    intercepted_binops = frozenset(["*", "**"])
+    intercepted_binops = frozenset(["*", "**", "%"])
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.filters = {name: _bounded(function) for name, function in self.filters.items()}
+        self.filters = {name: _bounded(name, function) for name, function in self.filters.items()}
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         powers = operator == "**" and isinstance(left, int) and isinstance(right, int)
         if powers and right > 0 and abs(left) > 1 and right * abs(left).bit_length() > MAX_BUILT:
             raise OverflowError(f"{left} ** {right} is too large for a merge field")
         if operator == "*":
-            sizes = [len(x) for x in (left, right) if isinstance(x, (str, list, tuple))]
+            sizes = [_size(x) for x in (left, right) if isinstance(x, (str, list, tuple))]
             counts = [x for x in (left, right) if isinstance(x, int)]
             if sizes and counts and max(sizes[0], 1) * counts[0] > MAX_BUILT:
                 raise OverflowError("the repeated value is too large for a merge field")
+        if operator == "%" and isinstance(left, str):
+            _refuse_amplifiers("format", (left, right), {})
         return super().call_binop(context, operator, left, right)
 
     def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        if any(_too_big(value) for value in (*args, *kwargs.values())):
-            raise OverflowError(f"a number over {MAX_BUILT} is too large for a merge field")
+        method = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format and format_map
+        owner = getattr(method, "__self__", None)
+        name = getattr(method, "__name__", "") if isinstance(owner, str) else ""
+        _refuse_amplifiers(name, (owner, *args) if name else args, kwargs)
         return super().call(__context, __obj, *args, **kwargs)
 
 
-def _bounded(function: Callable[..., Any]) -> Callable[..., Any]:
+def _bounded(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(function)  # keeps Jinja's pass_context/pass_environment markers
     def checked(*args: Any, **kwargs: Any) -> Any:
-        if any(_too_big(value) for value in (*args, *kwargs.values())):
-            raise OverflowError(f"a number over {MAX_BUILT} is too large for a merge field")
+        # A generator (``map``, ``select``) is measured as the list it would be: ranges are bounded.
+        args = tuple(list(a) if isinstance(a, Iterator) else a for a in args)
+        plain = tuple(a for a in args if not isinstance(a, (Context_, EvalContext, Environment)))
+        _refuse_amplifiers(name, plain, kwargs)
         return function(*args, **kwargs)
 
     return checked
@@ -156,9 +229,11 @@ class MergeFields:
             try:
                 return self.placeholder(self._add(match.group(1), (str(file), at)))
             except TemplateSyntaxError as exc:
-                raise IssueError(
-                    f"merge field {match.group(0)!r} is not valid: {exc.message}", file=file, line=at
-                ) from None
+                spaced = _SPACED.match(match.group(1))
+                reason = exc.message or "not an expression"
+                if spaced:  # {{ subscriber.First Name }}: Jinja says "chunk after expression"
+                    reason = f"a column name with spaces is written with `_`: subscriber.{column_key(spaced.group(1))}"
+                raise IssueError(f"merge field {match.group(0)!r} is not valid: {reason}", file=file, line=at) from None
 
         return _EXPRESSION.sub(replace, text)
 
@@ -168,8 +243,10 @@ class MergeFields:
         out = [unsubscribe_url, subscriber.get("email", "")]
         try:
             for compiled in self._compiled[2:]:
-                result = compiled(subscriber=present)
-                out.append("" if result is None else str(result))
+                value = "" if (result := compiled(subscriber=present)) is None else str(result)
+                if len(value) > MAX_OUTPUT:
+                    raise OverflowError(f"the value is over {MAX_OUTPUT} characters, too large for a merge field")
+                out.append(value)
         except Exception as exc:  # any error of an editor's expression is the editor's to fix
             raise self._failed(len(out), exc) from None
         return out
@@ -189,8 +266,12 @@ class MergeFields:
         return [(s, o, c) for s, o, c in zip(self.sources, self.origins, self.columns, strict=True)][2:]
 
     def render_plain(self, text: str, values: list[str]) -> str:
-        """Fill placeholders in text verbatim (for headers and previews)."""
+        """Fill placeholders in text verbatim (for previews)."""
         return self._pattern.sub(lambda m: values[int(m.group(1))], text)
+
+    def render_header(self, text: str, values: list[str]) -> str:
+        """Fill placeholders in a header's text, each right-to-left value isolated (FSI ... PDI)."""
+        return self._pattern.sub(lambda m: isolate(values[int(m.group(1))]), text)
 
 
 _DICT_METHODS = frozenset({"get", "items", "keys", "values"})
@@ -243,6 +324,8 @@ def _fast_path(source: str) -> Callable[..., Any] | None:
 
 def html_contexts(markup: str, pattern: re.Pattern[str]) -> Iterable[tuple[re.Match[str], Context]]:
     """Each placeholder in final HTML with its context, read from the markup around it."""
+    # Text inside <title> is shown as is, markup and all: its values are isolated without a span.
+    titles = [m.span(1) for m in re.finditer(r"<title\b[^>]*>(.*?)</title\s*>", markup, re.IGNORECASE | re.DOTALL)]
     for match in pattern.finditer(markup):
         start = match.start()
         if markup.rfind("<", 0, start) > markup.rfind(">", 0, start):
@@ -252,7 +335,11 @@ def html_contexts(markup: str, pattern: re.Pattern[str]) -> Iterable[tuple[re.Ma
                 whole = attr.group(3) == ""
                 yield match, Context.HTML_URL if whole else Context.HTML_URL_PART
                 continue
-        yield match, Context.HTML
+            yield match, Context.HTML_PLAIN
+        elif any(first <= start < last for first, last in titles):
+            yield match, Context.HTML_PLAIN
+        else:
+            yield match, Context.HTML
 
 
 def text_contexts(text: str, pattern: re.Pattern[str]) -> Iterable[tuple[re.Match[str], Context]]:

@@ -1,5 +1,6 @@
-"""The email's colours in light and dark mode, derived from one accent colour so that headings,
-links and buttons reach WCAG's 4.5:1 contrast whatever accent an editor picks.
+"""The email's and the served pages' colours in light and dark mode, derived from one accent
+colour so that headings, links and buttons reach WCAG's 4.5:1 contrast (3:1 for a button's shape)
+whatever accent an editor picks, from bright yellow to near-black.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ __all__ = [
     "DEFAULT_ACCENT",
     "LIGHT_SURFACES",
     "MIN_CONTRAST",
+    "MIN_SHAPE_CONTRAST",
     "Palette",
     "contrast",
     "palette_for",
@@ -20,6 +22,11 @@ __all__ = [
 
 DEFAULT_ACCENT = "#1a6fb5"
 MIN_CONTRAST = 4.5
+MIN_SHAPE_CONTRAST = 3.0  # WCAG 1.4.11: a button or a border against what it sits on
+# A near-grey accent gives grey headings and links in dark mode; at 4.5:1 they would be dimmer
+# than the body text (#e6edf3, 15:1), so they are lifted close to it instead.
+GREY_DARK_CONTRAST = 12.0
+GREY_SPREAD = 32  # channels this close together make a grey
 
 Rgb = tuple[int, int, int]
 
@@ -34,14 +41,17 @@ class Palette:
     """Colours the template uses; every text colour meets MIN_CONTRAST on its surfaces."""
 
     accent: str  # as set: the button's background and the highlights box's border
-    text_light: str  # headings and links in light mode
+    text_light: str  # headings and links in light mode ([brand] text_accent when set)
     text_dark: str  # headings and links in dark mode
-    button_text: str  # the label on an accent-coloured button, both modes
+    button_text: str  # the label on an accent-coloured button in light mode
+    accent_dark: str  # buttons and borders in dark mode: the accent, lightened if it vanishes
+    button_text_dark: str  # the label on accent_dark
+    text_chosen: bool = False  # text_light is the editor's [brand] text_accent, used as set
 
     @property
     def adjusted(self) -> bool:
         """True when light-mode text could not use the accent as set."""
-        return self.text_light != self.accent
+        return self.text_light != self.accent and not self.text_chosen
 
 
 _HEX = re.compile(r"^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
@@ -82,31 +92,47 @@ def _mix(rgb: Rgb, toward: Rgb, amount: float) -> Rgb:
     return (r, g, b)
 
 
-def _readable(rgb: Rgb, surfaces: tuple[str, ...], toward: Rgb) -> Rgb:
-    """The colour nearest ``rgb`` on the way to ``toward`` that is readable on every surface.
-    Mixing all the way to black or white always gets there: both exceed 15:1 on our surfaces."""
+def _readable(rgb: Rgb, surfaces: tuple[str, ...], toward: Rgb, target: float = MIN_CONTRAST) -> Rgb:
+    """The colour nearest ``rgb`` on the way to ``toward`` that reaches ``target`` on every
+    surface. Mixing all the way to black or white always gets there: both exceed 15:1 on our
+    surfaces."""
     backgrounds = [parse_colour(s) or (0, 0, 0) for s in surfaces]
     for step in range(41):
         candidate = _mix(rgb, toward, step / 40)
-        if all(contrast(candidate, bg) >= MIN_CONTRAST for bg in backgrounds):
+        if all(contrast(candidate, bg) >= target for bg in backgrounds):
             return candidate
     return toward
 
 
-def palette_for(accent: str) -> Palette:
-    """The palette for an accent; one that is not a hex colour gives the default's."""
+def _label(rgb: Rgb) -> str:
+    """White, our dark text or black: the first readable on a button of this colour."""
+    if contrast(rgb, (255, 255, 255)) >= MIN_CONTRAST:
+        return "#ffffff"
+    if contrast(rgb, parse_colour(_DARK_TEXT) or (0, 0, 0)) >= MIN_CONTRAST:
+        return _DARK_TEXT
+    return "#000000"
+
+
+def _is_grey(rgb: Rgb) -> bool:
+    return max(rgb) - min(rgb) <= GREY_SPREAD
+
+
+def palette_for(accent: str, text_accent: str = "") -> Palette:
+    """The palette for an accent (one that is not a hex colour gives the default's), and the
+    editor's own shade for text in light mode when given (used as set; ``check`` warns when it
+    is hard to read)."""
     rgb = parse_colour(accent) or parse_colour(DEFAULT_ACCENT)
     assert rgb is not None
-    white, dark = (255, 255, 255), parse_colour(_DARK_TEXT) or (0, 0, 0)
-    if contrast(rgb, white) >= MIN_CONTRAST:
-        label = "#ffffff"
-    elif contrast(rgb, dark) >= MIN_CONTRAST:
-        label = _DARK_TEXT
-    else:
-        label = "#000000"
+    white = (255, 255, 255)
+    chosen = parse_colour(text_accent) if text_accent else None
+    dark_target = GREY_DARK_CONTRAST if _is_grey(rgb) else MIN_CONTRAST
+    shape = _readable(rgb, DARK_SURFACES, white, MIN_SHAPE_CONTRAST)
     return Palette(
         accent=_hex(rgb),
-        text_light=_hex(_readable(rgb, LIGHT_SURFACES, (0, 0, 0))),
-        text_dark=_hex(_readable(rgb, DARK_SURFACES, white)),
-        button_text=label,
+        text_light=_hex(chosen) if chosen else _hex(_readable(rgb, LIGHT_SURFACES, (0, 0, 0))),
+        text_dark=_hex(_readable(rgb, DARK_SURFACES, white, dark_target)),
+        button_text=_label(rgb),
+        accent_dark=_hex(shape),
+        button_text_dark=_label(shape),
+        text_chosen=chosen is not None,
     )

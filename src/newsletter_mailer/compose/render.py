@@ -23,7 +23,8 @@ from ..config import Settings
 from ..errors import IssueError
 from ..workspace import shipped
 from . import markup
-from .images import ImageResolver, with_heights
+from .bidi import direction
+from .images import ImageResolver
 from .issue import Event, Issue
 from .merge import MergeFields
 from .online import EventLinks, event_links, issue_url, online
@@ -31,6 +32,7 @@ from .palette import palette_for
 from .plaintext import TextWriter, underline, view_online, wrap
 
 TEMPLATE = "newsletter.mjml"
+COLUMN_WIDTH = 552  # the 600 px card less 24 px padding each side: the widest an image is drawn
 GMAIL_CLIP_BYTES = 102 * 1024
 SIZE_WARNING_BYTES = 90 * 1024
 # Inbox previews show the first 90-200 characters of the body. After the preheader come
@@ -88,17 +90,41 @@ def contact_href(contact: str) -> str:
     return f"tel:{digits}" if len(digits) >= 6 else ""
 
 
+_IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_PIXEL_WIDTH = re.compile(r"""\swidth\s*=\s*("\d+"|'\d+'|\d+(?=[\s/>]))""", re.IGNORECASE)
+
+
+def sized_images(html: str) -> str:
+    """Every ``<img>`` with a pixel ``width``: Outlook for Windows draws an image without one at
+    the file's own size. One given in the HTML is kept; the others get the column's width as an
+    upper bound for Outlook, and ``width:auto`` for the clients that read CSS (check warns of them)."""
+
+    def size(match: re.Match[str]) -> str:
+        tag = match.group(0)
+        if _PIXEL_WIDTH.search(tag):
+            return tag
+        tag = re.sub(r"""\swidth\s*=\s*(["'][^"']*["']|\S+)""", "", tag, flags=re.IGNORECASE)  # "100%"
+        end = -2 if tag.endswith("/>") else -1
+        # width:auto keeps the file's own size (up to max-width: 100%) where CSS is read
+        style = "" if re.search(r"\sstyle\s*=", tag, re.IGNORECASE) else ' style="width:auto"'
+        return f'{tag[:end].rstrip()} width="{COLUMN_WIDTH}"{style}{tag[end:]}'
+
+    return _IMG.sub(size, html)
+
+
 def _block_context(block: markup.Block, images: ImageResolver, line: int) -> dict[str, Any]:
     if isinstance(block, markup.HtmlBlock):  # an image inside a paragraph: the archive's copy too
-        return {"kind": "html", "html": Markup(images.rewrite(block.html, line, images.address))}
+        return {"kind": "html", "html": Markup(sized_images(images.rewrite(block.html, line, images.address)))}
     if isinstance(block, markup.ButtonBlock):
         return {"kind": "button", "href": block.href, "label": block.label}
-    src, width, _ = images.url(block.src, block.line)  # the archive's copy of a local image
-    return {"kind": "image", "src": src, "alt": block.alt, "caption": block.caption, "width": width}
+    src, width, height = images.url(block.src, block.line)  # the archive's copy of a local image, its size
+    image = {"kind": "image", "src": src, "alt": block.alt, "caption": block.caption}
+    return image | {"width": width or COLUMN_WIDTH, "height": height}
 
 
 def _inline_text(source: str) -> str:
-    return re.sub(r"<[^>]+>", "", markup.render_inline(source))
+    """Inline Markdown as plain text, unescaped: the template escapes it once where it lands."""
+    return Markup(markup.render_inline(source)).striptags()
 
 
 def build_context(issue: Issue, settings: Settings, fields: MergeFields) -> dict[str, Any]:
@@ -111,7 +137,7 @@ def build_context(issue: Issue, settings: Settings, fields: MergeFields) -> dict
         return [_block_context(b, images, line) for b in markup.to_blocks(substituted, line)]
 
     def inline(source: str, line: int) -> Markup:
-        return Markup(markup.render_inline(fields.substitute(source, file=file, line=line)))
+        return Markup(sized_images(markup.render_inline(fields.substitute(source, file=file, line=line))))
 
     events = []
     calendar = event_links(issue, settings) if online(settings) else [EventLinks("", "")] * len(issue.events)
@@ -132,7 +158,9 @@ def build_context(issue: Issue, settings: Settings, fields: MergeFields) -> dict
     return {
         "newsletter": settings.newsletter,
         "brand": settings.brand,
-        "palette": palette_for(settings.brand.accent),
+        "palette": palette_for(settings.brand.accent, settings.brand.text_accent),
+        "direction": direction(settings.newsletter.language),
+        "column_width": COLUMN_WIDTH,
         "preheader_padding": PREHEADER_PADDING,
         "issue": {
             "subject": fields.substitute(issue.subject, file=file, line=issue.line_of("subject")),
@@ -149,7 +177,6 @@ def build_context(issue: Issue, settings: Settings, fields: MergeFields) -> dict
         "signoff": blocks(issue.signoff, issue.signoff_line) if issue.signoff else [],
         "unsubscribe_url": fields.unsubscribe_url,
         "view_online_url": issue_url(settings, issue.key) if online(settings) else "",
-        "image_heights": images.heights,
     }
 
 
@@ -208,7 +235,7 @@ def render_html(issue: Issue, settings: Settings, fields: MergeFields) -> str:
             raise blamed from None
         where = next((d / TEMPLATE for d in template_dirs(settings) if (d / TEMPLATE).is_file()), TEMPLATE)
         raise IssueError(f"the MJML template is not valid MJML: {exc}", file=where) from None
-    return with_heights(inline_css(html), context["image_heights"])
+    return inline_css(html)
 
 
 _PROBE = "<mjml><mj-body><mj-section><mj-column><mj-text>{}</mj-text></mj-column></mj-section></mj-body></mjml>"
@@ -295,7 +322,7 @@ def render_text(issue: Issue, settings: Settings, fields: MergeFields) -> str:
     if issue.signoff:
         signoff = fields.substitute(issue.signoff, file=file, line=issue.signoff_line)
         out += ["", writer.blocks(signoff), ""]
-    footer = ["--", news.name]
+    footer = ["-- ", news.name]  # the signature delimiter is dash, dash, space (RFC 3676)
     if news.postal_address:
         footer.append(news.postal_address)
     footer += [
@@ -305,7 +332,7 @@ def render_text(issue: Issue, settings: Settings, fields: MergeFields) -> str:
     out += ["", "\n".join(footer)]
     text = "\n".join(out)
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
-    return "\n".join(line.rstrip() for line in text.split("\n"))
+    return "\n".join(line if line == "-- " else line.rstrip() for line in text.split("\n"))
 
 
 def render_issue(issue: Issue, settings: Settings) -> RenderedIssue:

@@ -9,15 +9,15 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..compose.images import ImageResolver
-from ..compose.issue import read_issue
+from ..compose.issue import Issue
 from ..compose.online import issue_path
 from ..config import Settings
 from ..errors import IssueError, UserInputError
-from ..send.run import CampaignOutcome, SendResult
 from ..store.workspace_store import existing_store
 from .archive import Archive, SentIssue, find_sent
 from .calendar import diary_calendar, issue_event_files
@@ -28,7 +28,6 @@ from .page import Article, PageRenderer, og_image
 __all__ = [
     "MANIFEST",
     "PublishResult",
-    "after_send",
     "before_send",
     "build_site",
     "existing_media",
@@ -53,11 +52,13 @@ class PublishResult:
     issues_folder: Path
 
 
-def sent_archive(settings: Settings) -> Archive:
-    """The sent issues, as the journal knows them; no store yet means nothing sent."""
-    with existing_store(settings) as store:
-        sent = store.journal.issues_sent() if store else {}
-    return find_sent(settings.path(settings.publish.issues), sent)
+def sent_archive(settings: Settings, sent: Mapping[str, float] | None = None) -> Archive:
+    """The sent issues: ``sent`` (each issue's first send, as a use case read it from the
+    journal), else the journal's; no store yet means nothing sent."""
+    if sent is None:
+        with existing_store(settings) as store:
+            sent = store.journal.issues_sent() if store else {}
+    return find_sent(settings.path(settings.publish.issues), dict(sent))
 
 
 def media_files(images: ImageResolver, have: frozenset[str] = frozenset()) -> dict[str, bytes]:
@@ -94,39 +95,33 @@ def existing_media(out: Path) -> frozenset[str]:
     return frozenset(f"{MEDIA}{p.name}" for p in folder.iterdir() if p.is_file()) if folder.is_dir() else frozenset()
 
 
-def publish_site(settings: Settings, out_dir: Path | None = None) -> PublishResult:
-    """Write the web archive of every sent issue into ``out_dir`` (default ``[publish] out``)."""
+def publish_site(
+    settings: Settings, out_dir: Path | None = None, sent: Mapping[str, float] | None = None
+) -> PublishResult:
+    """Write the web archive of every sent issue (``sent``, else the journal's) into ``out_dir``
+    (default ``[publish] out``)."""
     out = out_dir if out_dir is not None else settings.path(settings.publish.out)
-    archive = sent_archive(settings)
+    archive = sent_archive(settings, sent)
     written, unchanged, removed = write_site(out, build_site(settings, archive, existing_media(out)))
     keys = tuple(s.key for s in archive.issues)
     folder = settings.path(settings.publish.issues)
     return PublishResult(out, keys, written, unchanged, removed, archive.missing, folder)
 
 
-def before_send(settings: Settings, issue_path: Path) -> int:
+def before_send(settings: Settings, issue: Issue) -> int:
     """The issue's own images in the archive before any message links them (a test copy too);
-    returns how many files were new. Nothing else of the site changes."""
+    returns how many files were new. Nothing else of the site changes. ``issue``: the one the
+    send rendered (the file is read once per send)."""
     if not settings.publish.enabled:
         return 0
     out = settings.path(settings.publish.out)
     try:
-        files = media_files(ImageResolver(read_issue(issue_path), settings), existing_media(out))
+        files = media_files(ImageResolver(issue, settings), existing_media(out))
     except IssueError:
         return 0  # the send's check reports it, with every other finding, and refuses to send
     if not files:
         return 0
     return write_site(out, files, prune=False)[0]
-
-
-def after_send(settings: Settings, result: SendResult) -> PublishResult | None:
-    """The archive again after a send that sent something, unless ``[publish] enabled = false``;
-    a test send or a dry run publishes nothing."""
-    if not settings.publish.enabled or not isinstance(result, CampaignOutcome):
-        return None
-    if result.summary is None or result.summary.sent == 0:
-        return None
-    return publish_site(settings)
 
 
 def _prepare(out: Path) -> set[str]:

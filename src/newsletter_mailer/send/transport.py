@@ -18,10 +18,12 @@ from typing import Protocol, TypeVar
 
 import aiosmtplib
 
+from ..audience.bounces import Category, category_of, sender_side
 from ..compose.envelope import Envelope
 from ..config import SMTPSettings
 from ..errors import SMTPStartError
 from . import fastpath
+from .oauth import TokenSource, basic_auth_refused, xoauth2_login
 
 T = TypeVar("T")
 
@@ -48,11 +50,16 @@ class Result:
     uncertain: bool = False  # the message may have arrived though no 2xx said so: possibly duplicated
     reset_connection: bool = False  # back off the whole connection (421, disconnect, an unreadable reply)
     hard_bounce: bool = False  # the mailbox does not exist or is disabled: suppress the address
+    local: bool = False  # refused here, before any command: says nothing about the relay's health
+    policy: bool = False  # refused for our side's sake (policy, sender address, content): nobody's fault
 
     def __str__(self) -> str:
         return f"{self.code} {self.reply}".strip() if self.code else self.reply
 
 
+NO_SMTPUTF8 = (
+    "not sent: the address has a non-ASCII local part, which needs SMTPUTF8 (RFC 6531), and the relay does not offer it"
+)
 _ENHANCED_STATUS = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\U0010ffff]|[\u2028\u2029\ud800-\udfff]")
 REPLY_LIMIT = 400
@@ -72,16 +79,27 @@ def enhanced_status(reply: str) -> tuple[int, int, int] | None:
 
 
 def is_hard_bounce(code: int, reply: str) -> bool:
-    """5.1.x (no such mailbox or domain) and 5.2.1 (mailbox disabled) on a 5xx reply, nothing else.
+    """5.1.x (no such mailbox or domain) and 5.2.1 (mailbox disabled) on a 5xx reply, nothing else:
+    the one rule of audience/bounces.py (``category_of``), which reports follow too.
 
-    Policy (5.7.x: relaying, authentication, DMARC), system and network (5.3.x, 5.4.x) and a full
-    mailbox (5.2.2) say nothing against the address, and a bare 550 is used for all of these, so a
-    reply without an enhanced code never suppresses anyone.
+    Policy and codes about our side (5.7.x, 5.1.7 and 5.1.8: the sender's address or domain
+    refused, 5.5.x, 5.6.x), system and network (5.3.x, 5.4.x) and a full mailbox (5.2.2) say
+    nothing against the address, and a bare 550 is used for all of these, so a reply without an
+    enhanced code never suppresses anyone; nor do a sender-side refusal's words
+    ("Sender address rejected") under a 5.1.x code.
     """
+    return category(code, reply) is Category.HARD
+
+
+def category(code: int, reply: str) -> Category:
+    """What a refusal says about the recipient: HARD, SOFT or POLICY (audience/bounces.py). A
+    policy refusal never suppresses, and counts toward the pause like any failure in a row."""
     status = enhanced_status(reply)
-    if not 500 <= code < 600 or status is None or status[0] != 5:
-        return False
-    return status[1] == 1 or status[1:] == (2, 1)
+    if not 400 <= code < 600 or status is None:
+        return Category.SOFT
+    if status[0] != code // 100:  # "550 4.1.1": the reply contradicts itself, trust neither
+        return Category.SOFT
+    return Category.POLICY if sender_side(reply) else category_of(*status)
 
 
 def delivered(code: int, message: str) -> Result:
@@ -97,7 +115,10 @@ def classify(code: int, message: str, phase: Phase = Phase.DATA) -> Result:
     if 400 <= code < 500:
         return Result(Kind.TEMPORARY, code, reply)
     if 500 <= code < 600:
-        return Result(Kind.PERMANENT, code, reply, hard_bounce=is_hard_bounce(code, reply))
+        meaning = category(code, reply)
+        return Result(
+            Kind.PERMANENT, code, reply, hard_bounce=meaning is Category.HARD, policy=meaning is Category.POLICY
+        )
     # Garbage, or a reply out of order (a 250 to DATA where 354 belongs): the conversation is lost,
     # so start a new one; after DATA began the relay may have the message, so it may be duplicated.
     shown = f"{code} {reply}" if code > 0 else reply
@@ -113,10 +134,18 @@ def classify(code: int, message: str, phase: Phase = Phase.DATA) -> Result:
 def start_error(exc: Exception, settings: SMTPSettings) -> SMTPStartError:
     """A failure to connect or log in, said in a line that names the relay (never the password)."""
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        said = clean_reply(f"{exc.code} {exc.message}")
+        if settings.auth == "xoauth2":
+            fix = "check the token command's account and scope: https://outlook.office.com/SMTP.Send or https://mail.google.com/"
+        elif status := basic_auth_refused(exc.code, exc.message):
+            fix = (
+                f'{status}: this relay refuses password logins; set [smtp] auth = "xoauth2" and a token_command '
+                "(docs/relays.md)"
+            )
+        else:
+            fix = "check NEWSLETTER_SMTP_PASSWORD"
         return SMTPStartError(
-            f"the SMTP server refused the login for {settings.username!r}: {exc.code} {exc.message} "
-            "(check NEWSLETTER_SMTP_PASSWORD)",
-            code=exc.code,
+            f"the SMTP server refused the login for {settings.username!r}: {said} ({fix})", code=exc.code
         )
     return SMTPStartError(
         f"cannot connect to the SMTP server {settings.host}:{settings.effective_port} ({settings.security}): {exc}"
@@ -129,6 +158,8 @@ def result_of_error(exc: Exception, phase: Phase, settings: SMTPSettings, *, con
     A refused login is raised as SMTPStartError: no recipient can be served then.
     """
     uncertain = phase is Phase.DATA
+    if isinstance(exc, SMTPStartError):  # the token command failed: no connection can log in
+        raise exc
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
         raise start_error(exc, settings) from None
     if isinstance(exc, aiosmtplib.SMTPResponseException):
@@ -168,9 +199,13 @@ class SMTPTransport:
     local_hostname: str | None = None
     fast_path: bool = True  # aiosmtplib's DATA without passes that change nothing (see fastpath.py)
 
+    tokens: TokenSource | None = field(default=None, init=False, repr=False)
+
     def __post_init__(self) -> None:
         if self.fast_path:
             fastpath.install()
+        if self.settings.auth == "xoauth2" and self.settings.username:
+            self.tokens = TokenSource(self.settings.token_command)
 
     def client(self) -> aiosmtplib.SMTP:
         s = self.settings
@@ -196,15 +231,31 @@ class SMTPTransport:
         await client.connect()
         if self.settings.username:
             try:
-                await client.login(self.settings.username, self.settings.password)
+                await self._login(client)
             except BaseException:
                 client.close()
                 raise
         return client
 
+    async def _login(self, client: aiosmtplib.SMTP) -> None:
+        username = self.settings.username
+        if self.tokens is None:
+            await client.login(username, self.settings.password)
+            return
+        token = await self.tokens.token()
+        try:
+            await xoauth2_login(client, username, token)
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            if exc.code == 504:  # XOAUTH2 not offered: a new token would not help
+                raise
+            # Revoked, or expired before its time: once more with a token fetched now.
+            await xoauth2_login(client, username, await self.tokens.token(refused=token))
+
     async def probe(self) -> None:
         try:
             client = await self.open()
+        except SMTPStartError:
+            raise
         except RELAY_ERRORS as exc:
             raise start_error(exc, self.settings) from None
         try:
@@ -236,7 +287,11 @@ class SMTPConnection:
         try:
             client = await self._ensure()
             phase = Phase.ENVELOPE
+            # The sender is always ASCII (the settings refuse another); only a reader's address may
+            # need SMTPUTF8, and only a relay that offers it may be asked to carry it.
             options = ["SMTPUTF8"] if not envelope.recipient.isascii() else []
+            if options and not await self._offers_smtputf8(client):
+                return Result(Kind.PERMANENT, 0, NO_SMTPUTF8, local=True)
             await self._step(client.mail(envelope.sender, options=options, timeout=None))
             encoding = "utf-8" if options else "ascii"
             await self._step(client.rcpt(envelope.recipient, encoding=encoding, timeout=None))
@@ -255,6 +310,11 @@ class SMTPConnection:
             return result
         self.sent_on_connection += 1
         return delivered(response.code, response.message)
+
+    async def _offers_smtputf8(self, client: aiosmtplib.SMTP) -> bool:
+        if client.is_ehlo_or_helo_needed:  # no STARTTLS or login on this connection has asked yet
+            await self._step(client.ehlo())
+        return client.supports_extension("smtputf8")
 
     async def _step(self, command: Awaitable[T]) -> T:
         """One command under the relay timeout, with one timer for the step: aiosmtplib's own

@@ -1,28 +1,25 @@
 """The bounce log: every delivery report processed, whom it was about, what was done.
 
 A report is identified by the SHA-256 of its bytes, so reading the same file, mbox or IMAP
-message twice never counts it twice. The recipient comes from the VERP token first (a journal
-row), then from a Message-ID of ours quoted in the report, then from the report's own words;
-without a VERP token a report is only believed for an address this workspace has mailed, so a
-forged report cannot suppress a stranger... or anyone we never wrote to.
+message twice never counts it twice. Only a report that proves whom it is about (a VERP token
+or a Message-ID of ours for the recipient it names, audience/provenance.py) is acted on; one
+that only names a reader in its own words is recorded as unverified; one that cannot be read
+is recorded as quarantined with the reason and flagged in its mailbox, and the run goes on.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from email_validator import EmailNotValidError
-
 from ..audience.bounces import Action, Category, Policy, Report, parse_report
 from ..audience.links import signer_for
-from ..audience.mailbox import ImapMailbox, read_paths
-from ..audience.subscribers import normalise_address
+from ..audience.mailbox import ImapMailbox, flag_maildir, read_paths
+from ..audience.provenance import Subject, subject_of
 from ..audience.suppressions import SuppressionList
 from ..audience.verp import VerpCodec
 from ..config import Settings
@@ -32,8 +29,8 @@ from .rows import BounceRecord
 
 __all__ = ["BounceLog", "BounceRecord", "Outcome", "bounce_log", "process_imap", "process_paths"]
 
-# No control characters: a NUL from a hostile report would be refused by PostgreSQL as a parameter.
-_MESSAGE_ID = re.compile(r"<([^<>@\s\x00-\x1f\x7f]{1,200}@[^<>\s\x00-\x1f\x7f]{1,200})>")
+# Reports that are not evidence: they never count toward a soft bounce's threshold.
+_NOT_COUNTED = (Action.UNVERIFIED.value, Action.QUARANTINED.value)
 
 
 @dataclass(frozen=True)
@@ -54,15 +51,22 @@ class BounceLog:
         self.verp = verp
 
     def process(self, source: str, data: bytes) -> Outcome:
-        """Read one returned message, record it, and suppress its recipient where the policy says.
-        The record, the count it was decided on and the suppression are one exclusive step."""
-        fingerprint = hashlib.sha256(data).hexdigest()
+        """Read one returned message, record it, and suppress its recipient where the policy says."""
         report = parse_report(data)
-        address, issue = self._recipient(data, report)
+        subject = (
+            Subject() if report.category is Category.UNREADABLE else subject_of(data, report, self.store, self.verp)
+        )
+        return self.record(source, hashlib.sha256(data).hexdigest(), report, subject)
+
+    def record(self, source: str, fingerprint: str, report: Report, subject: Subject) -> Outcome:
+        """Record one report (a returned message, or a provider's webhook event) once per
+        ``fingerprint``, and suppress its recipient where the policy says. The record, the count it
+        was decided on and the suppression are one exclusive step."""
+        address, issue = subject.address, subject.issue
         with self.store.exclusive():
             if self.store.has_bounce_report(fingerprint):
                 return Outcome(source, report, address, issue, Action.DUPLICATE)
-            action = self._decide(report, address, issue)
+            action = self._decide(report, subject)
             self.store.add_bounce_report(
                 BounceRecord(
                     address,
@@ -82,37 +86,21 @@ class BounceLog:
                 SuppressionList(self.store).add(address, reason, f"{issue or 'bounce report'}: {detail}"[:400])
         return Outcome(source, report, address, issue, action)
 
-    def _decide(self, report: Report, address: str, issue: str) -> Action:
-        if not address and report.category in (Category.HARD, Category.SOFT, Category.COMPLAINT):
-            return Action.IGNORED
+    def _decide(self, report: Report, subject: Subject) -> Action:
+        if report.category in (Category.HARD, Category.SOFT, Category.COMPLAINT):
+            if not subject.address:
+                return Action.IGNORED
+            if not subject.verified:
+                return Action.UNVERIFIED
         soft_issues = 0
         if report.category is Category.SOFT:
             now = time.time()
             earlier = self.store.bounce_reports_about(
-                address, Category.SOFT.value, now - self.policy.window_days * 86400
+                subject.address, Category.SOFT.value, now - self.policy.window_days * 86400
             )
-            soft_issues = len({_issue_key(r.issue, r.received) for r in earlier} | {_issue_key(issue, now)})
+            counted = [r for r in earlier if r.action not in _NOT_COUNTED]
+            soft_issues = len({_issue_key(r.issue, r.received) for r in counted} | {_issue_key(subject.issue, now)})
         return self.policy.decide(report.category, soft_issues)
-
-    def _recipient(self, data: bytes, report: Report) -> tuple[str, str]:
-        """(address, issue) the report is about; ('', '') when nobody of ours can be named."""
-        text = data.decode("latin-1")
-        if self.verp is not None:
-            for row in self.verp.find(text):
-                if found := self.store.recipient_of_row(row):
-                    return found
-        for message_id in dict.fromkeys(_MESSAGE_ID.findall(text)):
-            found = self.store.recipient_of_message(f"<{message_id}>")
-            if found and (not report.recipients or found[0].lower() in {r.lower() for r in report.recipients}):
-                return found
-        for raw in report.recipients:
-            try:
-                address = normalise_address(raw)
-            except EmailNotValidError:
-                continue
-            if found := self.store.last_mailed(address):
-                return found
-        return "", ""
 
     def for_issue(self, issue: str) -> list[BounceRecord]:
         return self.store.bounce_reports_for_issue(issue)
@@ -134,17 +122,25 @@ def bounce_log(settings: Settings) -> Iterator[BounceLog]:
 
 def process_paths(settings: Settings, paths: Iterable[Path]) -> list[Outcome]:
     """Process every message in the given files, mbox files and Maildir folders."""
+    outcomes: list[Outcome] = []
     with bounce_log(settings) as log:
-        return [log.process(message.source, message.data) for message in read_paths(paths)]
+        for message in read_paths(paths):
+            outcome = log.process(message.source, message.data)
+            if outcome.action is Action.QUARANTINED:
+                flag_maildir(message)
+            outcomes.append(outcome)
+    return outcomes
 
 
 def process_imap(settings: Settings) -> list[Outcome]:
     """Process the unseen messages of the IMAP folder; each is marked seen once recorded, and
-    moved to the processed folder unless nobody could make sense of it (left for a person)."""
+    moved to the processed folder unless it is for a person to judge: unrecognised, unverified
+    (it names a reader but proves nothing) or quarantined (also flagged)."""
     outcomes: list[Outcome] = []
     with bounce_log(settings) as log, ImapMailbox(settings.bounces) as box:
         for message in box.unseen():
             outcome = log.process(message.source, message.data)
-            box.done(message, move=outcome.action is not Action.UNRECOGNISED)
+            left = outcome.action in (Action.UNRECOGNISED, Action.UNVERIFIED, Action.QUARANTINED)
+            box.done(message, move=not left, flag=outcome.action is Action.QUARANTINED)
             outcomes.append(outcome)
     return outcomes

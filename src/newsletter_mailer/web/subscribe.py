@@ -2,51 +2,52 @@
 /subscribe (always the same "check your inbox" page), GET /confirm/TOKEN (a button; link
 scanners follow links, so a GET never confirms) and POST /confirm/TOKEN (confirms).
 
-The confirmation mail goes out after the response, so the answer takes the same time whether
-a mail was sent, refused by a limit, or caught by the honeypot; nothing the page says or how
-long it takes tells a visitor whether an address is subscribed.
+Everything a signup does (the limits, the store, the confirmation mail) runs after the response
+is sent, so the answer is the same page in the same time whether the address is new, subscribed,
+over its limit or caught by the honeypot: nothing the page says or how long it takes tells a
+visitor anything about an address. Only a visitor over the per-network limit gets another page
+(429), decided before any work from what that visitor alone has sent (visitors.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import html
 import logging
-import sqlite3
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import threading
+from collections.abc import Callable
 from urllib.parse import parse_qs
 
+from markupsafe import Markup
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from ..app.health import store_answers
+from ..app.signup import confirm_signup, pending_signup, request_signup, send_confirmation
+from ..app.stores import unmapped_faults
 from ..audience.links import signer_for
 from ..audience.signup import (
+    MAX_FORM_FIELDS,
     ConfirmCodec,
     FormError,
     RequestRef,
     SignupForm,
-    confirmation_message,
     form_html,
     read_form,
 )
+from ..compose.confirmation import confirmation_envelope
 from ..compose.dkim import dkim_signer
 from ..compose.envelope import Envelope
 from ..config import Settings
 from ..errors import StateLost, StoreError, TokenError
-from ..send.dispatch import delivery_route
-from ..send.transport import SMTPTransport
-from ..store.factory import open_store
-from ..store.signup_log import SignupLog
+from .offload import Offload
+from .visitors import SignupGate, TrustedProxies
 
 __all__ = ["MAX_BODY", "signup_routes"]
 
 MAX_BODY = 8 * 1024  # a filled form is a few hundred bytes
 log = logging.getLogger("newsletter_mailer.signup")
-Page = Callable[[str, str, int], HTMLResponse]
+Page = Callable[..., HTMLResponse]  # web.pages.Pages: (name, status, **values)
 
 
 class TooLarge(Exception):
@@ -63,94 +64,84 @@ async def _form_body(request: Request) -> dict[str, list[str]]:
         body += chunk
         if len(body) > MAX_BODY:
             raise TooLarge
-    return parse_qs(body.decode("utf-8", "replace"), max_num_fields=20)
-
-
-def send_confirmation(settings: Settings, envelope: Envelope) -> None:
-    """Deliver one confirmation mail through the relay or the local outbox (in a worker thread)."""
-
-    async def deliver(transport: SMTPTransport) -> str:
-        connection = transport.connection()
-        try:
-            return str(await connection.send(envelope))
-        finally:
-            await connection.close()
-
     try:
-        with delivery_route(settings) as route:
-            outcome = asyncio.run(deliver(SMTPTransport(route.smtp)))
-        log.info("confirmation mail: %s", outcome)
-    except Exception as exc:  # the visitor has their page; the operator gets the log line
-        log.warning("confirmation mail could not be sent: %s", exc)
+        return parse_qs(body.decode("utf-8", "replace"), max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:  # more fields than any form of ours has
+        raise TooLarge from None
 
 
-def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str]) -> list[Route]:
+def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str], store: Offload) -> list[Route]:
     signup = settings.signup
     news = settings.newsletter
     signer = signer_for(settings)
     codec = ConfirmCodec.for_list(signer.secret, signer.list_id, signup.confirm_hours)
     dkim = dkim_signer(settings)
 
-    @contextmanager
-    def signups() -> Iterator[SignupLog]:
-        with open_store(settings) as store:  # the SQLite file or PostgreSQL, as a send reads it
-            yield SignupLog(store)
+    faults: tuple[type[BaseException], ...] = (StateLost, StoreError, *unmapped_faults())
 
     def form_page(error: str = "", email: str = "", status: int = 200) -> HTMLResponse:
-        intro = f"<p>Get {html.escape(news.name)} by email. We will send you a link to confirm.</p>"
-        return page(
-            f"Subscribe to {news.name}",
-            intro + form_html("/subscribe", signup.fields, error=error, email=email),
-            status,
-        )
+        return page("subscribe", status, form=Markup(form_html("/subscribe", signup.fields, error=error, email=email)))
 
     def check_inbox() -> HTMLResponse:
-        return page(
-            "Check your inbox",
-            "<p>If the address can receive mail, a message with a confirmation link is on its way. "
-            "Open it and press the button to start receiving "
-            f"{html.escape(news.name)}. Nothing happens until you do.</p>",
-            200,
-        )
+        return page("check_inbox", 200)
 
     def show_form(request: Request) -> Response:
         return form_page()
 
-    def envelope_for(form: SignupForm, request_id: int, requested: float) -> Envelope:
-        url = f"{news.base_url.rstrip('/')}/confirm/{codec.token(request_id, requested)}"
-        message = confirmation_message(settings, form.subscriber, url)
-        data = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
-        if dkim is not None:
-            data = dkim.sign(data)
-        sender = settings.bounces.address or news.from_
-        return Envelope(sender, form.subscriber.email, data, str(message["Message-ID"]))
+    def envelope_for(form: SignupForm, ref: RequestRef) -> Envelope:
+        token = codec.token(ref.id, ref.requested, ref.nonce, ref.address)
+        url = f"{news.base_url.rstrip('/')}/confirm/{token}"
+        return confirmation_envelope(settings, form.subscriber, url, dkim)
+
+    gate = SignupGate(signup.per_ip_per_hour)
+    proxies = TrustedProxies(settings.serve.proxy_networks)
+
+    # Whether the last signup could reach the store. The answer is sent before the store is
+    # touched, so only the signups after a failure can be told to come back (503); each such answer
+    # sends a probe, and the first that reaches the store lets the form work again.
+    store_down = threading.Event()
+
+    def probe() -> None:
+        try:
+            store_answers(settings)
+        except faults:
+            return
+        store_down.clear()
+
+    def record_and_mail(form: SignupForm, ip: str) -> None:
+        """Everything a signup does, run after its answer was sent, whatever the outcome: the page
+        and its timing cannot tell a new address from one subscribed, limited or mistyped."""
+        address = form.subscriber.email
+        try:
+            pending = request_signup(settings, form, ip)
+        except faults as exc:
+            store_down.set()
+            log.error("signup for %s from %s NOT recorded: %s", mask(address), ip, exc)
+            return
+        if pending is None:
+            log.warning("signup limit reached for %s from %s", mask(address), ip)
+            return
+        send_confirmation(settings, envelope_for(form, pending.ref), mask)
 
     async def submit(request: Request) -> Response:
         try:
             form = read_form(await _form_body(request), signup.fields)
         except TooLarge:
-            return page("Too much data", "<p>The form sent more than a signup needs.</p>", 413)
+            return page("too_large", 413)
         except FormError as exc:
             return form_page(str(exc), status=400)
-        ip = request.client.host if request.client else ""
-        if form.bot:
-            return check_inbox()
-        with signups() as store:
-            allowed = store.may_mail(
-                form.subscriber.email,
-                ip,
-                per_address_per_day=signup.per_address_per_day,
-                per_ip_per_hour=signup.per_ip_per_hour,
-            )
-            if not allowed:
-                log.warning("signup limit reached for %s from %s", mask(form.subscriber.email), ip)
-                return check_inbox()
-            store.expire(time.time() - signup.confirm_hours * 3600)
-            pending = store.request(form.subscriber, ip, signup.wording_version)
+        forwarded = ", ".join(request.headers.getlist("x-forwarded-for")) or None
+        ip = proxies.client(request.client.host if request.client else "", forwarded)
+        if not gate.admit(ip):  # about the visitor's own network, never about the address typed
+            log.warning("signups from %s over [signup] per_ip_per_hour; answered 429", ip)
+            return page("signup_later", 429)
+        if store_down.is_set():  # the same for every address: it says nothing about one
+            response = page("confirm_failed", 503)
+            response.background = BackgroundTask(probe)
+            return response
         response = check_inbox()
-        response.background = BackgroundTask(
-            send_confirmation, settings, envelope_for(form, pending.id, pending.requested)
-        )
+        if not form.bot:  # the honeypot was filled: the same answer, and nothing done
+            response.background = BackgroundTask(record_and_mail, form, ip)
         return response
 
     def request_of(request: Request) -> RequestRef | None:
@@ -160,43 +151,25 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str]) ->
             return None
 
     def invalid() -> HTMLResponse:
-        return page(
-            "This link is not valid",
-            "<p>This confirmation link is not valid or has expired. "
-            '<a href="/subscribe">Sign up again</a> to get a new one.</p>',
-            400,
-        )
+        return page("confirm_invalid", 400)
 
-    def confirm_page(request: Request) -> Response:
+    async def confirm_page(request: Request) -> Response:
         ref = request_of(request)
-        with signups() as store:
-            pending = store.pending(ref) if ref is not None else None
+        pending = await store.run(pending_signup, settings, ref) if ref is not None else None
         if pending is None:
             return invalid()
-        action = html.escape(request.url.path)
-        button = f'<form method="post" action="{action}"><button type="submit">Confirm</button></form>'
-        return page(
-            f"Confirm your subscription to {news.name}",
-            f"<p>Send {html.escape(news.name)} to <strong>{html.escape(mask(pending.address))}</strong>?</p>" + button,
-            200,
-        )
+        return page("confirm", 200, who=mask(pending.address), action=request.url.path)
 
-    def confirm(request: Request) -> Response:
+    async def confirm(request: Request) -> Response:
         ref = request_of(request)
         ip = request.client.host if request.client else ""
         try:
-            with signups() as store:
-                address = store.confirm(ref, ip) if ref is not None else None
-        except (sqlite3.Error, OSError, StateLost, StoreError):
-            return page("Please try again", "<p>Something went wrong on our side. Please try again.</p>", 503)
+            address = await store.run(confirm_signup, settings, ref, ip) if ref is not None else None
+        except faults:
+            return page("confirm_failed", 503)
         if address is None:
             return invalid()
-        return page(
-            f"You are subscribed to {news.name}",
-            f"<p><strong>{html.escape(mask(address))}</strong> will receive the next issue. "
-            "Every issue has a link to unsubscribe.</p>",
-            200,
-        )
+        return page("confirmed", 200, who=mask(address))
 
     return [
         Route("/subscribe", show_form, methods=["GET"]),

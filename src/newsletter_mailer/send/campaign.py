@@ -1,0 +1,99 @@
+"""One issue's campaign as the engine sends it: the rendered issue, its store, its pre-flight
+counts and its fingerprint (what ``--join`` compares); app/send_campaign.py opens it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..audience.links import signer_for
+from ..audience.suppressions import SuppressionList
+from ..compose.dkim import dkim_signer
+from ..compose.envelope import MessageTemplate
+from ..compose.render import RenderedIssue
+from ..config import Settings, SMTPSettings
+from ..store.base import Store
+from .engine import NoProgress, Progress, Summary, dispatch
+from .identity import new_identity
+from .providers import transport_for
+from .route import delivery_route
+from .transport import Transport
+
+__all__ = ["Campaign", "Preflight", "content_hash"]
+
+
+@dataclass(frozen=True)
+class Preflight:
+    issue: str
+    subscribers: Path
+    to_send: int
+    invalid: int
+    duplicates: int
+    suppressed: int
+    already_sent: int
+    failed: int
+    removed: int
+    resumed_in_flight: int
+    problems: tuple[str, ...]
+    more_problems: int
+    from_csv: int = 0
+    from_signups: int = 0
+    first_run: bool = False  # the journal had no row of the issue before this pre-flight
+
+
+class Campaign:
+    """One issue's dispatch to its list. Open with ``open_campaign``, which holds the send lock."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        rendered: RenderedIssue,
+        journal: Store,
+        preflight: Preflight,
+        issue_path: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.rendered = rendered
+        self.journal = journal
+        self.suppressions = SuppressionList(journal)
+        self.preflight = preflight
+        self.issue = rendered.issue.key
+        self.identity = new_identity()
+        self.issue_path = issue_path  # for worker processes, which render it again
+        self.watch_others = False  # other workers share this send: show the whole send's progress
+
+    def template(self) -> MessageTemplate:
+        return MessageTemplate(self.rendered, self.settings, signer_for(self.settings), dkim=dkim_signer(self.settings))
+
+    def run(
+        self, progress: Progress | None = None, transport: Transport | None = None, smtp: SMTPSettings | None = None
+    ) -> Summary:
+        """Send in this process; ``transport`` and ``smtp``: a given route (a worker process gets its
+        parent's) instead of the configured relay or a new outbox."""
+        progress = progress or NoProgress()
+        if transport is not None:
+            return asyncio.run(dispatch(self, transport, smtp or self.settings.smtp, progress))
+        with delivery_route(self.settings) as route:
+            return asyncio.run(dispatch(self, transport_for(self.settings, route.smtp), route.smtp, progress))
+
+
+def content_hash(rendered: RenderedIssue, settings: Settings) -> str:
+    """What a send sends, for ``--join`` to compare: the subject and both rendered bodies (each
+    render draws its own placeholder nonce: it is left out), every setting that shows in a
+    message's headers, and the link secret (a digest of a key derived from it: unsubscribe links,
+    Message-IDs and VERP tokens must be the same whichever machine sends)."""
+    digest = hashlib.sha256()
+    nonce = f"nlm{rendered.fields.nonce}x"
+    news, dkim = settings.newsletter, settings.dkim
+    headers: tuple[str, ...] = (news.name, news.from_, news.reply_to, news.language, news.postal_address)
+    headers += (news.base_url, news.list_id_value, news.unsubscribe_mailto, settings.bounces.address)
+    headers += (repr(settings.brand), dkim.domain, dkim.selector, dkim.ed25519_selector)
+    if news.from_name or news.reply_to_name:  # only then: a send begun before they existed still joins
+        headers += (news.from_name, news.reply_to_name)
+    secret = hashlib.sha256(b"newsletter join\0" + signer_for(settings).message_id_key()).hexdigest()
+    for part in (rendered.issue.key, rendered.subject, rendered.html, rendered.text, *headers, secret):
+        digest.update(part.replace(nonce, "nlm-x").encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    return digest.hexdigest()

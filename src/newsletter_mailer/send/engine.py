@@ -1,0 +1,491 @@
+"""The send engine: claim -> per-recipient bytes -> transport -> outcome, for one sender process.
+
+Recipients are claimed in the journal before they are handed to the server and marked after, so a
+crash resends at most the messages in flight; temporary failures are retried with exponential
+backoff and jitter; hard bounces go on the suppression list; too many consecutive failures pause
+the run. It never renders (the campaign hands it a rendered issue) and decides no policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from ..config import SMTPSettings
+from ..errors import MergeFieldError, SendPaused, SMTPStartError, StateLost, StoreError, StoreFull
+from ..store.base import Store
+from ..store.journal import Delivery, Outcome
+from ..store.offloop import OffLoop
+from .identity import gone_here
+from .ratelimit import RateLimiter
+from .transport import Connection, Kind, Result, Transport
+
+if TYPE_CHECKING:
+    from .campaign import Campaign
+
+__all__ = [
+    "DATABASE_CHECK_SECONDS",
+    "FailureStreak",
+    "NoProgress",
+    "Progress",
+    "Summary",
+    "backoff",
+    "dispatch",
+    "end_leases_of_the_gone",
+]
+
+DATABASE_CHECK_SECONDS = 3.0  # how often a run makes sure its database is still the file at its path
+
+
+@dataclass
+class Summary:
+    sent: int = 0
+    failed: int = 0
+    suppressed: int = 0
+    retried: int = 0
+    possibly_duplicated: int = 0
+    possibly_duplicated_total: int = 0  # this issue's, over every run so far (from the journal)
+    left_pending: int = 0
+    elapsed: float = 0.0
+    paused: str = ""
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what other workers said as they ended
+
+
+class Progress(Protocol):
+    def started(self, total: int) -> None: ...
+    def finished_one(self, address: str, result: Result | None) -> None:
+        """A recipient reached a final state: sent, failed, or (result None) suppressed."""
+
+    def retrying(self, address: str, result: Result, delay: float) -> None: ...
+    def overall(self, done: int) -> None:
+        """With several workers: how many recipients the whole send has finished."""
+
+
+class NoProgress:
+    def started(self, total: int) -> None:
+        pass
+
+    def finished_one(self, address: str, result: Result | None) -> None:
+        pass
+
+    def retrying(self, address: str, result: Result, delay: float) -> None:
+        pass
+
+    def overall(self, done: int) -> None:
+        pass
+
+
+def backoff(attempt: int, base: float, cap: float = 300.0) -> float:
+    """Exponential backoff with full jitter (half to all of the exponential step)."""
+    step: float = min(cap, base * (2.0 ** max(attempt - 1, 0)))
+    return step * (0.5 + random.random() / 2)
+
+
+class FailureStreak:
+    """The failures since the last message that went through, and the bounces they would record.
+
+    Bounces are held until a message goes through: a relay that refuses everyone (a policy, a
+    misconfiguration) says nothing about the recipients, so nobody it refused is suppressed.
+    """
+
+    def __init__(self) -> None:
+        self.count = self.permanent = 0
+        self.replies: set[str] = set()
+        self.bounces: list[tuple[str, Result]] = []
+
+    def add(self, address: str, result: Result, *, final: bool) -> None:
+        self.count += 1
+        self.permanent += final
+        # The same refusal often names its recipient: compare the replies without it.
+        self.replies.add(str(result).replace(address, "<recipient>").lower())
+        if final and result.hard_bounce:
+            self.bounces.append((address, result))
+
+    def end(self) -> list[tuple[str, Result]]:
+        """A message went through: the failures were the recipients'; returns the held bounces."""
+        bounces, self.bounces = self.bounces, []
+        self.count = self.permanent = 0
+        self.replies.clear()
+        return bounces
+
+    def reason(self, last: Result) -> str:
+        if len(self.replies) == 1:
+            said = f"the relay refused {self.count} recipients in a row with the same reply: {last}"
+        else:
+            said = f"{self.count} deliveries in a row failed (last: {last})"
+        if self.bounces:
+            said += f"; {len(self.bounces)} of them looked like bounces, and nobody was suppressed for it"
+        if self.permanent:
+            said += f"; {self.permanent} are marked failed (`--retry-failed` tries them again)"
+        return said + "; paused"
+
+
+class _Run:
+    """One sender process's part of a campaign: its connections claim rows from the store (several
+    processes and machines may share the send), hand each to the relay and record the outcome; a
+    heartbeat keeps the leases on its claimed rows."""
+
+    def __init__(self, campaign: Campaign, transport: Transport, smtp: SMTPSettings, progress: Progress) -> None:
+        self.campaign = campaign
+        self.journal = campaign.journal
+        self.issue = campaign.issue
+        self.transport = transport
+        self.smtp = smtp
+        self.progress = progress
+        self.me = campaign.identity
+        self.lease = campaign.settings.store.lease
+        self.summary = Summary()
+        # Every store call of the run goes to the store's own thread: the loop never waits on it.
+        self.io = OffLoop()
+        relay = f"{smtp.host}:{smtp.effective_port}"
+        self.limiter = RateLimiter(self.journal, relay, smtp.rate, smtp.per_hour, run=self.io.run)
+        self.streak = FailureStreak()
+        self.last_failure: Result | None = None  # set when the streak paused the run
+        self.next_database_check = 0.0
+        self.stop = asyncio.Event()
+        self.changed = asyncio.Event()  # an outcome was recorded: rows waited for may be claimable
+        self.fatal: BaseException | None = None
+        self.template = campaign.template()
+        self.journal.for_sending()
+        # Rows are claimed as many at a time as there are connections, and the next batch is
+        # claimed while this one is sent (one claim, one commit, per batch, never waited for once
+        # the send is under way); outcomes are written by one writer, as many as have come in per
+        # transaction, at most ``batch`` of them waiting. A crash may then leave rows claimed but
+        # not handed over (up to two batches) and outcomes not yet written (up to a batch): the
+        # next run resends those rows and counts them as possibly duplicated.
+        self.batch = max(1, smtp.concurrency)
+        self.total = 0  # rows pending when the run started
+        self.claimed: deque[Delivery] = deque()
+        self.refilling: asyncio.Task[int] | None = None
+        self.outcomes: list[Outcome] = []
+        self.unwritten = 0  # outcomes handed to the writer and not yet committed
+        self.arrived = asyncio.Event()  # an outcome waits to be written
+        self.written = asyncio.Event()  # a batch of outcomes was written
+        self.closing = False
+        self.writer_done = False
+
+    async def execute(self) -> Summary:
+        # Outcomes are written on a connection (and a thread) of their own, beside the claims.
+        self.scribe = await self.io.run(self.journal.another)
+        self.scribe.for_sending()
+        self.scribe_io = OffLoop()
+        try:
+            return await self._execute()
+        finally:
+            self.io.close()
+            self.scribe_io.close()
+            self.scribe.close()
+
+    async def _execute(self) -> Summary:
+        self.total = (await self.io.run(self.journal.counts, self.issue))["pending"]
+        self.progress.started(self.total)
+        started = time.monotonic()
+        await self.io.run(self.journal.start_sending, self.issue)
+        beat = asyncio.create_task(self.keep_alive())
+        writer = asyncio.create_task(self.write_outcomes())
+        try:
+            # Every connection ends before the run does: one that fails stops the others, and its
+            # error (the first) is the run's, instead of a task left failing after the loop closed.
+            ended = await asyncio.gather(
+                *(self.worker() for _ in range(max(1, self.smtp.concurrency))), return_exceptions=True
+            )
+            failed = next((e for e in ended if isinstance(e, BaseException)), None)
+            if failed is not None:
+                raise failed
+            if not self.stop.is_set():
+                await self.suppress_bounces(self.streak.end())
+        finally:
+            beat.cancel()
+            with suppress(asyncio.CancelledError):
+                await beat
+            await self.settle(writer)
+            await self.io.run(self.release_unsent)
+            await self.io.run(self.journal.free_reserve)
+            self.summary.elapsed = time.monotonic() - started
+            await self.check_database(force=True)
+            await self.finish_summary()
+        if self.fatal is not None:
+            raise self.fatal
+        if self.last_failure is not None:
+            self.summary.paused = self.streak.reason(self.last_failure)
+        if self.summary.paused:
+            raise SendPaused(
+                f"{self.summary.paused}. {self.summary.sent} sent this run, {self.summary.left_pending} still "
+                "to send: fix the cause, then run the same `newsletter send` again to resume"
+            )
+        return self.summary
+
+    def release_unsent(self) -> None:
+        """Rows claimed but never handed over go back as they were (a stop, a pause, Ctrl+C)."""
+        with suppress(StoreError):  # then the next run counts them as possibly duplicated
+            while self.claimed:
+                self.journal.release(self.claimed.popleft())
+
+    async def settle(self, writer: asyncio.Task[None]) -> None:
+        """The claim under way comes in (its rows are released with the rest) and every outcome
+        handed over is written before the run ends."""
+        if self.refilling is not None:
+            with suppress(Exception):
+                await asyncio.shield(self.refilling)
+        self.closing = True
+        self.arrived.set()
+        await asyncio.shield(writer)
+
+    async def finish_summary(self) -> None:
+        with suppress(StoreError):  # the error that stopped the run is the one to report
+            await self.io.run(self.beat)
+            counts = await self.io.run(self.journal.counts, self.issue)
+            self.summary.left_pending = counts["pending"]
+            self.summary.possibly_duplicated_total = counts["resent"]
+            await self.show_overall(counts)  # the bar ends where the send did, not at the last poll
+
+    def beat(self) -> None:
+        me = self.me
+        self.journal.heartbeat(self.issue, me.worker, me.host, me.pid, self.summary.sent, self.lease)
+
+    async def show_overall(self, counts: dict[str, int] | None = None) -> None:
+        """With other workers on the send, the progress of the whole send."""
+        if self.campaign.watch_others:
+            if counts is None:
+                counts = await self.io.run(self.journal.counts, self.issue)
+            self.progress.overall(self.total - counts["pending"] - counts["sending"])
+
+    async def keep_alive(self) -> None:
+        """Renew this worker's leases a few times per lease, and end those of workers known gone;
+        with other workers, show the whole send's progress."""
+        next_beat = 0.0
+        while True:
+            if time.monotonic() >= next_beat:
+                next_beat = time.monotonic() + min(self.lease / 4, 5.0)
+                await self.io.run(self.beat)
+                if await self.io.run(end_leases_of_the_gone, self.journal, self.issue):
+                    self.changed.set()
+            await self.show_overall()
+            await asyncio.sleep(0.5 if self.campaign.watch_others else next_beat - time.monotonic())
+
+    async def worker(self) -> None:
+        connection = self.transport.connection()
+        try:
+            while not self.stop.is_set():
+                await self.limiter.acquire()
+                await self.check_database()
+                job = await self.next_job()
+                if job is None:
+                    break
+                pause = await self.deliver(connection, job)
+                await self.room_for_outcomes()
+                if pause:
+                    await asyncio.sleep(pause)
+        except Exception:
+            self.stop.set()  # the others finish what they have in hand and stop
+            raise
+        finally:
+            await connection.close()
+
+    async def next_job(self) -> Delivery | None:
+        """Claim the next row (a retry whose backoff is over, one a stopped worker left, or the next
+        pending one); while others are in flight or backing off, wait for them; None when all are done."""
+        while not self.stop.is_set():
+            if self.claimed:
+                job = self.claimed.popleft()
+                if len(self.claimed) < self.batch and self.refilling is None:
+                    self.start_claim()  # the next batch, while this one goes
+                return job
+            try:
+                if await asyncio.shield(self.refilling or self.start_claim()):
+                    continue
+            except StoreError as exc:  # nothing handed over yet: stop here
+                self.stop_on_full_disk(exc)
+                return None
+            outlook = await self.io.run(self.journal.outlook, self.issue)
+            if not outlook.left:
+                return None
+            self.changed.clear()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), timeout=min(max(outlook.wake_in, 0.05), 1.0))
+        return None
+
+    def start_claim(self) -> asyncio.Task[int]:
+        self.refilling = asyncio.create_task(self.claim())
+        # A claim ahead that fails is said by the next claim, or by the run's first error.
+        self.refilling.add_done_callback(lambda task: task.cancelled() or task.exception())
+        return self.refilling
+
+    async def claim(self) -> int:
+        """Claim a batch into ``claimed``; returns how many rows it took (sent or skipped)."""
+        try:
+            claimed = await self.io.run(self.journal.claim_batch, self.issue, self.me.worker, self.batch, self.lease)
+        finally:
+            self.refilling = None
+        self.skip_suppressed(claimed.suppressed)
+        self.claimed.extend(claimed.deliveries)
+        return len(claimed.deliveries) + claimed.suppressed
+
+    def skip_suppressed(self, count: int) -> None:
+        for _ in range(count):
+            self.summary.suppressed += 1
+            self.progress.finished_one("", None)
+
+    def stop_on_full_disk(self, exc: BaseException) -> None:
+        if not isinstance(exc, StoreFull):
+            raise exc
+        self.journal.free_reserve()  # for the messages still in flight
+        self.fatal = self.fatal or exc
+        self.stop.set()
+
+    async def deliver(self, connection: Connection, job: Delivery) -> float:
+        """Send one claimed delivery and record it; returns how long this connection should back off."""
+        try:
+            envelope = self.template.envelope(job.subscriber(), job.id)
+        except MergeFieldError as exc:  # a row the pre-send check did not pass (--force): this one fails
+            self.record_unfillable(job, f"the message cannot be filled in: {exc}")
+            return 0.0
+        try:
+            result = await connection.send(envelope)
+        except SMTPStartError as exc:  # the login was refused: nothing was handed over
+            self.record(Outcome(job, "released"))
+            self.fatal = exc
+            self.stop.set()
+            return 0.0
+        # Anything else (Ctrl+C, a crash) leaves the row "sending": the server may have the
+        # message, so the next run resends it and counts it as possibly duplicated.
+        if result.kind is Kind.SENT:
+            await self.record_sent(job, envelope.message_id, result)
+            return 0.0
+        pause, final = self.record_failure(job, result)
+        if not result.local:  # a reader we cannot mail through this relay says nothing about it
+            self.streak.add(job.address, result, final=final)
+        if self.streak.count >= self.smtp.max_consecutive_failures:
+            # Messages still in flight add to the streak: the reason is written once they are in.
+            self.last_failure = self.last_failure or result
+            self.stop.set()
+            return 0.0
+        return pause
+
+    async def check_database(self, *, force: bool = False) -> None:
+        """Stop if the database file was deleted or replaced: what is written now would be lost with it,
+        and the next run would mail everyone again."""
+        now = time.monotonic()
+        if (now < self.next_database_check and not force) or self.fatal is not None:
+            return
+        self.next_database_check = now + DATABASE_CHECK_SECONDS
+        lost = await self.io.run(self.journal.salvage_if_lost)
+        if lost is None:
+            return
+        what, saved = lost
+        path = self.campaign.settings.database_path
+        where = (
+            "back where it was: run the same `newsletter send` again to resume"
+            if saved == path
+            else f"to {saved}: the file now at {path} is not the one this send opened; put the saved one "
+            "in its place before sending again"
+        )
+        self.fatal = StateLost(
+            f"the database {path} was {what} while this send ran, so it stopped ({self.summary.sent} sent this "
+            f"run); its record, with every unsubscribe it knew, was saved {where}"
+        )
+        self.stop.set()
+
+    def record(self, outcome: Outcome) -> None:
+        """Hand an outcome to the writer (write_outcomes)."""
+        self.outcomes.append(outcome)
+        self.unwritten += 1
+        self.arrived.set()
+
+    async def room_for_outcomes(self) -> None:
+        """A connection waits while a batch of outcomes is not yet written: a crash loses no more."""
+        while self.unwritten >= self.batch and not self.writer_done:
+            self.written.clear()
+            await self.written.wait()
+
+    async def write_outcomes(self) -> None:
+        """The one writer of outcomes: whatever has come in, in one transaction, until the run
+        ends. On a full disk the reserve is freed so that these and the messages still in flight
+        are written (the next run must not mail them again), and the run stops."""
+        try:
+            while not (self.closing and not self.outcomes):
+                await self.arrived.wait()
+                self.arrived.clear()
+                while self.outcomes:
+                    batch, self.outcomes = self.outcomes, []
+                    await self.write(batch)
+                    self.unwritten -= len(batch)
+                    self.written.set()
+                    self.changed.set()  # connections waiting for rows in flight look again
+        except StoreError as exc:
+            self.fatal = self.fatal or exc
+            self.stop.set()
+        finally:
+            self.writer_done = True
+            self.written.set()
+
+    async def write(self, batch: list[Outcome]) -> None:
+        try:
+            await self.scribe_io.run(self.scribe.record_outcomes, batch)
+        except StoreFull as exc:
+            if not self.journal.free_reserve():
+                raise
+            self.fatal = self.fatal or exc
+            self.stop.set()
+            await self.scribe_io.run(self.scribe.record_outcomes, batch)
+
+    async def record_sent(self, job: Delivery, message_id: str, result: Result) -> None:
+        self.record(Outcome(job, "sent", str(result), message_id))
+        self.summary.sent += 1
+        if job.resent:
+            self.summary.possibly_duplicated += 1
+        self.progress.finished_one(job.address, result)
+        if bounces := self.streak.end():
+            await self.suppress_bounces(bounces)
+
+    def record_failure(self, job: Delivery, result: Result) -> tuple[float, bool]:
+        """Retry later or fail for good; returns the connection's backoff and whether it failed for good."""
+        attempts = job.attempts + 1
+        reply = str(result)
+        if result.kind is Kind.TEMPORARY:
+            if attempts < self.smtp.max_attempts and job.tried_for() < self.smtp.retry_max_seconds:
+                delay = self.retry_later(job, result, attempts)
+                return (delay if result.reset_connection else 0.0), False
+            reply = f"{result} (gave up after {attempts} attempts)"
+        self.record(Outcome(job, "failed", reply))
+        self.summary.failed += 1
+        self.summary.failures.append((job.address, reply))
+        self.progress.finished_one(job.address, result)
+        return (backoff(1, self.smtp.retry_delay) if result.reset_connection else 0.0), True
+
+    def record_unfillable(self, job: Delivery, reply: str) -> None:
+        """A recipient whose message cannot be filled in fails with the reason; the send goes on."""
+        self.record(Outcome(job, "failed", reply))
+        self.summary.failed += 1
+        self.summary.failures.append((job.address, reply))
+        self.progress.finished_one(job.address, Result(Kind.PERMANENT, 0, reply))
+
+    async def suppress_bounces(self, bounces: list[tuple[str, Result]]) -> None:
+        for address, result in bounces:
+            await self.io.run(self.campaign.suppressions.add, address, "bounced", f"{self.campaign.issue}: {result}")
+
+    def retry_later(self, job: Delivery, result: Result, attempts: int) -> float:
+        delay = backoff(attempts, self.smtp.retry_delay)
+        due = time.time() + delay  # then any worker may claim it again
+        self.record(Outcome(job, "deferred", str(result), uncertain=result.uncertain, not_before=due))
+        self.summary.retried += 1
+        self.progress.retrying(job.address, result, delay)
+        return delay
+
+
+def end_leases_of_the_gone(journal: Store, issue: str) -> int:
+    """End the leases of this machine's workers whose process is gone (see identity.py), so their
+    rows are taken over now; returns how many rows that freed."""
+    return journal.expire_workers(issue, [w for w in journal.in_flight_workers(issue) if gone_here(w)])
+
+
+async def dispatch(campaign: Campaign, transport: Transport, smtp: SMTPSettings, progress: Progress) -> Summary:
+    """Probe the route, then run this process's part of the campaign."""
+    await transport.probe()  # a refused connection or login stops here, before any claim
+    return await _Run(campaign, transport, smtp, progress).execute()

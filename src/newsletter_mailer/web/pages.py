@@ -1,0 +1,49 @@
+"""The served pages (unsubscribe, signup, confirm and their results) from Jinja templates under
+templates/pages/, coloured by the email's palette so a bright or dark accent stays readable.
+
+Every value is escaped by the template (autoescape on); handlers pass values, never markup,
+except the signup form, which audience/signup.py builds escaped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.responses import HTMLResponse
+
+from ..compose.bidi import direction
+from ..compose.palette import palette_for
+from ..compose.render import template_dirs
+from ..config import Settings
+
+__all__ = ["Pages"]
+
+
+class Pages:
+    """Renders ``templates/pages/<name>.html`` (a workspace's templates/ first) with the
+    newsletter's name, language and palette."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._env = Environment(
+            loader=FileSystemLoader([str(d) for d in template_dirs(settings)]),
+            autoescape=select_autoescape(["html"], default_for_string=True, default=True),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        news = settings.newsletter
+        self._common = {
+            "newsletter": news.name,
+            "lang": news.language,
+            "dir": direction(news.language),
+            "palette": palette_for(settings.brand.accent, settings.brand.text_accent),
+        }
+
+    def text(self, name: str, **values: Any) -> str:
+        """The page's HTML."""
+        return self._env.get_template(f"pages/{name}.html").render({**self._common, "test": False, **values})
+
+    def __call__(self, name: str, status: int = 200, **values: Any) -> HTMLResponse:
+        """The page as a response: ``render_page("unsubscribed", who=...)``."""
+        return HTMLResponse(self.text(name, **values), status_code=status)
