@@ -37,7 +37,7 @@ TEST_SECRET = "test-secret-for-newsletter-mailer"
 def _repository_stays_clean() -> Iterator[None]:
     """No test writes state into the checkout: everything goes under its temporary directory."""
     os.environ["NEWSLETTER_SECRET"] = TEST_SECRET  # for module-scoped fixtures, set up before _isolated_env
-    watched = [REPO / ".newsletter", REPO / "outbox", REPO / "subscribers.csv"]
+    watched = [REPO / ".newsletter", REPO / "outbox", REPO / "subscribers.csv", REPO / "site"]
     before = {path for path in watched if path.exists()}
     yield
     created = [str(path) for path in watched if path.exists() and path not in before]

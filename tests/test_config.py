@@ -48,6 +48,11 @@ def test_example_settings_load(tmp_path: Path) -> None:
         ("[smtp]\nconcurrency = 0\n", 2, "concurrency must be at least 1"),
         ('[newsletter]\nbase_url = "example.org"\n', 2, "base_url must be an absolute"),
         ("[newsletter\nname = 1\n", 1, "not valid TOML"),
+        ('[newsletter]\nname = "N"\ntimezone = "Europe/Lundun"\n', 3, "IANA time zone"),
+        ('[newsletter]\ntimezone = "../../etc/passwd"\n', 2, "IANA time zone"),
+        ('[publish]\nbase_url = "/archive"\n', 2, "[publish] base_url must be an absolute"),
+        ('[publish]\nenabled = "sometimes"\n', 2, "[publish] enabled must be true or false"),
+        ('[publish]\nreader = "friend"\n', 2, "[publish] reader must be a table"),
     ],
 )
 def test_invalid_settings_name_the_key_and_line(tmp_path: Path, text: str, line: int, fragment: str) -> None:
@@ -158,6 +163,25 @@ def test_the_lease_from_the_file_or_the_environment(tmp_path: Path) -> None:
 def test_a_bad_store_url_in_the_environment_names_the_variable(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^NEWSLETTER_STORE_URL: .*postgresql://"):
         load_settings(workspace=tmp_path, env={"NEWSLETTER_STORE_URL": "sqlite:///x.db"})
+
+
+def test_publish_settings_default_to_the_newsletter_and_read_the_public_reader(tmp_path: Path) -> None:
+    write(tmp_path, '[newsletter]\nbase_url = "https://n.example.org/"\n')
+    plain = load_settings(workspace=tmp_path, env={})
+    assert plain.publish.base_url == "https://n.example.org" and plain.publish.enabled
+    assert dict(plain.publish.reader) == {"name": "friend"} and plain.newsletter.timezone == ""
+    write(
+        tmp_path,
+        '[newsletter]\ntimezone = "Europe/London"\n[publish]\nbase_url = "https://archive.example.org/news/"\n'
+        '[publish.reader]\nname = "neighbour"\ncity = "Riverton"\n',
+    )
+    settings = load_settings(workspace=tmp_path, env={})
+    assert settings.publish.base_url == "https://archive.example.org/news"
+    assert dict(settings.publish.reader) == {"city": "Riverton", "name": "neighbour"}
+    assert settings.newsletter.timezone == "Europe/London"
+    write(tmp_path, '[publish.reader]\nname = "a\\nb"\n')
+    with pytest.raises(ConfigError, match="one line"):
+        load_settings(workspace=tmp_path, env={})
 
 
 def test_from_and_reply_to_take_a_name_and_an_address(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the sending machinery is imported when a command needs it: 
     from .app.store_admin import Copied
     from .compose.check import Finding
     from .compose.editions import VariantCount
+    from .publish.site import PublishResult
     from .send.campaign import Preflight
     from .send.transport import Result
     from .send.trial import DryRun, TestSend
@@ -508,11 +509,21 @@ def print_send_result(result: SendResult, issue: Path) -> int:
     """Print what a send did; returns the exit code."""
     from .send.trial import DryRun, TestSend
 
-    if isinstance(result, TestSend):
-        return print_test_send(result)
     if isinstance(result, DryRun):
         return print_dry_run(result)
-    return print_campaign(result, issue)
+    if result.staged:
+        out.print(f"copied {plural(result.staged, 'image')} of the issue into the web archive", markup=False)
+    if isinstance(result, TestSend):
+        return print_test_send(result)
+    code = print_campaign(result, issue)
+    if result.publish_error:
+        err.print(
+            f"warning: the issue was sent, but the web archive was not written: {result.publish_error}", markup=False
+        )
+        err.print("fix that, then run `newsletter publish`", markup=False)
+    if result.published is not None:
+        print_published(result.published)
+    return code
 
 
 @main.command(short_help="Send ISSUE: a test, a dry run, or to all.")
@@ -584,6 +595,38 @@ def send(
         err.print(str(exc), markup=False)
         sys.exit(EXIT_INTERRUPTED if exc.interrupted else EXIT_FINDINGS)
     sys.exit(print_send_result(result, issue))
+
+
+def print_published(result: PublishResult) -> None:
+    out.print(
+        f"published {plural(len(result.issues), 'issue')} to {result.out_dir}/: {result.written} file(s) written, "
+        f"{result.unchanged} unchanged, {result.removed} removed",
+        markup=False,
+    )
+    for key in result.missing:
+        err.print(
+            f"note: {key} was sent, but {result.issues_folder / key}.md is not there: not published "
+            "(the archive holds the sent issues of [publish] issues)",
+            markup=False,
+        )
+
+
+@main.command(short_help="Write the web archive of the sent issues.")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    help="The site's folder (default: [publish] out, site/).",
+)
+@click.pass_context
+@friendly
+def publish(ctx: click.Context, out_dir: Path | None) -> None:
+    """Write every sent issue as a web page, the archive's index and its Atom feed into a folder
+    any static host (or `newsletter serve`) can serve. Nothing personal is written."""
+    from .app.publish_archive import publish_archive
+
+    print_published(publish_archive(settings_from(ctx), out_dir))
 
 
 JOIN_ALONE = (
@@ -677,7 +720,7 @@ def print_issue_detail(detail: IssueDetail, show_workers: bool) -> None:
         )
 
 
-@main.command(short_help="Serve the readers' pages: unsubscribe, sign up, confirm.")
+@main.command(short_help="Serve the readers' pages: unsubscribe, sign up, confirm, the web archive.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.pass_context
@@ -685,7 +728,8 @@ def print_issue_detail(detail: IssueDetail, show_workers: bool) -> None:
 def serve(ctx: click.Context, host: str, port: int) -> None:
     """Serve the pages readers reach from a message or your website: unsubscribe (a confirmation
     page, RFC 8058 one-click, subscribe again), the signup form (/subscribe) and its confirmation
-    links (/confirm/TOKEN), and /healthz. `newsletter preview` serves the preview of an issue."""
+    links (/confirm/TOKEN), /healthz, and the web archive `newsletter publish` writes (at /).
+    `newsletter preview` serves the preview of an issue."""
 
     from .web.unsubscribe import create_app
 
@@ -693,7 +737,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     sock = _listen(host, port)
     out.print(
         f"pages for {settings.newsletter.name} (unsubscribe, /subscribe, /confirm) on http://{host}:{port}/ "
-        f"(links point to {settings.newsletter.base_url})",
+        f"(links point to {settings.newsletter.base_url}); the web archive from {settings.path(settings.publish.out)}/",
         markup=False,
     )
     # uvicorn's own proxy headers would trust X-Forwarded-For from any loopback peer: the pages

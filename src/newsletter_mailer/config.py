@@ -11,6 +11,7 @@ import os
 import re
 import tomllib
 import urllib.parse
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from email import errors as email_errors
@@ -67,6 +68,7 @@ class NewsletterSettings:
     test_recipients: tuple[str, ...] = ()
     list_id: str = ""
     unsubscribe_mailto: str = ""
+    timezone: str = ""  # an IANA zone (Europe/London) for the diary's times; empty: floating local times
     # Not keys of the file: the display names ``from`` and ``reply_to`` were given with, if any
     # (``from = "Kent Network <news@kent.example.org>"``); from_ and reply_to hold the bare address.
     from_name: str = field(default="", metadata={"derived": True})
@@ -207,6 +209,25 @@ class StoreSettings:
     lease: float = 60.0  # seconds a worker that stops answering keeps the rows it claimed
 
 
+class ReaderFields(tuple[tuple[str, str], ...]):
+    """The ``[publish.reader]`` table: the values merge fields take on the public page."""
+
+
+PUBLIC_READER = ReaderFields((("name", "friend"),))
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    """The web archive ``newsletter publish`` writes (docs/publish.md)."""
+
+    enabled: bool = True
+    base_url: str = ""  # where the site is served; empty: [newsletter] base_url
+    out: str = "site"
+    issues: str = "issues"  # the folder whose sent issues are published
+    copy_remote_images: bool = False
+    reader: ReaderFields = PUBLIC_READER
+
+
 @dataclass(frozen=True)
 class DeliverabilitySettings:
     """What mailbox providers read beside the message: Gmail's Feedback-ID sender and the DNS
@@ -262,6 +283,7 @@ class Settings:
     bounces: BouncesSettings = BouncesSettings()
     signup: SignupSettings = SignupSettings()
     store: StoreSettings = StoreSettings()
+    publish: PublishSettings = PublishSettings()
     serve: ServeSettings = ServeSettings()
     deliverability: DeliverabilitySettings = DeliverabilitySettings()
     webhooks: WebhookSettings = WebhookSettings()
@@ -290,6 +312,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "signup": SignupSettings,
     "serve": ServeSettings,
     "store": StoreSettings,
+    "publish": PublishSettings,
     "deliverability": DeliverabilitySettings,
     "webhooks": WebhookSettings,
     "transport": TransportSettings,
@@ -334,6 +357,8 @@ def key_line(text: str, section: str, key: str | None) -> int | None:
 def _coerce(section: str, key: str, value: Any, default: Any, where: tuple[str, int | None]) -> Any:
     file, line = where
     label = f"[{section}] {key}"
+    if isinstance(default, ReaderFields):
+        return _reader_fields(label, value, where)
     if isinstance(default, bool):
         if isinstance(value, str) and value.lower() in ("1", "true", "yes", "0", "false", "no"):
             return value.lower() in ("1", "true", "yes")
@@ -369,6 +394,13 @@ def _coerce(section: str, key: str, value: Any, default: Any, where: tuple[str, 
     if not isinstance(value, str):
         raise ConfigError(f"{label} must be a string, not {value!r}", file=file, line=line)
     return _one_line(label, value, where)
+
+
+def _reader_fields(label: str, value: Any, where: tuple[str, int | None]) -> ReaderFields:
+    """A table of column = "text": what the public page says where a reader's value would go."""
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ConfigError(f'{label} must be a table of column = "text" (name = "friend")', file=where[0], line=where[1])
+    return ReaderFields(sorted((str(k), _one_line(f"{label}.{k}", v, where)) for k, v in value.items()))
 
 
 def _one_line(label: str, value: str, where: tuple[str, int | None]) -> str:
@@ -600,6 +632,7 @@ def load_settings(
         )
     news = _mailboxes(news, text, file)
     return Settings(
+        publish=_publish(sections["publish"], news, text, file),
         workspace=workspace,
         config_path=config,
         found=found,
@@ -615,6 +648,24 @@ def load_settings(
         webhooks=_webhooks(sections["webhooks"], env),
         transport=_transport(sections["transport"], env, text, file),
     )
+
+
+def _publish(publish: PublishSettings, news: NewsletterSettings, text: str, file: str) -> PublishSettings:
+    """The site's address defaults to the newsletter's; the diary's zone must be one zoneinfo knows."""
+    if news.timezone:
+        try:
+            zoneinfo.ZoneInfo(news.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"[newsletter] timezone must be an IANA time zone such as Europe/London, not {news.timezone!r}",
+                file=file,
+                line=key_line(text, "newsletter", "timezone"),
+            ) from None
+    if publish.base_url and not re.match(r"^https?://[^\s/]+", publish.base_url):
+        raise ConfigError(
+            "[publish] base_url must be an absolute http(s) URL", file=file, line=key_line(text, "publish", "base_url")
+        )
+    return replace(publish, base_url=(publish.base_url or news.base_url).rstrip("/"))
 
 
 def parse_mailbox(value: str) -> tuple[str, str]:

@@ -62,5 +62,6 @@ def test_example_text_part_has_every_part_and_short_lines(example_settings: Sett
     assert "Tue 8 Dec 2026, 19:30–21:00" in text
     assert "12 Mill Lane" in text
     for line in text.splitlines():
-        assert len(line) <= 78 or re.fullmatch(r"(\[\d+\] |Unsubscribe: |  Details: )?\S+", line), line
+        prefixes = r"\[\d+\] |Unsubscribe: |  Details: |  Add to calendar: |View in your browser: "
+        assert len(line) <= 78 or re.fullmatch(rf"({prefixes})?\S+", line), line
     assert "<" not in text.replace("<script>", "")  # no HTML leaked into the text part

@@ -40,6 +40,25 @@ def test_the_list_as_it_is_now_is_the_truth(store: Store) -> None:
     assert store.counts("i2")["pending"] == 0  # issues are apart
 
 
+def test_issues_sent_names_each_issue_with_a_sent_row_and_its_first_send(store: Store) -> None:
+    store.add_recipients("draft", people("ann"))
+    store.add_recipients("i1", people("ann", "bob"))
+    assert store.issues_sent() == {}
+    before = time.time()
+    first = claim(store)
+    assert first is not None
+    store.mark_sent(first, "<m1@example.org>", "250 ok")
+    second = claim(store)
+    assert second is not None
+    store.mark_failed(second, "550 no")
+    sent = store.issues_sent()
+    assert list(sent) == ["i1"] and before - 1 <= sent["i1"] <= time.time() + 1
+    third = claim(store, issue="draft")
+    assert third is not None
+    store.mark_failed(third, "550 no")
+    assert list(store.issues_sent()) == ["i1"]  # a send that reached nobody is not a sent issue
+
+
 def test_claim_mark_and_count(store: Store) -> None:
     store.add_recipients("i1", people("ann", "bob", "cy", "dee"))
     ann = claim(store)

@@ -43,6 +43,7 @@ from ..errors import (
     SubscriberListError,
     UserInputError,
 )
+from ..publish.site import PublishResult
 from ..send import trial
 from ..send.campaign import Campaign, Preflight, content_hash
 from ..send.engine import Progress, Summary, end_leases_of_the_gone
@@ -52,6 +53,7 @@ from ..send.trial import DryRun, TestSend
 from ..store.base import Store
 from ..store.database import sent_issues
 from ..store.factory import confirmed_signups
+from .publish_archive import publish_after_send, stage_images
 from .reader import find_reader
 from .stores import opened_store
 
@@ -104,6 +106,9 @@ class CampaignOutcome:
     preflight: Preflight
     summary: Summary | None  # None: there was nothing to send
     outbox: Path | None  # the local outbox the messages went to, when no relay is configured
+    staged: int = 0  # the issue's images newly copied into the web archive before the send
+    published: PublishResult | None = None  # the web archive written after the send
+    publish_error: str = ""  # why the web archive was not written after the send (it stands)
 
 
 SendResult = TestSend | DryRun | CampaignOutcome
@@ -164,12 +169,16 @@ def send_issue(request: SendRequest, settings: Settings, ui: SendUI) -> SendResu
         _refuse_on_errors(ui, findings, request.force and rendered is not None)
     if rendered is None:  # nothing to send, --force or not
         raise CheckFailed("the issue cannot be rendered (the errors are listed above); fix them and send again")
+    # The issue's own images are on the site before any message links them (a test copy too).
+    staged = 0 if request.dry_run else stage_images(settings, rendered.issue)
     if request.test:
         reader = find_reader(settings, request.subscribers, request.as_reader) if request.as_reader else None
-        return trial.send_test(rendered, settings, request.to, reader=reader)
+        return replace(trial.send_test(rendered, settings, request.to, reader=reader), staged=staged)
     if request.dry_run:
         return trial.dry_run(rendered, settings, request.subscribers)
-    return send_campaign(request, settings, ui, rendered, findings, where)
+    outcome = send_campaign(request, settings, ui, rendered, findings, where)
+    published, error = publish_after_send(settings, outcome.summary.sent if outcome.summary else 0)
+    return replace(outcome, staged=staged, published=published, publish_error=error)
 
 
 def _where(request: SendRequest, settings: Settings) -> Condition | None:

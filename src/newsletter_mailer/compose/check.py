@@ -24,6 +24,7 @@ from ..errors import IssueError, IssueNotFound, IssueProblems, MergeFieldError, 
 from . import markup
 from .editions import Editions
 from .envelope import MessageTemplate, preview_subscriber
+from .images import ImageResolver, image_blocks, is_local
 from .issue import Issue, read_issue
 from .merge import Context, html_contexts, safe_url
 from .palette import DEFAULT_ACCENT, LIGHT_SURFACES, MIN_CONTRAST, contrast, palette_for, parse_colour
@@ -82,7 +83,7 @@ def link_findings(issue: Issue) -> list[Finding]:
                     )
                 if ref.url.lower().startswith("http://"):
                     found.append(Finding(file, ref.line, "warning", f"image {ref.url} is served over http: use https"))
-                elif not _ABSOLUTE.match(ref.url):
+                elif not _ABSOLUTE.match(ref.url) and not is_local(ref.url):  # a file: image_findings
                     found.append(Finding(file, ref.line, "error", f"image {ref.url!r} is not an absolute https URL"))
             elif ref.url.startswith("#"):
                 continue
@@ -497,6 +498,19 @@ def settings_findings(settings: Settings) -> list[Finding]:
     return found
 
 
+def image_findings(issue: Issue, settings: Settings) -> list[Finding]:
+    """The editor's own image files (and remote ones the archive copies): each one that cannot
+    be published, at its line; a remote image that stays remote is checked by link_findings."""
+    images = ImageResolver(issue, settings)
+    found = []
+    for src, line in image_blocks(issue):
+        try:
+            images.served(src, line)
+        except IssueError as exc:
+            found.append(Finding(exc.file or str(issue.path), exc.line, "error", exc.message))
+    return found
+
+
 def issue_images(issue: Issue) -> set[str]:
     return {
         ref.url
@@ -543,7 +557,8 @@ def message_findings(data: bytes, url: str, rendered: RenderedIssue, settings: S
     message_id = message.get("Message-ID") or ""
     if not _aligned(message_id.rpartition("@")[2].strip(">"), settings.newsletter.from_domain):
         found.append(Finding(file, None, "warning", f"Message-ID {message_id} is not under the From domain"))
-    from_issue = issue_images(rendered.issue)
+    copies = ImageResolver(rendered.issue, settings)
+    from_issue = issue_images(rendered.issue) | {copies.address(image) for image in copies.all()}
     for img in re.findall(r"<img\b[^>]*>", rendered.html):
         src = re.search(r'\bsrc="([^"]*)"', img)
         alt = re.search(r'\balt="([^"]*)"', img)
@@ -760,7 +775,8 @@ def _source_findings(issue: Issue, settings: Settings, columns: Sequence[str]) -
     """What the issue file and the settings say before anything is rendered."""
     findings = slip_findings(issue, columns) + link_findings(issue) + link_text_findings(issue)
     findings += subject_findings(issue) + content_findings(issue) + image_width_findings(issue)
-    return findings + settings_findings(settings) + accent_findings(settings)
+    findings += settings_findings(settings) + accent_findings(settings)
+    return findings + image_findings(issue, settings)
 
 
 def _with_error(findings: list[Finding], exc: IssueError, path: Path) -> list[Finding]:

@@ -28,6 +28,11 @@ def wrap(text: str, indent: str = "", hanging: str | None = None, width: int = W
     return "\n".join(wrapper.fill(line) if line.strip() else "" for line in text.split("\n"))
 
 
+def view_online(url: str) -> str:
+    """The text part's link to the issue's public page (the same for every reader)."""
+    return f"View in your browser: {url}"
+
+
 def underline(title: str, char: str) -> str:
     return f"{title}\n{char * min(len(title), WIDTH)}"
 

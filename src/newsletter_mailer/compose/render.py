@@ -24,10 +24,12 @@ from ..errors import IssueError
 from ..workspace import shipped
 from . import markup
 from .bidi import direction
+from .images import ImageResolver
 from .issue import Event, Issue
 from .merge import MergeFields
+from .online import EventLinks, event_links, issue_url, online
 from .palette import palette_for
-from .plaintext import TextWriter, underline, wrap
+from .plaintext import TextWriter, underline, view_online, wrap
 
 TEMPLATE = "newsletter.mjml"
 COLUMN_WIDTH = 552  # the 600 px card less 24 px padding each side: the widest an image is drawn
@@ -110,12 +112,14 @@ def sized_images(html: str) -> str:
     return _IMG.sub(size, html)
 
 
-def _block_context(block: markup.Block) -> dict[str, Any]:
-    if isinstance(block, markup.HtmlBlock):
-        return {"kind": "html", "html": Markup(sized_images(block.html))}
+def _block_context(block: markup.Block, images: ImageResolver, line: int) -> dict[str, Any]:
+    if isinstance(block, markup.HtmlBlock):  # an image inside a paragraph: the archive's copy too
+        return {"kind": "html", "html": Markup(sized_images(images.rewrite(block.html, line, images.address)))}
     if isinstance(block, markup.ButtonBlock):
         return {"kind": "button", "href": block.href, "label": block.label}
-    return {"kind": "image", "src": block.src, "alt": block.alt, "caption": block.caption, "width": COLUMN_WIDTH}
+    src, width, height = images.url(block.src, block.line)  # the archive's copy of a local image, its size
+    image = {"kind": "image", "src": src, "alt": block.alt, "caption": block.caption}
+    return image | {"width": width or COLUMN_WIDTH, "height": height}
 
 
 def _inline_text(source: str) -> str:
@@ -126,15 +130,18 @@ def _inline_text(source: str) -> str:
 def build_context(issue: Issue, settings: Settings, fields: MergeFields) -> dict[str, Any]:
     """What the MJML template sees, with merge fields already turned into placeholders."""
     file = issue.path
+    images = ImageResolver(issue, settings)
 
     def blocks(source: str, line: int) -> list[dict[str, Any]]:
-        return [_block_context(b) for b in markup.to_blocks(fields.substitute(source, file=file, line=line), line)]
+        substituted = fields.substitute(source, file=file, line=line)
+        return [_block_context(b, images, line) for b in markup.to_blocks(substituted, line)]
 
     def inline(source: str, line: int) -> Markup:
         return Markup(sized_images(markup.render_inline(fields.substitute(source, file=file, line=line))))
 
     events = []
-    for event in issue.events:
+    calendar = event_links(issue, settings) if online(settings) else [EventLinks("", "")] * len(issue.events)
+    for event, links in zip(issue.events, calendar, strict=True):
         events.append(
             {
                 "when": event_when(event),
@@ -144,6 +151,8 @@ def build_context(issue: Issue, settings: Settings, fields: MergeFields) -> dict
                 "contact": event.contact,
                 "contact_href": contact_href(event.contact),
                 "link": event.link,
+                "ics_url": links.ics_url,
+                "google_url": links.google_url,
             }
         )
     return {
@@ -167,6 +176,7 @@ def build_context(issue: Issue, settings: Settings, fields: MergeFields) -> dict
         "events": events,
         "signoff": blocks(issue.signoff, issue.signoff_line) if issue.signoff else [],
         "unsubscribe_url": fields.unsubscribe_url,
+        "view_online_url": issue_url(settings, issue.key) if online(settings) else "",
     }
 
 
@@ -211,8 +221,9 @@ def inline_css(html: str) -> str:
 
 def render_html(issue: Issue, settings: Settings, fields: MergeFields) -> str:
     env = _environment(settings)
+    context = build_context(issue, settings, fields)
     try:
-        source = env.get_template(TEMPLATE).render(build_context(issue, settings, fields))
+        source = env.get_template(TEMPLATE).render(context)
     except TemplateError as exc:
         name = getattr(exc, "filename", None) or TEMPLATE
         raise IssueError(f"template error: {exc}", file=name, line=getattr(exc, "lineno", None)) from None
@@ -267,7 +278,10 @@ def render_text(issue: Issue, settings: Settings, fields: MergeFields) -> str:
     writer = TextWriter()
     news = settings.newsletter
     subject = fields.substitute(issue.subject, file=file, line=issue.line_of("subject"))
-    out: list[str] = [news.name, "", underline(subject, "=")]
+    out: list[str] = [news.name, ""]
+    if online(settings):
+        out += [view_online(issue_url(settings, issue.key)), ""]
+    out.append(underline(subject, "="))
     if issue.date:
         out.append(date_label(issue.date))
     out.append("")
@@ -289,7 +303,8 @@ def render_text(issue: Issue, settings: Settings, fields: MergeFields) -> str:
         out += ["", underline(section.title.upper(), "-"), "", body, ""]
     if issue.events:
         out += ["", underline("DIARY", "-"), ""]
-        for event in issue.events:
+        calendar = event_links(issue, settings) if online(settings) else []
+        for n, event in enumerate(issue.events):
             title = writer.inline(markup.parse_inline(fields.substitute(event.title, file=file, line=event.line)))
             lines = [event_when(event), wrap(title, "  ", "  ")]
             if event.where:
@@ -298,6 +313,8 @@ def render_text(issue: Issue, settings: Settings, fields: MergeFields) -> str:
                 lines.append(wrap(f"Contact: {event.contact}", "  ", "    "))
             if event.link:
                 lines.append(f"  Details: {event.link}")
+            if calendar:
+                lines.append(f"  Add to calendar: {calendar[n].ics_url}")
             out += ["\n".join(lines), ""]
         refs = writer.take_references()
         if refs:

@@ -79,6 +79,7 @@ class TestSend:
     recipients: tuple[str, ...]
     results: tuple[tuple[str, Result], ...]
     outbox: Path | None
+    staged: int = 0  # the images newly copied into the web archive before the send
 
 
 def test_recipients(settings: Settings, to: tuple[str, ...]) -> list[str]:

@@ -107,6 +107,10 @@ class Journal(Protocol):
     def issues(self) -> list[tuple[str, float]]:
         """Every issue in the journal with when its list was first loaded, newest first."""
 
+    def issues_sent(self) -> dict[str, float]:
+        """Each issue with a message sent, and when its first was sent (epoch seconds): what the
+        web archive publishes, dated. Test sends are never in the journal."""
+
     def discard_unsent(self, issue: str) -> int:
         """Delete the issue's rows never tried (a send declined at its prompt), and its send record
         when no row is left; returns how many rows went."""

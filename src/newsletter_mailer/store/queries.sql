@@ -84,6 +84,10 @@ UPDATE deliveries SET state = 'pending', updated = :stamp, first_try = 0, lease_
 -- issues --
 SELECT issue, min(created) FROM deliveries GROUP BY issue ORDER BY 2 DESC, 1;
 
+-- issues_sent --
+-- What the web archive publishes: each issue with a message sent, dated by its first.
+SELECT issue, min(sent_at) FROM deliveries WHERE state = 'sent' AND sent_at IS NOT NULL GROUP BY issue;
+
 -- discard_unsent --
 -- A send declined at its prompt: the rows its pre-flight loaded and nobody tried.
 DELETE FROM deliveries WHERE issue = :issue AND attempts = 0 AND state IN ('pending', 'suppressed', 'removed', 'held');

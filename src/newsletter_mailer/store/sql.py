@@ -257,6 +257,11 @@ class SQLStore(_Statements):
         """Every issue in the journal with when its list was first loaded, newest first."""
         return [(str(issue), float(created)) for issue, created in self._rows("issues")]
 
+    def issues_sent(self) -> dict[str, float]:
+        """Each issue with a message sent, and when its first was sent (epoch seconds): what the
+        web archive publishes, dated. Test sends are never in the journal."""
+        return {str(issue): float(first) for issue, first in self._rows("issues_sent")}
+
     def discard_unsent(self, issue: str) -> int:
         """Delete the issue's rows never tried (a send declined at its prompt), and its send record
         when no row is left; returns how many rows went."""

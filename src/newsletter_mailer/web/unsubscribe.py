@@ -52,6 +52,7 @@ async def small_body(request: Request) -> bytes | None:
 
 def create_app(settings: Settings, offload: Offload | None = None) -> Starlette:
     """The pages; ``offload``: the bounded threads and deadline the store is reached through."""
+    from .static import site_routes
     from .subscribe import signup_routes  # the signup pages share this app and its page style
     from .webhooks import webhook_routes
 
@@ -149,5 +150,6 @@ def create_app(settings: Settings, offload: Offload | None = None) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             *signup_routes(settings, render_page, mask, store),
             *webhook_routes(settings),
+            *site_routes(settings),  # the web archive (newsletter publish), last: it answers the rest
         ],
     )
