@@ -21,6 +21,7 @@ from ..config import Settings, key_line
 from ..errors import IssueError, IssueNotFound, IssueProblems, MergeFieldError, SubscriberListError
 from . import markup
 from .envelope import MessageTemplate, preview_subscriber
+from .i18n import SHIPPED, is_shipped
 from .issue import Issue, read_issue
 from .merge import Context, html_contexts, safe_url
 from .palette import DEFAULT_ACCENT, LIGHT_SURFACES, MIN_CONTRAST, contrast, palette_for, parse_colour
@@ -457,10 +458,26 @@ def dkim_findings(settings: Settings) -> list[Finding]:
     return []
 
 
+def language_findings(settings: Settings) -> list[Finding]:
+    """A language we ship no catalogue for is sent with English words and dates: said, not fatal."""
+    news = settings.newsletter
+    if is_shipped(news.language):
+        return []
+    return [
+        Finding(
+            settings_label(settings),
+            _setting_line(settings, "newsletter", "language"),
+            "warning",
+            f"[newsletter] language {news.language!r} has no catalogue of ours "
+            f"({', '.join(SHIPPED)}): the fixed words and dates are in English",
+        )
+    ]
+
+
 def settings_findings(settings: Settings) -> list[Finding]:
     file = settings_label(settings)
     news = settings.newsletter
-    found = base_url_findings(settings) + dkim_findings(settings)
+    found = base_url_findings(settings) + dkim_findings(settings) + language_findings(settings)
     from_domain = news.from_domain
     list_domain = news.list_id_value.rsplit(".", 2)
     if len(list_domain) < 2 or not _aligned(".".join(list_domain[-2:]), from_domain):

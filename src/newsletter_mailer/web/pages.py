@@ -13,6 +13,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.responses import HTMLResponse
 
 from ..compose.bidi import direction
+from ..compose.i18n import catalogue
 from ..compose.palette import palette_for
 from ..compose.render import template_dirs
 from ..config import Settings
@@ -31,8 +32,11 @@ class Pages:
             undefined=StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            extensions=["jinja2.ext.i18n"],
         )
         news = settings.newsletter
+        self.gettext = catalogue(news.language).gettext
+        self._env.install_gettext_translations(catalogue(news.language), newstyle=True)  # type: ignore[attr-defined]
         self._common = {
             "newsletter": news.name,
             "lang": news.language,
