@@ -148,7 +148,7 @@ def form_html(
             f'<input id="nl-{key}" name="{key}" type="text" maxlength="{MAX_VALUE}"></p>'
         )
     rows.append(
-        f'<p style="position:absolute;left:-9999px" aria-hidden="true"><label for="nl-{HONEYPOT}">'
+        f'<p style="position:absolute;inset-inline-start:-9999px" aria-hidden="true"><label for="nl-{HONEYPOT}">'
         f'{html.escape(trap_label)}</label><input id="nl-{HONEYPOT}" name="{HONEYPOT}" type="text" tabindex="-1" '
         'autocomplete="off"></p>'
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from ..config import Settings
 from ..errors import IssueError
 from ..workspace import shipped
 from . import markup
-from .bidi import direction
+from .bidi import FSI, LRI, PDI, RLM, direction
 from .i18n import catalogue
 from .i18n import date_label as _date_label
 from .i18n import event_when as _event_when
@@ -277,6 +277,7 @@ def render_text(issue: Issue, settings: Settings, fields: MergeFields, language:
     _ = catalogue(language).gettext
     writer = TextWriter(gettext=_)
     news = settings.newsletter
+    iso = _isolator(language)
     subject = fields.substitute(issue.subject, file=file, line=issue.line_of("subject"))
     out: list[str] = [news.name, "", underline(subject, "=")]
     if issue.date:
@@ -304,9 +305,9 @@ def render_text(issue: Issue, settings: Settings, fields: MergeFields, language:
             title = writer.inline(markup.parse_inline(fields.substitute(event.title, file=file, line=event.line)))
             lines = [event_when(event, language), wrap(title, "  ", "  ")]
             if event.where:
-                lines.append(wrap(_("Where:") + f" {event.where}", "  ", "    "))
+                lines.append(wrap(_("Where:") + f" {iso(event.where)}", "  ", "    "))
             if event.contact:
-                lines.append(wrap(_("Contact:") + f" {event.contact}", "  ", "    "))
+                lines.append(wrap(_("Contact:") + f" {iso(event.contact, LRI)}", "  ", "    "))
             if event.link:
                 lines.append("  " + _("Details:") + f" {event.link}")
             out += ["\n".join(lines), ""]
@@ -318,15 +319,27 @@ def render_text(issue: Issue, settings: Settings, fields: MergeFields, language:
         out += ["", writer.blocks(signoff), ""]
     footer = ["-- ", news.name]  # the signature delimiter is dash, dash, space (RFC 3676)
     if news.postal_address:
-        footer.append(news.postal_address)
+        footer.append(iso(news.postal_address))
     footer += [
-        _("You are receiving this because you subscribed to %(name)s.") % {"name": news.name},
+        _("You are receiving this because you subscribed to %(name)s.") % {"name": iso(news.name)},
         _("Unsubscribe:") + f" {fields.unsubscribe_url}",
     ]
     out += ["", "\n".join(footer)]
     text = "\n".join(out)
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
-    return "\n".join(line if line == "-- " else line.rstrip() for line in text.split("\n"))
+    lines = [line if line == "-- " else line.rstrip() for line in text.split("\n")]
+    if direction(language) == "rtl":  # each line starts right to left, whatever its first letter
+        lines = [f"{RLM}{line}" if line and line != "-- " else line for line in lines]
+    return "\n".join(lines)
+
+
+def _isolator(language: str) -> Callable[..., str]:
+    """In a right-to-left text part, a value between FIRST STRONG ISOLATE (or LEFT-TO-RIGHT ISOLATE
+    for a contact) and POP DIRECTIONAL ISOLATE, so "01234 567890" or "12 Mill Lane" keep their
+    order; a left-to-right text part is as it always was."""
+    if direction(language) != "rtl":
+        return lambda value, opening=FSI: value
+    return lambda value, opening=FSI: f"{opening}{value}{PDI}"
 
 
 def render_issue(issue: Issue, settings: Settings, language: str | None = None) -> RenderedIssue:
