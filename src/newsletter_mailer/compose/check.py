@@ -27,6 +27,7 @@ from .merge import Context, html_contexts, safe_url
 from .palette import DEFAULT_ACCENT, LIGHT_SURFACES, MIN_CONTRAST, contrast, palette_for, parse_colour
 from .render import COLUMN_WIDTH, GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES, RenderedIssue, render_issue
 from .slips import find_slips, suggest_column
+from .translations import differences, translations_of
 
 Level = Literal["error", "warning"]
 
@@ -704,7 +705,24 @@ def check_issue(path: Path, settings: Settings, subscribers: Path | None = None)
         rendered = render_issue(issue, settings)
     except IssueError as exc:
         return _with_error(_source_findings(issue, settings, columns_of(settings, subscribers)), exc, path)
-    return check_rendered(rendered, settings, subscribers)
+    return check_rendered(rendered, settings, subscribers) + translation_findings(issue)
+
+
+def translation_findings(issue: Issue) -> list[Finding]:
+    """Per translation beside the issue (``2026-12.fr.md``): what it lacks or adds against it."""
+    found = []
+    for translation in translations_of(issue.path):
+        try:
+            other = read_issue(translation.path)
+        except IssueProblems as exc:
+            found += [Finding(e.file or str(translation.path), e.line, "error", e.message) for e in exc.errors]
+            continue
+        except IssueError as exc:
+            found.append(Finding(exc.file or str(translation.path), exc.line, "error", exc.message))
+            continue
+        for line, message in differences(issue, other):
+            found.append(Finding(str(translation.path), line or None, "warning", f"{translation.language}: {message}"))
+    return found
 
 
 def check_rendered(rendered: RenderedIssue, settings: Settings, subscribers: Path | None = None) -> list[Finding]:
