@@ -4,13 +4,17 @@ whose language has no translation under the main file, and says so."""
 
 from __future__ import annotations
 
+import email
 import shutil
+from email import policy
+from email.message import EmailMessage
 from pathlib import Path
 
-from conftest import REPO
+from conftest import REPO, journal_counts, make_workspace, run_send
 from newsletter_mailer.compose.check import check_issue
 from newsletter_mailer.compose.translations import reach, translations_of
 from newsletter_mailer.config import Settings
+from smtp_servers import SMTPTestServer
 
 ARABIC = REPO / "tests" / "fixtures" / "translated" / "2026-12.ar.md"
 
@@ -71,3 +75,54 @@ def test_reach_counts_a_reader_without_a_translation_under_the_main_file() -> No
         "de: 2 readers, no translation: they get the main file (en)",
         "fr: 3 readers",
     ]
+
+
+def translated_workspace(root: Path, port: int) -> Path:
+    """The example issue in English with French and Arabic translations, and a 30-row list with
+    a language column: 10 French, 10 Arabic, 5 German (no German translation), 5 with none."""
+    make_workspace(root, port, 0)
+    issue = root / "issue.md"
+    text = (REPO / "issues" / "example.md").read_text(encoding="utf-8")
+    issue.write_text(text, encoding="utf-8")
+    french = text.replace(
+        'subject: "Riverside Volunteers: December 2026"', 'subject: "Bénévoles de Riverside : décembre 2026"'
+    )
+    (root / "issue.fr.md").write_text(french, encoding="utf-8")
+    shutil.copy(ARABIC, root / "issue.ar.md")
+    languages = ["fr"] * 10 + ["ar-EG"] * 10 + ["de"] * 5 + [""] * 5
+    rows = "\n".join(f"user{i}@example.org,User {i},{lang}" for i, lang in enumerate(languages))
+    (root / "subscribers.csv").write_text(f"email,name,language\n{rows}\n", encoding="utf-8")
+    return root
+
+
+def body_of(data: bytes, subtype: str) -> str:
+    message = email.message_from_bytes(data, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    part = message.get_body((subtype,))
+    assert part is not None
+    return str(part.get_content())
+
+
+def test_each_reader_gets_their_language_once_through_a_real_relay(tmp_path: Path) -> None:
+    with SMTPTestServer() as server:
+        root = translated_workspace(tmp_path / "ws", server.port)
+        _preflight, summary = run_send(root)
+        assert summary.sent == 30
+        received = {m.rcpt_tos[0]: m.data for m in server.handler.messages}
+    assert len(server.handler.messages) == 30 and len(received) == 30  # one message each
+    assert journal_counts(root)["sent"] == 30  # one journal row each, under the main issue's key
+    for i in range(30):
+        data = received[f"user{i}@example.org"]
+        html, text = body_of(data, "html"), body_of(data, "plain")
+        subject = str(email.message_from_bytes(data, policy=policy.default)["Subject"])
+        if i < 10:
+            assert subject == "Bénévoles de Riverside : décembre 2026"
+            assert '<html lang="fr" dir="ltr"' in html and "Dans ce numéro" in html
+            assert "mardi 8 décembre 2026, 19:30–21:00" in html and "mardi 8 décembre 2026, 19:30–21:00" in text
+        elif i < 20:
+            assert subject == "متطوعو ضفة النهر: ديسمبر 2026"
+            assert '<html lang="ar" dir="rtl"' in html and "في هذا العدد" in html
+            assert "الثلاثاء، 8 ديسمبر 2026، 7:30 م–9:00 م" in html
+        else:  # German (no translation) and no language: the main file, in English
+            assert subject == "Riverside Volunteers: December 2026"
+            assert "In this issue" in html and "Tue 8 Dec 2026, 19:30–21:00" in text

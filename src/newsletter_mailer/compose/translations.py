@@ -11,6 +11,7 @@ message per language belongs with the variants' cache key (``Variant``, on branc
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from collections import Counter
@@ -18,10 +19,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..audience.subscribers import Subscriber
+from ..config import Settings
 from . import markup
-from .issue import Event, Issue, Section
+from .envelope import Envelope, MessageTemplate
+from .issue import Event, Issue, Section, read_issue
+from .render import RenderedIssue, render_issue
 
-__all__ = ["Translation", "differences", "reach", "translations_of"]
+__all__ = ["ByLanguage", "Translation", "differences", "reach", "rendered_translations", "translations_of"]
 
 _TAG = re.compile(r"^[a-z]{2,3}(?:-[a-z0-9]{2,8})*$", re.IGNORECASE)
 
@@ -142,3 +147,34 @@ def reach(languages: Iterable[str], main_language: str, translated: Iterable[str
         else:
             lines.append(f"{language}: {readers}")
     return lines
+
+
+def rendered_translations(main: Issue, settings: Settings) -> dict[str, RenderedIssue]:
+    """Each translation rendered once, in its own language, under the main file's journal key
+    (a reader has one row per issue, whichever version they get)."""
+    found = {}
+    for translation in translations_of(main.path):
+        issue = dataclasses.replace(read_issue(translation.path), path=main.path)
+        found[_primary(translation.language)] = render_issue(issue, settings, language=translation.language)
+    return found
+
+
+def _primary(tag: str) -> str:
+    return tag.strip().lower().replace("_", "-").split("-", 1)[0]
+
+
+class ByLanguage:
+    """One message template per language, each built once; a reader's is chosen from their
+    ``language`` cell when their row is claimed. A reader with no cell, or whose language has no
+    translation, gets the main file. Per recipient this costs one dictionary look-up."""
+
+    def __init__(self, main: MessageTemplate, others: dict[str, MessageTemplate]) -> None:
+        self.main = main
+        self.others = others
+
+    def for_reader(self, subscriber: Subscriber) -> MessageTemplate:
+        cell = dict(subscriber.fields).get("language", "")
+        return self.others.get(_primary(cell), self.main) if cell else self.main
+
+    def envelope(self, subscriber: Subscriber, row: int = 0) -> Envelope:
+        return self.for_reader(subscriber).envelope(subscriber, row)

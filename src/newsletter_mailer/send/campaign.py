@@ -13,6 +13,7 @@ from ..audience.suppressions import SuppressionList
 from ..compose.dkim import dkim_signer
 from ..compose.envelope import MessageTemplate
 from ..compose.render import RenderedIssue
+from ..compose.translations import ByLanguage, rendered_translations
 from ..config import Settings, SMTPSettings
 from ..store.base import Store
 from ..store.database import FileIdentity
@@ -67,8 +68,15 @@ class Campaign:
         self.issue_path = issue_path  # for worker processes, which render it again
         self.watch_others = False  # other workers share this send: show the whole send's progress
 
-    def template(self) -> MessageTemplate:
-        return MessageTemplate(self.rendered, self.settings, signer_for(self.settings), dkim=dkim_signer(self.settings))
+    def template(self) -> MessageTemplate | ByLanguage:
+        """The message every reader gets filled in; with translations beside the issue
+        (``2026-12.fr.md``), one per language, each rendered and encoded once."""
+        signer, dkim = signer_for(self.settings), dkim_signer(self.settings)
+        main = MessageTemplate(self.rendered, self.settings, signer, dkim=dkim)
+        others = rendered_translations(self.rendered.issue, self.settings)
+        if not others:
+            return main
+        return ByLanguage(main, {k: MessageTemplate(r, self.settings, signer, dkim=dkim) for k, r in others.items()})
 
     def run(
         self, progress: Progress | None = None, transport: Transport | None = None, smtp: SMTPSettings | None = None
