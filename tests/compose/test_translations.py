@@ -10,11 +10,12 @@ from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
-from conftest import REPO, journal_counts, make_workspace, run_send
+from conftest import REPO, journal_counts, make_workspace
 from newsletter_mailer.compose.check import check_issue
 from newsletter_mailer.compose.translations import reach, translations_of
 from newsletter_mailer.config import Settings
 from smtp_servers import SMTPTestServer
+from test_cli import run
 
 ARABIC = REPO / "tests" / "fixtures" / "translated" / "2026-12.ar.md"
 
@@ -106,8 +107,9 @@ def body_of(data: bytes, subtype: str) -> str:
 def test_each_reader_gets_their_language_once_through_a_real_relay(tmp_path: Path) -> None:
     with SMTPTestServer() as server:
         root = translated_workspace(tmp_path / "ws", server.port)
-        _preflight, summary = run_send(root)
-        assert summary.sent == 30
+        said = run("send", "issue.md", "--yes", cwd=root)
+        assert said.returncode == 0, said.stdout + said.stderr
+        assert "de: 5 readers, no translation: they get the main file (en)" in said.stdout + said.stderr
         received = {m.rcpt_tos[0]: m.data for m in server.handler.messages}
     assert len(server.handler.messages) == 30 and len(received) == 30  # one message each
     assert journal_counts(root)["sent"] == 30  # one journal row each, under the main issue's key

@@ -27,7 +27,7 @@ from .merge import Context, html_contexts, safe_url
 from .palette import DEFAULT_ACCENT, LIGHT_SURFACES, MIN_CONTRAST, contrast, palette_for, parse_colour
 from .render import COLUMN_WIDTH, GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES, RenderedIssue, render_issue
 from .slips import find_slips, suggest_column
-from .translations import differences, translations_of
+from .translations import differences, reach, translations_of
 
 Level = Literal["error", "warning"]
 
@@ -586,9 +586,11 @@ class RowFill:
         self.found: list[Finding] = []
         self.url_slots = _whole_url_slots(rendered)
         self.failing = 0
+        self.languages: list[str] = []  # each row's language cell, for the reach per translation
 
     def row(self, subscriber: Subscriber) -> None:
         fields, path = self.rendered.fields, str(self.path)
+        self.languages.append(dict(subscriber.fields).get("language", ""))
         try:
             values = fields.values(subscriber.merge_values(), "")
         except MergeFieldError as exc:
@@ -622,7 +624,16 @@ class RowFill:
                 f"{self.failing - MAX_ROW_FINDINGS} more rows cannot be filled (the first {MAX_ROW_FINDINGS} are above)"
             )
             found.append(Finding(str(self.path), None, "error", more))
-        return found + row_warnings(self.report)
+        return found + row_warnings(self.report) + self.reach_findings()
+
+    def reach_findings(self) -> list[Finding]:
+        """With translations beside the issue: the readers whose language has none, who get the
+        main file, said before anything is sent."""
+        translated = [t.language for t in translations_of(self.rendered.issue.path)]
+        if not translated or not any(self.languages):
+            return []
+        lines = reach(self.languages, self.rendered.language, translated)
+        return [Finding(str(self.path), None, "warning", line) for line in lines if "no translation" in line]
 
 
 def _fill_findings(rendered: RenderedIssue, subscribers: Path) -> tuple[list[Finding], ListReport]:

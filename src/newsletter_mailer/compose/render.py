@@ -51,6 +51,7 @@ class RenderedIssue:
     html: str
     text: str
     fields: MergeFields
+    language: str = "en"  # the language tag its fixed words and dates are in
 
     @property
     def html_bytes(self) -> int:
@@ -348,4 +349,5 @@ def render_issue(issue: Issue, settings: Settings, language: str | None = None) 
     html = render_html(issue, settings, fields, language)
     text = render_text(issue, settings, fields, language)
     subject = fields.substitute(issue.subject, file=issue.path, line=issue.line_of("subject"))
-    return RenderedIssue(issue=issue, subject=subject, html=html, text=text, fields=fields)
+    language = language or settings.newsletter.language
+    return RenderedIssue(issue=issue, subject=subject, html=html, text=text, fields=fields, language=language)
