@@ -171,10 +171,16 @@ class ByLanguage:
     def __init__(self, main: MessageTemplate, others: dict[str, MessageTemplate]) -> None:
         self.main = main
         self.others = others
+        self._known: dict[str, MessageTemplate] = {}  # a cell as written -> its template
 
     def for_reader(self, subscriber: Subscriber) -> MessageTemplate:
-        cell = dict(subscriber.fields).get("language", "")
-        return self.others.get(_primary(cell), self.main) if cell else self.main
+        for key, cell in subscriber.fields:
+            if key == "language":
+                known = self._known.get(cell)
+                if known is None:
+                    known = self._known[cell] = self.others.get(_primary(cell), self.main) if cell else self.main
+                return known
+        return self.main
 
     def envelope(self, subscriber: Subscriber, row: int = 0) -> Envelope:
         return self.for_reader(subscriber).envelope(subscriber, row)
