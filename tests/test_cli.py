@@ -136,6 +136,7 @@ def test_send_refuses_without_a_terminal_unless_yes_then_sends_and_reports(tmp_p
         refused = run("send", "issue.md", cwd=root)
         assert refused.returncode == 2 and "--yes" in refused.stderr
         assert server.handler.messages == []
+        assert run("status", "issue", cwd=root).stdout == "issue: nothing sent yet\n"  # nothing left pending
         sent = run("send", "issue.md", "--yes", cwd=root)
         assert sent.returncode == 0, sent.stdout + sent.stderr
         assert "to send now" in sent.stdout and "sent 5, failed 0" in sent.stdout
@@ -566,9 +567,10 @@ def test_subscribers_check_counts_confirmed_signups(tmp_path: Path) -> None:
     root = make_workspace(tmp_path / "ws", 1, 2)
     with open_store(settings_for(root)) as store:
         signups = SignupLog(store)
-        for address in ("new@example.org", "user0@example.org"):  # one new, one already in the CSV
+        for address in ("new@example.org", "user0@example.org", "gone@example.org"):  # user0 is in the CSV
             pending = signups.request(Subscriber(address, "New"), "127.0.0.1", "1")
             assert signups.confirm(RequestRef(pending.id, int(pending.requested)), "127.0.0.1") == address
+    assert run("unsubscribe", "gone@example.org", cwd=root).returncode == 0  # signed up, then left
     result = run("subscribers", "check", cwd=root)
     assert result.returncode == 0, result.stderr
     assert "2 valid addresses: 2 would be mailed" in result.stdout

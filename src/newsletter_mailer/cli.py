@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the sending machinery is imported when a command needs it: 
     from .app.status import IssueDetail, IssueLine
     from .app.store_admin import Copied
     from .compose.check import Finding
+    from .compose.editions import VariantCount
     from .send.campaign import Preflight
     from .send.transport import Result
     from .send.trial import DryRun, TestSend
@@ -95,7 +96,7 @@ def settings_from(ctx: click.Context) -> Settings:
 def print_findings(findings: Sequence[Finding], console: Console) -> None:
     """Each finding as file:line: level: message, errors in red, warnings in yellow."""
     for finding in findings:
-        colour = "red" if finding.level == "error" else "yellow"
+        colour = {"error": "red", "warning": "yellow"}.get(finding.level, "default")
         console.print(f"[{colour}]{escape(str(finding))}[/]")
 
 
@@ -179,7 +180,7 @@ def ask(question: str, default: str) -> str:
 @friendly
 def render(ctx: click.Context, issue: Path, out_dir: Path, as_address: str | None, subscribers: Path | None) -> None:
     """Render ISSUE to HTML, plain text and a complete .eml message."""
-    from .audience.subscribers import find_subscriber
+    from .app.reader import find_reader
     from .compose.artifacts import write_files
     from .compose.issue import read_issue
     from .compose.render import render_issue
@@ -187,7 +188,7 @@ def render(ctx: click.Context, issue: Path, out_dir: Path, as_address: str | Non
     settings = settings_from(ctx)
     row = None
     if as_address:
-        row = find_subscriber(subscribers or settings.path(settings.newsletter.subscribers), as_address)
+        row = find_reader(settings, subscribers, as_address)
     files = write_files(render_issue(read_issue(issue), settings), settings, out_dir, row)
     for path in (files.html, files.text, files.eml):
         out.print(f"wrote {path}")
@@ -217,7 +218,7 @@ def check(ctx: click.Context, issue: Path, subscribers: Path | None) -> None:
     if size is not None:
         out.print(str(size))
     errors = sum(f.level == "error" for f in findings)
-    warnings = len(findings) - errors
+    warnings = sum(f.level == "warning" for f in findings)
     out.print(f"{errors} error(s), {warnings} warning(s)")
     sys.exit(EXIT_FINDINGS if has_errors(findings) else 0)
 
@@ -226,9 +227,10 @@ def check(ctx: click.Context, issue: Path, subscribers: Path | None) -> None:
 @click.argument("issue", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8025, show_default=True, type=int)
+@click.option("--as", "as_address", metavar="ADDRESS", help="Show the copy this reader gets (list or signup).")
 @click.pass_context
 @friendly
-def preview(ctx: click.Context, issue: Path, host: str, port: int) -> None:
+def preview(ctx: click.Context, issue: Path, host: str, port: int, as_address: str | None) -> None:
     """Serve a page with ISSUE at desktop and phone widths and its text part; reloads on save."""
 
     from .compose.issue import issue_key
@@ -238,7 +240,7 @@ def preview(ctx: click.Context, issue: Path, host: str, port: int) -> None:
     settings_from(ctx)
     sock = _listen(host, port)
     out.print(f"preview of {issue} at http://{host}:{port}/ (Ctrl+C to stop)")
-    _serve_app(create_app(issue, ctx.obj.get("config")), sock, "warning")
+    _serve_app(create_app(issue, ctx.obj.get("config"), as_address), sock, "warning")
 
 
 def _writable_target(path: Path) -> None:
@@ -408,12 +410,27 @@ def print_preflight(p: Preflight) -> None:
         table.add_row("no longer in the list (not sent)", str(p.removed))
     if p.resumed_in_flight:
         table.add_row("in flight when the last run stopped (will be resent)", str(p.resumed_in_flight))
+    if p.where:
+        table.add_row(f"left for another run (not matched by --where {p.where})", str(p.held))
     out.print(table)
+    print_variants(p.variants)
     for problem in p.problems[:20]:
         err.print(problem, markup=False)
     hidden = len(p.problems) - 20 + p.more_problems
     if hidden > 0:
         err.print(f"... and {hidden} more skipped rows (`newsletter subscribers check` lists them)")
+
+
+def print_variants(variants: Sequence[VariantCount]) -> None:
+    """How many readers get each variant of an issue with conditions, and the largest one's size."""
+    for count in variants:
+        out.print(
+            f"  {plural(count.readers, 'reader')} get the issue {escape(count.shows)} "
+            f"({count.html_bytes / 1024:.0f} KB)"
+        )
+    if variants:
+        largest = max(variants, key=lambda c: c.html_bytes)
+        out.print(f"  {plural(len(variants), 'variant')}; the largest is {largest.html_bytes / 1024:.0f} KB of HTML")
 
 
 def print_test_send(result: TestSend) -> int:
@@ -438,6 +455,7 @@ def print_dry_run(report: DryRun) -> int:
         f"skipped {report.invalid} invalid, {report.duplicates} duplicate, "
         f"{report.suppressed} unsubscribed, {report.already_sent} already sent"
     )
+    print_variants(report.variants)
     return 0
 
 
@@ -489,7 +507,12 @@ def print_send_result(result: SendResult, issue: Path) -> int:
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Build every message, send nothing.")
-@click.option("--as", "as_address", metavar="ADDRESS", help="With --dry-run: print the message ADDRESS would get.")
+@click.option(
+    "--as",
+    "as_address",
+    metavar="ADDRESS",
+    help="With --dry-run: print the message ADDRESS would get; with --test: send it.",
+)
 @click.option("--retry-failed", is_flag=True, help="Try the recipients that failed before again.")
 @click.option("--concurrency", type=click.IntRange(1, 200), help="Parallel SMTP connections (per worker).")
 @click.option(
@@ -499,6 +522,7 @@ def print_send_result(result: SendResult, issue: Path) -> int:
 @click.option("--rate", type=click.FloatRange(0), help="Messages per second (0: no limit).")
 @click.option("--force", is_flag=True, help="Send even if the pre-send check finds errors.")
 @click.option("--new-database", is_flag=True, help="Start a new journal though this workspace has sent before.")
+@click.option("--where", metavar="CONDITION", default="", help='Send only to readers it matches: branch == "North".')
 @click.pass_context
 @friendly
 def send(
@@ -517,21 +541,21 @@ def send(
     as_address: str | None,
     workers: int,
     join: bool,
+    where: str,
 ) -> None:
-    """Send ISSUE: a test with --test, otherwise to every subscriber, resumably."""
+    """Send ISSUE: a test with --test, otherwise to every subscriber (or those --where matches), resumably."""
     from .app.send_campaign import SendRequest, send_issue
 
-    _refuse_option_mixes(to=bool(to), test=test, dry_run=dry_run, as_address=bool(as_address), join=join)
-    if join and (subscribers or retry_failed or new_database):
+    _refuse_option_mixes(to=bool(to), test=test, dry_run=dry_run, as_address=bool(as_address), join=join or bool(where))
+    if join and (subscribers or retry_failed or new_database or where):
         raise click.UsageError(JOIN_ALONE)
-    if as_address:
-        from .compose.artifacts import message_as
+    if as_address and dry_run:
+        from .app.reader import reader_message
 
-        click.echo(message_as(issue, settings_from(ctx), as_address, subscribers), nl=False)
+        click.echo(reader_message(issue, settings_from(ctx), as_address, subscribers), nl=False)
         return
-    request = SendRequest(
-        issue, test, to, dry_run, subscribers, retry_failed, force, concurrency, rate, new_database, workers, join
-    )
+    options = (dry_run, subscribers, retry_failed, force, concurrency, rate, new_database, workers, join)
+    request = SendRequest(issue, test, to, *options, where=where, as_reader=as_address or "")
     try:
         result = send_issue(request, settings_from(ctx), ConsoleSendUI(yes))
     except SendInterrupted as exc:
@@ -545,7 +569,8 @@ def send(
 
 JOIN_ALONE = (
     "--join helps a running send: it goes without --test, --dry-run, --subscribers, "
-    "--retry-failed and --new-database (the send that runs has its list)"
+    "--retry-failed, --new-database and --where (the send that runs has its list); --where goes "
+    "with a send to the list, not with --test or --dry-run"
 )
 
 
@@ -553,8 +578,8 @@ def _refuse_option_mixes(*, to: bool, test: bool, dry_run: bool, as_address: boo
     """Options of ``send`` that make no sense together: a usage error, before anything is read."""
     if to and not test:
         raise click.UsageError("--to goes with --test")
-    if as_address and not dry_run:
-        raise click.UsageError("--as goes with --dry-run")
+    if as_address and not (dry_run or test):
+        raise click.UsageError("--as goes with --dry-run (print that reader's message) or --test (send it)")
     if join and (test or dry_run):
         raise click.UsageError(JOIN_ALONE)
 
@@ -615,6 +640,11 @@ def print_issue_detail(detail: IssueDetail, show_workers: bool) -> None:
         f"in flight {counts['sending']}, possibly duplicated {counts['resent']}",
         markup=False,
     )
+    for started, where in detail.runs:
+        day = time.strftime("%Y-%m-%d %H:%M", time.localtime(started))
+        out.print(f"run {day}: {'--where ' + where if where else 'the whole list'}", markup=False)
+    if counts["held"]:
+        out.print(f"left out by --where so far (not sent): {counts['held']}", markup=False)
     for failure in report.failures:
         out.print(f"failed {failure.address} after {failure.attempts} attempt(s): {failure.reply}", markup=False)
     for b in detail.bounced:
@@ -705,8 +735,7 @@ def suppressions_export(ctx: click.Context, csv_path: Path, everything: bool, no
     target = None if str(csv_path) == "-" else csv_path
     if target is not None:
         _writable_target(target)
-    with csv_output(target, no_bom) as handle:
-        count = export_suppressions(settings_from(ctx), handle, removed=everything)
+    count = export_suppressions(settings_from(ctx), csv_output(target, no_bom), removed=everything)
     err.print(f"exported {plural(count, 'suppressed address', 'suppressed addresses')}")
 
 
@@ -761,6 +790,7 @@ def subscribers_check(ctx: click.Context, csv_path: Path | None) -> None:
         out.print(f"... and {report.more_problems} more")
     for line, warning in report.warnings:
         out.print(f"{report.path}:{line}: warning: {warning}", markup=False)
+    out.print(f"names: {report.names_from}", markup=False)
     out.print(
         f"{plural(report.valid, 'valid address', 'valid addresses')}: {result.would_mail} would be mailed, "
         f"{result.suppressed} {'is' if result.suppressed == 1 else 'are'} unsubscribed or bounced; "
@@ -863,8 +893,7 @@ def subscribers_export(ctx: click.Context, out_path: Path | None, no_bom: bool) 
 
     if out_path is not None:
         _writable_target(out_path)
-    with csv_output(out_path, no_bom) as handle:
-        count = export_subscribers(settings_from(ctx), handle)
+    count = export_subscribers(settings_from(ctx), csv_output(out_path, no_bom))
     err.print(f"exported {count} subscribers", markup=False)
 
 

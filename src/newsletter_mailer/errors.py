@@ -7,6 +7,7 @@
     │   │   ├── IssueNotFound     the issue file named on the command line is not there
     │   │   ├── IssueProblems     several errors in the front matter, reported together
     │   │   └── MergeFieldError   a merge field cannot be filled (for one recipient, or any)
+    │   ├── ConditionError        an ``only:`` or ``--where`` condition cannot be read
     │   └── SubscriberListError   the subscriber CSV as a whole (no email column, unreadable)
     ├── CheckFailed               `check` found errors and a send was refused
     ├── SendError                 a dispatch cannot go on
@@ -87,6 +88,11 @@ class IssueProblems(IssueError):
 class MergeFieldError(IssueError):
     """Raised when a merge expression fails as it is filled in: ``{{ 1/0 }}``, a sandboxed
     attribute, ``{{ subscriber.name.split()[0] }}`` for a row without a name. Names the issue line."""
+
+
+class ConditionError(UserInputError):
+    """Raised when a condition (``{only: ...}`` in an issue, ``send --where``) is not in the
+    condition language; the issue's reader re-raises it as an IssueError at the line."""
 
 
 class SubscriberListError(UserInputError):

@@ -129,3 +129,33 @@ def test_extra_cells_and_overlong_values_are_warned_at_their_line_by_both_comman
     for output in (listed.output, checked.output):
         found = [line.split("/ws/", 1)[1] for line in output.splitlines() if "subscribers.csv:" in line]
         assert found == expected, output
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "name", "first", "said"),
+    [
+        (
+            "email;First Name;Last Name",
+            "a@example.org;Ada;Lovelace",
+            "Ada Lovelace",
+            "Ada",
+            "'First Name' + 'Last Name'",
+        ),
+        ("EMAIL,given name,SURNAME", "a@example.org,Ada,Lovelace", "Ada Lovelace", "Ada", "'given name' + 'SURNAME'"),
+        ("email,first,last", "a@example.org,,Lovelace", "Lovelace", "", "'first' + 'last'"),
+        ("email,surname", "a@example.org,Lovelace", "Lovelace", "Lovelace", "'surname'"),
+        ("email,Name", "a@example.org,Ada King Lovelace", "Ada King Lovelace", "Ada", "first word of 'Name'"),
+        ("email,Name", 'a@example.org,"Lovelace, Ada"', "Lovelace, Ada", "Ada", "display name from 'Name'"),
+        ("email,name,first name", "a@example.org,Countess,Ada", "Countess", "Ada", "display name from 'name'"),
+        ("email,city", "a@example.org,Riverton", "", "", "no name column"),
+    ],
+)
+def test_names_from_two_columns_and_first_name_from_a_full_name(
+    tmp_path: Path, header: str, row: str, name: str, first: str, said: str
+) -> None:
+    path = tmp_path / "list.csv"
+    path.write_text(f"{header}\n{row}\n", encoding="utf-8")
+    report = ListReport(path)
+    (reader,) = read_subscribers(path, report)
+    assert reader.name == name and reader.merge_values()["first_name"] == first
+    assert said in report.names_from

@@ -141,6 +141,62 @@ def test_missing_and_non_utf8_files(tmp_path: Path) -> None:
         read_issue(latin)
 
 
+def test_only_line_under_a_heading_limits_that_section(tmp_path: Path) -> None:
+    body = 'Intro\n\n## North news\n{only: branch == "North"}\n\nMeeting on Tuesday.\n\n## Everyone\nText\n'
+    path = write_issue(tmp_path, "subject: S", body)
+    issue = read_issue(path)
+    north, everyone = issue.sections
+    assert north.only is not None and north.only.source == 'branch == "North"'
+    assert "only" not in north.body and "Meeting on Tuesday." in north.body
+    assert everyone.only is None
+    lines = path.read_text().splitlines()
+    assert lines[issue.conditional_parts()[0].line - 1] == '{only: branch == "North"}'
+
+
+def test_only_on_events_and_highlights(tmp_path: Path) -> None:
+    front = (
+        "subject: S\nhighlights:\n  - text: North news\n    only: branch == 'North'\n  - Everyone\n"
+        "events:\n  - date: 2026-12-08\n    title: Meeting\n    only: \"'Diary' in topics\"\n"
+    )
+    issue = read_issue(write_issue(tmp_path, front, "## North news\n\nx\n\n## Everyone\n\ny\n"))
+    assert [p.part for p in issue.conditional_parts()] == ["event:0", "highlight:0"]
+    assert issue.highlights[0].anchor == "north-news" and issue.highlights[1].only is None
+
+
+@pytest.mark.parametrize(
+    ("front", "body", "line", "said"),
+    [
+        ("subject: S", "## A\n{only: branch ==}\n", 5, "only: expected"),
+        ("subject: S", "## A\n{only: len(x)}\n", 5, "only:"),
+        ("subject: S", "## A\n\n{only: branch == 'x'}\n", 6, "directly under"),
+        ("subject: S", "{only: branch == 'x'}\n## A\n", 4, "directly under"),
+        ("subject: S\nevents:\n  - date: 2026-12-08\n    title: M\n    only: 'a b'", "", 6, "only: expected"),
+        ("subject: S\nevents:\n  - date: 2026-12-08\n    title: M\n    only: [1]", "", 6, "must be a condition"),
+        ("subject: S\nhighlights:\n  - text: A\n    when: x", "", 5, "unknown highlight key 'when'"),
+        ("subject: S\nhighlights:\n  - text: A\n    only: a ==", "", 5, "only: expected"),
+    ],
+)
+def test_bad_conditions_are_errors_at_their_line(front: str, body: str, line: int, said: str, tmp_path: Path) -> None:
+    with pytest.raises(IssueError) as caught:
+        read_issue(write_issue(tmp_path, front, body))
+    assert caught.value.line == line and said in caught.value.message
+
+
+def test_for_variant_leaves_out_what_the_variant_does_not_show(tmp_path: Path) -> None:
+    from newsletter_mailer.compose.variants import Segmenter, Variant
+
+    front = "subject: S\nhighlights: auto"
+    body = "## North\n{only: branch == 'North'}\nn\n\n## South\n{only: branch == 'South'}\ns\n\n## All\na\n"
+    issue = read_issue(write_issue(tmp_path, front, body))
+    segmenter = Segmenter(issue.conditional_parts())
+    north = segmenter.variant_of({"branch": "north"})
+    assert north == Variant(frozenset({"section:0"}))
+    assert segmenter.variant_of({"branch": "North "}) == north
+    assert segmenter.variant_of({"branch": "north"}) is north  # decided once per distinct cell
+    assert [s.title for s in issue.for_variant(north).sections] == ["North", "All"]
+    assert [s.title for s in issue.for_variant(Variant()).sections] == ["All"]
+
+
 SEED_HIGHLIGHTS = [
     ("hear from our guest about cleaning up the river at the speaker meeting on Thursday", "Speaker meeting"),
     ("suggest who we should invite to speak next year", "Speakers for next year"),

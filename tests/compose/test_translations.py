@@ -128,3 +128,24 @@ def test_each_reader_gets_their_language_once_through_a_real_relay(tmp_path: Pat
         else:  # German (no translation) and no language: the main file, in English
             assert subject == "Riverside Volunteers: December 2026"
             assert "In this issue" in html and "Tue 8 Dec 2026, 19:30–21:00" in text
+
+
+def test_a_translation_keeps_the_issues_variants(tmp_path: Path) -> None:
+    """Language and variant together: a French reader of the North branch gets the French
+    edition with the North section; each (language, variant) is rendered once."""
+    with SMTPTestServer() as server:
+        root = make_workspace(tmp_path / "ws", server.port, 0)
+        body = '## North branch\n{only: branch == "North"}\n\n[North](https://example.org/n) meets.\n\n## All\n\nx\n'
+        (root / "issue.md").write_text("---\nsubject: Hello\ndate: 2026-12-01\n---\n" + body, encoding="utf-8")
+        french = body.replace("meets.", "se réunit.").replace("x\n", "tous\n")
+        (root / "issue.fr.md").write_text("---\nsubject: Bonjour\ndate: 2026-12-01\n---\n" + french, encoding="utf-8")
+        rows = "a@example.org,A,North,fr\nb@example.org,B,South,fr\nc@example.org,C,North,\nd@example.org,D,South,\n"
+        (root / "subscribers.csv").write_text(f"email,name,branch,language\n{rows}", encoding="utf-8")
+        said = run("send", "issue.md", "--yes", cwd=root)
+        assert said.returncode == 0, said.stdout + said.stderr
+        got = {m.rcpt_tos[0]: body_of(m.data, "plain") for m in server.handler.messages}
+    assert len(got) == 4
+    assert "se réunit" in got["a@example.org"] and "1 décembre 2026" in got["a@example.org"]
+    assert "se réunit" not in got["b@example.org"] and "tous" in got["b@example.org"]
+    assert "meets." in got["c@example.org"] and "1 December 2026" in got["c@example.org"]
+    assert "meets." not in got["d@example.org"] and "NORTH BRANCH" not in got["d@example.org"]

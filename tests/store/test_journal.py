@@ -147,3 +147,28 @@ def test_a_copied_row_keeps_its_number_where_the_target_has_it_free(store: Store
     (eve,) = pending(store, "i2")
     assert eve.id > max(copied.values())
     assert [d.address for d in pending(store, "i1")] == ["bob@example.org", "cy@example.org", "ann@example.org"]
+
+
+def test_rows_a_where_leaves_out_are_held_not_removed_and_come_back(store: Store) -> None:
+    store.add_recipients("i1", people("ann", "bob", "cy"))
+    assert store.hold("i1", ["BOB@example.org", "cy@example.org", "nobody@example.org"]) == 2
+    assert store.state_of("i1", "bob@example.org") == "held"
+    counts = store.counts("i1")
+    assert (counts["pending"], counts["held"], counts["removed"]) == (1, 2, 0)
+    delivery = claim(store)
+    assert delivery is not None and delivery.address == "ann@example.org"
+    assert claim(store) is None  # a held row is never claimed
+    store.mark_sent(delivery, "<m@x>", "250 ok")
+    assert store.hold("i1", ["ann@example.org"]) == 0  # a sent row stays sent
+    store.add_recipients("i1", people("ann", "bob"))  # the next run: bob pending again, cy left the list
+    assert (store.state_of("i1", "bob@example.org"), store.state_of("i1", "cy@example.org")) == ("pending", "removed")
+    assert store.state_of("i1", "ann@example.org") == "sent"
+
+
+def test_each_run_is_recorded_with_its_filter(store: Store) -> None:
+    store.record_run("i1", 'branch == "North"')
+    store.record_run("i1", "")
+    store.record_run("i2", "x")
+    assert [where for _, where in store.runs("i1")] == ['branch == "North"', ""]
+    started = [at for at, _ in store.runs("i1")]
+    assert started == sorted(started) and abs(started[-1] - time.time()) < 60

@@ -57,7 +57,7 @@ def test_a_fresh_database_is_refused_until_migrated(pg_url: str, tmp_path: Path)
 
 
 def test_a_store_at_version_5_gets_the_signup_and_bounce_tables_from_migrate(pg_url: str, tmp_path: Path) -> None:
-    assert SCHEMA_VERSION == SQLITE_SCHEMA_VERSION == 7
+    assert SCHEMA_VERSION == SQLITE_SCHEMA_VERSION == 8
     with psycopg.connect(pg_url, password=PG_PASSWORD, autocommit=True) as db, db.transaction():
         db.execute(b"CREATE TABLE newsletter_schema (version integer NOT NULL, applied double precision NOT NULL)")
         for version, script in enumerate(MIGRATIONS[:5], start=1):
@@ -69,7 +69,7 @@ def test_a_store_at_version_5_gets_the_signup_and_bounce_tables_from_migrate(pg_
     code, output = cli(root, "bounces", str(REPORTS / "arf-complaint.eml"))
     assert code == 1 and "schema version 5, older" in output and "run `newsletter store migrate`" in output
     code, output = cli(root, "store", "migrate")
-    assert code == 0 and "migrated from version 5 to schema version 7" in output
+    assert code == 0 and "migrated from version 5 to schema version 8" in output
     with PostgresStore.open(pg_url, PG_PASSWORD) as pg:
         pending = SignupLog(pg).request(Subscriber("kept@example.org"), "192.0.2.1", "2024-06")
         assert SignupLog(pg).confirm(RequestRef(pending.id, int(pending.requested)), "192.0.2.1")
@@ -284,7 +284,7 @@ def test_status_shows_each_worker(migrated_pg_url: str, tmp_path: Path) -> None:
         store.heartbeat("issue", "w2", "server.example", 77, sent=0, lease=60)
     root = make_workspace(tmp_path / "ws", 1, 1)
     use_store(root, migrated_pg_url)
-    code, output = cli(root, "status", "issue.md")
+    code, output = cli(root, "status", "issue.md", "--workers")
     assert code == 0
     assert "worker w1 on laptop.example (pid 4242): sent 12," in output
     assert "worker w2 on server.example (pid 77): sent 0, 0.0 msg/s, last seen 20" in output

@@ -71,3 +71,20 @@ def test_all_three_views_fit_the_window_from_1280_px(browser: Any, width: int) -
     assert all(right <= client_width for _, _, right, _ in boxes), (inner, boxes)
     assert all(bottom <= inner[1] for _, _, _, bottom in boxes), (inner, boxes)
     assert text_fits, "a 76-column line of the text part does not fit its pane"
+
+
+def test_preview_as_shows_that_readers_copy_and_variant(tmp_path: Path) -> None:
+    (tmp_path / "newsletter.toml").write_text('[newsletter]\nname = "T"\nfrom = "n@example.org"\n')
+    (tmp_path / "subscribers.csv").write_text(
+        "email,name,branch\nann@example.org,Ann North,North\nbo@example.org,Bo,South\n"
+    )
+    body = 'Dear {{ subscriber.name }},\n\n## North news\n{only: branch == "North"}\n\nNorthmeet.\n'
+    issue = write_issue(tmp_path, "subject: Hello", body)
+    with serve_asgi(create_app(issue, tmp_path / "newsletter.toml", "ann@example.org")) as base:
+        text = httpx.get(base + "/text").text
+        assert "Dear Ann North," in text and "Northmeet" in text
+    with serve_asgi(create_app(issue, tmp_path / "newsletter.toml", "bo@example.org")) as base:
+        text = httpx.get(base + "/text").text
+        assert "Dear Bo," in text and "Northmeet" not in text
+    with serve_asgi(create_app(issue, tmp_path / "newsletter.toml", "nobody@example.org")) as base:
+        assert "nobody@example.org is not in the list" in httpx.get(base + "/text").text

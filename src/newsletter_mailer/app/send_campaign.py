@@ -9,21 +9,32 @@ asks for confirmation; everything it decides lives here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
+from ..audience.segments import Condition, parse_condition
 from ..audience.signup import Tally, merge_lists
-from ..audience.subscribers import ListReport, read_subscribers
-from ..compose.check import Finding, RowFill, check_issue, check_message, check_rendered, has_errors
+from ..audience.subscribers import DERIVED_COLUMNS, ListReport, Subscriber, list_columns, read_subscribers
+from ..compose.check import (
+    Finding,
+    RowFill,
+    check_issue,
+    check_message,
+    check_rendered,
+    has_errors,
+)
 from ..compose.issue import read_issue
 from ..compose.render import RenderedIssue, render_issue
+from ..compose.variants import Segmenter, Variant
 from ..config import Settings
 from ..errors import (
     AlreadySending,
     CheckFailed,
+    ConditionError,
     IssueError,
     IssueNotFound,
     SendDeclined,
@@ -40,6 +51,7 @@ from ..send.trial import DryRun, TestSend
 from ..store.base import Store
 from ..store.database import sent_issues
 from ..store.factory import confirmed_signups
+from .reader import find_reader
 from .stores import opened_store
 
 __all__ = [
@@ -69,6 +81,8 @@ class SendRequest:
     new_database: bool = False
     workers: int = 1  # sender processes on this machine
     join: bool = False  # help a send of this issue that is running (here or on another machine)
+    where: str = ""  # send only to the readers this condition matches; "" for the whole list
+    as_reader: str = ""  # with test: send the copy this reader (in the list or a signup) would get
 
 
 @dataclass(frozen=True)
@@ -139,6 +153,7 @@ def send_issue(request: SendRequest, settings: Settings, ui: SendUI) -> SendResu
     elif request.subscribers is not None and not request.subscribers.is_file():
         what = "is a folder, not a CSV file" if request.subscribers.is_dir() else "subscriber list not found"
         raise SubscriberListError(what, file=request.subscribers)  # not a finding --force could pass
+    where = _where(request, settings)
     trying = request.test or request.dry_run
     # A campaign's list is checked as the pre-flight loads it: the CSV is read once.
     rendered, findings = rendered_and_checked(request.issue, settings, request.subscribers, with_list=trying)
@@ -147,10 +162,29 @@ def send_issue(request: SendRequest, settings: Settings, ui: SendUI) -> SendResu
     if rendered is None:  # nothing to send, --force or not
         raise CheckFailed("the issue cannot be rendered (the errors are listed above); fix them and send again")
     if request.test:
-        return trial.send_test(rendered, settings, request.to)
+        reader = find_reader(settings, request.subscribers, request.as_reader) if request.as_reader else None
+        return trial.send_test(rendered, settings, request.to, reader=reader)
     if request.dry_run:
         return trial.dry_run(rendered, settings, request.subscribers)
-    return send_campaign(request, settings, ui, rendered, findings)
+    return send_campaign(request, settings, ui, rendered, findings, where)
+
+
+def _where(request: SendRequest, settings: Settings) -> Condition | None:
+    """The --where condition, read and held against the list's columns before anything is loaded."""
+    if not request.where:
+        return None
+    try:
+        where = parse_condition(request.where)
+    except ConditionError as exc:
+        raise UserInputError(f"--where: {exc.message}") from None
+    path = request.subscribers or settings.path(settings.newsletter.subscribers)
+    columns = list_columns(path)
+    unknown = sorted(where.columns - set(columns) - DERIVED_COLUMNS)
+    if unknown:
+        raise UserInputError(
+            f"--where: {', '.join(map(repr, unknown))} is no column of {path}; its columns: {', '.join(columns)}"
+        )
+    return where
 
 
 def _refuse_on_errors(ui: SendUI, findings: list[Finding], force: bool) -> None:
@@ -178,7 +212,12 @@ def rendered_and_checked(
 
 
 def send_campaign(
-    request: SendRequest, settings: Settings, ui: SendUI, rendered: RenderedIssue, findings: list[Finding]
+    request: SendRequest,
+    settings: Settings,
+    ui: SendUI,
+    rendered: RenderedIssue,
+    findings: list[Finding],
+    where: Condition | None = None,
 ) -> CampaignOutcome:
     """Pre-flight (the list checked as it loads), confirmation, dispatch; Ctrl+C becomes a
     SendInterrupted that says what is where."""
@@ -195,6 +234,7 @@ def send_campaign(
             request.new_database,
             rendered=rendered,
             fill=fill,
+            where=where,
         )
     )
     with opened as campaign:
@@ -214,6 +254,8 @@ def send_campaign(
             workers=request.workers,
         )
         _confirm(ui, confirmation, campaign)
+        if not request.join:
+            campaign.journal.record_run(campaign.issue, request.where)
         try:
             summary = run_workers(campaign, request.workers, ui)
         except KeyboardInterrupt:
@@ -239,7 +281,7 @@ def _confirm(ui: SendUI, confirmation: Confirmation, campaign: Campaign) -> None
     never sent before: no rows at all), so ``status`` does not show a send that never began."""
     try:
         ui.confirm(confirmation)
-    except (SendDeclined, KeyboardInterrupt) as exc:
+    except BaseException as exc:  # a no, Ctrl+C, or no terminal to ask on
         if campaign.preflight.first_run:
             campaign.journal.discard_unsent(campaign.issue)
         if isinstance(exc, KeyboardInterrupt):
@@ -260,8 +302,33 @@ def _interrupted(counts: dict[str, int], preflight: Preflight) -> SendInterrupte
     return SendInterrupted(message, sent=sent, in_flight=in_flight, pending=pending)
 
 
+@dataclass
+class _Loading:
+    """What a pre-flight works out as the list passes into the journal: whom the run's --where
+    leaves out, and how many of the others fall into each variant."""
+
+    segmenter: Segmenter
+    where: Condition | None = None
+    variants: Counter[Variant] = field(default_factory=Counter)
+    left_out: list[str] = field(default_factory=list)
+
+    def watch(self, readers: Iterable[Subscriber]) -> Iterator[Subscriber]:
+        for reader in readers:
+            if self.where is not None and not self.where(reader.merge_values()):
+                self.left_out.append(reader.email)
+            elif self.segmenter.parts:
+                self.variants[self.segmenter.variant_of(reader.merge_values())] += 1
+            yield reader
+
+
 def _preflight(
-    journal: Store, issue: str, subscribers: Path, retry_failed: bool, fill: RowFill | None, first_run: bool
+    journal: Store,
+    issue: str,
+    subscribers: Path,
+    retry_failed: bool,
+    fill: RowFill | None,
+    first_run: bool,
+    loading: _Loading,
 ) -> Preflight:
     report = ListReport(subscribers)
     end_leases_of_the_gone(journal, issue)
@@ -269,9 +336,11 @@ def _preflight(
     tally = Tally()  # the list at send time: the CSV plus confirmed signups
     signups = confirmed_signups(journal)
     rows = read_subscribers(subscribers, report)
-    journal.add_recipients(issue, merge_lists(fill.watch(rows, report) if fill else rows, signups, tally))
+    readers = merge_lists(fill.watch(rows, report) if fill else rows, signups, tally)
+    journal.add_recipients(issue, loading.watch(readers))
     if retry_failed:
         journal.retry_failed(issue)
+    held = journal.hold(issue, loading.left_out) if loading.where is not None else 0
     counts = journal.counts(issue)
     suppressed = journal.pending_suppressed(issue)
     return Preflight(
@@ -290,6 +359,8 @@ def _preflight(
         from_csv=tally.from_csv,
         from_signups=tally.from_signups,
         first_run=first_run,
+        held=held,
+        where=loading.where.source if loading.where is not None else "",
     )
 
 
@@ -303,6 +374,7 @@ def open_campaign(
     *,
     rendered: RenderedIssue | None = None,
     fill: RowFill | None = None,
+    where: Condition | None = None,
 ) -> Iterator[Campaign]:
     """Take the send lock, load the list into the journal; ``rendered``: the issue as the check
     saw it (else the file is rendered here)."""
@@ -313,17 +385,29 @@ def open_campaign(
         stack.enter_context(journal.send_lock(rendered.issue.key))
         if not new_database:
             _refuse_a_store_that_forgot(journal, rendered.issue.key, settings)
-        preflight = _loaded(journal, rendered.issue.key, subscribers, retry_failed, fill)
+        loading = _Loading(Segmenter(rendered.issue.conditional_parts()), where)
+        preflight = _loaded(journal, rendered.issue.key, subscribers, retry_failed, fill, loading)
+        tally = loading.variants
         journal.record_send(rendered.issue.key, content_hash(rendered, settings), replace=True)
-        yield Campaign(settings, rendered, journal, preflight, issue_path)
+        campaign = Campaign(settings, rendered, journal, preflight, issue_path)
+        if tally:  # each variant rendered and encoded now, before the run, and counted
+            campaign.preflight = replace(preflight, variants=tuple(campaign.template().counts(tally)))
+        yield campaign
 
 
-def _loaded(journal: Store, issue: str, subscribers: Path, retry_failed: bool, fill: RowFill | None) -> Preflight:
+def _loaded(
+    journal: Store,
+    issue: str,
+    subscribers: Path,
+    retry_failed: bool,
+    fill: RowFill | None,
+    loading: _Loading,
+) -> Preflight:
     """The pre-flight; a list that fails half-way through (a quote that swallows rows, bytes that
     are not UTF-8) leaves an issue never sent before with no rows, as a "no" at the prompt does."""
     first_run = not any(journal.counts(issue).values())
     try:
-        return _preflight(journal, issue, subscribers, retry_failed, fill, first_run)
+        return _preflight(journal, issue, subscribers, retry_failed, fill, first_run, loading)
     except BaseException:
         if first_run:
             with suppress(Exception):  # the error that stopped the pre-flight is the one to report

@@ -23,6 +23,7 @@ class IssueDetail:
     skipped: dict[str, int]  # recipients skipped as suppressed, by the list's reason now
     bounced: tuple[BounceRecord, ...]
     workers: tuple[WorkerInfo, ...]
+    runs: tuple[tuple[float, str], ...] = ()  # each send's start and its --where ("" for the whole list)
 
     @property
     def nothing(self) -> bool:
@@ -58,6 +59,7 @@ def issue_detail(settings: Settings, issue: str) -> IssueDetail:
             store.suppressed_by_reason(issue),
             tuple(BounceLog(store).for_issue(issue)),
             tuple(store.workers(issue)),
+            tuple(store.runs(issue)),
         )
 
 

@@ -3,10 +3,12 @@ counting confirmed signups) and ``subscribers export`` (the list a send uses, wi
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from ..audience.signup import Tally, merge_lists
 from ..audience.subscribers import ListCheck, ListReport, check_list, read_subscribers
 from ..audience.suppressions import SuppressionList
 from ..config import Settings
@@ -24,23 +26,25 @@ class ListSummary:
 
 
 def check_subscribers(settings: Settings, path: Path) -> ListSummary:
-    """Read the whole list; count who would be mailed, the confirmed signups included."""
+    """Read the whole list once, as a send would merge it with the confirmed signups; count who
+    would be mailed."""
     with existing_store(settings) as store:
         if store is None:
             return ListSummary(check_list(path, frozenset()), 0)
-        suppressions = SuppressionList(store)
-        result = check_list(path, suppressions)
-        listed = {s.email.lower() for s in read_subscribers(path, ListReport(path))}
-        extra = {s.email.lower() for s in confirmed_signups(store)} - listed
-        return ListSummary(result, sum(1 for address in extra if address not in suppressions))
+        suppressions, report, tally = SuppressionList(store), ListReport(path), Tally()
+        suppressed = signups = 0
+        for subscriber in merge_lists(read_subscribers(path, report), confirmed_signups(store), tally):
+            listed = subscriber.email in suppressions
+            from_csv = tally.from_signups == 0  # the CSV's rows come first, then the signups it lacks
+            suppressed += listed and from_csv
+            signups += not listed and not from_csv
+        return ListSummary(ListCheck(report, suppressed), signups)
 
 
-def export_subscribers(settings: Settings, out: TextIO | Path) -> int:
-    """Write the list a send would use: the CSV plus confirmed signups, minus suppressions."""
+def export_subscribers(settings: Settings, output: AbstractContextManager[TextIO]) -> int:
+    """Write the list a send would use (the CSV plus confirmed signups, minus suppressions) to
+    ``output``, opened once the store is."""
     path = settings.path(settings.newsletter.subscribers)
     rows = read_subscribers(path, ListReport(path))
-    with opened_store(settings) as store:
-        if not isinstance(out, Path):
-            return export_list(store, rows, out, settings.signup.fields)
-        with out.open("w", encoding="utf-8", newline="") as handle:
-            return export_list(store, rows, handle, settings.signup.fields)
+    with opened_store(settings) as store, output as handle:
+        return export_list(store, rows, handle, settings.signup.fields)

@@ -3,6 +3,7 @@ a CSV, take addresses off."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TextIO
 
@@ -13,14 +14,10 @@ from .stores import opened_store
 __all__ = ["export_suppressions", "import_suppressions", "remove_suppressions"]
 
 
-def export_suppressions(settings: Settings, out: TextIO | Path, *, removed: bool = False) -> int:
-    """Write the list as CSV to a stream or a file; returns how many addresses."""
-    with opened_store(settings) as store:
-        suppressions = SuppressionList(store)
-        if not isinstance(out, Path):
-            return suppressions.export_csv(out, removed=removed)
-        with out.open("w", encoding="utf-8", newline="") as handle:
-            return suppressions.export_csv(handle, removed=removed)
+def export_suppressions(settings: Settings, output: AbstractContextManager[TextIO], *, removed: bool = False) -> int:
+    """Write the list as CSV to ``output`` (opened once the store is); returns how many addresses."""
+    with opened_store(settings) as store, output as handle:
+        return SuppressionList(store).export_csv(handle, removed=removed)
 
 
 def import_suppressions(settings: Settings, path: Path) -> tuple[int, list[str]]:

@@ -21,6 +21,10 @@ from ..errors import SubscriberListError, UserInputError
 
 EMAIL_HEADERS = {"email", "e-mail", "email address", "e-mail address", "emailaddress", "mail"}
 NAME_HEADERS = {"name", "full name", "fullname", "display name"}
+# A spreadsheet's usual export has no name column but a first and a last one.
+FIRST_HEADERS = {"first name", "firstname", "first_name", "first", "given name", "givenname", "forename"}
+DERIVED_COLUMNS = frozenset({"first_name"})  # every reader has these, from a column or from the name
+LAST_HEADERS = {"last name", "lastname", "last_name", "last", "surname", "family name", "familyname"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 MAX_REPORTED = 1000
 
@@ -33,10 +37,12 @@ class Subscriber:
     line: int = 0
 
     def merge_values(self) -> dict[str, str]:
-        """What ``{{ subscriber.X }}`` sees."""
+        """What ``{{ subscriber.X }}`` sees; ``first_name`` from the name where no column gives it."""
         values = dict(self.fields)
         values["email"] = self.email
         values["name"] = self.name
+        if "first_name" not in values:
+            values["first_name"] = first_name(self.name)
         return values
 
 
@@ -50,6 +56,7 @@ class ListReport:
     duplicates: int = 0
     problems: list[str] = field(default_factory=list)
     columns: tuple[str, ...] = ()  # what ``{{ subscriber.X }}`` can name, once the header is read
+    names_from: str = ""  # which columns make the display name and first_name, in words
     warnings: list[tuple[int, str]] = field(default_factory=list)  # (line, message): rows kept but odd
     more_warnings: int = 0
 
@@ -168,6 +175,10 @@ class _Header:
     name: int
     keys: tuple[tuple[int, str], ...]  # (index, key) of the columns besides email and name
     width: int = 0  # cells in the header row
+    first: int = -1  # with no name column: the first-name and last-name columns the name is made of
+    last: int = -1
+    derive_first: bool = False  # no first_name column: merge_values derives it from the name
+    names_from: str = ""
 
 
 # A name is a line of the To: header and of every greeting: 256 characters is generous (Ms ...
@@ -190,7 +201,26 @@ def _read_header(row: list[str], path: Path, line: int) -> _Header:
     keys = tuple((i, column_key(h)) for i, h in enumerate(header) if i not in (email_col, name_col) and column_key(h))
     columns = ("email", "name", *(k for _, k in keys))
     _refuse_twins(header, email_col, name_col, columns, path, line)
-    return _Header(columns, email_col, name_col, keys, len(header))
+    first, last = (-1, -1) if name_col >= 0 else (_role(header, FIRST_HEADERS), _role(header, LAST_HEADERS))
+    derive = "first_name" not in columns and (name_col >= 0 or first >= 0)
+    names = _names_from(header, name_col, first, last, derive)
+    return _Header(columns, email_col, name_col, keys, len(header), first, last, derive, names)
+
+
+def _role(header: list[str], spellings: set[str]) -> int:
+    return next((i for i, h in enumerate(header) if h.lower() in spellings), -1)
+
+
+def _names_from(header: list[str], name: int, first: int, last: int, derive: bool) -> str:
+    """Which columns make the display name and first_name, for ``subscribers check``."""
+    if name >= 0:
+        said = f"display name from {header[name]!r}"
+        return said + (f"; first_name from the first word of {header[name]!r}" if derive else "")
+    parts = [repr(header[i]) for i in (first, last) if i >= 0]
+    if not parts:
+        return "no name column: the To: header is the bare address"
+    said = f"display name from {' + '.join(parts)}"
+    return said + (f"; first_name from {header[first]!r}" if derive else "")
 
 
 def _refuse_twins(
@@ -266,7 +296,7 @@ def _rows(
             continue
         if header is None:
             header = _read_header(row, path, line)
-            report.columns = header.columns
+            report.columns, report.names_from = header.columns, header.names_from
             continue
         subscriber = _subscriber(row, header, line, report, seen)
         if subscriber is not None:
@@ -293,10 +323,30 @@ def _subscriber(row: list[str], header: _Header, line: int, report: ListReport, 
         report.add_problem(line, f"{address} is a duplicate of line {earlier}; skipped")
         return None
     extra = tuple((key, clean_value(row[i]) if i < len(row) else "") for i, key in header.keys)
-    name = clean_value(row[header.name]) if 0 <= header.name < len(row) else ""
+    name = _name(row, header)
+    if header.derive_first and header.first >= 0:  # "given name", "first": first_name is that cell
+        extra += (("first_name", clean_value(row[header.first]) if header.first < len(row) else ""),)
     report.valid += 1
     _warn_odd_cells(row, header, (("name", name), *extra), line, report)
     return Subscriber(email=address, name=name, fields=extra, line=line)
+
+
+def _name(row: list[str], header: _Header) -> str:
+    """The display name: the name column, or the first-name and last-name cells joined."""
+
+    def cell(index: int) -> str:
+        return clean_value(row[index]) if 0 <= index < len(row) else ""
+
+    if header.name >= 0:
+        return cell(header.name)
+    return " ".join(part for part in (cell(header.first), cell(header.last)) if part)
+
+
+def first_name(name: str) -> str:
+    """A full name's given name: its first word, or the word after the comma of "Lovelace, Ada"."""
+    given = name.split(",", 1)[1] if "," in name else name
+    words = given.replace(";", " ").split()
+    return words[0] if words else ""
 
 
 def _warn_odd_cells(

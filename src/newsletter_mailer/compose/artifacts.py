@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..audience.links import signer_for
-from ..audience.subscribers import Subscriber, find_subscriber
+from ..audience.subscribers import Subscriber
 from ..config import Settings
 from ..errors import UserInputError
 from .dkim import dkim_signer
+from .editions import Editions
 from .envelope import MessageTemplate, fill_preview, preview_subscriber
 from .issue import read_issue
 from .render import RenderedIssue, render_issue
@@ -29,6 +30,9 @@ def write_files(
     rendered: RenderedIssue, settings: Settings, out_dir: Path, subscriber: Subscriber | None = None
 ) -> RenderedFiles:
     """The files for ``subscriber`` (from the list, with ``--as``), or for the preview recipient."""
+    if subscriber is not None:  # their variant: the parts their row's cells match
+        editions = Editions(rendered, settings, lambda r: MessageTemplate(r, settings, signer_for(settings)))
+        rendered = editions.rendered(editions.variant_of(subscriber))
     try:
         return _write_files(rendered, settings, out_dir, subscriber or preview_subscriber(settings))
     except OSError as exc:
@@ -53,9 +57,10 @@ def _write_files(rendered: RenderedIssue, settings: Settings, out_dir: Path, sub
     return paths
 
 
-def message_as(issue_path: Path, settings: Settings, address: str, subscribers: Path | None = None) -> bytes:
-    """Exactly the message ``address`` would get in a send (its row filled in, signed), sent nowhere."""
-    subscriber = find_subscriber(subscribers or settings.path(settings.newsletter.subscribers), address)
+def message_for(issue_path: Path, settings: Settings, subscriber: Subscriber) -> bytes:
+    """Exactly the message ``subscriber`` would get in a send (their row filled in, their variant,
+    signed), sent nowhere."""
     rendered = render_issue(read_issue(issue_path), settings)
-    template = MessageTemplate(rendered, settings, signer_for(settings), dkim=dkim_signer(settings))
-    return template.envelope(subscriber).data
+    signer, dkim = signer_for(settings), dkim_signer(settings)
+    editions = Editions(rendered, settings, lambda r: MessageTemplate(r, settings, signer, dkim=dkim))
+    return editions.envelope(subscriber).data

@@ -1,5 +1,6 @@
 """The pre-send check: every problem in an issue (and, for deliverability, in the settings) as
-``file:line: level: message``. Errors stop ``send``; warnings are shown and do not.
+``file:line: level: message``. Errors stop ``send``; warnings are shown and do not; notes say
+what the check found out (how many readers get each variant).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import dataclasses
 import difflib
 import ipaddress
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from email import message_from_bytes, policy
@@ -16,10 +18,11 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from ..audience.links import signer_for
-from ..audience.subscribers import ListReport, Subscriber, list_columns, read_subscribers
+from ..audience.subscribers import DERIVED_COLUMNS, ListReport, Subscriber, list_columns, read_subscribers
 from ..config import Settings, key_line
 from ..errors import IssueError, IssueNotFound, IssueProblems, MergeFieldError, SubscriberListError
 from . import markup
+from .editions import Editions
 from .envelope import MessageTemplate, preview_subscriber
 from .i18n import SHIPPED, is_shipped
 from .issue import Issue, read_issue
@@ -28,8 +31,9 @@ from .palette import DEFAULT_ACCENT, LIGHT_SURFACES, MIN_CONTRAST, contrast, pal
 from .render import COLUMN_WIDTH, GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES, RenderedIssue, render_issue
 from .slips import find_slips, suggest_column
 from .translations import differences, reach, translations_of
+from .variants import ConditionalPart, Segmenter, Variant
 
-Level = Literal["error", "warning"]
+Level = Literal["error", "warning", "note"]
 
 
 @dataclass(frozen=True)
@@ -587,10 +591,14 @@ class RowFill:
         self.url_slots = _whole_url_slots(rendered)
         self.failing = 0
         self.languages: list[str] = []  # each row's language cell, for the reach per translation
+        self.segmenter = Segmenter(rendered.issue.conditional_parts())
+        self.tally: Counter[Variant] = Counter()  # an issue with conditions: the readers of each variant
 
     def row(self, subscriber: Subscriber) -> None:
         fields, path = self.rendered.fields, str(self.path)
         self.languages.append(dict(subscriber.fields).get("language", ""))
+        if self.segmenter.parts:
+            self.tally[self.segmenter.variant_of(subscriber.merge_values())] += 1
         try:
             values = fields.values(subscriber.merge_values(), "")
         except MergeFieldError as exc:
@@ -615,9 +623,13 @@ class RowFill:
             yield subscriber
 
     def findings(self) -> list[Finding]:
-        """What the rows seen said, after the fields that name no column of the list."""
+        """What the rows seen said, after the fields that name no column of the list, and before
+        the rows that are sent but look wrong."""
         columns = self.report.columns
         found = field_findings(self.rendered, self.path, columns) if columns else []
+        if columns:
+            unknown = self.segmenter.unknown_columns(columns)
+            found = condition_findings(self.rendered.issue, unknown, self.path, columns) + found
         found += self.found
         if self.failing > MAX_ROW_FINDINGS:
             more = (
@@ -636,16 +648,21 @@ class RowFill:
         return [Finding(str(self.path), None, "warning", line) for line in lines if "no translation" in line]
 
 
-def _fill_findings(rendered: RenderedIssue, subscribers: Path) -> tuple[list[Finding], ListReport]:
-    """Every row of the list filled in (RowFill); the list's own faults as findings."""
+def _fill_findings(rendered: RenderedIssue, subscribers: Path) -> tuple[list[Finding], ListReport, Counter[Variant]]:
+    """Every row of the list filled in (RowFill); the list's own faults as findings; the readers
+    of each variant."""
     report = ListReport(subscribers)
     fill = RowFill(rendered, subscribers)
     try:
-        for _ in fill.watch(read_subscribers(subscribers, report), ListReport(subscribers)):
-            pass  # field_findings are the caller's: an empty report keeps them out of these
+        for _ in fill.watch(read_subscribers(subscribers, report), report):
+            pass
     except SubscriberListError as exc:
-        return [*fill.findings(), Finding(exc.file or str(subscribers), exc.line, "error", exc.message)], report
-    return fill.findings() + row_warnings(report), report
+        return (
+            [*fill.findings(), Finding(exc.file or str(subscribers), exc.line, "error", exc.message)],
+            report,
+            fill.tally,
+        )
+    return fill.findings(), report, fill.tally
 
 
 def row_warnings(report: ListReport) -> list[Finding]:
@@ -673,7 +690,7 @@ def field_findings(rendered: RenderedIssue, subscribers: Path, columns: tuple[st
     ``default(...)`` would only hide it."""
     found = []
     for source, (file, line), named in rendered.fields.named_columns():
-        for name in sorted(named - set(columns)):
+        for name in sorted(named - set(columns) - DERIVED_COLUMNS):
             guess = suggest_column(name, columns)
             hint = f"did you mean `subscriber.{guess}`? " if guess else ""
             message = f"merge field {{{{ {source} }}}}: {name!r} is no column of {subscribers}; {hint}"
@@ -685,19 +702,49 @@ def list_findings(rendered: RenderedIssue, settings: Settings, subscribers: Path
     """The issue's merge fields against the list it goes to: given, or the settings' list."""
     path = subscribers or settings.path(settings.newsletter.subscribers)
     if subscribers is None and not path.exists():
-        if any(named for _, _, named in rendered.fields.named_columns()):
+        named = any(named for _, _, named in rendered.fields.named_columns())
+        if named or rendered.issue.conditional_parts():
             return [
                 Finding(
                     str(rendered.issue.path),
                     None,
                     "warning",
-                    f"could not check the merge fields: there is no subscriber list at {path} (give --subscribers CSV)",
+                    f"could not check the {'merge fields' if named else 'conditions'}: "
+                    f"there is no subscriber list at {path} (give --subscribers CSV)",
                 )
             ]
         return []
-    found, report = _fill_findings(rendered, path)
-    if report.columns:
-        found = field_findings(rendered, path, report.columns) + found
+    found, _, tally = _fill_findings(rendered, path)
+    if tally and not has_errors(found):
+        found += variant_findings(rendered, settings, tally)
+    return found
+
+
+def condition_findings(
+    issue: Issue, unknown: list[ConditionalPart], subscribers: Path, columns: tuple[str, ...]
+) -> list[Finding]:
+    """An ``only:`` naming no column of the list would quietly hide its part from everyone."""
+    found = []
+    for part in unknown:
+        missing = ", ".join(repr(c) for c in sorted(part.condition.columns - set(columns)))
+        message = f"only: {part.condition.source}: {missing} is no column of {subscribers}; its columns: "
+        found.append(Finding(str(issue.path), part.line, "error", message + ", ".join(columns)))
+    return found
+
+
+def variant_findings(rendered: RenderedIssue, settings: Settings, tally: Counter[Variant]) -> list[Finding]:
+    """How many readers get each variant, and its size: the largest is held to the size limits."""
+    editions = Editions(rendered, settings, lambda r: MessageTemplate(r, settings, signer_for(settings)))
+    counts = editions.counts(tally)
+    file = str(rendered.issue.path)
+    found = [
+        Finding(file, None, "note", f"{c.readers} reader(s) get the issue {c.shows} ({c.html_bytes / 1024:.0f} KB)")
+        for c in counts
+    ]
+    largest = max(counts, key=lambda c: c.html_bytes)
+    found.append(
+        Finding(file, None, "note", f"{len(counts)} variant(s); the largest is {largest.html_bytes / 1024:.0f} KB")
+    )
     return found
 
 

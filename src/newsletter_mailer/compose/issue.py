@@ -17,10 +17,13 @@ from typing import Any, TypeVar
 import yaml
 from markdown_it import MarkdownIt
 
-from ..errors import IssueError, IssueNotFound, IssueProblems
+from ..audience.segments import Condition, parse_condition
+from ..errors import ConditionError, IssueError, IssueNotFound, IssueProblems
+from .variants import ConditionalPart, Variant
 
 ALLOWED_KEYS = ("subject", "preheader", "date", "highlights", "events", "signoff")
-EVENT_KEYS = ("date", "time", "title", "where", "contact", "link")
+EVENT_KEYS = ("date", "time", "title", "where", "contact", "link", "only")
+_ONLY_LINE = re.compile(r"^\s*\{\s*only\s*:(.*)\}\s*$")
 T = TypeVar("T")
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # C0 controls but tab and line ends, and DEL
@@ -80,6 +83,8 @@ class Event:
     contact: str = ""
     link: str = ""
     line: int = 0
+    only: Condition | None = None  # who sees it; None: everyone
+    only_line: int = 0
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,7 @@ class Highlight:
     anchor: str  # the id of the section it links to, or ""
     line: int = 0
     section: str = ""  # the section it names (``section:`` or ``→ Heading``), as written; "" if none
+    only: Condition | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,7 @@ class Section:
     anchor: str
     body: str
     line: int  # line of the heading in the file
+    only: Condition | None = None  # from a ``{only: ...}`` line directly under the heading
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,40 @@ class Issue:
     def key(self) -> str:
         """Names this issue in the journal: the file's stem."""
         return self.path.stem
+
+    def conditional_parts(self) -> tuple[ConditionalPart, ...]:
+        """Every part that only some readers see, with its id in a Variant."""
+        parts = [
+            ConditionalPart(f"section:{i}", f"section {s.title!r}", s.only, s.line + 1)
+            for i, s in enumerate(self.sections)
+            if s.only is not None
+        ]
+        parts += [
+            ConditionalPart(f"event:{i}", f"event {e.title!r}", e.only, e.only_line or e.line)
+            for i, e in enumerate(self.events)
+            if e.only is not None
+        ]
+        parts += [
+            ConditionalPart(f"highlight:{i}", f"highlight {h.text!r}", h.only, h.line)
+            for i, h in enumerate(self.highlights)
+            if h.only is not None
+        ]
+        return tuple(parts)
+
+    def for_variant(self, variant: Variant) -> Issue:
+        """The issue as the readers of ``variant`` see it: the parts they do not see left out."""
+
+        def shown(kind: str, index: int, only: Condition | None) -> bool:
+            return only is None or variant.shows(f"{kind}:{index}")
+
+        sections = tuple(s for i, s in enumerate(self.sections) if shown("section", i, s.only))
+        hidden = {s.anchor for s in self.sections} - {s.anchor for s in sections}
+        # A highlight that links to a section the reader does not get is about that section: it goes too.
+        highlights = tuple(
+            h for i, h in enumerate(self.highlights) if shown("highlight", i, h.only) and h.anchor not in hidden
+        )
+        events = tuple(e for i, e in enumerate(self.events) if shown("event", i, e.only))
+        return replace(self, sections=sections, highlights=highlights, events=events)
 
 
 def slugify(text: str) -> str:
@@ -191,6 +232,16 @@ def _text(value: Any, label: str, file: Path, line: int) -> str:
     raise IssueError(f"{label} must be text, not {type(value).__name__}", file=file, line=line)
 
 
+def _condition(value: Any, file: Path, line: int) -> Condition:
+    """An ``only:`` condition, or an IssueError at its line saying what is wrong with it."""
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise IssueError('only: must be a condition like branch == "North"', file=file, line=line)
+    try:
+        return parse_condition(str(value))
+    except ConditionError as exc:
+        raise IssueError(f"only: {exc.message}", file=file, line=line) from None
+
+
 def _too_deep(front: str, path: Path) -> None:
     """Refuse front matter nested past MAX_NESTING before PyYAML composes it: its composer
     recurses once per level, and 5,000 levels are a RecursionError. Counted on the scanner's
@@ -255,9 +306,11 @@ def _event(item: Any, item_node: yaml.Node, file: Path, problems: Problems) -> E
     if item.get("date"):
         date = problems.attempt(lambda: _parse_date(item["date"], "event date", file, lines.get("date", at)), None)
     fields = {key: text(key) for key in ("title", "where", "contact", "link")}
+    only_line = lines.get("only", at)
+    only = problems.attempt(lambda: _condition(item["only"], file, only_line), None) if "only" in item else None
     if len(problems.errors) > before or date is None:
         return None
-    return Event(date=date, time=time.replace(".", ":"), line=at, **fields)
+    return Event(date=date, time=time.replace(".", ":"), line=at, only=only, only_line=only_line, **fields)
 
 
 def _split_sections(body: str, body_line: int) -> tuple[str, int, list[tuple[str, str, int]]]:
@@ -306,15 +359,16 @@ def parse_issue_text(text: str, path: Path) -> Issue:
     problems = Problems()
     _unknown_keys(data, ALLOWED_KEYS, "key", key_lines, 2, path, problems)
     value_nodes = {str(k.value): v for k, v in node.value} if isinstance(node, yaml.MappingNode) else {}
-    intro, sections = _sections(body, body_line)
+    intro, sections = _sections(body, body_line, path, problems)
     issue = _front_matter(data, key_lines, value_nodes, sections, path, problems)
     problems.raise_any()
     return replace(issue, intro=intro, intro_line=body_line, source=text)
 
 
-def _sections(body: str, body_line: int) -> tuple[str, tuple[Section, ...]]:
-    """The introduction, and the sections with unique anchors."""
+def _sections(body: str, body_line: int, file: Path, problems: Problems) -> tuple[str, tuple[Section, ...]]:
+    """The introduction, and the sections with unique anchors and their ``{only: ...}``."""
     intro, _, raw_sections = _split_sections(body, body_line)
+    _misplaced_only(intro, body_line, file, problems)
     sections: list[Section] = []
     used: set[str] = set()
     for title, section_body, line in raw_sections:
@@ -323,8 +377,35 @@ def _sections(body: str, body_line: int) -> tuple[str, tuple[Section, ...]]:
         while anchor in used:
             anchor, n = f"{base}-{n}", n + 1
         used.add(anchor)
-        sections.append(Section(title=title, anchor=anchor, body=section_body, line=line))
+        only, section_body = _section_only(section_body, line, file, problems)
+        sections.append(Section(title=title, anchor=anchor, body=section_body, line=line, only=only))
     return intro, tuple(sections)
+
+
+def _section_only(body: str, heading: int, file: Path, problems: Problems) -> tuple[Condition | None, str]:
+    """The condition on the line directly under a heading, and the body without it (a blank line
+    in its place, so every later line keeps its number)."""
+    first, newline, rest = body.partition("\n")
+    match = _ONLY_LINE.match(first)
+    if match is None:
+        _misplaced_only(body, heading + 1, file, problems)
+        return None, body
+    _misplaced_only(rest, heading + 2, file, problems)
+    only = problems.attempt(lambda: _condition(match.group(1), file, heading + 1), None)
+    return only, newline + rest
+
+
+def _misplaced_only(text: str, first_line: int, file: Path, problems: Problems) -> None:
+    """A ``{only: ...}`` line anywhere but directly under a ``##`` heading would be printed as text."""
+    for offset, line in enumerate(text.split("\n")):
+        if _ONLY_LINE.match(line):
+            problems.add(
+                IssueError(
+                    "{only: ...} limits a section only on the line directly under its ## heading",
+                    file=file,
+                    line=first_line + offset,
+                )
+            )
 
 
 def _front_matter(
@@ -401,7 +482,7 @@ def _first_text_line(node: yaml.Node | None) -> int:
     return node.start_mark.line + 2 + (1 if node.style in ("|", ">") else 0)
 
 
-HIGHLIGHT_KEYS = ("text", "section")
+HIGHLIGHT_KEYS = ("text", "section", "only")
 _ARROW = re.compile(r"\s+(?:→|->)\s+")  # the last " → " (or " -> ") ends the text
 
 
@@ -433,6 +514,11 @@ def _highlight(item: Any, node: yaml.Node, by_name: dict[str, str], file: Path) 
         section = _text(item.get("section"), "highlight section", file, at)
         if not text:
             raise IssueError("a highlight given as a mapping needs its text: `- text: ...`", file=file, line=at)
+        if "only" in item:
+            only_at = _mapping_lines(node).get("only", at)
+            return Highlight(
+                text, by_name.get(slugify(section or text), ""), at, section, _condition(item["only"], file, only_at)
+            )
     elif isinstance(item, (str, int, float)) and not isinstance(item, bool):
         text, section = _split_arrow(str(item).strip())
     else:

@@ -15,18 +15,19 @@ import dataclasses
 import difflib
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from ..audience.subscribers import Subscriber
 from ..config import Settings
 from . import markup
-from .envelope import Envelope, MessageTemplate
+from .envelope import Envelope
 from .issue import Event, Issue, Section, read_issue
 from .render import RenderedIssue, render_issue
 
-__all__ = ["ByLanguage", "Translation", "differences", "reach", "rendered_translations", "translations_of"]
+__all__ = ["ByLanguage", "Filler", "Translation", "differences", "reach", "rendered_translations", "translations_of"]
 
 _TAG = re.compile(r"^[a-z]{2,3}(?:-[a-z0-9]{2,8})*$", re.IGNORECASE)
 
@@ -163,17 +164,23 @@ def _primary(tag: str) -> str:
     return tag.strip().lower().replace("_", "-").split("-", 1)[0]
 
 
+class Filler(Protocol):
+    """A message filled per reader: a MessageTemplate, or the editions of an issue's variants."""
+
+    def envelope(self, subscriber: Subscriber, row: int = 0) -> Envelope: ...
+
+
 class ByLanguage:
     """One message template per language, each built once; a reader's is chosen from their
     ``language`` cell when their row is claimed. A reader with no cell, or whose language has no
     translation, gets the main file. Per recipient this costs one dictionary look-up."""
 
-    def __init__(self, main: MessageTemplate, others: dict[str, MessageTemplate]) -> None:
+    def __init__(self, main: Filler, others: Mapping[str, Filler]) -> None:
         self.main = main
         self.others = others
-        self._known: dict[str, MessageTemplate] = {}  # a cell as written -> its template
+        self._known: dict[str, Filler] = {}  # a cell as written -> its template
 
-    def for_reader(self, subscriber: Subscriber) -> MessageTemplate:
+    def for_reader(self, subscriber: Subscriber) -> Filler:
         for key, cell in subscriber.fields:
             if key == "language":
                 known = self._known.get(cell)

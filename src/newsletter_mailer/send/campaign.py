@@ -11,6 +11,7 @@ from pathlib import Path
 from ..audience.links import signer_for
 from ..audience.suppressions import SuppressionList
 from ..compose.dkim import dkim_signer
+from ..compose.editions import Editions, VariantCount
 from ..compose.envelope import MessageTemplate
 from ..compose.render import RenderedIssue
 from ..compose.translations import ByLanguage, rendered_translations
@@ -43,6 +44,9 @@ class Preflight:
     from_csv: int = 0
     from_signups: int = 0
     first_run: bool = False  # the journal had no row of the issue before this pre-flight
+    variants: tuple[VariantCount, ...] = ()  # an issue with conditions: how many readers get each
+    held: int = 0  # listed readers this run's --where leaves out (neither sent nor removed)
+    where: str = ""  # this run's --where, as given
 
 
 class Campaign:
@@ -67,16 +71,29 @@ class Campaign:
         self.identity = new_identity()
         self.issue_path = issue_path  # for worker processes, which render it again
         self.watch_others = False  # other workers share this send: show the whole send's progress
+        self._editions: Editions | None = None
 
-    def template(self) -> MessageTemplate | ByLanguage:
-        """The message every reader gets filled in; with translations beside the issue
-        (``2026-12.fr.md``), one per language, each rendered and encoded once."""
-        signer, dkim = signer_for(self.settings), dkim_signer(self.settings)
-        main = MessageTemplate(self.rendered, self.settings, signer, dkim=dkim)
+    def template(self) -> Editions:
+        """The message of each variant, built once per campaign (the pre-flight builds the
+        variants its list has before the run starts)."""
+        if self._editions is None:
+            signer, dkim = signer_for(self.settings), dkim_signer(self.settings)
+            self._editions = Editions(
+                self.rendered,
+                self.settings,
+                lambda rendered: MessageTemplate(rendered, self.settings, signer, dkim=dkim),
+            )
+        return self._editions
+
+    def by_language(self) -> Editions | ByLanguage:
+        """What the engine fills for each reader: the issue's editions (one per variant) and, with
+        translations beside it (``2026-12.fr.md``), each translation's, chosen by the reader's
+        language; every (language, variant) rendered and encoded once."""
+        main = self.template()
         others = rendered_translations(self.rendered.issue, self.settings)
         if not others:
             return main
-        return ByLanguage(main, {k: MessageTemplate(r, self.settings, signer, dkim=dkim) for k, r in others.items()})
+        return ByLanguage(main, {k: Editions(r, self.settings, main.make) for k, r in others.items()})
 
     def run(
         self, progress: Progress | None = None, transport: Transport | None = None, smtp: SMTPSettings | None = None
@@ -93,8 +110,9 @@ class Campaign:
 def content_hash(rendered: RenderedIssue, settings: Settings) -> str:
     """What a send sends, for ``--join`` to compare: the subject and both rendered bodies (each
     render draws its own placeholder nonce: it is left out), every setting that shows in a
-    message's headers, and the link secret (a digest of a key derived from it: unsubscribe links,
-    Message-IDs and VERP tokens must be the same whichever machine sends)."""
+    message's headers, the conditions that pick each reader's variant, and the link secret (a
+    digest of a key derived from it: unsubscribe links, Message-IDs and VERP tokens must be the
+    same whichever machine sends)."""
     digest = hashlib.sha256()
     nonce = f"nlm{rendered.fields.nonce}x"
     news, dkim = settings.newsletter, settings.dkim
@@ -104,7 +122,8 @@ def content_hash(rendered: RenderedIssue, settings: Settings) -> str:
     if news.from_name or news.reply_to_name:  # only then: a send begun before they existed still joins
         headers += (news.from_name, news.reply_to_name)
     secret = hashlib.sha256(b"newsletter join\0" + signer_for(settings).message_id_key()).hexdigest()
-    for part in (rendered.issue.key, rendered.subject, rendered.html, rendered.text, *headers, secret):
+    conditions = tuple(f"{p.part}={p.condition.source}" for p in rendered.issue.conditional_parts())
+    for part in (rendered.issue.key, rendered.subject, rendered.html, rendered.text, *headers, *conditions, secret):
         digest.update(part.replace(nonce, "nlm-x").encode("utf-8", "surrogatepass"))
         digest.update(b"\0")
     return digest.hexdigest()

@@ -4,7 +4,8 @@ recorded) and a dry run (every message built, none sent)."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from email_validator import EmailNotValidError
@@ -14,8 +15,10 @@ from ..audience.signup import Tally, merge_lists
 from ..audience.subscribers import ListReport, Subscriber, normalise_address, read_subscribers
 from ..audience.suppressions import SuppressionList
 from ..compose.dkim import dkim_signer
+from ..compose.editions import Editions, VariantCount
 from ..compose.envelope import MessageTemplate
 from ..compose.render import RenderedIssue
+from ..compose.variants import Variant
 from ..config import Settings
 from ..errors import ConfigError, MergeFieldError, UserInputError
 from ..store.factory import confirmed_signups, open_store
@@ -36,12 +39,15 @@ class DryRun:
     suppressed: int
     already_sent: int
     problems: tuple[str, ...]
+    variants: tuple[VariantCount, ...] = ()  # an issue with conditions: how many messages of each
 
 
 def dry_run(rendered: RenderedIssue, settings: Settings, subscribers: Path | None = None) -> DryRun:
     """Build every message that a send would, and send none; nothing is written to the journal."""
     subscribers = subscribers or settings.path(settings.newsletter.subscribers)
-    template = MessageTemplate(rendered, settings, signer_for(settings), dkim=dkim_signer(settings))
+    signer, dkim = signer_for(settings), dkim_signer(settings)
+    editions = Editions(rendered, settings, lambda r: MessageTemplate(r, settings, signer, dkim=dkim))
+    tally: Counter[Variant] = Counter()
     report = ListReport(subscribers)
     built = octets = suppressed = already = 0
     with open_store(settings) as journal:
@@ -54,13 +60,17 @@ def dry_run(rendered: RenderedIssue, settings: Settings, subscribers: Path | Non
             if journal.state_of(rendered.issue.key, subscriber.email) == "sent":
                 already += 1
                 continue
+            variant = editions.variant_of(subscriber)
             try:
-                octets += len(template.envelope(subscriber).data)
+                octets += len(editions.template(variant).envelope(subscriber).data)
             except MergeFieldError as exc:  # reported as a skipped row; a send marks it failed
                 report.add_problem(subscriber.line, str(exc))
                 continue
             built += 1
-    return DryRun(built, octets, report.invalid, report.duplicates, suppressed, already, tuple(report.problems))
+            tally[variant] += 1
+    counts = tuple(editions.counts(tally)) if editions.segmenter.parts else ()
+    skipped = (report.invalid, report.duplicates, suppressed, already)
+    return DryRun(built, octets, *skipped, tuple(report.problems), counts)
 
 
 @dataclass(frozen=True)
@@ -95,21 +105,26 @@ def _address(raw: str, message: str, file: Path | None) -> str:
 
 
 def send_test(
-    rendered: RenderedIssue, settings: Settings, to: tuple[str, ...] = (), transport: Transport | None = None
+    rendered: RenderedIssue,
+    settings: Settings,
+    to: tuple[str, ...] = (),
+    transport: Transport | None = None,
+    *,
+    reader: Subscriber | None = None,
 ) -> TestSend:
-    """Send the issue to the test recipients (or any addresses given), subject prefixed [TEST].
+    """Send the issue to the test recipients (or any addresses given), subject prefixed [TEST];
+    with ``reader``, the very message that reader would get (their name in To, their fields, their
+    variant), handed to the test recipients instead of them.
 
     Nothing is recorded in the journal; each copy gets a fresh Message-ID so mail clients
     show every test instead of folding them together.
     """
     recipients = test_recipients(settings, to)
-    template = MessageTemplate(
+    signer, dkim = signer_for(settings, test=True), dkim_signer(settings)  # its links change nothing
+    editions = Editions(
         rendered,
         settings,
-        signer_for(settings, test=True),  # its links show the pages and change nothing
-        subject_prefix=TEST_PREFIX,
-        unique_ids=True,
-        dkim=dkim_signer(settings),
+        lambda r: MessageTemplate(r, settings, signer, subject_prefix=TEST_PREFIX, unique_ids=True, dkim=dkim),
     )
 
     async def deliver(chosen: Transport) -> list[tuple[str, Result]]:
@@ -118,7 +133,12 @@ def send_test(
         out = []
         try:
             for address in recipients:
-                envelope = template.envelope(Subscriber(email=address, name="Test Reader"))
+                if reader is None:  # every part shown, for the editor to read through
+                    envelope = editions.template(Variant(editions.segmenter.all_parts)).envelope(
+                        Subscriber(email=address, name="Test Reader")
+                    )
+                else:
+                    envelope = replace(editions.envelope(reader), recipient=address)
                 result = await connection.send(envelope)
                 if result.kind is Kind.TEMPORARY:
                     await asyncio.sleep(1.0)

@@ -68,6 +68,9 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE suppressions ADD COLUMN note TEXT NOT NULL DEFAULT '';
     ALTER TABLE suppression_removals ADD COLUMN entry_note TEXT NOT NULL DEFAULT '';
     """,
+    # 8: each send's run with its --where filter (table ``runs``, created by SCHEMA), and the
+    # deliveries state 'held' (a listed reader a run's --where left out; no column changes)
+    "",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -91,6 +94,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     UNIQUE (issue, address)
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_state ON deliveries (issue, state, id);
+CREATE TABLE IF NOT EXISTS runs (issue TEXT NOT NULL, started REAL NOT NULL, filter TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS suppressions (
     address  TEXT PRIMARY KEY COLLATE NOCASE,
     reason   TEXT NOT NULL,

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from ..audience.subscribers import Subscriber
 from .database import connect, transaction
 
-STATES = ("pending", "sending", "sent", "failed", "suppressed", "removed")
+STATES = ("pending", "sending", "sent", "failed", "suppressed", "removed", "held")
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,16 @@ class Journal(Protocol):
     """What a dispatch needs from its journal; SQLite here, another database later."""
 
     def add_recipients(self, issue: str, subscribers: Iterable[Subscriber]) -> int: ...
+    def hold(self, issue: str, addresses: Iterable[str]) -> int:
+        """Mark these pending rows 'held': listed, but left out of this run by its --where (neither
+        removed nor sent; the next run that loads the list makes them pending again)."""
+
+    def record_run(self, issue: str, where: str) -> None:
+        """Note that a send of the issue started, with its --where filter ("" for the whole list)."""
+
+    def runs(self, issue: str) -> list[tuple[float, str]]:
+        """Each run of the issue (when it started, its filter), oldest first."""
+
     def recover_in_flight(self, issue: str) -> int: ...
     def mark_sent(self, delivery: Delivery, message_id: str, reply: str) -> None: ...
     def mark_deferred(self, delivery: Delivery, reply: str, *, uncertain: bool, not_before: float = 0.0) -> None:
@@ -134,7 +144,8 @@ class SQLiteJournal:
                     "INSERT INTO deliveries (issue, address, name, fields, line, listed, created, updated)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (issue, address) DO UPDATE SET"
                     " listed = excluded.listed, name = excluded.name, fields = excluded.fields,"
-                    " line = excluded.line, state = CASE state WHEN 'removed' THEN 'pending' ELSE state END",
+                    " line = excluded.line,"
+                    " state = CASE WHEN state IN ('removed', 'held') THEN 'pending' ELSE state END",
                     batch,
                 )
             batch.clear()
@@ -148,11 +159,30 @@ class SQLiteJournal:
         with transaction(self.db):
             self.db.execute(
                 "UPDATE deliveries SET state = 'removed', updated = ? WHERE issue = ?"
-                " AND state = 'pending' AND listed < ?",
+                " AND state IN ('pending', 'held') AND listed < ?",
                 (stamp, issue, stamp),
             )
         after = self.db.execute("SELECT COUNT(*) FROM deliveries WHERE issue = ?", (issue,)).fetchone()[0]
         return int(after - before)
+
+    def hold(self, issue: str, addresses: Iterable[str]) -> int:
+        held = 0
+        with transaction(self.db):
+            for address in addresses:
+                held += self.db.execute(
+                    "UPDATE deliveries SET state = 'held', updated = ? WHERE issue = ? AND address = ?"
+                    " AND state = 'pending'",
+                    (time.time(), issue, address),
+                ).rowcount
+        return held
+
+    def record_run(self, issue: str, where: str) -> None:
+        with transaction(self.db):
+            self.db.execute("INSERT INTO runs (issue, started, filter) VALUES (?, ?, ?)", (issue, time.time(), where))
+
+    def runs(self, issue: str) -> list[tuple[float, str]]:
+        rows = self.db.execute("SELECT started, filter FROM runs WHERE issue = ? ORDER BY started", (issue,))
+        return [(float(started), str(where)) for started, where in rows]
 
     def recover_in_flight(self, issue: str) -> int:
         """Rows left in ``sending`` by a worker that stopped (their lease is over, or was ended by
@@ -258,7 +288,7 @@ class SQLiteJournal:
         with transaction(self.db):
             cursor = self.db.execute(
                 "DELETE FROM deliveries WHERE issue = ? AND attempts = 0"
-                " AND state IN ('pending', 'suppressed', 'removed')",
+                " AND state IN ('pending', 'suppressed', 'removed', 'held')",
                 (issue,),
             )
             if not self.db.execute("SELECT 1 FROM deliveries WHERE issue = ? LIMIT 1", (issue,)).fetchone():

@@ -123,6 +123,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE suppressions ADD COLUMN note text NOT NULL DEFAULT '';
     ALTER TABLE suppression_removals ADD COLUMN entry_note text NOT NULL DEFAULT '';
     """,
+    # 8: each send's run with its --where filter; deliveries may be 'held' (left out by a --where)
+    """
+    CREATE TABLE runs (issue text NOT NULL, started double precision NOT NULL, filter text NOT NULL DEFAULT '');
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _MIGRATE_LOCK = 0x6E6C5F6D  # one `store migrate` at a time, whoever runs it
@@ -259,7 +263,8 @@ class PostgresStore(PostgresPool, PostgresStateRows, PostgresSignupRows, Postgre
                     " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (issue, (lower(address))) DO UPDATE SET"
                     " listed = excluded.listed, name = excluded.name, fields = excluded.fields,"
                     " line = excluded.line,"
-                    " state = CASE deliveries.state WHEN 'removed' THEN 'pending' ELSE deliveries.state END",
+                    " state = CASE WHEN deliveries.state IN ('removed', 'held') THEN 'pending'"
+                    " ELSE deliveries.state END",
                     batch,
                 )
             batch.clear()
@@ -272,11 +277,36 @@ class PostgresStore(PostgresPool, PostgresStateRows, PostgresSignupRows, Postgre
         if batch:
             flush()
         self._run(
-            "UPDATE deliveries SET state = 'removed', updated = %s WHERE issue = %s AND state = 'pending'"
+            "UPDATE deliveries SET state = 'removed', updated = %s WHERE issue = %s AND state IN ('pending', 'held')"
             " AND listed < %s",
             (stamp, issue, stamp),
         )
         return int(self._one("SELECT count(*) FROM deliveries WHERE issue = %s", (issue,))) - before
+
+    def hold(self, issue: str, addresses: Iterable[str]) -> int:
+        held, batch = 0, []
+        for address in addresses:
+            batch.append((time.time(), issue, address))
+            if len(batch) >= 2000:
+                held += self._hold(batch)
+                batch = []
+        return held + (self._hold(batch) if batch else 0)
+
+    def _hold(self, batch: list[tuple[Any, ...]]) -> int:
+        with self.db.transaction(), self.db.cursor() as cursor:
+            cursor.executemany(
+                "UPDATE deliveries SET state = 'held', updated = %s WHERE issue = %s AND lower(address) = lower(%s)"
+                " AND state = 'pending'",
+                batch,
+            )
+            return max(cursor.rowcount, 0)
+
+    def record_run(self, issue: str, where: str) -> None:
+        self._run("INSERT INTO runs (issue, started, filter) VALUES (%s, %s, %s)", (issue, time.time(), where))
+
+    def runs(self, issue: str) -> list[tuple[float, str]]:
+        rows = self.db.execute("SELECT started, filter FROM runs WHERE issue = %s ORDER BY started", (issue,))
+        return [(float(started), str(where)) for started, where in rows]
 
     def recover_in_flight(self, issue: str) -> int:
         return self._run(
@@ -370,7 +400,7 @@ class PostgresStore(PostgresPool, PostgresStateRows, PostgresSignupRows, Postgre
         with self.db.transaction():
             gone = self.db.execute(
                 "DELETE FROM deliveries WHERE issue = %s AND attempts = 0"
-                " AND state IN ('pending', 'suppressed', 'removed')",
+                " AND state IN ('pending', 'suppressed', 'removed', 'held')",
                 (issue,),
             ).rowcount
             if self.db.execute("SELECT 1 FROM deliveries WHERE issue = %s LIMIT 1", (issue,)).fetchone() is None:

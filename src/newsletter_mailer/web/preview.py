@@ -11,8 +11,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from ..app.reader import find_reader
 from ..audience.links import signer_for
-from ..compose.envelope import fill_preview, preview_subscriber
+from ..compose.editions import Editions
+from ..compose.envelope import MessageTemplate, fill_preview, preview_subscriber
 from ..compose.issue import read_issue
 from ..compose.render import render_issue, template_dirs
 from ..config import Settings, load_settings
@@ -68,9 +70,10 @@ refresh(); setInterval(refresh, 1000);
 
 
 class PreviewState:
-    def __init__(self, issue_path: Path, config: Path | None) -> None:
+    def __init__(self, issue_path: Path, config: Path | None, as_address: str | None = None) -> None:
         self.issue_path = issue_path
         self.config = config
+        self.as_address = as_address  # show the copy this reader gets (their row, their variant)
         self._version = ""
         self._html = ""
         self._text = ""
@@ -95,9 +98,14 @@ class PreviewState:
             try:
                 settings = load_settings(self.config)
                 rendered = render_issue(read_issue(self.issue_path), settings)
-                self._html, self._text = fill_preview(
-                    rendered, settings, signer_for(settings), preview_subscriber(settings)
-                )
+                reader = preview_subscriber(settings)
+                if self.as_address:
+                    reader = find_reader(settings, None, self.as_address)
+                    editions = Editions(
+                        rendered, settings, lambda r: MessageTemplate(r, settings, signer_for(settings))
+                    )
+                    rendered = editions.rendered(editions.variant_of(reader))
+                self._html, self._text = fill_preview(rendered, settings, signer_for(settings), reader)
             except NewsletterError as exc:
                 message = html.escape(str(exc))
                 self._html = f'<!doctype html><div class="error" style="color:#82071e">{message}</div>'
@@ -106,8 +114,8 @@ class PreviewState:
         return self._html, self._text
 
 
-def create_app(issue_path: Path, config: Path | None = None) -> Starlette:
-    state = PreviewState(issue_path, config)
+def create_app(issue_path: Path, config: Path | None = None, as_address: str | None = None) -> Starlette:
+    state = PreviewState(issue_path, config, as_address)
 
     async def page(request: Request) -> Response:
         return HTMLResponse(PAGE.format(title=html.escape(issue_path.name)))
