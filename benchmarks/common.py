@@ -103,3 +103,37 @@ def smtp_source_run(port: int, sessions: int, messages: int, size: int) -> tuple
     elapsed = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+@contextlib.contextmanager
+def temporary_postgres() -> Iterator[str]:
+    """A PostgreSQL cluster of its own on a loopback port (initdb and pg_ctl, as the tests start
+    theirs), stopped and removed after; yields its URL, the password in NEWSLETTER_STORE_PASSWORD."""
+    import glob
+    import os
+    import signal
+    import tempfile
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parts[-2]))
+    if not bins:
+        sys.exit("PostgreSQL not found: apt-get install postgresql")
+    root = Path(tempfile.mkdtemp(prefix="newsletter-bench-pg-"))
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    (root / "pw").write_text("bench\n")
+    if as_postgres:
+        shutil.chown(root, "postgres")
+        shutil.chown(root / "pw", "postgres")
+    data, port = root / "data", free_port()
+    init = [f"{bins[-1]}/initdb", "-D", str(data), "-U", "bench", "--auth=scram-sha-256", f"--pwfile={root / 'pw'}"]
+    subprocess.run([*as_postgres, *init], check=True, capture_output=True)
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root}"
+    start = [f"{bins[-1]}/pg_ctl", "-D", str(data), "-l", str(root / "log"), "-o", options, "-w", "start"]
+    subprocess.run([*as_postgres, *start], check=True, capture_output=True)
+    os.environ["NEWSLETTER_STORE_PASSWORD"] = "bench"
+    try:
+        yield f"postgresql://bench@127.0.0.1:{port}/postgres"
+    finally:
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError):
+            os.kill(int((data / "postmaster.pid").read_text().split()[0]), signal.SIGINT)  # fast shutdown
+            time.sleep(2)
+        shutil.rmtree(root, ignore_errors=True)

@@ -6,6 +6,13 @@ DKIM-signed (RSA-2048), each with the CPU time per message of its process next t
     python benchmarks/throughput.py --delay 1 --subscribers 2000 --concurrency 50
     python benchmarks/throughput.py --delay 1 --subscribers 400 --concurrency 10 --workers 2 \
         --store postgresql://bench@127.0.0.1:5432/bench
+    python benchmarks/throughput.py --large --concurrency 10 --subscribers 3000 --store temporary \
+        --latency 0,5,20
+
+With --latency the PostgreSQL store is reached through latency_proxy.py, delaying each chunk by
+each given number of ms each way (0: directly), one send per figure, each rate beside the direct
+one (targets: 10 ms round trip at least 0.8 of it, 40 ms at least 0.5). ``--store temporary``
+starts a PostgreSQL cluster of its own for the run.
 
 The journal is on (SQLite in the workspace, or the PostgreSQL store given with --store, its
 password in NEWSLETTER_STORE_PASSWORD), as in a real send. With --workers N each send runs N
@@ -24,7 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import LARGE_SECTIONS, make_workspace, smtp_sink, smtp_source_run
+from common import LARGE_SECTIONS, REPO, make_workspace, smtp_sink, smtp_source_run, temporary_postgres
+from latency_proxy import latency_proxy
 
 from newsletter_mailer.app.send_campaign import open_campaign
 from newsletter_mailer.audience.subscribers import Subscriber
@@ -69,6 +77,7 @@ def use_store(root: Path, url: str) -> None:
 
 
 def main() -> None:
+    os.environ.setdefault("NEWSLETTER_SECRET", "benchmark")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subscribers", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=8)
@@ -77,8 +86,50 @@ def main() -> None:
     parser.add_argument("--dkim", action="store_true", help="also send DKIM-signed (RSA-2048)")
     parser.add_argument("--workers", type=int, default=1, help="sender processes per send")
     parser.add_argument("--store", default="", metavar="URL", help="a postgresql:// store instead of SQLite")
+    parser.add_argument("--latency", default="", metavar="MS,...", help="the store behind these delays each way")
     args = parser.parse_args()
-    os.environ.setdefault("NEWSLETTER_SECRET", "benchmark")
+    if args.store == "temporary":
+        with temporary_postgres() as url:
+            args.store = url
+            run(args)
+        return
+    run(args)
+
+
+def through_proxy(url: str, port: int) -> str:
+    """The store URL with its host and port replaced by the proxy's."""
+    scheme, _, rest = url.partition("://")
+    authority, slash, tail = rest.partition("/")
+    user, at, _ = authority.rpartition("@")
+    return f"{scheme}://{user}{at}127.0.0.1:{port}{slash}{tail}"
+
+
+def latency_runs(args: argparse.Namespace) -> None:
+    """One send per delay through the latency proxy, each rate beside the direct one."""
+    delays = [float(d) for d in args.latency.split(",")]
+    authority = args.store.partition("://")[2].partition("/")[0].rpartition("@")[2]
+    host, _, port = authority.rpartition(":")
+    rates: list[tuple[float, float]] = []
+    with tempfile.TemporaryDirectory() as tmp, smtp_sink(args.delay) as sink:
+        ws = {"port": sink, "concurrency": args.concurrency, "extra_sections": LARGE_SECTIONS if args.large else 2}
+        for delay in delays:
+            root = make_workspace(Path(tmp) / f"d{delay:g}", args.subscribers, **ws)
+            if args.large:  # the large issue of the tests, as issue 19 measures it
+                (root / "issue.md").write_text((REPO / "tests" / "fixtures" / "large-issue.md").read_text())
+            with latency_proxy(host, int(port or 5432), delay) as proxied:
+                use_store(root, through_proxy(args.store, proxied) if delay else args.store)
+                elapsed, _, size = send(root, f"run{os.getpid()}x{int(time.time())}d{delay:g}", args.subscribers, 1)
+            rates.append((delay, args.subscribers / elapsed))
+    print(f"messages: {args.subscribers} of {size / 1024:.1f} KB, {args.concurrency} connections, PostgreSQL store")
+    for delay, rate in rates:
+        trip = f"store {delay:g} ms each way ({2 * delay:g} ms round trip):"
+        print(f"{trip:40} {rate:6.0f} msg/s, {rate / rates[0][1]:.2f} of direct")
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.latency:
+        latency_runs(args)
+        return
     sections = LARGE_SECTIONS if args.large else 2
     rows: list[tuple[str, float, float]] = []
     n = args.subscribers

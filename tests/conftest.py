@@ -10,7 +10,6 @@ import itertools
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -26,7 +25,6 @@ from newsletter_mailer.config import Settings, load_settings
 from newsletter_mailer.send.campaign import Preflight
 from newsletter_mailer.send.engine import Summary
 from newsletter_mailer.store.base import Store
-from newsletter_mailer.store.journal import SQLiteJournal
 from newsletter_mailer.store.sqlite import SQLiteStore
 from newsletter_mailer.workspace import init_workspace
 
@@ -243,7 +241,7 @@ def run_send(root: Path, retry_failed: bool = False) -> tuple[Preflight, Summary
 
 
 def journal_counts(root: Path) -> dict[str, int]:
-    journal = SQLiteJournal.open(settings_for(root).database_path)
+    journal = SQLiteStore.open(settings_for(root).database_path)
     try:
         return journal.counts("issue")
     finally:
@@ -388,6 +386,8 @@ PG_PASSWORD = "pg-test-password"
 class PostgresCluster:
     host: str
     port: int
+    start: tuple[str, ...] = ()  # the command that started it, to start it again after a crash
+    data: Path | None = None
 
     def url(self, database: str = "postgres") -> str:
         """A URL without the password: it comes from NEWSLETTER_STORE_PASSWORD, as in real use."""
@@ -406,7 +406,7 @@ def _as_postgres(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command]
 
 
-def _start_cluster(root: Path) -> tuple[PostgresCluster, Callable[[], None]] | str:
+def start_cluster(root: Path) -> tuple[PostgresCluster, Callable[[], None]] | str:
     initdb, pg_ctl = _postgres_bin("initdb"), _postgres_bin("pg_ctl")
     if not initdb or not pg_ctl:
         return "PostgreSQL is not installed (initdb and pg_ctl not found): install Debian's postgresql package"
@@ -428,8 +428,9 @@ def _start_cluster(root: Path) -> tuple[PostgresCluster, Callable[[], None]] | s
         return f"initdb failed: {init.stderr.strip()[-300:]}"
     port = free_port()
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -F -c max_connections=200"
+    command = _as_postgres([pg_ctl, "-D", str(data), "-l", str(root / "log"), "-o", options, "-w", "-t", "60", "start"])
     start = subprocess.run(
-        _as_postgres([pg_ctl, "-D", str(data), "-l", str(root / "log"), "-o", options, "-w", "-t", "60", "start"]),
+        command,
         capture_output=True,
         text=True,
         timeout=120,
@@ -450,7 +451,7 @@ def _start_cluster(root: Path) -> tuple[PostgresCluster, Callable[[], None]] | s
                 os.kill(postmaster, 0)
                 time.sleep(0.05)
 
-    return PostgresCluster("127.0.0.1", port), stop
+    return PostgresCluster("127.0.0.1", port, tuple(command), data), stop
 
 
 @pytest.fixture(scope="session")
@@ -464,7 +465,7 @@ def postgres_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postg
     # temporary root, which any other pytest session makes private again at its start: the
     # cluster then gets a temporary directory of its own under the system's, removed after.
     root = Path(tempfile.mkdtemp(prefix="newsletter-pg-")) if os.geteuid() == 0 else tmp_path_factory.mktemp("pg")
-    started = _start_cluster(root)
+    started = start_cluster(root)
     try:
         if isinstance(started, str):
             pytest.skip(f"PostgreSQL tests skipped: {started}")
@@ -526,13 +527,6 @@ def use_store(root: Path, url: str) -> None:
     """Point a workspace's settings at a PostgreSQL store."""
     text = (root / "newsletter.toml").read_text()
     (root / "newsletter.toml").write_text(text.replace("[smtp]", f'[store]\nurl = "{url}"\n[smtp]', 1))
-
-
-DATABASE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
-with contextlib.suppress(ImportError):
-    import psycopg
-
-    DATABASE_ERRORS = (sqlite3.Error, psycopg.Error)
 
 
 def refuse_inserts(store: Store, table: str) -> None:

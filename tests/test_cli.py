@@ -559,7 +559,6 @@ def test_following_inits_postal_address_hint_names_the_organisation_once(tmp_pat
 
 def test_subscribers_check_counts_confirmed_signups(tmp_path: Path) -> None:
     from conftest import make_workspace, settings_for
-    from newsletter_mailer.audience.signup import RequestRef
     from newsletter_mailer.audience.subscribers import Subscriber
     from newsletter_mailer.store.factory import open_store
     from newsletter_mailer.store.signup_log import SignupLog
@@ -569,7 +568,7 @@ def test_subscribers_check_counts_confirmed_signups(tmp_path: Path) -> None:
         signups = SignupLog(store)
         for address in ("new@example.org", "user0@example.org", "gone@example.org"):  # user0 is in the CSV
             pending = signups.request(Subscriber(address, "New"), "127.0.0.1", "1")
-            assert signups.confirm(RequestRef(pending.id, int(pending.requested)), "127.0.0.1") == address
+            assert signups.confirm(pending.ref, "127.0.0.1") == address
     assert run("unsubscribe", "gone@example.org", cwd=root).returncode == 0  # signed up, then left
     result = run("subscribers", "check", cwd=root)
     assert result.returncode == 0, result.stderr

@@ -199,19 +199,25 @@ def render(ctx: click.Context, issue: Path, out_dir: Path, as_address: str | Non
         out.print(f"{size} (Gmail clips from about 102 KB)")
 
 
-@main.command(short_help="List every problem in ISSUE, file:line first.")
-@click.argument("issue", type=click.Path(path_type=Path, dir_okay=False))
+@main.command(short_help="List every problem in ISSUE, file:line first; --dns checks DNS.")
+@click.argument("issue", type=click.Path(path_type=Path, dir_okay=False), required=False)
 @click.option(
     "--subscribers",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Check merge fields against this CSV (default: [newsletter] subscribers).",
 )
+@click.option("--dns", "dns", is_flag=True, help="Check SPF, DKIM, DMARC, MX and alignment in DNS.")
 @click.pass_context
 @friendly
-def check(ctx: click.Context, issue: Path, subscribers: Path | None) -> None:
+def check(ctx: click.Context, issue: Path | None, subscribers: Path | None, dns: bool) -> None:
     """List every problem in ISSUE as file:line: level: message; exit 1 on any error."""
     from .compose.check import check_issue, has_errors, size_summary
 
+    if issue is None and not dns:
+        raise click.UsageError("give an ISSUE to check, or --dns")
+    failed = check_dns_records(settings_from(ctx)) if dns else False
+    if issue is None:
+        sys.exit(EXIT_FINDINGS if failed else 0)
     findings = check_issue(issue, settings_from(ctx), subscribers)
     print_findings(findings, out)
     size = size_summary(issue, settings_from(ctx))
@@ -220,7 +226,20 @@ def check(ctx: click.Context, issue: Path, subscribers: Path | None) -> None:
     errors = sum(f.level == "error" for f in findings)
     warnings = sum(f.level == "warning" for f in findings)
     out.print(f"{errors} error(s), {warnings} warning(s)")
-    sys.exit(EXIT_FINDINGS if has_errors(findings) else 0)
+    sys.exit(EXIT_FINDINGS if has_errors(findings) or failed else 0)
+
+
+def check_dns_records(settings: Settings) -> bool:
+    """Print each DNS finding (docs/dns.md); True if any failed."""
+    from .compose.dnscheck import check_dns
+
+    findings = check_dns(settings)
+    colours = {"pass": "green", "warn": "yellow", "fail": "red"}
+    for finding in findings:
+        out.print(f"[{colours[finding.level]}]{escape(str(finding))}[/]")
+    failed = sum(f.level == "fail" for f in findings)
+    out.print(f"dns: {failed} failed, {sum(f.level == 'warn' for f in findings)} warning(s)")
+    return failed > 0
 
 
 @main.command(short_help="Show ISSUE on desktop, phone and as text; live.")

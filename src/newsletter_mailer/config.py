@@ -24,11 +24,29 @@ from .errors import ConfigError
 
 CONFIG_NAME = "newsletter.toml"
 SECURITY_CHOICES = ("starttls", "tls", "none")
+AUTH_CHOICES = ("password", "xoauth2")
+TRANSPORT_KINDS = ("smtp", "ses", "postmark", "mailgun")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LIST_ID = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})+")
 _HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+_FEEDBACK_FIELD = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _SELECTOR = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
+
+
+def parse_resolver(value: str) -> tuple[str, int]:
+    """``"127.0.0.1:5353"``, ``"[::1]:53"`` or ``"9.9.9.9"`` -> (address, port); ValueError otherwise.
+    A resolver is named by IP address: looking up its name would need a resolver."""
+    host, port = value.strip(), "53"
+    if host.startswith("["):
+        host, _, rest = host[1:].partition("]")
+        port = rest.removeprefix(":") or "53"
+    elif host.count(":") == 1:
+        host, _, port = host.partition(":")
+    ipaddress.ip_address(host)
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"bad port {port!r}")
+    return host, int(port)
 
 
 def valid_selector(selector: str) -> bool:
@@ -87,6 +105,8 @@ class SMTPSettings:
     security: str = "starttls"
     username: str = ""
     password: str = field(default="", repr=False)
+    auth: str = "password"  # or "xoauth2": a token from token_command (send/oauth.py)
+    token_command: str = ""  # prints an OAuth2 access token (or JSON with access_token, expires_in)
     verify_certificates: bool = True
     concurrency: int = 4
     rate: float = 0.0
@@ -188,6 +208,49 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class DeliverabilitySettings:
+    """What mailbox providers read beside the message: Gmail's Feedback-ID sender and the DNS
+    check's resolver (docs/dns.md)."""
+
+    feedback_id_sender: str = ""  # the SenderId field of Feedback-ID; empty: no Feedback-ID header
+    resolver: str = ""  # "host" or "host:port" for `check --dns`; empty: the system's resolvers
+    dns_timeout: float = 3.0  # seconds per lookup; send's pre-flight gives up quietly after it
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Provider webhooks that ``serve`` answers at /webhooks/<provider> (docs/relays.md). Shared
+    secrets come from the environment only: NEWSLETTER_WEBHOOKS_MAILGUN_SIGNING_KEY,
+    NEWSLETTER_WEBHOOKS_POSTMARK_SECRET and NEWSLETTER_WEBHOOKS_BREVO_SECRET."""
+
+    sns_topic_arns: tuple[str, ...] = ()  # the SNS topics SES notifications may come from
+    sns_trusted_origin: str = ""  # another origin trusted for SNS certificates (a local stand-in)
+    sendgrid_public_key: str = ""  # the Signed Event Webhook's verification key (base64 DER; public)
+    max_age: float = 300.0  # seconds a signed timestamp (Mailgun, SendGrid) stays acceptable
+    mailgun_signing_key: str = field(default="", repr=False)
+    postmark_secret: str = field(default="", repr=False)  # "user:password" of the webhook URL's basic auth
+    brevo_secret: str = field(default="", repr=False)  # a bearer token, or "user:password"
+
+
+@dataclass(frozen=True)
+class TransportSettings:
+    """How messages leave: SMTP (``[smtp]``), or a provider's HTTP API (docs/relays.md). API
+    credentials come from the environment only: NEWSLETTER_TRANSPORT_API_KEY (Postmark's server
+    token, Mailgun's API key) and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN."""
+
+    kind: str = "smtp"
+    endpoint: str = ""  # the API's base URL; empty: the provider's own (SES: by region)
+    region: str = "us-east-1"  # Amazon SES
+    domain: str = ""  # Mailgun's sending domain
+    message_stream: str = "broadcast"  # Postmark: newsletters go in a broadcast stream
+    timeout: float = 30.0
+    api_key: str = field(default="", repr=False)
+    aws_access_key_id: str = field(default="", repr=False)
+    aws_secret_access_key: str = field(default="", repr=False)
+    aws_session_token: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
 class Settings:
     workspace: Path
     config_path: Path
@@ -200,6 +263,9 @@ class Settings:
     signup: SignupSettings = SignupSettings()
     store: StoreSettings = StoreSettings()
     serve: ServeSettings = ServeSettings()
+    deliverability: DeliverabilitySettings = DeliverabilitySettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    transport: TransportSettings = TransportSettings()
 
     def path(self, value: str) -> Path:
         """A path from the settings, relative to the workspace."""
@@ -224,6 +290,9 @@ _SECTIONS: dict[str, type[Any]] = {
     "signup": SignupSettings,
     "serve": ServeSettings,
     "store": StoreSettings,
+    "deliverability": DeliverabilitySettings,
+    "webhooks": WebhookSettings,
+    "transport": TransportSettings,
 }
 _SECRET_KEYS = {
     ("smtp", "password"),
@@ -231,6 +300,13 @@ _SECRET_KEYS = {
     ("dkim", "ed25519_key"),
     ("bounces", "password"),
     ("store", "password"),
+    ("webhooks", "mailgun_signing_key"),
+    ("webhooks", "postmark_secret"),
+    ("webhooks", "brevo_secret"),
+    ("transport", "api_key"),
+    ("transport", "aws_access_key_id"),
+    ("transport", "aws_secret_access_key"),
+    ("transport", "aws_session_token"),
 }
 STORE_SCHEMES = ("postgresql://", "postgres://")
 
@@ -371,6 +447,25 @@ def _check_values(sections: dict[str, Any], text: str, file: str) -> None:
             file=file,
             line=key_line(text, "dkim", "selector"),
         )
+    resolver: str = sections["deliverability"].resolver
+    try:
+        if resolver:
+            parse_resolver(resolver)
+    except ValueError:
+        raise ConfigError(
+            "[deliverability] resolver must be an IP address with an optional port, like 127.0.0.1:5353, "
+            f"not {resolver!r}",
+            file=file,
+            line=key_line(text, "deliverability", "resolver"),
+        ) from None
+    sender: str = sections["deliverability"].feedback_id_sender
+    if sender and not _FEEDBACK_FIELD.match(sender):
+        raise ConfigError(
+            "[deliverability] feedback_id_sender must be 1 to 64 letters, digits, dots, hyphens or "
+            f"underscores (a field of Feedback-ID, which colons separate), not {sender!r}",
+            file=file,
+            line=key_line(text, "deliverability", "feedback_id_sender"),
+        )
 
 
 def _check_list_headers(news: NewsletterSettings, text: str, file: str) -> None:
@@ -483,6 +578,7 @@ def load_settings(
             file=file,
             line=key_line(text, "smtp", "security"),
         )
+    _check_auth(smtp, text, file)
     if smtp.concurrency < 1:
         raise ConfigError(
             "[smtp] concurrency must be at least 1", file=file, line=key_line(text, "smtp", "concurrency")
@@ -515,6 +611,9 @@ def load_settings(
         signup=sections["signup"],
         serve=sections["serve"],
         store=store,
+        deliverability=sections["deliverability"],
+        webhooks=_webhooks(sections["webhooks"], env),
+        transport=_transport(sections["transport"], env, text, file),
     )
 
 
@@ -564,6 +663,61 @@ def _mailboxes(news: NewsletterSettings, text: str, file: str) -> NewsletterSett
             ) from None
         parsed[attr], parsed[f"{key}_name"] = address, name
     return replace(news, **parsed)
+
+
+def _transport(transport: TransportSettings, env: Mapping[str, str], text: str, file: str) -> TransportSettings:
+    """The transport's kind and endpoint checked; its credentials from the environment."""
+    if transport.kind not in TRANSPORT_KINDS:
+        raise ConfigError(
+            f"[transport] kind must be one of {', '.join(TRANSPORT_KINDS)}, not {transport.kind!r}",
+            file=file,
+            line=key_line(text, "transport", "kind"),
+        )
+    endpoint = urllib.parse.urlsplit(transport.endpoint)
+    loopback = endpoint.hostname in ("127.0.0.1", "localhost", "::1")
+    if transport.endpoint and not (endpoint.scheme == "https" or (endpoint.scheme == "http" and loopback)):
+        raise ConfigError(
+            "[transport] endpoint must be an https:// URL (http:// only on loopback, for a local stand-in)",
+            file=file,
+            line=key_line(text, "transport", "endpoint"),
+        )
+    if transport.kind == "mailgun" and not transport.domain:
+        raise ConfigError('[transport] kind = "mailgun" needs [transport] domain, the sending domain', file=file)
+    return replace(
+        transport,
+        api_key=env.get("NEWSLETTER_TRANSPORT_API_KEY", ""),
+        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID", ""),
+        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY", ""),
+        aws_session_token=env.get("AWS_SESSION_TOKEN", ""),
+    )
+
+
+def _webhooks(webhooks: WebhookSettings, env: Mapping[str, str]) -> WebhookSettings:
+    """The webhook secrets, from the environment only (and the public SendGrid key from either)."""
+    found: dict[str, Any] = {
+        key: env[f"NEWSLETTER_WEBHOOKS_{key.upper()}"]
+        for key in ("mailgun_signing_key", "postmark_secret", "brevo_secret", "sendgrid_public_key")
+        if env.get(f"NEWSLETTER_WEBHOOKS_{key.upper()}")
+    }
+    return replace(webhooks, **found)
+
+
+def _check_auth(smtp: SMTPSettings, text: str, file: str) -> None:
+    """XOAUTH2 needs the mailbox to log in as and the command that prints its token."""
+    if smtp.auth not in AUTH_CHOICES:
+        raise ConfigError(
+            f"[smtp] auth must be one of {', '.join(AUTH_CHOICES)}, not {smtp.auth!r}",
+            file=file,
+            line=key_line(text, "smtp", "auth"),
+        )
+    if smtp.auth == "xoauth2" and smtp.host:
+        for key in ("username", "token_command"):
+            if not getattr(smtp, key):
+                raise ConfigError(
+                    f'[smtp] auth = "xoauth2" needs [smtp] {key} too',
+                    file=file,
+                    line=key_line(text, "smtp", "auth"),
+                )
 
 
 def _bounces(bounces: BouncesSettings, env: Mapping[str, str], text: str, file: str) -> BouncesSettings:

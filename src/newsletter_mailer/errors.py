@@ -18,6 +18,8 @@
     │   ├── SendDeclined          "n" or Ctrl+C at the confirmation: nothing sent, nothing left pending
     │   └── StateLost             the database was deleted or replaced, or is missing after sends
     ├── MailboxError              the bounce mailbox cannot be reached or refused the login (ConnectionError)
+    ├── WebhookError              a provider webhook's request is unsigned, badly signed or unreadable (ValueError)
+    ├── DnsUnavailable            the DNS resolver does not answer (`check --dns`; a note in send's pre-flight)
     ├── StoreError                the store (SQLite file or PostgreSQL server) cannot be used
     │   ├── StoreUnavailable      the server cannot be reached, or stopped answering (ConnectionError)
     │   ├── StoreLocked           another process holds the database longer than the wait allows
@@ -149,6 +151,20 @@ class SendDeclined(SendError):
 class MailboxError(NewsletterError, ConnectionError):
     """Raised when the IMAP mailbox in [bounces] cannot be reached, refuses TLS or the login, or
     lacks the folder; nothing is marked or moved then."""
+
+
+class WebhookError(NewsletterError, ValueError):
+    """Raised when a request to /webhooks/<provider> fails its signature or secret check, or its
+    payload cannot be read; ``serve`` answers 401 (or 400) and records nothing."""
+
+    def __init__(self, message: str, *, status: int = 401):
+        super().__init__(message)
+        self.status = status
+
+
+class DnsUnavailable(NewsletterError, ConnectionError):
+    """Raised when the resolver `check --dns` uses does not answer (timeout, SERVFAIL, refused) or
+    none is configured; ``send``'s pre-flight turns it into one note and sends."""
 
 
 class StoreError(NewsletterError):

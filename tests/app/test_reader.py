@@ -14,7 +14,6 @@ import pytest
 
 from conftest import make_workspace, settings_for
 from newsletter_mailer.app.reader import find_reader
-from newsletter_mailer.audience.signup import RequestRef
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.errors import SubscriberListError
 from newsletter_mailer.store.factory import open_store
@@ -81,7 +80,7 @@ def test_as_finds_a_reader_who_came_through_the_signup_form(tmp_path: Path) -> N
     with open_store(settings) as store:
         log = SignupLog(store)
         pending = log.request(Subscriber("joined@example.org", "Jo Ined"), "192.0.2.1", "form")
-        assert log.confirm(RequestRef(pending.id, int(pending.requested)), "192.0.2.1")
+        assert log.confirm(pending.ref, "192.0.2.1")
         log.request(Subscriber("unconfirmed@example.org", "Un"), "192.0.2.1", "form")
     assert find_reader(settings, None, "Joined@example.org") == Subscriber("joined@example.org", "Jo Ined")
     assert find_reader(settings, None, "user3@example.org").fields == (("branch", "South"),)

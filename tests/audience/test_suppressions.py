@@ -207,13 +207,12 @@ def test_one_reason_vocabulary_with_a_free_text_note(tmp_path: Path, monkeypatch
 def test_a_store_from_before_notes_gets_the_column_and_keeps_its_rows(tmp_path: Path) -> None:
     import sqlite3
 
-    from newsletter_mailer.store.database import MIGRATIONS, SCHEMA
+    from newsletter_mailer.store.schema import STEPS
 
     (tmp_path / ".newsletter").mkdir(mode=0o700)
     old = sqlite3.connect(tmp_path / ".newsletter" / "newsletter.db")
-    old.executescript(SCHEMA)
-    for script in MIGRATIONS[:6]:
-        old.executescript(script)
+    for step in STEPS[:6]:  # the schema as version 6 left it (tests/store/test_schema.py: real files)
+        step.sqlite(old) if callable(step.sqlite) else old.executescript(step.sqlite)
     old.execute("PRAGMA user_version = 6")
     old.execute("INSERT INTO suppressions VALUES ('old@example.org', 'bounced', 'issue-1', 0)")
     old.commit()

@@ -119,6 +119,39 @@ def test_signed_message_verifies_and_covers_the_unsubscribe_headers(tmp_path: Pa
     assert len(SIGNED_HEADERS) >= 8
 
 
+def test_feedback_id_is_written_once_per_message_and_signed(tmp_path: Path) -> None:
+    """Gmail counts a Feedback-ID only when the DKIM signature covers it: it is in h=, dkimpy
+    verifies, and a message whose Feedback-ID was changed on the way no longer verifies."""
+    root = make_workspace(tmp_path / "ws", 1, 1)
+    add_dkim(root)
+    with (root / "newsletter.toml").open("a") as handle:
+        handle.write('[deliverability]\nfeedback_id_sender = "TestList"\n')
+    settings = load_settings(workspace=root)
+    template = MessageTemplate(
+        render_issue(read_issue(root / "issue.md"), settings),
+        settings,
+        signer_for(settings),
+        dkim=dkim_signer(settings),
+    )
+    data = template.envelope(Subscriber("ada@example.org", "Ada")).data
+    assert data.count(b"\r\nFeedback-ID: ") == 1
+    assert b"\r\nFeedback-ID: issue:test-list.example.org:newsletter:TestList\r\n" in data
+    header = data.split(b"\r\n\r\n", 1)[0].decode().replace("\r\n ", " ")
+    signed = re.search(r"h=([^;]+);", header).group(1)  # type: ignore[union-attr]
+    assert "feedback-id" in {name.strip() for name in signed.split(":")}
+    assert dkimpy.verify(data, dnsfunc=dns)
+    assert not dkimpy.verify(data.replace(b":TestList\r\n", b":Other\r\n", 1), dnsfunc=dns)
+
+
+def test_a_feedback_id_sender_that_would_break_the_fields_is_refused(tmp_path: Path) -> None:
+    root = make_workspace(tmp_path / "ws", 1, 1)
+    with (root / "newsletter.toml").open("a") as handle:
+        handle.write('[deliverability]\nfeedback_id_sender = "a:b"\n')
+    with pytest.raises(ConfigError, match=r"feedback_id_sender must be .*not 'a:b'") as caught:
+        load_settings(workspace=root)
+    assert caught.value.line is not None
+
+
 def test_signatures_survive_the_trip_through_an_smtp_server(tmp_path: Path) -> None:
     """Every signature of a real send verifies with dkimpy after the SMTP server, edge values included."""
     import csv

@@ -102,3 +102,16 @@ def test_every_address_header_is_exactly_one_mailbox_to_the_strict_parser(label:
 def test_an_address_that_would_end_the_header_is_refused(address: str) -> None:
     with pytest.raises(ValueError, match="not an address"):
         mailbox("To", "Ada", address)
+
+
+def test_feedback_id_fields_cannot_gain_or_lose_a_colon() -> None:
+    from newsletter_mailer.compose.headers import feedback_id
+
+    assert feedback_id("2026-12", "river-news.example.org", "newsletter", "RiverNews") == (
+        b"2026-12:river-news.example.org:newsletter:RiverNews"
+    )
+    hostile = feedback_id("a:b\r\nBcc: x@example.org", "=?utf-8?b?QQ==?=", "x" * 300, "S")
+    assert b"\r" not in hostile and b"\n" not in hostile
+    fields = hostile.decode("ascii").split(":")
+    assert len(fields) == 4 and fields[0] == "a-b-Bcc-x-example.org"
+    assert len(fields[2]) == 64 and fields[3] == "S"

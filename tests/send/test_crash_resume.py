@@ -1,8 +1,9 @@
 """The journal's promise, tested the hard way: `newsletter send` is killed with SIGKILL at random
-moments and run again. Every recipient ends with exactly one copy, except the messages in flight
-at a kill (at most `concurrency` per kill), which are resent and reported as possibly duplicated;
-the report may also name the rest of the batch the sender had claimed (at most `concurrency` more),
-which the relay never saw."""
+moments and run again. Every recipient ends with exactly one copy, except the messages handed over
+and not yet recorded at a kill: those in flight (at most `concurrency`) and those whose outcome
+waited for the writer (fewer than 2 x `concurrency`), which are resent and reported as possibly
+duplicated; the report may also name the rows the sender had claimed ahead (fewer than
+2 x `concurrency`), which the relay never saw (docs/architecture-store.md, "Crash bounds")."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from conftest import make_workspace
 from newsletter_mailer.config import load_settings
-from newsletter_mailer.store.journal import SQLiteJournal
+from newsletter_mailer.store.sqlite import SQLiteStore
 from smtp_servers import Faults, SMTPTestServer
 
 CONCURRENCY = 4
@@ -63,11 +64,13 @@ def test_sigkill_at_random_moments_never_skips_and_bounds_duplicates(tmp_path: P
     print(f"seed={seed} duplicated={len(duplicated)}")
     assert all(count <= 1 + kills for count in copies.values())
     reported = [int(m) for out in outputs[1:] for m in re.findall(r"in flight when the last run stopped.*?(\d+)", out)]
-    assert all(n <= 2 * CONCURRENCY for n in reported), (reported, seed)  # in flight + the claimed batch
+    # in flight + outcomes not yet written + the rows claimed ahead
+    assert all(n <= 5 * CONCURRENCY for n in reported), (reported, seed)
     print(f"reported={reported}")
-    assert len(duplicated) <= kills * CONCURRENCY, (duplicated, seed)  # real duplicates: only those in flight
-    assert len(duplicated) <= sum(reported) <= kills * 2 * CONCURRENCY, (duplicated, reported, seed)
-    journal = SQLiteJournal.open(load_settings(workspace=root).database_path)
+    # real duplicates: only those in flight and those whose outcome was not yet written
+    assert len(duplicated) <= kills * 3 * CONCURRENCY, (duplicated, seed)
+    assert len(duplicated) <= sum(reported) <= kills * 5 * CONCURRENCY, (duplicated, reported, seed)
+    journal = SQLiteStore.open(load_settings(workspace=root).database_path)
     try:
         counts = journal.counts("issue")
         flagged = {row[0] for row in journal.db.execute("SELECT address FROM deliveries WHERE resent = 1")}

@@ -103,7 +103,7 @@ def test_a_worker_killed_with_sigkill_leaves_only_its_claims(
 ) -> None:
     """Kill one of two workers at a random moment: the survivor takes its rows over, a rerun
     finishes; every recipient gets one copy except the flagged ones, at most the killed worker's claims
-    (its messages in flight and the rest of its claimed batch)."""
+    (its messages in flight, its outcomes not yet written and the rows it had claimed ahead)."""
     seed = int(os.environ.get("CRASH_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
     recipients = 240
@@ -132,8 +132,8 @@ def test_a_worker_killed_with_sigkill_leaves_only_its_claims(
     duplicated = {address for address, n in copies.items() if n > 1}
     resent = flagged(store)
     assert duplicated <= resent, f"a duplicate was not flagged (seed {seed})\n{first}\n{rerun}"
-    assert len(resent) <= 2 * CONCURRENCY, f"more flagged than the killed worker had claimed (seed {seed})"
-    assert len(duplicated) <= CONCURRENCY, f"more duplicates than the killed worker had in flight (seed {seed})"
+    assert len(resent) <= 5 * CONCURRENCY, f"more flagged than the killed worker had claimed (seed {seed})"
+    assert len(duplicated) <= 3 * CONCURRENCY, f"more duplicates than the killed worker had unrecorded (seed {seed})"
     assert max(copies.values()) <= 2
     counts = store.counts("issue")
     assert counts["sent"] == recipients and counts["sending"] == counts["pending"] == 0, (first, rerun)

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATABASE_ERRORS, TEST_SECRET, make_workspace, refuse_inserts, run_send, settings_for
+from conftest import TEST_SECRET, make_workspace, refuse_inserts, run_send, settings_for
 from newsletter_mailer.app.send_campaign import open_campaign
 from newsletter_mailer.audience.bounces import Action, Category, Policy
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.audience.suppressions import SuppressionList
 from newsletter_mailer.audience.verp import VerpCodec
+from newsletter_mailer.errors import StoreError
 from newsletter_mailer.store.base import Store
 from newsletter_mailer.store.bounce_log import BounceLog, BounceRecord
 from newsletter_mailer.store.sqlite import SQLiteStore
@@ -152,7 +153,7 @@ def test_soft_bounces_without_an_issue_count_one_issue_per_day(db: Store) -> Non
 def test_the_record_and_the_suppression_commit_together(db: Store) -> None:
     refuse_inserts(db, "suppressions")
     data = report("hard", "ada@example.org", to=CODEC.sender(row_of(db, "2024-04", "ada@example.org")))
-    with pytest.raises(DATABASE_ERRORS, match="refused by the test"):
+    with pytest.raises(StoreError, match="refused by the test"):
         BounceLog(db, verp=CODEC).process("hard", data)
     assert list(db.iter_bounce_reports()) == []  # not recorded: the next run processes it again
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.audience.suppressions import SuppressionList
 from newsletter_mailer.store.base import Store
@@ -172,3 +174,34 @@ def test_each_run_is_recorded_with_its_filter(store: Store) -> None:
     assert [where for _, where in store.runs("i1")] == ['branch == "North"', ""]
     started = [at for at, _ in store.runs("i1")]
     assert started == sorted(started) and abs(started[-1] - time.time()) < 60
+
+
+def test_a_sender_clock_ahead_of_the_store_sees_its_retries_as_old_as_they_are(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 20: the first try is stamped on the store's clock; a sender 15 minutes ahead measured
+    # it on its own and gave up at once. Both ends of the span are now on one clock.
+    store.add_recipients("i1", people("ann"))
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 900)
+    ann = claim(store)
+    assert ann is not None and ann.tried_for() < 5
+    store.mark_deferred(ann, "451 later", uncertain=False, not_before=0)
+    time.sleep(0.2)
+    again = claim(store)
+    assert again is not None and again.first_try == ann.first_try and 0.2 <= again.tried_for() < 5
+    assert 0.2 <= again.tried_for(real() + 900 + 60) - 60 < 5  # measured from any later moment
+
+
+def test_a_suppression_keeps_its_note_and_its_removal_keeps_both_notes(store: Store) -> None:
+    # Schema 7 (main): a note beside the reason, kept in the record when the address is taken off.
+    from newsletter_mailer.audience.suppressions import Suppression
+
+    assert store.add_suppression(Suppression("Gil@example.org", "manual", "cli", 1.0, "asked by phone"))
+    assert store.get_suppression("gil@EXAMPLE.org") == Suppression(
+        "Gil@example.org", "manual", "cli", 1.0, "asked by phone"
+    )
+    removed = store.remove_suppression("gil@example.org", "signed up again", 2.0)
+    assert removed is not None and removed.note == "asked by phone"
+    [record] = list(store.iter_removals())
+    assert (record.entry.note, record.note, record.removed) == ("asked by phone", "signed up again", 2.0)

@@ -18,7 +18,6 @@ from click.testing import CliRunner
 
 from conftest import PG_PASSWORD, make_workspace, use_store
 from newsletter_mailer.audience.bounces import Action
-from newsletter_mailer.audience.signup import RequestRef
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.audience.suppressions import SuppressionList
 from newsletter_mailer.cli import main
@@ -57,7 +56,7 @@ def test_a_fresh_database_is_refused_until_migrated(pg_url: str, tmp_path: Path)
 
 
 def test_a_store_at_version_5_gets_the_signup_and_bounce_tables_from_migrate(pg_url: str, tmp_path: Path) -> None:
-    assert SCHEMA_VERSION == SQLITE_SCHEMA_VERSION == 8
+    assert SCHEMA_VERSION == SQLITE_SCHEMA_VERSION == 9
     with psycopg.connect(pg_url, password=PG_PASSWORD, autocommit=True) as db, db.transaction():
         db.execute(b"CREATE TABLE newsletter_schema (version integer NOT NULL, applied double precision NOT NULL)")
         for version, script in enumerate(MIGRATIONS[:5], start=1):
@@ -69,10 +68,10 @@ def test_a_store_at_version_5_gets_the_signup_and_bounce_tables_from_migrate(pg_
     code, output = cli(root, "bounces", str(REPORTS / "arf-complaint.eml"))
     assert code == 1 and "schema version 5, older" in output and "run `newsletter store migrate`" in output
     code, output = cli(root, "store", "migrate")
-    assert code == 0 and "migrated from version 5 to schema version 8" in output
+    assert code == 0 and "migrated from version 5 to schema version 9" in output
     with PostgresStore.open(pg_url, PG_PASSWORD) as pg:
         pending = SignupLog(pg).request(Subscriber("kept@example.org"), "192.0.2.1", "2024-06")
-        assert SignupLog(pg).confirm(RequestRef(pending.id, int(pending.requested)), "192.0.2.1")
+        assert SignupLog(pg).confirm(pending.ref, "192.0.2.1")
         assert [s.address for s in SuppressionList(pg)] == []  # the confirmation lifted it
         assert BounceLog(pg).for_issue("issue") == []
 
@@ -188,7 +187,7 @@ def test_copy_moves_signups_bounce_reports_and_removals_and_says_what(pg_url: st
         for address in ("waiting@example.org", "Joiner@example.org"):
             assert log.may_mail(address, "192.0.2.1", per_address_per_day=3, per_ip_per_hour=10)
         SuppressionList(sqlite).add("joiner@example.org", "unsubscribed", "web page")
-        assert log.confirm(RequestRef(joined.id, int(joined.requested)), "192.0.2.3") == "Joiner@example.org"
+        assert log.confirm(joined.ref, "192.0.2.3") == "Joiner@example.org"
         user1 = next(
             d for d in sqlite.claim_batch("issue", "w", 3, lease=60).deliveries if d.address == "user1@example.org"
         )
@@ -216,7 +215,7 @@ def test_copy_moves_signups_bounce_reports_and_removals_and_says_what(pg_url: st
         assert SignupLog(pg).confirmed() == consents and list(pg.iter_signup_mails()) == mails
         assert list(pg.iter_bounce_reports()) == reports and list(SuppressionList(pg).removals()) == removals
         # The waiting request kept its number: the link already in its inbox confirms it here.
-        link = RequestRef(waiting.id, int(waiting.requested))
+        link = waiting.ref
         assert SignupLog(pg).confirm(link, "192.0.2.1") == "waiting@example.org"
         later = SignupLog(pg).request(Subscriber("later@example.org"), "192.0.2.1", "2024-06")
         assert later.id > waiting.id
@@ -249,7 +248,7 @@ def test_a_copy_into_a_store_in_use_never_mixes_up_people(migrated_pg_url: str, 
     assert "1 signup request," in output.partition("left as they were")[2]
     assert "warning: the target already used the numbers of 1 journal row, which got new ones" in output
     with PostgresStore.open(migrated_pg_url, PG_PASSWORD) as pg:
-        assert SignupLog(pg).confirm(RequestRef(mine.id, int(mine.requested)), "192.0.2.1") is None
+        assert SignupLog(pg).confirm(mine.ref, "192.0.2.1") is None
         assert SignupLog(pg).confirmed() == []
 
 
@@ -284,7 +283,7 @@ def test_status_shows_each_worker(migrated_pg_url: str, tmp_path: Path) -> None:
         store.heartbeat("issue", "w2", "server.example", 77, sent=0, lease=60)
     root = make_workspace(tmp_path / "ws", 1, 1)
     use_store(root, migrated_pg_url)
-    code, output = cli(root, "status", "issue.md", "--workers")
+    code, output = cli(root, "status", "issue.md", "--workers")  # worker ids only when asked (wt-app)
     assert code == 0
     assert "worker w1 on laptop.example (pid 4242): sent 12," in output
     assert "worker w2 on server.example (pid 77): sent 0, 0.0 msg/s, last seen 20" in output

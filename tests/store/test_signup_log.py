@@ -7,13 +7,18 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from conftest import DATABASE_ERRORS, PG_PASSWORD, refuse_inserts
+from conftest import PG_PASSWORD, refuse_inserts
 from newsletter_mailer.audience.signup import RequestRef
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.audience.suppressions import SuppressionList
+from newsletter_mailer.store import signup_log
 from newsletter_mailer.store.base import Store
 from newsletter_mailer.store.rows import SignupMail, SignupRequest
 from newsletter_mailer.store.signup_log import PendingSignup, SignupLog
@@ -33,7 +38,7 @@ def another_connection(store: Store) -> Store:
 
 
 def ref(pending: PendingSignup) -> RequestRef:
-    return RequestRef(pending.id, int(pending.requested))
+    return pending.ref
 
 
 def test_a_request_becomes_a_signup_only_through_its_link(store: Store) -> None:
@@ -41,8 +46,8 @@ def test_a_request_becomes_a_signup_only_through_its_link(store: Store) -> None:
     first = log.request(NIA, "192.0.2.1", "2024-06")
     second = log.request(Subscriber("nia@example.org", "Nia again"), "192.0.2.2", "2024-06")
     assert first.id != second.id and log.pending(ref(first)) == first
-    assert log.pending(RequestRef(first.id, int(first.requested) - 1)) is None  # the link names the moment too
-    assert log.confirm(RequestRef(first.id, int(first.requested) + 1), "192.0.2.9") is None
+    assert log.pending(replace(first.ref, requested=first.ref.requested - 1)) is None  # the link names the moment too
+    assert log.confirm(replace(first.ref, requested=first.ref.requested + 1), "192.0.2.9") is None
     assert log.confirmed() == []
     assert log.confirm(ref(first), "198.51.100.7") == "Nia@Example.org"
     [consent] = log.confirmed()
@@ -85,7 +90,7 @@ def test_a_confirmation_and_its_suppression_removal_commit_together(store: Store
     log = SignupLog(store)
     pending = log.request(NIA, "192.0.2.1", "2024-06")
     refuse_inserts(store, "suppression_removals")
-    with pytest.raises(DATABASE_ERRORS, match="refused by the test"):
+    with pytest.raises(match="refused by the test"):
         log.confirm(ref(pending), "192.0.2.1")
     assert log.confirmed() == [] and log.pending(ref(pending)) == pending
     assert "nia@example.org" in suppressions
@@ -164,3 +169,69 @@ def test_hostile_values_are_stored_as_given(store: Store) -> None:
     assert consent.subscriber.name == hostile and consent.subscriber.fields == (("home_town", hostile),)
     assert consent.request_ip == consent.confirm_ip == consent.wording == hostile
     assert json.loads(next(iter(store.iter_signups())).fields) == [["home_town", hostile]]
+
+
+def frozen_clock(monkeypatch: pytest.MonkeyPatch, at: float) -> None:
+    """Every signup step in the same second, as a quick attacker's and a victim's can be."""
+    monkeypatch.setattr(signup_log, "time", SimpleNamespace(time=lambda: at))
+
+
+def test_a_used_link_never_confirms_the_next_request_made_in_the_same_second(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 20: the attacker confirms their own (newest) request, the victim's request comes in
+    # the same second; the number may not be handed out again, and the old link names its own
+    # request only (its nonce and address are under the MAC).
+    frozen_clock(monkeypatch, 1_700_000_000.0)
+    log = SignupLog(store)
+    mine = log.request(Subscriber("mallory@example.net"), "203.0.113.6", "2024-06")
+    assert log.confirm(mine.ref, "203.0.113.6") == "mallory@example.net"
+    victim = log.request(Subscriber("victim@example.org"), "192.0.2.1", "2024-06")
+    assert victim.id != mine.id and victim.nonce != mine.nonce
+    assert log.confirm(mine.ref, "203.0.113.6") is None and log.pending(mine.ref) is None
+    # Even a link that names the victim's number with the attacker's nonce and address fails.
+    stolen = replace(mine.ref, id=victim.id)
+    assert log.confirm(stolen, "203.0.113.6") is None
+    assert log.confirm(replace(victim.ref, address="mallory@example.net"), "203.0.113.6") is None
+    assert [c.subscriber.email for c in log.confirmed()] == ["mallory@example.net"]
+    assert log.confirm(victim.ref, "192.0.2.1") == "victim@example.org"
+
+
+def test_a_link_from_before_nonces_confirms_only_a_request_from_before_them(store: Store) -> None:
+    old = store.add_signup_request(SignupRequest(0, "early@example.org", "", "", 1_700_000_000.0, "", "v1"))
+    log = SignupLog(store)
+    new = log.request(Subscriber("late@example.org"), "192.0.2.1", "v1")
+    assert log.confirm(RequestRef(new.id, int(new.requested)), "192.0.2.1") is None  # the nonce is missing
+    assert log.confirm(RequestRef(old, 1_700_000_000), "192.0.2.1") == "early@example.org"
+
+
+# Steps: ("ask", who) makes a request for person ``who``; ("use", n) uses the n-th link handed out.
+_STEPS = st.lists(
+    st.one_of(st.tuples(st.just("ask"), st.integers(0, 3)), st.tuples(st.just("use"), st.integers(0, 20))),
+    min_size=1,
+    max_size=25,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=_STEPS, second=st.integers(1_600_000_000, 1_900_000_000))
+def test_over_any_interleaving_a_link_confirms_its_own_person_or_nobody(
+    store: Store, monkeypatch: pytest.MonkeyPatch, steps: list[tuple[str, int]], second: int
+) -> None:
+    frozen_clock(monkeypatch, float(second))  # every request in one second: the worst case
+    log = SignupLog(store)
+    tag = f"{second}-{time.monotonic_ns()}"  # this example's people, apart from earlier examples'
+    links: list[PendingSignup] = []
+    numbers = {request.id for request in store.iter_signup_requests()}
+    for kind, n in steps:
+        if kind == "ask":
+            pending = log.request(Subscriber(f"person{n}-{tag}@example.org"), "192.0.2.1", "v1")
+            assert pending.id not in numbers  # a number is never handed out twice
+            numbers.add(pending.id)
+            links.append(pending)
+        elif links:
+            link = links[n % len(links)]
+            assert log.confirm(link.ref, "192.0.2.9") in (None, link.address)
+    for consent in log.confirmed():
+        if tag in consent.subscriber.email:
+            assert any(link.address == consent.subscriber.email for link in links)

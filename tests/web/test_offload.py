@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import PG_PASSWORD, PostgresCluster, _start_cluster, serve_asgi
+from conftest import PG_PASSWORD, PostgresCluster, serve_asgi, start_cluster
 from newsletter_mailer.audience.links import signer_for
 from newsletter_mailer.config import load_settings
 from newsletter_mailer.store.factory import open_url
@@ -34,7 +34,7 @@ def own_cluster(tmp_path: Path) -> Iterator[tuple[PostgresCluster, int]]:
     pytest.importorskip("psycopg", reason="PostgreSQL tests skipped: psycopg is not installed")
     root = Path(tempfile.mkdtemp(prefix="newsletter-pg-stop-")) if os.geteuid() == 0 else tmp_path / "pg"
     try:
-        started = _start_cluster(root)
+        started = start_cluster(root)
         if isinstance(started, str):
             pytest.skip(f"PostgreSQL tests skipped: {started}")
         cluster, stop = started

@@ -47,6 +47,7 @@ from ..send import trial
 from ..send.campaign import Campaign, Preflight, content_hash
 from ..send.engine import Progress, Summary, end_leases_of_the_gone
 from ..send.pool import run_workers
+from ..send.providers import describe
 from ..send.trial import DryRun, TestSend
 from ..store.base import Store
 from ..store.database import sent_issues
@@ -123,6 +124,8 @@ class SendUI(Progress, Protocol):
 
 def destination(settings: Settings) -> str:
     """Where a send's messages go, in words."""
+    if api := describe(settings):
+        return api
     if settings.smtp.host:
         return f"the SMTP relay {settings.smtp.host}:{settings.smtp.effective_port}"
     return f"the local outbox {outbox_path(settings)}/ (no SMTP host is configured)"
@@ -221,7 +224,7 @@ def send_campaign(
 ) -> CampaignOutcome:
     """Pre-flight (the list checked as it loads), confirmation, dispatch; Ctrl+C becomes a
     SendInterrupted that says what is where."""
-    outbox = None if settings.smtp.host else outbox_path(settings)
+    outbox = None if settings.smtp.host or settings.transport.kind != "smtp" else outbox_path(settings)
     fill = RowFill(rendered, request.subscribers or settings.path(settings.newsletter.subscribers))
     opened = (
         join_campaign(request.issue, settings, rendered=rendered)
@@ -244,6 +247,9 @@ def send_campaign(
             ui.preflight(preflight)
         if preflight.to_send == 0:
             return CampaignOutcome(preflight, None, outbox)
+        from ..compose.dnscheck import preflight_findings  # dnspython only where a send asks DNS
+
+        ui.findings(preflight_findings(settings), forced=False)  # what receivers find in DNS (docs/dns.md)
         confirmation = Confirmation(
             campaign.issue,
             campaign.rendered.issue.subject,

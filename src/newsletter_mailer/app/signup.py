@@ -11,8 +11,9 @@ from collections.abc import Callable
 from ..audience.signup import RequestRef, SignupForm, mailbox_key
 from ..compose.envelope import Envelope
 from ..config import Settings
+from ..send.providers import transport_for
 from ..send.route import delivery_route
-from ..send.transport import Kind, Result, SMTPTransport
+from ..send.transport import Kind, Result, Transport
 from ..store.signup_log import PendingSignup, SignupLog
 from .stores import opened_store
 
@@ -50,10 +51,11 @@ def confirm_signup(settings: Settings, ref: RequestRef, ip: str) -> str | None:
 
 
 def send_confirmation(settings: Settings, envelope: Envelope, mask: Callable[[str], str]) -> None:
-    """Deliver one confirmation mail through the relay or the local outbox (in a worker thread);
+    """Deliver one confirmation mail through the relay (or provider API) or the local outbox (in a
+    worker thread);
     a refusal, or an address this relay cannot carry (no SMTPUTF8), is logged, never raised."""
 
-    async def deliver(transport: SMTPTransport) -> Result:
+    async def deliver(transport: Transport) -> Result:
         connection = transport.connection()
         try:
             return await connection.send(envelope)
@@ -62,7 +64,7 @@ def send_confirmation(settings: Settings, envelope: Envelope, mask: Callable[[st
 
     try:
         with delivery_route(settings) as route:
-            outcome = asyncio.run(deliver(SMTPTransport(route.smtp)))
+            outcome = asyncio.run(deliver(transport_for(settings, route.smtp)))
     except Exception as exc:  # the visitor has their page; the operator gets the log line
         log.warning("confirmation mail could not be sent: %s", exc)
         return

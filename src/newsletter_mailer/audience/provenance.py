@@ -18,6 +18,7 @@ and shown, never acted on. See docs/bounces-security.md.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Protocol
@@ -28,7 +29,7 @@ from .bounces import Report
 from .subscribers import address_key, normalise_address
 from .verp import VerpCodec
 
-__all__ = ["Journal", "Subject", "message_ids", "subject_of"]
+__all__ = ["Journal", "Subject", "message_ids", "subject_of", "webhook_subject"]
 
 # No control characters: a NUL from a hostile report would be refused by PostgreSQL as a parameter.
 _MESSAGE_ID = re.compile(r"<([^<>@\s\x00-\x1f\x7f]{1,200}@[^<>\s\x00-\x1f\x7f]{1,200})>")
@@ -97,3 +98,23 @@ def subject_of(data: bytes, report: Report, journal: Journal, verp: VerpCodec | 
         if found is not None:
             return Subject(*found)
     return next((Subject(*found) for found in proven if found is not None), Subject())
+
+
+def webhook_subject(message_ids: Iterable[str], report: Report, journal: Journal) -> Subject:
+    """Whom a provider's webhook event is about. The provider's signature vouches for the event,
+    so its recipient is proven when one of our Message-IDs names them (or the event names nobody),
+    or, failing that, when this workspace has mailed the address it names; never an address we
+    have not mailed."""
+    named: set[str] = set().union(*(_keys(r) for r in report.recipients))
+    for message_id in list(dict.fromkeys(f"<{m.strip('<>')}>" for m in message_ids))[:MAX_PROOFS]:
+        found = journal.recipient_of_message(message_id)
+        if found is not None and _agrees(found[0], named):
+            return Subject(*found, "message-id")
+    for raw in report.recipients:
+        try:
+            found = journal.last_mailed(normalise_address(raw))
+        except (EmailNotValidError, ValueError):
+            continue
+        if found is not None:
+            return Subject(*found, "webhook")
+    return Subject()

@@ -82,10 +82,15 @@ def mailbox_key(address: str) -> str:
 
 @dataclass(frozen=True)
 class RequestRef:
-    """What a confirmation link names: a signup request's number and the second it was made."""
+    """What a confirmation link names: a signup request's number, the second it was made, the
+    random nonce stored with it and its address, all under the MAC, so a link names one request
+    and no other (a number alone could be another person's request, issue 20). A link made before
+    nonces has neither (``nonce`` and ``address`` empty) and confirms only a request made then."""
 
     id: int
     requested: int
+    nonce: str = ""
+    address: str = ""
 
 
 @dataclass(frozen=True)
@@ -100,17 +105,21 @@ class ConfirmCodec:
         # Its own list label, so no unsubscribe token is ever accepted as a confirmation.
         return cls(TokenSigner(secret, f"{list_id}#signup"), hours)
 
-    def token(self, request_id: int, requested: float) -> str:
-        return self.signer.token(f"{request_id}.{int(requested)}")
+    def token(self, request_id: int, requested: float, nonce: str = "", address: str = "") -> str:
+        # The address goes last: it is the one part that may hold a dot.
+        bound = f".{nonce}.{address}" if nonce else ""
+        return self.signer.token(f"{request_id}.{int(requested)}{bound}")
 
     def verify(self, token: str, now: float | None = None) -> RequestRef:
         """The request a token names; TokenError if altered, foreign or expired."""
-        number, _, stamp = self.signer.verify(token).partition(".")
-        if not (number.isdigit() and stamp.isdigit()):
+        number, _, rest = self.signer.verify(token).partition(".")
+        stamp, _, rest = rest.partition(".")
+        nonce, _, address = rest.partition(".")
+        if not (number.isdigit() and stamp.isdigit()) or bool(nonce) != bool(address):
             raise TokenError("confirmation token is malformed")
         if (now if now is not None else time.time()) > int(stamp) + self.hours * 3600:
             raise TokenError("confirmation token has expired")
-        return RequestRef(int(number), int(stamp))
+        return RequestRef(int(number), int(stamp), nonce, address)
 
 
 def form_html(

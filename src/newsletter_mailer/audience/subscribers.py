@@ -10,7 +10,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-import sqlite3
+import secrets
+from array import array
 from collections.abc import Container, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,23 +111,51 @@ def sniff_delimiter(header_line: str) -> str:
 
 
 class _Seen:
-    """Which addresses a stream has already yielded, on disk so a million rows stay small."""
+    """Which addresses a stream has already yielded, and on which line first: an open-addressing
+    table of 128-bit keyed digests in flat arrays (20 to 40 bytes per address, so a million rows
+    stay small; a Python set of them would take three times that). The key is random per reading,
+    so nobody can make two addresses collide on purpose."""
 
     def __init__(self) -> None:
-        self._db = sqlite3.connect("")
-        self._db.execute("CREATE TABLE seen (key BLOB PRIMARY KEY, line INTEGER) WITHOUT ROWID")
+        self._key = secrets.token_bytes(16)
+        self._size = 1 << 16
+        self._used = 0
+        self._high, self._low, self._lines = self._tables(self._size)
+
+    @staticmethod
+    def _tables(size: int) -> tuple[array[int], array[int], array[int]]:
+        return array("Q", bytes(8 * size)), array("Q", bytes(8 * size)), array("I", bytes(4 * size))
 
     def first_line(self, address: str, line: int) -> int | None:
-        key = hashlib.blake2b(address_key(address).encode("utf-8"), digest_size=16).digest()
-        try:
-            self._db.execute("INSERT INTO seen VALUES (?, ?)", (key, line))
-        except sqlite3.IntegrityError:
-            row = self._db.execute("SELECT line FROM seen WHERE key = ?", (key,)).fetchone()
-            return int(row[0])
+        digest = hashlib.blake2b(address_key(address).encode("utf-8"), digest_size=16, key=self._key).digest()
+        high, low = int.from_bytes(digest[:8], "big") | 1, int.from_bytes(digest[8:], "big")  # 0 marks a free slot
+        found = self._probe(high, low)
+        if self._high[found]:
+            return int(self._lines[found])
+        self._high[found], self._low[found], self._lines[found] = high, low, line
+        self._used += 1
+        if self._used * 2 > self._size:
+            self._grow()
         return None
 
+    def _probe(self, high: int, low: int) -> int:
+        mask = self._size - 1
+        slot = low & mask
+        while self._high[slot] and (self._high[slot] != high or self._low[slot] != low):
+            slot = (slot + 1) & mask
+        return slot
+
+    def _grow(self) -> None:
+        old = (self._high, self._low, self._lines)
+        self._size *= 2
+        self._high, self._low, self._lines = self._tables(self._size)
+        for high, low, line in zip(*old, strict=True):
+            if high:
+                slot = self._probe(high, low)
+                self._high[slot], self._low[slot], self._lines[slot] = high, low, line
+
     def close(self) -> None:
-        self._db.close()
+        self._high, self._low, self._lines = self._tables(1)
 
 
 _LOOKS_LIKE_ADDRESS = re.compile(r"[^\s@,;\"]+@[^\s@,;\"]+\.[^\s@,;\"]+")

@@ -54,10 +54,12 @@ SIGNED_HEADERS = (
     b"List-Id",
     b"List-Unsubscribe",
     b"List-Unsubscribe-Post",
+    b"Feedback-ID",  # Gmail reads it only when it is signed
     b"MIME-Version",
     b"Content-Type",
 )
-_INCLUDE = tuple(name.lower() for name in SIGNED_HEADERS)
+# Amazon SES overwrites these two in a raw message and asks senders not to sign them.
+NOT_SIGNED_THROUGH_SES = (b"Message-ID", b"Date")
 _WSP_RUN = re.compile(rb"[\t ]+")
 _TRAILING_WSP = re.compile(rb"[\t ]+\r\n")
 _LINE_END = re.compile(rb"\r?\n")
@@ -115,10 +117,10 @@ def _parse_headers(block: bytes) -> list[tuple[bytes, bytes]]:
     return [(name, value) for name, value in fields]
 
 
-def _select(fields: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+def _select(fields: list[tuple[bytes, bytes]], include: tuple[bytes, ...]) -> list[tuple[bytes, bytes]]:
     """The fields to sign, in the order of h=: for each name the last occurrence (RFC 6376 5.4.2)."""
     last = {name.lower(): (name, value) for name, value in fields}  # a later field replaces an earlier one
-    return [last[wanted] for wanted in _INCLUDE if wanted in last]
+    return [last[wanted] for wanted in include if wanted in last]
 
 
 def _fold(value: bytes, namelen: int) -> bytes:
@@ -205,8 +207,9 @@ class BodyPlan:
 class DkimSigner:
     """Signs messages with one or two keys (RSA first, then an optional Ed25519)."""
 
-    def __init__(self, keys: Sequence[SigningKey]) -> None:
+    def __init__(self, keys: Sequence[SigningKey], headers: Sequence[bytes] = SIGNED_HEADERS) -> None:
         self.keys = tuple(keys)
+        self.include = tuple(name.lower() for name in headers)
         # Most signed fields (From, Reply-To, List-Id, Content-Type...) are the same in every
         # message of an issue: each one's canonical form is worked out once.
         self._canonical: dict[tuple[bytes, bytes], bytes] = {}
@@ -230,18 +233,17 @@ class DkimSigner:
 
     def signatures(self, header_block: bytes, body_digest: bytes, now: int | None = None) -> bytes:
         """The DKIM-Signature fields for a header block and the SHA-256 of its canonical body."""
-        selected = _select(_parse_headers(header_block))
+        selected = _select(_parse_headers(header_block), self.include)
         canonical = b"".join([self._canonical_line(name, value) for name, value in selected])
         stamp = str(int(time.time()) if now is None else now).encode("ascii")
         bh = base64.b64encode(body_digest)
         return b"".join(self._one(key, canonical, stamp, bh) for key in self.keys)
 
-    @staticmethod
-    def _one(key: SigningKey, canonical: bytes, stamp: bytes, bh: bytes) -> bytes:
+    def _one(self, key: SigningKey, canonical: bytes, stamp: bytes, bh: bytes) -> bytes:
         # The tags in dkimpy's order, so the two can be compared byte for byte.
         tags = (
             b"v=1; a=" + key.algorithm + b"; c=relaxed/relaxed; d=" + key.domain + b"; i=@" + key.domain
-            + b"; q=dns/txt; s=" + key.selector + b"; t=" + stamp + b"; h=" + b" : ".join(_INCLUDE)
+            + b"; q=dns/txt; s=" + key.selector + b"; t=" + stamp + b"; h=" + b" : ".join(self.include)
             + b"; bh=" + bh + b"; b="
         )  # fmt: skip
         # As dkimpy: fold with a placeholder b= value, then drop the placeholder (no b= follows it).
@@ -350,6 +352,8 @@ def dkim_signer(settings: Settings) -> DkimSigner | None:
         pem = load_key(settings, ed25519=True)
         file = config.ed25519_key_file
         keys.append(_checked_key(settings, pem, config.ed25519_selector, file, ed25519.Ed25519PrivateKey))
+    if settings.transport.kind == "ses":
+        return DkimSigner(keys, [h for h in SIGNED_HEADERS if h not in NOT_SIGNED_THROUGH_SES])
     return DkimSigner(keys)
 
 

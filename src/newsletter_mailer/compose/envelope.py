@@ -22,7 +22,7 @@ from ..audience.verp import VerpCodec
 from ..config import Settings
 from .bidi import isolate
 from .dkim import DkimSigner, TemplateSigner
-from .headers import mailbox, unstructured
+from .headers import feedback_id, mailbox, unstructured
 from .merge import ESCAPERS, Context, html_contexts, text_contexts
 from .render import RenderedIssue
 from .wire import WirePlan, WireReady
@@ -71,6 +71,7 @@ def _text_header(name: str, value: str) -> bytes:
     return f"{name}: ".encode("ascii") + unstructured(name, value) + b"\r\n"
 
 
+FEEDBACK_MAIL_TYPE = "newsletter"  # Feedback-ID's third field: the kind of mail
 _HEADER_SLOTS = ("to", "date", "message_id", "unsubscribe_url", "subject")
 
 
@@ -145,6 +146,10 @@ class MessageTemplate:
         literal(b"<")
         slot("unsubscribe_url")
         literal(b">\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+        if settings.deliverability.feedback_id_sender:
+            # One value for the whole issue: Postmaster Tools groups spam rates by these fields.
+            fields = (rendered.issue.key, news.list_id_value, FEEDBACK_MAIL_TYPE)
+            literal(b"Feedback-ID: " + feedback_id(*fields, settings.deliverability.feedback_id_sender) + b"\r\n")
         literal(b"MIME-Version: 1.0\r\n")
         literal(f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n\r\n'.encode("ascii"))
         literal(b"This is a multi-part message in MIME format.\r\n")

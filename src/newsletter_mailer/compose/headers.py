@@ -11,8 +11,9 @@ from __future__ import annotations
 import base64
 import re
 
-__all__ = ["mailbox", "unstructured"]
+__all__ = ["feedback_id", "mailbox", "unstructured"]
 
+_NOT_FEEDBACK = re.compile(r"[^A-Za-z0-9._-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 _ATOMS = re.compile(r"^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]*$")  # a phrase of atoms: no quoting needed
 _SOFT_LIMIT = 78
@@ -105,3 +106,11 @@ def mailbox(label: str, name: str, address: str) -> bytes:
 def _utf8(text: str) -> bytes:
     # Only an internationalised local part (sent with SMTPUTF8) is not ASCII here.
     return text.encode("utf-8")
+
+
+def feedback_id(*fields: str) -> bytes:
+    """Gmail's ``Feedback-ID: a:b:c:SenderId`` value (the sender last): colons separate the fields,
+    so each is cut down to letters, digits, ``.``, ``_`` and ``-`` (anything else becomes ``-``)
+    and to 64 characters; an empty field stays empty, as Gmail allows for all but SenderId."""
+    cleaned = [_NOT_FEEDBACK.sub("-", field).strip("-")[:64] for field in fields]
+    return unstructured("Feedback-ID", ":".join(cleaned))

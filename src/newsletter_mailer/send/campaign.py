@@ -17,12 +17,11 @@ from ..compose.render import RenderedIssue
 from ..compose.translations import ByLanguage, rendered_translations
 from ..config import Settings, SMTPSettings
 from ..store.base import Store
-from ..store.database import FileIdentity
-from ..store.sqlite import SQLiteStore
 from .engine import NoProgress, Progress, Summary, dispatch
 from .identity import new_identity
+from .providers import transport_for
 from .route import delivery_route
-from .transport import SMTPTransport, Transport
+from .transport import Transport
 
 __all__ = ["Campaign", "Preflight", "content_hash"]
 
@@ -66,8 +65,6 @@ class Campaign:
         self.suppressions = SuppressionList(journal)
         self.preflight = preflight
         self.issue = rendered.issue.key
-        # A SQLite file can be deleted or replaced under a running send; a server database cannot.
-        self.database = FileIdentity.of(settings.database_path) if isinstance(journal, SQLiteStore) else None
         self.identity = new_identity()
         self.issue_path = issue_path  # for worker processes, which render it again
         self.watch_others = False  # other workers share this send: show the whole send's progress
@@ -104,7 +101,7 @@ class Campaign:
         if transport is not None:
             return asyncio.run(dispatch(self, transport, smtp or self.settings.smtp, progress))
         with delivery_route(self.settings) as route:
-            return asyncio.run(dispatch(self, SMTPTransport(route.smtp), route.smtp, progress))
+            return asyncio.run(dispatch(self, transport_for(self.settings, route.smtp), route.smtp, progress))
 
 
 def content_hash(rendered: RenderedIssue, settings: Settings) -> str:

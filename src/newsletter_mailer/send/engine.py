@@ -12,18 +12,15 @@ import asyncio
 import random
 import time
 from collections import deque
-from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ..config import SMTPSettings
-from ..errors import MergeFieldError, SendPaused, SMTPStartError, StateLost
+from ..errors import MergeFieldError, SendPaused, SMTPStartError, StateLost, StoreError, StoreFull
 from ..store.base import Store
-from ..store.database import disk_full, record_sent_issue, release_reserve, reserve_space, salvage
-from ..store.factory import environment_faults
-from ..store.journal import Delivery
-from ..store.sqlite import SQLiteStore
+from ..store.journal import Delivery, Outcome
+from ..store.offloop import OffLoop
 from .identity import gone_here
 from .ratelimit import RateLimiter
 from .transport import Connection, Kind, Result, Transport
@@ -144,7 +141,10 @@ class _Run:
         self.me = campaign.identity
         self.lease = campaign.settings.store.lease
         self.summary = Summary()
-        self.limiter = RateLimiter(self.journal, f"{smtp.host}:{smtp.effective_port}", smtp.rate, smtp.per_hour)
+        # Every store call of the run goes to the store's own thread: the loop never waits on it.
+        self.io = OffLoop()
+        relay = f"{smtp.host}:{smtp.effective_port}"
+        self.limiter = RateLimiter(self.journal, relay, smtp.rate, smtp.per_hour, run=self.io.run)
         self.streak = FailureStreak()
         self.last_failure: Result | None = None  # set when the streak paused the run
         self.next_database_check = 0.0
@@ -153,20 +153,42 @@ class _Run:
         self.fatal: BaseException | None = None
         self.template = campaign.by_language()
         self.journal.for_sending()
-        # Rows are claimed as many at a time as there are connections: one claim (one commit) per
-        # batch instead of per message. A crash may then leave a batch claimed but not handed
-        # over; the next run resends those too and counts them as possibly duplicated.
+        # Rows are claimed as many at a time as there are connections, and the next batch is
+        # claimed while this one is sent (one claim, one commit, per batch, never waited for once
+        # the send is under way); outcomes are written by one writer, as many as have come in per
+        # transaction, at most ``batch`` of them waiting. A crash may then leave rows claimed but
+        # not handed over (up to two batches) and outcomes not yet written (up to a batch): the
+        # next run resends those rows and counts them as possibly duplicated.
         self.batch = max(1, smtp.concurrency)
         self.total = 0  # rows pending when the run started
         self.claimed: deque[Delivery] = deque()
+        self.refilling: asyncio.Task[int] | None = None
+        self.outcomes: list[Outcome] = []
+        self.unwritten = 0  # outcomes handed to the writer and not yet committed
+        self.arrived = asyncio.Event()  # an outcome waits to be written
+        self.written = asyncio.Event()  # a batch of outcomes was written
+        self.closing = False
+        self.writer_done = False
 
     async def execute(self) -> Summary:
-        self.total = self.journal.counts(self.issue)["pending"]
+        # Outcomes are written on a connection (and a thread) of their own, beside the claims.
+        self.scribe = await self.io.run(self.journal.another)
+        self.scribe.for_sending()
+        self.scribe_io = OffLoop()
+        try:
+            return await self._execute()
+        finally:
+            self.io.close()
+            self.scribe_io.close()
+            self.scribe.close()
+
+    async def _execute(self) -> Summary:
+        self.total = (await self.io.run(self.journal.counts, self.issue))["pending"]
         self.progress.started(self.total)
         started = time.monotonic()
-        record_sent_issue(self.campaign.settings.state_dir, self.issue)
-        reserve_space(self.campaign.settings.state_dir)
+        await self.io.run(self.journal.start_sending, self.issue)
         beat = asyncio.create_task(self.keep_alive())
+        writer = asyncio.create_task(self.write_outcomes())
         try:
             # Every connection ends before the run does: one that fails stops the others, and its
             # error (the first) is the run's, instead of a task left failing after the loop closed.
@@ -177,16 +199,17 @@ class _Run:
             if failed is not None:
                 raise failed
             if not self.stop.is_set():
-                self.suppress_bounces(self.streak.end())
+                await self.suppress_bounces(self.streak.end())
         finally:
             beat.cancel()
             with suppress(asyncio.CancelledError):
                 await beat
-            self.release_unsent()
-            release_reserve(self.campaign.settings.state_dir)
+            await self.settle(writer)
+            await self.io.run(self.release_unsent)
+            await self.io.run(self.journal.free_reserve)
             self.summary.elapsed = time.monotonic() - started
-            self.check_database(force=True)
-            self.finish_summary()
+            await self.check_database(force=True)
+            await self.finish_summary()
         if self.fatal is not None:
             raise self.fatal
         if self.last_failure is not None:
@@ -200,26 +223,37 @@ class _Run:
 
     def release_unsent(self) -> None:
         """Rows claimed but never handed over go back as they were (a stop, a pause, Ctrl+C)."""
-        with suppress(*environment_faults()):  # then the next run counts them as possibly duplicated
+        with suppress(StoreError):  # then the next run counts them as possibly duplicated
             while self.claimed:
                 self.journal.release(self.claimed.popleft())
 
-    def finish_summary(self) -> None:
-        with suppress(*environment_faults()):  # the error that stopped the run is the one to report
-            self.beat()
-            counts = self.journal.counts(self.issue)
+    async def settle(self, writer: asyncio.Task[None]) -> None:
+        """The claim under way comes in (its rows are released with the rest) and every outcome
+        handed over is written before the run ends."""
+        if self.refilling is not None:
+            with suppress(Exception):
+                await asyncio.shield(self.refilling)
+        self.closing = True
+        self.arrived.set()
+        await asyncio.shield(writer)
+
+    async def finish_summary(self) -> None:
+        with suppress(StoreError):  # the error that stopped the run is the one to report
+            await self.io.run(self.beat)
+            counts = await self.io.run(self.journal.counts, self.issue)
             self.summary.left_pending = counts["pending"]
             self.summary.possibly_duplicated_total = counts["resent"]
-            self.show_overall(counts)  # the bar ends where the send did, not at the last poll
+            await self.show_overall(counts)  # the bar ends where the send did, not at the last poll
 
     def beat(self) -> None:
         me = self.me
         self.journal.heartbeat(self.issue, me.worker, me.host, me.pid, self.summary.sent, self.lease)
 
-    def show_overall(self, counts: dict[str, int] | None = None) -> None:
+    async def show_overall(self, counts: dict[str, int] | None = None) -> None:
         """With other workers on the send, the progress of the whole send."""
         if self.campaign.watch_others:
-            counts = counts or self.journal.counts(self.issue)
+            if counts is None:
+                counts = await self.io.run(self.journal.counts, self.issue)
             self.progress.overall(self.total - counts["pending"] - counts["sending"])
 
     async def keep_alive(self) -> None:
@@ -229,10 +263,10 @@ class _Run:
         while True:
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + min(self.lease / 4, 5.0)
-                self.beat()
-                if end_leases_of_the_gone(self.journal, self.issue):
+                await self.io.run(self.beat)
+                if await self.io.run(end_leases_of_the_gone, self.journal, self.issue):
                     self.changed.set()
-            self.show_overall()
+            await self.show_overall()
             await asyncio.sleep(0.5 if self.campaign.watch_others else next_beat - time.monotonic())
 
     async def worker(self) -> None:
@@ -240,11 +274,12 @@ class _Run:
         try:
             while not self.stop.is_set():
                 await self.limiter.acquire()
-                self.check_database()
+                await self.check_database()
                 job = await self.next_job()
                 if job is None:
                     break
                 pause = await self.deliver(connection, job)
+                await self.room_for_outcomes()
                 if pause:
                     await asyncio.sleep(pause)
         except Exception:
@@ -258,19 +293,17 @@ class _Run:
         pending one); while others are in flight or backing off, wait for them; None when all are done."""
         while not self.stop.is_set():
             if self.claimed:
-                return self.claimed.popleft()
+                job = self.claimed.popleft()
+                if len(self.claimed) < self.batch and self.refilling is None:
+                    self.start_claim()  # the next batch, while this one goes
+                return job
             try:
-                claimed = self.journal.claim_batch(self.issue, self.me.worker, self.batch, self.lease)
-            except environment_faults() as exc:  # nothing handed over yet: stop here
+                if await asyncio.shield(self.refilling or self.start_claim()):
+                    continue
+            except StoreError as exc:  # nothing handed over yet: stop here
                 self.stop_on_full_disk(exc)
                 return None
-            self.skip_suppressed(claimed.suppressed)
-            if claimed.deliveries:
-                self.claimed.extend(claimed.deliveries[1:])
-                return claimed.deliveries[0]
-            if claimed.suppressed:
-                continue
-            outlook = self.journal.outlook(self.issue)
+            outlook = await self.io.run(self.journal.outlook, self.issue)
             if not outlook.left:
                 return None
             self.changed.clear()
@@ -278,15 +311,31 @@ class _Run:
                 await asyncio.wait_for(self.changed.wait(), timeout=min(max(outlook.wake_in, 0.05), 1.0))
         return None
 
+    def start_claim(self) -> asyncio.Task[int]:
+        self.refilling = asyncio.create_task(self.claim())
+        # A claim ahead that fails is said by the next claim, or by the run's first error.
+        self.refilling.add_done_callback(lambda task: task.cancelled() or task.exception())
+        return self.refilling
+
+    async def claim(self) -> int:
+        """Claim a batch into ``claimed``; returns how many rows it took (sent or skipped)."""
+        try:
+            claimed = await self.io.run(self.journal.claim_batch, self.issue, self.me.worker, self.batch, self.lease)
+        finally:
+            self.refilling = None
+        self.skip_suppressed(claimed.suppressed)
+        self.claimed.extend(claimed.deliveries)
+        return len(claimed.deliveries) + claimed.suppressed
+
     def skip_suppressed(self, count: int) -> None:
         for _ in range(count):
             self.summary.suppressed += 1
             self.progress.finished_one("", None)
 
     def stop_on_full_disk(self, exc: BaseException) -> None:
-        if not disk_full(exc):
+        if not isinstance(exc, StoreFull):
             raise exc
-        release_reserve(self.campaign.settings.state_dir)  # for the messages still in flight
+        self.journal.free_reserve()  # for the messages still in flight
         self.fatal = self.fatal or exc
         self.stop.set()
 
@@ -300,14 +349,14 @@ class _Run:
         try:
             result = await connection.send(envelope)
         except SMTPStartError as exc:  # the login was refused: nothing was handed over
-            self.journal.release(job)
+            self.record(Outcome(job, "released"))
             self.fatal = exc
             self.stop.set()
             return 0.0
         # Anything else (Ctrl+C, a crash) leaves the row "sending": the server may have the
         # message, so the next run resends it and counts it as possibly duplicated.
         if result.kind is Kind.SENT:
-            self.record_sent(job, envelope.message_id, result)
+            await self.record_sent(job, envelope.message_id, result)
             return 0.0
         pause, final = self.record_failure(job, result)
         if not result.local:  # a reader we cannot mail through this relay says nothing about it
@@ -319,19 +368,18 @@ class _Run:
             return 0.0
         return pause
 
-    def check_database(self, *, force: bool = False) -> None:
+    async def check_database(self, *, force: bool = False) -> None:
         """Stop if the database file was deleted or replaced: what is written now would be lost with it,
         and the next run would mail everyone again."""
         now = time.monotonic()
-        database = self.campaign.database
-        if database is None or (now < self.next_database_check and not force) or self.fatal is not None:
+        if (now < self.next_database_check and not force) or self.fatal is not None:
             return
         self.next_database_check = now + DATABASE_CHECK_SECONDS
-        what = database.lost()
-        if not what or not isinstance(self.journal, SQLiteStore):
+        lost = await self.io.run(self.journal.salvage_if_lost)
+        if lost is None:
             return
-        path = database.path
-        saved = salvage(self.journal.db, database)
+        what, saved = lost
+        path = self.campaign.settings.database_path
         where = (
             "back where it was: run the same `newsletter send` again to resume"
             if saved == path
@@ -344,38 +392,68 @@ class _Run:
         )
         self.stop.set()
 
-    def write_outcome(self, write: Callable[[], None]) -> None:
-        """Write one outcome to the journal. On a full disk the reserve is freed so that this and the
-        messages still in flight are written (the next run must not mail them again), and the run stops."""
+    def record(self, outcome: Outcome) -> None:
+        """Hand an outcome to the writer (write_outcomes)."""
+        self.outcomes.append(outcome)
+        self.unwritten += 1
+        self.arrived.set()
+
+    async def room_for_outcomes(self) -> None:
+        """A connection waits while a batch of outcomes is not yet written: a crash loses no more."""
+        while self.unwritten >= self.batch and not self.writer_done:
+            self.written.clear()
+            await self.written.wait()
+
+    async def write_outcomes(self) -> None:
+        """The one writer of outcomes: whatever has come in, in one transaction, until the run
+        ends. On a full disk the reserve is freed so that these and the messages still in flight
+        are written (the next run must not mail them again), and the run stops."""
         try:
-            write()
-        except environment_faults() as exc:
-            if not disk_full(exc) or not release_reserve(self.campaign.settings.state_dir):
+            while not (self.closing and not self.outcomes):
+                await self.arrived.wait()
+                self.arrived.clear()
+                while self.outcomes:
+                    batch, self.outcomes = self.outcomes, []
+                    await self.write(batch)
+                    self.unwritten -= len(batch)
+                    self.written.set()
+                    self.changed.set()  # connections waiting for rows in flight look again
+        except StoreError as exc:
+            self.fatal = self.fatal or exc
+            self.stop.set()
+        finally:
+            self.writer_done = True
+            self.written.set()
+
+    async def write(self, batch: list[Outcome]) -> None:
+        try:
+            await self.scribe_io.run(self.scribe.record_outcomes, batch)
+        except StoreFull as exc:
+            if not self.journal.free_reserve():
                 raise
             self.fatal = self.fatal or exc
             self.stop.set()
-            write()
-        self.changed.set()  # connections waiting for rows in flight look again
+            await self.scribe_io.run(self.scribe.record_outcomes, batch)
 
-    def record_sent(self, job: Delivery, message_id: str, result: Result) -> None:
-        self.write_outcome(lambda: self.journal.mark_sent(job, message_id, str(result)))
+    async def record_sent(self, job: Delivery, message_id: str, result: Result) -> None:
+        self.record(Outcome(job, "sent", str(result), message_id))
         self.summary.sent += 1
         if job.resent:
             self.summary.possibly_duplicated += 1
-        self.suppress_bounces(self.streak.end())
         self.progress.finished_one(job.address, result)
+        if bounces := self.streak.end():
+            await self.suppress_bounces(bounces)
 
     def record_failure(self, job: Delivery, result: Result) -> tuple[float, bool]:
         """Retry later or fail for good; returns the connection's backoff and whether it failed for good."""
         attempts = job.attempts + 1
         reply = str(result)
         if result.kind is Kind.TEMPORARY:
-            elapsed = time.time() - (job.first_try or time.time())
-            if attempts < self.smtp.max_attempts and elapsed < self.smtp.retry_max_seconds:
+            if attempts < self.smtp.max_attempts and job.tried_for() < self.smtp.retry_max_seconds:
                 delay = self.retry_later(job, result, attempts)
                 return (delay if result.reset_connection else 0.0), False
             reply = f"{result} (gave up after {attempts} attempts)"
-        self.write_outcome(lambda: self.journal.mark_failed(job, reply))
+        self.record(Outcome(job, "failed", reply))
         self.summary.failed += 1
         self.summary.failures.append((job.address, reply))
         self.progress.finished_one(job.address, result)
@@ -383,21 +461,19 @@ class _Run:
 
     def record_unfillable(self, job: Delivery, reply: str) -> None:
         """A recipient whose message cannot be filled in fails with the reason; the send goes on."""
-        self.write_outcome(lambda: self.journal.mark_failed(job, reply))
+        self.record(Outcome(job, "failed", reply))
         self.summary.failed += 1
         self.summary.failures.append((job.address, reply))
         self.progress.finished_one(job.address, Result(Kind.PERMANENT, 0, reply))
 
-    def suppress_bounces(self, bounces: list[tuple[str, Result]]) -> None:
+    async def suppress_bounces(self, bounces: list[tuple[str, Result]]) -> None:
         for address, result in bounces:
-            self.campaign.suppressions.add(address, "bounced", f"{self.campaign.issue}: {result}")
+            await self.io.run(self.campaign.suppressions.add, address, "bounced", f"{self.campaign.issue}: {result}")
 
     def retry_later(self, job: Delivery, result: Result, attempts: int) -> float:
         delay = backoff(attempts, self.smtp.retry_delay)
         due = time.time() + delay  # then any worker may claim it again
-        self.write_outcome(
-            lambda: self.journal.mark_deferred(job, str(result), uncertain=result.uncertain, not_before=due)
-        )
+        self.record(Outcome(job, "deferred", str(result), uncertain=result.uncertain, not_before=due))
         self.summary.retried += 1
         self.progress.retrying(job.address, result, delay)
         return delay

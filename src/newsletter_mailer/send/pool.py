@@ -23,8 +23,8 @@ from ..errors import IssueError, NewsletterError
 from ..store.factory import open_store
 from .campaign import Campaign, Preflight, content_hash
 from .engine import Progress, Summary
+from .providers import transport_for
 from .route import delivery_route
-from .transport import SMTPTransport
 
 __all__ = ["run_workers"]
 
@@ -68,7 +68,7 @@ def _work(job: _Job, pipe: Pipe) -> None:
         rendered = _render(job)
         with open_store(job.settings) as store:
             campaign = Campaign(job.settings, rendered, store, job.preflight)
-            summary = campaign.run(transport=SMTPTransport(job.smtp), smtp=job.smtp)
+            summary = campaign.run(transport=transport_for(campaign.settings, job.smtp), smtp=job.smtp)
         _report(pipe, summary)
     except NewsletterError as exc:
         _report(pipe, str(exc))
@@ -133,7 +133,7 @@ def run_workers(campaign: Campaign, workers: int, progress: Progress) -> Summary
                 child_end.close()
                 started.append(_Worker(process, parent_end))
             campaign.watch_others = True
-            summary = campaign.run(progress, SMTPTransport(route.smtp), route.smtp)
+            summary = campaign.run(progress, transport_for(campaign.settings, route.smtp), route.smtp)
             return _merge(summary, [worker.outcome() for worker in started], campaign)
         finally:
             for worker in started:

@@ -8,11 +8,18 @@ and machine, and for every issue sent through the same relay.
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 __all__ = ["Pacing", "RateLimiter"]
 
 CAP_RECHECK = 60.0  # a worker waiting for the hourly cap asks again at least this often
+T = TypeVar("T")
+Runner = Callable[..., Awaitable[Any]]
+
+
+async def _inline(call: Callable[..., T], *args: Any) -> T:
+    return call(*args)
 
 
 class Pacing(Protocol):
@@ -21,8 +28,12 @@ class Pacing(Protocol):
 
 
 class RateLimiter:
-    def __init__(self, store: Pacing, relay: str, per_second: float = 0.0, per_hour: int = 0) -> None:
+    def __init__(
+        self, store: Pacing, relay: str, per_second: float = 0.0, per_hour: int = 0, *, run: Runner = _inline
+    ) -> None:
+        """``run``: how a store call is made (a sender's goes to the store's own thread, store/offloop.py)."""
         self.store = store
+        self.run = run
         self.relay = relay
         self.interval = 1.0 / per_second if per_second > 0 else 0.0
         self.per_hour = per_hour
@@ -34,9 +45,9 @@ class RateLimiter:
     async def acquire(self) -> None:
         """Wait for a slot in the hour (if capped), then for the next step of the pace."""
         if self.per_hour:
-            while (wait := self.store.take_slot(f"{self.relay} per hour", self.per_hour)) > 0:
+            while (wait := await self.run(self.store.take_slot, f"{self.relay} per hour", self.per_hour)) > 0:
                 await asyncio.sleep(min(wait, CAP_RECHECK))
         if self.interval:
-            wait = self.store.pace(f"{self.relay} per second", self.interval)
+            wait = await self.run(self.store.pace, f"{self.relay} per second", self.interval)
             if wait > 0:
                 await asyncio.sleep(wait)

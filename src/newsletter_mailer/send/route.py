@@ -24,8 +24,8 @@ class Route:
 
 @contextmanager
 def delivery_route(settings: Settings) -> Iterator[Route]:
-    """The configured relay, or a loopback SMTP server filing into ``outbox/``."""
-    if settings.smtp.host:
+    """The configured relay (or provider API), or a loopback SMTP server filing into ``outbox/``."""
+    if settings.smtp.host or settings.transport.kind != "smtp":
         yield Route(settings.smtp, None)
         return
     path = settings.workspace / "outbox"

@@ -23,6 +23,7 @@ from ..compose.envelope import Envelope
 from ..config import SMTPSettings
 from ..errors import SMTPStartError
 from . import fastpath
+from .oauth import TokenSource, basic_auth_refused, xoauth2_login
 
 T = TypeVar("T")
 
@@ -133,10 +134,18 @@ def classify(code: int, message: str, phase: Phase = Phase.DATA) -> Result:
 def start_error(exc: Exception, settings: SMTPSettings) -> SMTPStartError:
     """A failure to connect or log in, said in a line that names the relay (never the password)."""
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        said = clean_reply(f"{exc.code} {exc.message}")
+        if settings.auth == "xoauth2":
+            fix = "check the token command's account and scope: https://outlook.office.com/SMTP.Send or https://mail.google.com/"
+        elif status := basic_auth_refused(exc.code, exc.message):
+            fix = (
+                f'{status}: this relay refuses password logins; set [smtp] auth = "xoauth2" and a token_command '
+                "(docs/relays.md)"
+            )
+        else:
+            fix = "check NEWSLETTER_SMTP_PASSWORD"
         return SMTPStartError(
-            f"the SMTP server refused the login for {settings.username!r}: {exc.code} {exc.message} "
-            "(check NEWSLETTER_SMTP_PASSWORD)",
-            code=exc.code,
+            f"the SMTP server refused the login for {settings.username!r}: {said} ({fix})", code=exc.code
         )
     return SMTPStartError(
         f"cannot connect to the SMTP server {settings.host}:{settings.effective_port} ({settings.security}): {exc}"
@@ -149,6 +158,8 @@ def result_of_error(exc: Exception, phase: Phase, settings: SMTPSettings, *, con
     A refused login is raised as SMTPStartError: no recipient can be served then.
     """
     uncertain = phase is Phase.DATA
+    if isinstance(exc, SMTPStartError):  # the token command failed: no connection can log in
+        raise exc
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
         raise start_error(exc, settings) from None
     if isinstance(exc, aiosmtplib.SMTPResponseException):
@@ -188,9 +199,13 @@ class SMTPTransport:
     local_hostname: str | None = None
     fast_path: bool = True  # aiosmtplib's DATA without passes that change nothing (see fastpath.py)
 
+    tokens: TokenSource | None = field(default=None, init=False, repr=False)
+
     def __post_init__(self) -> None:
         if self.fast_path:
             fastpath.install()
+        if self.settings.auth == "xoauth2" and self.settings.username:
+            self.tokens = TokenSource(self.settings.token_command)
 
     def client(self) -> aiosmtplib.SMTP:
         s = self.settings
@@ -216,15 +231,31 @@ class SMTPTransport:
         await client.connect()
         if self.settings.username:
             try:
-                await client.login(self.settings.username, self.settings.password)
+                await self._login(client)
             except BaseException:
                 client.close()
                 raise
         return client
 
+    async def _login(self, client: aiosmtplib.SMTP) -> None:
+        username = self.settings.username
+        if self.tokens is None:
+            await client.login(username, self.settings.password)
+            return
+        token = await self.tokens.token()
+        try:
+            await xoauth2_login(client, username, token)
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            if exc.code == 504:  # XOAUTH2 not offered: a new token would not help
+                raise
+            # Revoked, or expired before its time: once more with a token fetched now.
+            await xoauth2_login(client, username, await self.tokens.token(refused=token))
+
     async def probe(self) -> None:
         try:
             client = await self.open()
+        except SMTPStartError:
+            raise
         except RELAY_ERRORS as exc:
             raise start_error(exc, self.settings) from None
         try:

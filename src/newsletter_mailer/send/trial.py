@@ -22,8 +22,9 @@ from ..compose.variants import Variant
 from ..config import Settings
 from ..errors import ConfigError, MergeFieldError, UserInputError
 from ..store.factory import confirmed_signups, open_store
+from .providers import transport_for
 from .route import delivery_route
-from .transport import Kind, Result, SMTPTransport, Transport
+from .transport import Kind, Result, Transport
 
 __all__ = ["TEST_PREFIX", "DryRun", "TestSend", "dry_run", "send_test", "test_recipients"]
 
@@ -151,5 +152,5 @@ def send_test(
     if transport is not None:
         return TestSend(tuple(recipients), tuple(asyncio.run(deliver(transport))), None)
     with delivery_route(settings) as route:
-        results = asyncio.run(deliver(SMTPTransport(route.smtp)))
+        results = asyncio.run(deliver(transport_for(settings, route.smtp)))
         return TestSend(tuple(recipients), tuple(results), route.outbox)

@@ -1,13 +1,14 @@
 """What every store offers, whichever database holds it: the journal, the suppression list's
 rows, signups and bounce reports (rows.py), the per-issue send lock and a versioned schema.
-SQLite (sqlite.py) and PostgreSQL (postgres.py) implement it; open one with ``open_store``
-(factory.py)."""
+One implementation (sql.py) serves SQLite (sqlite.py) and PostgreSQL (postgres.py); open one with
+``open_store`` (factory.py). Every failure leaves it as a StoreError (faults.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote
 
@@ -133,13 +134,33 @@ class Store(Journal, SuppressionStore, SignupRows, BounceRows, Exclusive, Shared
         """The store named for messages: a file path, or a URL without its password."""
 
     def close(self) -> None: ...
+    def another(self) -> Store:
+        """A second connection to the same store, closed by the caller."""
+
     def for_sending(self) -> None:
-        """This connection now writes a send's journal, two small commits per message: let them
-        return before the disk has them. A crash of the machine (not of the sender) may then lose
-        the last moment's outcomes, whose messages are sent again (README, "Sharing state")."""
+        """This connection now writes a send's journal, two small commits per message: let the
+        outcomes return before the disk has them. A crash of the database server or the machine
+        may then lose the last moment's outcomes; claims stay durable, so those rows come back in
+        flight and are resent flagged (README, "Sharing state")."""
 
     def send_lock(self, issue: str) -> AbstractContextManager[None]:
         """Only one send of an issue at a time; dropped when the holder dies."""
+
+    def exclusive(self) -> AbstractContextManager[None]: ...
+
+    # What a send asks of the store beyond its rows (a file can be lost or fill its disk).
+
+    def start_sending(self, issue: str) -> None:
+        """Before the first message of ``issue`` goes out: note in the workspace that it sends it
+        (a database lost later is then refused, not silently recreated), and hold back a little
+        disk for the outcomes still in flight should the disk fill (SQLite)."""
+
+    def free_reserve(self) -> bool:
+        """Free the disk held back by ``start_sending``; False if there was none left to free."""
+
+    def salvage_if_lost(self) -> tuple[str, Path] | None:
+        """None while the store is the one that was opened; else what happened to its file
+        ("deleted" or "replaced") and where its open copy was saved, so its record is not lost."""
 
     def schema_version(self) -> int: ...
     def migrate(self) -> tuple[int, int]:

@@ -51,13 +51,17 @@ class BounceLog:
         self.verp = verp
 
     def process(self, source: str, data: bytes) -> Outcome:
-        """Read one returned message, record it, and suppress its recipient where the policy says.
-        The record, the count it was decided on and the suppression are one exclusive step."""
-        fingerprint = hashlib.sha256(data).hexdigest()
+        """Read one returned message, record it, and suppress its recipient where the policy says."""
         report = parse_report(data)
         subject = (
             Subject() if report.category is Category.UNREADABLE else subject_of(data, report, self.store, self.verp)
         )
+        return self.record(source, hashlib.sha256(data).hexdigest(), report, subject)
+
+    def record(self, source: str, fingerprint: str, report: Report, subject: Subject) -> Outcome:
+        """Record one report (a returned message, or a provider's webhook event) once per
+        ``fingerprint``, and suppress its recipient where the policy says. The record, the count it
+        was decided on and the suppression are one exclusive step."""
         address, issue = subject.address, subject.issue
         with self.store.exclusive():
             if self.store.has_bounce_report(fingerprint):

@@ -3,15 +3,15 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from ..audience.subscribers import Subscriber
 from ..config import Settings
-from ..errors import StoreError
+from ..errors import NewsletterError, StoreError
 from .base import Store
-from .database import describe_fault
+from .faults import driver_errors, store_fault
 from .signup_log import SignupLog
 from .sqlite import SQLiteStore
 
@@ -26,33 +26,26 @@ __all__ = [
 
 def environment_faults() -> tuple[type[BaseException], ...]:
     """The exceptions that mean the machine or the store failed, not the user and not a bug:
-    the CLI says them in one line (``describe_store_fault``) instead of a traceback."""
-    try:
-        import psycopg
-    except ImportError:
-        return (sqlite3.Error, OSError)
-    return (sqlite3.Error, OSError, psycopg.Error)
+    the CLI says them in one line (``describe_store_fault``) instead of a traceback. The store
+    raises only StoreError; a file the workspace writes beside it may still raise OSError."""
+    return (StoreError, *driver_errors())
 
 
 def describe_store_fault(exc: BaseException) -> str:
-    if isinstance(exc, (sqlite3.Error, OSError)):
-        return describe_fault(exc)
-    reason = " ".join(str(exc).split()) or type(exc).__name__
-    return (
-        f"the PostgreSQL store failed ({reason}); what was recorded is kept: run the same command again "
-        "when the store answers"
-    )
+    """One line for a fault of the store or the machine (a StoreError says itself)."""
+    return str(exc) if isinstance(exc, NewsletterError) else str(store_fault(exc))
 
 
-def open_url(url: str, password: str = "", *, check: bool = True) -> Store:
-    """A PostgreSQL store; ``check`` refuses a schema that is not the code's."""
+def open_url(url: str, password: str = "", *, check: bool = True, state_dir: Path | None = None) -> Store:
+    """A PostgreSQL store; ``check`` refuses a schema that is not the code's; ``state_dir``: the
+    workspace's, where a send notes the issues it sent."""
     try:
         from .postgres import PostgresStore
     except ImportError:
         raise StoreError(
             "a postgresql:// store needs psycopg 3 and libpq: pip install 'newsletter-mailer[postgres]'"
         ) from None
-    return PostgresStore.open(url, password, check=check)
+    return PostgresStore.open(url, password, check=check, state_dir=state_dir)
 
 
 @contextmanager
@@ -60,7 +53,7 @@ def open_store(settings: Settings, *, check: bool = True, new_database: bool = F
     """The workspace's store, closed on leaving."""
     store: Store
     if settings.store.url:
-        store = open_url(settings.store.url, settings.store.password, check=check)
+        store = open_url(settings.store.url, settings.store.password, check=check, state_dir=settings.state_dir)
     else:
         store = SQLiteStore.open(settings.database_path, new=new_database)
     try:

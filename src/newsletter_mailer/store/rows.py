@@ -27,6 +27,7 @@ class SignupRequest:
     requested: float
     ip: str
     wording: str
+    nonce: str = ""  # random, stored with it and named by its link ("" for a request made before nonces)
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,8 @@ class Exclusive(Protocol):
 class SignupRows(Protocol):
     def add_signup_request(self, request: SignupRequest) -> int:
         """Store a request; the store numbers it when its id is 0, else it keeps its id unless that
-        is taken (then nothing is stored). Returns its id, or 0 if nothing was stored."""
+        is taken (then nothing is stored). Returns its id, or 0 if nothing was stored. A number is
+        never handed out twice, even after its request is gone (its link must not name another)."""
 
     def get_signup_request(self, request_id: int) -> SignupRequest | None: ...
     def iter_signup_requests(self) -> Iterator[SignupRequest]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,6 +34,12 @@ class PendingSignup:
     id: int
     address: str
     requested: float
+    nonce: str = ""
+
+    @property
+    def ref(self) -> RequestRef:
+        """What its confirmation link names."""
+        return RequestRef(self.id, int(self.requested), self.nonce, self.address if self.nonce else "")
 
 
 @dataclass(frozen=True)
@@ -67,20 +74,26 @@ class SignupLog:
     def request(self, subscriber: Subscriber, ip: str, wording: str) -> PendingSignup:
         now = time.time()
         fields = json.dumps(subscriber.fields, ensure_ascii=False) if subscriber.fields else ""
+        nonce = secrets.token_hex(8)
         number = self.store.add_signup_request(
-            SignupRequest(0, subscriber.email, subscriber.name, fields, now, ip, wording)
+            SignupRequest(0, subscriber.email, subscriber.name, fields, now, ip, wording, nonce)
         )
-        return PendingSignup(number, subscriber.email, now)
+        return PendingSignup(number, subscriber.email, now, nonce)
 
     def _request(self, ref: RequestRef) -> SignupRequest | None:
-        """The request a link names: its number, and the second it was made, must both match (a
-        number alone could name another person's request after ``store copy``)."""
+        """The request a link names: its number, the second it was made, its nonce and its address
+        must all match (a number alone could name another person's request). A link from before
+        nonces names only a request from before them."""
         found = self.store.get_signup_request(ref.id)
-        return found if found is not None and int(found.requested) == ref.requested else None
+        if found is None or int(found.requested) != ref.requested:
+            return None
+        if not secrets.compare_digest(found.nonce.encode(), ref.nonce.encode()):
+            return None
+        return found if not found.nonce or address_key(found.address) == address_key(ref.address) else None
 
     def pending(self, ref: RequestRef) -> PendingSignup | None:
         found = self._request(ref)
-        return PendingSignup(found.id, found.address, found.requested) if found else None
+        return PendingSignup(found.id, found.address, found.requested, found.nonce) if found else None
 
     def confirm(self, ref: RequestRef, ip: str) -> str | None:
         """Turn a request into a signup (and lift any suppression: the link proves the mailbox

@@ -1,97 +1,36 @@
 """The default store: the workspace's SQLite file (WAL), holding the journal, the suppression
 list, signups and bounce reports, with the send lock as a file lock beside it. Nothing to install
-or run."""
+or run. The SQL is sql.py's; this is what a file has that a server does not."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import astuple
 from pathlib import Path
 
-from ..audience.suppressions import Removal, Suppression
-from .base import JournalRow
-from .database import SCHEMA_VERSION, connect, send_lock, transaction
-from .journal import SQLiteJournal
-from .sqlite_pool import SQLitePool
-from .sqlite_rows import SCHEMA as ROWS_SCHEMA
-from .sqlite_rows import SQLiteBounceRows, SQLiteSignupRows, SQLiteStateRows
+from .database import FileIdentity, connect, record_sent_issue, release_reserve, reserve_space, salvage, send_lock
+from .dialect import SQLITE
+from .faults import mapped
+from .schema import VERSION, sqlite_version
+from .sql import SQLStore
 
-__all__ = ["SQLiteStore", "SQLiteSuppressionRows"]
-
-_ROW_COLUMNS = (
-    "issue, address, name, fields, line, state, attempts, last_reply, message_id, resent, listed, created,"
-    " updated, sent_at"
-)
+__all__ = ["SQLiteStore"]
 
 
-class SQLiteSuppressionRows:
-    """The suppression list's rows in a SQLite connection (addresses compare with NOCASE)."""
-
+class SQLiteStore(SQLStore):
     db: sqlite3.Connection
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def add_suppression(self, entry: Suppression) -> bool:
-        cursor = self.db.execute(
-            "INSERT OR IGNORE INTO suppressions (address, reason, source, created, note) VALUES (?, ?, ?, ?, ?)",
-            (entry.address, entry.reason, entry.source, entry.created, entry.note),
-        )
-        return cursor.rowcount == 1
-
-    def remove_suppression(self, address: str, note: str, when: float) -> Suppression | None:
-        if self.db.in_transaction:  # part of a larger change (a confirmed signup): commit with it
-            return self._remove_suppression(address, note, when)
-        with transaction(self.db):  # the record and the removal together, or neither
-            return self._remove_suppression(address, note, when)
-
-    def _remove_suppression(self, address: str, note: str, when: float) -> Suppression | None:
-        entry = self.get_suppression(address)
-        if entry is not None:
-            self.db.execute(
-                "INSERT INTO suppression_removals (address, reason, source, created, removed, note, entry_note)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (entry.address, entry.reason, entry.source, entry.created, when, note, entry.note),
-            )
-            self.db.execute("DELETE FROM suppressions WHERE address = ?", (address,))
-        return entry
-
-    def iter_removals(self) -> Iterator[Removal]:
-        for row in self.db.execute(
-            "SELECT address, reason, source, created, removed, note, entry_note FROM suppression_removals"
-            " ORDER BY removed"
-        ):
-            yield Removal(Suppression(row[0], row[1], row[2], row[3], row[6]), row[4], row[5])
-
-    def get_suppression(self, address: str) -> Suppression | None:
-        row = self.db.execute(
-            "SELECT address, reason, source, created, note FROM suppressions WHERE address = ?", (address,)
-        ).fetchone()
-        return Suppression(*row) if row else None
-
-    def iter_suppressions(self) -> Iterator[Suppression]:
-        for row in self.db.execute("SELECT address, reason, source, created, note FROM suppressions ORDER BY created"):
-            yield Suppression(*row)
-
-    def count_suppressions(self) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM suppressions").fetchone()[0])
-
-
-class SQLiteStore(
-    SQLiteJournal, SQLitePool, SQLiteSuppressionRows, SQLiteStateRows, SQLiteSignupRows, SQLiteBounceRows
-):
     def __init__(self, db: sqlite3.Connection, path: Path) -> None:
-        super().__init__(db)
+        self._attach(db, SQLITE)
         self.path = path
+        self.state_dir = path.parent
+        self.identity = FileIdentity.of(path)  # which file this is: a send stops if it is replaced
 
     @classmethod
     def open(cls, path: Path, *, new: bool = False) -> SQLiteStore:
-        """The workspace file; ``new`` allows a fresh one where one is missing after sends."""
-        db = connect(path, new=new)
-        db.executescript(ROWS_SCHEMA)
-        return cls(db, path)
+        """The workspace file (migrated as it opens); ``new`` allows a fresh one where one is
+        missing after sends."""
+        return cls(connect(path, new=new), path)
 
     def __enter__(self) -> SQLiteStore:
         return self
@@ -103,39 +42,41 @@ class SQLiteStore(
     def where(self) -> str:
         return str(self.path)
 
+    def close(self) -> None:
+        self.db.close()
+
+    def another(self) -> SQLiteStore:
+        """A second connection to the same file (a sender's writer of outcomes runs beside its claims)."""
+        return SQLiteStore.open(self.path)
+
+    def for_sending(self) -> None:
+        pass  # every connection to the file already commits with synchronous=NORMAL (database.py)
+
     def send_lock(self, issue: str) -> AbstractContextManager[None]:
-        return send_lock(self.path.parent, issue)
+        return send_lock(self.state_dir, issue)
 
     def schema_version(self) -> int:
-        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        with mapped():
+            return sqlite_version(self.db)
 
     def migrate(self) -> tuple[int, int]:
         # connect() has already brought the file up to date; say so.
-        return SCHEMA_VERSION, self.schema_version()
+        return VERSION, self.schema_version()
 
-    def journal_rows(self) -> Iterator[JournalRow]:
-        for row in self.db.execute(f"SELECT {_ROW_COLUMNS}, id FROM deliveries ORDER BY issue, id"):
-            values = list(row)
-            values[9] = bool(values[9])  # SQLite keeps the flag as 0/1
-            yield JournalRow(*values)
+    # The file under a send
 
-    def import_journal_rows(self, rows: Iterable[JournalRow]) -> tuple[int, int, int]:
-        inserted = seen = 0
-        clashes: list[JournalRow] = []  # their number is another row's: numbered after the rest
-        with transaction(self.db):
-            for row in rows:
-                seen += 1
-                if self.db.execute(
-                    f"INSERT OR IGNORE INTO deliveries ({_ROW_COLUMNS}, id) VALUES ({', '.join('?' * 15)})",
-                    (*astuple(row)[:-1], row.id or None),
-                ).rowcount:
-                    inserted += 1
-                elif not self.db.execute(
-                    "SELECT 1 FROM deliveries WHERE issue = ? AND address = ?", (row.issue, row.address)
-                ).fetchone():
-                    clashes.append(row)
-            for row in clashes:
-                self.db.execute(
-                    f"INSERT INTO deliveries ({_ROW_COLUMNS}) VALUES ({', '.join('?' * 14)})", astuple(row)[:-1]
-                )
-        return inserted + len(clashes), seen - inserted - len(clashes), len(clashes)
+    def start_sending(self, issue: str) -> None:
+        with mapped():
+            record_sent_issue(self.state_dir, issue)
+            reserve_space(self.state_dir)
+
+    def free_reserve(self) -> bool:
+        with mapped():
+            return release_reserve(self.state_dir)
+
+    def salvage_if_lost(self) -> tuple[str, Path] | None:
+        what = self.identity.lost()
+        if not what:
+            return None
+        with mapped():
+            return what, salvage(self.db, self.identity)

@@ -94,8 +94,9 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str], st
     def show_form(request: Request) -> Response:
         return form_page()
 
-    def envelope_for(form: SignupForm, request_id: int, requested: float) -> Envelope:
-        url = f"{news.base_url.rstrip('/')}/confirm/{codec.token(request_id, requested)}"
+    def envelope_for(form: SignupForm, ref: RequestRef) -> Envelope:
+        token = codec.token(ref.id, ref.requested, ref.nonce, ref.address)
+        url = f"{news.base_url.rstrip('/')}/confirm/{token}"
         return confirmation_envelope(settings, form.subscriber, url, dkim)
 
     gate = SignupGate(signup.per_ip_per_hour)
@@ -126,7 +127,7 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str], st
         if pending is None:
             log.warning("signup limit reached for %s from %s", mask(address), ip)
             return
-        send_confirmation(settings, envelope_for(form, pending.id, pending.requested), mask)
+        send_confirmation(settings, envelope_for(form, pending.ref), mask)
 
     async def submit(request: Request) -> Response:
         try:

@@ -53,6 +53,7 @@ async def small_body(request: Request) -> bytes | None:
 def create_app(settings: Settings, offload: Offload | None = None) -> Starlette:
     """The pages; ``offload``: the bounded threads and deadline the store is reached through."""
     from .subscribe import signup_routes  # the signup pages share this app and its page style
+    from .webhooks import webhook_routes
 
     signer = signer_for(settings)
     render_page = Pages(settings)
@@ -147,5 +148,6 @@ def create_app(settings: Settings, offload: Offload | None = None) -> Starlette:
             Route("/resubscribe/{token}", resubscribe, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             *signup_routes(settings, render_page, mask, store),
+            *webhook_routes(settings),
         ],
     )
