@@ -4,6 +4,11 @@ OpenSSL RSA-2048 signature plus one SHA-256 over the message) and next to dkimpy
 
     python benchmarks/fill.py [--recipients 20000] [--large]
     python benchmarks/fill.py --variants 4   # an issue with a section per branch, beside the same issue without
+    python benchmarks/fill.py --languages [--recipients 20000] [--large]
+
+``--languages``: the issue with French and Arabic translations beside it, readers in turn French,
+Arabic and none: each language rendered once, and the per-recipient fill through the choice of a
+reader's template (compose/translations.py ByLanguage) beside one template alone, in the same run.
 
 Targets: at most 20 us per recipient to fill; DKIM at most 0.5 ms per message (large issue); with
 variants, the fill per recipient the same as without (each variant rendered once).
@@ -33,6 +38,7 @@ from newsletter_mailer.compose.editions import Editions
 from newsletter_mailer.compose.envelope import MessageTemplate, fill_preview
 from newsletter_mailer.compose.issue import read_issue
 from newsletter_mailer.compose.render import render_issue
+from newsletter_mailer.compose.translations import ByLanguage, rendered_translations
 from newsletter_mailer.config import load_settings
 
 
@@ -81,8 +87,12 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=20_000)
     parser.add_argument("--large", action="store_true", help="the large issue (about 83 KB per message)")
     parser.add_argument("--variants", type=int, default=0, help="an issue with a section for each of N branches")
+    parser.add_argument("--languages", action="store_true", help="three languages: render once each, fill per reader")
     args = parser.parse_args()
     os.environ.setdefault("NEWSLETTER_SECRET", "benchmark")
+    if args.languages:
+        three_languages(args.recipients, args.large)
+        return
     if args.variants:
         variants_mode(args.recipients, args.variants, args.large)
         return
@@ -155,6 +165,39 @@ def main() -> None:
     print(f"  + Ed25519 second signature:   {with_both - with_dkim:8.1f} us")
     print(f"  whole message, no template:   {whole:8.1f} us (our signer canonicalising the whole body)")
     print(f"  dkimpy (with its own RSA):    {dkimpy_cost:8.1f} us")
+
+
+def three_languages(recipients: int, large: bool) -> None:
+    """Per-recipient fill with three languages against one, and what rendering each costs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = make_workspace(Path(tmp) / "ws", 1, extra_sections=LARGE_SECTIONS if large else 2)
+        for language in ("fr", "ar"):
+            (root / f"issue.{language}.md").write_text((root / "issue.md").read_text(encoding="utf-8"))
+        settings = load_settings(workspace=root)
+        issue = read_issue(root / "issue.md")
+        started = time.perf_counter()
+        rendered = render_issue(issue, settings)
+        one_render = time.perf_counter() - started
+        signer = signer_for(settings)
+        single = MessageTemplate(rendered, settings, signer)
+        started = time.perf_counter()
+        others = rendered_translations(issue, settings)
+        chooser = ByLanguage(single, {k: MessageTemplate(r, settings, signer) for k, r in others.items()})
+        two_more = time.perf_counter() - started
+        cells = ("fr", "ar-EG", "")
+        people = [
+            Subscriber(f"member{i}@example.org", f"Member {i}", (("language", cells[i % 3]),))
+            for i in range(recipients)
+        ]
+        alone = per_item(single.envelope, people)
+        chosen = per_item(chooser.envelope, people)
+        alone_again = per_item(single.envelope, people)
+    base = min(alone, alone_again)
+    print(f"{recipients} recipients, a third each French, Arabic, none (the main file)")
+    print(f"render + encode, main language:        {one_render * 1e3:8.1f} ms (once)")
+    print(f"render + encode, two translations:     {two_more * 1e3:8.1f} ms (once each, not per recipient)")
+    print(f"fill per recipient, one template:      {base:8.1f} us")
+    print(f"fill per recipient, chosen by language: {chosen:7.1f} us (ratio {chosen / base:.2f})")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import pytest
 from markupsafe import escape
 
 from browser_checks import axe_violations, emulate
-from conftest import node_package, serve_asgi
+from conftest import ARTEFACTS, node_package, serve_asgi
 from newsletter_mailer.audience.links import signer_for
 from newsletter_mailer.config import BrandSettings, Settings
 from newsletter_mailer.web.pages import Pages
@@ -102,3 +102,49 @@ def test_served_pages_pass_axe_with_any_accent_in_light_and_dark(
                     assert found == {}, (url, width, dark, found)
                     for control in browser.execute_script(_INPUTS):
                         assert control["size"] >= 16 and control["height"] >= 44, (url, control)
+
+
+_RTL_PAGE = """
+const main = document.querySelector('main').getBoundingClientRect();
+const range = document.createRange();
+range.selectNodeContents(document.querySelector('h1'));
+const words = range.getBoundingClientRect();
+const button = document.querySelector('button');
+return {dir: document.documentElement.dir, main: [main.left, main.right], words: [words.left, words.right],
+        button: button ? button.getBoundingClientRect().right : null,
+        scroll: document.documentElement.scrollWidth - document.documentElement.clientWidth};
+"""
+
+
+@pytest.mark.browser
+def test_arabic_pages_are_right_to_left_in_their_words_and_axe_clean(
+    axe_source: str, browser: Any, settings: Settings, tmp_path: Path
+) -> None:
+    """The served app in Arabic: the form and the unsubscribe page from uvicorn, every other
+    page written out; each laid out from the right, no sideways scroll, axe clean at both widths."""
+    site = dataclasses.replace(settings, newsletter=dataclasses.replace(settings.newsletter, language="ar"))
+    pages = Pages(site)
+    files = {name: tmp_path / f"{name}.html" for name in PAGES}
+    for name, file in files.items():
+        file.write_text(pages.text(name, **PAGES[name]), encoding="utf-8")
+    assert "\u2066ad***@example.org\u2069" in files["unsubscribed"].read_text(encoding="utf-8")
+    token = signer_for(site).token("ada.lovelace@example.org")
+    with serve_asgi(create_app(site)) as base:
+        form = httpx.get(f"{base}/subscribe").text
+        assert '<html lang="ar" dir="rtl">' in form and "عنوان البريد الإلكتروني" in form and ">اشترك</button>" in form
+        urls = [f"{base}/subscribe", f"{base}/unsubscribe/{token}", *(f.as_uri() for f in files.values())]
+        for width in (375, 640):
+            emulate(browser, width, False, offline=False)
+            for url in urls:
+                browser.get(url)
+                box = browser.execute_script(_RTL_PAGE)
+                assert box["dir"] == "rtl" and box["scroll"] == 0, (url, box)
+                assert box["main"][1] - box["words"][1] < 40, (url, box)  # the heading starts at the right
+                if box["button"] is not None:
+                    assert box["main"][1] - box["button"] < 40, (url, box)
+                assert axe_violations(browser, axe_source) == {}, url
+            browser.get(f"{base}/subscribe")
+            ARTEFACTS.mkdir(parents=True, exist_ok=True)
+            shot = ARTEFACTS / f"page-subscribe-ar-{width}.png"
+            browser.save_screenshot(str(shot))
+            assert shot.stat().st_size > 5_000

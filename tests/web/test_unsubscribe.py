@@ -71,11 +71,11 @@ def test_one_click_post_unsubscribes_at_once_and_repeating_is_harmless(site: tup
             content="List-Unsubscribe=One-Click",
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
-        assert response.status_code == 200 and "You are unsubscribed" in response.text
+        assert response.status_code == 200 and "Vous êtes désabonné·e" in response.text
         assert f'action="/resubscribe/{token}"' in response.text
     assert suppression(settings, "bob@example.org") == ("unsubscribed", "one-click")
     page = httpx.get(f"{base}/unsubscribe/{token}")
-    assert "You are unsubscribed" in page.text and "Subscribe again" in page.text
+    assert "Vous êtes désabonné·e" in page.text and "Se réabonner" in page.text  # the pages speak French
 
 
 def test_undo_resubscribes_but_not_a_bounced_address(site: tuple[str, Settings]) -> None:
@@ -85,12 +85,12 @@ def test_undo_resubscribes_but_not_a_bounced_address(site: tuple[str, Settings])
     httpx.post(f"{base}/unsubscribe/{token}")
     assert suppression(settings, "carol@example.org") == ("unsubscribed", "web page")
     response = httpx.post(f"{base}/resubscribe/{token}")
-    assert response.status_code == 200 and "subscribed to Les Randonneurs again" in response.text
+    assert response.status_code == 200 and "de nouveau abonné·e à Les Randonneurs" in response.text
     assert suppression(settings, "carol@example.org") is None
     with open_store(settings) as store:
         SuppressionList(store).add("dead@example.org", "bounced", "test")
     response = httpx.post(f"{base}/resubscribe/{signer.token('dead@example.org')}")
-    assert "Cannot subscribe" in response.text
+    assert "Impossible de réinscrire" in response.text
     assert suppression(settings, "dead@example.org") == ("bounced", "test")
 
 
@@ -101,7 +101,7 @@ def test_bad_tokens_get_400_and_leak_nothing(site: tuple[str, Settings], method:
     for token in (good[:-3], good[:-1] + ("A" if good[-1] != "A" else "B"), "nonsense", "x" * 200):
         response = httpx.request(method, f"{base}/unsubscribe/{token}")
         assert response.status_code == 400
-        assert "not valid" in response.text
+        assert "pas valable" in response.text
         assert "dave" not in response.text and "signature" not in response.text
     assert suppression(settings, "dave@example.org") is None
 
@@ -161,7 +161,7 @@ def test_a_damaged_database_loses_no_unsubscribe(
     settings.state_dir.mkdir(exist_ok=True)
     settings.database_path.write_bytes(b"not a database " * 100)
     response = httpx.post(f"{base}/unsubscribe/{token}", content="List-Unsubscribe=One-Click")
-    assert response.status_code == 503 and "Please try again" in response.text
+    assert response.status_code == 503 and "Veuillez réessayer" in response.text
     assert f'action="/unsubscribe/{token}"' in response.text
     logged = [r.getMessage() for r in caplog.records if r.name == "newsletter_mailer.web"]
     assert logged and f"newsletter unsubscribe --token {token}" in logged[0] and "damaged" in logged[0]
@@ -222,9 +222,9 @@ def test_a_store_that_refuses_the_write_loses_no_unsubscribe(
     with open_store(settings) as store:
         refuse_inserts(store, "suppressions")
     response = httpx.post(f"{base}/unsubscribe/{token}", content="List-Unsubscribe=One-Click")
-    assert response.status_code == 503 and "Please try again" in response.text
+    assert response.status_code == 503 and "Veuillez réessayer" in response.text
     assert (
-        f'<form method="post" action="/unsubscribe/{token}"><button type="submit">Try again</button>' in response.text
+        f'<form method="post" action="/unsubscribe/{token}"><button type="submit">Réessayer</button>' in response.text
     )
     logged = [r.getMessage() for r in caplog.records if r.name == "newsletter_mailer.web"]
     assert len(logged) == 1 and f"replay it with: newsletter unsubscribe --token {token}" in logged[0]

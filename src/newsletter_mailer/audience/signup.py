@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from email_validator import EmailNotValidError
@@ -122,30 +122,46 @@ class ConfirmCodec:
         return RequestRef(int(number), int(stamp), nonce, address)
 
 
-def form_html(action: str, extra_fields: Iterable[str], *, error: str = "", email: str = "") -> str:
-    """The signup form: email, name, the extra fields, and the hidden honeypot."""
+def form_html(
+    action: str,
+    extra_fields: Iterable[str],
+    *,
+    error: str = "",
+    email: str = "",
+    gettext: Callable[[str], str] = str,
+) -> str:
+    """The signup form: email, name, the extra fields, and the hidden honeypot; its words through
+    ``gettext`` (the page's catalogue, compose/i18n.py), English as written by default."""
+    _ = gettext
+    email_label, name_label, trap_label, button = (
+        _("Email address"),
+        _("Name (optional)"),
+        _("Leave this empty"),
+        _("Subscribe"),
+    )
+    optional = _("%(field)s (optional)")
     rows = [f'<p class="error" role="alert">{html.escape(error)}</p>'] if error else []
     rows.append(
-        '<p><label for="nl-email">Email address</label><br>'
+        f'<p><label for="nl-email">{html.escape(email_label)}</label><br>'
         f'<input id="nl-email" name="email" type="email" required maxlength="{MAX_VALUE}" '
         f'autocomplete="email" value="{html.escape(email)}"></p>'
     )
     rows.append(
-        '<p><label for="nl-name">Name (optional)</label><br>'
+        f'<p><label for="nl-name">{html.escape(name_label)}</label><br>'
         f'<input id="nl-name" name="name" type="text" maxlength="{MAX_VALUE}" autocomplete="name"></p>'
     )
     for label in extra_fields:
         key = html.escape(field_key(label))
         rows.append(
-            f'<p><label for="nl-{key}">{html.escape(label)} (optional)</label><br>'
+            f'<p><label for="nl-{key}">{html.escape(optional % {"field": label})}</label><br>'
             f'<input id="nl-{key}" name="{key}" type="text" maxlength="{MAX_VALUE}"></p>'
         )
     rows.append(
-        f'<p style="position:absolute;left:-9999px" aria-hidden="true"><label for="nl-{HONEYPOT}">'
-        f'Leave this empty</label><input id="nl-{HONEYPOT}" name="{HONEYPOT}" type="text" tabindex="-1" '
+        f'<p style="position:absolute;inset-inline-start:-9999px" aria-hidden="true"><label for="nl-{HONEYPOT}">'
+        f'{html.escape(trap_label)}</label><input id="nl-{HONEYPOT}" name="{HONEYPOT}" type="text" tabindex="-1" '
         'autocomplete="off"></p>'
     )
-    rows.append('<p><button type="submit">Subscribe</button></p>')
+    rows.append(f'<p><button type="submit">{html.escape(button)}</button></p>')
     return f'<form method="post" action="{html.escape(action)}">\n' + "\n".join(rows) + "\n</form>"
 
 

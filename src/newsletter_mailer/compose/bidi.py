@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["FSI", "PDI", "RTL_LANGUAGES", "direction", "has_rtl", "isolate"]
+__all__ = ["FSI", "LRI", "PDI", "RLM", "RTL_LANGUAGES", "direction", "has_rtl", "isolate"]
 
 FSI = "\u2068"
+LRI = "\u2066"  # LEFT-TO-RIGHT ISOLATE: an address or a number, whatever the text around it
+RLM = "\u200f"  # RIGHT-TO-LEFT MARK: a line of a right-to-left text part starts right to left
 PDI = "\u2069"
 RTL_LANGUAGES = frozenset({"ar", "he", "fa", "ur", "yi", "ps", "sd", "ug", "dv", "ckb"})
 

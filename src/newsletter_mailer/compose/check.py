@@ -24,12 +24,14 @@ from ..errors import IssueError, IssueNotFound, IssueProblems, MergeFieldError, 
 from . import markup
 from .editions import Editions
 from .envelope import MessageTemplate, preview_subscriber
+from .i18n import SHIPPED, is_shipped
 from .images import ImageResolver, image_blocks, is_local
 from .issue import Issue, read_issue
 from .merge import Context, html_contexts, safe_url
 from .palette import DEFAULT_ACCENT, LIGHT_SURFACES, MIN_CONTRAST, contrast, palette_for, parse_colour
 from .render import COLUMN_WIDTH, GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES, RenderedIssue, render_issue
 from .slips import find_slips, suggest_column
+from .translations import differences, reach, translations_of
 from .variants import ConditionalPart, Segmenter, Variant
 
 Level = Literal["error", "warning", "note"]
@@ -462,10 +464,26 @@ def dkim_findings(settings: Settings) -> list[Finding]:
     return []
 
 
+def language_findings(settings: Settings) -> list[Finding]:
+    """A language we ship no catalogue for is sent with English words and dates: said, not fatal."""
+    news = settings.newsletter
+    if is_shipped(news.language):
+        return []
+    return [
+        Finding(
+            settings_label(settings),
+            _setting_line(settings, "newsletter", "language"),
+            "warning",
+            f"[newsletter] language {news.language!r} has no catalogue of ours "
+            f"({', '.join(SHIPPED)}): the fixed words and dates are in English",
+        )
+    ]
+
+
 def settings_findings(settings: Settings) -> list[Finding]:
     file = settings_label(settings)
     news = settings.newsletter
-    found = base_url_findings(settings) + dkim_findings(settings)
+    found = base_url_findings(settings) + dkim_findings(settings) + language_findings(settings)
     from_domain = news.from_domain
     list_domain = news.list_id_value.rsplit(".", 2)
     if len(list_domain) < 2 or not _aligned(".".join(list_domain[-2:]), from_domain):
@@ -587,11 +605,13 @@ class RowFill:
         self.found: list[Finding] = []
         self.url_slots = _whole_url_slots(rendered)
         self.failing = 0
+        self.languages: list[str] = []  # each row's language cell, for the reach per translation
         self.segmenter = Segmenter(rendered.issue.conditional_parts())
         self.tally: Counter[Variant] = Counter()  # an issue with conditions: the readers of each variant
 
     def row(self, subscriber: Subscriber) -> None:
         fields, path = self.rendered.fields, str(self.path)
+        self.languages.append(dict(subscriber.fields).get("language", ""))
         if self.segmenter.parts:
             self.tally[self.segmenter.variant_of(subscriber.merge_values())] += 1
         try:
@@ -631,7 +651,16 @@ class RowFill:
                 f"{self.failing - MAX_ROW_FINDINGS} more rows cannot be filled (the first {MAX_ROW_FINDINGS} are above)"
             )
             found.append(Finding(str(self.path), None, "error", more))
-        return found + row_warnings(self.report)
+        return found + row_warnings(self.report) + self.reach_findings()
+
+    def reach_findings(self) -> list[Finding]:
+        """With translations beside the issue: the readers whose language has none, who get the
+        main file, said before anything is sent."""
+        translated = [t.language for t in translations_of(self.rendered.issue.path)]
+        if not translated or not any(self.languages):
+            return []
+        lines = reach(self.languages, self.rendered.language, translated)
+        return [Finding(str(self.path), None, "warning", line) for line in lines if "no translation" in line]
 
 
 def _fill_findings(rendered: RenderedIssue, subscribers: Path) -> tuple[list[Finding], ListReport, Counter[Variant]]:
@@ -749,7 +778,24 @@ def check_issue(path: Path, settings: Settings, subscribers: Path | None = None)
         rendered = render_issue(issue, settings)
     except IssueError as exc:
         return _with_error(_source_findings(issue, settings, columns_of(settings, subscribers)), exc, path)
-    return check_rendered(rendered, settings, subscribers)
+    return check_rendered(rendered, settings, subscribers) + translation_findings(issue)
+
+
+def translation_findings(issue: Issue) -> list[Finding]:
+    """Per translation beside the issue (``2026-12.fr.md``): what it lacks or adds against it."""
+    found = []
+    for translation in translations_of(issue.path):
+        try:
+            other = read_issue(translation.path)
+        except IssueProblems as exc:
+            found += [Finding(e.file or str(translation.path), e.line, "error", e.message) for e in exc.errors]
+            continue
+        except IssueError as exc:
+            found.append(Finding(exc.file or str(translation.path), exc.line, "error", exc.message))
+            continue
+        for line, message in differences(issue, other):
+            found.append(Finding(str(translation.path), line or None, "warning", f"{translation.language}: {message}"))
+    return found
 
 
 def check_rendered(rendered: RenderedIssue, settings: Settings, subscribers: Path | None = None) -> list[Finding]:

@@ -13,9 +13,11 @@ from email.utils import formatdate, make_msgid
 
 from ..audience.subscribers import Subscriber
 from ..config import Settings
+from .bidi import direction
 from .dkim import DkimSigner
 from .envelope import Envelope, qp
 from .headers import mailbox, unstructured
+from .i18n import catalogue
 
 __all__ = ["confirmation_envelope", "confirmation_text"]
 
@@ -23,20 +25,21 @@ __all__ = ["confirmation_envelope", "confirmation_text"]
 def confirmation_text(settings: Settings, url: str) -> tuple[str, str]:
     """The plain text and HTML bodies: the link, how long it works, and what ignoring it means."""
     news = settings.newsletter
-    hours = settings.signup.confirm_hours
-    text = (
-        f"Someone, probably you, asked to receive {news.name} at this address.\n\n"
-        f"To confirm, open this link and press the button:\n\n{url}\n\n"
-        f"The link works for {hours:g} hours. If you did not ask, ignore this message: "
-        "you will not be subscribed and will not hear from us again.\n"
-    )
-    name = html.escape(news.name)
+    _ = catalogue(news.language).gettext
+    asked = _("Someone, probably you, asked to receive %(name)s at this address.")
+    expiry = _(
+        "The link works for %(hours)s hours. If you did not ask, ignore this message: "
+        "you will not be subscribed and will not hear from us again."
+    ) % {"hours": f"{settings.signup.confirm_hours:g}"}
+    how = _("To confirm, open this link and press the button:")
+    text = f"{asked % {'name': news.name}}\n\n{how}\n\n{url}\n\n{expiry}\n"
+    button = _("Confirm your subscription")
     page = (
-        f'<!doctype html><html lang="{html.escape(news.language)}"><body style="font-family:sans-serif">'
-        f"<p>Someone, probably you, asked to receive {name} at this address.</p>"
-        f'<p><a href="{html.escape(url)}">Confirm your subscription</a></p>'
-        f"<p>The link works for {hours:g} hours. If you did not ask, ignore this message: you will not be "
-        "subscribed and will not hear from us again.</p></body></html>"
+        f'<!doctype html><html lang="{html.escape(news.language)}" dir="{direction(news.language)}">'
+        '<body style="font-family:sans-serif">'
+        f"<p>{html.escape(asked % {'name': news.name})}</p>"
+        f'<p><a href="{html.escape(url)}">{html.escape(button)}</a></p>'
+        f"<p>{html.escape(expiry)}</p></body></html>"
     )
     return text, page
 
@@ -49,7 +52,7 @@ def _headers(settings: Settings, subscriber: Subscriber, message_id: str) -> byt
     ]
     if news.reply_to:  # where the newsletter's answers go, the confirmation's go too
         lines.append(b"Reply-To: " + mailbox("Reply-To", news.reply_to_name, news.reply_to))
-    subject = f"Please confirm your subscription to {news.name}"
+    subject = catalogue(news.language).gettext("Please confirm your subscription to %(name)s") % {"name": news.name}
     lines.append(b"Subject: " + unstructured("Subject", subject))
     lines.append(b"Date: " + formatdate(localtime=True).encode("ascii"))
     lines.append(b"Message-ID: " + message_id.encode("ascii"))

@@ -56,7 +56,9 @@ class Editions:
             return self.full
         done = self._rendered.get(variant)
         if done is None:
-            done = self._rendered[variant] = render_issue(self.full.issue.for_variant(variant), self.settings)
+            done = self._rendered[variant] = render_issue(
+                self.full.issue.for_variant(variant), self.settings, language=self.full.language
+            )
         return done
 
     def template(self, variant: Variant) -> MessageTemplate:

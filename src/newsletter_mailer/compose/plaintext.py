@@ -7,6 +7,7 @@ the section they appear in.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from markdown_it.token import Token
@@ -42,6 +43,7 @@ class TextWriter:
     """Renders Markdown blocks to text; link numbers run through the whole message."""
 
     links: list[str] = field(default_factory=list)
+    gettext: Callable[[str], str] = str  # the language's catalogue (i18n.py); English as written
     _pending: list[tuple[int, str]] = field(default_factory=list)
 
     def ref(self, url: str) -> int:
@@ -75,7 +77,8 @@ class TextWriter:
                 if href and label not in (href, bare):
                     out.append(f" [{self.ref(href)}]")
             elif kind == "image":
-                out.append(f"[{child.content.strip() or 'image'}]")
+                alt = child.content.strip() or self.gettext("image")
+                out.append(f"[{alt}]")
         return "".join(out).strip()
 
     def blocks(self, source: str, width: int = WIDTH) -> str:
@@ -99,7 +102,8 @@ class TextWriter:
                 if button is not None:
                     text = f"» {button.label} [{self.ref(button.href)}]"
                 elif image is not None:
-                    text = f"[Image: {image.alt or 'no description'}]"
+                    said = image.alt or self.gettext("no description")
+                    text = self.gettext("[Image: %(alt)s]") % {"alt": said}
                     if image.caption:  # its own line: run on, alt text and caption read as one sentence
                         text += f"\n{image.caption}"
                 else:

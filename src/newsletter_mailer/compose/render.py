@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,10 @@ from ..config import Settings
 from ..errors import IssueError
 from ..workspace import shipped
 from . import markup
-from .bidi import direction
+from .bidi import FSI, LRI, PDI, RLM, direction
+from .i18n import catalogue
+from .i18n import date_label as _date_label
+from .i18n import event_when as _event_when
 from .images import ImageResolver
 from .issue import Event, Issue
 from .merge import MergeFields
@@ -50,6 +53,7 @@ class RenderedIssue:
     html: str
     text: str
     fields: MergeFields
+    language: str = "en"  # the language tag its fixed words and dates are in
 
     @property
     def html_bytes(self) -> int:
@@ -62,23 +66,26 @@ def template_dirs(settings: Settings) -> list[Path]:
     return [d for d in dirs if d.is_dir()]
 
 
-def _environment(settings: Settings) -> Environment:
-    return Environment(
+def _environment(settings: Settings, language: str) -> Environment:
+    """The template environment with the language's catalogue installed (``_()``, ``{% trans %}``)."""
+    env = Environment(
         loader=FileSystemLoader([str(d) for d in template_dirs(settings)]),
         autoescape=select_autoescape(["mjml", "html"]),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    env.install_gettext_translations(catalogue(language), newstyle=True)  # type: ignore[attr-defined]
+    return env
 
 
-def date_label(day: dt.date) -> str:
-    return f"{day.day} {day:%B %Y}"
+def date_label(day: dt.date, language: str = "en") -> str:
+    return _date_label(day, language)
 
 
-def event_when(event: Event) -> str:
-    when = f"{event.date:%a} {event.date.day} {event.date:%b %Y}"
-    return f"{when}, {event.time.replace('-', '–')}" if event.time else when
+def event_when(event: Event, language: str = "en") -> str:
+    return _event_when(event.date, event.time, language)
 
 
 def contact_href(contact: str) -> str:
@@ -127,10 +134,11 @@ def _inline_text(source: str) -> str:
     return Markup(markup.render_inline(source)).striptags()
 
 
-def build_context(issue: Issue, settings: Settings, fields: MergeFields) -> dict[str, Any]:
+def build_context(issue: Issue, settings: Settings, fields: MergeFields, language: str | None = None) -> dict[str, Any]:
     """What the MJML template sees, with merge fields already turned into placeholders."""
     file = issue.path
     images = ImageResolver(issue, settings)
+    language = language or settings.newsletter.language
 
     def blocks(source: str, line: int) -> list[dict[str, Any]]:
         substituted = fields.substitute(source, file=file, line=line)
@@ -144,7 +152,7 @@ def build_context(issue: Issue, settings: Settings, fields: MergeFields) -> dict
     for event, links in zip(issue.events, calendar, strict=True):
         events.append(
             {
-                "when": event_when(event),
+                "when": event_when(event, language),
                 "title_html": inline(event.title, event.line),
                 "title_text": _inline_text(event.title),
                 "where": event.where,
@@ -159,13 +167,14 @@ def build_context(issue: Issue, settings: Settings, fields: MergeFields) -> dict
         "newsletter": settings.newsletter,
         "brand": settings.brand,
         "palette": palette_for(settings.brand.accent, settings.brand.text_accent),
-        "direction": direction(settings.newsletter.language),
+        "direction": direction(language),
+        "language": language,
         "column_width": COLUMN_WIDTH,
         "preheader_padding": PREHEADER_PADDING,
         "issue": {
             "subject": fields.substitute(issue.subject, file=file, line=issue.line_of("subject")),
             "preheader": fields.substitute(issue.preheader, file=file, line=issue.line_of("preheader")),
-            "date_label": date_label(issue.date) if issue.date else "",
+            "date_label": date_label(issue.date, language) if issue.date else "",
         },
         "intro": blocks(issue.intro, issue.intro_line),
         "highlights": [{"html": inline(h.text, h.line), "anchor": h.anchor} for h in issue.highlights],
@@ -219,11 +228,11 @@ def inline_css(html: str) -> str:
     return out
 
 
-def render_html(issue: Issue, settings: Settings, fields: MergeFields) -> str:
-    env = _environment(settings)
-    context = build_context(issue, settings, fields)
+def render_html(issue: Issue, settings: Settings, fields: MergeFields, language: str | None = None) -> str:
+    language = language or settings.newsletter.language
+    env = _environment(settings, language)
     try:
-        source = env.get_template(TEMPLATE).render(context)
+        source = env.get_template(TEMPLATE).render(build_context(issue, settings, fields, language))
     except TemplateError as exc:
         name = getattr(exc, "filename", None) or TEMPLATE
         raise IssueError(f"template error: {exc}", file=name, line=getattr(exc, "lineno", None)) from None
@@ -273,22 +282,25 @@ def _raw_html_breaking_mjml(issue: Issue) -> IssueError | None:
     return None
 
 
-def render_text(issue: Issue, settings: Settings, fields: MergeFields) -> str:
+def render_text(issue: Issue, settings: Settings, fields: MergeFields, language: str | None = None) -> str:
     file = issue.path
-    writer = TextWriter()
+    language = language or settings.newsletter.language
+    _ = catalogue(language).gettext
+    writer = TextWriter(gettext=_)
     news = settings.newsletter
+    iso = _isolator(language)
     subject = fields.substitute(issue.subject, file=file, line=issue.line_of("subject"))
     out: list[str] = [news.name, ""]
     if online(settings):
         out += [view_online(issue_url(settings, issue.key)), ""]
     out.append(underline(subject, "="))
     if issue.date:
-        out.append(date_label(issue.date))
+        out.append(date_label(issue.date, language))
     out.append("")
     if issue.intro.strip():
         out += [writer.blocks(fields.substitute(issue.intro, file=file, line=issue.intro_line)), ""]
     if issue.highlights:
-        out += ["IN THIS ISSUE", ""]
+        out += [_("In this issue").upper(), ""]
         out += [
             wrap(
                 f"- {writer.inline(markup.parse_inline(fields.substitute(h.text, file=file, line=h.line)))}",
@@ -302,17 +314,17 @@ def render_text(issue: Issue, settings: Settings, fields: MergeFields) -> str:
         body = writer.blocks(fields.substitute(section.body, file=file, line=section.line + 1))
         out += ["", underline(section.title.upper(), "-"), "", body, ""]
     if issue.events:
-        out += ["", underline("DIARY", "-"), ""]
+        out += ["", underline(_("Diary").upper(), "-"), ""]
         calendar = event_links(issue, settings) if online(settings) else []
         for n, event in enumerate(issue.events):
             title = writer.inline(markup.parse_inline(fields.substitute(event.title, file=file, line=event.line)))
-            lines = [event_when(event), wrap(title, "  ", "  ")]
+            lines = [event_when(event, language), wrap(title, "  ", "  ")]
             if event.where:
-                lines.append(wrap(f"Where: {event.where}", "  ", "    "))
+                lines.append(wrap(_("Where:") + f" {iso(event.where)}", "  ", "    "))
             if event.contact:
-                lines.append(wrap(f"Contact: {event.contact}", "  ", "    "))
+                lines.append(wrap(_("Contact:") + f" {iso(event.contact, LRI)}", "  ", "    "))
             if event.link:
-                lines.append(f"  Details: {event.link}")
+                lines.append("  " + _("Details:") + f" {event.link}")
             if calendar:
                 lines.append(f"  Add to calendar: {calendar[n].ics_url}")
             out += ["\n".join(lines), ""]
@@ -324,21 +336,34 @@ def render_text(issue: Issue, settings: Settings, fields: MergeFields) -> str:
         out += ["", writer.blocks(signoff), ""]
     footer = ["-- ", news.name]  # the signature delimiter is dash, dash, space (RFC 3676)
     if news.postal_address:
-        footer.append(news.postal_address)
+        footer.append(iso(news.postal_address))
     footer += [
-        f"You are receiving this because you subscribed to {news.name}.",
-        f"Unsubscribe: {fields.unsubscribe_url}",
+        _("You are receiving this because you subscribed to %(name)s.") % {"name": iso(news.name)},
+        _("Unsubscribe:") + f" {fields.unsubscribe_url}",
     ]
     out += ["", "\n".join(footer)]
     text = "\n".join(out)
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
-    return "\n".join(line if line == "-- " else line.rstrip() for line in text.split("\n"))
+    lines = [line if line == "-- " else line.rstrip() for line in text.split("\n")]
+    if direction(language) == "rtl":  # each line starts right to left, whatever its first letter
+        lines = [f"{RLM}{line}" if line and line != "-- " else line for line in lines]
+    return "\n".join(lines)
 
 
-def render_issue(issue: Issue, settings: Settings) -> RenderedIssue:
-    """Render an issue once, for every recipient."""
+def _isolator(language: str) -> Callable[..., str]:
+    """In a right-to-left text part, a value between FIRST STRONG ISOLATE (or LEFT-TO-RIGHT ISOLATE
+    for a contact) and POP DIRECTIONAL ISOLATE, so "01234 567890" or "12 Mill Lane" keep their
+    order; a left-to-right text part is as it always was."""
+    if direction(language) != "rtl":
+        return lambda value, opening=FSI: value
+    return lambda value, opening=FSI: f"{opening}{value}{PDI}"
+
+
+def render_issue(issue: Issue, settings: Settings, language: str | None = None) -> RenderedIssue:
+    """Render an issue once, for every recipient (of one language: the setting's by default)."""
     fields = MergeFields()
-    html = render_html(issue, settings, fields)
-    text = render_text(issue, settings, fields)
+    html = render_html(issue, settings, fields, language)
+    text = render_text(issue, settings, fields, language)
     subject = fields.substitute(issue.subject, file=issue.path, line=issue.line_of("subject"))
-    return RenderedIssue(issue=issue, subject=subject, html=html, text=text, fields=fields)
+    language = language or settings.newsletter.language
+    return RenderedIssue(issue=issue, subject=subject, html=html, text=text, fields=fields, language=language)

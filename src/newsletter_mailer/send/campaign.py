@@ -14,6 +14,7 @@ from ..compose.dkim import dkim_signer
 from ..compose.editions import Editions, VariantCount
 from ..compose.envelope import MessageTemplate
 from ..compose.render import RenderedIssue
+from ..compose.translations import ByLanguage, rendered_translations
 from ..config import Settings, SMTPSettings
 from ..store.base import Store
 from .engine import NoProgress, Progress, Summary, dispatch
@@ -80,6 +81,16 @@ class Campaign:
                 lambda rendered: MessageTemplate(rendered, self.settings, signer, dkim=dkim),
             )
         return self._editions
+
+    def by_language(self) -> Editions | ByLanguage:
+        """What the engine fills for each reader: the issue's editions (one per variant) and, with
+        translations beside it (``2026-12.fr.md``), each translation's, chosen by the reader's
+        language; every (language, variant) rendered and encoded once."""
+        main = self.template()
+        others = rendered_translations(self.rendered.issue, self.settings)
+        if not others:
+            return main
+        return ByLanguage(main, {k: Editions(r, self.settings, main.make) for k, r in others.items()})
 
     def run(
         self, progress: Progress | None = None, transport: Transport | None = None, smtp: SMTPSettings | None = None

@@ -151,7 +151,7 @@ class _Run:
         self.stop = asyncio.Event()
         self.changed = asyncio.Event()  # an outcome was recorded: rows waited for may be claimable
         self.fatal: BaseException | None = None
-        self.template = campaign.template()
+        self.template = campaign.by_language()
         self.journal.for_sending()
         # Rows are claimed as many at a time as there are connections, and the next batch is
         # claimed while this one is sent (one claim, one commit, per batch, never waited for once

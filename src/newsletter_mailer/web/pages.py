@@ -12,7 +12,8 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.responses import HTMLResponse
 
-from ..compose.bidi import direction
+from ..compose.bidi import FSI, LRI, PDI, direction
+from ..compose.i18n import catalogue
 from ..compose.palette import palette_for
 from ..compose.render import template_dirs
 from ..config import Settings
@@ -31,8 +32,11 @@ class Pages:
             undefined=StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            extensions=["jinja2.ext.i18n"],
         )
         news = settings.newsletter
+        self.gettext = catalogue(news.language).gettext
+        self._env.install_gettext_translations(catalogue(news.language), newstyle=True)  # type: ignore[attr-defined]
         self._common = {
             "newsletter": news.name,
             "lang": news.language,
@@ -41,8 +45,14 @@ class Pages:
         }
 
     def text(self, name: str, **values: Any) -> str:
-        """The page's HTML."""
-        return self._env.get_template(f"pages/{name}.html").render({**self._common, "test": False, **values})
+        """The page's HTML. On a right-to-left page the address and the newsletter's name are
+        isolated (LRI/FSI ... PDI), so "ad***@example.org" keeps its order inside an Arabic sentence."""
+        common = dict(self._common)
+        if common["dir"] == "rtl":  # Unicode isolates, not <bdi>: the name is in <title> too
+            common["newsletter"] = f"{FSI}{common['newsletter']}{PDI}"
+            if "who" in values:
+                values["who"] = f"{LRI}{values['who']}{PDI}"
+        return self._env.get_template(f"pages/{name}.html").render({**common, "test": False, **values})
 
     def __call__(self, name: str, status: int = 200, **values: Any) -> HTMLResponse:
         """The page as a response: ``render_page("unsubscribed", who=...)``."""

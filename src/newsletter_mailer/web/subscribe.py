@@ -38,6 +38,7 @@ from ..audience.signup import (
 from ..compose.confirmation import confirmation_envelope
 from ..compose.dkim import dkim_signer
 from ..compose.envelope import Envelope
+from ..compose.i18n import catalogue
 from ..config import Settings
 from ..errors import StateLost, StoreError, TokenError
 from .offload import Offload
@@ -76,11 +77,16 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str], st
     signer = signer_for(settings)
     codec = ConfirmCodec.for_list(signer.secret, signer.list_id, signup.confirm_hours)
     dkim = dkim_signer(settings)
+    words = catalogue(news.language).gettext  # the form's labels, in the pages' language
 
     faults: tuple[type[BaseException], ...] = (StateLost, StoreError, *unmapped_faults())
 
     def form_page(error: str = "", email: str = "", status: int = 200) -> HTMLResponse:
-        return page("subscribe", status, form=Markup(form_html("/subscribe", signup.fields, error=error, email=email)))
+        return page(
+            "subscribe",
+            status,
+            form=Markup(form_html("/subscribe", signup.fields, error=error, email=email, gettext=words)),
+        )
 
     def check_inbox() -> HTMLResponse:
         return page("check_inbox", 200)

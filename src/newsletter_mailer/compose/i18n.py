@@ -1,0 +1,102 @@
+"""The fixed words of the email, its text part, the confirmation mail and the served pages, in
+the reader's language: gettext catalogues under ``locale/<lang>/LC_MESSAGES/newsletter.po``
+(extracted and compiled with Babel; the ``.mo`` files are committed so a fresh clone needs only
+Python), and dates and times formatted by Babel's CLDR data.
+
+A language tag picks a catalogue by its primary subtag (``de-DE`` -> ``de``); one we do not
+ship falls back to English, and ``check`` warns of it (compose/check.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+from pathlib import Path
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, format_time, get_datetime_format
+from babel.support import NullTranslations, Translations
+
+__all__ = [
+    "DOMAIN",
+    "LOCALE_DIR",
+    "SHIPPED",
+    "catalogue",
+    "date_label",
+    "event_when",
+    "is_shipped",
+    "resolve",
+]
+
+DOMAIN = "newsletter"
+LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
+# English is the source language: its catalogue is the identity, shipped so every language is a file.
+SHIPPED = ("en", "fr", "de", "es", "nl", "cy", "ar")
+_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
+
+
+def _primary(language: str) -> str:
+    return language.strip().lower().replace("_", "-").split("-", 1)[0]
+
+
+def is_shipped(language: str) -> bool:
+    """Whether a catalogue of ours covers the tag (``fr-BE`` is covered by ``fr``)."""
+    return _primary(language) in SHIPPED
+
+
+def resolve(language: str) -> str:
+    """The catalogue a language tag uses: its primary subtag when we ship it, else ``en``."""
+    primary = _primary(language)
+    return primary if primary in SHIPPED else "en"
+
+
+@functools.cache
+def catalogue(language: str) -> NullTranslations:
+    """The compiled catalogue for a tag, read once per process (never per message)."""
+    code = resolve(language)
+    if code == "en":
+        return NullTranslations()
+    return Translations.load(str(LOCALE_DIR), [code], DOMAIN)
+
+
+def _locale(language: str) -> Locale:
+    try:
+        return Locale.parse(language.strip().replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        return Locale.parse(resolve(language))
+
+
+def _english(language: str) -> bool:
+    return resolve(language) == "en"
+
+
+def date_label(day: dt.date, language: str) -> str:
+    """The issue's date: ``8 December 2026``, ``8 décembre 2026``, ``8. Dezember 2026``."""
+    if _english(language):  # the English form the goldens hold, day first
+        return f"{day.day} {day:%B %Y}"
+    return format_date(day, format="long", locale=_locale(language))
+
+
+def _clock(text: str, locale: Locale) -> str:
+    match = _TIME.match(text.strip())
+    if not match:
+        return text
+    return format_time(dt.time(int(match.group(1)), int(match.group(2))), format="short", locale=locale)
+
+
+def event_when(day: dt.date, time: str, language: str) -> str:
+    """A diary entry's day and time: ``Tue 8 Dec 2026, 19:00–21:00`` in English (any English tag:
+    the form the issue has always had), ``mardi 8 décembre 2026, 19:00–21:00``,
+    ``Dienstag, 8. Dezember 2026, 19:00–21:00``; times in the locale's own 12- or 24-hour form
+    (Arabic: ``7:30 م``), joined to the day as CLDR joins them."""
+    if _english(language):
+        when = f"{day:%a} {day.day} {day:%b %Y}"
+        return f"{when}, {time.replace('-', '–')}" if time else when
+    locale = _locale(language)
+    when = format_date(day, format="full", locale=locale)
+    if not time:
+        return when
+    span = "–".join(_clock(part, locale) for part in time.split("-"))
+    joined = str(get_datetime_format("full", locale=locale)).replace("'", "")  # "{1}, {0}"; Arabic "{1}، {0}"
+    return joined.replace("{1}", when).replace("{0}", span)
