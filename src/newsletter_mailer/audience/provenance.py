@@ -90,14 +90,21 @@ def subject_of(data: bytes, report: Report, journal: Journal, verp: VerpCodec | 
         if found is not None and _agrees(found[0], named):
             return Subject(*found, "message-id")
         proven.append(found)
+    if (mailed := _mailed(report, journal)) is not None:
+        return Subject(*mailed)
+    return next((Subject(*found) for found in proven if found is not None), Subject())
+
+
+def _mailed(report: Report, journal: Journal) -> tuple[str, str] | None:
+    """The journal's last row for an address the report names, if this workspace mailed one."""
     for raw in report.recipients:
         try:
             found = journal.last_mailed(normalise_address(raw))
         except (EmailNotValidError, ValueError):
             continue
         if found is not None:
-            return Subject(*found)
-    return next((Subject(*found) for found in proven if found is not None), Subject())
+            return found
+    return None
 
 
 def webhook_subject(message_ids: Iterable[str], report: Report, journal: Journal) -> Subject:
@@ -110,11 +117,5 @@ def webhook_subject(message_ids: Iterable[str], report: Report, journal: Journal
         found = journal.recipient_of_message(message_id)
         if found is not None and _agrees(found[0], named):
             return Subject(*found, "message-id")
-    for raw in report.recipients:
-        try:
-            found = journal.last_mailed(normalise_address(raw))
-        except (EmailNotValidError, ValueError):
-            continue
-        if found is not None:
-            return Subject(*found, "webhook")
-    return Subject()
+    mailed = _mailed(report, journal)
+    return Subject(*mailed, "webhook") if mailed is not None else Subject()
