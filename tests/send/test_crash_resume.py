@@ -78,7 +78,9 @@ def test_sigkill_at_random_moments_never_skips_and_bounds_duplicates(tmp_path: P
         journal.close()
     assert counts["sent"] == RECIPIENTS and counts["sending"] == 0 and counts["pending"] == 0
     assert duplicated <= flagged, f"a duplicate was not reported as possibly duplicated (seed {seed})"
-    assert counts["resent"] == sum(reported)
+    # a row in flight at two kills is reported by both resumes but flagged once
+    assert counts["resent"] == len(flagged) <= sum(reported)
+    assert len(flagged) >= max(reported, default=0)
     if sum(reported):
         assert "possibly duplicated" in "".join(outputs[1:])
 
