@@ -559,9 +559,9 @@ def test_following_inits_postal_address_hint_names_the_organisation_once(tmp_pat
 
 def test_subscribers_check_counts_confirmed_signups(tmp_path: Path) -> None:
     from conftest import make_workspace, settings_for
+    from newsletter_mailer.audience.signup_log import SignupLog
     from newsletter_mailer.audience.subscribers import Subscriber
     from newsletter_mailer.store.factory import open_store
-    from newsletter_mailer.store.signup_log import SignupLog
 
     root = make_workspace(tmp_path / "ws", 1, 2)
     with open_store(settings_for(root)) as store:

@@ -14,10 +14,10 @@ import pytest
 
 from conftest import make_workspace, settings_for
 from newsletter_mailer.app.reader import find_reader
+from newsletter_mailer.audience.signup_log import SignupLog
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.errors import SubscriberListError
 from newsletter_mailer.store.factory import open_store
-from newsletter_mailer.store.signup_log import SignupLog
 from smtp_servers import SMTPTestServer
 
 ISSUE = (

@@ -14,12 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import make_workspace, run_send, settings_for
+from newsletter_mailer.audience.bounce_log import BounceLog
 from newsletter_mailer.audience.bounces import Action, Category, parse_report
 from newsletter_mailer.audience.links import signer_for
 from newsletter_mailer.audience.provenance import Subject, message_ids
 from newsletter_mailer.audience.suppressions import SuppressionList
 from newsletter_mailer.audience.verp import VerpCodec
-from newsletter_mailer.store.bounce_log import BounceLog
 from newsletter_mailer.store.sqlite import SQLiteStore
 from smtp_servers import SMTPTestServer
 

@@ -17,13 +17,12 @@ from newsletter_mailer.config import Settings, load_settings
 from newsletter_mailer.errors import IssueError
 from newsletter_mailer.publish.archive import find_sent
 from newsletter_mailer.publish.site import publish_site, sent_archive
-from newsletter_mailer.store.workspace_store import open_store
+from newsletter_mailer.store.factory import open_store
 
 
 def record(settings: Settings, issue: str, outcome: str) -> None:
     """One recipient's row for ``issue``, left pending, failed or sent, as a send leaves it."""
-    with open_store(settings) as store:
-        journal = store.journal
+    with open_store(settings) as journal:
         journal.add_recipients(issue, [Subscriber(email=f"{issue}@example.org", name="R")])
         if outcome == "pending":
             return

@@ -214,7 +214,7 @@ def test_a_sender_clock_ahead_of_the_store_sees_its_retries_as_old_as_they_are(
 
 def test_a_suppression_keeps_its_note_and_its_removal_keeps_both_notes(store: Store) -> None:
     # Schema 7 (main): a note beside the reason, kept in the record when the address is taken off.
-    from newsletter_mailer.audience.suppressions import Suppression
+    from newsletter_mailer.store.rows import Suppression
 
     assert store.add_suppression(Suppression("Gil@example.org", "manual", "cli", 1.0, "asked by phone"))
     assert store.get_suppression("gil@EXAMPLE.org") == Suppression(

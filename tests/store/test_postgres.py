@@ -17,17 +17,17 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import PG_PASSWORD, make_workspace, use_store
+from newsletter_mailer.audience.bounce_log import BounceLog
 from newsletter_mailer.audience.bounces import Action
+from newsletter_mailer.audience.signup_log import SignupLog
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.audience.suppressions import SuppressionList
 from newsletter_mailer.cli import main
 from newsletter_mailer.errors import AlreadySending, SchemaMismatch, StoreError
 from newsletter_mailer.send.transport import MemoryTransport
-from newsletter_mailer.store.bounce_log import BounceLog
 from newsletter_mailer.store.database import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from newsletter_mailer.store.factory import open_url
 from newsletter_mailer.store.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresStore
-from newsletter_mailer.store.signup_log import SignupLog
 from newsletter_mailer.store.sqlite import SQLiteStore
 
 REPORTS = Path(__file__).parents[1] / "audience" / "bounce_reports"

@@ -22,10 +22,10 @@ import pytest
 from conftest import ARTEFACTS, free_port, make_workspace, serve_asgi, use_store
 from newsletter_mailer.audience.links import signer_for
 from newsletter_mailer.audience.signup import ConfirmCodec
+from newsletter_mailer.audience.signup_log import Consent, SignupLog
 from newsletter_mailer.audience.suppressions import SuppressionList
 from newsletter_mailer.config import Settings, load_settings
 from newsletter_mailer.store import open_store
-from newsletter_mailer.store.signup_log import Consent, SignupLog
 from newsletter_mailer.web.unsubscribe import create_app
 from smtp_servers import SMTPTestServer
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..audience.signup_log import confirmed_signups
 from ..audience.subscribers import Subscriber, address_key, find_subscriber
 from ..compose.artifacts import message_for
 from ..config import Settings
 from ..errors import SubscriberListError
-from ..store.factory import confirmed_signups
 from .stores import existing_store
 
 __all__ = ["find_reader", "reader_message"]

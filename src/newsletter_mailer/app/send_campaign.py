@@ -18,6 +18,7 @@ from typing import Protocol
 
 from ..audience.segments import Condition, parse_condition
 from ..audience.signup import Tally, merge_lists
+from ..audience.signup_log import confirmed_signups
 from ..audience.subscribers import DERIVED_COLUMNS, ListReport, Subscriber, list_columns, read_subscribers
 from ..compose.check import (
     Finding,
@@ -52,7 +53,6 @@ from ..send.providers import describe
 from ..send.trial import DryRun, TestSend
 from ..store.base import Store
 from ..store.database import sent_issues
-from ..store.factory import confirmed_signups
 from .publish_archive import publish_after_send, stage_images
 from .reader import find_reader
 from .stores import opened_store

@@ -9,12 +9,12 @@ import time
 from collections.abc import Callable
 
 from ..audience.signup import RequestRef, SignupForm, mailbox_key
+from ..audience.signup_log import PendingSignup, SignupLog
 from ..compose.envelope import Envelope
 from ..config import Settings
 from ..send.providers import transport_for
 from ..send.route import delivery_route
 from ..send.transport import Kind, Result, Transport
-from ..store.signup_log import PendingSignup, SignupLog
 from .stores import opened_store
 
 __all__ = ["confirm_signup", "pending_signup", "request_signup", "send_confirmation"]

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..audience.bounce_log import BounceLog
 from ..audience.suppressions import SuppressionList
 from ..config import Settings
 from ..store.base import Store, WorkerInfo
-from ..store.bounce_log import BounceLog
 from ..store.journal import IssueStatus, issue_status
 from ..store.rows import BounceRecord
 from .stores import existing_store

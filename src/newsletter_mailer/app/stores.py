@@ -10,7 +10,6 @@ from ..config import Settings
 from ..errors import NewsletterError, StoreError
 from ..store import factory
 from ..store.base import Store
-from ..store.database import sent_issues
 
 __all__ = ["describe_fault", "existing_store", "faults_mapped", "opened_store", "unmapped_faults"]
 
@@ -37,11 +36,7 @@ def opened_store(settings: Settings, *, check: bool = True, new_database: bool =
 @contextmanager
 def existing_store(settings: Settings) -> Iterator[Store | None]:
     """The store if one exists, else None: reading commands never create a SQLite file."""
-    missing = not settings.store.url and not settings.database_path.exists()
-    if missing and not sent_issues(settings.state_dir):  # else opening it says the state was lost
-        yield None
-        return
-    with opened_store(settings) as store:
+    with faults_mapped(), factory.existing_store(settings) as store:
         yield store
 
 

@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import TextIO
 
 from ..audience.signup import Tally, merge_lists
+from ..audience.signup_log import confirmed_signups, export_list
 from ..audience.subscribers import ListCheck, ListReport, check_list, read_subscribers
 from ..audience.suppressions import SuppressionList
 from ..config import Settings
-from ..store.factory import confirmed_signups
-from ..store.signup_log import export_list
 from .stores import existing_store, opened_store
 
 __all__ = ["ListSummary", "check_subscribers", "export_subscribers"]

@@ -8,9 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..audience.links import TokenSubject, signer_for
-from ..audience.suppressions import Suppressed, Suppression, SuppressionList
+from ..audience.suppressions import Suppressed, SuppressionList
 from ..config import Settings
 from ..errors import NotRecorded, StateLost, StoreError
+from ..store.rows import Suppression
 from .stores import opened_store
 
 __all__ = ["Unsubscribed", "replay_command", "resubscribe", "subscription_of", "suppress_address", "unsubscribe"]

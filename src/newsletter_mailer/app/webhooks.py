@@ -8,7 +8,7 @@ from collections import Counter
 from ..audience.provenance import webhook_subject
 from ..audience.webhook_events import WebhookEvent
 from ..config import Settings
-from ..store.bounce_log import bounce_log
+from .bounces import bounce_log
 
 __all__ = ["record_events"]
 

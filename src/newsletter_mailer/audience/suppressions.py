@@ -3,7 +3,8 @@
 The rules (reasons, CSV import and export) live here; the rows live in the store beside the
 journal (SQLite or PostgreSQL), so an unsubscribe recorded by ``serve`` is seen by a ``send``
 that is already running, at its next recipient. The store is reached through the small
-``SuppressionStore`` protocol, because store/ sits above audience/ and implements it.
+``SuppressionStore`` protocol (store/rows.py), whose rows (``Suppression``, ``Removal``) are
+the store's: audience/ sits above store/ and reads and writes state only through it.
 """
 
 from __future__ import annotations
@@ -13,26 +14,18 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import TextIO
 
 from email_validator import EmailNotValidError
 
 from ..errors import SubscriberListError, UserInputError
+from ..store.rows import Removal, Suppression, SuppressionStore
 from .subscribers import clean_value, email_column, normalise_address, not_utf8_error, sniff_delimiter
 
 # The one vocabulary of reasons, which the code acts on (a bounce count, a complaint rate); what a
 # person says beyond it ("asked by phone") is the suppression's note.
 REASONS = ("unsubscribed", "bounced", "complained", "manual")
 MAX_NOTE = 500
-
-
-@dataclass(frozen=True)
-class Suppression:
-    address: str
-    reason: str
-    source: str
-    created: float
-    note: str = ""
 
 
 def reason_and_note(reason: str, note: str = "") -> tuple[str, str]:
@@ -53,36 +46,8 @@ class Suppressed:
     reason: str
 
 
-@dataclass(frozen=True)
-class Removal:
-    """An address taken off the list: what it was, when and why."""
-
-    entry: Suppression
-    removed: float
-    note: str
-
-
 def _stamp(when: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
-
-
-class SuppressionStore(Protocol):
-    """The rows of the suppression list; addresses compare without regard to case."""
-
-    def add_suppression(self, entry: Suppression) -> bool:
-        """Insert unless the address is there already; True if it was inserted."""
-
-    def remove_suppression(self, address: str, note: str, when: float) -> Suppression | None:
-        """Delete the entry and keep a record of it (when, why) in one transaction; the entry or None."""
-
-    def iter_removals(self) -> Iterator[Removal]:
-        """Every address taken off the list, oldest removal first."""
-
-    def get_suppression(self, address: str) -> Suppression | None: ...
-    def iter_suppressions(self) -> Iterator[Suppression]:
-        """Every entry, oldest first."""
-
-    def count_suppressions(self) -> int: ...
 
 
 class SuppressionList:

@@ -1,6 +1,6 @@
 """What a sending provider's webhook event says, in the classes the bounce rules know: hard, soft,
 policy, complaint, delivered or ignored. Pure: payloads in, events out (web/webhooks.py checks
-signatures, store/bounce_log.py records and decides).
+signatures, audience/bounce_log.py records and decides).
 
 Each provider's mapping follows its published event reference (docs/relays.md lists them):
 Amazon SES notifications and event publishing (bounceType and bounceSubType), Postmark's bounce

@@ -18,7 +18,7 @@ from ..compose.issue import Issue
 from ..compose.online import issue_path
 from ..config import Settings
 from ..errors import IssueError, UserInputError
-from ..store.workspace_store import existing_store
+from ..store.factory import existing_store
 from .archive import Archive, SentIssue, find_sent
 from .calendar import diary_calendar, issue_event_files
 from .feed import atom_feed
@@ -57,7 +57,7 @@ def sent_archive(settings: Settings, sent: Mapping[str, float] | None = None) ->
     journal), else the journal's; no store yet means nothing sent."""
     if sent is None:
         with existing_store(settings) as store:
-            sent = store.journal.issues_sent() if store else {}
+            sent = store.issues_sent() if store else {}
     return find_sent(settings.path(settings.publish.issues), dict(sent))
 
 

@@ -16,6 +16,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from ..audience.subscribers import Subscriber
 from ..config import SMTPSettings
 from ..errors import MergeFieldError, SendPaused, SMTPStartError, StateLost, StoreError, StoreFull
 from ..store.base import Store
@@ -342,7 +343,7 @@ class _Run:
     async def deliver(self, connection: Connection, job: Delivery) -> float:
         """Send one claimed delivery and record it; returns how long this connection should back off."""
         try:
-            envelope = self.template.envelope(job.subscriber(), job.id)
+            envelope = self.template.envelope(Subscriber(job.address, job.name, job.fields), job.id)
         except MergeFieldError as exc:  # a row the pre-send check did not pass (--force): this one fails
             self.record_unfillable(job, f"the message cannot be filled in: {exc}")
             return 0.0

@@ -12,6 +12,7 @@ from email_validator import EmailNotValidError
 
 from ..audience.links import signer_for
 from ..audience.signup import Tally, merge_lists
+from ..audience.signup_log import confirmed_signups
 from ..audience.subscribers import ListReport, Subscriber, normalise_address, read_subscribers
 from ..audience.suppressions import SuppressionList
 from ..compose.dkim import dkim_signer
@@ -21,7 +22,7 @@ from ..compose.render import RenderedIssue
 from ..compose.variants import Variant
 from ..config import Settings
 from ..errors import ConfigError, MergeFieldError, UserInputError
-from ..store.factory import confirmed_signups, open_store
+from ..store.factory import open_store
 from .providers import transport_for
 from .route import delivery_route
 from .transport import Kind, Result, Transport

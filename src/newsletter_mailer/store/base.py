@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote
 
-from ..audience.suppressions import Removal, SuppressionStore
 from .journal import Delivery, Journal, claimed_delivery
-from .rows import BounceRows, Exclusive, SignupRows
+from .rows import BounceRows, Exclusive, Removal, SignupRows, SuppressionStore
 
 __all__ = [
     "TAKEN_OVER",

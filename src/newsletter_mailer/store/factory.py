@@ -7,18 +7,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..audience.subscribers import Subscriber
 from ..config import Settings
 from ..errors import NewsletterError, StoreError
 from .base import Store
+from .database import sent_issues
 from .faults import driver_errors, store_fault
-from .signup_log import SignupLog
 from .sqlite import SQLiteStore
 
 __all__ = [
-    "confirmed_signups",
     "describe_store_fault",
     "environment_faults",
+    "existing_store",
     "open_store",
     "open_url",
 ]
@@ -62,6 +61,12 @@ def open_store(settings: Settings, *, check: bool = True, new_database: bool = F
         store.close()
 
 
-def confirmed_signups(store: Store) -> list[Subscriber]:
-    """Confirmed signups, part of the list at send time."""
-    return [signup.subscriber for signup in SignupLog(store).confirmed()]
+@contextmanager
+def existing_store(settings: Settings) -> Iterator[Store | None]:
+    """The store if one exists, else None: reading commands never create a SQLite file."""
+    missing = not settings.store.url and not settings.database_path.exists()
+    if missing and not sent_issues(settings.state_dir):  # else opening it says the state was lost
+        yield None
+        return
+    with open_store(settings) as store:
+        yield store

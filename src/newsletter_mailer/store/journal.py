@@ -17,9 +17,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..audience.subscribers import Subscriber
-
 STATES = ("pending", "sending", "sent", "failed", "suppressed", "removed", "held")
+
+
+class Recipient(Protocol):
+    """A row of the list as the journal keeps it (audience/subscribers.py's Subscriber is one)."""
+
+    @property
+    def email(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def fields(self) -> tuple[tuple[str, str], ...]: ...
+    @property
+    def line(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -56,9 +67,6 @@ class Delivery:
         local = time.time() if now is None else now
         return max(0.0, local - self.clock_offset - self.first_try) if self.first_try else 0.0
 
-    def subscriber(self) -> Subscriber:
-        return Subscriber(email=self.address, name=self.name, fields=self.fields)
-
 
 @dataclass(frozen=True)
 class Outcome:
@@ -77,7 +85,7 @@ class Outcome:
 class Journal(Protocol):
     """What a dispatch needs from its journal; SQLite here, another database later."""
 
-    def add_recipients(self, issue: str, subscribers: Iterable[Subscriber]) -> int: ...
+    def add_recipients(self, issue: str, subscribers: Iterable[Recipient]) -> int: ...
     def hold(self, issue: str, addresses: Iterable[str]) -> int:
         """Mark these pending rows 'held': listed, but left out of this run by its --where (neither
         removed nor sent; the next run that loads the list makes them pending again)."""

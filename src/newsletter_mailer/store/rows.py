@@ -1,9 +1,10 @@
-"""The rows of signups and bounce reports, as every store keeps them: the small protocols
-``SignupRows`` and ``BounceRows`` that SQLite (sqlite_rows.py) and PostgreSQL (postgres_rows.py)
-implement, and the plain rows they pass. The rules over them live in signup_log.py and
-bounce_log.py, which run the steps of one decision inside ``exclusive()``.
+"""The rows of the suppression list, signups and bounce reports, as every store keeps them: the
+small protocols ``SuppressionStore``, ``SignupRows`` and ``BounceRows`` that the one SQL
+implementation (sql.py) offers, and the plain rows they pass. The rules over them live in
+audience/ (suppressions.py, signup_log.py, bounce_log.py), which run the steps of one decision
+inside ``exclusive()``.
 
-Addresses compare without regard to case, as in the journal and the suppression list.
+Addresses compare without regard to case, as in the journal.
 """
 
 from __future__ import annotations
@@ -13,7 +14,18 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["BounceRecord", "BounceRows", "Exclusive", "SignupMail", "SignupRequest", "SignupRow", "SignupRows"]
+__all__ = [
+    "BounceRecord",
+    "BounceRows",
+    "Exclusive",
+    "Removal",
+    "SignupMail",
+    "SignupRequest",
+    "SignupRow",
+    "SignupRows",
+    "Suppression",
+    "SuppressionStore",
+]
 
 
 @dataclass(frozen=True)
@@ -132,3 +144,40 @@ class BounceRows(Protocol):
 
     def last_mailed(self, address: str) -> tuple[str, str] | None:
         """The journal row of the last message sent to an address (any row for it if none was sent)."""
+
+
+@dataclass(frozen=True)
+class Suppression:
+    address: str
+    reason: str
+    source: str
+    created: float
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Removal:
+    """An address taken off the list: what it was, when and why."""
+
+    entry: Suppression
+    removed: float
+    note: str
+
+
+class SuppressionStore(Protocol):
+    """The rows of the suppression list; addresses compare without regard to case."""
+
+    def add_suppression(self, entry: Suppression) -> bool:
+        """Insert unless the address is there already; True if it was inserted."""
+
+    def remove_suppression(self, address: str, note: str, when: float) -> Suppression | None:
+        """Delete the entry and keep a record of it (when, why) in one transaction; the entry or None."""
+
+    def iter_removals(self) -> Iterator[Removal]:
+        """Every address taken off the list, oldest removal first."""
+
+    def get_suppression(self, address: str) -> Suppression | None: ...
+    def iter_suppressions(self) -> Iterator[Suppression]:
+        """Every entry, oldest first."""
+
+    def count_suppressions(self) -> int: ...

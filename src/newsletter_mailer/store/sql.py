@@ -15,14 +15,12 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict
 from typing import Any
 
-from ..audience.subscribers import Subscriber
-from ..audience.suppressions import Removal, Suppression
 from .base import TAKEN_OVER, Claimed, JournalRow, Outlook, WorkerInfo
 from .dialect import Dialect
 from .faults import driver_errors, store_fault
-from .journal import STATES, Delivery, Outcome
+from .journal import STATES, Delivery, Outcome, Recipient
 from .queries import Queries, queries_for
-from .rows import BounceRecord, SignupMail, SignupRequest, SignupRow
+from .rows import BounceRecord, Removal, SignupMail, SignupRequest, SignupRow, Suppression
 
 __all__ = ["SQLStore", "lock_key"]
 
@@ -124,7 +122,7 @@ class SQLStore(_Statements):
 
     # The journal (states and rules: journal.py)
 
-    def add_recipients(self, issue: str, subscribers: Iterable[Subscriber]) -> int:
+    def add_recipients(self, issue: str, subscribers: Iterable[Recipient]) -> int:
         """Load the list as it is now: new addresses become pending rows; pending rows whose
         address has left the list become ``removed`` (and pending again if it comes back).
         Returns how many addresses were new."""

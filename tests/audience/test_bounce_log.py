@@ -1,4 +1,4 @@
-"""store/bounce_log.py on both stores: a report ends in the right action for the right journal
+"""audience/bounce_log.py on both stores: a report ends in the right action for the right journal
 row; only a report that proves its recipient (VERP token or Message-ID of ours) is acted on,
 reruns never count twice, soft bounces suppress only past the threshold, forgeries and poison
 change nothing, and the record and the suppression commit together."""
@@ -12,13 +12,13 @@ import pytest
 
 from conftest import TEST_SECRET, make_workspace, refuse_inserts, run_send, settings_for
 from newsletter_mailer.app.send_campaign import open_campaign
+from newsletter_mailer.audience.bounce_log import BounceLog, BounceRecord
 from newsletter_mailer.audience.bounces import Action, Category, Policy
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.audience.suppressions import SuppressionList
 from newsletter_mailer.audience.verp import VerpCodec
 from newsletter_mailer.errors import StoreError
 from newsletter_mailer.store.base import Store
-from newsletter_mailer.store.bounce_log import BounceLog, BounceRecord
 from newsletter_mailer.store.sqlite import SQLiteStore
 from smtp_servers import SMTPTestServer
 

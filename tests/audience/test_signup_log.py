@@ -1,4 +1,4 @@
-"""store/signup_log.py on both stores: a request becomes a signup only through its link, the
+"""audience/signup_log.py on both stores: a request becomes a signup only through its link, the
 confirmation and the lifted suppression commit together, the mail limits hold for connections
 racing each other, and hostile values are stored as given."""
 
@@ -15,13 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import PG_PASSWORD, refuse_inserts
+from newsletter_mailer.audience import signup_log
 from newsletter_mailer.audience.signup import RequestRef
+from newsletter_mailer.audience.signup_log import PendingSignup, SignupLog
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.audience.suppressions import SuppressionList
-from newsletter_mailer.store import signup_log
 from newsletter_mailer.store.base import Store
 from newsletter_mailer.store.rows import SignupMail, SignupRequest
-from newsletter_mailer.store.signup_log import PendingSignup, SignupLog
 from newsletter_mailer.store.sqlite import SQLiteStore
 
 NIA = Subscriber("Nia@Example.org", "Nia", (("home_town", "Riverton"),))

@@ -17,14 +17,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TextIO
 
-from ..audience.signup import RequestRef, Tally, field_key, merge_lists
-from ..audience.subscribers import Subscriber, address_key
-from ..audience.suppressions import SuppressionList
-from .base import Store
-from .journal import fields_of
-from .rows import SignupMail, SignupRequest, SignupRow
+from ..store.base import Store
+from ..store.journal import fields_of
+from ..store.rows import SignupMail, SignupRequest, SignupRow
+from .signup import RequestRef, Tally, field_key, merge_lists
+from .subscribers import Subscriber, address_key
+from .suppressions import SuppressionList
 
-__all__ = ["CONSENT_COLUMNS", "Consent", "PendingSignup", "SignupLog", "export_list"]
+__all__ = ["CONSENT_COLUMNS", "Consent", "PendingSignup", "SignupLog", "confirmed_signups", "export_list"]
 
 MAIL_LOG_DAYS = 7  # the longest window a limit reads, and then some
 
@@ -171,3 +171,8 @@ def export_list(store: Store, csv_rows: Iterable[Subscriber], out: TextIO, extra
         writer.writerow([_cell(c) for c in cells])
         written += 1
     return written
+
+
+def confirmed_signups(store: Store) -> list[Subscriber]:
+    """Confirmed signups, part of the list at send time."""
+    return [signup.subscriber for signup in SignupLog(store).confirmed()]

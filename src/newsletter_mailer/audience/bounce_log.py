@@ -11,23 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
-from ..audience.bounces import Action, Category, Policy, Report, parse_report
-from ..audience.links import signer_for
-from ..audience.mailbox import ImapMailbox, flag_maildir, read_paths
-from ..audience.provenance import Subject, subject_of
-from ..audience.suppressions import SuppressionList
-from ..audience.verp import VerpCodec
-from ..config import Settings
-from .base import Store
-from .factory import open_store
-from .rows import BounceRecord
+from ..store.base import Store
+from ..store.rows import BounceRecord
+from .bounces import Action, Category, Policy, Report, parse_report
+from .provenance import Subject, subject_of
+from .suppressions import SuppressionList
+from .verp import VerpCodec
 
-__all__ = ["BounceLog", "BounceRecord", "Outcome", "bounce_log", "process_imap", "process_paths"]
+__all__ = ["BounceLog", "BounceRecord", "Outcome"]
 
 # Reports that are not evidence: they never count toward a soft bounce's threshold.
 _NOT_COUNTED = (Action.UNVERIFIED.value, Action.QUARANTINED.value)
@@ -109,38 +102,3 @@ class BounceLog:
 def _issue_key(issue: str, received: float) -> str:
     """A report with no known issue counts as one issue per day (UTC) it arrived."""
     return issue or time.strftime("day %Y-%m-%d", time.gmtime(received))
-
-
-@contextmanager
-def bounce_log(settings: Settings) -> Iterator[BounceLog]:
-    """The workspace's bounce log in the store the settings name, with its policy and VERP codec."""
-    b = settings.bounces
-    verp = VerpCodec.from_signer(signer_for(settings), b.address) if b.address else None
-    with open_store(settings) as store:
-        yield BounceLog(store, Policy(b.soft_threshold, b.soft_window_days), verp)
-
-
-def process_paths(settings: Settings, paths: Iterable[Path]) -> list[Outcome]:
-    """Process every message in the given files, mbox files and Maildir folders."""
-    outcomes: list[Outcome] = []
-    with bounce_log(settings) as log:
-        for message in read_paths(paths):
-            outcome = log.process(message.source, message.data)
-            if outcome.action is Action.QUARANTINED:
-                flag_maildir(message)
-            outcomes.append(outcome)
-    return outcomes
-
-
-def process_imap(settings: Settings) -> list[Outcome]:
-    """Process the unseen messages of the IMAP folder; each is marked seen once recorded, and
-    moved to the processed folder unless it is for a person to judge: unrecognised, unverified
-    (it names a reader but proves nothing) or quarantined (also flagged)."""
-    outcomes: list[Outcome] = []
-    with bounce_log(settings) as log, ImapMailbox(settings.bounces) as box:
-        for message in box.unseen():
-            outcome = log.process(message.source, message.data)
-            left = outcome.action in (Action.UNRECOGNISED, Action.UNVERIFIED, Action.QUARANTINED)
-            box.done(message, move=not left, flag=outcome.action is Action.QUARANTINED)
-            outcomes.append(outcome)
-    return outcomes
