@@ -156,13 +156,23 @@ def test_copy_moves_a_workspaces_sqlite_state_and_says_what(pg_url: str, tmp_pat
     with open_campaign(root / "issue.md", settings_for(root)) as campaign:
         summary = campaign.run(transport=MemoryTransport())
     assert summary.sent == 5
+    with SQLiteStore.open(settings_path) as sqlite:
+        sqlite.record_run("issue", 'branch == "North"')
     code, output = cli(root, "store", "copy", "--to", pg_url)
     assert code == 0, output
     assert f"schema migrated from version 0 to {SCHEMA_VERSION}" in output
+    assert "0 bounce reports, 1 first send of an issue, 1 send run; already there" in output
     assert "6 journal rows of 1 issue(s) (issue), 2 suppressed addresses" in output
     code, output = cli(root, "store", "copy", "--to", pg_url)
     assert "0 journal rows of 1 issue(s) (issue), 0 suppressed addresses" in output
     assert "left as they were: 6 journal rows, 2 suppressed addresses" in output
+    assert "0 first sends of issues, 0 send runs; already there" in output
+    assert "0 bounce reports, 1 first send of an issue, 1 send run\n" in output
+    with SQLiteStore.open(settings_path) as sqlite, PostgresStore.open(pg_url, PG_PASSWORD) as pg:
+        # what a later run of the issue compares (its first content hash) and shows (its runs)
+        assert list(pg.iter_sends()) == list(sqlite.iter_sends()) and len(list(pg.iter_sends())) == 1
+        assert list(pg.iter_runs()) == list(sqlite.iter_runs()) and len(list(pg.iter_runs())) == 1
+        assert pg.runs("issue")[0][1] == 'branch == "North"'
     use_store(root, pg_url)
     code, output = cli(root, "status", "issue.md")
     assert "sent 5, pending 0, failed 0, skipped as unsubscribed 1" in output
@@ -202,9 +212,9 @@ def test_copy_moves_signups_bounce_reports_and_removals_and_says_what(pg_url: st
     assert code == 0, output
     assert (
         "3 journal rows of 1 issue(s) (issue), 1 suppressed address, 1 suppression removal, 1 signup request,"
-        " 1 confirmed signup, 2 confirmation mails logged, 1 bounce report; already there and left as they were:"
-        " 0 journal rows, 0 suppressed addresses, 0 suppression removals, 0 signup requests, 0 confirmed signups,"
-        " 0 confirmation mails logged, 0 bounce reports"
+        " 1 confirmed signup, 2 confirmation mails logged, 1 bounce report, 0 first sends of issues, 0 send runs;"
+        " already there and left as they were: 0 journal rows, 0 suppressed addresses, 0 suppression removals,"
+        " 0 signup requests, 0 confirmed signups, 0 confirmation mails logged, 0 bounce reports"
     ) in output
     code, output = cli(root, "store", "copy", "--to", pg_url)
     assert (

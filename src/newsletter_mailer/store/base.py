@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote
 
 from .journal import Delivery, Journal, claimed_delivery
-from .rows import BounceRows, Exclusive, Removal, SignupRows, SuppressionStore
+from .rows import BounceRows, Exclusive, Removal, RunRecord, SendRecord, SignupRows, SuppressionStore
 
 __all__ = [
     "TAKEN_OVER",
@@ -171,6 +171,18 @@ class Store(Journal, SuppressionStore, SignupRows, BounceRows, Exclusive, Shared
     def import_journal_rows(self, rows: Iterable[JournalRow]) -> tuple[int, int, int]:
         """Insert rows whose (issue, address) is new, each under its own number unless another
         row has it; returns (inserted, already there, of the inserted those given a new number)."""
+
+    def iter_sends(self) -> Iterator[SendRecord]:
+        """Every issue's first send (its content hash and moment), for ``store copy``."""
+
+    def add_send(self, send: SendRecord) -> bool:
+        """Insert unless the issue's send is recorded already; True if it was inserted."""
+
+    def iter_runs(self) -> Iterator[RunRecord]:
+        """Every run of every issue with its --where filter, oldest first."""
+
+    def add_run(self, run: RunRecord) -> bool:
+        """Insert unless the same run is there already; True if it was inserted."""
 
     def add_removal(self, removal: Removal) -> bool:
         """Keep the record of an address taken off the suppression list (for ``store copy``)

@@ -1,9 +1,10 @@
 """``newsletter store copy``: move a workspace's SQLite state into another store, typically
 PostgreSQL: the journal (each row under its own number wherever the target has it free, since
 the VERP sender of its message names it), the suppression list with its record of removals,
-signup requests, confirmed signups with their consent, the log of confirmation mails, and bounce
-reports. Rows already in the target stay as they are, so a copy that was interrupted can simply
-be run again."""
+signup requests, confirmed signups with their consent, the log of confirmation mails, bounce
+reports, and each issue's first send (the content hash a later run compares) with its runs.
+Rows already in the target stay as they are, so a copy that was interrupted can simply be run
+again."""
 
 from __future__ import annotations
 
@@ -70,5 +71,8 @@ def copy_store(source: Store, target: Store) -> CopyReport:
             target.add_signup_mail,
         ),
         _copy(("bounce report", "bounce reports"), source.iter_bounce_reports(), target.add_bounce_report),
+        # What a later run of a copied issue checks: the content it was first sent with, its runs.
+        _copy(("first send of an issue", "first sends of issues"), source.iter_sends(), target.add_send),
+        _copy(("send run", "send runs"), source.iter_runs(), target.add_run),
     )
     return CopyReport(tuple(issues), Copied("journal row", "journal rows", inserted, skipped), state, renumbered)

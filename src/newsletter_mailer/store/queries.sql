@@ -33,6 +33,14 @@ INSERT INTO runs (issue, started, filter) VALUES (:issue, :started, :filter);
 -- runs --
 SELECT started, filter FROM runs WHERE issue = :issue ORDER BY started;
 
+-- iter_runs --
+SELECT issue, started, filter FROM runs ORDER BY started;
+
+-- add_run_once --
+INSERT INTO runs (issue, started, filter)
+SELECT :issue, :started, :filter
+ WHERE NOT EXISTS (SELECT 1 FROM runs WHERE issue = :issue AND started = :started AND filter = :filter);
+
 -- recover_in_flight --
 UPDATE deliveries SET state = 'pending', resent = TRUE, updated = {now}, lease_until = 0,
        last_reply = 'in flight when an earlier run stopped'
@@ -175,6 +183,14 @@ ON CONFLICT (issue) DO UPDATE SET content_hash = excluded.content_hash, started 
 
 -- recorded_send --
 SELECT content_hash FROM sends WHERE issue = :issue;
+
+-- iter_sends --
+SELECT issue, content_hash, started FROM sends ORDER BY started;
+
+-- add_send_once --
+-- `store copy`: a send recorded in the target already (its own first send) stays as it is.
+INSERT INTO sends (issue, content_hash, started) VALUES (:issue, :content_hash, :started)
+ON CONFLICT (issue) DO NOTHING;
 
 -- claim_batch@sqlite --
 -- Pending rows whose backoff is over, then rows whose worker's lease expired; each half walks the

@@ -19,6 +19,8 @@ __all__ = [
     "BounceRows",
     "Exclusive",
     "Removal",
+    "RunRecord",
+    "SendRecord",
     "SignupMail",
     "SignupRequest",
     "SignupRow",
@@ -181,3 +183,21 @@ class SuppressionStore(Protocol):
         """Every entry, oldest first."""
 
     def count_suppressions(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class SendRecord:
+    """An issue's first send: the content hash it was sent with, and when (``store copy``)."""
+
+    issue: str
+    content_hash: str
+    started: float
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run of an issue's send and its ``--where`` filter ("" for the whole list)."""
+
+    issue: str
+    started: float
+    filter: str

@@ -20,7 +20,7 @@ from .dialect import Dialect
 from .faults import driver_errors, store_fault
 from .journal import STATES, Delivery, Outcome, Recipient
 from .queries import Queries, queries_for
-from .rows import BounceRecord, Removal, SignupMail, SignupRequest, SignupRow, Suppression
+from .rows import BounceRecord, Removal, RunRecord, SendRecord, SignupMail, SignupRequest, SignupRow, Suppression
 
 __all__ = ["SQLStore", "lock_key"]
 
@@ -185,6 +185,20 @@ class SQLStore(_Statements):
     def runs(self, issue: str) -> list[tuple[float, str]]:
         """Each run of the issue (when it started, its filter), oldest first."""
         return [(float(started), str(where)) for started, where in self._rows("runs", {"issue": issue})]
+
+    def iter_runs(self) -> Iterator[RunRecord]:
+        for issue, started, where in self._rows("iter_runs"):
+            yield RunRecord(str(issue), float(started), str(where))
+
+    def add_run(self, run: RunRecord) -> bool:
+        return self._run("add_run_once", asdict(run)) == 1
+
+    def iter_sends(self) -> Iterator[SendRecord]:
+        for issue, content_hash, started in self._rows("iter_sends"):
+            yield SendRecord(str(issue), str(content_hash), float(started))
+
+    def add_send(self, send: SendRecord) -> bool:
+        return self._run("add_send_once", asdict(send)) == 1
 
     def recover_in_flight(self, issue: str) -> int:
         """Rows left in ``sending`` by a worker that stopped (their lease is over, or was ended by
