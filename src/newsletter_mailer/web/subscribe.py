@@ -41,6 +41,7 @@ from ..compose.envelope import Envelope
 from ..compose.i18n import catalogue
 from ..config import Settings
 from ..errors import StateLost, StoreError, TokenError
+from .bodies import bounded_body
 from .offload import Offload
 from .visitors import SignupGate, TrustedProxies
 
@@ -57,14 +58,9 @@ class TooLarge(Exception):
 
 async def _form_body(request: Request) -> dict[str, list[str]]:
     """The posted form, read no further than MAX_BODY bytes whatever Content-Length claims."""
-    declared = request.headers.get("content-length", "0")
-    if not declared.isdigit() or int(declared) > MAX_BODY:
+    body = await bounded_body(request, MAX_BODY)
+    if body is None:
         raise TooLarge
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise TooLarge
     try:
         return parse_qs(body.decode("utf-8", "replace"), max_num_fields=MAX_FORM_FIELDS)
     except ValueError:  # more fields than any form of ours has

@@ -23,6 +23,7 @@ from ..app.stores import describe_fault, unmapped_faults
 from ..audience.links import TokenSubject, signer_for
 from ..config import Settings
 from ..errors import NotRecorded, StateLost, StoreError, TokenError
+from .bodies import bounded_body
 from .offload import HealthProbe, Offload
 from .pages import Pages
 
@@ -35,19 +36,6 @@ def mask(address: str) -> str:
     local, _, domain = address.rpartition("@")
     shown = local[:2] if len(local) > 3 else local[:1]
     return f"{shown}{'*' * max(len(local) - len(shown), 3)}@{domain}"
-
-
-async def small_body(request: Request) -> bytes | None:
-    """The request body, or None once it passes BODY_LIMIT: a declared length is refused unread."""
-    declared = request.headers.get("content-length", "")
-    if declared.strip().isdigit() and int(declared) > BODY_LIMIT:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > BODY_LIMIT:
-            return None
-    return bytes(body)
 
 
 def create_app(settings: Settings, offload: Offload | None = None) -> Starlette:
@@ -92,7 +80,7 @@ def create_app(settings: Settings, offload: Offload | None = None) -> Starlette:
     faults: tuple[type[BaseException], ...] = (StoreError, StateLost, *unmapped_faults())
 
     async def unsubscribe(request: Request) -> Response:
-        body = await small_body(request)
+        body = await bounded_body(request, BODY_LIMIT)
         if body is None:
             return PlainTextResponse("request body too large", status_code=413, headers={"Connection": "close"})
         subject = subject_of(request)

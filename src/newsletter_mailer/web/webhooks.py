@@ -39,6 +39,7 @@ from ..app.webhooks import record_events
 from ..audience.webhook_events import PARSERS, WebhookEvent, parse_events, ses_events
 from ..config import Settings, WebhookSettings
 from ..errors import WebhookError
+from .bodies import bounded_body
 
 __all__ = [
     "MAX_BODY",
@@ -210,18 +211,6 @@ def check_sendgrid(headers: Mapping[str, str], body: bytes, public_key: str, max
         raise WebhookError("the SendGrid signature is missing or does not match") from None
 
 
-async def _read(request: Request) -> bytes | None:
-    declared = request.headers.get("content-length", "")
-    if declared.strip().isdigit() and int(declared) > MAX_BODY:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            return None
-    return bytes(body)
-
-
 class _Receiver:
     """The checks of each provider, then the events of the verified body."""
 
@@ -264,7 +253,7 @@ class _Receiver:
         provider = request.path_params["provider"]
         if provider not in PROVIDERS:
             return JSONResponse({"error": "unknown provider"}, status_code=404)
-        body = await _read(request)
+        body = await bounded_body(request, MAX_BODY)
         if body is None:
             return JSONResponse({"error": "request body too large"}, status_code=413, headers={"Connection": "close"})
         try:
