@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.quoprimime import body_encode
+from urllib.parse import quote
 
 from ..audience.links import TokenSigner
 from ..audience.subscribers import Subscriber
@@ -105,6 +106,10 @@ class MessageTemplate:
         self.sender = bounce_to or news.from_
         self._verp = VerpCodec.from_signer(signer, bounce_to) if bounce_to else None
         self._base_url = news.base_url
+        # A translation's links open the pages in its language (web/unsubscribe.py reads ?lang=,
+        # validated there); the main language's links stay as they always were.
+        own = rendered.language
+        self._lang_query = "" if own.lower() == news.language.lower() else f"?lang={quote(own, safe='-')}"
         self._domain = news.from_domain
         self._issue_key = rendered.issue.key.encode("utf-8")
         self._message_id_key = signer.message_id_key()
@@ -218,7 +223,7 @@ class MessageTemplate:
     def envelope(self, subscriber: Subscriber, row: int = 0) -> Envelope:
         """The message for one recipient; ``row`` is its journal row, named by the VERP sender."""
         address = subscriber.email
-        url = self.signer.unsubscribe_url(self._base_url, address)
+        url = self.signer.unsubscribe_url(self._base_url, address) + self._lang_query
         values = self._fields.values(subscriber.merge_values(), url)
         message_id = self.message_id(address)
         subject = b""
