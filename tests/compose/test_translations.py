@@ -12,9 +12,9 @@ from pathlib import Path
 
 from conftest import REPO, journal_counts, make_workspace
 from newsletter_mailer.compose.check import check_issue
-from newsletter_mailer.compose.translations import reach, translations_of
 from newsletter_mailer.compose.issue import read_issue
 from newsletter_mailer.compose.render import render_issue
+from newsletter_mailer.compose.translations import reach, translations_of
 from newsletter_mailer.config import Settings, load_settings
 from newsletter_mailer.send.trial import dry_run
 from smtp_servers import SMTPTestServer
