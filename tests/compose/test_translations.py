@@ -186,10 +186,10 @@ def test_a_dry_run_builds_each_readers_translation(tmp_path: Path) -> None:
     settings = load_settings(workspace=root)
     rendered = render_issue(read_issue(root / "issue.md"), settings)
     built = {}
-    for cell in ("ar", "", "de"):
+    for cell in ("ar", "", "tlh"):  # Klingon: no translation, no catalogue, so not even its pages differ
         rows = "\n".join(f"user{i}@example.org,User {i},{cell}" for i in range(3))
         (root / "subscribers.csv").write_text(f"email,name,language\n{rows}\n", encoding="utf-8")
         built[cell] = dry_run(rendered, settings)
     assert built["ar"].languages == ("ar: 3 readers",) and built[""].languages == ()
-    assert built["de"].languages == ("de: 3 readers, no translation: they get the main file (en)",)
-    assert built["ar"].octets != built[""].octets == built["de"].octets
+    assert built["tlh"].languages == ("tlh: 3 readers, no translation: they get the main file (en)",)
+    assert built["ar"].octets != built[""].octets == built["tlh"].octets

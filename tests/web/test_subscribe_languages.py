@@ -162,7 +162,10 @@ def test_a_signup_in_french_gets_the_french_issue_and_french_pages(site: Site) -
     assert set(got) == {"user0@example.org", "fr.reader@example.org", "cy.reader@example.org"}
     french = got["fr.reader@example.org"]
     assert str(message(french)["Subject"]) == "Bénévoles : décembre 2026" and "Dans ce numéro" in html_of(french)
-    assert "In this issue" in html_of(got["cy.reader@example.org"])  # no Welsh translation: the main file
+    welsh = got["cy.reader@example.org"]
+    assert "In this issue" in html_of(welsh)  # no Welsh translation: the main file, in English
+    welsh_page = re.sub(r"^<|>$", "", str(message(welsh)["List-Unsubscribe"]))
+    assert welsh_page.endswith("?lang=cy") and '<html lang="cy"' in httpx.get(welsh_page).text  # the pages: Welsh
     unsubscribe = re.sub(r"^<|>$", "", str(message(french)["List-Unsubscribe"]))
     assert unsubscribe.endswith("?lang=fr")
     assert "?lang=" not in str(message(got["user0@example.org"])["List-Unsubscribe"])
