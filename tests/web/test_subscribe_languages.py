@@ -13,12 +13,14 @@ from contextlib import contextmanager
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from test_subscribe import Site
 
-from conftest import REPO, free_port, make_workspace, serve_asgi, use_store
+from browser_checks import axe_violations, emulate
+from conftest import ARTEFACTS, REPO, free_port, make_workspace, node_package, serve_asgi, use_store
 from newsletter_mailer.audience.links import signer_for
 from newsletter_mailer.audience.signup import ConfirmCodec, RequestRef
 from newsletter_mailer.config import load_settings
@@ -198,3 +200,39 @@ def test_a_bad_languages_setting_is_one_line_naming_the_key(tmp_path: Path) -> N
     (root / "newsletter.toml").write_text(text + '[signup]\nfields = ["Language"]\n')
     said = run("check", "issue.md", cwd=root)
     assert said.returncode == 2 and "'Language' is a name the form already uses" in said.stderr
+
+
+@pytest.mark.browser
+def test_a_person_chooses_welsh_in_chromium_and_the_form_is_axe_clean(site: Site, browser: Any) -> None:
+    """The form with its language choice, in English and in Arabic (right to left), axe clean at
+    375 and 640 px in light and dark; the select as large as the other controls; a person picks
+    Cymraeg with the keyboard's select, and the answer and the mail are in Welsh."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    axe = (node_package("axe-core") / "axe.min.js").read_text(encoding="utf-8")
+    for url in (f"{site.base}/subscribe", f"{site.base}/subscribe?lang=ar"):
+        for width in (375, 640):
+            for dark in (False, True):
+                emulate(browser, width, dark, offline=False)
+                browser.get(url)
+                assert axe_violations(browser, axe) == {}, (url, width, dark)
+                height = browser.execute_script(
+                    "return document.querySelector('select').getBoundingClientRect().height"
+                )
+                assert height >= 44
+                assert browser.execute_script("return document.documentElement.scrollWidth") <= width
+        if url.endswith("ar"):
+            ARTEFACTS.mkdir(parents=True, exist_ok=True)
+            browser.save_screenshot(str(ARTEFACTS / "page-subscribe-languages-ar-640.png"))
+    emulate(browser, 640, False, offline=False)
+    browser.get(f"{site.base}/subscribe")
+    browser.find_element(By.ID, "nl-email").send_keys("gwen@example.org")
+    Select(browser.find_element(By.ID, "nl-language")).select_by_visible_text("Cymraeg")
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(browser, 15).until(
+        lambda driver: driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "cy"
+    )
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Edrychwch yn eich mewnflwch"
+    [mail] = site.mails_to("gwen@example.org")
+    assert '<html lang="cy" dir="ltr">' in html_of(mail)
