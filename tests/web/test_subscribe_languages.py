@@ -108,6 +108,20 @@ def test_a_language_not_offered_is_refused_and_nothing_is_recorded(site: Site) -
     assert pending_requests(site) == 0 and site.mails_to("someone@example.org", wait=0.5) == []
 
 
+def test_a_refused_form_is_answered_in_the_language_chosen_or_shown(site: Site) -> None:
+    french = site.post(email='"><b>x</b>', language="fr")
+    assert french.status_code == 400 and '<html lang="fr"' in french.text
+    assert "Cela ne ressemble pas à une adresse e-mail" in french.text and "<b>x</b>" not in french.text
+    assert '<option value="fr" lang="fr" selected>' in french.text  # the choice kept
+    arabic = httpx.post(f"{site.base}/subscribe", params={"lang": "ar"}, data={"email": ""})
+    assert arabic.status_code == 400 and "يُرجى إدخال عنوان بريدك الإلكتروني" in arabic.text
+    welsh = httpx.post(
+        f"{site.base}/subscribe", params={"lang": "cy"}, data={"email": "a@example.org", "language": "xx"}
+    )
+    assert welsh.status_code == 400 and "ieithoedd a gynigir" in welsh.text
+    assert site.mails_to("a@example.org", wait=0.5) == []
+
+
 def test_no_choice_without_the_setting_and_a_posted_language_is_ignored(tmp_path: Path) -> None:
     with site_offering(tmp_path / "ws", "") as site:
         page = httpx.get(f"{site.base}/subscribe").text

@@ -28,6 +28,7 @@ __all__ = [
     "FormError",
     "RequestRef",
     "Tally",
+    "chosen_language",
     "field_key",
     "form_html",
     "mailbox_key",
@@ -54,7 +55,14 @@ class SignupForm:
     language: str = ""  # the language chosen on the form (one of those offered), or "" for none
 
 
-def _language(first: Mapping[str, str], languages: Sequence[str]) -> str:
+def chosen_language(values: Mapping[str, list[str]], languages: Sequence[str]) -> str:
+    """The language a posted form chose, when it is one of ``languages`` (else ""): the words of
+    the page that answers it, even when the form itself is refused."""
+    posted = clean_value((values.get(LANGUAGE) or [""])[0]).lower()
+    return next((tag for tag in languages if tag.lower() == posted), "") if len(languages) > 1 else ""
+
+
+def _language(first: Mapping[str, str], languages: Sequence[str], _: Callable[[str], str]) -> str:
     """The language chosen, as configured (``fr-BE``), when the form offers a choice; a value that
     is not one of those offered is refused, never stored."""
     if len(languages) < 2:  # no choice offered: whatever was posted is ignored
@@ -65,26 +73,31 @@ def _language(first: Mapping[str, str], languages: Sequence[str]) -> str:
     for tag in languages:
         if tag.lower() == posted.lower():
             return tag
-    raise FormError("Please choose one of the languages offered.")
+    raise FormError(_("Please choose one of the languages offered."))
 
 
 def read_form(
-    values: Mapping[str, list[str]], extra_fields: Iterable[str], languages: Sequence[str] = ()
+    values: Mapping[str, list[str]],
+    extra_fields: Iterable[str],
+    languages: Sequence[str] = (),
+    gettext: Callable[[str], str] = str,
 ) -> SignupForm:
-    """Validate a posted form; FormError for an address that cannot be one, a value longer than
-    the form allows (the page's inputs say ``maxlength``: only a script sends more), or a
-    language that is not one of ``languages`` (the first is the newsletter's own)."""
+    """Validate a posted form; FormError (its message through ``gettext``, the answering page's
+    catalogue) for an address that cannot be one, a value longer than the form allows (the
+    page's inputs say ``maxlength``: only a script sends more), or a language that is not one of
+    ``languages`` (the first is the newsletter's own)."""
+    _ = gettext
     first = {key: clean_value(items[0] if items else "") for key, items in values.items()}
     raw = first.get("email", "")
     if not raw:
-        raise FormError("Please enter your email address.")
+        raise FormError(_("Please enter your email address."))
     if any(len(value) > MAX_VALUE for value in first.values()):
-        raise FormError(f"Each answer can be at most {MAX_VALUE} characters long.")
+        raise FormError(_("Each answer can be at most %(count)s characters long.") % {"count": MAX_VALUE})
     try:
         address = normalise_address(raw)
     except EmailNotValidError:
-        raise FormError("That does not look like an email address; please check it.") from None
-    language = _language(first, languages)
+        raise FormError(_("That does not look like an email address; please check it.")) from None
+    language = _language(first, languages, _)
     extras = tuple((field_key(label), first.get(field_key(label), "")) for label in extra_fields)
     if language:
         extras += ((LANGUAGE, language),)

@@ -32,6 +32,7 @@ from ..audience.signup import (
     FormError,
     RequestRef,
     SignupForm,
+    chosen_language,
     form_html,
     read_form,
 )
@@ -131,9 +132,12 @@ def signup_routes(settings: Settings, page: Pages, mask: Callable[[str], str], s
     async def submit(request: Request) -> Response:
         shown = page.choose(request.query_params.get("lang", ""))
         try:
-            form = read_form(await _form_body(request), signup.fields, offered)
+            posted = await _form_body(request)
         except TooLarge:
             return page("too_large", 413, shown)
+        shown = chosen_language(posted, offered) or shown  # a refused form is answered in its choice
+        try:
+            form = read_form(posted, signup.fields, offered, catalogue(shown).gettext)
         except FormError as exc:
             return form_page(shown, str(exc), status=400)
         language = form.language or shown
