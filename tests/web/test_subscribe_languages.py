@@ -126,6 +126,8 @@ def test_no_choice_without_the_setting_and_a_posted_language_is_ignored(tmp_path
     with site_offering(tmp_path / "ws", "") as site:
         page = httpx.get(f"{site.base}/subscribe").text
         assert "<select" not in page and "nl-language" not in page
+        french = httpx.get(f"{site.base}/subscribe", params={"lang": "fr"}).text  # not offered: the main language
+        assert '<html lang="en"' in french and 'action="/subscribe"' in french
         assert site.post(email="plain@example.org", language="fr").status_code == 200
         httpx.post(site.link_in(site.mails_to("plain@example.org")[0]))
         [consent] = site.consents()

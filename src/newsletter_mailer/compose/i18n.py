@@ -25,6 +25,7 @@ __all__ = [
     "catalogue",
     "date_label",
     "event_when",
+    "is_same_language",
     "is_shipped",
     "language_name",
     "page_language",
@@ -47,6 +48,11 @@ def is_shipped(language: str) -> bool:
     return _primary(language) in SHIPPED
 
 
+def is_same_language(one: str, other: str) -> bool:
+    """Whether two tags name one language by their primary subtag (``en-GB`` and ``en``)."""
+    return _primary(one) == _primary(other)
+
+
 def resolve(language: str) -> str:
     """The catalogue a language tag uses: its primary subtag when we ship it, else ``en``."""
     primary = _primary(language)
@@ -63,10 +69,10 @@ def language_name(language: str) -> str:
     return name[:1].upper() + name[1:] if name else language
 
 
-def page_language(requested: str, offered: tuple[str, ...], default: str) -> str:
+def page_language(requested: str, offered: tuple[str, ...], default: str, *, shipped: bool = True) -> str:
     """The language a page is shown in, from a visitor's ``?lang=`` or a stored choice (hostile
-    either way): one of ``offered`` (as configured) when its tag matches one, else a catalogue
-    we ship (its primary subtag), else ``default``. Never the visitor's text itself."""
+    either way): one of ``offered`` (as configured) when its tag matches one, else (``shipped``)
+    a catalogue we ship (its primary subtag), else ``default``. Never the visitor's text itself."""
     wanted = requested.strip().lower().replace("_", "-")
     if not wanted:
         return default
@@ -77,7 +83,7 @@ def page_language(requested: str, offered: tuple[str, ...], default: str) -> str
     for tag in offered:
         if _primary(tag) == primary:
             return tag
-    return primary if primary in SHIPPED else default
+    return primary if shipped and primary in SHIPPED else default
 
 
 @functools.cache

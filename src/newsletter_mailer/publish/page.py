@@ -95,12 +95,11 @@ class PageRenderer:
             name = getattr(exc, "filename", None) or f"templates/site/{template}"
             raise IssueError(f"template error: {exc}", file=name, line=getattr(exc, "lineno", None)) from None
 
-    def _common(self, canonical: str, root: str, language: str = "") -> dict[str, Any]:
+    def _common(self, canonical: str, root: str) -> dict[str, Any]:
         news = self.settings.newsletter
-        language = language or self.language
         return {
-            "lang": language,
-            "dir": direction(language),
+            "lang": self.language,
+            "dir": direction(self.language),
             "versions": [],
             "languages": [],
             "newsletter": news,

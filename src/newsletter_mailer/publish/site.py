@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..compose.i18n import language_name
+from ..compose.i18n import is_same_language, language_name
 from ..compose.images import ImageResolver
 from ..compose.issue import Issue, read_issue
 from ..compose.online import issue_path
@@ -79,8 +79,7 @@ def build_site(settings: Settings, archive: Archive, have: frozenset[str] = froz
     entries: list[tuple[SentIssue, Article]] = []
     for sent in archive.issues:
         images = ImageResolver(sent.issue, settings)
-        files.update(media_files(images, have | frozenset(files)))
-        translated = _translations(sent)
+        translated = _translations(sent, settings.newsletter.language)
         main = settings.newsletter.language
         versions = (
             Version(main, "", language_name(main)),
@@ -101,11 +100,14 @@ class _Translated:
     tag: str  # its language tag, as in its file name
 
 
-def _translations(sent: SentIssue) -> list[_Translated]:
+def _translations(sent: SentIssue, main: str) -> list[_Translated]:
     """The issue's translations (``2026-12.fr.md`` beside ``2026-12.md``), each published beside
-    it at ``issues/2026-12/fr/`` with the main issue's date."""
+    it at ``issues/2026-12/fr/`` with the main issue's date; one in the main language (``main``)
+    is no translation, as a send sees it (its readers get the main file)."""
     found = []
     for translation in translations_of(sent.issue.path):
+        if is_same_language(translation.language, main):
+            continue
         issue = dataclasses.replace(read_issue(translation.path), path=sent.issue.path)
         found.append(_Translated(SentIssue(issue, sent.sent_at), translation.language))
     return found

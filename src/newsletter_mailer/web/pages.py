@@ -38,10 +38,11 @@ class Pages:
             "palette": palette_for(settings.brand.accent, settings.brand.text_accent),
         }
 
-    def choose(self, requested: str) -> str:
+    def choose(self, requested: str, *, offered_only: bool = False) -> str:
         """The language for a page from a visitor's ``?lang=`` or a stored choice (validated:
-        compose/i18n.py ``page_language``); the newsletter's when it names none we can show."""
-        return page_language(requested, self.offered, self.language)
+        compose/i18n.py ``page_language``); the newsletter's when it names none we can show
+        (``offered_only``: none of ``[newsletter] languages``, as the signup form's pages)."""
+        return page_language(requested, self.offered, self.language, shipped=not offered_only)
 
     def _env(self, language: str) -> Environment:
         env = self._envs.get(language)

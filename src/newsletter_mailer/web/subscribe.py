@@ -92,7 +92,7 @@ def signup_routes(settings: Settings, page: Pages, mask: Callable[[str], str], s
         return page("subscribe", status, language, form=Markup(form))
 
     def show_form(request: Request) -> Response:
-        return form_page(page.choose(request.query_params.get("lang", "")))
+        return form_page(page.choose(request.query_params.get("lang", ""), offered_only=True))
 
     def envelope_for(form: SignupForm, ref: RequestRef) -> Envelope:
         token = codec.token(ref.id, ref.requested, ref.nonce, ref.address)
@@ -130,7 +130,7 @@ def signup_routes(settings: Settings, page: Pages, mask: Callable[[str], str], s
         send_confirmation(settings, envelope_for(form, pending.ref), mask)
 
     async def submit(request: Request) -> Response:
-        shown = page.choose(request.query_params.get("lang", ""))
+        shown = page.choose(request.query_params.get("lang", ""), offered_only=True)
         try:
             posted = await _form_body(request)
         except TooLarge:
