@@ -252,3 +252,14 @@ def test_a_person_chooses_welsh_in_chromium_and_the_form_is_axe_clean(site: Site
     assert browser.find_element(By.TAG_NAME, "h1").text == "Edrychwch yn eich mewnflwch"
     [mail] = site.mails_to("gwen@example.org")
     assert '<html lang="cy" dir="ltr">' in html_of(mail)
+
+
+def test_check_warns_of_an_offered_language_without_a_catalogue(tmp_path: Path) -> None:
+    root = make_workspace(tmp_path / "ws", 2525, 1)
+    text = (root / "newsletter.toml").read_text()
+    (root / "newsletter.toml").write_text(text.replace("[newsletter]\n", '[newsletter]\nlanguages = ["fr", "tlh"]\n'))
+    said = run("check", "issue.md", cwd=root)
+    assert (
+        "newsletter.toml:3: warning: [newsletter] languages: 'tlh' has no catalogue of ours "
+        "(en, fr, de, es, nl, cy, ar): a reader who chooses it gets the signup pages and mail in English"
+    ) in said.stdout + said.stderr

@@ -467,17 +467,29 @@ def dkim_findings(settings: Settings) -> list[Finding]:
 def language_findings(settings: Settings) -> list[Finding]:
     """A language we ship no catalogue for is sent with English words and dates: said, not fatal."""
     news = settings.newsletter
-    if is_shipped(news.language):
-        return []
-    return [
-        Finding(
-            settings_label(settings),
-            _setting_line(settings, "newsletter", "language"),
-            "warning",
-            f"[newsletter] language {news.language!r} has no catalogue of ours "
-            f"({', '.join(SHIPPED)}): the fixed words and dates are in English",
+    found = []
+    if not is_shipped(news.language):
+        found.append(
+            Finding(
+                settings_label(settings),
+                _setting_line(settings, "newsletter", "language"),
+                "warning",
+                f"[newsletter] language {news.language!r} has no catalogue of ours "
+                f"({', '.join(SHIPPED)}): the fixed words and dates are in English",
+            )
         )
-    ]
+    unknown = [tag for tag in news.languages if not is_shipped(tag)]
+    if unknown:  # offered on the signup form, yet its pages and mail could not be in it
+        found.append(
+            Finding(
+                settings_label(settings),
+                _setting_line(settings, "newsletter", "languages"),
+                "warning",
+                f"[newsletter] languages: {', '.join(map(repr, unknown))} has no catalogue of ours "
+                f"({', '.join(SHIPPED)}): a reader who chooses it gets the signup pages and mail in English",
+            )
+        )
+    return found
 
 
 def settings_findings(settings: Settings) -> list[Finding]:
