@@ -17,6 +17,7 @@ from newsletter_mailer.compose.render import render_issue
 from newsletter_mailer.compose.translations import reach, translations_of
 from newsletter_mailer.config import Settings, load_settings
 from newsletter_mailer.send.trial import dry_run
+from newsletter_mailer.store import open_store
 from smtp_servers import SMTPTestServer
 from test_cli import run
 
@@ -193,3 +194,20 @@ def test_a_dry_run_builds_each_readers_translation(tmp_path: Path) -> None:
     assert built["ar"].languages == ("ar: 3 readers",) and built[""].languages == ()
     assert built["tlh"].languages == ("tlh: 3 readers, no translation: they get the main file (en)",)
     assert built["ar"].octets != built[""].octets == built["tlh"].octets
+
+
+def test_worker_processes_send_each_reader_their_language(tmp_path: Path) -> None:
+    """With --workers 2 each worker renders the translations itself: still one message each, in
+    the reader's language."""
+    with SMTPTestServer() as server:
+        root = translated_workspace(tmp_path / "ws", server.port)
+        said = run("send", "issue.md", "--yes", "--workers", "2", cwd=root)
+        assert said.returncode == 0, said.stdout + said.stderr
+        received = {m.rcpt_tos[0]: m.data for m in server.handler.messages}
+    assert len(server.handler.messages) == 30 and len(received) == 30
+    with open_store(load_settings(workspace=root)) as store:
+        assert len(store.workers("issue")) == 2  # two processes did send
+    for i in range(30):
+        words = body_of(received[f"user{i}@example.org"], "html")
+        expected = "Dans ce numéro" if i < 10 else "في هذا العدد" if i < 20 else "In this issue"
+        assert expected in words, i
