@@ -475,6 +475,8 @@ def print_dry_run(report: DryRun) -> int:
         f"skipped {report.invalid} invalid, {report.duplicates} duplicate, "
         f"{report.suppressed} unsubscribed, {report.already_sent} already sent"
     )
+    for line in report.languages:  # with translations: each language's readers, and who falls back
+        out.print(f"  {line}", markup=False, highlight=False)
     print_variants(report.variants)
     return 0
 
@@ -966,10 +968,12 @@ def subscribers_export(ctx: click.Context, out_path: Path | None, no_bom: bool) 
 def signup_form(ctx: click.Context) -> None:
     """Print an HTML signup form for your own website; it posts to the signup page of `serve`."""
     from .audience.signup import form_html
+    from .compose.i18n import language_name
 
     settings = settings_from(ctx)
     action = f"{settings.newsletter.base_url.rstrip('/')}/subscribe"
-    out.print(form_html(action, settings.signup.fields), markup=False, highlight=False)
+    languages = [(tag, language_name(tag)) for tag in settings.newsletter.offered_languages]
+    out.print(form_html(action, settings.signup.fields, languages=languages), markup=False, highlight=False)
 
 
 @main.group(short_help="The store: SQLite or PostgreSQL.")

@@ -62,6 +62,7 @@ class NewsletterSettings:
     from_: str = "newsletter@example.org"
     reply_to: str = ""
     language: str = "en"
+    languages: tuple[str, ...] = ()  # what the signup form offers besides ``language`` (docs/languages-signup.md)
     postal_address: str = ""
     base_url: str = "http://127.0.0.1:8000"
     subscribers: str = "subscribers.csv"
@@ -90,6 +91,15 @@ class NewsletterSettings:
             return self.list_id
         slug = re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-") or "newsletter"
         return f"{slug}.{self.from_domain}"
+
+    @property
+    def offered_languages(self) -> tuple[str, ...]:
+        """The languages a reader may choose on the signup form: ``language`` first, then each
+        of ``languages`` not already there (compared case-insensitively)."""
+        offered: dict[str, str] = {}
+        for tag in (self.language, *self.languages):
+            offered.setdefault(tag.lower().replace("_", "-"), tag)
+        return tuple(offered.values())
 
 
 @dataclass(frozen=True)
@@ -181,7 +191,8 @@ class SignupSettings:
 MAX_SIGNUP_FIELDS = 10  # extra form fields; with email, name and the honeypot well under the form's cap
 MAX_FIELD_LABEL = 60
 # Names the form itself uses: a configured field with one of these keys would collide with it.
-RESERVED_FIELD_KEYS = ("email", "name", "website")  # "website" is the honeypot's
+# "website" is the honeypot's; "language" is the form's own choice of [newsletter] languages.
+RESERVED_FIELD_KEYS = ("email", "name", "website", "language")
 
 
 def field_key(label: str) -> str:
@@ -470,6 +481,7 @@ def _check_values(sections: dict[str, Any], text: str, file: str) -> None:
             line=key_line(text, "brand", "text_accent"),
         )
     _check_list_headers(sections["newsletter"], text, file)
+    _check_languages(sections["newsletter"], text, file)
     _check_signup(sections["signup"], text, file)
     _check_serve(sections["serve"], text, file)
     dkim: DKIMSettings = sections["dkim"]
@@ -522,6 +534,21 @@ def _check_list_headers(news: NewsletterSettings, text: str, file: str) -> None:
         ) from None
 
 
+LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")
+
+
+def _check_languages(news: NewsletterSettings, text: str, file: str) -> None:
+    """Each offered language is a language tag: it goes into a form's values, ``lang`` attributes
+    and URLs, so nothing else may pass."""
+    for tag in news.languages:
+        if not LANGUAGE_TAG.fullmatch(tag):
+            raise ConfigError(
+                f"[newsletter] languages: {tag[:40]!r} is not a language tag such as fr, de-AT or pt-BR",
+                file=file,
+                line=key_line(text, "newsletter", "languages"),
+            )
+
+
 def _check_signup(signup: SignupSettings, text: str, file: str) -> None:
     """The form's extra fields: few, short, each its own name, none the form already uses."""
     line = key_line(text, "signup", "fields")
@@ -540,7 +567,7 @@ def _check_signup(signup: SignupSettings, text: str, file: str) -> None:
         if key in RESERVED_FIELD_KEYS:
             raise ConfigError(
                 f"[signup] fields: {label!r} is a name the form already uses ({', '.join(RESERVED_FIELD_KEYS)}; "
-                '"website" is the hidden field that catches bots)',
+                '"website" is the hidden field that catches bots; a language choice is [newsletter] languages)',
                 file=file,
                 line=line,
             )

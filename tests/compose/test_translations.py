@@ -12,8 +12,12 @@ from pathlib import Path
 
 from conftest import REPO, journal_counts, make_workspace
 from newsletter_mailer.compose.check import check_issue
+from newsletter_mailer.compose.issue import read_issue
+from newsletter_mailer.compose.render import render_issue
 from newsletter_mailer.compose.translations import reach, translations_of
-from newsletter_mailer.config import Settings
+from newsletter_mailer.config import Settings, load_settings
+from newsletter_mailer.send.trial import dry_run
+from newsletter_mailer.store import open_store
 from smtp_servers import SMTPTestServer
 from test_cli import run
 
@@ -149,3 +153,61 @@ def test_a_translation_keeps_the_issues_variants(tmp_path: Path) -> None:
     assert "se réunit" not in got["b@example.org"] and "tous" in got["b@example.org"]
     assert "meets." in got["c@example.org"] and "1 December 2026" in got["c@example.org"]
     assert "meets." not in got["d@example.org"] and "NORTH BRANCH" not in got["d@example.org"]
+
+
+def test_the_pre_flight_dry_run_and_check_count_each_language_through_the_cli(tmp_path: Path) -> None:
+    """How many readers get each language, and who gets the main file for want of one, said by
+    `check`, `send --dry-run` and the send's pre-flight alike (10 fr, 10 ar-EG, 5 de, 5 none)."""
+    with SMTPTestServer() as server:
+        root = translated_workspace(tmp_path / "ws", server.port)
+        fallback = "de: 5 readers, no translation: they get the main file (en)"
+        checked = run("check", "issue.md", cwd=root)
+        said = checked.stdout + checked.stderr
+        for line in ("note: ar: 10 readers", "note: en: 5 readers", "note: fr: 10 readers", f"warning: {fallback}"):
+            assert line in said, said
+        dry = run("send", "issue.md", "--dry-run", cwd=root)
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        assert "built 30 messages" in dry.stdout
+        assert [line.strip() for line in dry.stdout.splitlines() if "reader" in line] == [
+            "ar: 10 readers",
+            "en: 5 readers",
+            "de: 5 readers, no translation: they get the main file (en)",
+            "fr: 10 readers",
+        ]
+        assert server.handler.messages == []
+        sent = run("send", "issue.md", "--yes", cwd=root)
+        said = sent.stdout + sent.stderr
+        assert sent.returncode == 0 and "note: fr: 10 readers" in said and f"warning: {fallback}" in said
+
+
+def test_a_dry_run_builds_each_readers_translation(tmp_path: Path) -> None:
+    """The dry run builds the message a send would: Arabic readers cost the Arabic message's
+    bytes, not the English one's (before, every reader was built from the main file)."""
+    root = translated_workspace(tmp_path / "ws", 2525)
+    settings = load_settings(workspace=root)
+    rendered = render_issue(read_issue(root / "issue.md"), settings)
+    built = {}
+    for cell in ("ar", "", "tlh"):  # Klingon: no translation, no catalogue, so not even its pages differ
+        rows = "\n".join(f"user{i}@example.org,User {i},{cell}" for i in range(3))
+        (root / "subscribers.csv").write_text(f"email,name,language\n{rows}\n", encoding="utf-8")
+        built[cell] = dry_run(rendered, settings)
+    assert built["ar"].languages == ("ar: 3 readers",) and built[""].languages == ()
+    assert built["tlh"].languages == ("tlh: 3 readers, no translation: they get the main file (en)",)
+    assert built["ar"].octets != built[""].octets == built["tlh"].octets
+
+
+def test_worker_processes_send_each_reader_their_language(tmp_path: Path) -> None:
+    """With --workers 2 each worker renders the translations itself: still one message each, in
+    the reader's language."""
+    with SMTPTestServer() as server:
+        root = translated_workspace(tmp_path / "ws", server.port)
+        said = run("send", "issue.md", "--yes", "--workers", "2", cwd=root)
+        assert said.returncode == 0, said.stdout + said.stderr
+        received = {m.rcpt_tos[0]: m.data for m in server.handler.messages}
+    assert len(server.handler.messages) == 30 and len(received) == 30
+    with open_store(load_settings(workspace=root)) as store:
+        assert len(store.workers("issue")) == 2  # two processes did send
+    for i in range(30):
+        words = body_of(received[f"user{i}@example.org"], "html")
+        expected = "Dans ce numéro" if i < 10 else "في هذا العدد" if i < 20 else "In this issue"
+        assert expected in words, i

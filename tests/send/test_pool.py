@@ -172,17 +172,22 @@ def test_a_second_machine_joins_a_running_send(store_url: str, tmp_path: Path, o
     assert all(w.sent > 0 for w in store.workers("issue")), (out_first, out_joined)
 
 
-@pytest.mark.parametrize("change", ["issue", "from", "secret"])
+@pytest.mark.parametrize("change", ["issue", "translation", "from", "secret"])
 def test_joining_with_a_different_file_settings_or_secret_is_refused(tmp_path: Path, change: str) -> None:
-    """A joiner must send what the send sends: the same issue, the same From and Reply-To, and links
-    signed with the same secret (else every unsubscribe link it sends would be refused)."""
+    """A joiner must send what the send sends: the same issue and translations, the same From and
+    Reply-To, and links signed with the same secret (else every unsubscribe link it sends would be
+    refused)."""
     with SMTPTestServer(Faults(delay=0.05, hold_after=3)) as server:  # the first send runs until released
         root = workspace(tmp_path, server.port, 60, "")
+        french = root / "issue.fr.md"
+        french.write_text((root / "issue.md").read_text().replace("Hello", "Bonjour"))
         first = newsletter(root, "send", "issue.md", "--yes")
         wait_for(lambda: server.handler.held() > 0, "the first send to start")
         env = dict(os.environ)
         if change == "issue":
             (root / "issue.md").write_text((root / "issue.md").read_text() + "\nA late edit.\n")
+        elif change == "translation":
+            french.write_text(french.read_text() + "\nUne correction tardive.\n")
         elif change == "from":
             text = (root / "newsletter.toml").read_text()
             (root / "newsletter.toml").write_text(text.replace("news@example.org", "phish@evil.example"))

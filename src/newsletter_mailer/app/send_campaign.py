@@ -352,6 +352,7 @@ def _preflight(
     signups = confirmed_signups(journal)
     rows = read_subscribers(subscribers, report)
     readers = merge_lists(fill.watch(rows, report) if fill else rows, signups, tally)
+    readers = fill.readers(readers) if fill else readers  # each reader's language, signups' too
     journal.add_recipients(issue, loading.watch(readers))
     if retry_failed:
         journal.retry_failed(issue)

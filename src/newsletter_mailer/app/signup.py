@@ -44,10 +44,15 @@ def pending_signup(settings: Settings, ref: RequestRef) -> PendingSignup | None:
         return SignupLog(store).pending(ref)
 
 
-def confirm_signup(settings: Settings, ref: RequestRef, ip: str) -> str | None:
-    """Confirm a pending request; returns the address, or None when there is no such request."""
+def confirm_signup(settings: Settings, ref: RequestRef, ip: str) -> PendingSignup | None:
+    """Confirm a pending request; returns it (its address, the language chosen), or None when
+    there is no such request."""
     with opened_store(settings) as store:
-        return SignupLog(store).confirm(ref, ip)
+        signups = SignupLog(store)
+        pending = signups.pending(ref)
+        if pending is None or signups.confirm(ref, ip) is None:
+            return None
+        return pending
 
 
 def send_confirmation(settings: Settings, envelope: Envelope, mask: Callable[[str], str]) -> None:

@@ -46,4 +46,5 @@ def export_subscribers(settings: Settings, output: AbstractContextManager[TextIO
     path = settings.path(settings.newsletter.subscribers)
     rows = read_subscribers(path, ListReport(path))
     with opened_store(settings) as store, output as handle:
-        return export_list(store, rows, handle, settings.signup.fields)
+        chosen = ("language",) if len(settings.newsletter.offered_languages) > 1 else ()  # on the form
+        return export_list(store, rows, handle, (*settings.signup.fields, *chosen))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from email_validator import EmailNotValidError
@@ -22,11 +22,13 @@ from .subscribers import Subscriber, address_key, clean_value, normalise_address
 
 __all__ = [
     "HONEYPOT",
+    "LANGUAGE",
     "MAX_FORM_FIELDS",
     "ConfirmCodec",
     "FormError",
     "RequestRef",
     "Tally",
+    "chosen_language",
     "field_key",
     "form_html",
     "mailbox_key",
@@ -35,6 +37,7 @@ __all__ = [
 ]
 
 HONEYPOT = RESERVED_FIELD_KEYS[2]  # "website": hidden from people; bots that fill every field fill it
+LANGUAGE = RESERVED_FIELD_KEYS[3]  # "language": the reader's choice, stored in the request's fields
 MAX_VALUE = 200
 MAX_FORM_FIELDS = 20  # email, name, the honeypot and at most 10 extra fields (config.py), with room to spare
 # Providers that deliver ``a.da@`` and ``ada@`` to one mailbox (and the domains that are one of them).
@@ -49,24 +52,57 @@ class FormError(ValueError):
 class SignupForm:
     subscriber: Subscriber
     bot: bool  # the honeypot was filled: answer as usual, send nothing
+    language: str = ""  # the language chosen on the form (one of those offered), or "" for none
 
 
-def read_form(values: Mapping[str, list[str]], extra_fields: Iterable[str]) -> SignupForm:
-    """Validate a posted form; FormError for an address that cannot be one or a value longer than
-    the form allows (the page's inputs say ``maxlength``: only a script sends more)."""
+def chosen_language(values: Mapping[str, list[str]], languages: Sequence[str]) -> str:
+    """The language a posted form chose, when it is one of ``languages`` (else ""): the words of
+    the page that answers it, even when the form itself is refused."""
+    posted = clean_value((values.get(LANGUAGE) or [""])[0]).lower()
+    return next((tag for tag in languages if tag.lower() == posted), "") if len(languages) > 1 else ""
+
+
+def _language(first: Mapping[str, str], languages: Sequence[str], _: Callable[[str], str]) -> str:
+    """The language chosen, as configured (``fr-BE``), when the form offers a choice; a value that
+    is not one of those offered is refused, never stored."""
+    if len(languages) < 2:  # no choice offered: whatever was posted is ignored
+        return ""
+    posted = first.get(LANGUAGE, "")
+    if not posted:  # an older copy of the form, or a script: the main language
+        return ""
+    for tag in languages:
+        if tag.lower() == posted.lower():
+            return tag
+    raise FormError(_("Please choose one of the languages offered."))
+
+
+def read_form(
+    values: Mapping[str, list[str]],
+    extra_fields: Iterable[str],
+    languages: Sequence[str] = (),
+    gettext: Callable[[str], str] = str,
+) -> SignupForm:
+    """Validate a posted form; FormError (its message through ``gettext``, the answering page's
+    catalogue) for an address that cannot be one, a value longer than the form allows (the
+    page's inputs say ``maxlength``: only a script sends more), or a language that is not one of
+    ``languages`` (the first is the newsletter's own)."""
+    _ = gettext
     first = {key: clean_value(items[0] if items else "") for key, items in values.items()}
     raw = first.get("email", "")
     if not raw:
-        raise FormError("Please enter your email address.")
+        raise FormError(_("Please enter your email address."))
     if any(len(value) > MAX_VALUE for value in first.values()):
-        raise FormError(f"Each answer can be at most {MAX_VALUE} characters long.")
+        raise FormError(_("Each answer can be at most %(count)s characters long.") % {"count": MAX_VALUE})
     try:
         address = normalise_address(raw)
     except EmailNotValidError:
-        raise FormError("That does not look like an email address; please check it.") from None
+        raise FormError(_("That does not look like an email address; please check it.")) from None
+    language = _language(first, languages, _)
     extras = tuple((field_key(label), first.get(field_key(label), "")) for label in extra_fields)
+    if language:
+        extras += ((LANGUAGE, language),)
     subscriber = Subscriber(email=address, name=first.get("name", ""), fields=extras)
-    return SignupForm(subscriber, bot=bool(first.get(HONEYPOT)))
+    return SignupForm(subscriber, bot=bool(first.get(HONEYPOT)), language=language)
 
 
 def mailbox_key(address: str) -> str:
@@ -129,9 +165,12 @@ def form_html(
     error: str = "",
     email: str = "",
     gettext: Callable[[str], str] = str,
+    languages: Sequence[tuple[str, str]] = (),
+    chosen: str = "",
 ) -> str:
-    """The signup form: email, name, the extra fields, and the hidden honeypot; its words through
-    ``gettext`` (the page's catalogue, compose/i18n.py), English as written by default."""
+    """The signup form: email, name, the extra fields, a language choice when ``languages`` (tag,
+    name in itself) offers more than one, and the hidden honeypot; its words through ``gettext``
+    (the page's catalogue, compose/i18n.py), English as written by default."""
     _ = gettext
     email_label, name_label, trap_label, button = (
         _("Email address"),
@@ -156,6 +195,8 @@ def form_html(
             f'<p><label for="nl-{key}">{html.escape(optional % {"field": label})}</label><br>'
             f'<input id="nl-{key}" name="{key}" type="text" maxlength="{MAX_VALUE}"></p>'
         )
+    if len(languages) > 1:
+        rows.append(_language_select(languages, chosen, _("Language")))
     rows.append(
         f'<p style="position:absolute;inset-inline-start:-9999px" aria-hidden="true"><label for="nl-{HONEYPOT}">'
         f'{html.escape(trap_label)}</label><input id="nl-{HONEYPOT}" name="{HONEYPOT}" type="text" tabindex="-1" '
@@ -163,6 +204,21 @@ def form_html(
     )
     rows.append(f'<p><button type="submit">{html.escape(button)}</button></p>')
     return f'<form method="post" action="{html.escape(action)}">\n' + "\n".join(rows) + "\n</form>"
+
+
+def _language_select(languages: Sequence[tuple[str, str]], chosen: str, label: str) -> str:
+    """A select of the languages offered, each named in itself and marked with its own ``lang``
+    so a screen reader pronounces ``Cymraeg`` as Welsh."""
+    options = []
+    for tag, name in languages:
+        selected = " selected" if tag.lower() == chosen.lower() else ""
+        options.append(
+            f'<option value="{html.escape(tag)}" lang="{html.escape(tag)}"{selected}>{html.escape(name)}</option>'
+        )
+    return (
+        f'<p><label for="nl-{LANGUAGE}">{html.escape(label)}</label><br>'
+        f'<select id="nl-{LANGUAGE}" name="{LANGUAGE}">{"".join(options)}</select></p>'
+    )
 
 
 @dataclass

@@ -35,6 +35,7 @@ class PendingSignup:
     address: str
     requested: float
     nonce: str = ""
+    language: str = ""  # chosen on the form, kept in the request's fields (as configured then)
 
     @property
     def ref(self) -> RequestRef:
@@ -78,7 +79,7 @@ class SignupLog:
         number = self.store.add_signup_request(
             SignupRequest(0, subscriber.email, subscriber.name, fields, now, ip, wording, nonce)
         )
-        return PendingSignup(number, subscriber.email, now, nonce)
+        return PendingSignup(number, subscriber.email, now, nonce, dict(subscriber.fields).get("language", ""))
 
     def _request(self, ref: RequestRef) -> SignupRequest | None:
         """The request a link names: its number, the second it was made, its nonce and its address
@@ -93,7 +94,10 @@ class SignupLog:
 
     def pending(self, ref: RequestRef) -> PendingSignup | None:
         found = self._request(ref)
-        return PendingSignup(found.id, found.address, found.requested, found.nonce) if found else None
+        if found is None:
+            return None
+        language = dict(fields_of(found.fields)).get("language", "")
+        return PendingSignup(found.id, found.address, found.requested, found.nonce, language)
 
     def confirm(self, ref: RequestRef, ip: str) -> str | None:
         """Turn a request into a signup (and lift any suppression: the link proves the mailbox

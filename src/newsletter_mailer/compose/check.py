@@ -467,17 +467,29 @@ def dkim_findings(settings: Settings) -> list[Finding]:
 def language_findings(settings: Settings) -> list[Finding]:
     """A language we ship no catalogue for is sent with English words and dates: said, not fatal."""
     news = settings.newsletter
-    if is_shipped(news.language):
-        return []
-    return [
-        Finding(
-            settings_label(settings),
-            _setting_line(settings, "newsletter", "language"),
-            "warning",
-            f"[newsletter] language {news.language!r} has no catalogue of ours "
-            f"({', '.join(SHIPPED)}): the fixed words and dates are in English",
+    found = []
+    if not is_shipped(news.language):
+        found.append(
+            Finding(
+                settings_label(settings),
+                _setting_line(settings, "newsletter", "language"),
+                "warning",
+                f"[newsletter] language {news.language!r} has no catalogue of ours "
+                f"({', '.join(SHIPPED)}): the fixed words and dates are in English",
+            )
         )
-    ]
+    unknown = [tag for tag in news.languages if not is_shipped(tag)]
+    if unknown:  # offered on the signup form, yet its pages and mail could not be in it
+        found.append(
+            Finding(
+                settings_label(settings),
+                _setting_line(settings, "newsletter", "languages"),
+                "warning",
+                f"[newsletter] languages: {', '.join(map(repr, unknown))} has no catalogue of ours "
+                f"({', '.join(SHIPPED)}): a reader who chooses it gets the signup pages and mail in English",
+            )
+        )
+    return found
 
 
 def settings_findings(settings: Settings) -> list[Finding]:
@@ -611,7 +623,6 @@ class RowFill:
 
     def row(self, subscriber: Subscriber) -> None:
         fields, path = self.rendered.fields, str(self.path)
-        self.languages.append(dict(subscriber.fields).get("language", ""))
         if self.segmenter.parts:
             self.tally[self.segmenter.variant_of(subscriber.merge_values())] += 1
         try:
@@ -629,6 +640,13 @@ class RowFill:
                     "or mailto: link: this recipient's link will be empty"
                 )
                 self.found.append(Finding(path, subscriber.line, "warning", message))
+
+    def readers(self, readers: Iterable[Subscriber]) -> Iterator[Subscriber]:
+        """Every reader a send reaches (the CSV's rows and confirmed signups, whose language was
+        chosen on the form), their language counted on the way through."""
+        for reader in readers:
+            self.languages.append(dict(reader.fields).get("language", ""))
+            yield reader
 
     def watch(self, rows: Iterable[Subscriber], report: ListReport) -> Iterator[Subscriber]:
         """The rows, each filled in on its way through; ``report``: their reader's (its columns)."""
@@ -654,13 +672,16 @@ class RowFill:
         return found + row_warnings(self.report) + self.reach_findings()
 
     def reach_findings(self) -> list[Finding]:
-        """With translations beside the issue: the readers whose language has none, who get the
-        main file, said before anything is sent."""
+        """With translations beside the issue: how many readers get each language (a note) and
+        those whose language has none, who get the main file (a warning), said before anything is
+        sent."""
         translated = [t.language for t in translations_of(self.rendered.issue.path)]
         if not translated or not any(self.languages):
             return []
         lines = reach(self.languages, self.rendered.language, translated)
-        return [Finding(str(self.path), None, "warning", line) for line in lines if "no translation" in line]
+        return [
+            Finding(str(self.path), None, "warning" if "no translation" in line else "note", line) for line in lines
+        ]
 
 
 def _fill_findings(rendered: RenderedIssue, subscribers: Path) -> tuple[list[Finding], ListReport, Counter[Variant]]:
@@ -669,7 +690,7 @@ def _fill_findings(rendered: RenderedIssue, subscribers: Path) -> tuple[list[Fin
     report = ListReport(subscribers)
     fill = RowFill(rendered, subscribers)
     try:
-        for _ in fill.watch(read_subscribers(subscribers, report), report):
+        for _ in fill.readers(fill.watch(read_subscribers(subscribers, report), report)):
             pass
     except SubscriberListError as exc:
         return (

@@ -22,10 +22,12 @@ from .i18n import catalogue
 __all__ = ["confirmation_envelope", "confirmation_text"]
 
 
-def confirmation_text(settings: Settings, url: str) -> tuple[str, str]:
-    """The plain text and HTML bodies: the link, how long it works, and what ignoring it means."""
+def confirmation_text(settings: Settings, url: str, language: str = "") -> tuple[str, str]:
+    """The plain text and HTML bodies: the link, how long it works, and what ignoring it means;
+    in ``language`` (the one chosen on the form), else the newsletter's."""
     news = settings.newsletter
-    _ = catalogue(news.language).gettext
+    language = language or news.language
+    _ = catalogue(language).gettext
     asked = _("Someone, probably you, asked to receive %(name)s at this address.")
     expiry = _(
         "The link works for %(hours)s hours. If you did not ask, ignore this message: "
@@ -35,7 +37,7 @@ def confirmation_text(settings: Settings, url: str) -> tuple[str, str]:
     text = f"{asked % {'name': news.name}}\n\n{how}\n\n{url}\n\n{expiry}\n"
     button = _("Confirm your subscription")
     page = (
-        f'<!doctype html><html lang="{html.escape(news.language)}" dir="{direction(news.language)}">'
+        f'<!doctype html><html lang="{html.escape(language)}" dir="{direction(language)}">'
         '<body style="font-family:sans-serif">'
         f"<p>{html.escape(asked % {'name': news.name})}</p>"
         f'<p><a href="{html.escape(url)}">{html.escape(button)}</a></p>'
@@ -44,7 +46,7 @@ def confirmation_text(settings: Settings, url: str) -> tuple[str, str]:
     return text, page
 
 
-def _headers(settings: Settings, subscriber: Subscriber, message_id: str) -> bytes:
+def _headers(settings: Settings, subscriber: Subscriber, message_id: str, language: str) -> bytes:
     news = settings.newsletter
     lines = [
         b"From: " + mailbox("From", news.from_display_name, news.from_),
@@ -52,7 +54,7 @@ def _headers(settings: Settings, subscriber: Subscriber, message_id: str) -> byt
     ]
     if news.reply_to:  # where the newsletter's answers go, the confirmation's go too
         lines.append(b"Reply-To: " + mailbox("Reply-To", news.reply_to_name, news.reply_to))
-    subject = catalogue(news.language).gettext("Please confirm your subscription to %(name)s") % {"name": news.name}
+    subject = catalogue(language).gettext("Please confirm your subscription to %(name)s") % {"name": news.name}
     lines.append(b"Subject: " + unstructured("Subject", subject))
     lines.append(b"Date: " + formatdate(localtime=True).encode("ascii"))
     lines.append(b"Message-ID: " + message_id.encode("ascii"))
@@ -62,15 +64,17 @@ def _headers(settings: Settings, subscriber: Subscriber, message_id: str) -> byt
 
 
 def confirmation_envelope(
-    settings: Settings, subscriber: Subscriber, url: str, dkim: DkimSigner | None = None
+    settings: Settings, subscriber: Subscriber, url: str, dkim: DkimSigner | None = None, language: str = ""
 ) -> Envelope:
-    """The confirmation mail for one visitor, signed when DKIM is set up, ready for the transport."""
+    """The confirmation mail for one visitor, in the language they chose (else the newsletter's),
+    signed when DKIM is set up, ready for the transport."""
     news = settings.newsletter
+    language = language or news.language
     message_id = make_msgid(domain=news.from_domain)
     boundary = f"=_nlm_{secrets.token_hex(12)}"
-    text, page = confirmation_text(settings, url)
+    text, page = confirmation_text(settings, url, language)
     parts = [
-        _headers(settings, subscriber, message_id),
+        _headers(settings, subscriber, message_id, language),
         f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n\r\n'.encode("ascii"),
     ]
     for subtype, body in (("plain", text), ("html", page)):

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.quoprimime import body_encode
+from urllib.parse import quote
 
 from ..audience.links import TokenSigner
 from ..audience.subscribers import Subscriber
@@ -23,6 +24,7 @@ from ..config import Settings
 from .bidi import isolate
 from .dkim import DkimSigner, TemplateSigner
 from .headers import feedback_id, mailbox, unstructured
+from .i18n import page_language
 from .merge import ESCAPERS, Context, html_contexts, text_contexts
 from .render import RenderedIssue
 from .wire import WirePlan, WireReady
@@ -105,6 +107,12 @@ class MessageTemplate:
         self.sender = bounce_to or news.from_
         self._verp = VerpCodec.from_signer(signer, bounce_to) if bounce_to else None
         self._base_url = news.base_url
+        # A reader's links open the pages in their language (web/unsubscribe.py reads ?lang=,
+        # validated there again), even when no translation of the issue is in it; the main
+        # language's links stay as they always were.
+        self._offered, self._main = news.offered_languages, news.language
+        own = rendered.language
+        self._page_queries = {"": "" if own.lower() == news.language.lower() else f"?lang={quote(own, safe='-')}"}
         self._domain = news.from_domain
         self._issue_key = rendered.issue.key.encode("utf-8")
         self._message_id_key = signer.message_id_key()
@@ -215,10 +223,22 @@ class MessageTemplate:
             self._date = (email.utils.formatdate(second, localtime=True), second)
         return self._date[0]
 
+    def _page_query(self, subscriber: Subscriber) -> str:
+        """``?lang=xx`` for a reader whose language cell names one the pages can show; one look-up
+        per recipient once a cell has been seen (a few hundred distinct cells at most are kept)."""
+        cell = next((value for key, value in subscriber.fields if key == "language"), "")
+        query = self._page_queries.get(cell)
+        if query is None:
+            language = page_language(cell, self._offered, self._main)
+            query = "" if language == self._main else f"?lang={quote(language, safe='-')}"
+            if len(self._page_queries) < 256:
+                self._page_queries[cell] = query
+        return query
+
     def envelope(self, subscriber: Subscriber, row: int = 0) -> Envelope:
         """The message for one recipient; ``row`` is its journal row, named by the VERP sender."""
         address = subscriber.email
-        url = self.signer.unsubscribe_url(self._base_url, address)
+        url = self.signer.unsubscribe_url(self._base_url, address) + self._page_query(subscriber)
         values = self._fields.values(subscriber.merge_values(), url)
         message_id = self.message_id(address)
         subject = b""

@@ -25,7 +25,10 @@ __all__ = [
     "catalogue",
     "date_label",
     "event_when",
+    "is_same_language",
     "is_shipped",
+    "language_name",
+    "page_language",
     "resolve",
 ]
 
@@ -45,10 +48,42 @@ def is_shipped(language: str) -> bool:
     return _primary(language) in SHIPPED
 
 
+def is_same_language(one: str, other: str) -> bool:
+    """Whether two tags name one language by their primary subtag (``en-GB`` and ``en``)."""
+    return _primary(one) == _primary(other)
+
+
 def resolve(language: str) -> str:
     """The catalogue a language tag uses: its primary subtag when we ship it, else ``en``."""
     primary = _primary(language)
     return primary if primary in SHIPPED else "en"
+
+
+def language_name(language: str) -> str:
+    """A language's name in itself, as a chooser shows it (``français``, ``Cymraeg``, ``العربية``);
+    the tag itself when CLDR does not know it."""
+    try:
+        name = Locale.parse(language.strip().replace("-", "_")).get_display_name()
+    except (UnknownLocaleError, ValueError):
+        return language
+    return name[:1].upper() + name[1:] if name else language
+
+
+def page_language(requested: str, offered: tuple[str, ...], default: str, *, shipped: bool = True) -> str:
+    """The language a page is shown in, from a visitor's ``?lang=`` or a stored choice (hostile
+    either way): one of ``offered`` (as configured) when its tag matches one, else (``shipped``)
+    a catalogue we ship (its primary subtag), else ``default``. Never the visitor's text itself."""
+    wanted = requested.strip().lower().replace("_", "-")
+    if not wanted:
+        return default
+    for tag in offered:
+        if tag.lower().replace("_", "-") == wanted:
+            return tag
+    primary = _primary(wanted)
+    for tag in offered:
+        if _primary(tag) == primary:
+            return tag
+    return primary if shipped and primary in SHIPPED else default
 
 
 @functools.cache

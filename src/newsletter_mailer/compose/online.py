@@ -36,6 +36,7 @@ __all__ = [
     "media_url",
     "online",
     "site_url",
+    "version_of",
 ]
 
 EMAIL_CONTENT_WIDTH = 552  # px: the email's 600 px column less 24 px of padding on each side
@@ -52,14 +53,23 @@ def site_url(settings: Settings) -> str:
     return settings.publish.base_url.rstrip("/")
 
 
-def issue_path(key: str) -> str:
-    """An issue's folder in the site, relative to its root: ``issues/<stem>/``."""
-    return f"issues/{quote(key, safe='')}/"
+def issue_path(key: str, version: str = "") -> str:
+    """An issue's folder in the site, relative to its root: ``issues/<stem>/``, and a
+    translation's inside it, named by its tag: ``issues/<stem>/fr/``."""
+    inner = f"{quote(version.lower(), safe='')}/" if version else ""
+    return f"issues/{quote(key, safe='')}/{inner}"
 
 
-def issue_url(settings: Settings, key: str) -> str:
-    """The issue's page: the same for every reader (no token, no address)."""
-    return f"{site_url(settings)}/{issue_path(key)}"
+def issue_url(settings: Settings, key: str, version: str = "") -> str:
+    """The issue's page (``version``: a translation's): the same for every reader (no token,
+    no address)."""
+    return f"{site_url(settings)}/{issue_path(key, version)}"
+
+
+def version_of(settings: Settings, language: str) -> str:
+    """The archive's folder for an issue rendered in ``language``: "" for the main language, else
+    the translation's tag."""
+    return "" if language.lower() == settings.newsletter.language.lower() else language
 
 
 def media_url(settings: Settings, name: str) -> str:
@@ -130,8 +140,9 @@ def _google_stamp(value: dt.datetime | dt.date) -> str:
     return value.strftime("%Y%m%d")
 
 
-def google_calendar_url(event: Event, title: str, timezone: str) -> str:
-    """Google Calendar's "add event" page for the event (its documented TEMPLATE link)."""
+def google_calendar_url(event: Event, title: str, timezone: str, contact: str = "Contact:") -> str:
+    """Google Calendar's "add event" page for the event (its documented TEMPLATE link);
+    ``contact``: the word before the contact, in the issue's language."""
     times = event_times(event, timezone)
     query: dict[str, str] = {
         "action": "TEMPLATE",
@@ -140,7 +151,7 @@ def google_calendar_url(event: Event, title: str, timezone: str) -> str:
     }
     if event.where:
         query["location"] = event.where
-    details = "\n".join(part for part in (event.link, f"Contact: {event.contact}" if event.contact else "") if part)
+    details = "\n".join(part for part in (event.link, f"{contact} {event.contact}" if event.contact else "") if part)
     if details:
         query["details"] = details
     if timezone and not times.all_day:
@@ -154,14 +165,16 @@ class EventLinks:
     google_url: str
 
 
-def event_links(issue: Issue, settings: Settings) -> list[EventLinks]:
-    """The "Add to calendar" links of each of the issue's events, in the issue's order."""
+def event_links(issue: Issue, settings: Settings, version: str = "", contact: str = "Contact:") -> list[EventLinks]:
+    """The "Add to calendar" links of each of the issue's events, in the issue's order
+    (``version``: a translation's own calendar files; ``contact``: its word for "Contact:")."""
     reader, fields = dict(settings.publish.reader), MergeFields()
     zone = settings.newsletter.timezone
-    base = issue_url(settings, issue.key)
+    base = issue_url(settings, issue.key, version)
     return [
         EventLinks(
-            f"{base}events/{uid}.ics", google_calendar_url(event, event_title(event, reader, issue.path, fields), zone)
+            f"{base}events/{uid}.ics",
+            google_calendar_url(event, event_title(event, reader, issue.path, fields), zone, contact),
         )
         for event, uid in event_uids(issue)
     ]

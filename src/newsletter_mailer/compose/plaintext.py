@@ -29,9 +29,11 @@ def wrap(text: str, indent: str = "", hanging: str | None = None, width: int = W
     return "\n".join(wrapper.fill(line) if line.strip() else "" for line in text.split("\n"))
 
 
-def view_online(url: str) -> str:
-    """The text part's link to the issue's public page (the same for every reader)."""
-    return f"View in your browser: {url}"
+def view_online(url: str, gettext: Callable[[str], str] = str) -> str:
+    """The text part's link to the issue's public page (the same for every reader), its words
+    through the language's ``gettext``."""
+    label = gettext("View in your browser:")
+    return f"{label} {url}"
 
 
 def underline(title: str, char: str) -> str:

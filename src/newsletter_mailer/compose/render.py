@@ -30,7 +30,7 @@ from .i18n import event_when as _event_when
 from .images import ImageResolver
 from .issue import Event, Issue
 from .merge import MergeFields
-from .online import EventLinks, event_links, issue_url, online
+from .online import EventLinks, event_links, issue_url, online, version_of
 from .palette import palette_for
 from .plaintext import TextWriter, underline, view_online, wrap
 
@@ -148,7 +148,11 @@ def build_context(issue: Issue, settings: Settings, fields: MergeFields, languag
         return Markup(sized_images(markup.render_inline(fields.substitute(source, file=file, line=line))))
 
     events = []
-    calendar = event_links(issue, settings) if online(settings) else [EventLinks("", "")] * len(issue.events)
+    version = version_of(settings, language)  # a translation links to its own page in the archive
+    contact = catalogue(language).gettext("Contact:")
+    calendar = (
+        event_links(issue, settings, version, contact) if online(settings) else [EventLinks("", "")] * len(issue.events)
+    )
     for event, links in zip(issue.events, calendar, strict=True):
         events.append(
             {
@@ -185,7 +189,7 @@ def build_context(issue: Issue, settings: Settings, fields: MergeFields, languag
         "events": events,
         "signoff": blocks(issue.signoff, issue.signoff_line) if issue.signoff else [],
         "unsubscribe_url": fields.unsubscribe_url,
-        "view_online_url": issue_url(settings, issue.key) if online(settings) else "",
+        "view_online_url": issue_url(settings, issue.key, version) if online(settings) else "",
     }
 
 
@@ -292,7 +296,7 @@ def render_text(issue: Issue, settings: Settings, fields: MergeFields, language:
     subject = fields.substitute(issue.subject, file=file, line=issue.line_of("subject"))
     out: list[str] = [news.name, ""]
     if online(settings):
-        out += [view_online(issue_url(settings, issue.key)), ""]
+        out += [view_online(issue_url(settings, issue.key, version_of(settings, language)), _), ""]
     out.append(underline(subject, "="))
     if issue.date:
         out.append(date_label(issue.date, language))
@@ -315,7 +319,9 @@ def render_text(issue: Issue, settings: Settings, fields: MergeFields, language:
         out += ["", underline(section.title.upper(), "-"), "", body, ""]
     if issue.events:
         out += ["", underline(_("Diary").upper(), "-"), ""]
-        calendar = event_links(issue, settings) if online(settings) else []
+        calendar = (
+            event_links(issue, settings, version_of(settings, language), _("Contact:")) if online(settings) else []
+        )
         for n, event in enumerate(issue.events):
             title = writer.inline(markup.parse_inline(fields.substitute(event.title, file=file, line=event.line)))
             lines = [event_when(event, language), wrap(title, "  ", "  ")]
@@ -326,7 +332,7 @@ def render_text(issue: Issue, settings: Settings, fields: MergeFields, language:
             if event.link:
                 lines.append("  " + _("Details:") + f" {event.link}")
             if calendar:
-                lines.append(f"  Add to calendar: {calendar[n].ics_url}")
+                lines.append("  " + _("Add to calendar:") + f" {calendar[n].ics_url}")
             out += ["\n".join(lines), ""]
         refs = writer.take_references()
         if refs:

@@ -155,6 +155,8 @@ def rendered_translations(main: Issue, settings: Settings) -> dict[str, Rendered
     (a reader has one row per issue, whichever version they get)."""
     found = {}
     for translation in translations_of(main.path):
+        if _primary(translation.language) == _primary(settings.newsletter.language):
+            continue  # "2026-12.en.md" beside an English issue: its readers get the main file, as counted
         issue = dataclasses.replace(read_issue(translation.path), path=main.path)
         found[_primary(translation.language)] = render_issue(issue, settings, language=translation.language)
     return found

@@ -15,8 +15,9 @@ import functools
 
 import icalendar
 
+from ..compose.i18n import catalogue
 from ..compose.merge import MergeFields
-from ..compose.online import event_times, event_title, event_uids, issue_url
+from ..compose.online import event_times, event_title, event_uids, issue_url, version_of
 from ..config import Settings
 from .archive import SentIssue
 
@@ -35,8 +36,12 @@ def _calendar(settings: Settings, name: str) -> icalendar.Calendar:
     return calendar
 
 
-def _events(sent: SentIssue, settings: Settings) -> list[tuple[str, icalendar.Event]]:
-    """Each of the issue's events as a VEVENT, with its UID's name part."""
+def _events(sent: SentIssue, settings: Settings, language: str = "") -> list[tuple[str, icalendar.Event]]:
+    """Each of the issue's events as a VEVENT, with its UID's name part; its words in
+    ``language`` (a translation's), else the newsletter's."""
+    language = language or settings.newsletter.language
+    _ = catalogue(language).gettext
+    page = issue_url(settings, sent.key, version_of(settings, language))
     reader, fields = dict(settings.publish.reader), MergeFields()
     zone = settings.newsletter.timezone
     found = []
@@ -50,10 +55,10 @@ def _events(sent: SentIssue, settings: Settings) -> list[tuple[str, icalendar.Ev
         vevent.add("summary", event_title(event, reader, sent.issue.path, fields))
         if event.where:
             vevent.add("location", event.where)
-        details = [f"Contact: {event.contact}" if event.contact else "", event.link]
-        details.append(f"From {settings.newsletter.name}: {issue_url(settings, sent.key)}")
+        details = [_("Contact:") + f" {event.contact}" if event.contact else "", event.link]
+        details.append(_("From %(name)s:") % {"name": settings.newsletter.name} + f" {page}")
         vevent.add("description", "\n".join(part for part in details if part))
-        vevent.add("url", event.link or issue_url(settings, sent.key))
+        vevent.add("url", event.link or page)
         vevent.add("transp", "TRANSPARENT" if times.all_day else "OPAQUE")
         found.append((uid, vevent))
     return found
@@ -74,10 +79,11 @@ def _finish(calendar: icalendar.Calendar, settings: Settings) -> bytes:
     return data
 
 
-def issue_event_files(sent: SentIssue, settings: Settings) -> dict[str, bytes]:
-    """``<uid>.ics`` for each event of the issue: one event each, to add with a click."""
+def issue_event_files(sent: SentIssue, settings: Settings, language: str = "") -> dict[str, bytes]:
+    """``<uid>.ics`` for each event of the issue (or of a translation, in ``language``): one
+    event each, to add with a click."""
     files = {}
-    for uid, vevent in _events(sent, settings):
+    for uid, vevent in _events(sent, settings, language):
         calendar = _calendar(settings, settings.newsletter.name)
         calendar.add_component(vevent)
         files[f"{uid}.ics"] = _finish(calendar, settings)

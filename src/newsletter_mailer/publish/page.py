@@ -8,6 +8,7 @@ name or unsubscribe link never reaches a page, because no recipient is ever look
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from dataclasses import dataclass
@@ -19,17 +20,19 @@ from markdown_it.token import Token
 from markupsafe import Markup
 
 from ..compose import markup
+from ..compose.bidi import direction
+from ..compose.i18n import catalogue
 from ..compose.images import ImageResolver, MediaImage, image_blocks
 from ..compose.issue import Issue
 from ..compose.merge import ESCAPERS, MergeFields, html_contexts
-from ..compose.online import event_links, issue_path, issue_url, site_url
+from ..compose.online import event_links, issue_path, issue_url, site_url, version_of
 from ..compose.palette import palette_for
 from ..compose.render import contact_href, date_label, event_when, template_dirs
 from ..config import Settings
 from ..errors import IssueError
 from .archive import SentIssue
 
-__all__ = ["Article", "PageRenderer", "og_image", "public_text"]
+__all__ = ["Article", "PageRenderer", "Version", "og_image", "public_text"]
 
 _MD = MarkdownIt("commonmark")
 
@@ -50,23 +53,44 @@ def public_text(text: str, issue: Issue, settings: Settings, line: int) -> str:
     return fields.render_plain(source, fields.values(dict(settings.publish.reader), ""))
 
 
+@dataclass(frozen=True)
+class Version:
+    """One language version of an issue's page: its tag, its folder under the issue's ("" for
+    the main language's) and its language's name in itself."""
+
+    tag: str
+    folder: str
+    name: str
+
+
 class PageRenderer:
-    """Renders the site's pages of one settings; each issue's merge fields filled once."""
+    """Renders the site's pages of one settings; each issue's merge fields filled once; one
+    template environment per language (its catalogue installed), made on first use."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        site_dirs = [d / "site" for d in template_dirs(settings) if (d / "site").is_dir()]
-        self.env = Environment(
-            loader=FileSystemLoader([str(d) for d in site_dirs]),
-            autoescape=select_autoescape(["html"]),
-            undefined=StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self.language = settings.newsletter.language
+        self._dirs = [str(d / "site") for d in template_dirs(settings) if (d / "site").is_dir()]
+        self._envs: dict[str, Environment] = {}
 
-    def _render(self, template: str, context: dict[str, Any]) -> str:
+    def env(self, language: str = "") -> Environment:
+        language = language or self.language
+        if language not in self._envs:
+            env = Environment(
+                loader=FileSystemLoader(self._dirs),
+                autoescape=select_autoescape(["html"]),
+                undefined=StrictUndefined,
+                trim_blocks=True,
+                lstrip_blocks=True,
+                extensions=["jinja2.ext.i18n"],
+            )
+            env.install_gettext_translations(catalogue(language), newstyle=True)  # type: ignore[attr-defined]
+            self._envs[language] = env
+        return self._envs[language]
+
+    def _render(self, template: str, context: dict[str, Any], language: str = "") -> str:
         try:
-            return self.env.get_template(template).render(context)
+            return self.env(language).get_template(template).render(context)
         except TemplateError as exc:
             name = getattr(exc, "filename", None) or f"templates/site/{template}"
             raise IssueError(f"template error: {exc}", file=name, line=getattr(exc, "lineno", None)) from None
@@ -74,6 +98,10 @@ class PageRenderer:
     def _common(self, canonical: str, root: str) -> dict[str, Any]:
         news = self.settings.newsletter
         return {
+            "lang": self.language,
+            "dir": direction(self.language),
+            "versions": [],
+            "languages": [],
             "newsletter": news,
             "palette": palette_for(self.settings.brand.accent),
             "canonical": canonical,
@@ -82,11 +110,14 @@ class PageRenderer:
             "subscribe_url": f"{news.base_url.rstrip('/')}/subscribe",
         }
 
-    def article(self, sent: SentIssue, images: ImageResolver, *, absolute: bool) -> Article:
-        """The issue's content; ``absolute``: every link a full URL (for the feed)."""
+    def article(self, sent: SentIssue, images: ImageResolver, *, absolute: bool, language: str = "") -> Article:
+        """The issue's content (``language``: a translation's, else the main one's); ``absolute``:
+        every link a full URL (for the feed)."""
         issue, fields = sent.issue, MergeFields()
-        base = issue_url(self.settings, issue.key) if absolute else ""
-        media_root = f"{site_url(self.settings)}/" if absolute else "../../"
+        language = language or self.language
+        version = version_of(self.settings, language)
+        base = issue_url(self.settings, issue.key, version) if absolute else ""
+        media_root = f"{site_url(self.settings)}/" if absolute else "../../" + ("../" if version else "")
         blocks = _Blocks(fields, issue, images, media_root + "media/")
         context = {
             "subject": fields.substitute(issue.subject, file=issue.path, line=issue.line_of("subject")),
@@ -100,22 +131,23 @@ class PageRenderer:
                 }
                 for s in issue.sections
             ],
-            "events": self._events(issue, blocks),
+            "events": self._events(issue, blocks, language),
             "signoff": blocks.html(issue.signoff, issue.signoff_line) if issue.signoff else "",
             "base": base,
-            "date_label": date_label(sent.day(self.settings.newsletter.timezone)),
+            "date_label": date_label(sent.day(self.settings.newsletter.timezone), language),
         }
-        body = self._render("article.html", context)
+        body = self._render("article.html", context, language)
         values = fields.values(dict(self.settings.publish.reader), "")
         subject = public_text(issue.subject, issue, self.settings, issue.line_of("subject"))
         preheader = public_text(issue.preheader, issue, self.settings, issue.line_of("preheader"))
         return Article(_fill(body, fields, values), subject, preheader)
 
-    def _events(self, issue: Issue, blocks: _Blocks) -> list[dict[str, Any]]:
-        links = event_links(issue, self.settings)
+    def _events(self, issue: Issue, blocks: _Blocks, language: str) -> list[dict[str, Any]]:
+        contact = catalogue(language).gettext("Contact:")
+        links = event_links(issue, self.settings, version_of(self.settings, language), contact)
         return [
             {
-                "when": event_when(event),
+                "when": event_when(event, language),
                 "title_html": blocks.inline(event.title, event.line),
                 "title_text": html.unescape(re.sub(r"<[^>]+>", "", blocks.inline(event.title, event.line))),
                 "where": event.where,
@@ -128,16 +160,38 @@ class PageRenderer:
             for event, link in zip(issue.events, links, strict=True)
         ]
 
-    def issue_page(self, sent: SentIssue, article: Article, og_image: str) -> str:
+    def issue_page(
+        self, sent: SentIssue, article: Article, og_image: str, versions: tuple[Version, ...] = (), current: str = ""
+    ) -> str:
+        """An issue's page; with ``versions`` (the main one first, then each translation) it links
+        every version both ways (hreflang, and x-default to the main one) and names the others
+        in their own language; ``current``: the folder of the one this page is."""
+        canonical = issue_url(self.settings, sent.key, current)
         context = {
-            **self._common(issue_url(self.settings, sent.key), "../../"),
+            **self._common(canonical, "../../../" if current else "../../"),
+            **self._versions(sent, versions, current),
             "article": Markup(article.html),
             "subject": article.subject,
             "preheader": article.preheader,
             "published": sent.sent.isoformat().replace("+00:00", "Z"),
             "og_image": og_image,
         }
-        return self._render("issue.html", context)
+        return self._render("issue.html", context, context["lang"])
+
+    def _versions(self, sent: SentIssue, versions: tuple[Version, ...], current: str) -> dict[str, Any]:
+        if len(versions) < 2:
+            return {}
+        url = functools.partial(issue_url, self.settings, sent.key)
+        here = next(v for v in versions if v.folder == current)
+        alternates = [{"hreflang": v.tag, "url": url(v.folder)} for v in versions]
+        alternates.append({"hreflang": "x-default", "url": url("")})
+        up = "../" if current else ""
+        others = [
+            {"tag": v.tag, "name": v.name, "href": f"{up}{v.folder}/" if v.folder else up}
+            for v in versions
+            if v is not here
+        ]
+        return {"lang": here.tag, "dir": direction(here.tag), "versions": alternates, "languages": others}
 
     def index_page(self, entries: list[tuple[SentIssue, Article]]) -> str:
         items = [

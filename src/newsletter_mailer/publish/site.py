@@ -7,15 +7,18 @@ are removed, but only those the manifest says ``publish`` wrote.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..compose.i18n import is_same_language, language_name
 from ..compose.images import ImageResolver
-from ..compose.issue import Issue
+from ..compose.issue import Issue, read_issue
 from ..compose.online import issue_path
+from ..compose.translations import translations_of
 from ..config import Settings
 from ..errors import IssueError, UserInputError
 from ..store.factory import existing_store
@@ -23,7 +26,7 @@ from .archive import Archive, SentIssue, find_sent
 from .calendar import diary_calendar, issue_event_files
 from .feed import atom_feed
 from .media import served_bytes
-from .page import Article, PageRenderer, og_image
+from .page import Article, PageRenderer, Version, og_image
 
 __all__ = [
     "MANIFEST",
@@ -76,16 +79,52 @@ def build_site(settings: Settings, archive: Archive, have: frozenset[str] = froz
     entries: list[tuple[SentIssue, Article]] = []
     for sent in archive.issues:
         images = ImageResolver(sent.issue, settings)
-        files.update(media_files(images, have | frozenset(files)))
-        page_article = renderer.article(sent, images, absolute=False)
-        folder = issue_path(sent.key)
-        files[f"{folder}index.html"] = renderer.issue_page(sent, page_article, og_image(sent.issue, images)).encode()
-        for name, data in issue_event_files(sent, settings).items():
-            files[f"{folder}events/{name}"] = data
+        translated = _translations(sent, settings.newsletter.language)
+        main = settings.newsletter.language
+        versions = (
+            Version(main, "", language_name(main)),
+            *(Version(t.tag, t.tag.lower(), language_name(t.tag)) for t in translated),
+        )
+        for version, one in zip(versions, (sent, *(t.sent for t in translated)), strict=True):
+            files.update(_issue_files(renderer, one, version, versions, have | frozenset(files)))
         entries.append((sent, renderer.article(sent, images, absolute=True)))
     files["index.html"] = renderer.index_page(entries).encode()
     files["feed.xml"] = atom_feed(settings, entries)
     files["diary.ics"] = diary_calendar(archive.issues, settings)
+    return files
+
+
+@dataclass(frozen=True)
+class _Translated:
+    sent: SentIssue  # the translation, under the main issue's key and first send
+    tag: str  # its language tag, as in its file name
+
+
+def _translations(sent: SentIssue, main: str) -> list[_Translated]:
+    """The issue's translations (``2026-12.fr.md`` beside ``2026-12.md``), each published beside
+    it at ``issues/2026-12/fr/`` with the main issue's date; one in the main language (``main``)
+    is no translation, as a send sees it (its readers get the main file)."""
+    found = []
+    for translation in translations_of(sent.issue.path):
+        if is_same_language(translation.language, main):
+            continue
+        issue = dataclasses.replace(read_issue(translation.path), path=sent.issue.path)
+        found.append(_Translated(SentIssue(issue, sent.sent_at), translation.language))
+    return found
+
+
+def _issue_files(
+    renderer: PageRenderer, sent: SentIssue, version: Version, versions: tuple[Version, ...], have: frozenset[str]
+) -> dict[str, bytes]:
+    """One version's page, its media and its calendar files, by their path in the site."""
+    images = ImageResolver(sent.issue, renderer.settings)
+    files = media_files(images, have)
+    article = renderer.article(sent, images, absolute=False, language=version.tag)
+    folder = issue_path(sent.key, version.folder)
+    page = renderer.issue_page(sent, article, og_image(sent.issue, images), versions, version.folder)
+    files[f"{folder}index.html"] = page.encode()
+    for name, data in issue_event_files(sent, renderer.settings, version.tag).items():
+        files[f"{folder}events/{name}"] = data
     return files
 
 

@@ -14,7 +14,7 @@ from ..compose.dkim import dkim_signer
 from ..compose.editions import Editions, VariantCount
 from ..compose.envelope import MessageTemplate
 from ..compose.render import RenderedIssue
-from ..compose.translations import ByLanguage, rendered_translations
+from ..compose.translations import ByLanguage, rendered_translations, translations_of
 from ..config import Settings, SMTPSettings
 from ..store.base import Store
 from .engine import NoProgress, Progress, Summary, dispatch
@@ -109,7 +109,7 @@ def content_hash(rendered: RenderedIssue, settings: Settings) -> str:
     render draws its own placeholder nonce: it is left out), every setting that shows in a
     message's headers, the conditions that pick each reader's variant, and the link secret (a
     digest of a key derived from it: unsubscribe links, Message-IDs and VERP tokens must be the
-    same whichever machine sends)."""
+    same whichever machine sends), and each translation's file."""
     digest = hashlib.sha256()
     nonce = f"nlm{rendered.fields.nonce}x"
     news, dkim = settings.newsletter, settings.dkim
@@ -120,7 +120,21 @@ def content_hash(rendered: RenderedIssue, settings: Settings) -> str:
         headers += (news.from_name, news.reply_to_name)
     secret = hashlib.sha256(b"newsletter join\0" + signer_for(settings).message_id_key()).hexdigest()
     conditions = tuple(f"{p.part}={p.condition.source}" for p in rendered.issue.conditional_parts())
-    for part in (rendered.issue.key, rendered.subject, rendered.html, rendered.text, *headers, *conditions, secret):
+    # Each translation beside the issue (2026-12.fr.md), by its bytes: an edit to one is a
+    # different send too. None: the hash is what it was, so a send begun before still joins.
+    translated = tuple(
+        f"{t.language}:{hashlib.sha256(t.path.read_bytes()).hexdigest()}" for t in translations_of(rendered.issue.path)
+    )
+    for part in (
+        rendered.issue.key,
+        rendered.subject,
+        rendered.html,
+        rendered.text,
+        *headers,
+        *conditions,
+        secret,
+        *translated,
+    ):
         digest.update(part.replace(nonce, "nlm-x").encode("utf-8", "surrogatepass"))
         digest.update(b"\0")
     return digest.hexdigest()

@@ -19,6 +19,7 @@ from ..compose.dkim import dkim_signer
 from ..compose.editions import Editions, VariantCount
 from ..compose.envelope import MessageTemplate
 from ..compose.render import RenderedIssue
+from ..compose.translations import ByLanguage, reach, rendered_translations
 from ..compose.variants import Variant
 from ..config import Settings
 from ..errors import ConfigError, MergeFieldError, UserInputError
@@ -42,6 +43,7 @@ class DryRun:
     already_sent: int
     problems: tuple[str, ...]
     variants: tuple[VariantCount, ...] = ()  # an issue with conditions: how many messages of each
+    languages: tuple[str, ...] = ()  # with translations: how many readers get each language (reach)
 
 
 def dry_run(rendered: RenderedIssue, settings: Settings, subscribers: Path | None = None) -> DryRun:
@@ -49,6 +51,9 @@ def dry_run(rendered: RenderedIssue, settings: Settings, subscribers: Path | Non
     subscribers = subscribers or settings.path(settings.newsletter.subscribers)
     signer, dkim = signer_for(settings), dkim_signer(settings)
     editions = Editions(rendered, settings, lambda r: MessageTemplate(r, settings, signer, dkim=dkim))
+    others = rendered_translations(rendered.issue, settings)  # each reader's language, as a send picks it
+    chooser = ByLanguage(editions, {k: Editions(r, settings, editions.make) for k, r in others.items()})
+    cells: list[str] = []
     tally: Counter[Variant] = Counter()
     report = ListReport(subscribers)
     built = octets = suppressed = already = 0
@@ -64,15 +69,17 @@ def dry_run(rendered: RenderedIssue, settings: Settings, subscribers: Path | Non
                 continue
             variant = editions.variant_of(subscriber)
             try:
-                octets += len(editions.template(variant).envelope(subscriber).data)
+                octets += len(chooser.envelope(subscriber).data)
             except MergeFieldError as exc:  # reported as a skipped row; a send marks it failed
                 report.add_problem(subscriber.line, str(exc))
                 continue
             built += 1
             tally[variant] += 1
+            cells.append(dict(subscriber.fields).get("language", ""))
     counts = tuple(editions.counts(tally)) if editions.segmenter.parts else ()
     skipped = (report.invalid, report.duplicates, suppressed, already)
-    return DryRun(built, octets, *skipped, tuple(report.problems), counts)
+    languages = tuple(reach(cells, rendered.language, [*others])) if others and any(cells) else ()
+    return DryRun(built, octets, *skipped, tuple(report.problems), counts, languages)
 
 
 @dataclass(frozen=True)

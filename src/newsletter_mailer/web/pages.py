@@ -13,7 +13,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.responses import HTMLResponse
 
 from ..compose.bidi import FSI, LRI, PDI, direction
-from ..compose.i18n import catalogue
+from ..compose.i18n import catalogue, page_language
 from ..compose.palette import palette_for
 from ..compose.render import template_dirs
 from ..config import Settings
@@ -23,37 +23,54 @@ __all__ = ["Pages"]
 
 class Pages:
     """Renders ``templates/pages/<name>.html`` (a workspace's templates/ first) with the
-    newsletter's name, language and palette."""
+    newsletter's name, palette and language, or a reader's own (one template environment per
+    language, made on first use)."""
 
     def __init__(self, settings: Settings) -> None:
-        self._env = Environment(
-            loader=FileSystemLoader([str(d) for d in template_dirs(settings)]),
-            autoescape=select_autoescape(["html"], default_for_string=True, default=True),
-            undefined=StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            extensions=["jinja2.ext.i18n"],
-        )
+        self._dirs = [str(d) for d in template_dirs(settings)]
         news = settings.newsletter
+        self.language = news.language
+        self.offered = news.offered_languages
         self.gettext = catalogue(news.language).gettext
-        self._env.install_gettext_translations(catalogue(news.language), newstyle=True)  # type: ignore[attr-defined]
+        self._envs: dict[str, Environment] = {}
         self._common = {
             "newsletter": news.name,
-            "lang": news.language,
-            "dir": direction(news.language),
             "palette": palette_for(settings.brand.accent, settings.brand.text_accent),
         }
 
-    def text(self, name: str, **values: Any) -> str:
-        """The page's HTML. On a right-to-left page the address and the newsletter's name are
-        isolated (LRI/FSI ... PDI), so "ad***@example.org" keeps its order inside an Arabic sentence."""
-        common = dict(self._common)
+    def choose(self, requested: str, *, offered_only: bool = False) -> str:
+        """The language for a page from a visitor's ``?lang=`` or a stored choice (validated:
+        compose/i18n.py ``page_language``); the newsletter's when it names none we can show
+        (``offered_only``: none of ``[newsletter] languages``, as the signup form's pages)."""
+        return page_language(requested, self.offered, self.language, shipped=not offered_only)
+
+    def _env(self, language: str) -> Environment:
+        env = self._envs.get(language)
+        if env is None:
+            env = Environment(
+                loader=FileSystemLoader(self._dirs),
+                autoescape=select_autoescape(["html"], default_for_string=True, default=True),
+                undefined=StrictUndefined,
+                trim_blocks=True,
+                lstrip_blocks=True,
+                extensions=["jinja2.ext.i18n"],
+            )
+            env.install_gettext_translations(catalogue(language), newstyle=True)  # type: ignore[attr-defined]
+            self._envs[language] = env
+        return env
+
+    def text(self, name: str, language: str = "", **values: Any) -> str:
+        """The page's HTML in ``language`` (already chosen: ``choose``), else the newsletter's. On
+        a right-to-left page the address and the newsletter's name are isolated (LRI/FSI ... PDI),
+        so "ad***@example.org" keeps its order inside an Arabic sentence."""
+        language = language or self.language
+        common = {**self._common, "lang": language, "dir": direction(language)}
         if common["dir"] == "rtl":  # Unicode isolates, not <bdi>: the name is in <title> too
             common["newsletter"] = f"{FSI}{common['newsletter']}{PDI}"
             if "who" in values:
                 values["who"] = f"{LRI}{values['who']}{PDI}"
-        return self._env.get_template(f"pages/{name}.html").render({**common, "test": False, **values})
+        return self._env(language).get_template(f"pages/{name}.html").render({**common, "test": False, **values})
 
-    def __call__(self, name: str, status: int = 200, **values: Any) -> HTMLResponse:
+    def __call__(self, name: str, status: int = 200, language: str = "", **values: Any) -> HTMLResponse:
         """The page as a response: ``render_page("unsubscribed", who=...)``."""
-        return HTMLResponse(self.text(name, **values), status_code=status)
+        return HTMLResponse(self.text(name, language, **values), status_code=status)

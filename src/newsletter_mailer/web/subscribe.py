@@ -32,24 +32,25 @@ from ..audience.signup import (
     FormError,
     RequestRef,
     SignupForm,
+    chosen_language,
     form_html,
     read_form,
 )
 from ..compose.confirmation import confirmation_envelope
 from ..compose.dkim import dkim_signer
 from ..compose.envelope import Envelope
-from ..compose.i18n import catalogue
+from ..compose.i18n import catalogue, language_name
 from ..config import Settings
 from ..errors import StateLost, StoreError, TokenError
 from .bodies import bounded_body
 from .offload import Offload
+from .pages import Pages
 from .visitors import SignupGate, TrustedProxies
 
 __all__ = ["MAX_BODY", "signup_routes"]
 
 MAX_BODY = 8 * 1024  # a filled form is a few hundred bytes
 log = logging.getLogger("newsletter_mailer.signup")
-Page = Callable[..., HTMLResponse]  # web.pages.Pages: (name, status, **values)
 
 
 class TooLarge(Exception):
@@ -67,33 +68,32 @@ async def _form_body(request: Request) -> dict[str, list[str]]:
         raise TooLarge from None
 
 
-def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str], store: Offload) -> list[Route]:
+def signup_routes(settings: Settings, page: Pages, mask: Callable[[str], str], store: Offload) -> list[Route]:
     signup = settings.signup
     news = settings.newsletter
     signer = signer_for(settings)
     codec = ConfirmCodec.for_list(signer.secret, signer.list_id, signup.confirm_hours)
     dkim = dkim_signer(settings)
-    words = catalogue(news.language).gettext  # the form's labels, in the pages' language
+    offered = news.offered_languages  # one: no choice on the form (docs/languages-signup.md)
+    names = tuple((tag, language_name(tag)) for tag in offered)
 
     faults: tuple[type[BaseException], ...] = (StateLost, StoreError, *unmapped_faults())
 
-    def form_page(error: str = "", email: str = "", status: int = 200) -> HTMLResponse:
-        return page(
-            "subscribe",
-            status,
-            form=Markup(form_html("/subscribe", signup.fields, error=error, email=email, gettext=words)),
+    def form_page(language: str, error: str = "", email: str = "", status: int = 200) -> HTMLResponse:
+        words = catalogue(language).gettext  # the form's labels, in the page's language
+        action = "/subscribe" if language == news.language else f"/subscribe?lang={language}"
+        form = form_html(
+            action, signup.fields, error=error, email=email, gettext=words, languages=names, chosen=language
         )
-
-    def check_inbox() -> HTMLResponse:
-        return page("check_inbox", 200)
+        return page("subscribe", status, language, form=Markup(form))
 
     def show_form(request: Request) -> Response:
-        return form_page()
+        return form_page(page.choose(request.query_params.get("lang", ""), offered_only=True))
 
     def envelope_for(form: SignupForm, ref: RequestRef) -> Envelope:
         token = codec.token(ref.id, ref.requested, ref.nonce, ref.address)
         url = f"{news.base_url.rstrip('/')}/confirm/{token}"
-        return confirmation_envelope(settings, form.subscriber, url, dkim)
+        return confirmation_envelope(settings, form.subscriber, url, dkim, form.language)
 
     gate = SignupGate(signup.per_ip_per_hour)
     proxies = TrustedProxies(settings.serve.proxy_networks)
@@ -126,22 +126,27 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str], st
         send_confirmation(settings, envelope_for(form, pending.ref), mask)
 
     async def submit(request: Request) -> Response:
+        shown = page.choose(request.query_params.get("lang", ""), offered_only=True)
         try:
-            form = read_form(await _form_body(request), signup.fields)
+            posted = await _form_body(request)
         except TooLarge:
-            return page("too_large", 413)
+            return page("too_large", 413, shown)
+        shown = chosen_language(posted, offered) or shown  # a refused form is answered in its choice
+        try:
+            form = read_form(posted, signup.fields, offered, catalogue(shown).gettext)
         except FormError as exc:
-            return form_page(str(exc), status=400)
+            return form_page(shown, str(exc), status=400)
+        language = form.language or shown
         forwarded = ", ".join(request.headers.getlist("x-forwarded-for")) or None
         ip = proxies.client(request.client.host if request.client else "", forwarded)
         if not gate.admit(ip):  # about the visitor's own network, never about the address typed
             log.warning("signups from %s over [signup] per_ip_per_hour; answered 429", ip)
-            return page("signup_later", 429)
+            return page("signup_later", 429, language)
         if store_down.is_set():  # the same for every address: it says nothing about one
-            response = page("confirm_failed", 503)
+            response = page("confirm_failed", 503, language)
             response.background = BackgroundTask(probe)
             return response
-        response = check_inbox()
+        response = page("check_inbox", 200, language)
         if not form.bot:  # the honeypot was filled: the same answer, and nothing done
             response.background = BackgroundTask(record_and_mail, form, ip)
         return response
@@ -160,18 +165,19 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str], st
         pending = await store.run(pending_signup, settings, ref) if ref is not None else None
         if pending is None:
             return invalid()
-        return page("confirm", 200, who=mask(pending.address), action=request.url.path)
+        language = page.choose(pending.language)
+        return page("confirm", 200, language, who=mask(pending.address), action=request.url.path)
 
     async def confirm(request: Request) -> Response:
         ref = request_of(request)
         ip = request.client.host if request.client else ""
         try:
-            address = await store.run(confirm_signup, settings, ref, ip) if ref is not None else None
+            done = await store.run(confirm_signup, settings, ref, ip) if ref is not None else None
         except faults:
             return page("confirm_failed", 503)
-        if address is None:
+        if done is None:
             return invalid()
-        return page("confirmed", 200, who=mask(address))
+        return page("confirmed", 200, page.choose(done.language), who=mask(done.address))
 
     return [
         Route("/subscribe", show_form, methods=["GET"]),

@@ -49,17 +49,23 @@ def create_app(settings: Settings, offload: Offload | None = None) -> Starlette:
     store = offload or Offload()
     health = HealthProbe(store, lambda: store_answers(settings))
 
-    def invalid() -> HTMLResponse:
-        return render_page("unsubscribe_invalid", 400)
+    def invalid(language: str = "") -> HTMLResponse:
+        return render_page("unsubscribe_invalid", 400, language)
 
-    def not_recorded(token: str, exc: BaseException) -> HTMLResponse:
+    def language_of(request: Request) -> tuple[str, str]:
+        """The reader's language from the link's ``?lang=`` (set by the email it came from,
+        validated here) and the query that keeps it on the page's own buttons."""
+        language = render_page.choose(request.query_params.get("lang", ""))
+        return language, ("" if language == settings.newsletter.language else f"?lang={language}")
+
+    def not_recorded(token: str, exc: BaseException, language: str, query: str) -> HTMLResponse:
         # The request must not be lost silently: the log line carries what replays it.
         log.error(
             "unsubscribe NOT recorded (%s); replay it with: %s",
             exc.__cause__ or exc if isinstance(exc, NotRecorded) else exc,
             unsubscribing.replay_command(token),
         )
-        return render_page("not_recorded", 503, action=f"/unsubscribe/{token}")
+        return render_page("not_recorded", 503, language, action=f"/unsubscribe/{token}{query}")
 
     def subject_of(request: Request) -> TokenSubject | None:
         try:
@@ -68,14 +74,17 @@ def create_app(settings: Settings, offload: Offload | None = None) -> Starlette:
             return None
 
     async def confirm(request: Request) -> Response:
+        language, query = language_of(request)
         subject = subject_of(request)
         if subject is None:
-            return invalid()
+            return invalid(language)
         current = await store.run(unsubscribing.subscription_of, settings, subject.address)
         who = mask(subject.address)  # the template escapes it
         if current is not None and not subject.test:
-            return render_page("already_unsubscribed", who=who, action=f"/resubscribe/{request.path_params['token']}")
-        return render_page("unsubscribe", who=who, action=str(request.url.path), test=subject.test)
+            action = f"/resubscribe/{request.path_params['token']}{query}"
+            return render_page("already_unsubscribed", language=language, who=who, action=action)
+        action = f"{request.url.path}{query}"
+        return render_page("unsubscribe", language=language, who=who, action=action, test=subject.test)
 
     faults: tuple[type[BaseException], ...] = (StoreError, StateLost, *unmapped_faults())
 
@@ -83,32 +92,34 @@ def create_app(settings: Settings, offload: Offload | None = None) -> Starlette:
         body = await bounded_body(request, BODY_LIMIT)
         if body is None:
             return PlainTextResponse("request body too large", status_code=413, headers={"Connection": "close"})
+        language, query = language_of(request)
         subject = subject_of(request)
         if subject is None:
-            return invalid()
+            return invalid(language)
         source = "one-click" if b"List-Unsubscribe=One-Click" in body else "web page"
         token = request.path_params["token"]
         try:
             await store.run(unsubscribing.unsubscribe, settings, token, source)
         except faults as exc:  # a deadline missed too
-            return not_recorded(token, exc)
+            return not_recorded(token, exc, language, query)
         return render_page(
             "unsubscribed",
+            language=language,
             who=mask(subject.address),
-            action=f"/resubscribe/{token}",
+            action=f"/resubscribe/{token}{query}",
             test=subject.test,
         )
 
     async def resubscribe(request: Request) -> Response:
+        language, query = language_of(request)
         subject = subject_of(request)
         if subject is None:
-            return invalid()
+            return invalid(language)
         who = mask(subject.address)
         if await store.run(unsubscribing.resubscribe, settings, subject) is not None:
-            return render_page("resubscribe_refused", who=who)
-        return render_page(
-            "resubscribed", who=who, action=f"/unsubscribe/{request.path_params['token']}", test=subject.test
-        )
+            return render_page("resubscribe_refused", language=language, who=who)
+        action = f"/unsubscribe/{request.path_params['token']}{query}"
+        return render_page("resubscribed", language=language, who=who, action=action, test=subject.test)
 
     async def healthz(request: Request) -> Response:
         if not await health.healthy():
