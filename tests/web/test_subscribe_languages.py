@@ -23,9 +23,9 @@ from browser_checks import axe_violations, emulate
 from conftest import ARTEFACTS, REPO, free_port, make_workspace, node_package, serve_asgi, use_store
 from newsletter_mailer.audience.links import signer_for
 from newsletter_mailer.audience.signup import ConfirmCodec, RequestRef
+from newsletter_mailer.audience.signup_log import SignupLog
 from newsletter_mailer.config import load_settings
 from newsletter_mailer.store import open_store
-from newsletter_mailer.store.signup_log import SignupLog
 from newsletter_mailer.web.unsubscribe import create_app
 from smtp_servers import SMTPTestServer
 from test_cli import run
