@@ -13,6 +13,7 @@ from ..audience.subscribers import ListCheck, ListReport, check_list, read_subsc
 from ..audience.suppressions import SuppressionList
 from ..config import Settings
 from ..store.factory import confirmed_signups
+from ..store.preference_log import reader_choices
 from ..store.signup_log import export_list
 from .stores import existing_store, opened_store
 
@@ -47,4 +48,4 @@ def export_subscribers(settings: Settings, output: AbstractContextManager[TextIO
     path = settings.path(settings.newsletter.subscribers)
     rows = read_subscribers(path, ListReport(path))
     with opened_store(settings) as store, output as handle:
-        return export_list(store, rows, handle, settings.signup.fields)
+        return export_list(store, rows, handle, settings.signup.fields, reader_choices(settings, store))

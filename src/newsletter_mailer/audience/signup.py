@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from email_validator import EmailNotValidError
@@ -18,6 +18,7 @@ from email_validator import EmailNotValidError
 from ..config import RESERVED_FIELD_KEYS, field_key
 from ..errors import TokenError
 from .links import TokenSigner
+from .preferences import topics_cell
 from .subscribers import Subscriber, address_key, clean_value, normalise_address
 
 __all__ = [
@@ -36,7 +37,8 @@ __all__ = [
 
 HONEYPOT = RESERVED_FIELD_KEYS[2]  # "website": hidden from people; bots that fill every field fill it
 MAX_VALUE = 200
-MAX_FORM_FIELDS = 20  # email, name, the honeypot and at most 10 extra fields (config.py), with room to spare
+MAX_FORM_FIELDS = 20  # email, name, the honeypot and at most 10 extra fields (config.py), with room to spare;
+# a form that offers topics takes one more field per topic
 # Providers that deliver ``a.da@`` and ``ada@`` to one mailbox (and the domains that are one of them).
 _DOTS_IGNORED = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
 
@@ -51,9 +53,11 @@ class SignupForm:
     bot: bool  # the honeypot was filled: answer as usual, send nothing
 
 
-def read_form(values: Mapping[str, list[str]], extra_fields: Iterable[str]) -> SignupForm:
-    """Validate a posted form; FormError for an address that cannot be one or a value longer than
-    the form allows (the page's inputs say ``maxlength``: only a script sends more)."""
+def read_form(values: Mapping[str, list[str]], extra_fields: Iterable[str], topics: Sequence[str] = ()) -> SignupForm:
+    """Validate a posted form; FormError for an address that cannot be one, a value longer than
+    the form allows (the page's inputs say ``maxlength``: only a script sends more) or a topic
+    the settings do not offer. With ``topics`` offered, the ticked ones are kept as the reader's
+    ``topics`` field (none ticked: none chosen)."""
     first = {key: clean_value(items[0] if items else "") for key, items in values.items()}
     raw = first.get("email", "")
     if not raw:
@@ -65,6 +69,11 @@ def read_form(values: Mapping[str, list[str]], extra_fields: Iterable[str]) -> S
     except EmailNotValidError:
         raise FormError("That does not look like an email address; please check it.") from None
     extras = tuple((field_key(label), first.get(field_key(label), "")) for label in extra_fields)
+    if topics:
+        ticked = values.get("topic", [])
+        if any(t not in topics for t in ticked):
+            raise FormError("That topic is not one this newsletter offers; please choose from the list.")
+        extras += (("topics", topics_cell(t for t in topics if t in ticked)),)
     subscriber = Subscriber(email=address, name=first.get("name", ""), fields=extras)
     return SignupForm(subscriber, bot=bool(first.get(HONEYPOT)))
 
@@ -129,9 +138,11 @@ def form_html(
     error: str = "",
     email: str = "",
     gettext: Callable[[str], str] = str,
+    topics: Sequence[str] = (),
 ) -> str:
-    """The signup form: email, name, the extra fields, and the hidden honeypot; its words through
-    ``gettext`` (the page's catalogue, compose/i18n.py), English as written by default."""
+    """The signup form: email, name, the extra fields, the topics offered (each ticked), and the
+    hidden honeypot; its words through ``gettext`` (the page's catalogue, compose/i18n.py),
+    English as written by default."""
     _ = gettext
     email_label, name_label, trap_label, button = (
         _("Email address"),
@@ -156,6 +167,8 @@ def form_html(
             f'<p><label for="nl-{key}">{html.escape(optional % {"field": label})}</label><br>'
             f'<input id="nl-{key}" name="{key}" type="text" maxlength="{MAX_VALUE}"></p>'
         )
+    if topics:
+        rows.append(_topic_boxes(topics, _("Topics you receive")))
     rows.append(
         f'<p style="position:absolute;inset-inline-start:-9999px" aria-hidden="true"><label for="nl-{HONEYPOT}">'
         f'{html.escape(trap_label)}</label><input id="nl-{HONEYPOT}" name="{HONEYPOT}" type="text" tabindex="-1" '
@@ -163,6 +176,16 @@ def form_html(
     )
     rows.append(f'<p><button type="submit">{html.escape(button)}</button></p>')
     return f'<form method="post" action="{html.escape(action)}">\n' + "\n".join(rows) + "\n</form>"
+
+
+def _topic_boxes(topics: Sequence[str], legend: str) -> str:
+    """The topics as ticked checkboxes in a fieldset, each label its own escaped text."""
+    boxes = "".join(
+        f'<label class="choice" for="nl-topic-{n}"><input type="checkbox" id="nl-topic-{n}" name="topic" '
+        f'value="{html.escape(topic)}" checked><span dir="auto">{html.escape(topic)}</span></label>\n'
+        for n, topic in enumerate(topics, 1)
+    )
+    return f"<fieldset>\n<legend>{html.escape(legend)}</legend>\n{boxes}</fieldset>"
 
 
 @dataclass

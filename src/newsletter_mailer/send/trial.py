@@ -22,6 +22,7 @@ from ..compose.variants import Variant
 from ..config import Settings
 from ..errors import ConfigError, MergeFieldError, UserInputError
 from ..store.factory import confirmed_signups, open_store
+from ..store.preference_log import reader_choices
 from .providers import transport_for
 from .route import delivery_route
 from .transport import Kind, Result, Transport
@@ -41,6 +42,7 @@ class DryRun:
     already_sent: int
     problems: tuple[str, ...]
     variants: tuple[VariantCount, ...] = ()  # an issue with conditions: how many messages of each
+    paused: int = 0  # readers who paused their mail on the preferences page (no message built)
 
 
 def dry_run(rendered: RenderedIssue, settings: Settings, subscribers: Path | None = None) -> DryRun:
@@ -50,14 +52,20 @@ def dry_run(rendered: RenderedIssue, settings: Settings, subscribers: Path | Non
     editions = Editions(rendered, settings, lambda r: MessageTemplate(r, settings, signer, dkim=dkim))
     tally: Counter[Variant] = Counter()
     report = ListReport(subscribers)
-    built = octets = suppressed = already = 0
+    built = octets = suppressed = already = paused = 0
     with open_store(settings) as journal:
         suppressions = SuppressionList(journal)
         signups = confirmed_signups(journal)
+        choices = reader_choices(settings, journal)
         for subscriber in merge_lists(read_subscribers(subscribers, report), signups, Tally()):
             if subscriber.email in suppressions:
                 suppressed += 1
                 continue
+            if choices is not None:
+                if choices.paused(subscriber.email):
+                    paused += 1
+                    continue
+                subscriber = choices.reader(subscriber)
             if journal.state_of(rendered.issue.key, subscriber.email) == "sent":
                 already += 1
                 continue
@@ -71,7 +79,7 @@ def dry_run(rendered: RenderedIssue, settings: Settings, subscribers: Path | Non
             tally[variant] += 1
     counts = tuple(editions.counts(tally)) if editions.segmenter.parts else ()
     skipped = (report.invalid, report.duplicates, suppressed, already)
-    return DryRun(built, octets, *skipped, tuple(report.problems), counts)
+    return DryRun(built, octets, *skipped, tuple(report.problems), counts, paused)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from urllib.parse import unquote
 
 from ..audience.suppressions import Removal, SuppressionStore
 from .journal import Delivery, Journal, claimed_delivery
-from .rows import BounceRows, Exclusive, SignupRows
+from .rows import BounceRows, Exclusive, PreferenceRows, SignupRows
 
 __all__ = [
     "TAKEN_OVER",
@@ -125,7 +125,7 @@ class SharedSend(Protocol):
         taken, else how long until one frees (nothing taken: ask again then)."""
 
 
-class Store(Journal, SuppressionStore, SignupRows, BounceRows, Exclusive, SharedSend, Protocol):
+class Store(Journal, SuppressionStore, SignupRows, BounceRows, PreferenceRows, Exclusive, SharedSend, Protocol):
     """All the state in one database: the journal, the suppression list, signups and bounce
     reports, with its send lock."""
 

@@ -1,9 +1,9 @@
 """``newsletter store copy``: move a workspace's SQLite state into another store, typically
 PostgreSQL: the journal (each row under its own number wherever the target has it free, since
 the VERP sender of its message names it), the suppression list with its record of removals,
-signup requests, confirmed signups with their consent, the log of confirmation mails, and bounce
-reports. Rows already in the target stay as they are, so a copy that was interrupted can simply
-be run again."""
+signup requests, confirmed signups with their consent, the log of confirmation mails, bounce
+reports, and readers' preference changes with their consent record. Rows already in the
+target stay as they are, so a copy that was interrupted can simply be run again."""
 
 from __future__ import annotations
 
@@ -70,5 +70,6 @@ def copy_store(source: Store, target: Store) -> CopyReport:
             target.add_signup_mail,
         ),
         _copy(("bounce report", "bounce reports"), source.iter_bounce_reports(), target.add_bounce_report),
+        _copy(("preference change", "preference changes"), source.iter_preferences(), target.add_preference),
     )
     return CopyReport(tuple(issues), Copied("journal row", "journal rows", inserted, skipped), state, renumbered)

@@ -55,8 +55,9 @@ class TooLarge(Exception):
     pass
 
 
-async def _form_body(request: Request) -> dict[str, list[str]]:
-    """The posted form, read no further than MAX_BODY bytes whatever Content-Length claims."""
+async def _form_body(request: Request, topics: int = 0) -> dict[str, list[str]]:
+    """The posted form, read no further than MAX_BODY bytes whatever Content-Length claims, and of
+    no more fields than the form has (``topics``: the checkboxes it offers)."""
     declared = request.headers.get("content-length", "0")
     if not declared.isdigit() or int(declared) > MAX_BODY:
         raise TooLarge
@@ -66,7 +67,7 @@ async def _form_body(request: Request) -> dict[str, list[str]]:
         if len(body) > MAX_BODY:
             raise TooLarge
     try:
-        return parse_qs(body.decode("utf-8", "replace"), max_num_fields=MAX_FORM_FIELDS)
+        return parse_qs(body.decode("utf-8", "replace"), max_num_fields=MAX_FORM_FIELDS + topics)
     except ValueError:  # more fields than any form of ours has
         raise TooLarge from None
 
@@ -78,6 +79,7 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str], st
     codec = ConfirmCodec.for_list(signer.secret, signer.list_id, signup.confirm_hours)
     dkim = dkim_signer(settings)
     words = catalogue(news.language).gettext  # the form's labels, in the pages' language
+    topics = settings.preferences.topics if settings.preferences.enabled else ()  # offered as on the preferences page
 
     faults: tuple[type[BaseException], ...] = (StateLost, StoreError, *unmapped_faults())
 
@@ -85,7 +87,7 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str], st
         return page(
             "subscribe",
             status,
-            form=Markup(form_html("/subscribe", signup.fields, error=error, email=email, gettext=words)),
+            form=Markup(form_html("/subscribe", signup.fields, error=error, email=email, gettext=words, topics=topics)),
         )
 
     def check_inbox() -> HTMLResponse:
@@ -131,7 +133,7 @@ def signup_routes(settings: Settings, page: Page, mask: Callable[[str], str], st
 
     async def submit(request: Request) -> Response:
         try:
-            form = read_form(await _form_body(request), signup.fields)
+            form = read_form(await _form_body(request, len(topics)), signup.fields, topics)
         except TooLarge:
             return page("too_large", 413)
         except FormError as exc:

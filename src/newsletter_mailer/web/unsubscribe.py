@@ -52,6 +52,7 @@ async def small_body(request: Request) -> bytes | None:
 
 def create_app(settings: Settings, offload: Offload | None = None) -> Starlette:
     """The pages; ``offload``: the bounded threads and deadline the store is reached through."""
+    from .preferences import preference_routes
     from .static import site_routes
     from .subscribe import signup_routes  # the signup pages share this app and its page style
     from .webhooks import webhook_routes
@@ -149,6 +150,7 @@ def create_app(settings: Settings, offload: Offload | None = None) -> Starlette:
             Route("/resubscribe/{token}", resubscribe, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             *signup_routes(settings, render_page, mask, store),
+            *(preference_routes(settings, render_page, mask, store) if settings.preferences.enabled else ()),
             *webhook_routes(settings),
             *site_routes(settings),  # the web archive (newsletter publish), last: it answers the rest
         ],
