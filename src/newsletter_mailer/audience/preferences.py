@@ -93,8 +93,9 @@ def _pause(value: str, current: Choice, now: float) -> float:
         return current.paused_until if current.paused(now) else 0.0
     if value == RESUME:
         return 0.0
-    if value.isdigit() and int(value) in PAUSE_MONTHS:
-        return months_later(now, int(value))
+    months = {str(n): n for n in PAUSE_MONTHS}.get(value)  # the exact text: "３" is a digit to int()
+    if months is not None:
+        return months_later(now, months)
     raise ChoiceError(_("A pause lasts 1, 3 or 6 months."))
 
 
