@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from conftest import PG_PASSWORD, make_workspace, use_store
 from newsletter_mailer.audience.bounces import Action
+from newsletter_mailer.audience.preferences import Choice
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.audience.suppressions import SuppressionList
 from newsletter_mailer.cli import main
@@ -27,6 +28,7 @@ from newsletter_mailer.store.bounce_log import BounceLog
 from newsletter_mailer.store.database import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from newsletter_mailer.store.factory import open_url
 from newsletter_mailer.store.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresStore
+from newsletter_mailer.store.preference_log import PreferenceLog
 from newsletter_mailer.store.signup_log import SignupLog
 from newsletter_mailer.store.sqlite import SQLiteStore
 
@@ -196,22 +198,26 @@ def test_copy_moves_signups_bounce_reports_and_removals_and_says_what(pg_url: st
             b"<0000notoursatall0000@example.org>", b"<issue.user1@news.example.org>"
         )
         assert BounceLog(sqlite).process("report.eml", report).action is Action.SUPPRESSED
+        choice = Choice(("Diary",), 0.0)
+        PreferenceLog(sqlite).record("user0@example.org", choice, offered=("Diary",), ip="192.0.2.9", source="page")
+        changes = list(sqlite.iter_preferences())
         consents, mails = log.confirmed(), list(sqlite.iter_signup_mails())
         reports, removals = list(sqlite.iter_bounce_reports()), list(SuppressionList(sqlite).removals())
     code, output = cli(root, "store", "copy", "--to", pg_url)
     assert code == 0, output
     assert (
         "3 journal rows of 1 issue(s) (issue), 1 suppressed address, 1 suppression removal, 1 signup request,"
-        " 1 confirmed signup, 2 confirmation mails logged, 1 bounce report; already there and left as they were:"
-        " 0 journal rows, 0 suppressed addresses, 0 suppression removals, 0 signup requests, 0 confirmed signups,"
-        " 0 confirmation mails logged, 0 bounce reports"
+        " 1 confirmed signup, 2 confirmation mails logged, 1 bounce report, 1 preference change; already there and"
+        " left as they were: 0 journal rows, 0 suppressed addresses, 0 suppression removals, 0 signup requests,"
+        " 0 confirmed signups, 0 confirmation mails logged, 0 bounce reports, 0 preference changes"
     ) in output
     code, output = cli(root, "store", "copy", "--to", pg_url)
     assert (
         "left as they were: 3 journal rows, 1 suppressed address, 1 suppression removal, 1 signup request,"
-        " 1 confirmed signup, 2 confirmation mails logged, 1 bounce report"
+        " 1 confirmed signup, 2 confirmation mails logged, 1 bounce report, 1 preference change"
     ) in output
     with PostgresStore.open(pg_url, PG_PASSWORD) as pg:
+        assert list(pg.iter_preferences()) == changes and PreferenceLog(pg).current("USER0@example.org") == choice
         assert SignupLog(pg).confirmed() == consents and list(pg.iter_signup_mails()) == mails
         assert list(pg.iter_bounce_reports()) == reports and list(SuppressionList(pg).removals()) == removals
         # The waiting request kept its number: the link already in its inbox confirms it here.

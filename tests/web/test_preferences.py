@@ -111,7 +111,7 @@ def test_a_paused_reader_gets_nothing_and_one_who_drops_the_diary_gets_no_diary(
     answer = httpx.post(f"{workspace.base}/preferences/{paused}", data={"topic": ["Diary", "Campaigns"], "pause": "3"})
     assert answer.status_code == 200 and "will not be sent to" in answer.text
     answer = httpx.post(f"{workspace.base}/preferences/{dropped}", data={"topic": ["Campaigns"], "pause": "keep"})
-    assert answer.status_code == 200 and "<li><span dir=\"auto\">Campaigns</span></li>" in answer.text
+    assert answer.status_code == 200 and '<li><span dir="auto">Campaigns</span></li>' in answer.text
     assert 'value="Diary">' in httpx.get(f"{workspace.base}/preferences/{dropped}").text  # no longer ticked
 
     dry = workspace.newsletter("send", "issue2.md", "--dry-run")
@@ -133,10 +133,11 @@ def test_a_paused_reader_gets_nothing_and_one_who_drops_the_diary_gets_no_diary(
     assert "sent 199" in status.stdout and "paused by the reader (not sent): 1" in status.stdout
     exported = workspace.newsletter("subscribers", "export")
     rows = {row["email"]: row for row in csv.DictReader(io.StringIO(exported.stdout.lstrip("\ufeff")))}
-    assert rows["user1@example.org"]["topics"] == "Campaigns" and rows["user1@example.org"]["paused_until"] == ""
-    assert rows["user0@example.org"]["paused_until"].startswith(time.strftime("%Y-", time.gmtime(time.time() + 90 * 86400)))
-    assert rows["user0@example.org"]["preferences_ip"] == "127.0.0.1"
-    assert rows["user2@example.org"]["topics"] == "Diary, Campaigns" and rows["user2@example.org"]["preferences_changed"] == ""
+    pauser, dropper, other = rows["user0@example.org"], rows["user1@example.org"], rows["user2@example.org"]
+    assert dropper["topics"] == "Campaigns" and dropper["paused_until"] == ""
+    assert pauser["paused_until"].startswith(time.strftime("%Y-", time.gmtime(time.time() + 90 * 86400)))
+    assert pauser["preferences_ip"] == "127.0.0.1" and pauser["topics"] == "Diary, Campaigns"
+    assert other["topics"] == "Diary, Campaigns" and other["preferences_changed"] == ""  # no choice: every topic
 
 
 def test_resuming_on_the_page_brings_the_next_issue(workspace: Workspace) -> None:
@@ -160,7 +161,8 @@ def test_forged_truncated_and_foreign_tokens_are_refused(workspace: Workspace, m
     settings = workspace.settings
     good = signer_for(settings).token("user5@example.org")
     other_list = TokenSigner(signer_for(settings).secret, "another.list.example.org").token("user5@example.org")
-    other_key = TokenSigner(b"a different secret entirely", settings.newsletter.list_id_value).token("user5@example.org")
+    list_id = settings.newsletter.list_id_value
+    other_key = TokenSigner(b"a different secret entirely", list_id).token("user5@example.org")
     forged = good[:10] + ("A" if good[10] != "A" else "B") + good[11:]  # a middle character: every bit counts
     for token in (forged, good[:-3], other_list, other_key, "nonsense", "x" * 300):
         answer = httpx.request(method, f"{workspace.base}/preferences/{token}", data={"pause": "6"})
@@ -198,7 +200,7 @@ def test_a_hostile_form_is_refused_with_a_message_and_changes_nothing(
     workspace: Workspace, form: dict[str, object], said: str
 ) -> None:
     token = signer_for(workspace.settings).token("user9@example.org")
-    answer = httpx.post(f"{workspace.base}/preferences/{token}", data=form)  # type: ignore[arg-type]
+    answer = httpx.post(f"{workspace.base}/preferences/{token}", data=form)
     assert answer.status_code == 400 and said in answer.text and "<script>alert" not in answer.text
     assert 'role="alert"' in answer.text and 'name="topic"' in answer.text  # the form again, to fix
     with open_store(workspace.settings) as store:
@@ -211,3 +213,25 @@ def test_an_oversized_body_is_refused_unread(workspace: Workspace) -> None:
     assert answer.status_code == 413
     with open_store(workspace.settings) as store:
         assert PreferenceLog(store).current("user10@example.org") is None
+
+
+def test_topics_ticked_on_the_signup_form_reach_the_page_and_the_send(workspace: Workspace) -> None:
+    signup = httpx.get(f"{workspace.base}/subscribe").text
+    assert 'name="topic" value="Diary" checked' in signup and 'name="topic" value="Campaigns" checked' in signup
+    answer = httpx.post(f"{workspace.base}/subscribe", data={"email": "new@example.org", "topic": ["Campaigns"]})
+    assert answer.status_code == 200
+    deadline = time.monotonic() + 30
+    while not [m for m in workspace.server.handler.messages if m.rcpt_tos == ("new@example.org",)]:
+        assert time.monotonic() < deadline, "no confirmation mail"
+        time.sleep(0.05)
+    (mail,) = workspace.server.handler.messages
+    link = re.search(r"https?://\S+/confirm/([\w-]+)", text_of(mail.data)[0])
+    assert link is not None
+    assert httpx.post(f"{workspace.base}/confirm/{link.group(1)}").status_code == 200
+    token = signer_for(workspace.settings).token("new@example.org")
+    page = httpx.get(f"{workspace.base}/preferences/{token}").text
+    assert 'value="Diary">' in page and 'value="Campaigns" checked' in page
+    workspace.sent("issue1.md")
+    (received,) = [m for m in workspace.server.handler.messages if m.rcpt_tos == ("new@example.org",)][1:]
+    plain, _ = text_of(received.data)
+    assert "Campaignstext" in plain and "Diarytext" not in plain
