@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import make_workspace, serve_asgi, use_store
+from conftest import make_workspace, refuse_inserts, serve_asgi, use_store
 from newsletter_mailer.audience.links import TokenSigner, signer_for
 from newsletter_mailer.config import Settings, load_settings
 from newsletter_mailer.store.factory import open_store
@@ -235,3 +235,13 @@ def test_topics_ticked_on_the_signup_form_reach_the_page_and_the_send(workspace:
     (received,) = [m for m in workspace.server.handler.messages if m.rcpt_tos == ("new@example.org",)][1:]
     plain, _ = text_of(received.data)
     assert "Campaignstext" in plain and "Diarytext" not in plain
+
+
+def test_a_store_that_refuses_the_change_answers_come_back_later(workspace: Workspace) -> None:
+    with open_store(workspace.settings) as store:
+        refuse_inserts(store, "preferences")
+    token = signer_for(workspace.settings).token("user11@example.org")
+    answer = httpx.post(f"{workspace.base}/preferences/{token}", data={"pause": "1"})
+    assert answer.status_code == 503 and "Traceback" not in answer.text
+    with open_store(workspace.settings) as store:
+        assert PreferenceLog(store).current("user11@example.org") is None
