@@ -201,23 +201,30 @@ def test_copy_moves_signups_bounce_reports_and_removals_and_says_what(pg_url: st
         choice = Choice(("Diary",), 0.0)
         PreferenceLog(sqlite).record("user0@example.org", choice, offered=("Diary",), ip="192.0.2.9", source="page")
         changes = list(sqlite.iter_preferences())
+        sqlite.record_send("issue", "hash-of-the-issue")
+        sqlite.record_run("issue", 'branch == "North"')
+        sqlite.record_run("issue", "")
+        sends, runs = list(sqlite.iter_sends()), list(sqlite.iter_runs())
         consents, mails = log.confirmed(), list(sqlite.iter_signup_mails())
         reports, removals = list(sqlite.iter_bounce_reports()), list(SuppressionList(sqlite).removals())
     code, output = cli(root, "store", "copy", "--to", pg_url)
     assert code == 0, output
     assert (
         "3 journal rows of 1 issue(s) (issue), 1 suppressed address, 1 suppression removal, 1 signup request,"
-        " 1 confirmed signup, 2 confirmation mails logged, 1 bounce report, 1 preference change; already there and"
-        " left as they were: 0 journal rows, 0 suppressed addresses, 0 suppression removals, 0 signup requests,"
-        " 0 confirmed signups, 0 confirmation mails logged, 0 bounce reports, 0 preference changes"
+        " 1 confirmed signup, 2 confirmation mails logged, 1 bounce report, 1 preference change, 1 send record,"
+        " 2 runs; already there and left as they were: 0 journal rows, 0 suppressed addresses, 0 suppression"
+        " removals, 0 signup requests, 0 confirmed signups, 0 confirmation mails logged, 0 bounce reports,"
+        " 0 preference changes, 0 send records, 0 runs"
     ) in output
     code, output = cli(root, "store", "copy", "--to", pg_url)
     assert (
         "left as they were: 3 journal rows, 1 suppressed address, 1 suppression removal, 1 signup request,"
-        " 1 confirmed signup, 2 confirmation mails logged, 1 bounce report, 1 preference change"
+        " 1 confirmed signup, 2 confirmation mails logged, 1 bounce report, 1 preference change, 1 send record, 2 runs"
     ) in output
     with PostgresStore.open(pg_url, PG_PASSWORD) as pg:
         assert list(pg.iter_preferences()) == changes and PreferenceLog(pg).current("USER0@example.org") == choice
+        assert list(pg.iter_sends()) == sends and list(pg.iter_runs()) == runs
+        assert pg.record_send("issue", "another hash") == "hash-of-the-issue"  # a joining worker is held to it
         assert SignupLog(pg).confirmed() == consents and list(pg.iter_signup_mails()) == mails
         assert list(pg.iter_bounce_reports()) == reports and list(SuppressionList(pg).removals()) == removals
         # The waiting request kept its number: the link already in its inbox confirms it here.

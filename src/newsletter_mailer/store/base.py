@@ -21,6 +21,8 @@ __all__ = [
     "Claimed",
     "JournalRow",
     "Outlook",
+    "RunRecord",
+    "SendRecord",
     "SharedSend",
     "Store",
     "WorkerInfo",
@@ -50,6 +52,24 @@ class JournalRow:
     updated: float
     sent_at: float | None
     id: int = 0  # the row's number, which its VERP sender names: a copy keeps it where it is free
+
+
+@dataclass(frozen=True)
+class SendRecord:
+    """An issue's send: the content hash workers joining it must match, and when it started."""
+
+    issue: str
+    content_hash: str
+    started: float
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run of a send, with its --where filter ("" for the whole list)."""
+
+    issue: str
+    started: float
+    filter: str
 
 
 @dataclass(frozen=True)
@@ -176,6 +196,14 @@ class Store(Journal, SuppressionStore, SignupRows, BounceRows, PreferenceRows, E
     def add_removal(self, removal: Removal) -> bool:
         """Keep the record of an address taken off the suppression list (for ``store copy``)
         unless an identical one is there; True if added."""
+
+    def iter_sends(self) -> Iterator[SendRecord]: ...
+    def add_send(self, record: SendRecord) -> bool:
+        """Keep an issue's send record unless the issue has one (for ``store copy``); True if added."""
+
+    def iter_runs(self) -> Iterator[RunRecord]: ...
+    def add_run(self, record: RunRecord) -> bool:
+        """Keep a run unless an identical one is there (for ``store copy``); True if added."""
 
 
 def without_password(url: str) -> str:

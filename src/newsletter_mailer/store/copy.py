@@ -2,7 +2,8 @@
 PostgreSQL: the journal (each row under its own number wherever the target has it free, since
 the VERP sender of its message names it), the suppression list with its record of removals,
 signup requests, confirmed signups with their consent, the log of confirmation mails, bounce
-reports, and readers' preference changes with their consent record. Rows already in the
+reports, readers' preference changes with their consent record, and each issue's send record
+(the content hash a joining worker must match) and runs (with their --where). Rows already in the
 target stay as they are, so a copy that was interrupted can simply be run again."""
 
 from __future__ import annotations
@@ -71,5 +72,7 @@ def copy_store(source: Store, target: Store) -> CopyReport:
         ),
         _copy(("bounce report", "bounce reports"), source.iter_bounce_reports(), target.add_bounce_report),
         _copy(("preference change", "preference changes"), source.iter_preferences(), target.add_preference),
+        _copy(("send record", "send records"), source.iter_sends(), target.add_send),
+        _copy(("run", "runs"), source.iter_runs(), target.add_run),
     )
     return CopyReport(tuple(issues), Copied("journal row", "journal rows", inserted, skipped), state, renumbered)

@@ -373,3 +373,18 @@ SELECT p.address, p.chosen, p.topics, p.paused_until, p.shown, p.ip, p.source FR
 
 -- iter_preferences --
 SELECT address, chosen, topics, paused_until, shown, ip, source FROM preferences ORDER BY chosen;
+
+-- Each issue's send record and runs, as `store copy` moves them
+
+-- iter_sends --
+SELECT issue, content_hash, started FROM sends ORDER BY started, issue;
+
+-- add_send --
+INSERT INTO sends (issue, content_hash, started) VALUES (:issue, :content_hash, :started) ON CONFLICT (issue) DO NOTHING;
+
+-- iter_runs --
+SELECT issue, started, filter FROM runs ORDER BY started, issue;
+
+-- add_run --
+INSERT INTO runs (issue, started, filter) SELECT :issue, :started, :filter
+ WHERE NOT EXISTS (SELECT 1 FROM runs WHERE issue = :issue AND started = :started AND filter = :filter);

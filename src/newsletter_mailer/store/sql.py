@@ -17,7 +17,7 @@ from typing import Any
 
 from ..audience.subscribers import Subscriber
 from ..audience.suppressions import Removal, Suppression
-from .base import TAKEN_OVER, Claimed, JournalRow, Outlook, WorkerInfo
+from .base import TAKEN_OVER, Claimed, JournalRow, Outlook, RunRecord, SendRecord, WorkerInfo
 from .dialect import Dialect
 from .faults import driver_errors, store_fault
 from .journal import STATES, Delivery, Outcome
@@ -304,6 +304,20 @@ class SQLStore(_Statements):
                 self._run("import_row_renumbered", asdict(row))
         renumbered = sum(1 for row in clashes if row.id)
         return inserted + len(clashes), seen - inserted - len(clashes), renumbered
+
+    def iter_sends(self) -> Iterator[SendRecord]:
+        for issue, content_hash, started in self._rows("iter_sends"):
+            yield SendRecord(str(issue), str(content_hash), float(started))
+
+    def add_send(self, record: SendRecord) -> bool:
+        return self._run("add_send", asdict(record)) == 1
+
+    def iter_runs(self) -> Iterator[RunRecord]:
+        for issue, started, where in self._rows("iter_runs"):
+            yield RunRecord(str(issue), float(started), str(where))
+
+    def add_run(self, record: RunRecord) -> bool:
+        return self._run("add_run", asdict(record)) == 1
 
     # The suppression list's rows (the rules are in audience/suppressions.py)
 
