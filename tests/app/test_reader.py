@@ -14,7 +14,7 @@ import pytest
 
 from conftest import make_workspace, settings_for
 from newsletter_mailer.app.reader import find_reader
-from newsletter_mailer.audience.preferences import Choice
+from newsletter_mailer.audience.choices import Choice
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.errors import SubscriberListError
 from newsletter_mailer.store.factory import open_store

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from conftest import PG_PASSWORD, make_workspace, use_store
 from newsletter_mailer.audience.bounces import Action
-from newsletter_mailer.audience.preferences import Choice
+from newsletter_mailer.audience.choices import Choice
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.audience.suppressions import SuppressionList
 from newsletter_mailer.cli import main

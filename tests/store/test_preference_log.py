@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 
-from newsletter_mailer.audience.preferences import Choice
+from newsletter_mailer.audience.choices import Choice
 from newsletter_mailer.store.base import Store
 from newsletter_mailer.store.preference_log import PreferenceLog
 

@@ -47,6 +47,7 @@ PAGES: dict[str, dict[str, Any]] = {
         "paused_until": "4 March 2027",
         "error": "That topic is not one this newsletter offers; please choose from the list.",
     },
+    "preferences_invalid": {},
     "preferences_saved": {
         "who": "ad***@example.org",
         "topics": ("Diary",),

@@ -9,8 +9,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ..audience.choices import TOPICS, Choice, read_choice
 from ..audience.links import TokenSubject
-from ..audience.preferences import TOPICS, Choice, read_choice
 from ..audience.subscribers import Subscriber, address_key, find_subscriber, list_columns
 from ..config import Settings
 from ..errors import SubscriberListError, UserInputError

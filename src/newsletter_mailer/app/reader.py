@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..audience.preferences import ReaderChoices
+from ..audience.choices import ReaderChoices
 from ..audience.subscribers import Subscriber, address_key, find_subscriber
 from ..compose.artifacts import message_for
 from ..config import Settings

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from ..audience.preferences import ReaderChoices, reader_defaults
+from ..audience.choices import ReaderChoices, reader_defaults
 from ..audience.segments import Condition, parse_condition
 from ..audience.signup import Tally, merge_lists
 from ..audience.subscribers import DERIVED_COLUMNS, ListReport, Subscriber, list_columns, read_subscribers

@@ -17,8 +17,8 @@ from email_validator import EmailNotValidError
 
 from ..config import RESERVED_FIELD_KEYS, field_key
 from ..errors import TokenError
+from .choices import topics_cell
 from .links import TokenSigner
-from .preferences import topics_cell
 from .subscribers import Subscriber, address_key, clean_value, normalise_address
 
 __all__ = [

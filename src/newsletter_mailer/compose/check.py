@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from ..audience.choices import reader_defaults
 from ..audience.links import signer_for
-from ..audience.preferences import reader_defaults
 from ..audience.subscribers import DERIVED_COLUMNS, ListReport, Subscriber, list_columns, read_subscribers
 from ..config import Settings, key_line
 from ..errors import IssueError, IssueNotFound, IssueProblems, MergeFieldError, SubscriberListError

@@ -1,6 +1,6 @@
 """Readers' preferences in the store: every change a reader makes is kept with its consent record
 (when, from which IP, what the page offered, what was chosen); the newest change of an address
-is its current choice. The rules about choices are in audience/preferences.py."""
+is its current choice. The rules about choices are in audience/choices.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Sequence
 
-from ..audience.preferences import Choice, ReaderChoices
+from ..audience.choices import Choice, ReaderChoices
 from ..audience.subscribers import address_key
 from ..config import Settings
 from .base import Store

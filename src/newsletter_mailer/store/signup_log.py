@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TextIO
 
-from ..audience.preferences import TOPICS, ReaderChoices
+from ..audience.choices import TOPICS, ReaderChoices
 from ..audience.signup import RequestRef, Tally, field_key, merge_lists
 from ..audience.subscribers import Subscriber, address_key
 from ..audience.suppressions import SuppressionList

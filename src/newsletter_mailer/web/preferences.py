@@ -16,8 +16,8 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ..app.preferences import Preferences, change_preferences, preferences_of
+from ..audience.choices import PAUSE_MONTHS, ChoiceError
 from ..audience.links import TokenSubject, signer_for
-from ..audience.preferences import PAUSE_MONTHS, ChoiceError
 from ..compose.i18n import date_label
 from ..config import Settings
 from ..errors import TokenError
@@ -68,7 +68,7 @@ def preference_routes(settings: Settings, page: Pages, mask: Callable[[str], str
     async def show(request: Request) -> Response:
         subject = subject_of(request)
         if subject is None:
-            return page("unsubscribe_invalid", 400)
+            return page("preferences_invalid", 400)
         shown = await store.run(preferences_of, settings, subject.address)
         return form_page(request, subject, shown)
 
@@ -78,11 +78,11 @@ def preference_routes(settings: Settings, page: Pages, mask: Callable[[str], str
             return PlainTextResponse("request body too large", status_code=413, headers={"Connection": "close"})
         subject = subject_of(request)
         if subject is None:
-            return page("unsubscribe_invalid", 400)
+            return page("preferences_invalid", 400)
         try:
             form = parse_qs(body.decode("utf-8", "strict"), max_num_fields=MAX_FIELDS, strict_parsing=False)
         except (UnicodeDecodeError, ValueError):
-            return page("unsubscribe_invalid", 400)
+            return page("preferences_invalid", 400)
         forwarded = ", ".join(request.headers.getlist("x-forwarded-for")) or None
         ip = proxies.client(request.client.host if request.client else "", forwarded)
         try:

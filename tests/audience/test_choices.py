@@ -1,4 +1,4 @@
-"""audience/preferences.py: what a posted form may choose, how long a pause lasts, and the topics
+"""audience/choices.py: what a posted form may choose, how long a pause lasts, and the topics
 a reader has at send time (their choice over a list column; every topic without one)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from newsletter_mailer.audience.preferences import (
+from newsletter_mailer.audience.choices import (
     Choice,
     ChoiceError,
     ReaderChoices,
