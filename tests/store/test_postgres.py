@@ -58,7 +58,7 @@ def test_a_fresh_database_is_refused_until_migrated(pg_url: str, tmp_path: Path)
 
 
 def test_a_store_at_version_5_gets_the_signup_and_bounce_tables_from_migrate(pg_url: str, tmp_path: Path) -> None:
-    assert SCHEMA_VERSION == SQLITE_SCHEMA_VERSION == 9
+    assert SCHEMA_VERSION == SQLITE_SCHEMA_VERSION == 10
     with psycopg.connect(pg_url, password=PG_PASSWORD, autocommit=True) as db, db.transaction():
         db.execute(b"CREATE TABLE newsletter_schema (version integer NOT NULL, applied double precision NOT NULL)")
         for version, script in enumerate(MIGRATIONS[:5], start=1):
@@ -70,7 +70,7 @@ def test_a_store_at_version_5_gets_the_signup_and_bounce_tables_from_migrate(pg_
     code, output = cli(root, "bounces", str(REPORTS / "arf-complaint.eml"))
     assert code == 1 and "schema version 5, older" in output and "run `newsletter store migrate`" in output
     code, output = cli(root, "store", "migrate")
-    assert code == 0 and "migrated from version 5 to schema version 9" in output
+    assert code == 0 and "migrated from version 5 to schema version 10" in output
     with PostgresStore.open(pg_url, PG_PASSWORD) as pg:
         pending = SignupLog(pg).request(Subscriber("kept@example.org"), "192.0.2.1", "2024-06")
         assert SignupLog(pg).confirm(pending.ref, "192.0.2.1")
