@@ -53,6 +53,14 @@ def test_example_settings_load(tmp_path: Path) -> None:
         ('[publish]\nbase_url = "/archive"\n', 2, "[publish] base_url must be an absolute"),
         ('[publish]\nenabled = "sometimes"\n', 2, "[publish] enabled must be true or false"),
         ('[publish]\nreader = "friend"\n', 2, "[publish] reader must be a table"),
+        ('[preferences]\ntopics = ["Diary", ""]\n', 2, "[preferences] topics: '' is empty"),
+        ('[preferences]\ntopics = ["Diary", "diary"]\n', 2, "'diary' is there twice"),
+        ('[preferences]\ntopics = ["News; views"]\n', 2, 'holds "," or ";"'),
+        ('[preferences]\ntopics = ["' + "x" * 41 + '"]\n', 2, "longer than 40 characters"),
+        ('[preferences]\ntopics = [" Diary"]\n', 2, "starts or ends with a space"),
+        ("[preferences]\ntopics = [1, 2]\n", 2, "[preferences] topics must be a list of strings"),
+        ('[preferences]\ntopic = ["Diary"]\n', 2, "unknown key [preferences] topic; allowed: topics"),
+        ('[preferences]\ntopics = ["Di\\nary"]\n', 2, "[preferences] topics must be one line"),
     ],
 )
 def test_invalid_settings_name_the_key_and_line(tmp_path: Path, text: str, line: int, fragment: str) -> None:
@@ -263,3 +271,13 @@ def test_list_headers_take_only_what_fits_between_angle_brackets(tmp_path: Path,
     assert caught.value.line == 2
     write(tmp_path, '[newsletter]\nlist_id = "news.example.org"\nunsubscribe_mailto = "u+x@example.org"\n')
     assert load_settings(workspace=tmp_path, env={}).newsletter.list_id_value == "news.example.org"
+
+
+def test_a_preferences_table_turns_the_page_on_and_offers_its_topics(tmp_path: Path) -> None:
+    assert not load_settings(workspace=tmp_path, env={}).preferences.enabled
+    write(tmp_path, '[preferences]\ntopics = ["Diary", "Local news"]\n')
+    preferences = load_settings(workspace=tmp_path, env={}).preferences
+    assert preferences.enabled and preferences.topics == ("Diary", "Local news")
+    write(tmp_path, "[preferences]\n")  # an empty table: the page offers only a pause
+    preferences = load_settings(workspace=tmp_path, env={}).preferences
+    assert preferences.enabled and preferences.topics == ()

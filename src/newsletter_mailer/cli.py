@@ -432,6 +432,8 @@ def print_preflight(p: Preflight) -> None:
         table.add_row("in flight when the last run stopped (will be resent)", str(p.resumed_in_flight))
     if p.where:
         table.add_row(f"left for another run (not matched by --where {p.where})", str(p.held))
+    if p.paused:
+        table.add_row("paused by the reader", str(p.paused))
     out.print(table)
     print_variants(p.variants)
     for problem in p.problems[:20]:
@@ -474,6 +476,7 @@ def print_dry_run(report: DryRun) -> int:
         f"dry run: built {plural(report.built, 'message')} ({report.octets / 1e6:.1f} MB), sent none; "
         f"skipped {report.invalid} invalid, {report.duplicates} duplicate, "
         f"{report.suppressed} unsubscribed, {report.already_sent} already sent"
+        + (f", {report.paused} paused by the reader" if report.paused else "")
     )
     for line in report.languages:  # with translations: each language's readers, and who falls back
         out.print(f"  {line}", markup=False, highlight=False)
@@ -709,6 +712,8 @@ def print_issue_detail(detail: IssueDetail, show_workers: bool) -> None:
         out.print(f"run {day}: {'--where ' + where if where else 'the whole list'}", markup=False)
     if counts["held"]:
         out.print(f"left out by --where so far (not sent): {counts['held']}", markup=False)
+    if counts["paused"]:
+        out.print(f"paused by the reader (not sent): {counts['paused']}", markup=False)
     for failure in report.failures:
         out.print(f"failed {failure.address} after {failure.attempts} attempt(s): {failure.reply}", markup=False)
     for b in detail.bounced:

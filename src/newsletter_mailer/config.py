@@ -201,6 +201,30 @@ def field_key(label: str) -> str:
 
 
 @dataclass(frozen=True)
+class PreferencesSettings:
+    """The readers' preferences page (docs/preferences.md): the topics a reader may pick, and a
+    pause. ``enabled`` when the settings have a ``[preferences]`` table (an empty one: pause only)."""
+
+    topics: tuple[str, ...] = ()
+    enabled: bool = field(default=False, metadata={"derived": True})
+
+    @property
+    def topics_text(self) -> str:
+        """Every topic, as a reader who never chose has them (a ``topics`` cell: "Diary, Campaigns")."""
+        return ", ".join(self.topics)
+
+
+def derived_columns(settings: Settings) -> frozenset[str]:
+    """Columns every reader has from the settings, whatever the list: ``topics`` with
+    ``[preferences]`` (the reader's choice, else every topic)."""
+    return frozenset({"topics"}) if settings.preferences.enabled else frozenset()
+
+
+MAX_TOPICS = 20
+MAX_TOPIC_CHARS = 40
+
+
+@dataclass(frozen=True)
 class ServeSettings:
     """How ``newsletter serve`` reads its visitors: which peers may say who the visitor is."""
 
@@ -293,6 +317,7 @@ class Settings:
     dkim: DKIMSettings = DKIMSettings()
     bounces: BouncesSettings = BouncesSettings()
     signup: SignupSettings = SignupSettings()
+    preferences: PreferencesSettings = PreferencesSettings()
     store: StoreSettings = StoreSettings()
     publish: PublishSettings = PublishSettings()
     serve: ServeSettings = ServeSettings()
@@ -321,6 +346,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "dkim": DKIMSettings,
     "bounces": BouncesSettings,
     "signup": SignupSettings,
+    "preferences": PreferencesSettings,
     "serve": ServeSettings,
     "store": StoreSettings,
     "publish": PublishSettings,
@@ -483,6 +509,7 @@ def _check_values(sections: dict[str, Any], text: str, file: str) -> None:
     _check_list_headers(sections["newsletter"], text, file)
     _check_languages(sections["newsletter"], text, file)
     _check_signup(sections["signup"], text, file)
+    _check_topics(sections["preferences"], text, file)
     _check_serve(sections["serve"], text, file)
     dkim: DKIMSettings = sections["dkim"]
     if dkim.selector and not valid_selector(dkim.selector):
@@ -578,6 +605,32 @@ def _check_signup(signup: SignupSettings, text: str, file: str) -> None:
         seen[key] = label
 
 
+def _check_topics(preferences: PreferencesSettings, text: str, file: str) -> None:
+    """Topics are checkbox labels and the items of a ``topics`` cell: each one short line, none
+    empty or repeated, none holding the "," or ";" that separate a cell's items."""
+    line = key_line(text, "preferences", "topics")
+    if len(preferences.topics) > MAX_TOPICS:
+        raise ConfigError(
+            f"[preferences] topics holds {len(preferences.topics)} topics; at most {MAX_TOPICS}", file=file, line=line
+        )
+    seen: set[str] = set()
+    for topic in preferences.topics:
+        problem = ""
+        if not topic.strip():
+            problem = "is empty"
+        elif topic != topic.strip():
+            problem = "starts or ends with a space"
+        elif len(topic) > MAX_TOPIC_CHARS:
+            problem = f"is longer than {MAX_TOPIC_CHARS} characters"
+        elif "," in topic or ";" in topic:
+            problem = 'holds "," or ";", which separate the topics of a reader'
+        elif topic.casefold() in seen:
+            problem = "is there twice"
+        if problem:
+            raise ConfigError(f"[preferences] topics: {topic[:80]!r} {problem}", file=file, line=line)
+        seen.add(topic.casefold())
+
+
 def _check_serve(serve: ServeSettings, text: str, file: str) -> None:
     for proxy in serve.trusted_proxies:
         try:
@@ -669,6 +722,7 @@ def load_settings(
         dkim=sections["dkim"],
         bounces=_bounces(sections["bounces"], env, text, file),
         signup=sections["signup"],
+        preferences=replace(sections["preferences"], enabled="preferences" in data),
         serve=sections["serve"],
         store=store,
         deliverability=sections["deliverability"],

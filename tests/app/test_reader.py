@@ -14,6 +14,8 @@ import pytest
 
 from conftest import make_workspace, settings_for
 from newsletter_mailer.app.reader import find_reader
+from newsletter_mailer.audience.choices import Choice
+from newsletter_mailer.audience.preference_log import PreferenceLog
 from newsletter_mailer.audience.signup_log import SignupLog
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.errors import SubscriberListError
@@ -97,3 +99,16 @@ def test_subscribers_check_says_which_columns_make_the_names(tmp_path: Path) -> 
     assert "names: display name from 'First Name' + 'Last Name'" in checked.stdout
     shown = _newsletter(root, "send", "issue.md", "--dry-run", "--as", "ada@example.org")
     assert "To: Ada Lovelace <ada@example.org>" in shown.stdout
+
+
+def test_as_finds_the_reader_with_the_topics_they_chose(tmp_path: Path) -> None:
+    root = _workspace(tmp_path / "ws", 1)
+    (root / "newsletter.toml").write_text(
+        (root / "newsletter.toml").read_text() + '[preferences]\ntopics = ["Diary"]\n'
+    )
+    settings = settings_for(root)
+    assert dict(find_reader(settings, None, "user0@example.org").fields)["topics"] == "Diary"  # no store yet
+    with open_store(settings) as store:
+        PreferenceLog(store).record("user0@example.org", Choice(()), offered=("Diary",), ip="", source="test")
+    assert dict(find_reader(settings, None, "USER0@example.org").fields)["topics"] == ""
+    assert dict(find_reader(settings, None, "user1@example.org").fields)["topics"] == "Diary"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from newsletter_mailer.audience.signup import MAX_VALUE, FormError, mailbox_key, read_form
+from newsletter_mailer.audience.signup import MAX_VALUE, FormError, form_html, mailbox_key, read_form
 
 
 @pytest.mark.parametrize(
@@ -38,3 +38,16 @@ def test_a_value_longer_than_the_form_allows_is_refused(key: str) -> None:
         read_form(values, ["Home town"])
     values[key] = ["x" * MAX_VALUE] if key != "email" else ["a@example.org"]
     assert read_form(values, ["Home town"]).subscriber.email == "a@example.org"
+
+
+def test_the_topics_offered_are_kept_as_ticked_and_any_other_is_refused() -> None:
+    offered = ("Diary", "Campaigns")
+    form = read_form({"email": ["a@example.org"], "topic": ["Campaigns"]}, (), offered)
+    assert dict(form.subscriber.fields) == {"topics": "Campaigns"}
+    assert dict(read_form({"email": ["a@example.org"]}, (), offered).subscriber.fields) == {"topics": ""}
+    assert read_form({"email": ["a@example.org"], "topic": ["Diary"]}, ()).subscriber.fields == ()  # none offered
+    with pytest.raises(FormError, match="not one this newsletter offers"):
+        read_form({"email": ["a@example.org"], "topic": ["<b>Sports</b>"]}, (), offered)
+    page = form_html("/subscribe", (), topics=("Diary", '"><script>'))
+    assert 'name="topic" value="Diary" checked' in page and "<script>" not in page
+    assert page.count('type="checkbox"') == 2 and "<legend>Topics you receive</legend>" in page

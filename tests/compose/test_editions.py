@@ -86,3 +86,12 @@ def test_a_condition_on_the_name_or_first_name_is_decided_per_name(tmp_path: Pat
     ada, bob = Subscriber("a@example.org", "Ada Lovelace"), Subscriber("b@example.org", "Bob Smith")
     assert "Adatext" in _text(editions.envelope(ada).data)
     assert "Adatext" not in _text(editions.envelope(bob).data)  # same (empty) fields, another name
+
+
+def test_a_button_with_a_condition_reaches_only_its_readers(tmp_path: Path, settings: Settings) -> None:
+    body = BODY + '\n[Join the North branch](https://example.org/join){.button only: branch == "North"}\n'
+    editions, _ = _editions(tmp_path, settings, body)
+    north = editions.envelope(_reader(1, "North")).data
+    south = editions.envelope(_reader(2, "South")).data
+    assert "Join the North branch" in _text(north) and "https://example.org/join" in _text(north)
+    assert b"Join the North branch" not in south and b"example.org/join" not in south

@@ -174,6 +174,9 @@ def test_only_on_events_and_highlights(tmp_path: Path) -> None:
         ("subject: S\nevents:\n  - date: 2026-12-08\n    title: M\n    only: [1]", "", 6, "must be a condition"),
         ("subject: S\nhighlights:\n  - text: A\n    when: x", "", 5, "unknown highlight key 'when'"),
         ("subject: S\nhighlights:\n  - text: A\n    only: a ==", "", 5, "only: expected"),
+        ("subject: S", "Intro\n\n[Go](https://example.org){.button only: branch ==}\n", 6, "only: expected"),
+        ("subject: S", "## A\n\nx\n\n[Go](https://e.org){.button only: branch.upper()}\n", 8, "only: cannot read"),
+        ("subject: S", "## A\n\nJust words {.button only: branch == 'x'}\n", 6, "goes at the end of a button"),
     ],
 )
 def test_bad_conditions_are_errors_at_their_line(front: str, body: str, line: int, said: str, tmp_path: Path) -> None:
@@ -290,3 +293,30 @@ def test_a_malformed_highlight_is_an_error_at_its_line(tmp_path: Path, item: str
     with pytest.raises(IssueError) as raised:
         read_issue(tmp_path / "issue.md")
     assert fragment in str(raised.value)
+
+
+def test_only_on_a_button_limits_that_button(tmp_path: Path) -> None:
+    from newsletter_mailer.compose.variants import Segmenter
+
+    body = (
+        'Intro\n\n[Join North](https://example.org/north){.button only: branch == "North"}\n\n## All\n\nText\n\n'
+        "[Give](https://example.org/give){.button only: branch in ['South', 'East']}\n\n"
+        "[Everyone](https://example.org/all){.button}\n"
+    )
+    path = write_issue(tmp_path, "subject: S", body)
+    issue = read_issue(path)
+    parts = issue.conditional_parts()
+    assert [(p.part, p.label) for p in parts] == [("button:0", "button 'Join North'"), ("button:1", "button 'Give'")]
+    lines = path.read_text().splitlines()
+    assert [lines[p.line - 1].split("{")[0] for p in parts] == [
+        "[Join North](https://example.org/north)",
+        "[Give](https://example.org/give)",
+    ]
+    segmenter = Segmenter(parts)
+    south = issue.for_variant(segmenter.variant_of({"branch": "south"}))
+    assert "Join North" not in south.intro and "Give" in south.sections[0].body and "only" not in south.sections[0].body
+    north = issue.for_variant(segmenter.variant_of({"branch": "North"}))
+    assert "[Join North](https://example.org/north){.button}" in north.intro and "Give" not in north.sections[0].body
+    assert "Everyone" in north.sections[0].body and north.sections[0].body.count("\n") == issue.sections[0].body.count(
+        "\n"
+    )

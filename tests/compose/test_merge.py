@@ -13,7 +13,7 @@ from newsletter_mailer.audience.links import signer_for
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.compose.envelope import fill_preview
 from newsletter_mailer.compose.issue import read_issue
-from newsletter_mailer.compose.merge import MergeFields
+from newsletter_mailer.compose.merge import FIXED_SLOTS, MergeFields
 from newsletter_mailer.compose.render import render_issue
 from newsletter_mailer.config import load_settings
 from newsletter_mailer.errors import IssueError, MergeFieldError
@@ -168,7 +168,7 @@ def test_ordinary_arithmetic_repetition_and_filters_still_work() -> None:
     )
     for source in sources:
         fields.substitute("{{ " + source + " }}", file=Path("issue.md"), line=1)
-    assert fields.values({"name": "Ann", "email": "a@example.org"}, "u")[2:] == [
+    assert fields.values({"name": "Ann", "email": "a@example.org"}, "u")[FIXED_SLOTS:] == [
         "---",
         "ANN",
         "1024",

@@ -19,6 +19,8 @@ from click.testing import CliRunner
 from conftest import PG_PASSWORD, make_workspace, use_store
 from newsletter_mailer.audience.bounce_log import BounceLog
 from newsletter_mailer.audience.bounces import Action
+from newsletter_mailer.audience.choices import Choice
+from newsletter_mailer.audience.preference_log import PreferenceLog
 from newsletter_mailer.audience.signup_log import SignupLog
 from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.audience.suppressions import SuppressionList
@@ -56,7 +58,7 @@ def test_a_fresh_database_is_refused_until_migrated(pg_url: str, tmp_path: Path)
 
 
 def test_a_store_at_version_5_gets_the_signup_and_bounce_tables_from_migrate(pg_url: str, tmp_path: Path) -> None:
-    assert SCHEMA_VERSION == SQLITE_SCHEMA_VERSION == 9
+    assert SCHEMA_VERSION == SQLITE_SCHEMA_VERSION == 10
     with psycopg.connect(pg_url, password=PG_PASSWORD, autocommit=True) as db, db.transaction():
         db.execute(b"CREATE TABLE newsletter_schema (version integer NOT NULL, applied double precision NOT NULL)")
         for version, script in enumerate(MIGRATIONS[:5], start=1):
@@ -68,7 +70,7 @@ def test_a_store_at_version_5_gets_the_signup_and_bounce_tables_from_migrate(pg_
     code, output = cli(root, "bounces", str(REPORTS / "arf-complaint.eml"))
     assert code == 1 and "schema version 5, older" in output and "run `newsletter store migrate`" in output
     code, output = cli(root, "store", "migrate")
-    assert code == 0 and "migrated from version 5 to schema version 9" in output
+    assert code == 0 and "migrated from version 5 to schema version 10" in output
     with PostgresStore.open(pg_url, PG_PASSWORD) as pg:
         pending = SignupLog(pg).request(Subscriber("kept@example.org"), "192.0.2.1", "2024-06")
         assert SignupLog(pg).confirm(pending.ref, "192.0.2.1")
@@ -161,13 +163,13 @@ def test_copy_moves_a_workspaces_sqlite_state_and_says_what(pg_url: str, tmp_pat
     code, output = cli(root, "store", "copy", "--to", pg_url)
     assert code == 0, output
     assert f"schema migrated from version 0 to {SCHEMA_VERSION}" in output
-    assert "0 bounce reports, 1 first send of an issue, 1 send run; already there" in output
+    assert "0 bounce reports, 0 preference changes, 1 first send of an issue, 1 send run; already there" in output
     assert "6 journal rows of 1 issue(s) (issue), 2 suppressed addresses" in output
     code, output = cli(root, "store", "copy", "--to", pg_url)
     assert "0 journal rows of 1 issue(s) (issue), 0 suppressed addresses" in output
     assert "left as they were: 6 journal rows, 2 suppressed addresses" in output
     assert "0 first sends of issues, 0 send runs; already there" in output
-    assert "0 bounce reports, 1 first send of an issue, 1 send run\n" in output
+    assert "0 bounce reports, 0 preference changes, 1 first send of an issue, 1 send run\n" in output
     with SQLiteStore.open(settings_path) as sqlite, PostgresStore.open(pg_url, PG_PASSWORD) as pg:
         # what a later run of the issue compares (its first content hash) and shows (its runs)
         assert list(pg.iter_sends()) == list(sqlite.iter_sends()) and len(list(pg.iter_sends())) == 1
@@ -206,22 +208,34 @@ def test_copy_moves_signups_bounce_reports_and_removals_and_says_what(pg_url: st
             b"<0000notoursatall0000@example.org>", b"<issue.user1@news.example.org>"
         )
         assert BounceLog(sqlite).process("report.eml", report).action is Action.SUPPRESSED
+        choice = Choice(("Diary",), 0.0)
+        PreferenceLog(sqlite).record("user0@example.org", choice, offered=("Diary",), ip="192.0.2.9", source="page")
+        changes = list(sqlite.iter_preferences())
+        sqlite.record_send("issue", "hash-of-the-issue")
+        sqlite.record_run("issue", 'branch == "North"')
+        sqlite.record_run("issue", "")
+        sends, runs = list(sqlite.iter_sends()), list(sqlite.iter_runs())
         consents, mails = log.confirmed(), list(sqlite.iter_signup_mails())
         reports, removals = list(sqlite.iter_bounce_reports()), list(SuppressionList(sqlite).removals())
     code, output = cli(root, "store", "copy", "--to", pg_url)
     assert code == 0, output
     assert (
         "3 journal rows of 1 issue(s) (issue), 1 suppressed address, 1 suppression removal, 1 signup request,"
-        " 1 confirmed signup, 2 confirmation mails logged, 1 bounce report, 0 first sends of issues, 0 send runs;"
-        " already there and left as they were: 0 journal rows, 0 suppressed addresses, 0 suppression removals,"
-        " 0 signup requests, 0 confirmed signups, 0 confirmation mails logged, 0 bounce reports"
+        " 1 confirmed signup, 2 confirmation mails logged, 1 bounce report, 1 preference change, 1 first send of"
+        " an issue, 2 send runs; already there and left as they were: 0 journal rows, 0 suppressed addresses,"
+        " 0 suppression removals, 0 signup requests, 0 confirmed signups, 0 confirmation mails logged,"
+        " 0 bounce reports, 0 preference changes, 0 first sends of issues, 0 send runs"
     ) in output
     code, output = cli(root, "store", "copy", "--to", pg_url)
     assert (
         "left as they were: 3 journal rows, 1 suppressed address, 1 suppression removal, 1 signup request,"
-        " 1 confirmed signup, 2 confirmation mails logged, 1 bounce report"
+        " 1 confirmed signup, 2 confirmation mails logged, 1 bounce report, 1 preference change, 1 first send of"
+        " an issue, 2 send runs"
     ) in output
     with PostgresStore.open(pg_url, PG_PASSWORD) as pg:
+        assert list(pg.iter_preferences()) == changes and PreferenceLog(pg).current("USER0@example.org") == choice
+        assert list(pg.iter_sends()) == sends and list(pg.iter_runs()) == runs
+        assert pg.record_send("issue", "another hash") == "hash-of-the-issue"  # a joining worker is held to it
         assert SignupLog(pg).confirmed() == consents and list(pg.iter_signup_mails()) == mails
         assert list(pg.iter_bounce_reports()) == reports and list(SuppressionList(pg).removals()) == removals
         # The waiting request kept its number: the link already in its inbox confirms it here.

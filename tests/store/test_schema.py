@@ -17,7 +17,7 @@ from newsletter_mailer.audience.subscribers import Subscriber
 from newsletter_mailer.errors import SchemaMismatch
 from newsletter_mailer.store.base import Store
 from newsletter_mailer.store.postgres import PostgresStore
-from newsletter_mailer.store.rows import SignupRequest
+from newsletter_mailer.store.rows import PreferenceRow, SignupRequest
 from newsletter_mailer.store.schema import VERSION
 from newsletter_mailer.store.sqlite import SQLiteStore
 
@@ -64,6 +64,10 @@ def works_after_the_upgrade(store: Store) -> None:
     assert store.add_recipients("issue-2", [Subscriber("ANN@example.org"), Subscriber("new@example.org")]) == 1
     assert store.hold("issue-2", ["NEW@example.org"]) == 1 and store.counts("issue-2")["held"] == 1
     store.record_run("issue-2", 'city == "Rivertön"')
+    assert store.add_preference(PreferenceRow("ann@example.org", 1.0, '["Diary"]', 0.0, "{}", "", "page"))
+    assert store.current_preference("ANN@example.org") == PreferenceRow(
+        "ann@example.org", 1.0, '["Diary"]', 0.0, "{}", "", "page"
+    )
     assert [where for _, where in store.runs("issue-2")] == ['city == "Rivertön"']
     kept = max((request.id for request in store.iter_signup_requests()), default=0)
     number = store.add_signup_request(SignupRequest(0, "late@example.org", "", "", 10.0, "", "v1", "n0nce"))

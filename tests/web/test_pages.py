@@ -15,7 +15,7 @@ from markupsafe import escape
 from browser_checks import axe_violations, emulate
 from conftest import ARTEFACTS, node_package, serve_asgi
 from newsletter_mailer.audience.links import signer_for
-from newsletter_mailer.config import BrandSettings, Settings
+from newsletter_mailer.config import BrandSettings, PreferencesSettings, Settings
 from newsletter_mailer.web.pages import Pages
 from newsletter_mailer.web.unsubscribe import create_app
 
@@ -37,12 +37,32 @@ PAGES: dict[str, dict[str, Any]] = {
     "confirmed": {"who": "ad***@example.org"},
     "confirm_invalid": {},
     "confirm_failed": {},
+    "preferences": {
+        "who": "ad***@example.org",
+        "action": "/preferences/t",
+        "unsubscribe": "/unsubscribe/t",
+        "offered": ("Diary", "Campaigns", "Local news"),
+        "ticked": ("Diary",),
+        "months": (1, 3, 6),
+        "paused_until": "4 March 2027",
+        "error": "That topic is not one this newsletter offers; please choose from the list.",
+    },
+    "preferences_invalid": {},
+    "preferences_saved": {
+        "who": "ad***@example.org",
+        "topics": ("Diary",),
+        "offered": ("Diary", "Campaigns"),
+        "paused_until": "4 March 2027",
+        "back": "/preferences/t",
+    },
 }
 
 
 def with_accent(settings: Settings, accent: str, name: str = "Riverton Residents") -> Settings:
+    """The settings with this accent and name, offering topics (the preferences page is served)."""
     news = dataclasses.replace(settings.newsletter, name=name)
-    return dataclasses.replace(settings, brand=BrandSettings(accent=accent), newsletter=news)
+    topics = PreferencesSettings(topics=("Diary", "Campaigns", "Local news"), enabled=True)
+    return dataclasses.replace(settings, brand=BrandSettings(accent=accent), newsletter=news, preferences=topics)
 
 
 @pytest.mark.parametrize("name", PAGES)
@@ -69,10 +89,13 @@ def axe_source() -> str:
     return (node_package("axe-core") / "axe.min.js").read_text(encoding="utf-8")
 
 
+# A checkbox's or a radio button's target is its whole label, which a tap anywhere on toggles.
 _INPUTS = """
 return Array.from(document.querySelectorAll('input:not([tabindex="-1"]), button')).map(e => {
-  const r = e.getBoundingClientRect();
-  return {name: e.name || e.textContent, size: parseFloat(getComputedStyle(e).fontSize), height: r.height};
+  const boxed = (e.type === 'checkbox' || e.type === 'radio') && e.closest('label');
+  const target = boxed ? e.closest('label') : e;
+  const r = target.getBoundingClientRect();
+  return {name: e.name || e.textContent, size: parseFloat(getComputedStyle(target).fontSize), height: r.height};
 });
 """
 
@@ -92,7 +115,9 @@ def test_served_pages_pass_axe_with_any_accent_in_light_and_dark(
     token = signer_for(site).token("ada.lovelace@example.org")
     with serve_asgi(create_app(site)) as base:
         assert httpx.get(f"{base}/subscribe").status_code == 200
-        urls = [f"{base}/subscribe", f"{base}/unsubscribe/{token}", *(f.as_uri() for f in files.values())]
+        assert 'name="topic" value="Local news"' in httpx.get(f"{base}/preferences/{token}").text
+        served = [f"{base}/subscribe", f"{base}/unsubscribe/{token}", f"{base}/preferences/{token}"]
+        urls = [*served, *(f.as_uri() for f in files.values())]
         for width in (375, 640):
             for dark in (False, True):
                 emulate(browser, width, dark, offline=False)
@@ -122,7 +147,8 @@ def test_arabic_pages_are_right_to_left_in_their_words_and_axe_clean(
 ) -> None:
     """The served app in Arabic: the form and the unsubscribe page from uvicorn, every other
     page written out; each laid out from the right, no sideways scroll, axe clean at both widths."""
-    site = dataclasses.replace(settings, newsletter=dataclasses.replace(settings.newsletter, language="ar"))
+    arabic = dataclasses.replace(settings.newsletter, language="ar")
+    site = dataclasses.replace(with_accent(settings, "#1a6fb5"), newsletter=arabic)
     pages = Pages(site)
     files = {name: tmp_path / f"{name}.html" for name in PAGES}
     for name, file in files.items():
@@ -132,7 +158,8 @@ def test_arabic_pages_are_right_to_left_in_their_words_and_axe_clean(
     with serve_asgi(create_app(site)) as base:
         form = httpx.get(f"{base}/subscribe").text
         assert '<html lang="ar" dir="rtl">' in form and "عنوان البريد الإلكتروني" in form and ">اشترك</button>" in form
-        urls = [f"{base}/subscribe", f"{base}/unsubscribe/{token}", *(f.as_uri() for f in files.values())]
+        served = [f"{base}/subscribe", f"{base}/unsubscribe/{token}", f"{base}/preferences/{token}"]
+        urls = [*served, *(f.as_uri() for f in files.values())]
         for width in (375, 640):
             emulate(browser, width, False, offline=False)
             for url in urls:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..audience.choices import ReaderChoices
+from ..audience.preference_log import reader_choices
 from ..audience.signup_log import confirmed_signups
 from ..audience.subscribers import Subscriber, address_key, find_subscriber
 from ..compose.artifacts import message_for
@@ -12,7 +14,7 @@ from ..config import Settings
 from ..errors import SubscriberListError
 from .stores import existing_store
 
-__all__ = ["find_reader", "reader_message"]
+__all__ = ["find_reader", "reader_message", "with_choices"]
 
 
 def find_reader(settings: Settings, subscribers: Path | None, address: str) -> Subscriber:
@@ -20,18 +22,29 @@ def find_reader(settings: Settings, subscribers: Path | None, address: str) -> S
     a reader in neither is an error naming the list."""
     path = subscribers or settings.path(settings.newsletter.subscribers)
     try:
-        return find_subscriber(path, address)
+        return with_choices(settings, find_subscriber(path, address))
     except SubscriberListError as not_listed:
         with existing_store(settings) as store:
             wanted = address_key(address.strip())
             for signup in confirmed_signups(store) if store is not None else ():
                 if address_key(signup.email) == wanted:
-                    return signup
+                    return with_choices(settings, signup)
         raise SubscriberListError(
             f"{address} is not in the list (or only on a skipped row) nor among the confirmed signups",
             file=not_listed.file,
             line=not_listed.line,
         ) from None
+
+
+def with_choices(settings: Settings, reader: Subscriber) -> Subscriber:
+    """The reader as a send sees them: with the topics they chose on the preferences page."""
+    if not settings.preferences.enabled:
+        return reader
+    with existing_store(settings) as store:
+        if store is None:
+            return ReaderChoices({}, settings.preferences.topics, 0.0).reader(reader)
+        choices = reader_choices(settings, store)
+        return choices.reader(reader) if choices is not None else reader
 
 
 def reader_message(issue: Path, settings: Settings, address: str, subscribers: Path | None = None) -> bytes:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
+from ..audience.choices import ReaderChoices, reader_defaults
+from ..audience.preference_log import reader_choices
 from ..audience.segments import Condition, parse_condition
 from ..audience.signup import Tally, merge_lists
 from ..audience.signup_log import confirmed_signups
@@ -31,7 +33,7 @@ from ..compose.check import (
 from ..compose.issue import read_issue
 from ..compose.render import RenderedIssue, render_issue
 from ..compose.variants import Segmenter, Variant
-from ..config import Settings
+from ..config import Settings, derived_columns
 from ..errors import (
     AlreadySending,
     CheckFailed,
@@ -191,7 +193,7 @@ def _where(request: SendRequest, settings: Settings) -> Condition | None:
         raise UserInputError(f"--where: {exc.message}") from None
     path = request.subscribers or settings.path(settings.newsletter.subscribers)
     columns = list_columns(path)
-    unknown = sorted(where.columns - set(columns) - DERIVED_COLUMNS)
+    unknown = sorted(where.columns - set(columns) - DERIVED_COLUMNS - derived_columns(settings))
     if unknown:
         raise UserInputError(
             f"--where: {', '.join(map(repr, unknown))} is no column of {path}; its columns: {', '.join(columns)}"
@@ -234,7 +236,8 @@ def send_campaign(
     """Pre-flight (the list checked as it loads), confirmation, dispatch; Ctrl+C becomes a
     SendInterrupted that says what is where."""
     outbox = None if settings.smtp.host or settings.transport.kind != "smtp" else outbox_path(settings)
-    fill = RowFill(rendered, request.subscribers or settings.path(settings.newsletter.subscribers))
+    path = request.subscribers or settings.path(settings.newsletter.subscribers)
+    fill = RowFill(rendered, path, reader_defaults(settings))
     opened = (
         join_campaign(request.issue, settings, rendered=rendered)
         if request.join
@@ -324,12 +327,18 @@ class _Loading:
 
     segmenter: Segmenter
     where: Condition | None = None
+    choices: ReaderChoices | None = None  # the readers' own choices ([preferences]): topics, pauses
     variants: Counter[Variant] = field(default_factory=Counter)
     left_out: list[str] = field(default_factory=list)
+    paused: list[str] = field(default_factory=list)
 
     def watch(self, readers: Iterable[Subscriber]) -> Iterator[Subscriber]:
         for reader in readers:
-            if self.where is not None and not self.where(reader.merge_values()):
+            if self.choices is not None:  # each reader's topics cell, before any condition reads it
+                reader = self.choices.reader(reader)
+            if self.choices is not None and self.choices.paused(reader.email):
+                self.paused.append(reader.email)  # listed, and not sent until the pause ends
+            elif self.where is not None and not self.where(reader.merge_values()):
                 self.left_out.append(reader.email)
             elif self.segmenter.parts:
                 self.variants[self.segmenter.variant_of(reader.merge_values())] += 1
@@ -357,6 +366,7 @@ def _preflight(
     if retry_failed:
         journal.retry_failed(issue)
     held = journal.hold(issue, loading.left_out) if loading.where is not None else 0
+    paused = journal.pause(issue, loading.paused) if loading.paused else 0
     counts = journal.counts(issue)
     suppressed = journal.pending_suppressed(issue)
     return Preflight(
@@ -377,6 +387,7 @@ def _preflight(
         first_run=first_run,
         held=held,
         where=loading.where.source if loading.where is not None else "",
+        paused=paused,
     )
 
 
@@ -401,7 +412,7 @@ def open_campaign(
         stack.enter_context(journal.send_lock(rendered.issue.key))
         if not new_database:
             _refuse_a_store_that_forgot(journal, rendered.issue.key, settings)
-        loading = _Loading(Segmenter(rendered.issue.conditional_parts()), where)
+        loading = _Loading(Segmenter(rendered.issue.conditional_parts()), where, reader_choices(settings, journal))
         preflight = _loaded(journal, rendered.issue.key, subscribers, retry_failed, fill, loading)
         tally = loading.variants
         journal.record_send(rendered.issue.key, content_hash(rendered, settings), replace=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from ..audience.preference_log import reader_choices
 from ..audience.signup import Tally, merge_lists
 from ..audience.signup_log import confirmed_signups, export_list
 from ..audience.subscribers import ListCheck, ListReport, check_list, read_subscribers
@@ -47,4 +48,4 @@ def export_subscribers(settings: Settings, output: AbstractContextManager[TextIO
     rows = read_subscribers(path, ListReport(path))
     with opened_store(settings) as store, output as handle:
         chosen = ("language",) if len(settings.newsletter.offered_languages) > 1 else ()  # on the form
-        return export_list(store, rows, handle, (*settings.signup.fields, *chosen))
+        return export_list(store, rows, handle, (*settings.signup.fields, *chosen), reader_choices(settings, store))

@@ -44,6 +44,7 @@ __all__ = [
     "TokenSigner",
     "TokenSubject",
     "load_secret",
+    "preferences_url_for",
     "signer_for",
     "unsubscribe_url",
 ]
@@ -177,6 +178,13 @@ class TokenSigner:
 
 def unsubscribe_url(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/unsubscribe/{token}"
+
+
+def preferences_url_for(unsubscribe: str) -> str:
+    """The preferences page of the reader an unsubscribe URL names: the same token, so the page
+    is reached by the link the reader already has ("" for "": a page with no reader)."""
+    base, sep, token = unsubscribe.rpartition("/unsubscribe/")
+    return f"{base}/preferences/{token}" if sep else ""
 
 
 def load_secret(state_dir: Path, env: Mapping[str, str] | None = None) -> bytes:

@@ -17,6 +17,7 @@ from email_validator import EmailNotValidError
 
 from ..config import RESERVED_FIELD_KEYS, field_key
 from ..errors import TokenError
+from .choices import topics_cell
 from .links import TokenSigner
 from .subscribers import Subscriber, address_key, clean_value, normalise_address
 
@@ -39,7 +40,8 @@ __all__ = [
 HONEYPOT = RESERVED_FIELD_KEYS[2]  # "website": hidden from people; bots that fill every field fill it
 LANGUAGE = RESERVED_FIELD_KEYS[3]  # "language": the reader's choice, stored in the request's fields
 MAX_VALUE = 200
-MAX_FORM_FIELDS = 20  # email, name, the honeypot and at most 10 extra fields (config.py), with room to spare
+MAX_FORM_FIELDS = 20  # email, name, the honeypot and at most 10 extra fields (config.py), with room to spare;
+# a form that offers topics takes one more field per topic
 # Providers that deliver ``a.da@`` and ``ada@`` to one mailbox (and the domains that are one of them).
 _DOTS_IGNORED = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
 
@@ -81,11 +83,14 @@ def read_form(
     extra_fields: Iterable[str],
     languages: Sequence[str] = (),
     gettext: Callable[[str], str] = str,
+    topics: Sequence[str] = (),
 ) -> SignupForm:
     """Validate a posted form; FormError (its message through ``gettext``, the answering page's
     catalogue) for an address that cannot be one, a value longer than the form allows (the
-    page's inputs say ``maxlength``: only a script sends more), or a language that is not one of
-    ``languages`` (the first is the newsletter's own)."""
+    page's inputs say ``maxlength``: only a script sends more), a language that is not one of
+    ``languages`` (the first is the newsletter's own) or a topic the settings do not offer. With
+    ``topics`` offered, the ticked ones are kept as the reader's ``topics`` field (none ticked:
+    none chosen)."""
     _ = gettext
     first = {key: clean_value(items[0] if items else "") for key, items in values.items()}
     raw = first.get("email", "")
@@ -101,6 +106,11 @@ def read_form(
     extras = tuple((field_key(label), first.get(field_key(label), "")) for label in extra_fields)
     if language:
         extras += ((LANGUAGE, language),)
+    if topics:
+        ticked = values.get("topic", [])
+        if any(t not in topics for t in ticked):
+            raise FormError(_("That topic is not one this newsletter offers; please choose from the list."))
+        extras += (("topics", topics_cell(t for t in topics if t in ticked)),)
     subscriber = Subscriber(email=address, name=first.get("name", ""), fields=extras)
     return SignupForm(subscriber, bot=bool(first.get(HONEYPOT)), language=language)
 
@@ -167,10 +177,12 @@ def form_html(
     gettext: Callable[[str], str] = str,
     languages: Sequence[tuple[str, str]] = (),
     chosen: str = "",
+    topics: Sequence[str] = (),
 ) -> str:
     """The signup form: email, name, the extra fields, a language choice when ``languages`` (tag,
-    name in itself) offers more than one, and the hidden honeypot; its words through ``gettext``
-    (the page's catalogue, compose/i18n.py), English as written by default."""
+    name in itself) offers more than one, the topics offered (each ticked), and the hidden
+    honeypot; its words through ``gettext`` (the page's catalogue, compose/i18n.py), English as
+    written by default."""
     _ = gettext
     email_label, name_label, trap_label, button = (
         _("Email address"),
@@ -197,6 +209,8 @@ def form_html(
         )
     if len(languages) > 1:
         rows.append(_language_select(languages, chosen, _("Language")))
+    if topics:
+        rows.append(_topic_boxes(topics, _("Topics you receive")))
     rows.append(
         f'<p style="position:absolute;inset-inline-start:-9999px" aria-hidden="true"><label for="nl-{HONEYPOT}">'
         f'{html.escape(trap_label)}</label><input id="nl-{HONEYPOT}" name="{HONEYPOT}" type="text" tabindex="-1" '
@@ -219,6 +233,16 @@ def _language_select(languages: Sequence[tuple[str, str]], chosen: str, label: s
         f'<p><label for="nl-{LANGUAGE}">{html.escape(label)}</label><br>'
         f'<select id="nl-{LANGUAGE}" name="{LANGUAGE}">{"".join(options)}</select></p>'
     )
+
+
+def _topic_boxes(topics: Sequence[str], legend: str) -> str:
+    """The topics as ticked checkboxes in a fieldset, each label its own escaped text."""
+    boxes = "".join(
+        f'<label class="choice" for="nl-topic-{n}"><input type="checkbox" id="nl-topic-{n}" name="topic" '
+        f'value="{html.escape(topic)}" checked><span dir="auto">{html.escape(topic)}</span></label>\n'
+        for n, topic in enumerate(topics, 1)
+    )
+    return f"<fieldset>\n<legend>{html.escape(legend)}</legend>\n{boxes}</fieldset>"
 
 
 @dataclass

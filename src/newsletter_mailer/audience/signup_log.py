@@ -19,12 +19,21 @@ from typing import TextIO
 
 from ..store.base import Store
 from ..store.journal import fields_of
-from ..store.rows import SignupMail, SignupRequest, SignupRow
+from ..store.rows import PreferenceRow, SignupMail, SignupRequest, SignupRow
+from .choices import TOPICS, ReaderChoices
 from .signup import RequestRef, Tally, field_key, merge_lists
 from .subscribers import Subscriber, address_key
 from .suppressions import SuppressionList
 
-__all__ = ["CONSENT_COLUMNS", "Consent", "PendingSignup", "SignupLog", "confirmed_signups", "export_list"]
+__all__ = [
+    "CONSENT_COLUMNS",
+    "PREFERENCE_COLUMNS",
+    "Consent",
+    "PendingSignup",
+    "SignupLog",
+    "confirmed_signups",
+    "export_list",
+]
 
 MAIL_LOG_DAYS = 7  # the longest window a limit reads, and then some
 
@@ -145,26 +154,41 @@ def _stamp(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
-def export_list(store: Store, csv_rows: Iterable[Subscriber], out: TextIO, extra: Iterable[str]) -> int:
+PREFERENCE_COLUMNS = ("paused_until", "preferences_changed", "preferences_ip")
+
+
+def export_list(
+    store: Store,
+    csv_rows: Iterable[Subscriber],
+    out: TextIO,
+    extra: Iterable[str],
+    choices: ReaderChoices | None = None,
+) -> int:
     """Write the effective list (the CSV plus confirmed signups, minus suppressions) with the
-    consent record of each signup; returns the number of rows written."""
+    consent record of each signup; with ``choices`` ([preferences]), each reader's topics as a
+    send applies them and their pause with the record of their last change. Returns the number
+    of rows written."""
     consents = {address_key(c.subscriber.email): c for c in SignupLog(store).confirmed()}
     suppressed = SuppressionList(store)
     rows = iter(merge_lists(csv_rows, [c.subscriber for c in consents.values()], Tally()))
     first = next(rows, None)
     keys = list(dict.fromkeys([*(k for k, _ in (first.fields if first else ())), *map(field_key, extra)]))
+    if choices is not None and TOPICS not in keys:
+        keys.append(TOPICS)
+    changes = {address_key(r.address): r for r in store.current_preferences()} if choices is not None else {}
     writer = csv.writer(out)
-    writer.writerow(["email", "name", *keys, *CONSENT_COLUMNS])
+    writer.writerow(["email", "name", *keys, *CONSENT_COLUMNS, *(PREFERENCE_COLUMNS if choices else ())])
     written = 0
-    for subscriber in itertools.chain([first] if first else [], rows):
-        if subscriber.email in suppressed:
+    for listed in itertools.chain([first] if first else [], rows):
+        if listed.email in suppressed:
             continue
+        subscriber = choices.reader(listed) if choices is not None else listed
         values = dict(subscriber.fields)
         consent = consents.get(address_key(subscriber.email))
         record = ["csv", "", "", "", "", ""]
         if consent is not None:
             record = [
-                "signup" if consent.subscriber is subscriber else "csv+signup",
+                "signup" if consent.subscriber is listed else "csv+signup",
                 _stamp(consent.requested),
                 consent.request_ip,
                 _stamp(consent.confirmed),
@@ -172,6 +196,8 @@ def export_list(store: Store, csv_rows: Iterable[Subscriber], out: TextIO, extra
                 consent.wording,
             ]
         cells = [subscriber.email, subscriber.name, *(values.get(k, "") for k in keys), *record]
+        if choices is not None:
+            cells += _preference_record(changes.get(address_key(subscriber.email)), choices.now)
         writer.writerow([_cell(c) for c in cells])
         written += 1
     return written
@@ -180,3 +206,11 @@ def export_list(store: Store, csv_rows: Iterable[Subscriber], out: TextIO, extra
 def confirmed_signups(store: Store) -> list[Subscriber]:
     """Confirmed signups, part of the list at send time."""
     return [signup.subscriber for signup in SignupLog(store).confirmed()]
+
+
+def _preference_record(change: PreferenceRow | None, now: float) -> list[str]:
+    """A reader's pause (while it lasts) and when and from where they last changed their choice."""
+    if change is None:
+        return ["", "", ""]
+    paused = _stamp(change.paused_until) if change.paused_until > now else ""
+    return [paused, _stamp(change.chosen), change.ip]

@@ -10,13 +10,14 @@ import difflib
 import ipaddress
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from ..audience.choices import reader_defaults
 from ..audience.links import signer_for
 from ..audience.subscribers import DERIVED_COLUMNS, ListReport, Subscriber, list_columns, read_subscribers
 from ..config import Settings, key_line
@@ -27,7 +28,7 @@ from .envelope import MessageTemplate, preview_subscriber
 from .i18n import SHIPPED, is_shipped
 from .images import ImageResolver, image_blocks, is_local
 from .issue import Issue, read_issue
-from .merge import Context, html_contexts, safe_url
+from .merge import FIXED_SLOTS, Context, html_contexts, safe_url
 from .palette import DEFAULT_ACCENT, LIGHT_SURFACES, MIN_CONTRAST, contrast, palette_for, parse_colour
 from .render import COLUMN_WIDTH, GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES, RenderedIssue, render_issue
 from .slips import find_slips, suggest_column
@@ -611,8 +612,9 @@ class RowFill:
     a link's whole address but is no http(s) or mailto: link (``javascript:...``) is written as an
     empty link, and said here. Rows come one at a time: a send checks the list as it loads it."""
 
-    def __init__(self, rendered: RenderedIssue, subscribers: Path) -> None:
+    def __init__(self, rendered: RenderedIssue, subscribers: Path, defaults: Mapping[str, str] | None = None) -> None:
         self.rendered, self.path = rendered, subscribers
+        self.defaults = dict(defaults or {})  # cells every reader has from the settings (``topics``)
         self.report = ListReport(subscribers)  # the reader's, once ``watch`` has been given it
         self.found: list[Finding] = []
         self.url_slots = _whole_url_slots(rendered)
@@ -623,10 +625,11 @@ class RowFill:
 
     def row(self, subscriber: Subscriber) -> None:
         fields, path = self.rendered.fields, str(self.path)
+        cells = {**self.defaults, **subscriber.merge_values()}
         if self.segmenter.parts:
-            self.tally[self.segmenter.variant_of(subscriber.merge_values())] += 1
+            self.tally[self.segmenter.variant_of(cells)] += 1
         try:
-            values = fields.values(subscriber.merge_values(), "")
+            values = fields.values(cells, "")
         except MergeFieldError as exc:
             self.failing += 1
             if self.failing <= MAX_ROW_FINDINGS:
@@ -659,6 +662,8 @@ class RowFill:
         """What the rows seen said, after the fields that name no column of the list, and before
         the rows that are sent but look wrong."""
         columns = self.report.columns
+        if columns:
+            columns = (*columns, *(c for c in self.defaults if c not in columns))
         found = field_findings(self.rendered, self.path, columns) if columns else []
         if columns:
             unknown = self.segmenter.unknown_columns(columns)
@@ -684,11 +689,13 @@ class RowFill:
         ]
 
 
-def _fill_findings(rendered: RenderedIssue, subscribers: Path) -> tuple[list[Finding], ListReport, Counter[Variant]]:
+def _fill_findings(
+    rendered: RenderedIssue, subscribers: Path, defaults: Mapping[str, str] | None = None
+) -> tuple[list[Finding], ListReport, Counter[Variant]]:
     """Every row of the list filled in (RowFill); the list's own faults as findings; the readers
     of each variant."""
     report = ListReport(subscribers)
-    fill = RowFill(rendered, subscribers)
+    fill = RowFill(rendered, subscribers, defaults)
     try:
         for _ in fill.readers(fill.watch(read_subscribers(subscribers, report), report)):
             pass
@@ -718,7 +725,7 @@ def _whole_url_slots(rendered: RenderedIssue) -> list[int]:
         for m, context in html_contexts(rendered.html, rendered.fields.pattern)
         if context is Context.HTML_URL
     }
-    return sorted(slot for slot in slots if slot >= 2)  # 0 and 1: the unsubscribe URL and the address
+    return sorted(slot for slot in slots if slot >= FIXED_SLOTS)  # the unsubscribe URL, address, preferences URL
 
 
 def field_findings(rendered: RenderedIssue, subscribers: Path, columns: tuple[str, ...]) -> list[Finding]:
@@ -750,7 +757,7 @@ def list_findings(rendered: RenderedIssue, settings: Settings, subscribers: Path
                 )
             ]
         return []
-    found, _, tally = _fill_findings(rendered, path)
+    found, _, tally = _fill_findings(rendered, path, reader_defaults(settings))
     if tally and not has_errors(found):
         found += variant_findings(rendered, settings, tally)
     return found

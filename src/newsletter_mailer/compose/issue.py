@@ -19,6 +19,7 @@ from markdown_it import MarkdownIt
 
 from ..audience.segments import Condition, parse_condition
 from ..errors import ConditionError, IssueError, IssueNotFound, IssueProblems
+from . import markup
 from .variants import ConditionalPart, Variant
 
 ALLOWED_KEYS = ("subject", "preheader", "date", "highlights", "events", "signoff")
@@ -106,6 +107,18 @@ class Section:
 
 
 @dataclass(frozen=True)
+class Button:
+    """A button only some readers see (``[label](url){.button only: ...}``), in the introduction
+    (``section`` -1) or a section; ``offset``: its last line's offset in that text."""
+
+    section: int
+    offset: int
+    line: int  # in the file
+    label: str
+    only: Condition
+
+
+@dataclass(frozen=True)
 class Issue:
     path: Path
     subject: str
@@ -120,6 +133,7 @@ class Issue:
     source: str
     key_lines: tuple[tuple[str, int], ...] = ()
     signoff_line: int = 2
+    buttons: tuple[Button, ...] = ()
 
     def line_of(self, key: str) -> int:
         """The file line of a front-matter key (line 2, the first key, when absent)."""
@@ -147,6 +161,9 @@ class Issue:
             for i, h in enumerate(self.highlights)
             if h.only is not None
         ]
+        parts += [
+            ConditionalPart(f"button:{i}", f"button {b.label!r}", b.only, b.line) for i, b in enumerate(self.buttons)
+        ]
         return tuple(parts)
 
     def for_variant(self, variant: Variant) -> Issue:
@@ -155,14 +172,34 @@ class Issue:
         def shown(kind: str, index: int, only: Condition | None) -> bool:
             return only is None or variant.shows(f"{kind}:{index}")
 
-        sections = tuple(s for i, s in enumerate(self.sections) if shown("section", i, s.only))
+        gone = [b for i, b in enumerate(self.buttons) if not variant.shows(f"button:{i}")]
+        sections = tuple(
+            replace(s, body=_without_buttons(s.body, [b for b in gone if b.section == i]))
+            for i, s in enumerate(self.sections)
+            if shown("section", i, s.only)
+        )
         hidden = {s.anchor for s in self.sections} - {s.anchor for s in sections}
         # A highlight that links to a section the reader does not get is about that section: it goes too.
         highlights = tuple(
             h for i, h in enumerate(self.highlights) if shown("highlight", i, h.only) and h.anchor not in hidden
         )
         events = tuple(e for i, e in enumerate(self.events) if shown("event", i, e.only))
-        return replace(self, sections=sections, highlights=highlights, events=events)
+        intro = _without_buttons(self.intro, [b for b in gone if b.section < 0])
+        return replace(self, intro=intro, sections=sections, highlights=highlights, events=events)
+
+
+def _without_buttons(text: str, buttons: list[Button]) -> str:
+    """The text with these buttons' paragraphs blanked (every other line keeps its number)."""
+    if not buttons:
+        return text
+    lines = text.split("\n")
+    for button in buttons:
+        start = button.offset
+        while start > 0 and lines[start - 1].strip():
+            start -= 1
+        for n in range(start, button.offset + 1):
+            lines[n] = ""
+    return "\n".join(lines)
 
 
 def slugify(text: str) -> str:
@@ -359,27 +396,61 @@ def parse_issue_text(text: str, path: Path) -> Issue:
     problems = Problems()
     _unknown_keys(data, ALLOWED_KEYS, "key", key_lines, 2, path, problems)
     value_nodes = {str(k.value): v for k, v in node.value} if isinstance(node, yaml.MappingNode) else {}
-    intro, sections = _sections(body, body_line, path, problems)
+    intro, sections, buttons = _sections(body, body_line, path, problems)
     issue = _front_matter(data, key_lines, value_nodes, sections, path, problems)
     problems.raise_any()
-    return replace(issue, intro=intro, intro_line=body_line, source=text)
+    return replace(issue, intro=intro, intro_line=body_line, source=text, buttons=buttons)
 
 
-def _sections(body: str, body_line: int, file: Path, problems: Problems) -> tuple[str, tuple[Section, ...]]:
-    """The introduction, and the sections with unique anchors and their ``{only: ...}``."""
+def _sections(
+    body: str, body_line: int, file: Path, problems: Problems
+) -> tuple[str, tuple[Section, ...], tuple[Button, ...]]:
+    """The introduction, the sections with unique anchors and their ``{only: ...}``, and the
+    buttons with a condition."""
     intro, _, raw_sections = _split_sections(body, body_line)
     _misplaced_only(intro, body_line, file, problems)
+    intro, buttons = _buttons(intro, body_line, -1, file, problems)
     sections: list[Section] = []
     used: set[str] = set()
-    for title, section_body, line in raw_sections:
+    for index, (title, section_body, line) in enumerate(raw_sections):
         anchor = base = slugify(title)
         n = 2
         while anchor in used:
             anchor, n = f"{base}-{n}", n + 1
         used.add(anchor)
         only, section_body = _section_only(section_body, line, file, problems)
+        section_body, found = _buttons(section_body, line + 1, index, file, problems)
+        buttons += found
         sections.append(Section(title=title, anchor=anchor, body=section_body, line=line, only=only))
-    return intro, tuple(sections)
+    return intro, tuple(sections), tuple(buttons)
+
+
+_BUTTON_ONLY = re.compile(r"\{\s*\.button\s+only\s*:(.*)\}\s*$")
+
+
+def _buttons(text: str, first_line: int, section: int, file: Path, problems: Problems) -> tuple[str, list[Button]]:
+    """Each ``{.button only: ...}``: its condition read (an error at its line if it cannot be),
+    and the mark left as a plain ``{.button}`` for the renderer, which the variant may drop."""
+    lines, found = text.split("\n"), []
+    for offset, written in enumerate(lines):
+        match = _BUTTON_ONLY.search(written)
+        if match is None:
+            continue
+        at = first_line + offset
+        lines[offset] = written[: match.start()] + "{.button}"
+        only = problems.attempt(partial(_condition, match.group(1), file, at), None)
+        refs = [r for r in markup.references("\n".join(lines), first_line) if r.kind == "button" and r.line <= at]
+        if not refs or not written[: match.start()].rstrip().endswith(")"):
+            problems.add(
+                IssueError(
+                    "{.button only: ...} goes at the end of a button: [label](https://...){.button only: ...}",
+                    file=file,
+                    line=at,
+                )
+            )
+        elif only is not None:
+            found.append(Button(section, offset, at, refs[-1].text, only))
+    return "\n".join(lines), found
 
 
 def _section_only(body: str, heading: int, file: Path, problems: Problems) -> tuple[Condition | None, str]:

@@ -23,6 +23,7 @@ from jinja2.nodes import EvalContext
 from jinja2.runtime import Context as Context_
 from jinja2.sandbox import SandboxedEnvironment
 
+from ..audience.links import preferences_url_for
 from ..audience.subscribers import column_key
 from ..errors import IssueError, MergeFieldError
 from .bidi import isolate
@@ -33,6 +34,8 @@ _STATEMENT = re.compile(r"\{%.*?%\}", re.DOTALL)
 
 UNSUBSCRIBE_URL = "unsubscribe_url"
 EMAIL = "email"
+PREFERENCES_URL = "preferences_url"
+FIXED_SLOTS = 3  # the unsubscribe URL, the address, the preferences URL; editors' expressions follow
 
 
 class Context(enum.Enum):
@@ -176,7 +179,8 @@ def _bounded(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
 class MergeFields:
     """Collects the merge expressions of one issue and hands out their placeholders.
 
-    Slot 0 is the recipient's unsubscribe URL and slot 1 their address; editors' expressions follow.
+    Slot 0 is the recipient's unsubscribe URL, slot 1 their address and slot 2 their preferences
+    page (made from the unsubscribe URL: the same token); editors' expressions follow.
     """
 
     nonce: str = field(default_factory=lambda: secrets.token_hex(4))
@@ -188,7 +192,7 @@ class MergeFields:
 
     def __post_init__(self) -> None:
         self._pattern = re.compile(rf"nlm{self.nonce}x(\d+)x")
-        for name in (UNSUBSCRIBE_URL, EMAIL):
+        for name in (UNSUBSCRIBE_URL, EMAIL, PREFERENCES_URL):
             self._add(name, ("", 0))
 
     def _add(self, source: str, origin: tuple[str, int]) -> int:
@@ -210,6 +214,10 @@ class MergeFields:
     @property
     def unsubscribe_url(self) -> str:
         return self.placeholder(0)
+
+    @property
+    def preferences_url(self) -> str:
+        return self.placeholder(2)
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -240,9 +248,9 @@ class MergeFields:
     def values(self, subscriber: Mapping[str, str], unsubscribe_url: str) -> list[str]:
         """Every slot's value for one recipient, unescaped."""
         present = {k: v for k, v in subscriber.items() if v}
-        out = [unsubscribe_url, subscriber.get("email", "")]
+        out = [unsubscribe_url, subscriber.get("email", ""), preferences_url_for(unsubscribe_url)]
         try:
-            for compiled in self._compiled[2:]:
+            for compiled in self._compiled[FIXED_SLOTS:]:
                 value = "" if (result := compiled(subscriber=present)) is None else str(result)
                 if len(value) > MAX_OUTPUT:
                     raise OverflowError(f"the value is over {MAX_OUTPUT} characters, too large for a merge field")
@@ -263,7 +271,7 @@ class MergeFields:
 
     def named_columns(self) -> list[tuple[str, tuple[str, int], frozenset[str]]]:
         """Each editor's expression, where it is, and the subscriber columns it names."""
-        return [(s, o, c) for s, o, c in zip(self.sources, self.origins, self.columns, strict=True)][2:]
+        return [(s, o, c) for s, o, c in zip(self.sources, self.origins, self.columns, strict=True)][FIXED_SLOTS:]
 
     def render_plain(self, text: str, values: list[str]) -> str:
         """Fill placeholders in text verbatim (for previews)."""

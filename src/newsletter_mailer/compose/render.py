@@ -189,6 +189,7 @@ def build_context(issue: Issue, settings: Settings, fields: MergeFields, languag
         "events": events,
         "signoff": blocks(issue.signoff, issue.signoff_line) if issue.signoff else [],
         "unsubscribe_url": fields.unsubscribe_url,
+        "preferences_url": fields.preferences_url if settings.preferences.enabled else "",
         "view_online_url": issue_url(settings, issue.key, version) if online(settings) else "",
     }
 
@@ -347,6 +348,8 @@ def render_text(issue: Issue, settings: Settings, fields: MergeFields, language:
         _("You are receiving this because you subscribed to %(name)s.") % {"name": iso(news.name)},
         _("Unsubscribe:") + f" {fields.unsubscribe_url}",
     ]
+    if settings.preferences.enabled:
+        footer.append(_("Choose what you receive, or pause:") + f" {fields.preferences_url}")
     out += ["", "\n".join(footer)]
     text = "\n".join(out)
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"

@@ -46,6 +46,7 @@ class Preflight:
     variants: tuple[VariantCount, ...] = ()  # an issue with conditions: how many readers get each
     held: int = 0  # listed readers this run's --where leaves out (neither sent nor removed)
     where: str = ""  # this run's --where, as given
+    paused: int = 0  # listed readers who paused their mail on the preferences page (not sent)
 
 
 class Campaign:

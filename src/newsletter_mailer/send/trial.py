@@ -11,6 +11,7 @@ from pathlib import Path
 from email_validator import EmailNotValidError
 
 from ..audience.links import signer_for
+from ..audience.preference_log import reader_choices
 from ..audience.signup import Tally, merge_lists
 from ..audience.signup_log import confirmed_signups
 from ..audience.subscribers import ListReport, Subscriber, normalise_address, read_subscribers
@@ -44,6 +45,7 @@ class DryRun:
     problems: tuple[str, ...]
     variants: tuple[VariantCount, ...] = ()  # an issue with conditions: how many messages of each
     languages: tuple[str, ...] = ()  # with translations: how many readers get each language (reach)
+    paused: int = 0  # readers who paused their mail on the preferences page (no message built)
 
 
 def dry_run(rendered: RenderedIssue, settings: Settings, subscribers: Path | None = None) -> DryRun:
@@ -56,14 +58,20 @@ def dry_run(rendered: RenderedIssue, settings: Settings, subscribers: Path | Non
     cells: list[str] = []
     tally: Counter[Variant] = Counter()
     report = ListReport(subscribers)
-    built = octets = suppressed = already = 0
+    built = octets = suppressed = already = paused = 0
     with open_store(settings) as journal:
         suppressions = SuppressionList(journal)
         signups = confirmed_signups(journal)
+        choices = reader_choices(settings, journal)
         for subscriber in merge_lists(read_subscribers(subscribers, report), signups, Tally()):
             if subscriber.email in suppressions:
                 suppressed += 1
                 continue
+            if choices is not None:
+                if choices.paused(subscriber.email):
+                    paused += 1
+                    continue
+                subscriber = choices.reader(subscriber)
             if journal.state_of(rendered.issue.key, subscriber.email) == "sent":
                 already += 1
                 continue
@@ -79,7 +87,7 @@ def dry_run(rendered: RenderedIssue, settings: Settings, subscribers: Path | Non
     counts = tuple(editions.counts(tally)) if editions.segmenter.parts else ()
     skipped = (report.invalid, report.duplicates, suppressed, already)
     languages = tuple(reach(cells, rendered.language, [*others])) if others and any(cells) else ()
-    return DryRun(built, octets, *skipped, tuple(report.problems), counts, languages)
+    return DryRun(built, octets, *skipped, tuple(report.problems), counts, languages, paused)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,16 @@ from typing import Any, Protocol
 from urllib.parse import unquote
 
 from .journal import Delivery, Journal, claimed_delivery
-from .rows import BounceRows, Exclusive, Removal, RunRecord, SendRecord, SignupRows, SuppressionStore
+from .rows import (
+    BounceRows,
+    Exclusive,
+    PreferenceRows,
+    Removal,
+    RunRecord,
+    SendRecord,
+    SignupRows,
+    SuppressionStore,
+)
 
 __all__ = [
     "TAKEN_OVER",
@@ -124,7 +133,7 @@ class SharedSend(Protocol):
         taken, else how long until one frees (nothing taken: ask again then)."""
 
 
-class Store(Journal, SuppressionStore, SignupRows, BounceRows, Exclusive, SharedSend, Protocol):
+class Store(Journal, SuppressionStore, SignupRows, BounceRows, PreferenceRows, Exclusive, SharedSend, Protocol):
     """All the state in one database: the journal, the suppression list, signups and bounce
     reports, with its send lock."""
 

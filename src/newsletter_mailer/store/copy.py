@@ -2,9 +2,9 @@
 PostgreSQL: the journal (each row under its own number wherever the target has it free, since
 the VERP sender of its message names it), the suppression list with its record of removals,
 signup requests, confirmed signups with their consent, the log of confirmation mails, bounce
-reports, and each issue's first send (the content hash a later run compares) with its runs.
-Rows already in the target stay as they are, so a copy that was interrupted can simply be run
-again."""
+reports, readers' preference changes with their consent record, and each issue's first send
+(the content hash a later run compares) with its runs (and their --where). Rows already in the
+target stay as they are, so a copy that was interrupted can simply be run again."""
 
 from __future__ import annotations
 
@@ -71,6 +71,7 @@ def copy_store(source: Store, target: Store) -> CopyReport:
             target.add_signup_mail,
         ),
         _copy(("bounce report", "bounce reports"), source.iter_bounce_reports(), target.add_bounce_report),
+        _copy(("preference change", "preference changes"), source.iter_preferences(), target.add_preference),
         # What a later run of a copied issue checks: the content it was first sent with, its runs.
         _copy(("first send of an issue", "first sends of issues"), source.iter_sends(), target.add_send),
         _copy(("send run", "send runs"), source.iter_runs(), target.add_run),

@@ -3,10 +3,11 @@ transactions, so a crash never skips anyone and resends at most the messages in 
 
 States: pending -> sending -> sent | failed | suppressed; a temporary failure puts the row back
 to pending, not to be claimed before its backoff is over; a pending row whose address is no longer
-in the list is ``removed``; one a run's ``--where`` leaves out is ``held`` (pending again at the
-next load of the list). Rows are claimed by workers (store/sql.py, claim_batch) under a lease: a row
-found in ``sending`` whose lease is over was in flight when its worker stopped: it is sent again
-and counted as possibly duplicated.
+in the list is ``removed``; one a run's ``--where`` leaves out is ``held``, and one whose reader
+paused their mail is ``paused`` (both pending again at the next load of the list). Rows are
+claimed by workers (store/sql.py, claim_batch) under a lease: a row found in ``sending`` whose
+lease is over was in flight when its worker stopped: it is sent again and counted as possibly
+duplicated.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-STATES = ("pending", "sending", "sent", "failed", "suppressed", "removed", "held")
+STATES = ("pending", "sending", "sent", "failed", "suppressed", "removed", "held", "paused")
 
 
 class Recipient(Protocol):
@@ -89,6 +90,11 @@ class Journal(Protocol):
     def hold(self, issue: str, addresses: Iterable[str]) -> int:
         """Mark these pending rows 'held': listed, but left out of this run by its --where (neither
         removed nor sent; the next run that loads the list makes them pending again)."""
+
+    def pause(self, issue: str, addresses: Iterable[str]) -> int:
+        """Mark these pending rows 'paused': their readers paused their mail (neither removed nor
+        sent; the next run that loads the list makes them pending again, and pauses them again
+        while the pause lasts)."""
 
     def record_run(self, issue: str, where: str) -> None:
         """Note that a send of the issue started, with its --where filter ("" for the whole list)."""

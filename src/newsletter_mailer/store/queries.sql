@@ -15,16 +15,21 @@ INSERT INTO deliveries (issue, address, name, fields, line, listed, created, upd
 VALUES (:issue, :address, :name, :fields, :line, :stamp, :stamp, :stamp)
 ON CONFLICT (issue, {address_in_issue}) DO UPDATE SET
     listed = excluded.listed, name = excluded.name, fields = excluded.fields, line = excluded.line,
-    state = CASE WHEN deliveries.state IN ('removed', 'held') THEN 'pending' ELSE deliveries.state END;
+    state = CASE WHEN deliveries.state IN ('removed', 'held', 'paused') THEN 'pending' ELSE deliveries.state END;
 
 -- mark_removed --
--- Pending (or held) rows whose address has left the list (it was not listed by this load).
+-- Pending (or held, or paused) rows whose address has left the list (it was not listed by this load).
 UPDATE deliveries SET state = 'removed', updated = :stamp
- WHERE issue = :issue AND state IN ('pending', 'held') AND listed < :stamp;
+ WHERE issue = :issue AND state IN ('pending', 'held', 'paused') AND listed < :stamp;
 
 -- hold --
 -- A pending row a run's --where leaves out: listed, neither removed nor sent.
 UPDATE deliveries SET state = 'held', updated = :stamp
+ WHERE issue = :issue AND {ci}(address) = {ci}(:address) AND state = 'pending';
+
+-- pause --
+-- A pending row whose reader paused their mail on the preferences page: listed, neither removed nor sent.
+UPDATE deliveries SET state = 'paused', updated = :stamp
  WHERE issue = :issue AND {ci}(address) = {ci}(:address) AND state = 'pending';
 
 -- record_run --
@@ -98,7 +103,8 @@ SELECT issue, min(sent_at) FROM deliveries WHERE state = 'sent' AND sent_at IS N
 
 -- discard_unsent --
 -- A send declined at its prompt: the rows its pre-flight loaded and nobody tried.
-DELETE FROM deliveries WHERE issue = :issue AND attempts = 0 AND state IN ('pending', 'suppressed', 'removed', 'held');
+DELETE FROM deliveries WHERE issue = :issue AND attempts = 0
+   AND state IN ('pending', 'suppressed', 'removed', 'held', 'paused');
 
 -- has_rows --
 SELECT 1 FROM deliveries WHERE issue = :issue LIMIT 1;
@@ -365,3 +371,21 @@ SELECT address, issue FROM deliveries WHERE message_id = :message_id LIMIT 1;
 
 -- last_mailed --
 SELECT address, issue FROM deliveries WHERE {ci}(address) = {ci}(:address) ORDER BY sent_at DESC NULLS LAST LIMIT 1;
+
+-- Readers' preferences (preference_log.py holds the rules): every change, the newest per address current
+
+-- add_preference --
+INSERT INTO preferences (address, chosen, topics, paused_until, shown, ip, source)
+VALUES (:address, :chosen, :topics, :paused_until, :shown, :ip, :source)
+ON CONFLICT DO NOTHING;
+
+-- current_preference --
+SELECT address, chosen, topics, paused_until, shown, ip, source FROM preferences
+ WHERE {ci}(address) = {ci}(:address) ORDER BY chosen DESC LIMIT 1;
+
+-- current_preferences --
+SELECT p.address, p.chosen, p.topics, p.paused_until, p.shown, p.ip, p.source FROM preferences p
+ WHERE p.chosen = (SELECT max(q.chosen) FROM preferences q WHERE {ci}(q.address) = {ci}(p.address));
+
+-- iter_preferences --
+SELECT address, chosen, topics, paused_until, shown, ip, source FROM preferences ORDER BY chosen;

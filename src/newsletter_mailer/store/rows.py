@@ -18,6 +18,8 @@ __all__ = [
     "BounceRecord",
     "BounceRows",
     "Exclusive",
+    "PreferenceRow",
+    "PreferenceRows",
     "Removal",
     "RunRecord",
     "SendRecord",
@@ -65,6 +67,21 @@ class SignupMail:
     address: str
     ip: str
     sent: float
+
+
+@dataclass(frozen=True)
+class PreferenceRow:
+    """One change a reader made on the preferences page, with its consent record: when, from
+    which IP, what the page offered (``shown``, JSON) and what they chose. ``topics`` is JSON,
+    None when the change left topics unchosen; ``paused_until`` epoch seconds, 0 for no pause."""
+
+    address: str
+    chosen: float
+    topics: str | None
+    paused_until: float
+    shown: str
+    ip: str
+    source: str
 
 
 @dataclass(frozen=True)
@@ -146,6 +163,20 @@ class BounceRows(Protocol):
 
     def last_mailed(self, address: str) -> tuple[str, str] | None:
         """The journal row of the last message sent to an address (any row for it if none was sent)."""
+
+
+class PreferenceRows(Protocol):
+    def add_preference(self, row: PreferenceRow) -> bool:
+        """Keep a change unless one for the address at that moment is there; True if kept."""
+
+    def current_preference(self, address: str) -> PreferenceRow | None:
+        """The address's newest change, if it made one."""
+
+    def current_preferences(self) -> Iterator[PreferenceRow]:
+        """Each address's newest change."""
+
+    def iter_preferences(self) -> Iterator[PreferenceRow]:
+        """Every change, oldest first."""
 
 
 @dataclass(frozen=True)

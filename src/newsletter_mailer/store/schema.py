@@ -308,6 +308,29 @@ STEPS: tuple[Step, ...] = (
         CREATE TABLE runs (issue text NOT NULL, started double precision NOT NULL, filter text NOT NULL DEFAULT '');
         """,
     ),
+    Step(
+        "readers' preferences (topics, a pause), each change kept with its consent record",
+        """
+        CREATE TABLE IF NOT EXISTS preferences (
+            address       TEXT NOT NULL COLLATE NOCASE,
+            chosen        REAL NOT NULL,
+            topics        TEXT,
+            paused_until  REAL NOT NULL DEFAULT 0,
+            shown         TEXT NOT NULL DEFAULT '',
+            ip            TEXT NOT NULL DEFAULT '',
+            source        TEXT NOT NULL DEFAULT '',
+            UNIQUE (address, chosen)
+        );
+        """,
+        """
+        CREATE TABLE preferences (
+            address text NOT NULL, chosen double precision NOT NULL, topics text,
+            paused_until double precision NOT NULL DEFAULT 0, shown text NOT NULL DEFAULT '',
+            ip text NOT NULL DEFAULT '', source text NOT NULL DEFAULT ''
+        );
+        CREATE UNIQUE INDEX preferences_by_address ON preferences (lower(address), chosen);
+        """,
+    ),
 )
 VERSION = len(STEPS)
 

@@ -20,7 +20,17 @@ from .dialect import Dialect
 from .faults import driver_errors, store_fault
 from .journal import STATES, Delivery, Outcome, Recipient
 from .queries import Queries, queries_for
-from .rows import BounceRecord, Removal, RunRecord, SendRecord, SignupMail, SignupRequest, SignupRow, Suppression
+from .rows import (
+    BounceRecord,
+    PreferenceRow,
+    Removal,
+    RunRecord,
+    SendRecord,
+    SignupMail,
+    SignupRequest,
+    SignupRow,
+    Suppression,
+)
 
 __all__ = ["SQLStore", "lock_key"]
 
@@ -155,13 +165,21 @@ class SQLStore(_Statements):
     def hold(self, issue: str, addresses: Iterable[str]) -> int:
         """Mark these pending rows 'held': listed, but left out of this run by its --where (neither
         removed nor sent; the next run that loads the list makes them pending again)."""
-        held, stamp = 0, time.time()
+        return self._set_aside("hold", issue, addresses)
+
+    def pause(self, issue: str, addresses: Iterable[str]) -> int:
+        """Mark these pending rows 'paused': their readers paused their mail (pending again at the
+        next load of the list)."""
+        return self._set_aside("pause", issue, addresses)
+
+    def _set_aside(self, statement: str, issue: str, addresses: Iterable[str]) -> int:
+        changed, stamp = 0, time.time()
         batch: list[Params] = []
         for address in addresses:
             batch.append({"issue": issue, "address": address, "stamp": stamp})
             if len(batch) >= 2000:
-                held += self._many("hold", batch)
-        return held + (self._many("hold", batch) if batch else 0)
+                changed += self._many(statement, batch)
+        return changed + (self._many(statement, batch) if batch else 0)
 
     def _many(self, name: str, batch: list[Params]) -> int:
         """One statement over a batch of parameters, in one transaction; returns the rows changed."""
@@ -457,6 +475,28 @@ class SQLStore(_Statements):
 
     def last_mailed(self, address: str) -> tuple[str, str] | None:
         return _pair(self._rows("last_mailed", {"address": address}))
+
+    # Readers' preferences (the rules: preference_log.py)
+
+    def add_preference(self, row: PreferenceRow) -> bool:
+        return self._run("add_preference", asdict(row)) == 1
+
+    def current_preference(self, address: str) -> PreferenceRow | None:
+        rows = self._rows("current_preference", {"address": address})
+        return _preference(rows[0]) if rows else None
+
+    def current_preferences(self) -> Iterator[PreferenceRow]:
+        for row in self._rows("current_preferences"):
+            yield _preference(row)
+
+    def iter_preferences(self) -> Iterator[PreferenceRow]:
+        for row in self._rows("iter_preferences"):
+            yield _preference(row)
+
+
+def _preference(row: Sequence[Any]) -> PreferenceRow:
+    address, chosen, topics, paused_until, shown, ip, source = row
+    return PreferenceRow(str(address), float(chosen), topics, float(paused_until), str(shown), str(ip), str(source))
 
 
 def _entry(entry: Suppression) -> Params:

@@ -57,13 +57,14 @@ class TooLarge(Exception):
     pass
 
 
-async def _form_body(request: Request) -> dict[str, list[str]]:
-    """The posted form, read no further than MAX_BODY bytes whatever Content-Length claims."""
+async def _form_body(request: Request, topics: int = 0) -> dict[str, list[str]]:
+    """The posted form, read no further than MAX_BODY bytes whatever Content-Length claims, and of
+    no more fields than the form has (``topics``: the checkboxes it offers)."""
     body = await bounded_body(request, MAX_BODY)
     if body is None:
         raise TooLarge
     try:
-        return parse_qs(body.decode("utf-8", "replace"), max_num_fields=MAX_FORM_FIELDS)
+        return parse_qs(body.decode("utf-8", "replace"), max_num_fields=MAX_FORM_FIELDS + topics)
     except ValueError:  # more fields than any form of ours has
         raise TooLarge from None
 
@@ -76,6 +77,7 @@ def signup_routes(settings: Settings, page: Pages, mask: Callable[[str], str], s
     dkim = dkim_signer(settings)
     offered = news.offered_languages  # one: no choice on the form (docs/languages-signup.md)
     names = tuple((tag, language_name(tag)) for tag in offered)
+    topics = settings.preferences.topics if settings.preferences.enabled else ()  # offered as on the preferences page
 
     faults: tuple[type[BaseException], ...] = (StateLost, StoreError, *unmapped_faults())
 
@@ -83,7 +85,14 @@ def signup_routes(settings: Settings, page: Pages, mask: Callable[[str], str], s
         words = catalogue(language).gettext  # the form's labels, in the page's language
         action = "/subscribe" if language == news.language else f"/subscribe?lang={language}"
         form = form_html(
-            action, signup.fields, error=error, email=email, gettext=words, languages=names, chosen=language
+            action,
+            signup.fields,
+            error=error,
+            email=email,
+            gettext=words,
+            languages=names,
+            chosen=language,
+            topics=topics,
         )
         return page("subscribe", status, language, form=Markup(form))
 
@@ -128,12 +137,12 @@ def signup_routes(settings: Settings, page: Pages, mask: Callable[[str], str], s
     async def submit(request: Request) -> Response:
         shown = page.choose(request.query_params.get("lang", ""), offered_only=True)
         try:
-            posted = await _form_body(request)
+            posted = await _form_body(request, len(topics))
         except TooLarge:
             return page("too_large", 413, shown)
         shown = chosen_language(posted, offered) or shown  # a refused form is answered in its choice
         try:
-            form = read_form(posted, signup.fields, offered, catalogue(shown).gettext)
+            form = read_form(posted, signup.fields, offered, catalogue(shown).gettext, topics)
         except FormError as exc:
             return form_page(shown, str(exc), status=400)
         language = form.language or shown

@@ -40,6 +40,7 @@ def mask(address: str) -> str:
 
 def create_app(settings: Settings, offload: Offload | None = None) -> Starlette:
     """The pages; ``offload``: the bounded threads and deadline the store is reached through."""
+    from .preferences import preference_routes
     from .static import site_routes
     from .subscribe import signup_routes  # the signup pages share this app and its page style
     from .webhooks import webhook_routes
@@ -148,6 +149,7 @@ def create_app(settings: Settings, offload: Offload | None = None) -> Starlette:
             Route("/resubscribe/{token}", resubscribe, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             *signup_routes(settings, render_page, mask, store),
+            *(preference_routes(settings, render_page, mask, store) if settings.preferences.enabled else ()),
             *webhook_routes(settings),
             *site_routes(settings),  # the web archive (newsletter publish), last: it answers the rest
         ],
