@@ -42,12 +42,12 @@ def test_a_value_longer_than_the_form_allows_is_refused(key: str) -> None:
 
 def test_the_topics_offered_are_kept_as_ticked_and_any_other_is_refused() -> None:
     offered = ("Diary", "Campaigns")
-    form = read_form({"email": ["a@example.org"], "topic": ["Campaigns"]}, (), offered)
+    form = read_form({"email": ["a@example.org"], "topic": ["Campaigns"]}, (), topics=offered)
     assert dict(form.subscriber.fields) == {"topics": "Campaigns"}
-    assert dict(read_form({"email": ["a@example.org"]}, (), offered).subscriber.fields) == {"topics": ""}
+    assert dict(read_form({"email": ["a@example.org"]}, (), topics=offered).subscriber.fields) == {"topics": ""}
     assert read_form({"email": ["a@example.org"], "topic": ["Diary"]}, ()).subscriber.fields == ()  # none offered
     with pytest.raises(FormError, match="not one this newsletter offers"):
-        read_form({"email": ["a@example.org"], "topic": ["<b>Sports</b>"]}, (), offered)
+        read_form({"email": ["a@example.org"], "topic": ["<b>Sports</b>"]}, (), topics=offered)
     page = form_html("/subscribe", (), topics=("Diary", '"><script>'))
     assert 'name="topic" value="Diary" checked' in page and "<script>" not in page
     assert page.count('type="checkbox"') == 2 and "<legend>Topics you receive</legend>" in page
