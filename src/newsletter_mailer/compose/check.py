@@ -605,13 +605,13 @@ class RowFill:
         self.found: list[Finding] = []
         self.url_slots = _whole_url_slots(rendered)
         self.failing = 0
-        self.languages: list[str] = []  # each row's language cell, for the reach per translation
+        self.languages: Counter[str] = Counter()  # the rows of each language cell, for the reach per translation
         self.segmenter = Segmenter(rendered.issue.conditional_parts())
         self.tally: Counter[Variant] = Counter()  # an issue with conditions: the readers of each variant
 
     def row(self, subscriber: Subscriber) -> None:
         fields, path = self.rendered.fields, str(self.path)
-        self.languages.append(dict(subscriber.fields).get("language", ""))
+        self.languages[dict(subscriber.fields).get("language", "")] += 1
         if self.segmenter.parts:
             self.tally[self.segmenter.variant_of(subscriber.merge_values())] += 1
         try:
@@ -659,7 +659,7 @@ class RowFill:
         translated = [t.language for t in translations_of(self.rendered.issue.path)]
         if not translated or not any(self.languages):
             return []
-        lines = reach(self.languages, self.rendered.language, translated)
+        lines = reach(self.languages.elements(), self.rendered.language, translated)
         return [Finding(str(self.path), None, "warning", line) for line in lines if "no translation" in line]
 
 
