@@ -133,7 +133,8 @@ class _Seen:
 
     def first_line(self, address: str, line: int) -> int | None:
         digest = hashlib.blake2b(address_key(address).encode("utf-8"), digest_size=12, key=self._key).digest()
-        high, low = int.from_bytes(digest[:8], "big") | 1, int.from_bytes(digest[8:], "big")  # 0 marks a free slot
+        whole = int.from_bytes(digest, "big")
+        high, low = whole >> 32 | 1, whole & 0xFFFFFFFF  # 0 marks a free slot
         found = self._probe(high, low)
         if self._high[found]:
             return int(self._lines[found])
@@ -411,7 +412,7 @@ def _warn_odd_cells(
     """Rows that are kept but most likely wrong: more cells than the header (a comma inside an
     unquoted value shifts the cells after it; empty trailing cells, as spreadsheets write them,
     are fine), and a value longer than any name or field is (a wrong column, a pasted text)."""
-    beyond = [clean_value(cell) for cell in row[header.width :]]
+    beyond = [clean_value(cell) for cell in row[header.width :]] if len(row) > header.width else []
     if any(beyond):
         shown = ", ".join(repr(cell[:40]) for cell in beyond[:3]) + (", ..." if len(beyond) > 3 else "")
         report.add_warning(

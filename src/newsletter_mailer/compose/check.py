@@ -611,11 +611,12 @@ class RowFill:
 
     def row(self, subscriber: Subscriber) -> None:
         fields, path = self.rendered.fields, str(self.path)
-        self.languages[dict(subscriber.fields).get("language", "")] += 1
+        merged = subscriber.merge_values()
+        self.languages[merged.get("language", "")] += 1
         if self.segmenter.parts:
-            self.tally[self.segmenter.variant_of(subscriber.merge_values())] += 1
+            self.tally[self.segmenter.variant_of(merged)] += 1
         try:
-            values = fields.values(subscriber.merge_values(), "")
+            values = fields.values(merged, "")
         except MergeFieldError as exc:
             self.failing += 1
             if self.failing <= MAX_ROW_FINDINGS:
