@@ -124,8 +124,10 @@ def time_first_message(root: Path, sink: FirstMessage, sending_for: float) -> tu
     while time.monotonic() < sink.first + sending_for and send.poll() is None:
         peak = max(peak, peak_mb(send.pid))
         time.sleep(0.05)
+    stopping = time.monotonic()
     send.send_signal(signal.SIGINT)
     send.wait(600)  # a loaded machine (or a large WAL to fold back into the file) can take minutes
+    print(f"send: stopped {time.monotonic() - stopping:.1f} s after its Ctrl+C")
     return first, at_first, peak, cpu
 
 

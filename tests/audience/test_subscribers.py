@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter_mailer.audience.subscribers import ListReport, expected_rows, read_subscribers
+from newsletter_mailer.audience.subscribers import MAX_EXPECTED_ROWS, ListReport, expected_rows, read_subscribers
 from newsletter_mailer.errors import SubscriberListError
 
 
@@ -56,7 +56,8 @@ def test_duplicates_are_found_across_a_large_list_whose_size_was_misjudged(tmp_p
     rows += ["M5@Example.org,again,", "m69999@example.org,again,", "m35001@EXAMPLE.ORG,again,"]
     path = tmp_path / "list.csv"
     path.write_text("email,name,note\n" + "\n".join(rows) + "\n")
-    assert expected_rows(path) < 20_000  # the middle sampled is the long rows
+    with path.open("rb") as handle:
+        assert expected_rows(handle) < 20_000  # the middle sampled is the long rows
     report = ListReport(path)
     assert sum(1 for _ in read_subscribers(path, report)) == 70_000
     assert report.duplicates == 3
@@ -70,10 +71,20 @@ def test_duplicates_are_found_across_a_large_list_whose_size_was_misjudged(tmp_p
 def test_expected_rows_estimates_a_list_from_its_middle(tmp_path: Path) -> None:
     path = tmp_path / "list.csv"
     path.write_text("email,name\n" + "".join(f"member{i}@example.org,Member {i}\n" for i in range(200_000)))
-    assert 190_000 < expected_rows(path) < 210_000
-    assert expected_rows(tmp_path / "missing.csv") == 0
+    with path.open("rb") as handle:
+        assert 190_000 < expected_rows(handle) < 210_000
+        assert handle.tell() == 0
     (tmp_path / "one.csv").write_text("email")
-    assert expected_rows(tmp_path / "one.csv") == 0
+    with (tmp_path / "one.csv").open("rb") as handle:
+        assert expected_rows(handle) == 0
+    blank = tmp_path / "blank.csv"  # its middle blank lines: not four million rows to make room for
+    with blank.open("w") as handle:
+        handle.write("email\nada@example.org\n")
+        handle.write("\n" * 4_000_000)
+    with blank.open("rb") as binary:
+        assert expected_rows(binary) == MAX_EXPECTED_ROWS
+    report = ListReport(blank)
+    assert [s.email for s in read_subscribers(blank, report)] == ["ada@example.org"] and report.valid == 1
 
 
 def test_internationalised_domain_is_converted_for_smtp(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from array import array
 from collections.abc import Container, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from email_validator import EmailNotValidError
 
@@ -118,7 +119,7 @@ class _Seen:
     table of 96-bit keyed digests in flat arrays (16 bytes a slot, at most three quarters of the
     slots used, so a million rows take 32 MB; a Python set of them would take four times that). The key is random
     per reading, so nobody can make two addresses collide on purpose, and by chance two of a
-    million collide once in about 10^16 lists. ``expected``: the rows the list probably has, so
+    million collide in fewer than one list in 10^16. ``expected``: the rows the list probably has, so
     the table is made once at its size rather than grown (growing holds the old and the new)."""
 
     def __init__(self, expected: int = 0) -> None:
@@ -164,18 +165,24 @@ class _Seen:
         self._high, self._low, self._lines = self._tables(1)
 
 
-def expected_rows(path: Path, sample: int = 1 << 16) -> int:
-    """About how many rows a list has: its size over the mean length of the lines in ``sample``
-    bytes from its middle (the first rows of a list are often shorter: numbered, or older)."""
+# The most rows a table of addresses is made for at once (32 MB): beyond, it grows as it fills, so
+# that a file whose middle is blank lines cannot make a huge table out of nothing.
+MAX_EXPECTED_ROWS = 1_500_000
+
+
+def expected_rows(stream: BinaryIO, sample: int = 1 << 16) -> int:
+    """About how many rows a list has (at most MAX_EXPECTED_ROWS): its size over the mean length
+    of the lines in ``sample`` bytes from its middle (the first rows of a list are often shorter:
+    numbered, or older). Leaves ``stream`` at its start."""
     try:
-        with path.open("rb") as handle:
-            size = handle.seek(0, 2)
-            handle.seek(max(0, size // 2 - sample // 2))
-            middle = handle.read(sample)
-    except OSError:
+        size = stream.seek(0, 2)
+        stream.seek(max(0, size // 2 - sample // 2))
+        middle = stream.read(sample)
+        stream.seek(0)
+    except OSError:  # a pipe, say: the table grows as it fills
         return 0
     lines = middle.count(b"\n")
-    return size * lines // len(middle) if lines else 0
+    return min(size * lines // len(middle), MAX_EXPECTED_ROWS) if lines else 0
 
 
 _LOOKS_LIKE_ADDRESS = re.compile(r"[^\s@,;\"]+@[^\s@,;\"]+\.[^\s@,;\"]+")
@@ -307,8 +314,8 @@ def read_subscribers(path: Path, report: ListReport | None = None) -> Generator[
         raise SubscriberListError("subscriber list not found", file=path) from None
     except IsADirectoryError:
         raise SubscriberListError("is a directory, not a CSV file", file=path) from None
-    seen = _Seen(expected_rows(path))
     with handle:
+        seen = _Seen(expected_rows(handle.buffer))  # the same open file (the list is opened once)
         try:
             first = handle.readline()
             while first and not first.strip():
