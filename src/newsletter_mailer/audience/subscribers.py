@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import re
 import secrets
 from array import array
@@ -309,13 +310,13 @@ def read_subscribers(path: Path, report: ListReport | None = None) -> Generator[
     are not UTF-8) raises SubscriberListError naming the line."""
     report = report if report is not None else ListReport(path)
     try:
-        handle = path.open("r", encoding="utf-8-sig", newline="")
+        binary = path.open("rb")  # opened once: the estimate of its rows and the rows themselves
     except FileNotFoundError:
         raise SubscriberListError("subscriber list not found", file=path) from None
     except IsADirectoryError:
         raise SubscriberListError("is a directory, not a CSV file", file=path) from None
-    with handle:
-        seen = _Seen(expected_rows(handle.buffer))  # the same open file (the list is opened once)
+    with io.TextIOWrapper(binary, encoding="utf-8-sig", newline="") as handle:
+        seen = _Seen(expected_rows(binary))  # before the text layer reads: it leaves the file at its start
         try:
             first = handle.readline()
             while first and not first.strip():
