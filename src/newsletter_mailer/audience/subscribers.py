@@ -118,10 +118,11 @@ def sniff_delimiter(header_line: str) -> str:
 class _Seen:
     """Which addresses a stream has already yielded, and on which line first: an open-addressing
     table of 96-bit keyed digests in flat arrays (16 bytes a slot, at most three quarters of the
-    slots used, so a million rows take 32 MB; a Python set of them would take four times that). The key is random
-    per reading, so nobody can make two addresses collide on purpose, and by chance two of a
-    million collide in fewer than one list in 10^16. ``expected``: the rows the list probably has, so
-    the table is made once at its size rather than grown (growing holds the old and the new)."""
+    slots used, so a million rows take 32 MB; a Python set of them would take four times that).
+    The key is random per reading, so nobody can make two addresses collide on purpose, and by
+    chance two of a million collide in fewer than one list in 10^16. ``expected``: the rows the
+    list probably has, so that the table is made once at its size rather than grown (growing
+    holds the old table and the new one at once)."""
 
     def __init__(self, expected: int = 0) -> None:
         self._key = secrets.token_bytes(16)
