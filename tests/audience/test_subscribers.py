@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter_mailer.audience.subscribers import ListReport, read_subscribers
+from newsletter_mailer.audience.subscribers import MAX_EXPECTED_ROWS, ListReport, expected_rows, read_subscribers
 from newsletter_mailer.errors import SubscriberListError
 
 
@@ -46,6 +46,45 @@ def test_invalid_and_duplicate_rows_are_reported_by_line(tmp_path: Path) -> None
     assert report.problems[0].startswith(f"{path}:3: 'not an address' is not a valid address")
     assert report.problems[1] == f"{path}:4: no email address"
     assert report.problems[2] == f"{path}:5: ada@example.org is a duplicate of line 2; skipped"
+
+
+def test_duplicates_are_found_across_a_large_list_whose_size_was_misjudged(tmp_path: Path) -> None:
+    """The table of addresses seen is sized from an estimate of the rows; where the estimate is
+    short (long rows in the middle of the file), it grows, and every duplicate is still found
+    with its first line, whatever case it was written in."""
+    rows = [f"m{i}@example.org,Member {i},{'x' * (200 if 30_000 < i < 40_000 else 1)}" for i in range(70_000)]
+    rows += ["M5@Example.org,again,", "m69999@example.org,again,", "m35001@EXAMPLE.ORG,again,"]
+    path = tmp_path / "list.csv"
+    path.write_text("email,name,note\n" + "\n".join(rows) + "\n")
+    with path.open("rb") as handle:
+        assert expected_rows(handle) < 20_000  # the middle sampled is the long rows
+    report = ListReport(path)
+    assert sum(1 for _ in read_subscribers(path, report)) == 70_000
+    assert report.duplicates == 3
+    assert [p.split(": ", 1)[1] for p in report.problems] == [
+        "M5@example.org is a duplicate of line 7; skipped",
+        "m69999@example.org is a duplicate of line 70001; skipped",
+        "m35001@example.org is a duplicate of line 35003; skipped",
+    ]
+
+
+def test_expected_rows_estimates_a_list_from_its_middle(tmp_path: Path) -> None:
+    path = tmp_path / "list.csv"
+    path.write_text("email,name\n" + "".join(f"member{i}@example.org,Member {i}\n" for i in range(200_000)))
+    with path.open("rb") as handle:
+        assert 190_000 < expected_rows(handle) < 210_000
+        assert handle.tell() == 0
+    (tmp_path / "one.csv").write_text("email")
+    with (tmp_path / "one.csv").open("rb") as handle:
+        assert expected_rows(handle) == 0
+    blank = tmp_path / "blank.csv"  # its middle blank lines: not four million rows to make room for
+    with blank.open("w") as handle:
+        handle.write("email\nada@example.org\n")
+        handle.write("\n" * 4_000_000)
+    with blank.open("rb") as binary:
+        assert expected_rows(binary) == MAX_EXPECTED_ROWS
+    report = ListReport(blank)
+    assert [s.email for s in read_subscribers(blank, report)] == ["ada@example.org"] and report.valid == 1
 
 
 def test_internationalised_domain_is_converted_for_smtp(tmp_path: Path) -> None:

@@ -258,7 +258,8 @@ def merge_lists(csv_rows: Iterable[Subscriber], signups: Iterable[Subscriber], t
     are kept in memory (the CSV may have a million rows; the signups are few)."""
     waiting = {address_key(s.email): s for s in signups}
     for subscriber in csv_rows:
-        waiting.pop(address_key(subscriber.email), None)
+        if waiting:  # most sends have no signup left to match: no key to make per row
+            waiting.pop(address_key(subscriber.email), None)
         tally.from_csv += 1
         yield subscriber
     for subscriber in waiting.values():

@@ -619,7 +619,7 @@ class RowFill:
         self.found: list[Finding] = []
         self.url_slots = _whole_url_slots(rendered)
         self.failing = 0
-        self.languages: list[str] = []  # each row's language cell, for the reach per translation
+        self.languages: Counter[str] = Counter()  # the rows of each language cell, for the reach per translation
         self.segmenter = Segmenter(rendered.issue.conditional_parts())
         self.tally: Counter[Variant] = Counter()  # an issue with conditions: the readers of each variant
 
@@ -648,7 +648,7 @@ class RowFill:
         """Every reader a send reaches (the CSV's rows and confirmed signups, whose language was
         chosen on the form), their language counted on the way through."""
         for reader in readers:
-            self.languages.append(dict(reader.fields).get("language", ""))
+            self.languages[dict(reader.fields).get("language", "")] += 1
             yield reader
 
     def watch(self, rows: Iterable[Subscriber], report: ListReport) -> Iterator[Subscriber]:
@@ -683,7 +683,7 @@ class RowFill:
         translated = [t.language for t in translations_of(self.rendered.issue.path)]
         if not translated or not any(self.languages):
             return []
-        lines = reach(self.languages, self.rendered.language, translated)
+        lines = reach(self.languages.elements(), self.rendered.language, translated)
         return [
             Finding(str(self.path), None, "warning" if "no translation" in line else "note", line) for line in lines
         ]

@@ -45,8 +45,13 @@ def lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") >> 1
 
 
+# json.dumps with arguments builds an encoder per call: a third of the cost of a list's row.
+_FIELDS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_LOAD_BATCH = 10_000  # rows of a list per transaction as it is loaded into the journal
+
+
 def _fields_json(fields: tuple[tuple[str, str], ...]) -> str:
-    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")) if fields else ""
+    return _FIELDS.encode(fields) if fields else ""
 
 
 class _Statements:
@@ -141,23 +146,32 @@ class SQLStore(_Statements):
         batch: list[Params] = []
         for sub in subscribers:
             fields = _fields_json(sub.fields)
-            batch.append({"issue": issue, "address": sub.email, "name": sub.name, "fields": fields, "line": sub.line})
-            if len(batch) >= 2000:
-                self._add_batch(batch, stamp)
+            batch.append(
+                {
+                    "issue": issue,
+                    "address": sub.email,
+                    "name": sub.name,
+                    "fields": fields,
+                    "line": sub.line,
+                    "stamp": stamp,
+                }
+            )
+            if len(batch) >= _LOAD_BATCH:
+                self._add_batch(batch)
         if batch:
-            self._add_batch(batch, stamp)
+            self._add_batch(batch)
         self._run("mark_removed", {"issue": issue, "stamp": stamp})
         return int(self._one("count_rows", {"issue": issue})) - before
 
-    def _add_batch(self, batch: list[Params], stamp: float) -> None:
+    def _add_batch(self, batch: list[Params]) -> None:
         sql = self.q["add_recipient"]
         with self._transaction():
             try:
                 if self.dialect.name == "sqlite":
-                    self.db.executemany(sql, [{**row, "stamp": stamp} for row in batch])
+                    self.db.executemany(sql, batch)
                 else:
                     with self.db.cursor() as cursor:
-                        cursor.executemany(sql, [{**row, "stamp": stamp} for row in batch])
+                        cursor.executemany(sql, batch)
             except driver_errors() as exc:
                 raise store_fault(exc) from exc
         batch.clear()
