@@ -61,9 +61,10 @@ def _cluster_processes(postmaster: int) -> list[int]:
 @contextlib.contextmanager
 def stopped(postmaster: int) -> Iterator[None]:
     processes = _cluster_processes(postmaster)
-    for pid in processes:
-        os.kill(pid, signal.SIGSTOP)
     try:
+        for pid in processes:
+            with contextlib.suppress(ProcessLookupError):  # a backend that ended since it was listed
+                os.kill(pid, signal.SIGSTOP)
         yield
     finally:
         for pid in processes:
