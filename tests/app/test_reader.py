@@ -76,6 +76,39 @@ def test_send_test_as_delivers_that_readers_real_message(tmp_path: Path, address
     assert ("Northmeet" in "".join(_content(test_copy.data)[1])) is north
 
 
+FRENCH = (
+    "---\nsubject: Bonjour {{ subscriber.name }}\nhighlights: auto\n---\nChère {{ subscriber.name }} "
+    'de {{ subscriber.branch }},\n\n## Branche nord\n{only: branch == "North"}\n\nRéunionnord mardi.\n\n'
+    "## Tout le monde\n\nTextecommun [lien](https://example.org/?qui={{ subscriber.email }}).\n"
+)
+
+
+def test_send_test_as_a_reader_of_a_translation_gets_their_language(tmp_path: Path) -> None:
+    with SMTPTestServer() as server:
+        root = _workspace(tmp_path / "ws", server.port)
+        rows = "\n".join(
+            f"user{i}@example.org,User {i},{('North', 'South')[i % 2]},{('fr', '')[i % 2]}" for i in range(4)
+        )
+        (root / "subscribers.csv").write_text(f"email,name,branch,language\n{rows}\n")
+        (root / "issue.fr.md").write_text(FRENCH)
+        for address in ("user0@example.org", "user1@example.org"):  # French, and the main file
+            tested = _newsletter(root, "send", "issue.md", "--test", "--as", address, "--to", "me@example.org")
+            assert tested.returncode == 0, tested.stdout + tested.stderr
+        rendered = _newsletter(root, "render", "issue.md", "--as", "user0@example.org")
+        sent = _newsletter(root, "send", "issue.md", "--yes")
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        french_copy, english_copy = server.handler.messages[:2]
+        real = {m.rcpt_tos[0]: m for m in server.handler.messages[2:]}
+    assert (
+        b"Subject: [TEST] Bonjour User 0" in french_copy.data and b"Subject: [TEST] Hello User 1" in english_copy.data
+    )
+    assert _content(french_copy.data) == _content(real["user0@example.org"].data)
+    assert _content(english_copy.data) == _content(real["user1@example.org"].data)
+    assert "Réunionnord" in "".join(_content(french_copy.data)[1])
+    assert rendered.returncode == 0, rendered.stdout + rendered.stderr
+    assert b"Subject: Bonjour User 0" in (root / "build" / "issue.eml").read_bytes()
+
+
 def test_as_finds_a_reader_who_came_through_the_signup_form(tmp_path: Path) -> None:
     root = _workspace(tmp_path / "ws", 1)
     settings = settings_for(root)

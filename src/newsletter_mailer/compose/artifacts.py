@@ -12,7 +12,7 @@ from ..audience.subscribers import Subscriber
 from ..config import Settings
 from ..errors import UserInputError
 from .dkim import dkim_signer
-from .editions import Editions
+from .editions import Editions, each_language
 from .envelope import MessageTemplate, fill_preview, preview_subscriber
 from .issue import read_issue
 from .render import RenderedIssue, render_issue
@@ -30,8 +30,10 @@ def write_files(
     rendered: RenderedIssue, settings: Settings, out_dir: Path, subscriber: Subscriber | None = None
 ) -> RenderedFiles:
     """The files for ``subscriber`` (from the list, with ``--as``), or for the preview recipient."""
-    if subscriber is not None:  # their variant: the parts their row's cells match
-        editions = Editions(rendered, settings, lambda r: MessageTemplate(r, settings, signer_for(settings)))
+    if subscriber is not None:  # their language and variant: the parts their row's cells match
+        editions = each_language(
+            Editions(rendered, settings, lambda r: MessageTemplate(r, settings, signer_for(settings)))
+        ).for_reader(subscriber)
         rendered = editions.rendered(editions.variant_of(subscriber))
     try:
         return _write_files(rendered, settings, out_dir, subscriber or preview_subscriber(settings))
@@ -58,9 +60,9 @@ def _write_files(rendered: RenderedIssue, settings: Settings, out_dir: Path, sub
 
 
 def message_for(issue_path: Path, settings: Settings, subscriber: Subscriber) -> bytes:
-    """Exactly the message ``subscriber`` would get in a send (their row filled in, their variant,
-    signed), sent nowhere."""
+    """Exactly the message ``subscriber`` would get in a send (their row filled in, their variant
+    and language, signed), sent nowhere."""
     rendered = render_issue(read_issue(issue_path), settings)
     signer, dkim = signer_for(settings), dkim_signer(settings)
     editions = Editions(rendered, settings, lambda r: MessageTemplate(r, settings, signer, dkim=dkim))
-    return editions.envelope(subscriber).data
+    return each_language(editions).envelope(subscriber).data

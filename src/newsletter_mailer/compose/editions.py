@@ -16,9 +16,10 @@ from ..audience.subscribers import Subscriber
 from ..config import Settings
 from .envelope import Envelope, MessageTemplate
 from .render import RenderedIssue, render_issue
+from .translations import ByLanguage, rendered_translations
 from .variants import Segmenter, Variant
 
-__all__ = ["Editions", "VariantCount", "count_variants"]
+__all__ = ["Editions", "VariantCount", "count_variants", "each_language"]
 
 MAX_ROWS_REMEMBERED = 200_000  # distinct rows whose variant is kept; past it the memo starts again
 TemplateMaker = Callable[[RenderedIssue], MessageTemplate]
@@ -104,3 +105,10 @@ class Editions:
 def count_variants(segmenter: Segmenter, subscribers: Iterable[Subscriber]) -> Counter[Variant]:
     """How many of these readers fall into each variant."""
     return Counter(segmenter.variant_of(s.merge_values()) for s in subscribers)
+
+
+def each_language(editions: Editions) -> ByLanguage[Editions]:
+    """The issue's editions in its main language and in each translation beside it, each made by
+    the same maker: a reader's copy chosen from their ``language`` cell, as a send chooses it."""
+    others = rendered_translations(editions.full.issue, editions.settings)
+    return ByLanguage(editions, {key: Editions(r, editions.settings, editions.make) for key, r in others.items()})

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from ..audience.subscribers import Subscriber
 from ..config import Settings
@@ -172,17 +172,20 @@ class Filler(Protocol):
     def envelope(self, subscriber: Subscriber, row: int = 0) -> Envelope: ...
 
 
-class ByLanguage:
+F = TypeVar("F", bound=Filler)
+
+
+class ByLanguage(Generic[F]):
     """One message template per language, each built once; a reader's is chosen from their
     ``language`` cell when their row is claimed. A reader with no cell, or whose language has no
     translation, gets the main file. Per recipient this costs one dictionary look-up."""
 
-    def __init__(self, main: Filler, others: Mapping[str, Filler]) -> None:
+    def __init__(self, main: F, others: Mapping[str, F]) -> None:
         self.main = main
         self.others = others
-        self._known: dict[str, Filler] = {}  # a cell as written -> its template
+        self._known: dict[str, F] = {}  # a cell as written -> its template
 
-    def for_reader(self, subscriber: Subscriber) -> Filler:
+    def for_reader(self, subscriber: Subscriber) -> F:
         for key, cell in subscriber.fields:
             if key == "language":
                 known = self._known.get(cell)

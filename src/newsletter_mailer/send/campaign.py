@@ -11,10 +11,10 @@ from pathlib import Path
 from ..audience.links import signer_for
 from ..audience.suppressions import SuppressionList
 from ..compose.dkim import dkim_signer
-from ..compose.editions import Editions, VariantCount
+from ..compose.editions import Editions, VariantCount, each_language
 from ..compose.envelope import MessageTemplate
 from ..compose.render import RenderedIssue
-from ..compose.translations import ByLanguage, rendered_translations, translations_of
+from ..compose.translations import ByLanguage, translations_of
 from ..config import Settings, SMTPSettings
 from ..store.base import Store
 from .engine import NoProgress, Progress, Summary, dispatch
@@ -83,15 +83,12 @@ class Campaign:
             )
         return self._editions
 
-    def by_language(self) -> Editions | ByLanguage:
+    def by_language(self) -> Editions | ByLanguage[Editions]:
         """What the engine fills for each reader: the issue's editions (one per variant) and, with
         translations beside it (``2026-12.fr.md``), each translation's, chosen by the reader's
         language; every (language, variant) rendered and encoded once."""
-        main = self.template()
-        others = rendered_translations(self.rendered.issue, self.settings)
-        if not others:
-            return main
-        return ByLanguage(main, {k: Editions(r, self.settings, main.make) for k, r in others.items()})
+        chooser = each_language(self.template())
+        return chooser if chooser.others else chooser.main
 
     def run(
         self, progress: Progress | None = None, transport: Transport | None = None, smtp: SMTPSettings | None = None

@@ -17,10 +17,10 @@ from ..audience.signup_log import confirmed_signups
 from ..audience.subscribers import ListReport, Subscriber, normalise_address, read_subscribers
 from ..audience.suppressions import SuppressionList
 from ..compose.dkim import dkim_signer
-from ..compose.editions import Editions, VariantCount
+from ..compose.editions import Editions, VariantCount, each_language
 from ..compose.envelope import MessageTemplate
 from ..compose.render import RenderedIssue
-from ..compose.translations import ByLanguage, reach, rendered_translations
+from ..compose.translations import reach
 from ..compose.variants import Variant
 from ..config import Settings
 from ..errors import ConfigError, MergeFieldError, UserInputError
@@ -53,8 +53,8 @@ def dry_run(rendered: RenderedIssue, settings: Settings, subscribers: Path | Non
     subscribers = subscribers or settings.path(settings.newsletter.subscribers)
     signer, dkim = signer_for(settings), dkim_signer(settings)
     editions = Editions(rendered, settings, lambda r: MessageTemplate(r, settings, signer, dkim=dkim))
-    others = rendered_translations(rendered.issue, settings)  # each reader's language, as a send picks it
-    chooser = ByLanguage(editions, {k: Editions(r, settings, editions.make) for k, r in others.items()})
+    chooser = each_language(editions)  # each reader's language, as a send picks it
+    others = chooser.others
     cells: list[str] = []
     tally: Counter[Variant] = Counter()
     report = ListReport(subscribers)
@@ -132,7 +132,7 @@ def send_test(
 ) -> TestSend:
     """Send the issue to the test recipients (or any addresses given), subject prefixed [TEST];
     with ``reader``, the very message that reader would get (their name in To, their fields, their
-    variant), handed to the test recipients instead of them.
+    variant and language), handed to the test recipients instead of them.
 
     Nothing is recorded in the journal; each copy gets a fresh Message-ID so mail clients
     show every test instead of folding them together.
@@ -145,6 +145,8 @@ def send_test(
         lambda r: MessageTemplate(r, settings, signer, subject_prefix=TEST_PREFIX, unique_ids=True, dkim=dkim),
     )
 
+    readers_copy = each_language(editions)  # the reader's translation, as a send picks it
+
     async def deliver(chosen: Transport) -> list[tuple[str, Result]]:
         await chosen.probe()
         connection = chosen.connection()
@@ -156,7 +158,7 @@ def send_test(
                         Subscriber(email=address, name="Test Reader")
                     )
                 else:
-                    envelope = replace(editions.envelope(reader), recipient=address)
+                    envelope = replace(readers_copy.envelope(reader), recipient=address)
                 result = await connection.send(envelope)
                 if result.kind is Kind.TEMPORARY:
                     await asyncio.sleep(1.0)

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from ..app.reader import find_reader
 from ..audience.links import signer_for
-from ..compose.editions import Editions
+from ..compose.editions import Editions, each_language
 from ..compose.envelope import MessageTemplate, fill_preview, preview_subscriber
 from ..compose.issue import read_issue
 from ..compose.render import render_issue, template_dirs
@@ -99,11 +99,11 @@ class PreviewState:
                 settings = load_settings(self.config)
                 rendered = render_issue(read_issue(self.issue_path), settings)
                 reader = preview_subscriber(settings)
-                if self.as_address:
+                if self.as_address:  # the reader's topics, language and variant, as a send sees them
                     reader = find_reader(settings, None, self.as_address)
-                    editions = Editions(
-                        rendered, settings, lambda r: MessageTemplate(r, settings, signer_for(settings))
-                    )
+                    editions = each_language(
+                        Editions(rendered, settings, lambda r: MessageTemplate(r, settings, signer_for(settings)))
+                    ).for_reader(reader)
                     rendered = editions.rendered(editions.variant_of(reader))
                 self._html, self._text = fill_preview(rendered, settings, signer_for(settings), reader)
             except NewsletterError as exc:
