@@ -195,6 +195,8 @@ def test_a_token_changes_only_its_own_reader_and_a_test_copys_changes_nothing(wo
         ({"pause": "-1"}, "1, 3 or 6 months"),
         ({"pause": "３"}, "1, 3 or 6 months"),
         ({"pause": ["1", "6"]}, "one option"),
+        ({}, "one option"),  # an empty body must not wipe the reader's topics
+        ({"topic": ["Diary"]}, "one option"),
     ],
 )
 def test_a_hostile_form_is_refused_with_a_message_and_changes_nothing(
@@ -206,6 +208,24 @@ def test_a_hostile_form_is_refused_with_a_message_and_changes_nothing(
     assert 'role="alert"' in answer.text and 'name="topic"' in answer.text  # the form again, to fix
     with open_store(workspace.settings) as store:
         assert PreferenceLog(store).current("user9@example.org") is None
+
+
+def test_the_page_speaks_the_readers_language_and_tells_an_unsubscribed_reader_so(workspace: Workspace) -> None:
+    token = signer_for(workspace.settings).token("user11@example.org")
+    page = httpx.get(f"{workspace.base}/preferences/{token}?lang=fr")
+    assert page.status_code == 200 and '<html lang="fr"' in page.text and "Sujets que vous recevez" in page.text
+    assert f'action="/preferences/{token}?lang=fr"' in page.text and f'href="/unsubscribe/{token}?lang=fr"' in page.text
+    assert "is unsubscribed" not in page.text
+    arabic = httpx.get(f"{workspace.base}/preferences/{token}?lang=ar")
+    assert 'dir="rtl"' in arabic.text
+    hostile = httpx.get(f"{workspace.base}/preferences/{token}?lang=%22%3E%3Cscript%3E")
+    assert '<html lang="en"' in hostile.text and "<script>" not in hostile.text
+    gone = httpx.post(f"{workspace.base}/unsubscribe/{token}", content=b"List-Unsubscribe=One-Click")
+    assert gone.status_code == 200
+    page = httpx.get(f"{workspace.base}/preferences/{token}")
+    assert "</strong> is unsubscribed: nothing is sent" in page.text, page.text[page.text.find("<main"):][:600]
+    saved = httpx.post(f"{workspace.base}/preferences/{token}?lang=fr", data={"topic": ["Diary"], "pause": "keep"})
+    assert saved.status_code == 200 and "est désinscrit" in saved.text and "sera envoyé" not in saved.text
 
 
 def test_an_oversized_body_is_refused_unread(workspace: Workspace) -> None:

@@ -14,6 +14,7 @@ from ..audience.links import TokenSubject
 from ..audience.preference_log import PreferenceLog
 from ..audience.signup_log import confirmed_signups
 from ..audience.subscribers import Subscriber, address_key, find_subscriber, list_columns
+from ..audience.suppressions import SuppressionList
 from ..config import Settings
 from ..errors import SubscriberListError, UserInputError
 from ..store.base import Store
@@ -31,6 +32,7 @@ class Preferences:
     topics: tuple[str, ...]
     paused_until: float = 0.0
     chosen: bool = False  # the reader has made a choice on the page before
+    unsubscribed: bool = False  # on the suppression list: nothing is sent, whatever is chosen
 
 
 def _listed_topics(settings: Settings, store: Store, address: str) -> tuple[str, ...] | None:
@@ -57,6 +59,7 @@ def _split(cell: str) -> tuple[str, ...]:
 def preferences_of(settings: Settings, address: str) -> Preferences:
     offered = settings.preferences.topics
     with opened_store(settings) as store:
+        unsubscribed = address in SuppressionList(store)
         choice = PreferenceLog(store).current(address)
         if choice is not None and choice.topics is not None:
             topics: tuple[str, ...] = choice.topics
@@ -67,10 +70,12 @@ def preferences_of(settings: Settings, address: str) -> Preferences:
     folded = {t.casefold() for t in topics}
     shown = tuple(t for t in offered if t.casefold() in folded)
     paused = choice.paused_until if choice is not None and choice.paused(time.time()) else 0.0
-    return Preferences(address, offered, shown, paused, chosen=choice is not None)
+    return Preferences(address, offered, shown, paused, chosen=choice is not None, unsubscribed=unsubscribed)
 
 
-def change_preferences(settings: Settings, subject: TokenSubject, form: Mapping[str, Sequence[str]], ip: str) -> Choice:
+def change_preferences(
+    settings: Settings, subject: TokenSubject, form: Mapping[str, Sequence[str]], ip: str
+) -> Preferences:
     """Record the choice a posted form makes (ChoiceError for a form that cannot be taken); a test
     copy's token records nothing. A store that fails raises StoreError: the reader is told to try
     again, nothing half-kept."""
@@ -78,8 +83,9 @@ def change_preferences(settings: Settings, subject: TokenSubject, form: Mapping[
     now = time.time()
     current = preferences_of(settings, subject.address)
     choice = read_choice(form, offered, Choice(current.topics, current.paused_until), now)
+    saved = Preferences(subject.address, offered, choice.topics or (), choice.paused_until, True, current.unsubscribed)
     if subject.test:
-        return choice
+        return saved
     with opened_store(settings) as store:
         PreferenceLog(store).record(subject.address, choice, offered=offered, ip=ip, source="preferences page")
-    return choice
+    return saved

@@ -73,14 +73,15 @@ def months_later(when: float, months: int) -> float:
 def read_choice(form: Mapping[str, Sequence[str]], offered: Sequence[str], current: Choice, now: float) -> Choice:
     """The choice a posted form makes: the ticked topics among those ``offered`` (matched exactly,
     in the settings' order), and ``pause``: 1, 3 or 6 months from now, ``resume``, or ``keep``.
-    A topic that is not offered, a pause of any other length or a repeated field is refused."""
+    A topic that is not offered, a pause of any other length, no pause at all (an empty body, a
+    multipart one) or a repeated field is refused."""
     ticked = list(form.get("topic", ()))
     unknown = [t for t in ticked if t not in offered]
     if unknown:
         raise ChoiceError(_("That topic is not one this newsletter offers; please choose from the list."))
     if len(set(ticked)) != len(ticked):
         raise ChoiceError(_("Each topic can be chosen once."))
-    pauses = list(form.get("pause", (KEEP,)))
+    pauses = list(form.get("pause", ()))  # the page always sends one: an empty or foreign body changes nothing
     if len(pauses) != 1:
         raise ChoiceError(_("Please choose one option for pausing."))
     paused_until = _pause(pauses[0], current, now)

@@ -44,6 +44,12 @@ class Pages:
         (``offered_only``: none of ``[newsletter] languages``, as the signup form's pages)."""
         return page_language(requested, self.offered, self.language, shipped=not offered_only)
 
+    def from_link(self, requested: str) -> tuple[str, str]:
+        """The reader's language from a link's ``?lang=`` (set by the email it came from, validated
+        here) and the query that keeps it on the page's own forms and links ("" for the main one)."""
+        language = self.choose(requested)
+        return language, ("" if language == self.language else f"?lang={language}")
+
     def _env(self, language: str) -> Environment:
         env = self._envs.get(language)
         if env is None:

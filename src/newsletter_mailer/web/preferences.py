@@ -18,7 +18,7 @@ from starlette.routing import Route
 from ..app.preferences import Preferences, change_preferences, preferences_of
 from ..audience.choices import PAUSE_MONTHS, ChoiceError
 from ..audience.links import TokenSubject, signer_for
-from ..compose.i18n import date_label
+from ..compose.i18n import catalogue, date_label
 from ..config import Settings
 from ..errors import TokenError
 from .bodies import bounded_body
@@ -38,7 +38,6 @@ def _until(paused_until: float, language: str) -> str:
 
 def preference_routes(settings: Settings, page: Pages, mask: Callable[[str], str], store: Offload) -> list[Route]:
     signer = signer_for(settings)
-    language = settings.newsletter.language
     proxies = TrustedProxies(settings.serve.proxy_networks)
 
     def subject_of(request: Request) -> TokenSubject | None:
@@ -51,24 +50,27 @@ def preference_routes(settings: Settings, page: Pages, mask: Callable[[str], str
         request: Request, subject: TokenSubject, shown: Preferences, error: str = "", status: int = 200
     ) -> HTMLResponse:
         token = request.path_params["token"]
+        language, query = page.from_link(request.query_params.get("lang", ""))
         return page(
             "preferences",
             status,
+            language,
             who=mask(subject.address),
-            action=f"/preferences/{token}",
-            unsubscribe=f"/unsubscribe/{token}",
+            action=f"/preferences/{token}{query}",
+            unsubscribe=f"/unsubscribe/{token}{query}",
             offered=shown.offered,
             ticked=shown.topics,
             months=PAUSE_MONTHS,
             paused_until=_until(shown.paused_until, language),
             error=error,
             test=subject.test,
+            unsubscribed=shown.unsubscribed,
         )
 
     async def show(request: Request) -> Response:
         subject = subject_of(request)
         if subject is None:
-            return page("preferences_invalid", 400)
+            return page("preferences_invalid", 400, page.from_link(request.query_params.get("lang", ""))[0])
         shown = await store.run(preferences_of, settings, subject.address)
         return form_page(request, subject, shown)
 
@@ -76,27 +78,30 @@ def preference_routes(settings: Settings, page: Pages, mask: Callable[[str], str
         body = await bounded_body(request, MAX_BODY)
         if body is None:
             return PlainTextResponse("request body too large", status_code=413, headers={"Connection": "close"})
+        language, query = page.from_link(request.query_params.get("lang", ""))
         subject = subject_of(request)
         if subject is None:
-            return page("preferences_invalid", 400)
+            return page("preferences_invalid", 400, language)
         try:
             form = parse_qs(body.decode("utf-8", "strict"), max_num_fields=MAX_FIELDS, strict_parsing=False)
         except (UnicodeDecodeError, ValueError):
-            return page("preferences_invalid", 400)
+            return page("preferences_invalid", 400, language)
         forwarded = ", ".join(request.headers.getlist("x-forwarded-for")) or None
         ip = proxies.client(request.client.host if request.client else "", forwarded)
         try:
-            choice = await store.run(change_preferences, settings, subject, form, ip)
+            saved = await store.run(change_preferences, settings, subject, form, ip)
         except ChoiceError as exc:
             shown = await store.run(preferences_of, settings, subject.address)
-            return form_page(request, subject, shown, page.gettext(str(exc)), 400)
+            return form_page(request, subject, shown, catalogue(language).gettext(str(exc)), 400)
         return page(
             "preferences_saved",
+            language=language,
             who=mask(subject.address),
-            topics=choice.topics or (),
+            topics=saved.topics,
             offered=settings.preferences.topics,
-            paused_until=_until(choice.paused_until, language),
-            back=f"/preferences/{request.path_params['token']}",
+            paused_until=_until(saved.paused_until, language),
+            unsubscribed=saved.unsubscribed,
+            back=f"/preferences/{request.path_params['token']}{query}",
             test=subject.test,
         )
 

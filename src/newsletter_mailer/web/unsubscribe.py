@@ -54,10 +54,7 @@ def create_app(settings: Settings, offload: Offload | None = None) -> Starlette:
         return render_page("unsubscribe_invalid", 400, language)
 
     def language_of(request: Request) -> tuple[str, str]:
-        """The reader's language from the link's ``?lang=`` (set by the email it came from,
-        validated here) and the query that keeps it on the page's own buttons."""
-        language = render_page.choose(request.query_params.get("lang", ""))
-        return language, ("" if language == settings.newsletter.language else f"?lang={language}")
+        return render_page.from_link(request.query_params.get("lang", ""))
 
     def not_recorded(token: str, exc: BaseException, language: str, query: str) -> HTMLResponse:
         # The request must not be lost silently: the log line carries what replays it.
