@@ -405,3 +405,17 @@ def html_bytes_with(folder: Path, settings: Settings, count: int) -> int:
     return render_issue(
         read_issue(write_issue(folder, "subject: Walk news", sections, name="grown.md")), settings
     ).html_bytes
+
+
+def test_a_condition_asking_for_a_topic_not_offered_is_an_error_at_its_line(tmp_path: Path) -> None:
+    settings = setup(tmp_path, CLEAN_SETTINGS + '[preferences]\ntopics = ["Diary", "Campaigns"]\n')
+    body = (
+        'Hi\n\n## Diary\n{only: "Dairy" in topics}\n\nDates.\n\n'
+        '## Campaigns\n{only: "campaigns" in topics or branch == "North"}\n\nMarch.\n'
+    )
+    found = findings(tmp_path, body, settings=settings)
+    typo = [f for f in found if "'Dairy' is not one of [preferences] topics (Diary, Campaigns)" in f]
+    assert len(typo) == 1 and ":7: error:" in typo[0] and "section 'Diary'" in typo[0]
+    assert not any("'campaigns' is not one" in f for f in found)  # case ignored, as a send matches it
+    unset = setup(tmp_path, CLEAN_SETTINGS)  # no preferences page: topics is an ordinary column
+    assert not any("[preferences] topics" in f for f in findings(tmp_path, body, settings=unset))

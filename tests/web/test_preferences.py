@@ -223,7 +223,7 @@ def test_the_page_speaks_the_readers_language_and_tells_an_unsubscribed_reader_s
     gone = httpx.post(f"{workspace.base}/unsubscribe/{token}", content=b"List-Unsubscribe=One-Click")
     assert gone.status_code == 200
     page = httpx.get(f"{workspace.base}/preferences/{token}")
-    assert "</strong> is unsubscribed: nothing is sent" in page.text, page.text[page.text.find("<main"):][:600]
+    assert "</strong> is unsubscribed: nothing is sent" in page.text
     saved = httpx.post(f"{workspace.base}/preferences/{token}?lang=fr", data={"topic": ["Diary"], "pause": "keep"})
     assert saved.status_code == 200 and "est désinscrit" in saved.text and "sera envoyé" not in saved.text
 

@@ -115,6 +115,7 @@ class _Parser:
         self.index = 0
         self.depth = 0
         self.columns: set[str] = set()
+        self.members: set[tuple[str, str]] = set()  # ("topics", "Diary") for '"Diary" in topics'
 
     @property
     def next(self) -> _Token:
@@ -204,6 +205,8 @@ class _Parser:
             return lambda row: any(_same(left, option, row) for option in options)
         if self.next.kind == "name":
             column = self.operand()
+            if not left.column:
+                self.members.add((column.column, left.literal))
             return lambda row: left.value(row).casefold() in _items(column.value(row))
         raise self.fail('a list like ["a", "b"] or a column name after \'in\'')
 
@@ -223,11 +226,14 @@ class _Parser:
 
 @dataclass(frozen=True, eq=False)
 class Condition:
-    """A parsed condition: its source (as written), the columns it names, and its test."""
+    """A parsed condition: its source (as written), the columns it names, and its test;
+    ``members``: the (column, text) of each ``"text" in column``, for ``check`` to hold a topic
+    to those offered."""
 
     source: str
     columns: frozenset[str]
     _test: Test
+    members: frozenset[tuple[str, str]] = frozenset()
 
     def __call__(self, row: Values) -> bool:
         """Whether a reader with these cells (column key -> text) matches."""
@@ -249,4 +255,4 @@ def parse_condition(source: str) -> Condition:
         raise ConditionError(f"the condition is {len(source)} characters long; at most {MAX_CONDITION_CHARS}")
     parser = _Parser(source)
     test = parser.parse()
-    return Condition(source, frozenset(parser.columns), test)
+    return Condition(source, frozenset(parser.columns), test, frozenset(parser.members))

@@ -775,6 +775,24 @@ def condition_findings(
     return found
 
 
+def topic_findings(issue: Issue, settings: Settings) -> list[Finding]:
+    """A condition that asks for a topic the preferences page does not offer (``"Dairy" in
+    topics``) would quietly hide its part from every reader who chose on the page."""
+    if not settings.preferences.enabled:
+        return []
+    offered = {topic.casefold() for topic in settings.preferences.topics}
+    found = []
+    for part in issue.conditional_parts():
+        for column, text in sorted(part.condition.members):
+            if column == "topics" and text.casefold() not in offered:
+                message = (
+                    f"only: {part.condition.source}: {text!r} is not one of [preferences] topics "
+                    f"({', '.join(settings.preferences.topics)}): no reader who chose on the page gets {part.label}"
+                )
+                found.append(Finding(str(issue.path), part.line, "error", message))
+    return found
+
+
 def variant_findings(rendered: RenderedIssue, settings: Settings, tally: Counter[Variant]) -> list[Finding]:
     """How many readers get each variant, and its size: the largest is held to the size limits."""
     editions = Editions(rendered, settings, lambda r: MessageTemplate(r, settings, signer_for(settings)))
@@ -849,7 +867,7 @@ def _source_findings(issue: Issue, settings: Settings, columns: Sequence[str]) -
     """What the issue file and the settings say before anything is rendered."""
     findings = slip_findings(issue, columns) + link_findings(issue) + link_text_findings(issue)
     findings += subject_findings(issue) + content_findings(issue) + image_width_findings(issue)
-    findings += settings_findings(settings) + accent_findings(settings)
+    findings += settings_findings(settings) + accent_findings(settings) + topic_findings(issue, settings)
     return findings + image_findings(issue, settings)
 
 
