@@ -138,6 +138,20 @@ def test_a_section_for_north_reaches_exactly_the_north_readers(tmp_path: Path) -
         assert "Everyonetext" in text and f"Dear User {number}," in text
 
 
+def test_the_variant_counts_of_a_pre_flight_are_of_the_readers_it_sends_to(tmp_path: Path) -> None:
+    with SMTPTestServer() as server:
+        root = _segmented_workspace(tmp_path / "ws", server.port)
+        for address in ("user0@example.org", "user1@example.org"):  # a North and an East reader leave
+            gone = _newsletter(root, "unsubscribe", address)
+            assert gone.returncode == 0, gone.stdout + gone.stderr
+        first = _newsletter(root, "send", "issue.md", "--yes")
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "49 readers get the issue with section 'North branch'" in first.stdout, first.stdout
+        assert "149 readers get the issue without any conditional part" in first.stdout
+        again = _newsletter(root, "send", "issue.md", "--yes")  # everyone sent: no variant has readers
+        assert "readers get the issue with" not in again.stdout and len(server.handler.messages) == 198
+
+
 def test_a_condition_on_a_column_the_list_lacks_is_a_check_error(tmp_path: Path) -> None:
     root = _segmented_workspace(tmp_path / "ws", 1)
     (root / "issue.md").write_text(SEGMENTED_ISSUE.replace('branch == "North"', 'brnach == "North"'))

@@ -323,7 +323,8 @@ def _interrupted(counts: dict[str, int], preflight: Preflight) -> SendInterrupte
 @dataclass
 class _Loading:
     """What a pre-flight works out as the list passes into the journal: whom the run's --where
-    leaves out, and how many of the others fall into each variant."""
+    leaves out, whom their pause holds back, and how many of those it sends to fall into each
+    variant."""
 
     segmenter: Segmenter
     where: Condition | None = None
@@ -340,9 +341,14 @@ class _Loading:
                 self.paused.append(reader.email)  # listed, and not sent until the pause ends
             elif self.where is not None and not self.where(reader.merge_values()):
                 self.left_out.append(reader.email)
-            elif self.segmenter.parts:
-                self.variants[self.segmenter.variant_of(reader.merge_values())] += 1
             yield reader
+
+    def count_variants(self, journal: Store, issue: str) -> None:
+        """How many of the readers this run sends to (pending, not suppressed: the pre-flight's
+        "to send now") fall into each variant, from their rows as the journal holds them."""
+        if self.segmenter.parts:
+            for address, name, fields in journal.sendable(issue):
+                self.variants[self.segmenter.variant_of(Subscriber(address, name, fields).merge_values())] += 1
 
 
 def _preflight(
@@ -367,6 +373,7 @@ def _preflight(
         journal.retry_failed(issue)
     held = journal.hold(issue, loading.left_out) if loading.where is not None else 0
     paused = journal.pause(issue, loading.paused) if loading.paused else 0
+    loading.count_variants(journal, issue)
     counts = journal.counts(issue)
     suppressed = journal.pending_suppressed(issue)
     return Preflight(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -101,6 +101,9 @@ class Journal(Protocol):
 
     def runs(self, issue: str) -> list[tuple[float, str]]:
         """Each run of the issue (when it started, its filter), oldest first."""
+
+    def sendable(self, issue: str) -> Iterator[tuple[str, str, tuple[tuple[str, str], ...]]]:
+        """The rows a run will send (pending, not suppressed): address, name and fields."""
 
     def recover_in_flight(self, issue: str) -> int: ...
     def mark_sent(self, delivery: Delivery, message_id: str, reply: str) -> None: ...

@@ -84,6 +84,13 @@ SELECT coalesce(s.reason, 'no longer suppressed'), count(*) FROM deliveries d
 SELECT count(*) FROM deliveries d JOIN suppressions s ON {ci}(s.address) = {ci}(d.address)
  WHERE d.issue = :issue AND d.state = 'pending';
 
+-- sendable --
+-- The rows a run will send: pending and not on the suppression list (what the pre-flight counts).
+SELECT d.address, d.name, d.fields FROM deliveries d
+ WHERE d.issue = :issue AND d.state = 'pending'
+   AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE {ci}(s.address) = {ci}(d.address))
+ ORDER BY d.id;
+
 -- state_of --
 SELECT state FROM deliveries WHERE issue = :issue AND {ci}(address) = {ci}(:address);
 

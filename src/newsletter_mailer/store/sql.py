@@ -18,7 +18,7 @@ from typing import Any
 from .base import TAKEN_OVER, Claimed, JournalRow, Outlook, WorkerInfo
 from .dialect import Dialect
 from .faults import driver_errors, store_fault
-from .journal import STATES, Delivery, Outcome, Recipient
+from .journal import STATES, Delivery, Outcome, Recipient, fields_of
 from .queries import Queries, queries_for
 from .rows import (
     BounceRecord,
@@ -286,6 +286,17 @@ class SQLStore(_Statements):
     def pending_suppressed(self, issue: str) -> int:
         """Pending rows whose address is on the suppression list (they will be skipped)."""
         return int(self._one("pending_suppressed", {"issue": issue}))
+
+    def sendable(self, issue: str) -> Iterator[tuple[str, str, tuple[tuple[str, str], ...]]]:
+        """The rows a run will send (pending, not suppressed): address, name and fields, read a
+        few thousand at a time."""
+        cursor = self._exec("sendable", {"issue": issue})
+        try:
+            while batch := cursor.fetchmany(5000):
+                for address, name, fields in batch:
+                    yield str(address), str(name), fields_of(fields)
+        except driver_errors() as exc:
+            raise store_fault(exc) from exc
 
     def state_of(self, issue: str, address: str) -> str | None:
         state = self._one("state_of", {"issue": issue, "address": address})
