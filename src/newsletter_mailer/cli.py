@@ -978,7 +978,9 @@ def signup_form(ctx: click.Context) -> None:
     settings = settings_from(ctx)
     action = f"{settings.newsletter.base_url.rstrip('/')}/subscribe"
     languages = [(tag, language_name(tag)) for tag in settings.newsletter.offered_languages]
-    out.print(form_html(action, settings.signup.fields, languages=languages), markup=False, highlight=False)
+    topics = settings.preferences.topics if settings.preferences.enabled else ()
+    form = form_html(action, settings.signup.fields, languages=languages, topics=topics)
+    out.print(form, markup=False, highlight=False)
 
 
 @main.group(short_help="The store: SQLite or PostgreSQL.")

@@ -48,6 +48,8 @@ def test_the_topics_offered_are_kept_as_ticked_and_any_other_is_refused() -> Non
     assert read_form({"email": ["a@example.org"], "topic": ["Diary"]}, ()).subscriber.fields == ()  # none offered
     with pytest.raises(FormError, match="not one this newsletter offers"):
         read_form({"email": ["a@example.org"], "topic": ["<b>Sports</b>"]}, (), topics=offered)
+    with pytest.raises(FormError, match="chosen once"):
+        read_form({"email": ["a@example.org"], "topic": ["Diary", "Diary"]}, (), topics=offered)
     page = form_html("/subscribe", (), topics=("Diary", '"><script>'))
     assert 'name="topic" value="Diary" checked' in page and "<script>" not in page
     assert page.count('type="checkbox"') == 2 and "<legend>Topics you receive</legend>" in page

@@ -239,6 +239,8 @@ def test_an_oversized_body_is_refused_unread(workspace: Workspace) -> None:
 def test_topics_ticked_on_the_signup_form_reach_the_page_and_the_send(workspace: Workspace) -> None:
     signup = httpx.get(f"{workspace.base}/subscribe").text
     assert 'name="topic" value="Diary" checked' in signup and 'name="topic" value="Campaigns" checked' in signup
+    snippet = workspace.newsletter("signup-form").stdout  # the form for the organisation's own website
+    assert 'name="topic" value="Diary" checked' in snippet and 'name="topic" value="Campaigns" checked' in snippet
     answer = httpx.post(f"{workspace.base}/subscribe", data={"email": "new@example.org", "topic": ["Campaigns"]})
     assert answer.status_code == 200
     deadline = time.monotonic() + 30

@@ -110,6 +110,8 @@ def read_form(
         ticked = values.get("topic", [])
         if any(t not in topics for t in ticked):
             raise FormError(_("That topic is not one this newsletter offers; please choose from the list."))
+        if len(set(ticked)) != len(ticked):  # as the preferences page: only a script repeats one
+            raise FormError(_("Each topic can be chosen once."))
         extras += (("topics", topics_cell(t for t in topics if t in ticked)),)
     subscriber = Subscriber(email=address, name=first.get("name", ""), fields=extras)
     return SignupForm(subscriber, bot=bool(first.get(HONEYPOT)), language=language)
