@@ -212,7 +212,10 @@ class SQLStore(_Statements):
         if len(outcomes) == 1:
             self._exec(*_outcome_statement(outcomes[0]))
             return
-        statements = [_outcome_statement(outcome) for outcome in outcomes]
+        self._pipelined([_outcome_statement(outcome) for outcome in outcomes])
+
+    def _pipelined(self, statements: Sequence[tuple[str, Params]]) -> None:
+        """Named statements in one transaction, sent together on PostgreSQL (one round trip)."""
         begin = self.dialect.begin_write(None)[0]
         try:
             with self._pipeline():
@@ -350,10 +353,8 @@ class SQLStore(_Statements):
         return sum(self._run("expire_worker", {"issue": issue, "worker": worker}) for worker in workers)
 
     def heartbeat(self, issue: str, worker: str, host: str, pid: int, sent: int, lease: float) -> None:
-        with self._transaction():
-            params = {"issue": issue, "worker": worker, "host": host, "pid": pid, "sent": sent, "lease": lease}
-            self._run("record_worker", params)
-            self._run("extend_lease", params)
+        params = {"issue": issue, "worker": worker, "host": host, "pid": pid, "sent": sent, "lease": lease}
+        self._pipelined([("record_worker", params), ("extend_lease", params)])  # one round trip
 
     def workers(self, issue: str) -> list[WorkerInfo]:
         return [WorkerInfo(*row) for row in self._rows("workers", {"issue": issue})]
