@@ -4,7 +4,8 @@ messages handed over and not yet recorded at a kill: those in flight and those w
 for its commit, which are resent and reported as possibly duplicated; the report may also name the
 rows the sender had claimed ahead, which the relay never saw. Per kill, with C connections
 (docs/architecture-store.md, "Crash bounds"): SQLite, fewer than 2C duplicates and 4C reported;
-PostgreSQL (four sessions: claims and commits overlap), fewer than 5C and 9C."""
+PostgreSQL (four sessions: claims and commits overlap), fewer than 5C and 9C, also with the store
+5 ms away (benchmarks/latency_proxy.py between), where the sender claims furthest ahead."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,7 +30,26 @@ from smtp_servers import Faults, SMTPTestServer
 CONCURRENCY = 4
 RECIPIENTS = 240
 # Per kill, in batches of CONCURRENCY: (real duplicates fewer than, reported fewer than)
-BOUNDS = {"sqlite": (2, 4), "postgresql": (5, 9)}
+BOUNDS = {"sqlite": (2, 4), "postgresql": (5, 9), "distant postgresql": (5, 9)}
+PROXY = Path(__file__).resolve().parents[2] / "benchmarks" / "latency_proxy.py"
+
+
+@contextmanager
+def distant(url: str, delay_ms: float) -> Iterator[str]:
+    """The store's URL through the latency proxy (a process of its own), ``delay_ms`` each way."""
+    scheme, _, rest = url.partition("://")
+    authority, _, database = rest.partition("/")
+    user, _, target = authority.rpartition("@")
+    proxy = subprocess.Popen(
+        [sys.executable, str(PROXY), "--to", target, "--delay-ms", str(delay_ms)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proxy.stdout is not None
+        listening = proxy.stdout.readline().split()[0]
+        yield f"{scheme}://{user}@{listening}/{database}"
+    finally:
+        proxy.send_signal(signal.SIGINT)
+        proxy.communicate(timeout=30)
 
 
 def start_send(root: Path) -> subprocess.Popen[str]:
@@ -41,18 +63,26 @@ def start_send(root: Path) -> subprocess.Popen[str]:
     )
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("kind", list(BOUNDS))
 def test_sigkill_at_random_moments_never_skips_and_bounds_duplicates(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    with ExitStack() as stack:
+        url = "" if kind == "sqlite" else str(request.getfixturevalue("migrated_pg_url"))
+        if kind.startswith("distant"):
+            url = stack.enter_context(distant(url, 5))
+        kill_and_resume(kind, tmp_path, url)
+
+
+def kill_and_resume(kind: str, tmp_path: Path, url: str) -> None:
     seed = int(os.environ.get("CRASH_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
     kills = 3
     most_duplicated, most_reported = (batches * CONCURRENCY - 1 for batches in BOUNDS[kind])
     with SMTPTestServer(Faults(delay=0.004)) as server:
         root = make_workspace(tmp_path / "ws", server.port, RECIPIENTS, smtp_extra=f"concurrency = {CONCURRENCY}")
-        if kind == "postgresql":
-            use_store(root, str(request.getfixturevalue("migrated_pg_url")))
+        if url:
+            use_store(root, url)
         outputs = []
         for n in range(kills):
             before = len(server.handler.messages)
