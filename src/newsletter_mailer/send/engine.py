@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..config import SMTPSettings
 from ..errors import MergeFieldError, SendPaused, SMTPStartError, StateLost, StoreError, StoreFull
-from ..store.base import Store
+from ..store.base import Outlook, Store
 from ..store.journal import Delivery, Outcome
 from ..store.offloop import Lane, Lanes, OffLoop
 from .identity import gone_here
@@ -178,7 +178,8 @@ class _Run:
         self.ahead = 2 * self.batch  # a batch more each time a connection waits for a claim, to most_ahead
         self.most_ahead = self.most_unwritten = self.batch
         self.may_grow = False
-        self.drained = False  # the last claim found nothing due: claim one at a time
+        self.drained = False  # the last claim found nothing due: claim one at a time, look before claiming
+        self.looking: asyncio.Task[Outlook] | None = None
         self.total = 0  # rows pending when the run started
         self.claimed: deque[Delivery] = deque()
         self.claiming: set[asyncio.Task[int]] = set()
@@ -216,14 +217,13 @@ class _Run:
         self.progress.started(self.total)
         started = time.monotonic()
         await self.io.run(self.journal.start_sending, self.issue)
-        beat = asyncio.create_task(self.keep_alive())
         writer = asyncio.create_task(self.write_outcomes())
+        workers = [asyncio.create_task(self.worker()) for _ in range(max(1, self.smtp.concurrency))]
+        beat = asyncio.create_task(self.keep_alive())  # after the first claim: it does not wait on the beat
         try:
             # Every connection ends before the run does: one that fails stops the others, and its
             # error (the first) is the run's, instead of a task left failing after the loop closed.
-            ended = await asyncio.gather(
-                *(self.worker() for _ in range(max(1, self.smtp.concurrency))), return_exceptions=True
-            )
+            ended = await asyncio.gather(*workers, return_exceptions=True)
             failed = next((e for e in ended if isinstance(e, BaseException)), None)
             if failed is not None:
                 raise failed
@@ -332,19 +332,32 @@ class _Run:
                 self.refilled.clear()
                 await self.refilled.wait()
                 continue
-            try:
-                if await asyncio.shield(self.start_claim()):
-                    continue
-            except StoreError as exc:  # nothing handed over yet: stop here
-                self.stop_on_full_disk(exc)
-                return None
-            outlook = await self.io.run(self.journal.outlook, self.issue)
+            if not self.drained:
+                try:
+                    await asyncio.shield(self.start_claim())
+                except StoreError as exc:  # nothing handed over yet: stop here
+                    self.stop_on_full_disk(exc)
+                    return None
+                continue
+            # Nothing was due at the last claim: one look at what is left, shared by the connections.
+            outlook = await asyncio.shield(self.looking or self.look())
             if not outlook.left:
                 return None
             self.changed.clear()
             with suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), timeout=min(max(outlook.wake_in, 0.05), 1.0))
+            self.drained = False  # an outcome came in, or a backoff is over: claim again
         return None
+
+    def look(self) -> asyncio.Task[Outlook]:
+        self.looking = asyncio.create_task(self.io.run(self.journal.outlook, self.issue))
+        self.looking.add_done_callback(self.looked)
+        return self.looking
+
+    def looked(self, task: asyncio.Task[Outlook]) -> None:
+        self.looking = None
+        if not task.cancelled():
+            task.exception()  # a look that fails is said to each connection that waited for it
 
     def claim_ahead(self) -> None:
         """Start claims while the rows in hand and those of the claims under way leave room for

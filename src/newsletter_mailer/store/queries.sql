@@ -57,10 +57,10 @@ UPDATE deliveries SET state = 'pending', attempts = {greatest}(attempts - 1, 0),
  WHERE id = :id AND state = 'sending';
 
 -- counts --
-SELECT state, count(*) FROM deliveries WHERE issue = :issue GROUP BY state;
-
--- count_resent --
-SELECT count(*) FROM deliveries WHERE issue = :issue AND resent;
+-- Rows per state, and those flagged as resent, in one round trip.
+SELECT state, count(*) FROM deliveries WHERE issue = :issue GROUP BY state
+UNION ALL
+SELECT 'resent', count(*) FROM deliveries WHERE issue = :issue AND resent;
 
 -- suppressed_by_reason --
 SELECT coalesce(s.reason, 'no longer suppressed'), count(*) FROM deliveries d

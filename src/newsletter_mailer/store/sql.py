@@ -232,10 +232,9 @@ class SQLStore(_Statements):
         return self.db.pipeline() if self.dialect.name == "postgresql" else nullcontext()
 
     def counts(self, issue: str) -> dict[str, int]:
-        counts = dict.fromkeys(STATES, 0)
+        counts = {**dict.fromkeys(STATES, 0), "resent": 0}
         for state, n in self._rows("counts", {"issue": issue}):
             counts[str(state)] = int(n)
-        counts["resent"] = int(self._one("count_resent", {"issue": issue}))
         return counts
 
     def suppressed_by_reason(self, issue: str) -> dict[str, int]:
