@@ -88,10 +88,10 @@ class PostgresStore(SQLStore):
         return PostgresStore.open(self.url, getattr(self, "_password", ""), check=False, state_dir=self.state_dir)
 
     def parallel_sessions(self) -> int:
-        # Four claims or four batches of outcomes under way at once hide a 40 ms round trip at
-        # about 900 messages a second (docs/benchmarks.md); a sender opens them only when the
-        # ones it has are all waiting, so a store on loopback sees one or two.
-        return 4
+        # Five claims and five batches of outcomes under way at once keep a sender with its store
+        # 40 ms away at about half its rate on loopback (docs/benchmarks.md); it opens sessions
+        # only when the ones it has are all waiting, so a store on loopback sees one or two.
+        return 5
 
     def for_sending(self) -> None:
         # Outcomes need not wait for the server's WAL flush (about 2 ms here: 220 messages a
