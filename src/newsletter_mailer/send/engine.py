@@ -475,7 +475,9 @@ class _Run:
         writes: set[asyncio.Task[None]] = set()
         try:
             while not self.write_failed and not (self.closing and not self.outcomes):
-                if not self.outcomes:
+                if not self.outcomes or (self.scribes.busy() and len(self.outcomes) < self.batch):
+                    # Less than a batch while every writer is busy: let it grow (a store that
+                    # answers fast needs no more sessions, a distant one soon has a batch waiting).
                     await self.arrived.wait()
                     self.arrived.clear()
                     continue
@@ -507,6 +509,7 @@ class _Run:
                 await lane.run(lambda store: store.record_outcomes(batch))
             self.unwritten -= len(batch)
             self.written.set()
+            self.arrived.set()  # the writer may hand what waits to this session
             self.changed.set()  # connections waiting for rows in flight look again
         except StoreError as exc:
             self.fatal = self.fatal or exc

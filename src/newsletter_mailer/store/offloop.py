@@ -72,6 +72,10 @@ class Lanes(Generic[S]):
         finally:
             self.give(lane)
 
+    def busy(self) -> bool:
+        """Every session opened so far is taken (and there is at least one)."""
+        return bool(self.lanes) and not self.free
+
     def give(self, lane: Lane[S]) -> None:
         """A session taken is free again."""
         self.free.append(lane)
