@@ -16,13 +16,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from conftest import make_workspace, use_store
+from conftest import latency_proxy, make_workspace, use_store
 from newsletter_mailer.config import load_settings
 from newsletter_mailer.store.factory import open_store
 from smtp_servers import Faults, SMTPTestServer
@@ -31,25 +30,6 @@ CONCURRENCY = 4
 RECIPIENTS = 240
 # Per kill, in batches of CONCURRENCY: (real duplicates fewer than, reported fewer than)
 BOUNDS = {"sqlite": (2, 4), "postgresql": (6, 11), "distant postgresql": (6, 11)}
-PROXY = Path(__file__).resolve().parents[2] / "benchmarks" / "latency_proxy.py"
-
-
-@contextmanager
-def distant(url: str, delay_ms: float) -> Iterator[str]:
-    """The store's URL through the latency proxy (a process of its own), ``delay_ms`` each way."""
-    scheme, _, rest = url.partition("://")
-    authority, _, database = rest.partition("/")
-    user, _, target = authority.rpartition("@")
-    proxy = subprocess.Popen(
-        [sys.executable, str(PROXY), "--to", target, "--delay-ms", str(delay_ms)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert proxy.stdout is not None
-        listening = proxy.stdout.readline().split()[0]
-        yield f"{scheme}://{user}@{listening}/{database}"
-    finally:
-        proxy.send_signal(signal.SIGINT)
-        proxy.communicate(timeout=30)
 
 
 def start_send(root: Path) -> subprocess.Popen[str]:
@@ -70,7 +50,7 @@ def test_sigkill_at_random_moments_never_skips_and_bounds_duplicates(
     with ExitStack() as stack:
         url = "" if kind == "sqlite" else str(request.getfixturevalue("migrated_pg_url"))
         if kind.startswith("distant"):
-            url = stack.enter_context(distant(url, 5))
+            url = stack.enter_context(latency_proxy(url, 5)).url
         kill_and_resume(kind, tmp_path, url)
 
 

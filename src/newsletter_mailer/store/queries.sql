@@ -264,7 +264,10 @@ DELETE FROM pacing_log WHERE name = :name AND at <= {now} - 3600;
 SELECT count(*), coalesce(min(at) + 3600 - {now}, 0) FROM pacing_log WHERE name = :name;
 
 -- take_slot --
-INSERT INTO pacing_log (name, at) VALUES (:name, {now});
+-- A slot in the rolling hour if fewer than :per_hour are taken (run under the name's lock).
+INSERT INTO pacing_log (name, at) SELECT :name, {now}
+ WHERE (SELECT count(*) FROM pacing_log WHERE name = :name) < :per_hour
+RETURNING 1;
 
 -- Signups (signup_log.py holds the rules)
 

@@ -362,14 +362,27 @@ class SQLStore(_Statements):
         return max(0.0, float(self._one("pace", {"name": name, "interval": interval})))
 
     def take_slot(self, name: str, per_hour: int) -> float:
-        # One taker per name at a time: the count and the insert must not interleave.
-        with self._transaction(lock_key(f"pacing_log:{name}")):
-            self._run("forget_slots", {"name": name})
-            taken, wait = self._rows("slots_taken", {"name": name})[0]
-            if int(taken) >= per_hour:
-                return max(0.0, float(wait))
-            self._run("take_slot", {"name": name})
-        return 0.0
+        # One taker per name at a time (the count and the insert must not interleave), in one
+        # transaction sent at once: a round trip on PostgreSQL, whatever the answer.
+        params = self._values({"name": name, "per_hour": per_hour})
+        answers: list[Any] = []  # SQLite's are read at once (a statement unread blocks COMMIT)
+        now = self.dialect.name == "sqlite"
+        try:
+            with self._pipeline():
+                for statement in self.dialect.begin_write(lock_key(f"pacing_log:{name}")):
+                    self.db.execute(statement)
+                self.db.execute(self.q["forget_slots"], params)
+                for query in ("take_slot", "slots_taken"):
+                    cursor = self.db.execute(self.q[query], params)
+                    answers.append(cursor.fetchall() if now else cursor)
+                self.db.execute("COMMIT")
+            taken, left = (answer if now else answer.fetchall() for answer in answers)
+            wait = left[0][1]
+        except driver_errors() as exc:
+            with _quietly():
+                self.db.execute("ROLLBACK")
+            raise store_fault(exc) from exc
+        return 0.0 if taken else max(0.0, float(wait))
 
     # Signups (the rules: signup_log.py)
 
