@@ -511,7 +511,7 @@ class _Run:
             self.written.set()
             self.arrived.set()  # the writer may hand what waits to this session
             self.changed.set()  # connections waiting for rows in flight look again
-        except StoreError as exc:
+        except Exception as exc:  # the run stops and says it (a StoreError in one line)
             self.fatal = self.fatal or exc
             self.write_failed = True
             self.stop.set()
