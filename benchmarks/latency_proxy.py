@@ -5,23 +5,48 @@ trip), 20 ms each way a home connection to one.
     python benchmarks/latency_proxy.py --to 127.0.0.1:5432 --delay-ms 5   # prints the port it listens on
 
 Each direction keeps its order: a chunk is written once it is due, after the chunks before it.
-Used in-process by throughput.py (``LatencyProxy`` runs its own event loop in a thread).
+throughput.py runs it as a process of its own (``proxy_process``), so that relaying the store's
+traffic takes no time from the sender's interpreter (a thread of the sender would share its GIL
+and stretch every delay while the sender is busy); on exit it prints the round trips its clients
+made (a chunk from a client after the server answered; chunks sent back to back count once).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
-__all__ = ["LatencyProxy", "latency_proxy"]
+__all__ = ["LatencyProxy", "ProxyProcess", "latency_proxy", "proxy_process"]
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
-    """Copy one direction, each chunk ``delay`` seconds after it arrived."""
+class _Turns:
+    """Round trips on one connection, counted as the client's turns: a chunk from the client after
+    the server has answered (chunks the client sends back to back, as a pipeline does, are one)."""
+
+    def __init__(self, total: list[int]) -> None:
+        self.total = total
+        self.server_spoke = True
+
+    def client(self) -> None:
+        if self.server_spoke:
+            self.total[0] += 1
+            self.server_spoke = False
+
+    def server(self) -> None:
+        self.server_spoke = True
+
+
+async def _pipe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float, seen: Callable[[], None]
+) -> None:
+    """Copy one direction, each chunk ``delay`` seconds after it arrived (``seen`` as it arrives)."""
     queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
     async def deliver() -> None:
@@ -39,6 +64,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dela
     sending = asyncio.create_task(deliver())
     try:
         while data := await reader.read(65536):
+            seen()
             queue.put_nowait((time.monotonic() + delay, data))
     except OSError:
         pass
@@ -55,6 +81,7 @@ class LatencyProxy:
         self.port = 0
         self.clients: set[asyncio.Task[None]] = set()
         self.writers: set[asyncio.StreamWriter] = set()
+        self.trips = [0]  # round trips of every client so far (_Turns)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -66,9 +93,10 @@ class LatencyProxy:
             writer.close()
             return
         self.writers.update((writer, upstream_writer))
+        turns = _Turns(self.trips)
         await asyncio.gather(
-            _pipe(reader, upstream_writer, self.delay),
-            _pipe(upstream_reader, writer, self.delay),
+            _pipe(reader, upstream_writer, self.delay, turns.client),
+            _pipe(upstream_reader, writer, self.delay, turns.server),
             return_exceptions=True,
         )
         for w in (writer, upstream_writer):
@@ -86,8 +114,9 @@ class LatencyProxy:
 
 
 @contextmanager
-def latency_proxy(target_host: str, target_port: int, delay_ms: float) -> Iterator[int]:
-    """A proxy to the target in a thread of its own; yields the loopback port it listens on."""
+def latency_proxy(target_host: str, target_port: int, delay_ms: float) -> Iterator[LatencyProxy]:
+    """A proxy to the target in a thread of its own; yields it (``port``: where it listens on
+    loopback; ``trips[0]``: how many round trips its clients have made so far)."""
     proxy = LatencyProxy(target_host, target_port, delay_ms)
     loop = asyncio.new_event_loop()
     started, stop = threading.Event(), asyncio.Event()
@@ -96,10 +125,35 @@ def latency_proxy(target_host: str, target_port: int, delay_ms: float) -> Iterat
     if not started.wait(10):
         raise RuntimeError("the latency proxy did not start")
     try:
-        yield proxy.port
+        yield proxy
     finally:
         loop.call_soon_threadsafe(stop.set)
         thread.join(10)
+
+
+class ProxyProcess:
+    """A latency proxy in a process of its own: ``port`` where it listens, ``trips`` (once it has
+    ended) the round trips its clients made."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.trips = 0
+
+
+@contextmanager
+def proxy_process(target_host: str, target_port: int, delay_ms: float) -> Iterator[ProxyProcess]:
+    """Run this file as a process of its own for the ``with`` block."""
+    command = [sys.executable, __file__, "--to", f"{target_host}:{target_port}", "--delay-ms", str(delay_ms)]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    proxy = ProxyProcess()
+    try:
+        assert child.stdout is not None
+        proxy.port = int(child.stdout.readline().split()[0].rpartition(":")[2])
+        yield proxy
+    finally:
+        child.send_signal(signal.SIGINT)
+        out, _ = child.communicate(timeout=30)
+        proxy.trips = int(out.split()[-1]) if out.strip() else 0
 
 
 def main() -> None:
@@ -108,10 +162,11 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=float, required=True, help="added to each chunk, each way")
     args = parser.parse_args()
     host, _, port = args.to.rpartition(":")
-    with latency_proxy(host, int(port), args.delay_ms) as listening:
-        print(f"127.0.0.1:{listening} -> {args.to}, {args.delay_ms:g} ms each way; Ctrl+C stops", flush=True)
+    with latency_proxy(host, int(port), args.delay_ms) as proxy:
+        print(f"127.0.0.1:{proxy.port} -> {args.to}, {args.delay_ms:g} ms each way; Ctrl+C stops", flush=True)
         with suppress(KeyboardInterrupt):
             threading.Event().wait()
+    print(f"round trips: {proxy.trips[0]}", flush=True)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from common import LARGE_SECTIONS, REPO, make_workspace, smtp_sink, smtp_source_run, temporary_postgres
-from latency_proxy import latency_proxy
+from latency_proxy import proxy_process
 
 from newsletter_mailer.app.send_campaign import open_campaign
 from newsletter_mailer.audience.subscribers import Subscriber
@@ -87,6 +87,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="sender processes per send")
     parser.add_argument("--store", default="", metavar="URL", help="a postgresql:// store instead of SQLite")
     parser.add_argument("--latency", default="", metavar="MS,...", help="the store behind these delays each way")
+    parser.add_argument("--repeat", type=int, default=1, help="with --latency: rounds of the delays")
     args = parser.parse_args()
     if args.store == "temporary":
         with temporary_postgres() as url:
@@ -105,25 +106,32 @@ def through_proxy(url: str, port: int) -> str:
 
 
 def latency_runs(args: argparse.Namespace) -> None:
-    """One send per delay through the latency proxy, each rate beside the direct one."""
+    """One send per delay through the latency proxy, each rate beside the direct one (the round
+    of delays ``--repeat`` times, each round's ratios to its own direct rate)."""
     delays = [float(d) for d in args.latency.split(",")]
     authority = args.store.partition("://")[2].partition("/")[0].rpartition("@")[2]
     host, _, port = authority.rpartition(":")
-    rates: list[tuple[float, float]] = []
+    rounds: list[list[tuple[float, float, float]]] = []
     with tempfile.TemporaryDirectory() as tmp, smtp_sink(args.delay) as sink:
         ws = {"port": sink, "concurrency": args.concurrency, "extra_sections": LARGE_SECTIONS if args.large else 2}
-        for delay in delays:
-            root = make_workspace(Path(tmp) / f"d{delay:g}", args.subscribers, **ws)
-            if args.large:  # the large issue of the tests, as issue 19 measures it
-                (root / "issue.md").write_text((REPO / "tests" / "fixtures" / "large-issue.md").read_text())
-            with latency_proxy(host, int(port or 5432), delay) as proxied:
-                use_store(root, through_proxy(args.store, proxied) if delay else args.store)
-                elapsed, _, size = send(root, f"run{os.getpid()}x{int(time.time())}d{delay:g}", args.subscribers, 1)
-            rates.append((delay, args.subscribers / elapsed))
+        for turn in range(args.repeat):
+            rates: list[tuple[float, float, float]] = []
+            for delay in delays:
+                root = make_workspace(Path(tmp) / f"r{turn}d{delay:g}", args.subscribers, **ws)
+                if args.large:  # the large issue of the tests, as issue 19 measures it
+                    (root / "issue.md").write_text((REPO / "tests" / "fixtures" / "large-issue.md").read_text())
+                with proxy_process(host, int(port or 5432), delay) as proxy:
+                    use_store(root, through_proxy(args.store, proxy.port) if delay else args.store)
+                    issue = f"run{os.getpid()}x{int(time.time())}r{turn}d{delay:g}"
+                    elapsed, _, size = send(root, issue, args.subscribers, 1)
+                rates.append((delay, args.subscribers / elapsed, proxy.trips / args.subscribers))
+            rounds.append(rates)
     print(f"messages: {args.subscribers} of {size / 1024:.1f} KB, {args.concurrency} connections, PostgreSQL store")
-    for delay, rate in rates:
-        trip = f"store {delay:g} ms each way ({2 * delay:g} ms round trip):"
-        print(f"{trip:40} {rate:6.0f} msg/s, {rate / rates[0][1]:.2f} of direct")
+    for rates in rounds:
+        for delay, rate, per_message in rates:
+            trip = f"store {delay:g} ms each way ({2 * delay:g} ms round trip):"
+            sent = f", {per_message:.3f} round trips to the store per message" if delay else ""
+            print(f"{trip:40} {rate:6.0f} msg/s, {rate / rates[0][1]:.2f} of direct{sent}")
 
 
 def run(args: argparse.Namespace) -> None:

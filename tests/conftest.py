@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -548,3 +549,34 @@ def refuse_inserts(store: Store, table: str) -> None:
     store.db.execute(
         f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION refuse()".encode()
     )
+
+
+class Proxied:
+    """A store's URL through benchmarks/latency_proxy.py; ``trips``, once the proxy has ended,
+    the round trips its clients made (a client's turn after the server answered)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.trips = 0
+
+
+@contextlib.contextmanager
+def latency_proxy(url: str, delay_ms: float) -> Iterator[Proxied]:
+    """The PostgreSQL store at ``url`` behind the benchmarks' latency proxy (a process of its
+    own), ``delay_ms`` each way: a store across a network, on loopback."""
+    scheme, _, rest = url.partition("://")
+    authority, _, database = rest.partition("/")
+    user, _, target = authority.rpartition("@")
+    proxy = subprocess.Popen(
+        [sys.executable, str(REPO / "benchmarks" / "latency_proxy.py"), "--to", target, "--delay-ms", str(delay_ms)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proxy.stdout is not None
+        proxied = Proxied(f"{scheme}://{user}@{proxy.stdout.readline().split()[0]}/{database}")
+        yield proxied
+    finally:
+        proxy.send_signal(signal.SIGINT)
+        out = proxy.communicate(timeout=30)[0]
+    proxied.trips = int(out.split()[-1])

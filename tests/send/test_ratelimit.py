@@ -52,6 +52,23 @@ def test_rate_spaces_messages_out(store: Store) -> None:
     assert asyncio.run(eleven()) >= 10 / 50 * 0.9  # a lower bound: never faster than the rate
 
 
+def test_the_pace_is_taken_a_block_at_a_time_not_a_round_trip_per_message(store: Store) -> None:
+    """At 200 a second a sender asks the store for a quarter second's steps (50) at once, the
+    next block while it waits for the last step: 100 messages, three calls, still at the rate."""
+    counting = Counting(store)
+    limiter = RateLimiter(counting, "relay:25", per_second=200)
+
+    async def hundred() -> float:
+        started = time.monotonic()
+        await asyncio.gather(*(limiter.acquire() for _ in range(100)))
+        return time.monotonic() - started
+
+    assert asyncio.run(hundred()) >= 99 / 200 * 0.9
+    assert counting.calls == 3
+    # the steps it took are gone for everyone: the next taker waits for the end of its blocks
+    assert store.pace("relay:25 per second", 0.005) > 0.1
+
+
 def test_two_limiters_on_one_store_share_the_rate(store: Store) -> None:
     """Two workers (two limiters, as two processes would have) on one relay split its rate."""
     first, second = (RateLimiter(store, "relay:25", per_second=40) for _ in range(2))

@@ -10,13 +10,14 @@ import io
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
 from click.testing import CliRunner
 
-from conftest import PG_PASSWORD, make_workspace, use_store
+from conftest import PG_PASSWORD, latency_proxy, make_workspace, use_store
 from newsletter_mailer.audience.bounce_log import BounceLog
 from newsletter_mailer.audience.bounces import Action
 from newsletter_mailer.audience.choices import Choice
@@ -29,6 +30,7 @@ from newsletter_mailer.errors import AlreadySending, SchemaMismatch, StoreError
 from newsletter_mailer.send.transport import MemoryTransport
 from newsletter_mailer.store.database import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from newsletter_mailer.store.factory import open_url
+from newsletter_mailer.store.journal import Outcome
 from newsletter_mailer.store.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresStore
 from newsletter_mailer.store.sqlite import SQLiteStore
 
@@ -344,3 +346,37 @@ def test_the_url_suggested_for_the_settings_file_holds_no_password(url: str, kep
     from newsletter_mailer.store.base import without_password
 
     assert without_password(url) == kept
+
+
+def test_each_call_of_a_sender_is_one_round_trip(migrated_pg_url: str) -> None:
+    """Counted by the latency proxy: a claim, the outcomes of a batch, the heartbeat, a block of
+    the pace, a slot of the hourly cap and the counts each cost the sender one round trip (once
+    the driver has prepared its statements: the difference between 7 and 12 calls of each)."""
+    seed = open_url(migrated_pg_url, PG_PASSWORD)
+    seed.add_recipients("issue", [Subscriber(f"user{i}@example.org", "") for i in range(400)])
+    seed.close()
+
+    def outcomes(store: PostgresStore) -> None:
+        batch = store.claim_batch("issue", "w", 5, 60).deliveries
+        store.record_outcomes([Outcome(job, "sent", "250 ok", f"<{job.id}@x>") for job in batch])
+
+    calls: dict[str, Callable[[PostgresStore], object]] = {
+        "claim": lambda store: store.claim_batch("issue", "w", 10, 60),
+        "claim and its outcomes": outcomes,
+        "heartbeat": lambda store: store.heartbeat("issue", "w", "host", 1, 0, 60),
+        "pace": lambda store: store.pace("relay per second", 0.01),
+        "hourly slot": lambda store: store.take_slot("relay per hour", 1000),
+        "counts": lambda store: store.counts("issue"),
+    }
+    trips: dict[str, list[int]] = {}
+    for name, call in calls.items():
+        for times in (7, 12):
+            with latency_proxy(migrated_pg_url, 0) as proxied:
+                store = PostgresStore.open(proxied.url, PG_PASSWORD, check=False)
+                store.for_sending()
+                for _ in range(times):
+                    call(store)
+                store.close()
+            trips.setdefault(name, []).append(proxied.trips)
+    per_call = {name: (more - fewer) / 5 for name, (fewer, more) in trips.items()}
+    assert per_call == {**dict.fromkeys(calls, 1.0), "claim and its outcomes": 2.0}, trips

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Protocol
 from ..audience.subscribers import Subscriber
 from ..config import SMTPSettings
 from ..errors import MergeFieldError, SendPaused, SMTPStartError, StateLost, StoreError, StoreFull
-from ..store.base import Store
+from ..store.base import Outlook, Store
 from ..store.journal import Delivery, Outcome
-from ..store.offloop import OffLoop
+from ..store.offloop import Lane, Lanes, OffLoop
 from .identity import gone_here
 from .ratelimit import RateLimiter
 from .transport import Connection, Kind, Result, Transport
@@ -35,12 +35,26 @@ __all__ = [
     "NoProgress",
     "Progress",
     "Summary",
+    "ahead_batches",
     "backoff",
     "dispatch",
     "end_leases_of_the_gone",
+    "unwritten_batches",
 ]
 
 DATABASE_CHECK_SECONDS = 3.0  # how often a run makes sure its database is still the file at its path
+
+
+def ahead_batches(sessions: int) -> int:
+    """How many batches (of ``concurrency`` rows) a sender may hold claimed and not yet handed
+    over, with those of its claims under way, on a store it keeps ``sessions`` sessions busy on
+    (Store.parallel_sessions): one of the crash bounds (docs/architecture-store.md)."""
+    return max(2, sessions)
+
+
+def unwritten_batches(sessions: int) -> int:
+    """How many batches of outcomes may wait for their commit before connections wait: the other."""
+    return max(1, sessions)
 
 
 @dataclass
@@ -154,48 +168,63 @@ class _Run:
         self.fatal: BaseException | None = None
         self.template = campaign.by_language()
         self.journal.for_sending()
-        # Rows are claimed as many at a time as there are connections, and the next batch is
-        # claimed while this one is sent (one claim, one commit, per batch, never waited for once
-        # the send is under way); outcomes are written by one writer, as many as have come in per
-        # transaction, at most ``batch`` of them waiting. A crash may then leave rows claimed but
-        # not handed over (up to two batches) and outcomes not yet written (up to a batch): the
-        # next run resends those rows and counts them as possibly duplicated.
+        # Rows are claimed as many at a time as there are connections, ahead of need: the next
+        # batches are claimed while these are sent, several claims under way at once on a distant
+        # store (each on a session of its own), so no connection waits for a round trip once the
+        # send is under way. Outcomes go to the writers, whatever has come in per transaction,
+        # several transactions under way at once. A crash may then leave rows claimed but not
+        # handed over (ahead_batches) and outcomes not yet written (unwritten_batches): the next
+        # run resends those rows and counts them as possibly duplicated.
         self.batch = max(1, smtp.concurrency)
+        self.ahead = 2 * self.batch  # a batch more each time a connection waits for a claim, to most_ahead
+        self.most_ahead = self.most_unwritten = self.batch
+        self.may_grow = False
+        self.drained = False  # the last claim found nothing due: claim one at a time, look before claiming
+        self.looking: asyncio.Task[Outlook] | None = None
         self.total = 0  # rows pending when the run started
         self.claimed: deque[Delivery] = deque()
-        self.refilling: asyncio.Task[int] | None = None
+        self.claiming: set[asyncio.Task[int]] = set()
+        self.refilled = asyncio.Event()  # a claim came in
         self.outcomes: list[Outcome] = []
-        self.unwritten = 0  # outcomes handed to the writer and not yet committed
+        self.unwritten = 0  # outcomes handed to the writers and not yet committed
+        self.write_failed = False
         self.arrived = asyncio.Event()  # an outcome waits to be written
         self.written = asyncio.Event()  # a batch of outcomes was written
         self.closing = False
         self.writer_done = False
 
     async def execute(self) -> Summary:
-        # Outcomes are written on a connection (and a thread) of their own, beside the claims.
-        self.scribe = await self.io.run(self.journal.another)
-        self.scribe.for_sending()
-        self.scribe_io = OffLoop()
+        # Claims on this session and more opened as needed; outcomes on sessions of their own.
+        sessions = await self.io.run(self.journal.parallel_sessions)
+        self.most_ahead = ahead_batches(sessions) * self.batch
+        self.most_unwritten = unwritten_batches(sessions) * self.batch
+        self.claims = Lanes(self.session, sessions, first=(self.journal, self.io))
+        self.scribes = Lanes(self.session, sessions)
         try:
             return await self._execute()
         finally:
+            await self.claims.close(_close)
+            await self.scribes.close(_close)
             self.io.close()
-            self.scribe_io.close()
-            self.scribe.close()
+
+    def session(self) -> Store:
+        """Another session to the store, for claims or outcomes."""
+        store = self.journal.another()
+        store.for_sending()
+        return store
 
     async def _execute(self) -> Summary:
         self.total = (await self.io.run(self.journal.counts, self.issue))["pending"]
         self.progress.started(self.total)
         started = time.monotonic()
         await self.io.run(self.journal.start_sending, self.issue)
-        beat = asyncio.create_task(self.keep_alive())
         writer = asyncio.create_task(self.write_outcomes())
+        workers = [asyncio.create_task(self.worker()) for _ in range(max(1, self.smtp.concurrency))]
+        beat = asyncio.create_task(self.keep_alive())  # after the first claim: it does not wait on the beat
         try:
             # Every connection ends before the run does: one that fails stops the others, and its
             # error (the first) is the run's, instead of a task left failing after the loop closed.
-            ended = await asyncio.gather(
-                *(self.worker() for _ in range(max(1, self.smtp.concurrency))), return_exceptions=True
-            )
+            ended = await asyncio.gather(*workers, return_exceptions=True)
             failed = next((e for e in ended if isinstance(e, BaseException)), None)
             if failed is not None:
                 raise failed
@@ -223,17 +252,18 @@ class _Run:
         return self.summary
 
     def release_unsent(self) -> None:
-        """Rows claimed but never handed over go back as they were (a stop, a pause, Ctrl+C)."""
+        """Rows claimed but never handed over go back as they were (a stop, a pause, Ctrl+C), in
+        one transaction."""
         with suppress(StoreError):  # then the next run counts them as possibly duplicated
-            while self.claimed:
-                self.journal.release(self.claimed.popleft())
+            if self.claimed:
+                self.journal.record_outcomes([Outcome(job, "released") for job in self.claimed])
+            self.claimed.clear()
 
     async def settle(self, writer: asyncio.Task[None]) -> None:
-        """The claim under way comes in (its rows are released with the rest) and every outcome
+        """The claims under way come in (their rows are released with the rest) and every outcome
         handed over is written before the run ends."""
-        if self.refilling is not None:
-            with suppress(Exception):
-                await asyncio.shield(self.refilling)
+        if self.claiming:
+            await asyncio.wait(set(self.claiming))
         self.closing = True
         self.arrived.set()
         await asyncio.shield(writer)
@@ -295,38 +325,71 @@ class _Run:
         while not self.stop.is_set():
             if self.claimed:
                 job = self.claimed.popleft()
-                if len(self.claimed) < self.batch and self.refilling is None:
-                    self.start_claim()  # the next batch, while this one goes
+                self.claim_ahead()  # the next batches, while this one goes
                 return job
-            try:
-                if await asyncio.shield(self.refilling or self.start_claim()):
-                    continue
-            except StoreError as exc:  # nothing handed over yet: stop here
-                self.stop_on_full_disk(exc)
-                return None
-            outlook = await self.io.run(self.journal.outlook, self.issue)
+            if self.claiming:  # a connection waits for a claim: claim further ahead from now on
+                if self.may_grow:
+                    self.ahead, self.may_grow = min(self.ahead + self.batch, self.most_ahead), False
+                self.refilled.clear()
+                await self.refilled.wait()
+                continue
+            if not self.drained:
+                try:
+                    await asyncio.shield(self.start_claim())
+                except StoreError as exc:  # nothing handed over yet: stop here
+                    self.stop_on_full_disk(exc)
+                    return None
+                continue
+            # Nothing was due at the last claim: one look at what is left, shared by the connections.
+            outlook = await asyncio.shield(self.looking or self.look())
             if not outlook.left:
                 return None
             self.changed.clear()
             with suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), timeout=min(max(outlook.wake_in, 0.05), 1.0))
+            self.drained = False  # an outcome came in, or a backoff is over: claim again
         return None
 
+    def look(self) -> asyncio.Task[Outlook]:
+        self.looking = asyncio.create_task(self.io.run(self.journal.outlook, self.issue))
+        self.looking.add_done_callback(self.looked)
+        return self.looking
+
+    def looked(self, task: asyncio.Task[Outlook]) -> None:
+        self.looking = None
+        if not task.cancelled():
+            task.exception()  # a look that fails is said to each connection that waited for it
+
+    def claim_ahead(self) -> None:
+        """Start claims while the rows in hand and those of the claims under way leave room for
+        one more batch within ``ahead`` (one claim at a time once the journal has run dry)."""
+        most = 1 if self.drained else self.claims.most
+        while len(self.claiming) < most and len(self.claimed) + self.batch * (len(self.claiming) + 1) <= self.ahead:
+            self.start_claim()
+
     def start_claim(self) -> asyncio.Task[int]:
-        self.refilling = asyncio.create_task(self.claim())
+        task = asyncio.create_task(self.claim())
+        self.claiming.add(task)
+        task.add_done_callback(self.claim_ended)
+        return task
+
+    def claim_ended(self, task: asyncio.Task[int]) -> None:
+        self.claiming.discard(task)
+        self.refilled.set()
         # A claim ahead that fails is said by the next claim, or by the run's first error.
-        self.refilling.add_done_callback(lambda task: task.cancelled() or task.exception())
-        return self.refilling
+        if not task.cancelled():
+            task.exception()
 
     async def claim(self) -> int:
         """Claim a batch into ``claimed``; returns how many rows it took (sent or skipped)."""
-        try:
-            claimed = await self.io.run(self.journal.claim_batch, self.issue, self.me.worker, self.batch, self.lease)
-        finally:
-            self.refilling = None
+        issue, worker, size, lease = self.issue, self.me.worker, self.batch, self.lease
+        claimed = await self.claims.run(lambda store: store.claim_batch(issue, worker, size, lease))
         self.skip_suppressed(claimed.suppressed)
         self.claimed.extend(claimed.deliveries)
-        return len(claimed.deliveries) + claimed.suppressed
+        taken = len(claimed.deliveries) + claimed.suppressed
+        self.drained = not taken
+        self.may_grow = self.may_grow or bool(taken)
+        return taken
 
     def skip_suppressed(self, count: int) -> None:
         for _ in range(count):
@@ -400,41 +463,62 @@ class _Run:
         self.arrived.set()
 
     async def room_for_outcomes(self) -> None:
-        """A connection waits while a batch of outcomes is not yet written: a crash loses no more."""
-        while self.unwritten >= self.batch and not self.writer_done:
+        """A connection waits while ``most_unwritten`` outcomes are not yet written: a crash loses no more."""
+        while self.unwritten >= self.most_unwritten and not self.writer_done:
             self.written.clear()
             await self.written.wait()
 
     async def write_outcomes(self) -> None:
-        """The one writer of outcomes: whatever has come in, in one transaction, until the run
-        ends. On a full disk the reserve is freed so that these and the messages still in flight
-        are written (the next run must not mail them again), and the run stops."""
+        """Hand whatever outcomes have come in to a free writer (a session of its own), as one
+        transaction, while earlier ones are still under way, until the run ends; then wait for
+        them all. After a write fails nothing more is written (the run stops; those rows are
+        resent, flagged, by the next run)."""
+        writes: set[asyncio.Task[None]] = set()
         try:
-            while not (self.closing and not self.outcomes):
-                await self.arrived.wait()
-                self.arrived.clear()
-                while self.outcomes:
-                    batch, self.outcomes = self.outcomes, []
-                    await self.write(batch)
-                    self.unwritten -= len(batch)
-                    self.written.set()
-                    self.changed.set()  # connections waiting for rows in flight look again
-        except StoreError as exc:
+            while not self.write_failed and not (self.closing and not self.outcomes):
+                if not self.outcomes or (self.scribes.busy() and len(self.outcomes) < self.batch):
+                    # Less than a batch while every writer is busy: let it grow (a store that
+                    # answers fast needs no more sessions, a distant one soon has a batch waiting).
+                    await self.arrived.wait()
+                    self.arrived.clear()
+                    continue
+                lane = await self.scribes.take()
+                batch, self.outcomes = self.outcomes, []
+                task = asyncio.create_task(self.write(lane, batch))
+                writes.add(task)
+                task.add_done_callback(writes.discard)
+            if writes:
+                await asyncio.wait(set(writes))
+        except StoreError as exc:  # no session to write on
             self.fatal = self.fatal or exc
             self.stop.set()
         finally:
             self.writer_done = True
             self.written.set()
 
-    async def write(self, batch: list[Outcome]) -> None:
+    async def write(self, lane: Lane[Store], batch: list[Outcome]) -> None:
+        """One transaction of outcomes. On a full disk the reserve is freed so that these and the
+        messages still in flight are written (the next run must not mail them again), and the run stops."""
         try:
-            await self.scribe_io.run(self.scribe.record_outcomes, batch)
-        except StoreFull as exc:
-            if not self.journal.free_reserve():
-                raise
+            try:
+                await lane.run(lambda store: store.record_outcomes(batch))
+            except StoreFull as exc:
+                if not self.journal.free_reserve():
+                    raise
+                self.fatal = self.fatal or exc
+                self.stop.set()
+                await lane.run(lambda store: store.record_outcomes(batch))
+            self.unwritten -= len(batch)
+            self.written.set()
+            self.arrived.set()  # the writer may hand what waits to this session
+            self.changed.set()  # connections waiting for rows in flight look again
+        except Exception as exc:  # the run stops and says it (a StoreError in one line)
             self.fatal = self.fatal or exc
+            self.write_failed = True
             self.stop.set()
-            await self.scribe_io.run(self.scribe.record_outcomes, batch)
+            self.arrived.set()
+        finally:
+            self.scribes.give(lane)
 
     async def record_sent(self, job: Delivery, message_id: str, result: Result) -> None:
         self.record(Outcome(job, "sent", str(result), message_id))
@@ -478,6 +562,10 @@ class _Run:
         self.summary.retried += 1
         self.progress.retrying(job.address, result, delay)
         return delay
+
+
+def _close(store: Store) -> None:
+    store.close()
 
 
 def end_leases_of_the_gone(journal: Store, issue: str) -> int:

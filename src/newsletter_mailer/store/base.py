@@ -145,6 +145,10 @@ class Store(Journal, SuppressionStore, SignupRows, BounceRows, PreferenceRows, E
     def another(self) -> Store:
         """A second connection to the same store, closed by the caller."""
 
+    def parallel_sessions(self) -> int:
+        """How many sessions a sender may keep busy at once to overlap its round trips (claims
+        ahead, batches of outcomes): 1 for a file, a few for a server across a network."""
+
     def for_sending(self) -> None:
         """This connection now writes a send's journal, two small commits per message: let the
         outcomes return before the disk has them. A crash of the database server or the machine

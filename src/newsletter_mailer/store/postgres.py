@@ -87,6 +87,12 @@ class PostgresStore(SQLStore):
         """A second session to the same store (a sender's writer of outcomes runs beside its claims)."""
         return PostgresStore.open(self.url, getattr(self, "_password", ""), check=False, state_dir=self.state_dir)
 
+    def parallel_sessions(self) -> int:
+        # Five claims and five batches of outcomes under way at once keep a sender with its store
+        # 40 ms away at about half its rate on loopback (docs/benchmarks.md); it opens sessions
+        # only when the ones it has are all waiting, so a store on loopback sees one or two.
+        return 5
+
     def for_sending(self) -> None:
         # Outcomes need not wait for the server's WAL flush (about 2 ms here: 220 messages a
         # second instead of thousands): one lost in a crash of the server leaves its row as its

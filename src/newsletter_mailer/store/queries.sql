@@ -70,10 +70,10 @@ UPDATE deliveries SET state = 'pending', attempts = {greatest}(attempts - 1, 0),
  WHERE id = :id AND state = 'sending';
 
 -- counts --
-SELECT state, count(*) FROM deliveries WHERE issue = :issue GROUP BY state;
-
--- count_resent --
-SELECT count(*) FROM deliveries WHERE issue = :issue AND resent;
+-- Rows per state, and those flagged as resent, in one round trip.
+SELECT state, count(*) FROM deliveries WHERE issue = :issue GROUP BY state
+UNION ALL
+SELECT 'resent', count(*) FROM deliveries WHERE issue = :issue AND resent;
 
 -- suppressed_by_reason --
 SELECT coalesce(s.reason, 'no longer suppressed'), count(*) FROM deliveries d
@@ -293,7 +293,10 @@ DELETE FROM pacing_log WHERE name = :name AND at <= {now} - 3600;
 SELECT count(*), coalesce(min(at) + 3600 - {now}, 0) FROM pacing_log WHERE name = :name;
 
 -- take_slot --
-INSERT INTO pacing_log (name, at) VALUES (:name, {now});
+-- A slot in the rolling hour if fewer than :per_hour are taken (run under the name's lock).
+INSERT INTO pacing_log (name, at) SELECT :name, {now}
+ WHERE (SELECT count(*) FROM pacing_log WHERE name = :name) < :per_hour
+RETURNING 1;
 
 -- Signups (signup_log.py holds the rules)
 

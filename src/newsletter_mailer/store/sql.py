@@ -256,7 +256,10 @@ class SQLStore(_Statements):
         if len(outcomes) == 1:
             self._exec(*_outcome_statement(outcomes[0]))
             return
-        statements = [_outcome_statement(outcome) for outcome in outcomes]
+        self._pipelined([_outcome_statement(outcome) for outcome in outcomes])
+
+    def _pipelined(self, statements: Sequence[tuple[str, Params]]) -> None:
+        """Named statements in one transaction, sent together on PostgreSQL (one round trip)."""
         begin = self.dialect.begin_write(None)[0]
         try:
             with self._pipeline():
@@ -273,10 +276,9 @@ class SQLStore(_Statements):
         return self.db.pipeline() if self.dialect.name == "postgresql" else nullcontext()
 
     def counts(self, issue: str) -> dict[str, int]:
-        counts = dict.fromkeys(STATES, 0)
+        counts = {**dict.fromkeys(STATES, 0), "resent": 0}
         for state, n in self._rows("counts", {"issue": issue}):
             counts[str(state)] = int(n)
-        counts["resent"] = int(self._one("count_resent", {"issue": issue}))
         return counts
 
     def suppressed_by_reason(self, issue: str) -> dict[str, int]:
@@ -405,10 +407,8 @@ class SQLStore(_Statements):
         return sum(self._run("expire_worker", {"issue": issue, "worker": worker}) for worker in workers)
 
     def heartbeat(self, issue: str, worker: str, host: str, pid: int, sent: int, lease: float) -> None:
-        with self._transaction():
-            params = {"issue": issue, "worker": worker, "host": host, "pid": pid, "sent": sent, "lease": lease}
-            self._run("record_worker", params)
-            self._run("extend_lease", params)
+        params = {"issue": issue, "worker": worker, "host": host, "pid": pid, "sent": sent, "lease": lease}
+        self._pipelined([("record_worker", params), ("extend_lease", params)])  # one round trip
 
     def workers(self, issue: str) -> list[WorkerInfo]:
         return [WorkerInfo(*row) for row in self._rows("workers", {"issue": issue})]
@@ -417,14 +417,27 @@ class SQLStore(_Statements):
         return max(0.0, float(self._one("pace", {"name": name, "interval": interval})))
 
     def take_slot(self, name: str, per_hour: int) -> float:
-        # One taker per name at a time: the count and the insert must not interleave.
-        with self._transaction(lock_key(f"pacing_log:{name}")):
-            self._run("forget_slots", {"name": name})
-            taken, wait = self._rows("slots_taken", {"name": name})[0]
-            if int(taken) >= per_hour:
-                return max(0.0, float(wait))
-            self._run("take_slot", {"name": name})
-        return 0.0
+        # One taker per name at a time (the count and the insert must not interleave), in one
+        # transaction sent at once: a round trip on PostgreSQL, whatever the answer.
+        params = self._values({"name": name, "per_hour": per_hour})
+        answers: list[Any] = []  # SQLite's are read at once (a statement unread blocks COMMIT)
+        now = self.dialect.name == "sqlite"
+        try:
+            with self._pipeline():
+                for statement in self.dialect.begin_write(lock_key(f"pacing_log:{name}")):
+                    self.db.execute(statement)
+                self.db.execute(self.q["forget_slots"], params)
+                for query in ("take_slot", "slots_taken"):
+                    cursor = self.db.execute(self.q[query], params)
+                    answers.append(cursor.fetchall() if now else cursor)
+                self.db.execute("COMMIT")
+            taken, left = (answer if now else answer.fetchall() for answer in answers)
+            wait = left[0][1]
+        except driver_errors() as exc:
+            with _quietly():
+                self.db.execute("ROLLBACK")
+            raise store_fault(exc) from exc
+        return 0.0 if taken else max(0.0, float(wait))
 
     # Signups (the rules: signup_log.py)
 

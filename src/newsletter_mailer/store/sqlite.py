@@ -49,6 +49,9 @@ class SQLiteStore(SQLStore):
         """A second connection to the same file (a sender's writer of outcomes runs beside its claims)."""
         return SQLiteStore.open(self.path)
 
+    def parallel_sessions(self) -> int:
+        return 1  # one writer at a time, and no round trip to hide
+
     def for_sending(self) -> None:
         pass  # every connection to the file already commits with synchronous=NORMAL (database.py)
 
