@@ -447,7 +447,8 @@ def print_variants(variants: Sequence[VariantCount]) -> None:
     """How many readers get each variant of an issue with conditions, and the largest one's size."""
     for count in variants:
         out.print(
-            f"  {plural(count.readers, 'reader')} get the issue {escape(count.shows)} "
+            f"  {plural(count.readers, 'reader')} {'gets' if count.readers == 1 else 'get'} the issue "
+            f"{escape(count.shows)} "
             f"({count.html_bytes / 1024:.0f} KB)"
         )
     if variants:

@@ -46,6 +46,7 @@ PAGES: dict[str, dict[str, Any]] = {
         "months": (1, 3, 6),
         "paused_until": "4 March 2027",
         "error": "That topic is not one this newsletter offers; please choose from the list.",
+        "unsubscribed": True,  # the notice shown too, to be checked with the rest
     },
     "preferences_invalid": {},
     "preferences_saved": {
@@ -54,6 +55,7 @@ PAGES: dict[str, dict[str, Any]] = {
         "offered": ("Diary", "Campaigns"),
         "paused_until": "4 March 2027",
         "back": "/preferences/t",
+        "unsubscribed": False,
     },
 }
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_time, get_datetime_format
 from babel.support import NullTranslations, Translations
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 __all__ = [
     "DOMAIN",
@@ -30,6 +31,7 @@ __all__ = [
     "language_name",
     "page_language",
     "resolve",
+    "template_environment",
 ]
 
 DOMAIN = "newsletter"
@@ -93,6 +95,25 @@ def catalogue(language: str) -> NullTranslations:
     if code == "en":
         return NullTranslations()
     return Translations.load(str(LOCALE_DIR), [code], DOMAIN)
+
+
+def template_environment(dirs: list[str], language: str, *, escape_every_template: bool) -> Environment:
+    """A Jinja environment over ``dirs`` whose ``{% trans %}`` speaks ``language`` (the pages
+    ``serve`` answers, the web archive). ``escape_every_template``: escape whatever the template's
+    name (the pages); otherwise only ``.html`` templates are (the archive also writes XML and ICS,
+    which escape their values themselves)."""
+    env = Environment(
+        loader=FileSystemLoader(dirs),
+        autoescape=select_autoescape(["html"], default_for_string=True, default=True)
+        if escape_every_template
+        else select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_gettext_translations(catalogue(language), newstyle=True)  # type: ignore[attr-defined]
+    return env
 
 
 def _locale(language: str) -> Locale:

@@ -14,14 +14,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+from jinja2 import Environment, TemplateError
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from markupsafe import Markup
 
 from ..compose import markup
 from ..compose.bidi import direction
-from ..compose.i18n import catalogue
+from ..compose.i18n import catalogue, template_environment
 from ..compose.images import ImageResolver, MediaImage, image_blocks
 from ..compose.issue import Issue
 from ..compose.merge import ESCAPERS, MergeFields, html_contexts
@@ -76,16 +76,7 @@ class PageRenderer:
     def env(self, language: str = "") -> Environment:
         language = language or self.language
         if language not in self._envs:
-            env = Environment(
-                loader=FileSystemLoader(self._dirs),
-                autoescape=select_autoescape(["html"]),
-                undefined=StrictUndefined,
-                trim_blocks=True,
-                lstrip_blocks=True,
-                extensions=["jinja2.ext.i18n"],
-            )
-            env.install_gettext_translations(catalogue(language), newstyle=True)  # type: ignore[attr-defined]
-            self._envs[language] = env
+            self._envs[language] = template_environment(self._dirs, language, escape_every_template=False)
         return self._envs[language]
 
     def _render(self, template: str, context: dict[str, Any], language: str = "") -> str:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment
 from starlette.responses import HTMLResponse
 
 from ..compose.bidi import FSI, LRI, PDI, direction
-from ..compose.i18n import catalogue, page_language
+from ..compose.i18n import catalogue, page_language, template_environment
 from ..compose.palette import palette_for
 from ..compose.render import template_dirs
 from ..config import Settings
@@ -53,16 +53,7 @@ class Pages:
     def _env(self, language: str) -> Environment:
         env = self._envs.get(language)
         if env is None:
-            env = Environment(
-                loader=FileSystemLoader(self._dirs),
-                autoescape=select_autoescape(["html"], default_for_string=True, default=True),
-                undefined=StrictUndefined,
-                trim_blocks=True,
-                lstrip_blocks=True,
-                extensions=["jinja2.ext.i18n"],
-            )
-            env.install_gettext_translations(catalogue(language), newstyle=True)  # type: ignore[attr-defined]
-            self._envs[language] = env
+            env = self._envs[language] = template_environment(self._dirs, language, escape_every_template=True)
         return env
 
     def text(self, name: str, language: str = "", **values: Any) -> str:
