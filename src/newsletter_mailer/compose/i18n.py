@@ -97,16 +97,16 @@ def catalogue(language: str) -> NullTranslations:
     return Translations.load(str(LOCALE_DIR), [code], DOMAIN)
 
 
-def template_environment(dirs: list[str], language: str, *, escape_every_template: bool) -> Environment:
-    """A Jinja environment over ``dirs`` whose ``{% trans %}`` speaks ``language`` (the pages
-    ``serve`` answers, the web archive). ``escape_every_template``: escape whatever the template's
-    name (the pages); otherwise only ``.html`` templates are (the archive also writes XML and ICS,
-    which escape their values themselves)."""
+def template_environment(
+    dirs: list[str], language: str, *, escaped: tuple[str, ...] = ("html",), escape_any_name: bool = False
+) -> Environment:
+    """A Jinja environment over ``dirs`` whose ``_()`` and ``{% trans %}`` speak ``language``: the
+    email's (MJML and HTML templates escaped), the served pages' (``escape_any_name``: escaped
+    whatever the template's name) and the web archive's (HTML escaped; its XML and ICS escape
+    their own values)."""
     env = Environment(
         loader=FileSystemLoader(dirs),
-        autoescape=select_autoescape(["html"], default_for_string=True, default=True)
-        if escape_every_template
-        else select_autoescape(["html"]),
+        autoescape=select_autoescape(escaped, default_for_string=escape_any_name, default=escape_any_name),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

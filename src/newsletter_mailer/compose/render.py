@@ -16,7 +16,7 @@ from typing import Any
 
 import mjml
 import premailer
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+from jinja2 import TemplateError
 from markupsafe import Markup
 
 from ..config import Settings
@@ -24,7 +24,7 @@ from ..errors import IssueError
 from ..workspace import shipped
 from . import markup
 from .bidi import FSI, LRI, PDI, RLM, direction
-from .i18n import catalogue
+from .i18n import catalogue, template_environment
 from .i18n import date_label as _date_label
 from .i18n import event_when as _event_when
 from .images import ImageResolver
@@ -64,20 +64,6 @@ def template_dirs(settings: Settings) -> list[Path]:
     """The workspace's templates/ first (an override), then the ones the package ships."""
     dirs = [settings.workspace / "templates", shipped("templates")]
     return [d for d in dirs if d.is_dir()]
-
-
-def _environment(settings: Settings, language: str) -> Environment:
-    """The template environment with the language's catalogue installed (``_()``, ``{% trans %}``)."""
-    env = Environment(
-        loader=FileSystemLoader([str(d) for d in template_dirs(settings)]),
-        autoescape=select_autoescape(["mjml", "html"]),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        extensions=["jinja2.ext.i18n"],
-    )
-    env.install_gettext_translations(catalogue(language), newstyle=True)  # type: ignore[attr-defined]
-    return env
 
 
 def date_label(day: dt.date, language: str = "en") -> str:
@@ -235,7 +221,7 @@ def inline_css(html: str) -> str:
 
 def render_html(issue: Issue, settings: Settings, fields: MergeFields, language: str | None = None) -> str:
     language = language or settings.newsletter.language
-    env = _environment(settings, language)
+    env = template_environment([str(d) for d in template_dirs(settings)], language, escaped=("mjml", "html"))
     try:
         source = env.get_template(TEMPLATE).render(build_context(issue, settings, fields, language))
     except TemplateError as exc:

@@ -76,7 +76,7 @@ class PageRenderer:
     def env(self, language: str = "") -> Environment:
         language = language or self.language
         if language not in self._envs:
-            self._envs[language] = template_environment(self._dirs, language, escape_every_template=False)
+            self._envs[language] = template_environment(self._dirs, language)
         return self._envs[language]
 
     def _render(self, template: str, context: dict[str, Any], language: str = "") -> str:

@@ -53,7 +53,7 @@ class Pages:
     def _env(self, language: str) -> Environment:
         env = self._envs.get(language)
         if env is None:
-            env = self._envs[language] = template_environment(self._dirs, language, escape_every_template=True)
+            env = self._envs[language] = template_environment(self._dirs, language, escape_any_name=True)
         return env
 
     def text(self, name: str, language: str = "", **values: Any) -> str:
