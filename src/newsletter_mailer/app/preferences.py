@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ..audience.choices import TOPICS, Choice, read_choice
 from ..audience.links import TokenSubject
 from ..audience.preference_log import PreferenceLog
+from ..audience.segments import cell_items
 from ..audience.signup_log import confirmed_signups
 from ..audience.subscribers import Subscriber, address_key, find_subscriber, list_columns
 from ..audience.suppressions import SuppressionList
@@ -41,7 +42,7 @@ def _listed_topics(settings: Settings, store: Store, address: str) -> tuple[str,
     wanted = address_key(address)
     for signup in confirmed_signups(store):
         if address_key(signup.email) == wanted and TOPICS in dict(signup.fields):
-            return _split(dict(signup.fields)[TOPICS])
+            return cell_items(dict(signup.fields)[TOPICS])
     path = settings.path(settings.newsletter.subscribers)
     if TOPICS not in list_columns(path):
         return None
@@ -49,11 +50,7 @@ def _listed_topics(settings: Settings, store: Store, address: str) -> tuple[str,
         row: Subscriber = find_subscriber(path, address)
     except (SubscriberListError, UserInputError):
         return None
-    return _split(dict(row.fields).get(TOPICS, ""))
-
-
-def _split(cell: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in cell.replace(";", ",").split(",") if item.strip())
+    return cell_items(dict(row.fields).get(TOPICS, ""))
 
 
 def preferences_of(settings: Settings, address: str) -> Preferences:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from ..errors import ConditionError
 
-__all__ = ["MAX_CONDITION_CHARS", "Condition", "column_key", "parse_condition"]
+__all__ = ["MAX_CONDITION_CHARS", "Condition", "cell_items", "column_key", "parse_condition"]
 
 MAX_CONDITION_CHARS = 1000  # a condition names a few columns; a longer one is a mistake
 MAX_DEPTH = 32  # parentheses and "not"s nested deeper than this are refused, not recursed into
@@ -103,8 +103,13 @@ def _same(left: _Operand, right: _Operand, row: Values) -> bool:
     return a.casefold() == b.casefold()
 
 
+def cell_items(text: str) -> tuple[str, ...]:
+    """The items of a list cell ("Diary; Local news", "Diary, Campaigns"), as ``in COLUMN`` reads them."""
+    return tuple(item.strip() for item in re.split(r"[,;]", text) if item.strip())
+
+
 def _items(text: str) -> set[str]:
-    return {item.strip().casefold() for item in re.split(r"[,;]", text) if item.strip()}
+    return {item.casefold() for item in cell_items(text)}
 
 
 class _Parser:
