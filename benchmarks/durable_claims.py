@@ -44,7 +44,7 @@ def main() -> None:
             set_durable(durable)
             root = make_workspace(Path(tmp) / f"r{n}", args.subscribers, port=port, concurrency=args.concurrency)
             use_store(root, url)
-            elapsed, _, _ = send(root, f"claims{os.getpid()}x{int(time.time())}r{n}", args.subscribers, 1)
+            elapsed, _, _, _ = send(root, f"claims{os.getpid()}x{int(time.time())}r{n}", args.subscribers, 1)
             rates[durable].append(args.subscribers / elapsed)
     for durable, label in ((False, "claims asynchronous (before)"), (True, "claims durable (now)")):
         print(f"{label:30} " + ", ".join(f"{r:.0f}" for r in rates[durable]) + " msg/s")

@@ -12,9 +12,10 @@ import hashlib
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from email.quoprimime import body_encode
+from typing import NamedTuple
 from urllib.parse import quote
 
 from ..audience.links import TokenSigner
@@ -22,7 +23,7 @@ from ..audience.subscribers import Subscriber
 from ..audience.verp import VerpCodec
 from ..config import Settings
 from .bidi import isolate
-from .dkim import DkimSigner, TemplateSigner
+from .dkim import DkimSigner, TemplateSigner, Unsigned, fields, sign_all
 from .headers import feedback_id, mailbox, unstructured
 from .i18n import page_language
 from .merge import ESCAPERS, Context, html_contexts, text_contexts
@@ -40,6 +41,28 @@ class Envelope:
     recipient: str
     data: bytes
     message_id: str
+
+
+class Draft(NamedTuple):
+    """One recipient's message, filled and hashed, with the key operations of its DKIM signatures
+    still to make (``unsigned``; none when it is not signed). Those let go of the GIL: the engine
+    makes them on a thread of its own, a batch of messages at a time (dkim.sign_all)."""
+
+    sender: str
+    recipient: str
+    message_id: str
+    pieces: list[bytes]
+    joined: bytes  # the message without its DKIM-Signature fields
+    unsigned: list[Unsigned]
+    wire: WirePlan
+
+    def finish(self, signatures: Sequence[bytes]) -> Envelope:
+        """The envelope, with the DKIM-Signature fields of these signatures (``sign_all(unsigned)``)."""
+        prefix = fields(self.unsigned, signatures) if self.unsigned else b""
+        data = prefix + self.joined if prefix else self.joined
+        if self.wire.fits(self.pieces, prefix):
+            data = WireReady(data)
+        return Envelope(self.sender, self.recipient, data, self.message_id)
 
 
 def qp(text: str) -> bytes:
@@ -237,6 +260,11 @@ class MessageTemplate:
 
     def envelope(self, subscriber: Subscriber, row: int = 0) -> Envelope:
         """The message for one recipient; ``row`` is its journal row, named by the VERP sender."""
+        draft = self.draft(subscriber, row)
+        return draft.finish(sign_all(draft.unsigned))
+
+    def draft(self, subscriber: Subscriber, row: int = 0) -> Draft:
+        """The message for one recipient but for its DKIM signatures (if it is signed)."""
         address = subscriber.email
         url = self.signer.unsubscribe_url(self._base_url, address) + self._page_query(subscriber)
         values = self._fields.values(subscriber.merge_values(), url)
@@ -255,11 +283,9 @@ class MessageTemplate:
         pieces = self._frame.copy()
         pieces[1::2] = [filled[i] for i in self._refs]
         joined = b"".join(pieces)
-        data = joined if self.dkim is None else self.dkim.sign(pieces, joined)
-        if self._wire.fits(pieces, data[: len(data) - len(joined)]):
-            data = WireReady(data)
+        unsigned = [] if self.dkim is None else self.dkim.unsigned(pieces, joined)
         sender = self._verp.sender(row) if self._verp and row else self.sender
-        return Envelope(sender=sender, recipient=address, data=data, message_id=message_id)
+        return Draft(sender, address, message_id, pieces, joined, unsigned, self._wire)
 
 
 def preview_subscriber(settings: Settings) -> Subscriber:

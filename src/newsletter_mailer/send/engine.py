@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ..audience.subscribers import Subscriber
+from ..compose.envelope import Envelope
 from ..config import SMTPSettings
 from ..errors import MergeFieldError, SendPaused, SMTPStartError, StateLost, StoreError, StoreFull
 from ..store.base import Outlook, Store
@@ -24,6 +25,7 @@ from ..store.journal import Delivery, Outcome
 from ..store.offloop import Lane, Lanes, OffLoop
 from .identity import gone_here
 from .ratelimit import RateLimiter
+from .signing import AheadSigner, signing_threads
 from .transport import Connection, Kind, Result, Transport
 
 if TYPE_CHECKING:
@@ -31,30 +33,43 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DATABASE_CHECK_SECONDS",
+    "GATHER_SECONDS",
+    "Depth",
     "FailureStreak",
     "NoProgress",
     "Progress",
     "Summary",
-    "ahead_batches",
     "backoff",
+    "depth",
     "dispatch",
     "end_leases_of_the_gone",
-    "unwritten_batches",
 ]
 
 DATABASE_CHECK_SECONDS = 3.0  # how often a run makes sure its database is still the file at its path
+# Outcomes are committed at most this often (unless a batch has come in): at thousands of messages
+# a second a commit then carries several, and the store's thread takes less CPU from the sender
+# (SQLite, large issue: 0.33 -> 0.28 ms a message; docs/benchmarks.md).
+GATHER_SECONDS = 0.002
 
 
-def ahead_batches(sessions: int) -> int:
-    """How many batches (of ``concurrency`` rows) a sender may hold claimed and not yet handed
-    over, with those of its claims under way, on a store it keeps ``sessions`` sessions busy on
-    (Store.parallel_sessions): one of the crash bounds (docs/architecture-store.md)."""
-    return max(2, sessions)
+@dataclass(frozen=True)
+class Depth:
+    """How far a sender runs ahead of its store, in batches of ``concurrency`` rows; ``ahead`` and
+    ``unwritten`` are the crash bounds (docs/architecture-store.md, "Crash bounds")."""
+
+    claim: int  # rows taken per claim
+    ahead: int  # rows claimed and not yet handed over, with those of the claims under way
+    unwritten: int  # outcomes handed to the writers and not yet committed
 
 
-def unwritten_batches(sessions: int) -> int:
-    """How many batches of outcomes may wait for their commit before connections wait: the other."""
-    return max(1, sessions)
+def depth(sessions: int) -> Depth:
+    """A store of one session (SQLite) answers at once: a batch per claim, two ahead, two
+    unwritten (commits GATHER_SECONDS apart carry several outcomes each). On a store of several
+    (PostgreSQL, perhaps across a network) a sender keeps R x T rows claimed ahead and R x T
+    outcomes on their way to go at R msg/s with the store T seconds away: seven batches each way
+    keep half the direct rate at a 40 ms round trip, with claims of two batches so that the
+    claims need no more sessions (docs/benchmarks.md)."""
+    return Depth(claim=1, ahead=2, unwritten=2) if sessions <= 1 else Depth(claim=2, ahead=7, unwritten=7)
 
 
 @dataclass
@@ -167,15 +182,18 @@ class _Run:
         self.changed = asyncio.Event()  # an outcome was recorded: rows waited for may be claimable
         self.fatal: BaseException | None = None
         self.template = campaign.by_language()
+        # DKIM signatures are made on a thread of their own as the rows are claimed (signing.py).
+        signs = campaign.settings.dkim.enabled
+        self.signer = AheadSigner(self.template, signing_threads()) if signs else None
         self.journal.for_sending()
         # Rows are claimed as many at a time as there are connections, ahead of need: the next
         # batches are claimed while these are sent, several claims under way at once on a distant
         # store (each on a session of its own), so no connection waits for a round trip once the
         # send is under way. Outcomes go to the writers, whatever has come in per transaction,
         # several transactions under way at once. A crash may then leave rows claimed but not
-        # handed over (ahead_batches) and outcomes not yet written (unwritten_batches): the next
+        # handed over and outcomes not yet written, each at most what ``depth`` allows: the next
         # run resends those rows and counts them as possibly duplicated.
-        self.batch = max(1, smtp.concurrency)
+        self.batch = self.claim_size = max(1, smtp.concurrency)
         self.ahead = 2 * self.batch  # a batch more each time a connection waits for a claim, to most_ahead
         self.most_ahead = self.most_unwritten = self.batch
         self.may_grow = False
@@ -192,12 +210,15 @@ class _Run:
         self.written = asyncio.Event()  # a batch of outcomes was written
         self.closing = False
         self.writer_done = False
+        self.write_seconds = 0.0  # how long a commit of outcomes takes, smoothed
+        self.last_write = 0.0  # when the last one was handed to a writer
 
     async def execute(self) -> Summary:
         # Claims on this session and more opened as needed; outcomes on sessions of their own.
         sessions = await self.io.run(self.journal.parallel_sessions)
-        self.most_ahead = ahead_batches(sessions) * self.batch
-        self.most_unwritten = unwritten_batches(sessions) * self.batch
+        steps = depth(sessions)
+        self.claim_size = steps.claim * self.batch
+        self.most_ahead, self.most_unwritten = steps.ahead * self.batch, steps.unwritten * self.batch
         self.claims = Lanes(self.session, sessions, first=(self.journal, self.io))
         self.scribes = Lanes(self.session, sessions)
         try:
@@ -206,6 +227,8 @@ class _Run:
             await self.claims.close(_close)
             await self.scribes.close(_close)
             self.io.close()
+            if self.signer is not None:
+                self.signer.close()
 
     def session(self) -> Store:
         """Another session to the store, for claims or outcomes."""
@@ -362,9 +385,9 @@ class _Run:
 
     def claim_ahead(self) -> None:
         """Start claims while the rows in hand and those of the claims under way leave room for
-        one more batch within ``ahead`` (one claim at a time once the journal has run dry)."""
-        most = 1 if self.drained else self.claims.most
-        while len(self.claiming) < most and len(self.claimed) + self.batch * (len(self.claiming) + 1) <= self.ahead:
+        one more claim within ``ahead`` (one claim at a time once the journal has run dry)."""
+        most, size = (1 if self.drained else self.claims.most), self.claim_size
+        while len(self.claiming) < most and len(self.claimed) + size * (len(self.claiming) + 1) <= self.ahead:
             self.start_claim()
 
     def start_claim(self) -> asyncio.Task[int]:
@@ -382,10 +405,12 @@ class _Run:
 
     async def claim(self) -> int:
         """Claim a batch into ``claimed``; returns how many rows it took (sent or skipped)."""
-        issue, worker, size, lease = self.issue, self.me.worker, self.batch, self.lease
+        issue, worker, size, lease = self.issue, self.me.worker, self.claim_size, self.lease
         claimed = await self.claims.run(lambda store: store.claim_batch(issue, worker, size, lease))
         self.skip_suppressed(claimed.suppressed)
         self.claimed.extend(claimed.deliveries)
+        if self.signer is not None:
+            self.signer.prepare(claimed.deliveries)
         taken = len(claimed.deliveries) + claimed.suppressed
         self.drained = not taken
         self.may_grow = self.may_grow or bool(taken)
@@ -406,7 +431,7 @@ class _Run:
     async def deliver(self, connection: Connection, job: Delivery) -> float:
         """Send one claimed delivery and record it; returns how long this connection should back off."""
         try:
-            envelope = self.template.envelope(Subscriber(job.address, job.name, job.fields), job.id)
+            envelope = await self.fill(job)
         except MergeFieldError as exc:  # a row the pre-send check did not pass (--force): this one fails
             self.record_unfillable(job, f"the message cannot be filled in: {exc}")
             return 0.0
@@ -431,6 +456,12 @@ class _Run:
             self.stop.set()
             return 0.0
         return pause
+
+    async def fill(self, job: Delivery) -> Envelope:
+        """A reader's message; with DKIM on, signed off the loop (signing.py)."""
+        if self.signer is None:
+            return self.template.envelope(Subscriber(job.address, job.name, job.fields), job.id)
+        return await self.signer.envelope(job)
 
     async def check_database(self, *, force: bool = False) -> None:
         """Stop if the database file was deleted or replaced: what is written now would be lost with it,
@@ -482,8 +513,11 @@ class _Run:
                     await self.arrived.wait()
                     self.arrived.clear()
                     continue
+                if (gap := self.spacing()) > 0:
+                    await asyncio.sleep(gap)
+                    continue
                 lane = await self.scribes.take()
-                batch, self.outcomes = self.outcomes, []
+                batch, self.outcomes, self.last_write = self.outcomes, [], time.monotonic()
                 task = asyncio.create_task(self.write(lane, batch))
                 writes.add(task)
                 task.add_done_callback(writes.discard)
@@ -496,10 +530,22 @@ class _Run:
             self.writer_done = True
             self.written.set()
 
+    def spacing(self) -> float:
+        """How much longer the outcomes that came in wait for more before they go (a batch goes at
+        once). Commits are at least GATHER_SECONDS apart, and on a store of several sessions spread
+        over the time one takes, so each carries its share: handed out as they came, the first few
+        would carry one or two outcomes each and the rest would pile up behind them until the cap
+        of outcomes not yet written stopped the connections."""
+        if self.closing or len(self.outcomes) >= self.batch:
+            return 0.0
+        gap = max(self.write_seconds / self.scribes.most, GATHER_SECONDS)
+        return gap - (time.monotonic() - self.last_write)
+
     async def write(self, lane: Lane[Store], batch: list[Outcome]) -> None:
         """One transaction of outcomes. On a full disk the reserve is freed so that these and the
         messages still in flight are written (the next run must not mail them again), and the run stops."""
         try:
+            started = time.monotonic()
             try:
                 await lane.run(lambda store: store.record_outcomes(batch))
             except StoreFull as exc:
@@ -508,6 +554,7 @@ class _Run:
                 self.fatal = self.fatal or exc
                 self.stop.set()
                 await lane.run(lambda store: store.record_outcomes(batch))
+            self.write_seconds += (time.monotonic() - started - self.write_seconds) / 4
             self.unwritten -= len(batch)
             self.written.set()
             self.arrived.set()  # the writer may hand what waits to this session

@@ -88,9 +88,10 @@ class PostgresStore(SQLStore):
         return PostgresStore.open(self.url, getattr(self, "_password", ""), check=False, state_dir=self.state_dir)
 
     def parallel_sessions(self) -> int:
-        # Five claims and five batches of outcomes under way at once keep a sender with its store
-        # 40 ms away at about half its rate on loopback (docs/benchmarks.md); it opens sessions
-        # only when the ones it has are all waiting, so a store on loopback sees one or two.
+        # Up to five claims (of two batches each) and five commits of outcomes under way at once
+        # keep a sender with its store 40 ms away above half its rate on loopback (send/engine.py
+        # `depth`, docs/benchmarks.md); it opens sessions only when the ones it has are all
+        # waiting, so a store on loopback sees one or two.
         return 5
 
     def for_sending(self) -> None:
