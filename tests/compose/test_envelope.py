@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import email
+import quopri
 import re
 from email import policy
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import REPO
 from newsletter_mailer.audience.links import signer_for
 from newsletter_mailer.audience.subscribers import Subscriber, clean_value
-from newsletter_mailer.compose.envelope import MessageTemplate, format_to
+from newsletter_mailer.compose.envelope import MessageTemplate, format_to, qp, qp_value
 from newsletter_mailer.compose.issue import read_issue
 from newsletter_mailer.compose.render import render_issue
 from newsletter_mailer.config import Settings
@@ -127,3 +130,27 @@ def test_non_ascii_name_is_rfc2047_encoded(template: MessageTemplate) -> None:
     data = template.envelope(Subscriber("zoe@example.org", "Zoë Åström")).data
     assert data.split(b"\r\n\r\n")[0].isascii()
     assert parse(data)["To"].addresses[0].display_name == "Zoë Åström"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=200))
+def test_a_value_in_quoted_printable_reads_back_whole_and_fits_its_lines(value: str) -> None:
+    """qp_value's shortcuts (plain ASCII as it is, "=" as =3D) against the whole encoder, qp():
+    the same text back, no line over 76 octets, none starting with a period, and where qp()
+    needs one line the shortcut gives its very bytes (but for a space at the end, which qp()
+    writes =20 as it would end a line: in a slot a soft line break follows it)."""
+    encoded = qp_value(value)
+    expected = value.replace("\r", " ").replace("\n", " ")
+    assert quopri.decodestring(encoded).decode("utf-8") == expected
+    assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))
+    assert not encoded.startswith(b".") and b"\n." not in encoded
+    reference = qp(expected)
+    if b"\r\n" not in reference and value.isascii() and value.isprintable() and not value.endswith(" "):
+        assert encoded == reference
+
+
+@pytest.mark.parametrize("value", ['<span dir="auto">Ada</span>', "a=b", "=" * 24, "=" * 25, "." + "=" * 30])
+def test_equals_signs_take_the_shortcut_only_where_it_gives_qps_bytes(value: str) -> None:
+    assert quopri.decodestring(qp_value(value)).decode() == value
+    if len(value.replace("=", "=3D")) <= 73 and not value.startswith("."):
+        assert qp_value(value) == qp(value) == value.replace("=", "=3D").encode()

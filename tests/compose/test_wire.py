@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiosmtplib.protocol
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import make_workspace
@@ -18,7 +18,7 @@ from newsletter_mailer.compose.dkim import DkimSigner, generate_key, parse_key
 from newsletter_mailer.compose.envelope import MessageTemplate
 from newsletter_mailer.compose.issue import read_issue
 from newsletter_mailer.compose.render import render_issue
-from newsletter_mailer.compose.wire import WirePlan, WireReady, on_the_wire_as_is
+from newsletter_mailer.compose.wire import WirePlan, WireReady, _paired, on_the_wire_as_is
 from newsletter_mailer.config import load_settings
 
 # aiosmtplib's own passes, from its untouched module globals (the fast path swaps the functions,
@@ -116,3 +116,33 @@ def test_literals_that_would_need_repair_mark_nothing(literals: list[bytes]) -> 
     pieces = [literals[0], b"v", literals[1]]
     assert not plan.fits(pieces) or unchanged_on_the_wire(b"".join(pieces))
     assert plan.fits(pieces) is on_the_wire_as_is(b"".join(pieces))
+
+
+def per_value(plan_literals: list[bytes], pieces: list[bytes]) -> bool:
+    """The check value by value, as it was written before fits() looked at them all at once."""
+    line_start = [literal.endswith(b"\n") for literal in plan_literals[:-1]]
+    dot_after = [literal.startswith(b".") for literal in plan_literals[1:]]
+    for value, start, dot in zip(pieces[1::2], line_start, dot_after, strict=True):
+        if not _paired(value) or (start and value.startswith(b".")):
+            return False
+        if dot and (value.endswith(b"\n") or (not value and start)):
+            return False
+    return True
+
+
+EDGY = st.binary(max_size=8).map(lambda b: bytes(b"\r\n.x\0"[c % 5] for c in b))
+EDGY_LITERALS = [b"H: v\r\n\r\n", b".x\r\n", b"\r\n", b"=\r\n", b"y\r\n"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(values=st.lists(EDGY, min_size=4, max_size=4))
+@example(values=[b"x\r", b"\ny", b"", b"z"])  # a CR ending one value and an LF starting the next
+@example(values=[b"x\n", b".y", b"", b"z"])
+def test_looking_at_all_values_at_once_decides_as_value_by_value(values: list[bytes]) -> None:
+    pieces = [EDGY_LITERALS[0]]
+    for value, literal in zip(values, EDGY_LITERALS[1:], strict=True):
+        pieces += [value, literal]
+    plan = WirePlan(EDGY_LITERALS)
+    assert plan.fits(pieces) is per_value(EDGY_LITERALS, pieces)
+    if plan.fits(pieces):
+        assert unchanged_on_the_wire(b"".join(pieces))

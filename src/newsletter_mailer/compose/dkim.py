@@ -16,7 +16,6 @@ import hashlib
 import itertools
 import os
 import re
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,14 +36,11 @@ __all__ = [
     "KeyPair",
     "SigningKey",
     "TemplateSigner",
-    "Unsigned",
     "dkim_signer",
-    "fields",
     "generate_key",
     "load_key",
     "publish_instructions",
     "relaxed_body",
-    "sign_all",
     "write_key",
 ]
 
@@ -168,33 +164,6 @@ class SigningKey:
         return self.key.sign(digest)  # RFC 8463: Ed25519 over the SHA-256 of the header hash input
 
 
-@dataclass(frozen=True)
-class Unsigned:
-    """A DKIM-Signature field but its b= value. What is left is the key's own operation over
-    ``digest`` (RSA or Ed25519), which lets go of the GIL: the engine runs it on another thread."""
-
-    key: SigningKey
-    tags: bytes  # every tag, ending in "b="
-    digest: bytes
-
-    def sign(self) -> bytes:
-        return self.key.sign_digest(self.digest)
-
-    def field(self, signature: bytes) -> bytes:
-        """The whole field, with ``signature`` (this one's ``sign()``) as its b= value."""
-        return b"DKIM-Signature: " + _fold(self.tags + base64.b64encode(signature) + b"\r\n", len(b"DKIM-Signature"))
-
-
-def sign_all(unsigned: Sequence[Unsigned]) -> list[bytes]:
-    """Each one's signature, in order."""
-    return [one.sign() for one in unsigned]
-
-
-def fields(unsigned: Sequence[Unsigned], signatures: Sequence[bytes]) -> bytes:
-    """The DKIM-Signature fields, each with its signature."""
-    return b"".join(one.field(signature) for one, signature in zip(unsigned, signatures, strict=True))
-
-
 class BodyPlan:
     """The body of a template as fixed literals with values between them, canonicalised once.
 
@@ -255,28 +224,22 @@ class DkimSigner:
 
     def sign(self, message: bytes, now: int | None = None) -> bytes:
         """Any message: the DKIM-Signature fields followed by the message."""
-        unsigned = self.unsigned(message, now)
-        return fields(unsigned, sign_all(unsigned)) + message
-
-    def unsigned(self, message: bytes, now: int | None = None) -> list[Unsigned]:
-        """Any message's DKIM-Signature fields, but for their signatures."""
         lines = _LINE_END.split(message)
         end = lines.index(b"") if b"" in lines else len(lines)
         header_block = b"\r\n".join(lines[:end]) + b"\r\n"
         body = b"\r\n".join(lines[end + 1 :])
         digest = hashlib.sha256(relaxed_body(body)).digest()
-        return self.prepared(header_block, digest, now)
+        return self.signatures(header_block, digest, now) + message
 
-    def prepared(self, header_block: bytes, body_digest: bytes, now: int | None = None) -> list[Unsigned]:
-        """The DKIM-Signature fields, but for their signatures, of a header block and the SHA-256
-        of its canonical body."""
+    def signatures(self, header_block: bytes, body_digest: bytes, now: int | None = None) -> bytes:
+        """The DKIM-Signature fields for a header block and the SHA-256 of its canonical body."""
         selected = _select(_parse_headers(header_block), self.include)
         canonical = b"".join([self._canonical_line(name, value) for name, value in selected])
         stamp = str(int(time.time()) if now is None else now).encode("ascii")
         bh = base64.b64encode(body_digest)
-        return [self._one(key, canonical, stamp, bh) for key in self.keys]
+        return b"".join(self._one(key, canonical, stamp, bh) for key in self.keys)
 
-    def _one(self, key: SigningKey, canonical: bytes, stamp: bytes, bh: bytes) -> Unsigned:
+    def _one(self, key: SigningKey, canonical: bytes, stamp: bytes, bh: bytes) -> bytes:
         # The tags in dkimpy's order, so the two can be compared byte for byte.
         tags = (
             b"v=1; a=" + key.algorithm + b"; c=relaxed/relaxed; d=" + key.domain + b"; i=@" + key.domain
@@ -287,7 +250,9 @@ class DkimSigner:
         folded = _fold(tags + b"0" * 60, len(b"DKIM-Signature"))
         unsigned = folded[: folded.rindex(b"b=") + 2]
         own = _relaxed_header(b"DKIM-Signature", b" " + unsigned)
-        return Unsigned(key, tags, hashlib.sha256(canonical + own.rstrip()).digest())
+        signed = canonical + own.rstrip()
+        signature = base64.b64encode(key.sign_digest(hashlib.sha256(signed).digest()))
+        return b"DKIM-Signature: " + _fold(tags + signature + b"\r\n", len(b"DKIM-Signature"))
 
 
 class TemplateSigner:
@@ -303,7 +268,6 @@ class TemplateSigner:
     def __init__(self, signer: DkimSigner, literals: Sequence[bytes]) -> None:
         self.signer = signer
         self._checked = False
-        self._checking = threading.Lock()
         split = next((i for i, lit in enumerate(literals) if b"\r\n\r\n" in lit), None)
         self._split = -1
         if split is None or any(lit[-1:] in (b"", b"\r", b"\n") for lit in literals[:split]):
@@ -321,25 +285,18 @@ class TemplateSigner:
 
     def sign(self, pieces: Sequence[bytes], message: bytes) -> bytes:
         """``message`` (``b"".join(pieces)``) with its DKIM-Signature fields in front."""
-        unsigned = self.unsigned(pieces, message)
-        return fields(unsigned, sign_all(unsigned)) + message
-
-    def unsigned(self, pieces: Sequence[bytes], message: bytes) -> list[Unsigned]:
-        """The DKIM-Signature fields of ``message`` (``b"".join(pieces)``), but for their signatures."""
         now = int(time.time())
+        signed = self._sign_pieces(pieces, message, now)
+        if signed is None:
+            return self.signer.sign(message, now)
         if not self._checked:
-            with self._checking:  # a message prepared on another thread waits for the verdict
-                if not self._checked:
-                    prepared = self._from_pieces(pieces, now)
-                    whole = self.signer.unsigned(message, now)
-                    if prepared is not None:  # the first message prepared from its pieces decides
-                        self._split = self._split if prepared == whole else -1
-                        self._checked = True
-                    return whole
-        prepared = self._from_pieces(pieces, now)
-        return self.signer.unsigned(message, now) if prepared is None else prepared
+            self._checked = True
+            if signed != self.signer.sign(message, now):
+                self._split = -1
+                return self.signer.sign(message, now)
+        return signed
 
-    def _from_pieces(self, pieces: Sequence[bytes], now: int) -> list[Unsigned] | None:
+    def _sign_pieces(self, pieces: Sequence[bytes], message: bytes, now: int) -> bytes | None:
         split = self._split
         if split < 0:
             return None
@@ -352,7 +309,7 @@ class TemplateSigner:
         if digest is None:
             return None
         header_block = b"".join(pieces[:split]) + self._head_tail
-        return self.signer.prepared(header_block, digest, now)
+        return self.signer.signatures(header_block, digest, now) + message
 
 
 def load_key(settings: Settings, ed25519: bool = False) -> bytes:

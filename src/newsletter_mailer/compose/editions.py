@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..audience.subscribers import Subscriber
 from ..config import Settings
-from .envelope import Draft, Envelope, MessageTemplate
+from .envelope import Envelope, MessageTemplate
 from .render import RenderedIssue, render_issue
 from .translations import ByLanguage, rendered_translations
 from .variants import Segmenter, Variant
@@ -87,11 +87,6 @@ class Editions:
         if self._only is not None:
             return self._only.envelope(subscriber, row)
         return self.template(self.variant_of(subscriber)).envelope(subscriber, row)
-
-    def draft(self, subscriber: Subscriber, row: int = 0) -> Draft:
-        """The message for one reader but for its DKIM signatures, from their variant's template."""
-        template = self._only if self._only is not None else self.template(self.variant_of(subscriber))
-        return template.draft(subscriber, row)
 
     def prepare(self, variants: Iterable[Variant]) -> None:
         """Build the messages of these variants now (before a send starts, not at its first reader)."""

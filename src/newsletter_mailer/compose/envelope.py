@@ -12,10 +12,9 @@ import hashlib
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.quoprimime import body_encode
-from typing import NamedTuple
 from urllib.parse import quote
 
 from ..audience.links import TokenSigner
@@ -23,7 +22,7 @@ from ..audience.subscribers import Subscriber
 from ..audience.verp import VerpCodec
 from ..config import Settings
 from .bidi import isolate
-from .dkim import DkimSigner, TemplateSigner, Unsigned, fields, sign_all
+from .dkim import DkimSigner, TemplateSigner
 from .headers import feedback_id, mailbox, unstructured
 from .i18n import page_language
 from .merge import ESCAPERS, Context, html_contexts, text_contexts
@@ -43,28 +42,6 @@ class Envelope:
     message_id: str
 
 
-class Draft(NamedTuple):
-    """One recipient's message, filled and hashed, with the key operations of its DKIM signatures
-    still to make (``unsigned``; none when it is not signed). Those let go of the GIL: the engine
-    makes them on a thread of its own, a batch of messages at a time (dkim.sign_all)."""
-
-    sender: str
-    recipient: str
-    message_id: str
-    pieces: list[bytes]
-    joined: bytes  # the message without its DKIM-Signature fields
-    unsigned: list[Unsigned]
-    wire: WirePlan
-
-    def finish(self, signatures: Sequence[bytes]) -> Envelope:
-        """The envelope, with the DKIM-Signature fields of these signatures (``sign_all(unsigned)``)."""
-        prefix = fields(self.unsigned, signatures) if self.unsigned else b""
-        data = prefix + self.joined if prefix else self.joined
-        if self.wire.fits(self.pieces, prefix):
-            data = WireReady(data)
-        return Envelope(self.sender, self.recipient, data, self.message_id)
-
-
 def qp(text: str) -> bytes:
     """UTF-8 text as quoted-printable with CRLF line ends and lines of at most 76 octets.
 
@@ -79,11 +56,16 @@ def qp(text: str) -> bytes:
 
 def qp_value(value: str) -> bytes:
     """A value as quoted-printable, safe between two soft line breaks."""
-    if value.isascii() and value.isprintable() and "=" not in value:  # QP leaves such text as it is
-        if len(value) <= 73 and not value.startswith("."):
+    if value.isascii() and value.isprintable():  # QP leaves such text as it is, but for "="
+        if "=" in value:
+            escaped = value.replace("=", "=3D")  # such as <span dir="auto">, around every name
+            if len(escaped) <= 73 and not escaped.startswith("."):
+                return escaped.encode("ascii")
+        elif len(value) <= 73 and not value.startswith("."):
             return value.encode("ascii")
-        chunks = (value[i : i + 73] for i in range(0, len(value), 73))
-        return b"=\r\n".join(b"=2E" + c[1:].encode("ascii") if c.startswith(".") else c.encode("ascii") for c in chunks)
+        else:
+            chunks = [value[i : i + 73].encode("ascii") for i in range(0, len(value), 73)]
+            return b"=\r\n".join(b"=2E" + c[1:] if c.startswith(b".") else c for c in chunks)
     return qp(value.replace("\r", " ").replace("\n", " "))
 
 
@@ -260,11 +242,6 @@ class MessageTemplate:
 
     def envelope(self, subscriber: Subscriber, row: int = 0) -> Envelope:
         """The message for one recipient; ``row`` is its journal row, named by the VERP sender."""
-        draft = self.draft(subscriber, row)
-        return draft.finish(sign_all(draft.unsigned))
-
-    def draft(self, subscriber: Subscriber, row: int = 0) -> Draft:
-        """The message for one recipient but for its DKIM signatures (if it is signed)."""
         address = subscriber.email
         url = self.signer.unsubscribe_url(self._base_url, address) + self._page_query(subscriber)
         values = self._fields.values(subscriber.merge_values(), url)
@@ -283,9 +260,11 @@ class MessageTemplate:
         pieces = self._frame.copy()
         pieces[1::2] = [filled[i] for i in self._refs]
         joined = b"".join(pieces)
-        unsigned = [] if self.dkim is None else self.dkim.unsigned(pieces, joined)
+        data = joined if self.dkim is None else self.dkim.sign(pieces, joined)
+        if self._wire.fits(pieces, data[: len(data) - len(joined)]):
+            data = WireReady(data)
         sender = self._verp.sender(row) if self._verp and row else self.sender
-        return Draft(sender, address, message_id, pieces, joined, unsigned, self._wire)
+        return Envelope(sender=sender, recipient=address, data=data, message_id=message_id)
 
 
 def preview_subscriber(settings: Settings) -> Subscriber:

@@ -23,7 +23,7 @@ from typing import Generic, Protocol, TypeVar
 from ..audience.subscribers import Subscriber
 from ..config import Settings
 from . import markup
-from .envelope import Draft, Envelope
+from .envelope import Envelope
 from .issue import Event, Issue, Section, read_issue
 from .render import RenderedIssue, render_issue
 
@@ -171,9 +171,6 @@ class Filler(Protocol):
 
     def envelope(self, subscriber: Subscriber, row: int = 0) -> Envelope: ...
 
-    def draft(self, subscriber: Subscriber, row: int = 0) -> Draft:
-        """The message for one reader but for its DKIM signatures (envelope.Draft)."""
-
 
 F = TypeVar("F", bound=Filler)
 
@@ -199,6 +196,3 @@ class ByLanguage(Generic[F]):
 
     def envelope(self, subscriber: Subscriber, row: int = 0) -> Envelope:
         return self.for_reader(subscriber).envelope(subscriber, row)
-
-    def draft(self, subscriber: Subscriber, row: int = 0) -> Draft:
-        return self.for_reader(subscriber).draft(subscriber, row)

@@ -46,17 +46,20 @@ class WirePlan:
         # Per value slot: does a line start just before it, does a period start just after it.
         self._line_start = tuple(literal.endswith(b"\n") for literal in literals[:-1])
         self._dot_after = tuple(literal.startswith(b".") for literal in literals[1:])
+        # The slots where either matters (few: most values sit inside a line).
+        self._starts = tuple(i for i, start in enumerate(self._line_start) if start)
+        self._dots = tuple(i for i, dot in enumerate(self._dot_after) if dot)
 
     def fits(self, pieces: Sequence[bytes], prefix: bytes = b"") -> bool:
         """``prefix`` (fields set in front, such as DKIM-Signature) and the template filled with
         ``pieces`` (literals at even places, values at odd ones) go on the wire as they are."""
         if not self.usable or (prefix and not on_the_wire_as_is(prefix)):
             return False
-        for value, line_start, dot_after in zip(pieces[1::2], self._line_start, self._dot_after, strict=True):
-            if not _paired(value):
-                return False
-            if line_start and value.startswith(b"."):
-                return False
-            if dot_after and (value.endswith(b"\n") or (not value and line_start)):
-                return False
-        return True
+        values = pieces[1::2]
+        # _paired over them all at once: the NUL between two values keeps a CR ending one and an
+        # LF starting the next from passing for a CRLF.
+        if not _paired(b"\0".join(values)):
+            return False
+        if any(values[i].startswith(b".") for i in self._starts):
+            return False
+        return not any(values[i].endswith(b"\n") or (not values[i] and self._line_start[i]) for i in self._dots)

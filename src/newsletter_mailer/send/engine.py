@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ..audience.subscribers import Subscriber
-from ..compose.envelope import Envelope
 from ..config import SMTPSettings
 from ..errors import MergeFieldError, SendPaused, SMTPStartError, StateLost, StoreError, StoreFull
 from ..store.base import Outlook, Store
@@ -25,7 +24,6 @@ from ..store.journal import Delivery, Outcome
 from ..store.offloop import Lane, Lanes, OffLoop
 from .identity import gone_here
 from .ratelimit import RateLimiter
-from .signing import AheadSigner, signing_threads
 from .transport import Connection, Kind, Result, Transport
 
 if TYPE_CHECKING:
@@ -182,9 +180,6 @@ class _Run:
         self.changed = asyncio.Event()  # an outcome was recorded: rows waited for may be claimable
         self.fatal: BaseException | None = None
         self.template = campaign.by_language()
-        # DKIM signatures are made on a thread of their own as the rows are claimed (signing.py).
-        signs = campaign.settings.dkim.enabled
-        self.signer = AheadSigner(self.template, signing_threads()) if signs else None
         self.journal.for_sending()
         # Rows are claimed as many at a time as there are connections, ahead of need: the next
         # batches are claimed while these are sent, several claims under way at once on a distant
@@ -227,8 +222,6 @@ class _Run:
             await self.claims.close(_close)
             await self.scribes.close(_close)
             self.io.close()
-            if self.signer is not None:
-                self.signer.close()
 
     def session(self) -> Store:
         """Another session to the store, for claims or outcomes."""
@@ -409,8 +402,6 @@ class _Run:
         claimed = await self.claims.run(lambda store: store.claim_batch(issue, worker, size, lease))
         self.skip_suppressed(claimed.suppressed)
         self.claimed.extend(claimed.deliveries)
-        if self.signer is not None:
-            self.signer.prepare(claimed.deliveries)
         taken = len(claimed.deliveries) + claimed.suppressed
         self.drained = not taken
         self.may_grow = self.may_grow or bool(taken)
@@ -431,7 +422,7 @@ class _Run:
     async def deliver(self, connection: Connection, job: Delivery) -> float:
         """Send one claimed delivery and record it; returns how long this connection should back off."""
         try:
-            envelope = await self.fill(job)
+            envelope = self.template.envelope(Subscriber(job.address, job.name, job.fields), job.id)
         except MergeFieldError as exc:  # a row the pre-send check did not pass (--force): this one fails
             self.record_unfillable(job, f"the message cannot be filled in: {exc}")
             return 0.0
@@ -456,12 +447,6 @@ class _Run:
             self.stop.set()
             return 0.0
         return pause
-
-    async def fill(self, job: Delivery) -> Envelope:
-        """A reader's message; with DKIM on, signed off the loop (signing.py)."""
-        if self.signer is None:
-            return self.template.envelope(Subscriber(job.address, job.name, job.fields), job.id)
-        return await self.signer.envelope(job)
 
     async def check_database(self, *, force: bool = False) -> None:
         """Stop if the database file was deleted or replaced: what is written now would be lost with it,
