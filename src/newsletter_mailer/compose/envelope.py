@@ -64,8 +64,9 @@ def qp_value(value: str) -> bytes:
         elif len(value) <= 73 and not value.startswith("."):
             return value.encode("ascii")
         else:
-            chunks = [value[i : i + 73].encode("ascii") for i in range(0, len(value), 73)]
-            return b"=\r\n".join(b"=2E" + c[1:] if c.startswith(b".") else c for c in chunks)
+            raw = value.encode("ascii")
+            chunks = [raw[i : i + 73] for i in range(0, len(raw), 73)]
+            return b"=\r\n".join([b"=2E" + c[1:] if c[:1] == b"." else c for c in chunks])
     return qp(value.replace("\r", " ").replace("\n", " "))
 
 
@@ -231,7 +232,11 @@ class MessageTemplate:
     def _page_query(self, subscriber: Subscriber) -> str:
         """``?lang=xx`` for a reader whose language cell names one the pages can show; one look-up
         per recipient once a cell has been seen (a few hundred distinct cells at most are kept)."""
-        cell = next((value for key, value in subscriber.fields if key == "language"), "")
+        cell = ""
+        for key, value in subscriber.fields:  # a loop, not next() over a generator: per recipient
+            if key == "language":
+                cell = value
+                break
         query = self._page_queries.get(cell)
         if query is None:
             language = page_language(cell, self._offered, self._main)
