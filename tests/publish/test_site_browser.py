@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from browser_checks import emulate, page_axe_violations
 from conftest import ARTEFACTS, REPO, node_package
 from newsletter_mailer.compose.issue import read_issue
 from newsletter_mailer.config import Settings
@@ -21,14 +22,6 @@ pytestmark = pytest.mark.browser
 WIDTHS = (375, 1280)
 PAGES = ("index.html", "issues/example/index.html", "issues/large-issue/index.html")
 SENT = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC).timestamp()
-
-_RUN_AXE = """
-const done = arguments[arguments.length - 1];
-axe.run(document, {resultTypes: ['violations'],
-    runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice']}})
-  .then(r => done(r.violations.map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '))))
-  .catch(e => done(['axe-error: ' + e]));
-"""
 
 
 @pytest.fixture(scope="module")
@@ -54,19 +47,9 @@ def site(tmp_path_factory: pytest.TempPathFactory, example_settings: Settings) -
 def test_pages_pass_axe_and_fit_the_screen(
     browser: Any, axe_source: str, site: Path, page: str, width: int, scheme: str
 ) -> None:
-    browser.execute_cdp_cmd("Network.enable", {})
-    browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["http://*", "https://*"]})
-    browser.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride",
-        {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 500},
-    )
-    browser.execute_cdp_cmd(
-        "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]}
-    )
+    emulate(browser, width, scheme == "dark")
     browser.get((site / page).as_uri())
-    browser.set_script_timeout(120)
-    browser.execute_script(axe_source)
-    assert browser.execute_async_script(_RUN_AXE) == []
+    assert page_axe_violations(browser, axe_source) == []
     scroll = browser.execute_script("return document.documentElement.scrollWidth")
     assert scroll <= width, f"horizontal scrolling at {width}px: {scroll}px"
     column = browser.execute_script("return document.querySelector('main').getBoundingClientRect().width")

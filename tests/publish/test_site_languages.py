@@ -20,6 +20,7 @@ import icalendar
 import pytest
 from test_site import SITE_URL, run, site_bytes, site_links, workspace
 
+from browser_checks import emulate, page_axe_violations
 from conftest import ARTEFACTS, REPO, node_package
 from smtp_servers import SMTPTestServer
 
@@ -120,27 +121,13 @@ def test_a_second_publish_changes_no_byte(sent: tuple[Path, dict[str, bytes]]) -
     assert site_bytes(root / "site") == before and "issues/2026-12/ar/index.html" in before
 
 
-_RUN_AXE = """
-const done = arguments[arguments.length - 1];
-axe.run(document, {resultTypes: ['violations'],
-    runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice']}})
-  .then(r => done(r.violations.map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '))))
-  .catch(e => done(['axe-error: ' + e]));
-"""
-
-
 @pytest.mark.browser
 @pytest.mark.parametrize("width", [375, 640])
 def test_the_arabic_page_is_right_to_left_and_axe_clean(
     browser: Any, sent: tuple[Path, dict[str, bytes]], width: int
 ) -> None:
     axe = (node_package("axe-core") / "axe.min.js").read_text(encoding="utf-8")
-    browser.execute_cdp_cmd("Network.enable", {})
-    browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["http://*", "https://*"]})
-    browser.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride",
-        {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 500},
-    )
+    emulate(browser, width, False)
     browser.get((sent[0] / "site" / "issues" / "2026-12" / "ar" / "index.html").as_uri())
     assert browser.execute_script("return getComputedStyle(document.querySelector('main')).direction") == "rtl"
     name = browser.execute_script(
@@ -153,9 +140,7 @@ def test_the_arabic_page_is_right_to_left_and_axe_clean(
         "return [s.borderRightWidth, s.borderLeftWidth]"
     )
     assert box == ["4px", "0px"]
-    browser.set_script_timeout(120)
-    browser.execute_script(axe)
-    assert browser.execute_async_script(_RUN_AXE) == []
+    assert page_axe_violations(browser, axe) == []
     assert browser.execute_script("return document.documentElement.scrollWidth") <= width
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTEFACTS / f"site-ar-{width}px.png"
