@@ -254,7 +254,7 @@ class _Run:
             await self.io.run(self.release_unsent)
             await self.io.run(self.journal.free_reserve)
             self.summary.elapsed = time.monotonic() - started
-            await self.check_database(force=True)
+            await self.save_if_lost()
             await self.finish_summary()
         if self.fatal is not None:
             raise self.fatal
@@ -448,13 +448,20 @@ class _Run:
             return 0.0
         return pause
 
-    async def check_database(self, *, force: bool = False) -> None:
-        """Stop if the database file was deleted or replaced: what is written now would be lost with it,
-        and the next run would mail everyone again."""
+    async def check_database(self) -> None:
+        """Stop if the database file was deleted or replaced: what is written now would be lost with
+        it, and the next run would mail everyone again. Its record is saved once the run has written
+        every outcome (save_if_lost)."""
         now = time.monotonic()
-        if (now < self.next_database_check and not force) or self.fatal is not None:
+        if now < self.next_database_check or self.fatal is not None:
             return
         self.next_database_check = now + DATABASE_CHECK_SECONDS
+        if await self.io.run(self.journal.lost):
+            self.stop.set()
+
+    async def save_if_lost(self) -> None:
+        """After the last outcome is written: if the database file was deleted or replaced, write
+        the open one out (back at its path, or beside it) and make that the run's error."""
         lost = await self.io.run(self.journal.salvage_if_lost)
         if lost is None:
             return
@@ -466,11 +473,11 @@ class _Run:
             else f"to {saved}: the file now at {path} is not the one this send opened; put the saved one "
             "in its place before sending again"
         )
+        # Before any other error: the record is not where the next run will look for it.
         self.fatal = StateLost(
             f"the database {path} was {what} while this send ran, so it stopped ({self.summary.sent} sent this "
             f"run); its record, with every unsubscribe it knew, was saved {where}"
         )
-        self.stop.set()
 
     def record(self, outcome: Outcome) -> None:
         """Hand an outcome to the writer (write_outcomes)."""

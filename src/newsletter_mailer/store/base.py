@@ -170,6 +170,10 @@ class Store(Journal, SuppressionStore, SignupRows, BounceRows, PreferenceRows, E
     def free_reserve(self) -> bool:
         """Free the disk held back by ``start_sending``; False if there was none left to free."""
 
+    def lost(self) -> str:
+        """ "" while the store is the one that was opened; else what happened to its file
+        ("deleted" or "replaced")."""
+
     def salvage_if_lost(self) -> tuple[str, Path] | None:
         """None while the store is the one that was opened; else what happened to its file
         ("deleted" or "replaced") and where its open copy was saved, so its record is not lost."""

@@ -177,5 +177,8 @@ class PostgresStore(SQLStore):
     def free_reserve(self) -> bool:
         return False
 
+    def lost(self) -> str:
+        return ""  # a server database cannot be deleted or replaced under an open session
+
     def salvage_if_lost(self) -> tuple[str, Path] | None:
-        return None  # a server database cannot be deleted or replaced under an open session
+        return None

@@ -77,6 +77,9 @@ class SQLiteStore(SQLStore):
         with mapped():
             return release_reserve(self.state_dir)
 
+    def lost(self) -> str:
+        return self.identity.lost()
+
     def salvage_if_lost(self) -> tuple[str, Path] | None:
         what = self.identity.lost()
         if not what:
