@@ -34,6 +34,14 @@ ARTEFACTS = REPO / "build" / "test-artefacts"
 TEST_SECRET = "test-secret-for-newsletter-mailer"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A suite started in the background by a shell without job control (``pytest &`` in a
+    script) inherits Ctrl+C ignored, and so would every process it starts: the tests that press
+    Ctrl+C (SIGINT) need it to arrive. A handler of our own is reset to the default in each child."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _repository_stays_clean() -> Iterator[None]:
     """No test writes state into the checkout: everything goes under its temporary directory."""

@@ -147,7 +147,8 @@ class SMTPTestServer:
 
             kwargs.update(authenticator=authenticate, auth_require_tls=False)
         kwargs.update(enable_SMTPUTF8=smtputf8)  # RFC 6531, offered unless a test says not
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **kwargs)
+        # aiosmtpd gives a server 5 s to start by default: too short on a loaded machine.
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, ready_timeout=60, **kwargs)
         self._stopped = False
 
     def __enter__(self) -> SMTPTestServer:

@@ -63,7 +63,9 @@ def test_an_unsubscribe_on_the_public_endpoint_reaches_a_running_send(migrated_p
     port = free_port()
     public = tmp_path / "public-server"
     public.mkdir()
-    with SMTPTestServer(Faults(delay=0.05)) as smtp:
+    # The relay holds the fourth message until the unsubscribe is in: the send is then surely
+    # still running, with user30 not yet claimed, however slow the machine.
+    with SMTPTestServer(Faults(delay=0.05, hold_after=3)) as smtp:
         laptop = make_workspace(tmp_path / "laptop", smtp.port, RECIPIENTS, smtp_extra="concurrency = 1")
         use_store(laptop, migrated_pg_url)
         shutil.copyfile(laptop / "newsletter.toml", public / "newsletter.toml")
@@ -87,7 +89,8 @@ def test_an_unsubscribe_on_the_public_endpoint_reaches_a_running_send(migrated_p
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
             )
             assert response.status_code == 200 and "You are unsubscribed" in response.text
-            assert send.poll() is None and len(smtp.handler.messages) < 30  # the send is still running
+            assert send.poll() is None and len(smtp.handler.messages) == 3  # the send is still running
+            smtp.handler.release()
             output = send.communicate(timeout=120)[0]
             assert send.returncode == 0, output
         finally:
@@ -194,16 +197,23 @@ def test_a_store_that_drops_the_send_mid_way_is_one_line_and_the_rerun_finishes(
 
     from conftest import PG_PASSWORD
 
-    with SMTPTestServer(Faults(delay=0.03)) as smtp:
+    # The relay holds both connections' next message while the sessions are ended: the send
+    # cannot finish first, however slow the machine.
+    with SMTPTestServer(Faults(delay=0.03, hold_after=5)) as smtp:
         laptop = make_workspace(tmp_path / "laptop", smtp.port, RECIPIENTS, smtp_extra="concurrency = 2")
         use_store(laptop, migrated_pg_url)
         env = {**os.environ, "COLUMNS": "200"}
         send = start_send(laptop, env, smtp, started_after=5)
+        deadline = time.monotonic() + 60
+        while smtp.handler.held() < 2:
+            assert time.monotonic() < deadline and send.poll() is None, send.communicate()[0]
+            time.sleep(0.01)
         with psycopg.connect(migrated_pg_url, password=PG_PASSWORD, autocommit=True) as admin:
             admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE application_name LIKE 'newsletter pid%%' AND pid <> pg_backend_pid()"
             )
+        smtp.handler.release()
         output = send.communicate(timeout=120)[0]
         rerun = newsletter("send", "issue.md", "--yes", cwd=laptop)
     assert send.returncode == 1, output

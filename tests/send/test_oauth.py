@@ -91,14 +91,14 @@ def test_a_send_logs_in_with_one_token_shared_by_every_connection(
 
 
 def test_an_expired_token_is_fetched_again_with_the_refresh_grant(issuer: TokenIssuer, endpoint: str) -> None:
-    issuer.lifetime = 1.0
+    issuer.lifetime = 3.0  # long enough for two logins on a loaded machine
     with OAuthRelay(issuer, USER) as relay:
         transport = SMTPTransport(smtp(relay.port, command(endpoint, "refresh_token")))
 
         async def twice() -> None:
             await transport.probe()
             await transport.probe()  # still fresh: no new token
-            await asyncio.sleep(1.2)  # expired (with the margin taken before the end)
+            await asyncio.sleep(3.2)  # expired (the token is dropped 0.3 s before its end)
             await transport.probe()
 
         asyncio.run(twice())

@@ -61,15 +61,16 @@ def test_workers_are_listed_with_host_and_rate(store: Store) -> None:
     store.heartbeat("i1", "w1", "laptop", 101, sent=30, lease=60)
     w1, w2 = store.workers("i1")
     assert (w1.worker, w1.host, w1.pid, w1.sent, w2.host) == ("w1", "laptop", 101, 30, "server")
-    assert 30 < w1.rate < 150 and w2.rate == 0 and w1.last_seen >= w2.last_seen
+    # 30 sent in the 0.3 s slept and the calls around it (up to 3 s on a loaded machine)
+    assert 10 < w1.rate < 150 and w2.rate == 0 and w1.last_seen >= w2.last_seen
     assert store.workers("other") == []
 
 
 def test_the_pace_is_shared(store: Store) -> None:
-    waits = [store.pace("relay", 0.2) for _ in range(4)]
+    waits = [store.pace("relay", 1.0) for _ in range(4)]  # a second apart: the calls may take a while
     assert waits[0] == 0
     for n, wait in enumerate(waits[1:], 1):
-        assert 0.2 * n - 0.1 < wait <= 0.2 * n + 0.01
+        assert 1.0 * n - 0.5 < wait <= 1.0 * n + 0.01
 
 
 CLAIMER = """
