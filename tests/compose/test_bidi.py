@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from browser_checks import axe_violations, emulate
 from conftest import ARTEFACTS, node_package, write_issue
@@ -38,6 +40,12 @@ def test_direction_comes_from_the_language(language: str, expected: str) -> None
 def test_only_right_to_left_values_are_isolated() -> None:
     assert isolate(NAME) == f"{FSI}{NAME}{PDI}" and isolate("שרה") == "\u2068שרה\u2069"
     assert isolate("Zoë O'Brien") == "Zoë O'Brien" and not has_rtl("Zoë") and has_rtl("a ب")
+
+
+@given(st.text() | st.text(alphabet=st.characters(max_codepoint=0x7F)) | st.from_regex(r"[a-z ]*[\u0590-\u08ff][a-z]*"))
+def test_the_ascii_shortcut_isolates_exactly_as_the_search_does(value: str) -> None:
+    # isolate() skips the search for ASCII text (per recipient: the name and the unsubscribe URL)
+    assert isolate(value) == (f"{FSI}{value}{PDI}" if has_rtl(value) else value)
 
 
 def rendered_for(tmp_path: Path, settings: Settings, language: str = "en-GB") -> Any:

@@ -37,4 +37,6 @@ def has_rtl(value: str) -> bool:
 def isolate(value: str) -> str:
     """``value`` between FSI and PDI when it holds right-to-left text; as it is otherwise, so
     the usual Latin name costs nothing and reads the same in every client."""
+    if value.isascii():  # no right-to-left character, and no search (CPython knows it at once)
+        return value
     return f"{FSI}{value}{PDI}" if _RTL.search(value) else value
