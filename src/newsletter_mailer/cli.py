@@ -492,7 +492,8 @@ def print_campaign(outcome: CampaignOutcome, issue: Path) -> int:
         return EXIT_FINDINGS if outcome.preflight.failed else 0
     out.print(
         f"sent {summary.sent}, failed {summary.failed}, skipped as unsubscribed or bounced {summary.suppressed}, "
-        f"in {summary.elapsed:.1f}s"
+        + (f"paused by the reader during the send {summary.set_aside}, " if summary.set_aside else "")
+        + f"in {summary.elapsed:.1f}s"
     )
     if summary.possibly_duplicated_total:
         out.print(

@@ -39,3 +39,20 @@ def test_the_same_change_copied_twice_is_kept_once(store: Store) -> None:
     log.record("cy@example.org", Choice(("Diary",)), offered=OFFERED, ip="192.0.2.1", source="preferences page")
     (change,) = store.iter_preferences()
     assert store.add_preference(change) is False and len(list(store.iter_preferences())) == 1
+
+
+def test_the_readers_paused_since_a_moment_are_those_whose_newest_change_pauses_them(store: Store) -> None:
+    """What a running send asks every few seconds (send/engine.py honour_pauses)."""
+    log = PreferenceLog(store)
+    future = time.time() + 86400
+    log.record("Ann@example.org", Choice(None, future), offered=(), ip="", source="preferences page")
+    log.record("bob@example.org", Choice(None, future), offered=(), ip="", source="preferences page")
+    time.sleep(0.01)
+    middle = time.time()
+    time.sleep(0.01)
+    log.record("BOB@example.org", Choice(None, 0.0), offered=(), ip="", source="preferences page")  # resumed
+    log.record("cy@example.org", Choice(None, future), offered=(), ip="", source="preferences page")
+    log.record("dee@example.org", Choice(("Diary",), time.time() - 1), offered=OFFERED, ip="", source="test")
+    assert sorted(store.readers_paused_since(0.0)) == ["Ann@example.org", "cy@example.org"]
+    assert store.readers_paused_since(middle) == ["cy@example.org"]  # Ann's pause is older
+    assert store.readers_paused_since(time.time() + 1) == []

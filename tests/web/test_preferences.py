@@ -6,13 +6,14 @@ forged or foreign tokens refused, a test copy's token changing nothing."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -138,6 +139,55 @@ def test_a_paused_reader_gets_nothing_and_one_who_drops_the_diary_gets_no_diary(
     assert pauser["paused_until"].startswith(time.strftime("%Y-", time.gmtime(time.time() + 90 * 86400)))
     assert pauser["preferences_ip"] == "127.0.0.1" and pauser["topics"] == "Diary, Campaigns"
     assert other["topics"] == "Diary, Campaigns" and other["preferences_changed"] == ""  # no choice: every topic
+
+
+def rows_in(workspace: Workspace, issue: str, state: str) -> list[str]:
+    with open_store(workspace.settings) as store:
+        return [row.address for row in store.journal_rows() if row.issue == issue and row.state == state]
+
+
+def until(condition: Callable[[], bool], what: str, send: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline and send.poll() is None, f"waiting for {what}: {send.communicate()[0]}"
+        time.sleep(0.05)
+
+
+def test_a_pause_chosen_while_a_send_runs_holds_back_what_has_not_gone(workspace: Workspace) -> None:
+    """The relay holds the send after three messages. One reader whose row is still pending and
+    one whose row this sender has claimed but not handed over pause their mail on the page: the
+    running send sets both aside (within PAUSES_CHECK_SECONDS), and neither gets the issue."""
+    handler = workspace.server.handler
+    handler.faults = dataclasses.replace(handler.faults, hold_after=3)
+    send = subprocess.Popen(
+        [sys.executable, "-m", "newsletter_mailer", "send", "issue1.md", "--yes"],
+        cwd=workspace.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    try:
+        # Four connections held in DATA, and rows claimed ahead beyond them (the last claimed is one).
+        until(lambda: handler.held() == 4 and len(rows_in(workspace, "issue1", "sending")) > 4, "the hold", send)
+        claimed_ahead = rows_in(workspace, "issue1", "sending")[-1]
+        pending = "user150@example.org"
+        assert pending in rows_in(workspace, "issue1", "pending")
+        signer = signer_for(workspace.settings)
+        for address in (pending, claimed_ahead):
+            form = {"topic": ["Diary", "Campaigns"], "pause": "1"}
+            answer = httpx.post(f"{workspace.base}/preferences/{signer.token(address)}", data=form)
+            assert answer.status_code == 200 and "will not be sent to" in answer.text
+        until(lambda: set(rows_in(workspace, "issue1", "paused")) == {pending, claimed_ahead}, "the pauses", send)
+        handler.release()
+        output = send.communicate(timeout=120)[0]
+    finally:
+        send.kill()
+    assert send.returncode == 0, output
+    mailed = [m.rcpt_tos[0] for m in handler.messages]
+    assert len(mailed) == 198 and pending not in mailed and claimed_ahead not in mailed
+    assert "paused by the reader during the send 2" in output, output
+    assert "paused by the reader (not sent): 2" in workspace.newsletter("status", "issue1").stdout
 
 
 def test_resuming_on_the_page_brings_the_next_issue(workspace: Workspace) -> None:

@@ -16,7 +16,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from ..audience.subscribers import Subscriber
+from ..audience.subscribers import Subscriber, address_key
 from ..config import SMTPSettings
 from ..errors import MergeFieldError, SendPaused, SMTPStartError, StateLost, StoreError, StoreFull
 from ..store.base import Outlook, Store
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DATABASE_CHECK_SECONDS",
     "GATHER_SECONDS",
+    "PAUSES_CHECK_SECONDS",
     "Depth",
     "FailureStreak",
     "NoProgress",
@@ -48,6 +49,11 @@ DATABASE_CHECK_SECONDS = 3.0  # how often a run makes sure its database is still
 # a second a commit then carries several, and the store's thread takes less CPU from the sender
 # (SQLite, large issue: 0.33 -> 0.28 ms a message; docs/benchmarks.md).
 GATHER_SECONDS = 0.002
+# How often a run looks for readers who paused their mail on the preferences page since it
+# started, and how far back each look reaches before the last one (a commit still under way, or
+# the web server's clock a little behind this machine's: looking twice at a change costs nothing).
+PAUSES_CHECK_SECONDS = 5.0
+PAUSES_OVERLAP_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ class Summary:
     retried: int = 0
     possibly_duplicated: int = 0
     possibly_duplicated_total: int = 0  # this issue's, over every run so far (from the journal)
+    set_aside: int = 0  # readers who paused their mail while this run went on, not sent to
     left_pending: int = 0
     elapsed: float = 0.0
     paused: str = ""
@@ -237,6 +244,7 @@ class _Run:
         writer = asyncio.create_task(self.write_outcomes())
         workers = [asyncio.create_task(self.worker()) for _ in range(max(1, self.smtp.concurrency))]
         beat = asyncio.create_task(self.keep_alive())  # after the first claim: it does not wait on the beat
+        pauses = asyncio.create_task(self.honour_pauses()) if self.campaign.settings.preferences.enabled else None
         try:
             # Every connection ends before the run does: one that fails stops the others, and its
             # error (the first) is the run's, instead of a task left failing after the loop closed.
@@ -247,9 +255,11 @@ class _Run:
             if not self.stop.is_set():
                 await self.suppress_bounces(self.streak.end())
         finally:
-            beat.cancel()
-            with suppress(asyncio.CancelledError):
-                await beat
+            for task in (beat, pauses):
+                if task is not None:
+                    task.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await task
             await self.settle(writer)
             await self.io.run(self.release_unsent)
             await self.io.run(self.journal.free_reserve)
@@ -315,6 +325,35 @@ class _Run:
                     self.changed.set()
             await self.show_overall()
             await asyncio.sleep(0.5 if self.campaign.watch_others else next_beat - time.monotonic())
+
+    async def honour_pauses(self) -> None:
+        """A reader who pauses their mail while the send runs is set aside as one paused before it
+        was: their pending row, or the row claimed here and not yet handed over (what is already on
+        its way goes). The first look takes every pause in force (a row paused at load stays as it
+        is), then each looks at the changes since the last. A store that fails is said by the run."""
+        since = 0.0
+        while True:
+            looked = time.time()
+            with suppress(StoreError):
+                addresses = await self.io.run(self.journal.readers_paused_since, since)
+                since = looked - PAUSES_OVERLAP_SECONDS
+                if addresses:
+                    await self.set_aside(addresses)
+            await asyncio.sleep(PAUSES_CHECK_SECONDS)
+
+    async def set_aside(self, addresses: list[str]) -> None:
+        keys = {address_key(address) for address in addresses}
+        kept = [job for job in self.claimed if address_key(job.address) not in keys]
+        aside = [job for job in self.claimed if address_key(job.address) in keys]
+        if aside:  # no await between the look and the change: no connection takes one meanwhile
+            self.claimed.clear()
+            self.claimed.extend(kept)
+            for job in aside:
+                self.record(Outcome(job, "paused"))
+        count = len(aside) + await self.io.run(self.journal.pause, self.issue, addresses)
+        self.summary.set_aside += count
+        for _ in range(count):
+            self.progress.finished_one("", None)
 
     async def worker(self) -> None:
         connection = self.transport.connection()

@@ -149,6 +149,7 @@ def _merge(mine: Summary, others: list[Summary | str], campaign: Campaign) -> Su
         mine.sent += other.sent
         mine.failed += other.failed
         mine.suppressed += other.suppressed
+        mine.set_aside += other.set_aside
         mine.retried += other.retried
         mine.possibly_duplicated += other.possibly_duplicated
         mine.failures.extend(other.failures)

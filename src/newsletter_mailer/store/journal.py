@@ -72,8 +72,9 @@ class Delivery:
 @dataclass(frozen=True)
 class Outcome:
     """What became of one claimed delivery, as a sender records it: ``sent`` (with its Message-ID),
-    ``failed``, ``deferred`` (back to pending, not claimed before ``not_before``) or ``released``
-    (never handed over). Several are written in one transaction (``record_outcomes``)."""
+    ``failed``, ``deferred`` (back to pending, not claimed before ``not_before``), ``released``
+    (never handed over) or ``paused`` (never handed over: its reader paused their mail meanwhile).
+    Several are written in one transaction (``record_outcomes``)."""
 
     delivery: Delivery
     state: str

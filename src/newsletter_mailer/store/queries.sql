@@ -69,6 +69,12 @@ UPDATE deliveries SET state = 'failed', last_reply = :reply, updated = :stamp WH
 UPDATE deliveries SET state = 'pending', attempts = {greatest}(attempts - 1, 0), lease_until = 0, updated = :stamp
  WHERE id = :id AND state = 'sending';
 
+-- set_aside_paused --
+-- A row claimed and never handed over whose reader paused their mail while the send ran: set
+-- aside as a pause at load time sets a pending row ('paused': listed, neither removed nor sent).
+UPDATE deliveries SET state = 'paused', attempts = {greatest}(attempts - 1, 0), lease_until = 0, updated = :stamp
+ WHERE id = :id AND state = 'sending';
+
 -- counts --
 -- Rows per state, and those flagged as resent, in one round trip.
 SELECT state, count(*) FROM deliveries WHERE issue = :issue GROUP BY state
@@ -392,6 +398,13 @@ ON CONFLICT DO NOTHING;
 -- current_preference --
 SELECT address, chosen, topics, paused_until, shown, ip, source FROM preferences
  WHERE {ci}(address) = {ci}(:address) ORDER BY chosen DESC LIMIT 1;
+
+-- readers_paused_since --
+-- Readers whose newest change, made at or after :since, pauses their mail now: those a running
+-- send sets aside (send/engine.py, honour_pauses).
+SELECT p.address FROM preferences p
+ WHERE p.chosen >= :since AND p.paused_until > {now}
+   AND p.chosen = (SELECT max(q.chosen) FROM preferences q WHERE {ci}(q.address) = {ci}(p.address));
 
 -- current_preferences --
 SELECT p.address, p.chosen, p.topics, p.paused_until, p.shown, p.ip, p.source FROM preferences p

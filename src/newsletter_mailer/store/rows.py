@@ -175,6 +175,10 @@ class PreferenceRows(Protocol):
     def current_preferences(self) -> Iterator[PreferenceRow]:
         """Each address's newest change."""
 
+    def readers_paused_since(self, since: float) -> list[str]:
+        """The addresses whose newest change, made at or after ``since`` (epoch seconds), pauses
+        their mail now."""
+
     def iter_preferences(self) -> Iterator[PreferenceRow]:
         """Every change, oldest first."""
 

@@ -523,6 +523,9 @@ class SQLStore(_Statements):
         rows = self._rows("current_preference", {"address": address})
         return _preference(rows[0]) if rows else None
 
+    def readers_paused_since(self, since: float) -> list[str]:
+        return [str(address) for (address,) in self._rows("readers_paused_since", {"since": since})]
+
     def current_preferences(self) -> Iterator[PreferenceRow]:
         for row in self._rows("current_preferences"):
             yield _preference(row)
@@ -555,6 +558,8 @@ def _outcome_statement(outcome: Outcome) -> tuple[str, Params]:
         wait = max(0.0, outcome.not_before - now) if outcome.not_before > 0 else 0.0
         return "mark_deferred", {"id": row, "reply": outcome.reply, "stamp": now, "uncertain": outcome.uncertain,
                                  "wait": wait}  # fmt: skip
+    if outcome.state == "paused":
+        return "set_aside_paused", {"id": row, "stamp": now}
     return "release", {"id": row, "stamp": now}
 
 
