@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from newsletter_mailer.errors import StateLost
 from newsletter_mailer.send import engine
 from newsletter_mailer.send.engine import NoProgress
 from newsletter_mailer.send.transport import Result
-from smtp_servers import SMTPTestServer
+from smtp_servers import Faults, SMTPTestServer
 
 
 class Meddler(NoProgress):
@@ -86,3 +87,34 @@ def test_a_missing_database_after_sends_is_an_error_unless_a_new_one_is_asked_fo
         again = run("send", "issue.md", "--yes", "--new-database")
         assert again.returncode == 0, again.stderr
     assert len(server.handler.messages) == 6
+
+
+def test_with_several_workers_the_database_is_saved_once_after_every_worker_has_ended(tmp_path: Path) -> None:
+    """Two sender processes on one SQLite file that is deleted mid-send: each stops, and the first
+    writes the record out once the other has written its outcomes (a worker that saved on its own
+    would find its first save in the way and call the database replaced)."""
+    with SMTPTestServer(Faults(delay=0.2)) as server:
+        root = make_workspace(tmp_path / "ws", server.port, 300)
+        settings = settings_for(root)
+        send = subprocess.Popen(
+            [sys.executable, "-m", "newsletter_mailer", "send", "issue.md", "--yes", "--workers", "2"],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while len(server.handler.messages) < 20:
+            assert time.monotonic() < deadline and send.poll() is None, send.communicate()[0]
+            time.sleep(0.02)
+        settings.database_path.unlink()
+        output = send.communicate(timeout=120)[0]
+        sent = len(server.handler.messages)
+        assert send.returncode == 1 and "Traceback" not in output, output
+        assert "was deleted while this send ran" in output and "back where it was" in output, output
+        assert "replaced" not in output and sent < 300, output
+        assert [p.name for p in settings.state_dir.iterdir() if ".saved-" in p.name] == []
+        assert journal_counts(root)["sent"] == sent  # every worker's outcomes are in the saved record
+        _, summary = run_send(root)
+    assert summary.sent == 300 - sent
+    assert set(server.handler.copies().values()) == {1}

@@ -69,6 +69,9 @@ class Campaign:
         self.identity = new_identity()
         self.issue_path = issue_path  # for worker processes, which render it again
         self.watch_others = False  # other workers share this send: show the whole send's progress
+        # A database lost mid-send is written out by the process that ends last on it: with
+        # several workers, the first, once the others have ended (send/pool.py).
+        self.saves_lost_database = True
         self._editions: Editions | None = None
 
     def template(self) -> Editions:

@@ -42,6 +42,7 @@ __all__ = [
     "depth",
     "dispatch",
     "end_leases_of_the_gone",
+    "lost_database",
 ]
 
 DATABASE_CHECK_SECONDS = 3.0  # how often a run makes sure its database is still the file at its path
@@ -54,6 +55,37 @@ GATHER_SECONDS = 0.002
 # the web server's clock a little behind this machine's: looking twice at a change costs nothing).
 PAUSES_CHECK_SECONDS = 5.0
 PAUSES_OVERLAP_SECONDS = 60.0
+
+
+def lost_database(campaign: Campaign, sent: int | None = None) -> StateLost | None:
+    """After the last outcome is written: None while the database is the file that was opened;
+    else the run's error, its open copy written out (back at its path, or beside the file now
+    there) unless the campaign leaves that to the first process of a send of several workers."""
+    journal, path = campaign.journal, campaign.settings.database_path
+    what = journal.lost()
+    if not what:
+        return None
+    count = "" if sent is None else f" ({sent} sent this run)"
+    stopped = f"the database {path} was {what} while this send ran, so it stopped{count}"
+    if not campaign.saves_lost_database:
+        return StateLost(f"{stopped}; the send's first process writes its record out")
+    try:
+        lost = journal.salvage_if_lost()
+    except StoreError as exc:
+        return StateLost(
+            f"{stopped}, and its record could not be written out ({exc}): the next run cannot know whom "
+            "this send reached"
+        )
+    if lost is None:  # put back meanwhile
+        return None
+    saved = lost[1]
+    where = (
+        "back where it was: run the same `newsletter send` again to resume"
+        if saved == path
+        else f"to {saved}: the file now at {path} is not the one this send opened; put the saved one "
+        "in its place before sending again"
+    )
+    return StateLost(f"{stopped}; its record, with every unsubscribe it knew, was saved {where}")
 
 
 @dataclass(frozen=True)
@@ -183,6 +215,7 @@ class _Run:
         self.streak = FailureStreak()
         self.last_failure: Result | None = None  # set when the streak paused the run
         self.next_database_check = 0.0
+        self.paused_keys: set[str] = set()  # readers who paused their mail, as honour_pauses found them
         self.stop = asyncio.Event()
         self.changed = asyncio.Event()  # an outcome was recorded: rows waited for may be claimable
         self.fatal: BaseException | None = None
@@ -264,8 +297,10 @@ class _Run:
             await self.io.run(self.release_unsent)
             await self.io.run(self.journal.free_reserve)
             self.summary.elapsed = time.monotonic() - started
-            await self.save_if_lost()
+            lost = await self.io.run(lost_database, self.campaign, self.summary.sent)
             await self.finish_summary()
+            if lost is not None:  # before any other error, Ctrl+C included: the record is elsewhere
+                raise lost
         if self.fatal is not None:
             raise self.fatal
         if self.last_failure is not None:
@@ -317,14 +352,18 @@ class _Run:
         """Renew this worker's leases a few times per lease, and end those of workers known gone;
         with other workers, show the whole send's progress."""
         next_beat = 0.0
-        while True:
-            if time.monotonic() >= next_beat:
-                next_beat = time.monotonic() + min(self.lease / 4, 5.0)
-                await self.io.run(self.beat)
-                if await self.io.run(end_leases_of_the_gone, self.journal, self.issue):
-                    self.changed.set()
-            await self.show_overall()
-            await asyncio.sleep(0.5 if self.campaign.watch_others else next_beat - time.monotonic())
+        try:
+            while True:
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + min(self.lease / 4, 5.0)
+                    await self.io.run(self.beat)
+                    if await self.io.run(end_leases_of_the_gone, self.journal, self.issue):
+                        self.changed.set()
+                await self.show_overall()
+                await asyncio.sleep(0.5 if self.campaign.watch_others else next_beat - time.monotonic())
+        except Exception as exc:  # leases no longer renewed: the run stops and says why
+            self.fatal = self.fatal or exc
+            self.stop.set()
 
     async def honour_pauses(self) -> None:
         """A reader who pauses their mail while the send runs is set aside as one paused before it
@@ -342,15 +381,29 @@ class _Run:
             await asyncio.sleep(PAUSES_CHECK_SECONDS)
 
     async def set_aside(self, addresses: list[str]) -> None:
-        keys = {address_key(address) for address in addresses}
-        kept = [job for job in self.claimed if address_key(job.address) not in keys]
-        aside = [job for job in self.claimed if address_key(job.address) in keys]
-        if aside:  # no await between the look and the change: no connection takes one meanwhile
-            self.claimed.clear()
-            self.claimed.extend(kept)
-            for job in aside:
+        """Pending rows first (a claim under way meanwhile is filtered as it comes in), then the
+        rows claimed here and not handed over."""
+        self.paused_keys.update(address_key(address) for address in addresses)
+        self.count_set_aside(await self.io.run(self.journal.pause, self.issue, addresses))
+        kept = self.unpaused(list(self.claimed))  # no await from here: no connection takes one meanwhile
+        self.claimed.clear()
+        self.claimed.extend(kept)
+
+    def unpaused(self, jobs: list[Delivery]) -> list[Delivery]:
+        """The jobs whose reader has not paused their mail; the others are recorded ``paused``,
+        never handed over (once a write has failed they stay as they are: the run is stopping)."""
+        if not self.paused_keys or self.writer_done:
+            return jobs
+        kept = []
+        for job in jobs:
+            if address_key(job.address) in self.paused_keys:
                 self.record(Outcome(job, "paused"))
-        count = len(aside) + await self.io.run(self.journal.pause, self.issue, addresses)
+                self.count_set_aside(1)
+            else:
+                kept.append(job)
+        return kept
+
+    def count_set_aside(self, count: int) -> None:
         self.summary.set_aside += count
         for _ in range(count):
             self.progress.finished_one("", None)
@@ -440,7 +493,7 @@ class _Run:
         issue, worker, size, lease = self.issue, self.me.worker, self.claim_size, self.lease
         claimed = await self.claims.run(lambda store: store.claim_batch(issue, worker, size, lease))
         self.skip_suppressed(claimed.suppressed)
-        self.claimed.extend(claimed.deliveries)
+        self.claimed.extend(self.unpaused(list(claimed.deliveries)))
         taken = len(claimed.deliveries) + claimed.suppressed
         self.drained = not taken
         self.may_grow = self.may_grow or bool(taken)
@@ -490,33 +543,13 @@ class _Run:
     async def check_database(self) -> None:
         """Stop if the database file was deleted or replaced: what is written now would be lost with
         it, and the next run would mail everyone again. Its record is saved once the run has written
-        every outcome (save_if_lost)."""
+        every outcome (lost_database)."""
         now = time.monotonic()
         if now < self.next_database_check or self.fatal is not None:
             return
         self.next_database_check = now + DATABASE_CHECK_SECONDS
         if await self.io.run(self.journal.lost):
             self.stop.set()
-
-    async def save_if_lost(self) -> None:
-        """After the last outcome is written: if the database file was deleted or replaced, write
-        the open one out (back at its path, or beside it) and make that the run's error."""
-        lost = await self.io.run(self.journal.salvage_if_lost)
-        if lost is None:
-            return
-        what, saved = lost
-        path = self.campaign.settings.database_path
-        where = (
-            "back where it was: run the same `newsletter send` again to resume"
-            if saved == path
-            else f"to {saved}: the file now at {path} is not the one this send opened; put the saved one "
-            "in its place before sending again"
-        )
-        # Before any other error: the record is not where the next run will look for it.
-        self.fatal = StateLost(
-            f"the database {path} was {what} while this send ran, so it stopped ({self.summary.sent} sent this "
-            f"run); its record, with every unsubscribe it knew, was saved {where}"
-        )
 
     def record(self, outcome: Outcome) -> None:
         """Hand an outcome to the writer (write_outcomes)."""

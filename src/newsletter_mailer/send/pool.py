@@ -19,10 +19,10 @@ from pathlib import Path
 from ..compose.issue import read_issue
 from ..compose.render import RenderedIssue, render_issue
 from ..config import Settings, SMTPSettings
-from ..errors import IssueError, NewsletterError
+from ..errors import IssueError, NewsletterError, StateLost
 from ..store.factory import open_store
 from .campaign import Campaign, Preflight, content_hash
-from .engine import Progress, Summary
+from .engine import Progress, Summary, lost_database
 from .providers import transport_for
 from .route import delivery_route
 
@@ -68,6 +68,7 @@ def _work(job: _Job, pipe: Pipe) -> None:
         rendered = _render(job)
         with open_store(job.settings) as store:
             campaign = Campaign(job.settings, rendered, store, job.preflight)
+            campaign.saves_lost_database = False  # the parent does, once every worker has ended
             summary = campaign.run(transport=transport_for(campaign.settings, job.smtp), smtp=job.smtp)
         _report(pipe, summary)
     except NewsletterError as exc:
@@ -133,8 +134,20 @@ def run_workers(campaign: Campaign, workers: int, progress: Progress) -> Summary
                 child_end.close()
                 started.append(_Worker(process, parent_end))
             campaign.watch_others = True
-            summary = campaign.run(progress, transport_for(campaign.settings, route.smtp), route.smtp)
-            return _merge(summary, [worker.outcome() for worker in started], campaign)
+            campaign.saves_lost_database = False  # below, once every worker has written its outcomes
+            summary: Summary | None = None
+            try:
+                summary = campaign.run(progress, transport_for(campaign.settings, route.smtp), route.smtp)
+            except StateLost as exc:  # the others find it too, and stop
+                unsaved = exc
+            outcomes = [worker.outcome() for worker in started]
+            campaign.saves_lost_database = True
+            lost = lost_database(campaign)
+            if lost is not None:
+                raise lost
+            if summary is None:
+                raise unsaved
+            return _merge(summary, outcomes, campaign)
         finally:
             for worker in started:
                 worker.stop()

@@ -9,7 +9,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,5 +185,10 @@ def salvage(db: sqlite3.Connection, identity: FileIdentity) -> Path:
     target = identity.path
     if target.exists():
         target = target.with_name(f"{target.name}.saved-{time.strftime('%Y%m%dT%H%M%S')}")
-    db.execute("VACUUM INTO ?", (str(private_file(target)),))
+    try:
+        db.execute("VACUUM INTO ?", (str(private_file(target)),))
+    except BaseException:  # a full disk: no empty or partial file where the next run would look
+        with suppress(OSError):
+            target.unlink()
+        raise
     return target
