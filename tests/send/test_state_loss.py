@@ -4,6 +4,7 @@ says so, its record is saved, and nothing starts again from zero by accident."""
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -118,3 +119,34 @@ def test_with_several_workers_the_database_is_saved_once_after_every_worker_has_
         _, summary = run_send(root)
     assert summary.sent == 300 - sent
     assert set(server.handler.copies().values()) == {1}
+
+
+def test_ctrl_c_after_the_database_is_deleted_still_saves_it_and_says_so(tmp_path: Path) -> None:
+    """Ctrl+C just after the file goes (the relay holding each connection's next message, so the
+    interrupt lands mid-send): the interrupt must not hide that the record was saved, or where."""
+    with SMTPTestServer(Faults(hold_after=10)) as server:
+        root = make_workspace(tmp_path / "ws", server.port, 40)
+        settings = settings_for(root)
+        send = subprocess.Popen(
+            [sys.executable, "-m", "newsletter_mailer", "send", "issue.md", "--yes"],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while server.handler.held() < 4:  # ten accepted, each of the four connections waiting on one more
+            assert time.monotonic() < deadline and send.poll() is None, send.communicate()[0]
+            time.sleep(0.01)
+        settings.database_path.unlink()
+        send.send_signal(signal.SIGINT)
+        output = send.communicate(timeout=120)[0]
+        server.handler.release()
+        assert send.returncode == 1 and "Traceback" not in output, output
+        assert "was deleted while this send ran" in output and "back where it was" in output, output
+        assert journal_counts(root)["sent"] == 10  # the saved record has every outcome written
+        _, summary = run_send(root)
+    copies = server.handler.copies()
+    assert set(copies) == {f"user{i}@example.org" for i in range(40)}
+    duplicated = [address for address, n in copies.items() if n > 1]
+    assert len(duplicated) <= summary.possibly_duplicated <= 4  # the four in flight at the interrupt, flagged
