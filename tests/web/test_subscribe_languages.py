@@ -223,6 +223,7 @@ def test_a_person_chooses_welsh_in_chromium_and_the_form_is_axe_clean(site: Site
     """The form with its language choice, in English and in Arabic (right to left), axe clean at
     375 and 640 px in light and dark; the select as large as the other controls; a person picks
     Cymraeg with the keyboard's select, and the answer and the mail are in Welsh."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -246,7 +247,8 @@ def test_a_person_chooses_welsh_in_chromium_and_the_form_is_axe_clean(site: Site
     browser.find_element(By.ID, "nl-email").send_keys("gwen@example.org")
     Select(browser.find_element(By.ID, "nl-language")).select_by_visible_text("Cymraeg")
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(browser, 15).until(
+    # The old page's <html> found just before the new one replaces it is stale: look again.
+    WebDriverWait(browser, 15, ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda driver: driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "cy"
     )
     assert browser.find_element(By.TAG_NAME, "h1").text == "Edrychwch yn eich mewnflwch"
