@@ -12,6 +12,7 @@ import asyncio
 import random
 import time
 from collections import deque
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -70,15 +71,14 @@ def lost_database(campaign: Campaign, sent: int | None = None) -> StateLost | No
     if not campaign.saves_lost_database:
         return StateLost(f"{stopped}; the send's first process writes its record out")
     try:
-        lost = journal.salvage_if_lost()
+        saved = journal.salvage_if_lost()
     except StoreError as exc:
         return StateLost(
             f"{stopped}, and its record could not be written out ({exc}): the next run cannot know whom "
             "this send reached"
         )
-    if lost is None:  # put back meanwhile
+    if saved is None:  # put back meanwhile
         return None
-    saved = lost[1]
     where = (
         "back where it was: run the same `newsletter send` again to resume"
         if saved == path
@@ -385,16 +385,16 @@ class _Run:
         rows claimed here and not handed over."""
         self.paused_keys.update(address_key(address) for address in addresses)
         self.count_set_aside(await self.io.run(self.journal.pause, self.issue, addresses))
-        kept = self.unpaused(list(self.claimed))  # no await from here: no connection takes one meanwhile
+        kept = self.unpaused(tuple(self.claimed))  # no await from here: no connection takes one meanwhile
         self.claimed.clear()
         self.claimed.extend(kept)
 
-    def unpaused(self, jobs: list[Delivery]) -> list[Delivery]:
+    def unpaused(self, jobs: Sequence[Delivery]) -> Sequence[Delivery]:
         """The jobs whose reader has not paused their mail; the others are recorded ``paused``,
         never handed over (once a write has failed they stay as they are: the run is stopping)."""
         if not self.paused_keys or self.writer_done:
             return jobs
-        kept = []
+        kept: list[Delivery] = []
         for job in jobs:
             if address_key(job.address) in self.paused_keys:
                 self.record(Outcome(job, "paused"))
@@ -493,7 +493,7 @@ class _Run:
         issue, worker, size, lease = self.issue, self.me.worker, self.claim_size, self.lease
         claimed = await self.claims.run(lambda store: store.claim_batch(issue, worker, size, lease))
         self.skip_suppressed(claimed.suppressed)
-        self.claimed.extend(self.unpaused(list(claimed.deliveries)))
+        self.claimed.extend(self.unpaused(claimed.deliveries))
         taken = len(claimed.deliveries) + claimed.suppressed
         self.drained = not taken
         self.may_grow = self.may_grow or bool(taken)

@@ -174,9 +174,9 @@ class Store(Journal, SuppressionStore, SignupRows, BounceRows, PreferenceRows, E
         """ "" while the store is the one that was opened; else what happened to its file
         ("deleted" or "replaced")."""
 
-    def salvage_if_lost(self) -> tuple[str, Path] | None:
-        """None while the store is the one that was opened; else what happened to its file
-        ("deleted" or "replaced") and where its open copy was saved, so its record is not lost."""
+    def salvage_if_lost(self) -> Path | None:
+        """None while the store is the one that was opened (``lost``); else where its open copy
+        was written out, so its record is not lost."""
 
     def schema_version(self) -> int: ...
     def migrate(self) -> tuple[int, int]:

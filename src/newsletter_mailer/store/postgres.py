@@ -180,5 +180,5 @@ class PostgresStore(SQLStore):
     def lost(self) -> str:
         return ""  # a server database cannot be deleted or replaced under an open session
 
-    def salvage_if_lost(self) -> tuple[str, Path] | None:
+    def salvage_if_lost(self) -> Path | None:
         return None

@@ -80,9 +80,8 @@ class SQLiteStore(SQLStore):
     def lost(self) -> str:
         return self.identity.lost()
 
-    def salvage_if_lost(self) -> tuple[str, Path] | None:
-        what = self.identity.lost()
-        if not what:
+    def salvage_if_lost(self) -> Path | None:
+        if not self.identity.lost():
             return None
         with mapped():
-            return what, salvage(self.db, self.identity)
+            return salvage(self.db, self.identity)
